@@ -1,0 +1,65 @@
+# sensord — the front door. `make run` and `make test` are the two commands;
+# see README.md.
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
+LISTEN  ?= 127.0.0.1:8080
+
+# Debian packages the tests use: a real browser for the dashboard, systemd's
+# tools for `systemd-analyze verify`.
+TEST_DEBS := chromium systemd
+
+.PHONY: all build build-arm64 build-armv6 run test test-deps vet fuzz bench clean
+
+all: build
+
+build:
+	$(GOBUILD) -o build/sensord ./cmd/sensord
+
+# The image's binary: static, 64-bit Pis (3, 4, 400, Zero 2 W, 5).
+build-arm64:
+	GOOS=linux GOARCH=arm64 $(GOBUILD) -o build/sensord-linux-arm64 ./cmd/sensord
+
+# 32-bit Pis (Zero, 1) on Raspberry Pi OS; not in our image, but it builds.
+build-armv6:
+	GOOS=linux GOARCH=arm GOARM=6 $(GOBUILD) -o build/sensord-linux-armv6 ./cmd/sensord
+
+run: build
+	@echo "sensord: dashboard at http://$(LISTEN)/  (Ctrl-C stops)"
+	build/sensord -sensor sim -listen $(LISTEN)
+
+# Installs only what is missing, so a second run does not touch apt.
+test-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: test-deps vet build build-arm64 build-armv6
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Short coverage-guided runs of every fuzz target; new finds land in the
+# package's testdata/fuzz as regression inputs.
+FUZZTIME ?= 20s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./...
+	@if [ -x broadcast/internal/benchserver/bench.sh ]; then broadcast/internal/benchserver/bench.sh; fi
+
+clean:
+	rm -rf build
+
+-include image/image.mk

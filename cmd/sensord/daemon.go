@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"sensord/broadcast"
+	"sensord/cmd/sensord/internal/sysstat"
+	"sensord/sensor"
+	"sensord/systemd"
+)
+
+const (
+	// historyRing is the /ws/sensors ring size. Its retained slots are the
+	// history /api/history and the dashboard chart show: 2048 readings are
+	// 68 minutes at the default 2 s period, a few hundred KiB of memory.
+	historyRing = 2048
+
+	// systemInterval is how often /ws/dashboard gets system stats, as in the
+	// reference flow's inject node.
+	systemInterval = 5 * time.Second
+
+	// broadcasterStale: a broadcaster whose housekeeping has not ticked for
+	// this long is hung. Its tick is far shorter, so this only trips when
+	// something is really stuck.
+	broadcasterStale = 15 * time.Second
+
+	// readHeaderTimeout closes connections that never finish their request
+	// headers (slowloris), well above any real client on a LAN.
+	readHeaderTimeout = 10 * time.Second
+
+	// statusEvery rate-limits STATUS= updates (fast sim periods,
+	// connect/disconnect storms); systemd only needs the current picture.
+	statusEvery = time.Second
+)
+
+// daemon joins the poller and the broadcasters. Every field is set before
+// start and read-only after, except where noted.
+type daemon struct {
+	cfg      *config
+	log      *slog.Logger
+	started  time.Time
+	warnings []string
+
+	dev    sensor.Sensor
+	poller *sensor.Poller
+
+	// One broadcaster per WebSocket path: each has its own ring, clients and
+	// framing (only /ws/sensors honours -wholemsg).
+	sensors, api, dash *broadcast.Server
+	client             *broadcast.Client // nil in server mode
+
+	// stuckAfter: a poller whose last read returned longer ago than this
+	// is stuck (longer than the worst back-off plus a blocked read's timeout).
+	stuckAfter time.Duration
+
+	statusMu   sync.Mutex // guards lastStatus
+	lastStatus time.Time
+}
+
+func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logger) (*daemon, error) {
+	d := &daemon{cfg: cfg, log: log, started: time.Now(), warnings: warnings, dev: dev}
+	backoff := maxBackoff(cfg.Period)
+	p, err := sensor.NewPoller(dev, &sensor.PollOpts{
+		Period:     cfg.Period,
+		MinPeriod:  cfg.Period,
+		MaxBackoff: backoff,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("poller: %w", err)
+	}
+	d.poller = p
+	d.stuckAfter = backoff + 2*cfg.Period + 2*time.Second
+
+	onEvent := func(e broadcast.Event) {
+		log.Debug("client", "event", e.Kind, "session", e.Session, "remote", e.Remote, "clients", e.Clients)
+		d.updateStatus()
+	}
+	d.sensors = broadcast.NewServer(&broadcast.ServerOpts{WholeMsg: cfg.WholeMsg, RingSize: historyRing, OnEvent: onEvent})
+	d.dash = broadcast.NewServer(&broadcast.ServerOpts{OnEvent: onEvent})
+	d.api = broadcast.NewServer(&broadcast.ServerOpts{Replay: -1, OnEvent: onEvent, OnMessage: d.answer})
+	if cfg.Mode != "server" {
+		c, err := broadcast.NewClient(cfg.URL, &broadcast.ClientOpts{
+			WholeMsg: cfg.WholeMsg,
+			OnState: func(s broadcast.ClientState) {
+				log.Info("client mode", "url", cfg.URL, "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
+			},
+		})
+		if err != nil {
+			return nil, badFlag("url", "%v", err)
+		}
+		d.client = c
+	}
+	return d, nil
+}
+
+// maxBackoff caps the poller's retry back-off: long enough not to hammer a
+// sensor that is gone, short enough that it is noticed coming back.
+func maxBackoff(period time.Duration) time.Duration {
+	return min(max(5*period, period), 30*time.Second)
+}
+
+// start runs the loops until ctx is cancelled; the WaitGroup ends with them.
+func (d *daemon) start(ctx context.Context) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := d.poller.Run(ctx, d.publish); err != nil {
+			d.log.Error("poller", "err", err)
+		}
+	})
+	wg.Go(func() { d.systemStats(ctx) })
+	wg.Go(func() {
+		if err := systemd.Watchdog(ctx, d.healthy, d.log); err != nil {
+			d.log.Error("watchdog", "err", err)
+		}
+	})
+	if d.client != nil {
+		wg.Go(func() {
+			if err := d.client.Run(ctx); err != nil && ctx.Err() == nil {
+				d.log.Error("client mode", "err", err)
+			}
+		})
+	}
+	return &wg
+}
+
+// close sends close frames to every client and waits for their writers.
+func (d *daemon) close(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, s := range d.servers() {
+		wg.Go(func() {
+			if err := s.Close(ctx); err != nil {
+				d.log.Warn("closing clients", "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (d *daemon) servers() map[string]*broadcast.Server {
+	return map[string]*broadcast.Server{"sensors": d.sensors, "api": d.api, "dashboard": d.dash}
+}
+
+// publish is the poller's sink: every validated reading goes to every path
+// that carries readings.
+func (d *daemon) publish(r sensor.Reading) {
+	m := broadcast.Message{Topic: d.cfg.Topic, Payload: r}
+	if err := d.sensors.Publish(m); err != nil {
+		d.log.Warn("publish", "path", "/ws/sensors", "err", err)
+	}
+	if err := d.dash.Publish(m); err != nil {
+		d.log.Warn("publish", "path", "/ws/dashboard", "err", err)
+	}
+	if d.client != nil {
+		d.client.Publish(m)
+	}
+	d.log.Debug("reading", "temperature", r.Temperature, "humidity", r.Humidity)
+	d.updateStatus()
+}
+
+// systemMsg is the hub stream's system message, as the reference flow's
+// inject + function nodes build it.
+type systemMsg struct {
+	Type      string  `json:"type"`
+	CPU       float64 `json:"cpu"`
+	Memory    float64 `json:"memory"`
+	Timestamp int64   `json:"timestamp"`
+}
+
+func (d *daemon) systemStats(ctx context.Context) {
+	t := time.NewTicker(systemInterval)
+	defer t.Stop()
+	warned := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s, err := sysstat.Read()
+			if err != nil {
+				if !warned {
+					d.log.Warn("system stats unavailable", "err", err)
+					warned = true
+				}
+				continue
+			}
+			msg := systemMsg{Type: "system", CPU: s.Load1, Memory: s.MemUsedPercent, Timestamp: now.UnixMilli()}
+			if err := d.dash.Publish(broadcast.Message{Topic: "system", Payload: msg}); err != nil {
+				d.log.Warn("publish", "path", "/ws/dashboard", "err", err)
+			}
+		}
+	}
+}
+
+// healthy is the watchdog's gate: nil only while the poller's reads keep
+// returning (a failing sensor that answers is alive, a blocked read is not)
+// and every broadcaster's housekeeping keeps ticking.
+func (d *daemon) healthy() error {
+	now := time.Now()
+	last := d.poller.Progress()
+	if last.IsZero() {
+		last = d.started
+	}
+	if age := now.Sub(last); age > d.stuckAfter {
+		return fmt.Errorf("sensor loop stuck: no read has returned for %s", age.Round(time.Second))
+	}
+	for path, s := range d.servers() {
+		if age := now.Sub(s.Progress()); age > broadcasterStale {
+			return fmt.Errorf("broadcaster /ws/%s stuck for %s", path, age.Round(time.Second))
+		}
+	}
+	return nil
+}
+
+// updateStatus sends systemd a one-line STATUS=: the last reading and the
+// client count, at most once per statusEvery.
+func (d *daemon) updateStatus() {
+	d.statusMu.Lock()
+	now := time.Now()
+	if now.Sub(d.lastStatus) < statusEvery {
+		d.statusMu.Unlock()
+		return
+	}
+	d.lastStatus = now
+	d.statusMu.Unlock()
+
+	clients := d.sensors.Clients() + d.api.Clients() + d.dash.Clients()
+	s := fmt.Sprintf("no reading yet; %d clients", clients)
+	if r, ok := d.poller.Latest(); ok {
+		s = fmt.Sprintf("%s °C %s %%RH at %s; %d clients", r.Temperature, r.Humidity, r.Time.Format("15:04:05"), clients)
+	}
+	if err := systemd.Status(s); err != nil {
+		d.log.Debug("sd_notify STATUS failed", "err", err)
+	}
+}

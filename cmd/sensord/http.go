@@ -1,0 +1,257 @@
+package main
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"runtime/metrics"
+	"strings"
+	"time"
+
+	"sensord/broadcast"
+	"sensord/cmd/sensord/web"
+	"sensord/sensor"
+)
+
+// tokenCookie carries -token for a browser after it opened the page with
+// ?access_token=: browsers cannot set an Authorization header on a
+// WebSocket, and the page's own assets are fetched without the query.
+const tokenCookie = "sensord_token"
+
+// routes is the whole HTTP surface, separate from serve so tests can mount
+// it on httptest.
+func (d *daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	// The page and its assets; every more specific pattern below wins.
+	mux.Handle("GET /", web.Handler())
+	if d.cfg.Mode != "client" {
+		mux.Handle("GET /ws/sensors", d.sensors)
+	}
+	mux.Handle("GET /ws/api", d.api)
+	mux.Handle("GET /ws/dashboard", d.dash)
+	mux.HandleFunc("GET /healthz", d.handleHealth)
+	mux.HandleFunc("GET /api/latest", d.handleLatest)
+	mux.HandleFunc("GET /api/history", d.handleHistory)
+	mux.HandleFunc("GET /metrics", d.handleMetrics)
+	if d.cfg.Token == "" {
+		return mux
+	}
+	return requireToken(d.cfg.Token, mux)
+}
+
+// requireToken lets a request through when it carries the token as a bearer
+// header, an access_token query parameter or the cookie set after one.
+func requireToken(token string, next http.Handler) http.Handler {
+	want := []byte(token)
+	ok := func(got string) bool { return subtle.ConstantTimeCompare([]byte(got), want) == 1 }
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") && ok(strings.TrimPrefix(h, "Bearer ")) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if q := r.URL.Query().Get("access_token"); q != "" && ok(q) {
+			http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: q, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			next.ServeHTTP(w, r)
+			return
+		}
+		if c, err := r.Cookie(tokenCookie); err == nil && ok(c.Value) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sensord"`)
+		writeJSON(w, http.StatusUnauthorized, errorBody{"missing or wrong token: send Authorization: Bearer <token> or ?access_token=<token>"})
+	})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// answer is /ws/api's websocket-in: each request gets its reply on the same
+// session only, as the reference flow's function node does with _session.
+func (d *daemon) answer(in broadcast.Incoming) {
+	reply := func(v any) {
+		// Publish counts and drops a reply to a client that has gone.
+		_ = d.api.Publish(broadcast.Message{Topic: "api", Session: in.Session, Payload: v})
+	}
+	if !in.JSON {
+		reply(errorBody{`malformed request: send a JSON object such as {"action":"get_status"}`})
+		return
+	}
+	action, _ := in.Msg["action"].(string)
+	switch action {
+	case "get_status":
+		reply(d.status())
+	case "get_latest":
+		if r, ok := d.poller.Latest(); ok {
+			reply(r)
+			return
+		}
+		reply(errorBody{"no reading yet"})
+	case "":
+		reply(errorBody{`missing "action": known actions are get_status, get_latest`})
+	default:
+		reply(errorBody{fmt.Sprintf("unknown action %q: known actions are get_status, get_latest", action)})
+	}
+}
+
+// statusReply is get_status's answer, the reference flow's shape.
+type statusReply struct {
+	Status string  `json:"status"`
+	Uptime float64 `json:"uptime"` // seconds, like Node.js process.uptime()
+	Memory uint64  `json:"memory"` // heap bytes in use
+}
+
+func (d *daemon) status() statusReply {
+	return statusReply{Status: "online", Uptime: d.uptime(), Memory: heapBytes()}
+}
+
+func (d *daemon) uptime() float64 {
+	return math.Round(time.Since(d.started).Seconds()*1000) / 1000
+}
+
+// heapBytes reads the live heap without stopping the world, unlike
+// runtime.ReadMemStats, so a flood of get_status cannot stall the daemon.
+func heapBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+type health struct {
+	Status   string         `json:"status"`
+	Reason   string         `json:"reason,omitempty"`
+	Version  string         `json:"version"`
+	Uptime   float64        `json:"uptime"`
+	Sensor   sensorHealth   `json:"sensor"`
+	Clients  map[string]int `json:"clients"`
+	Client   *clientHealth  `json:"client,omitempty"`
+	Warnings []string       `json:"warnings"`
+}
+
+type sensorHealth struct {
+	Name          string            `json:"name"`
+	Period        float64           `json:"period"`
+	Reads         uint64            `json:"reads"`
+	Successes     uint64            `json:"successes"`
+	Held          uint64            `json:"held"`
+	SuccessRate   float64           `json:"success_rate"`
+	Errors        map[string]uint64 `json:"errors"`
+	LastError     string            `json:"last_error,omitempty"`
+	LastErrorTime int64             `json:"last_error_time,omitempty"`
+	LastSuccess   int64             `json:"last_success,omitempty"`
+}
+
+type clientHealth struct {
+	URL      string `json:"url"`
+	State    string `json:"state"`
+	Reason   string `json:"reason,omitempty"`
+	Attempts int    `json:"attempts"`
+	Dropped  uint64 `json:"dropped"`
+}
+
+// health reports 200 while the sensor read well within the last three
+// periods and the broadcasters are alive, 503 with the reason otherwise.
+func (d *daemon) health(now time.Time) (int, health) {
+	st := d.poller.Stats()
+	h := health{
+		Status:  "ok",
+		Version: version,
+		Uptime:  d.uptime(),
+		Sensor: sensorHealth{
+			Name:      d.dev.String(),
+			Period:    d.cfg.Period.Seconds(),
+			Reads:     st.Reads,
+			Successes: st.Successes,
+			Held:      st.Held,
+			Errors:    st.Errors,
+			LastError: st.LastError,
+		},
+		Clients:  map[string]int{},
+		Warnings: d.warnings,
+	}
+	if h.Warnings == nil {
+		h.Warnings = []string{}
+	}
+	if st.Reads > 0 {
+		h.Sensor.SuccessRate = math.Round(float64(st.Successes)/float64(st.Reads)*10000) / 10000
+	}
+	if !st.LastErrorTime.IsZero() {
+		h.Sensor.LastErrorTime = st.LastErrorTime.UnixMilli()
+	}
+	if !st.LastSuccess.IsZero() {
+		h.Sensor.LastSuccess = st.LastSuccess.UnixMilli()
+	}
+	for path, s := range d.servers() {
+		h.Clients[path] = s.Clients()
+	}
+	if d.client != nil {
+		cs := d.client.State()
+		h.Client = &clientHealth{URL: d.cfg.URL, State: cs.State, Reason: cs.Reason, Attempts: cs.Attempts, Dropped: cs.Dropped}
+	}
+
+	// A fresh daemon gets three periods (and a second of slack for the
+	// read itself) before a missing reading counts against it.
+	window := 3*d.cfg.Period + time.Second
+	since := st.LastSuccess
+	if since.IsZero() {
+		since = d.started
+	}
+	switch err := d.healthy(); {
+	case err != nil:
+		h.Status, h.Reason = "unhealthy", err.Error()
+	case now.Sub(since) > window:
+		h.Status = "unhealthy"
+		h.Reason = fmt.Sprintf("no good reading for %s (expected one every %s)", now.Sub(since).Round(time.Second), d.cfg.Period)
+		if st.LastError != "" {
+			h.Reason += "; last error: " + st.LastError
+		}
+	}
+	if h.Status != "ok" {
+		return http.StatusServiceUnavailable, h
+	}
+	return http.StatusOK, h
+}
+
+func (d *daemon) handleHealth(w http.ResponseWriter, r *http.Request) {
+	code, h := d.health(time.Now())
+	writeJSON(w, code, h)
+}
+
+func (d *daemon) handleLatest(w http.ResponseWriter, r *http.Request) {
+	if rd, ok := d.poller.Latest(); ok {
+		writeJSON(w, http.StatusOK, rd)
+		return
+	}
+	writeJSON(w, http.StatusNotFound, errorBody{"no reading yet"})
+}
+
+// handleHistory serves the readings the /ws/sensors ring still retains,
+// oldest first: the same messages a late joiner could replay.
+func (d *daemon) handleHistory(w http.ResponseWriter, r *http.Request) {
+	msgs := d.sensors.History(d.cfg.Topic, 0)
+	out := make([]sensor.Reading, 0, len(msgs))
+	for _, m := range msgs {
+		if rd, ok := m.Payload.(sensor.Reading); ok {
+			out = append(out, rd)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

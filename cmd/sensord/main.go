@@ -1,0 +1,178 @@
+// Command sensord is the firmware of the sensord appliance: it reads a
+// temperature and humidity sensor (a DHT22 on a GPIO pin by default) and
+// broadcasts every reading to the browsers and programs connected to
+// ws://<host>/ws/sensors, with a dashboard at /, a request/response API at
+// /ws/api, a hub stream at /ws/dashboard and plain HTTP endpoints for
+// monitors. Under systemd it reports readiness and status and keeps a
+// health-gated watchdog alive.
+//
+// main only wires: the sensor lives in sensor/, the fan-out in broadcast/,
+// the systemd protocol in systemd/.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"sensord/sensor/sensors"
+	"sensord/systemd"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit statuses: 2 for a usage mistake (nothing started), 1 for a failure
+// after the configuration was accepted.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// shutdownTimeout bounds the graceful stop (close frames, writers draining).
+// It is well inside systemd's default TimeoutStopSec of 90 s and the unit's
+// own, so the daemon exits by itself rather than being killed.
+const shutdownTimeout = 5 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole daemon; it returns the process exit status.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	cfg, warnings, err := parseConfig(args, lookup, stdout)
+	if errors.Is(err, errHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "sensord: "+err.Error())
+		return exitUsage
+	}
+	if cfg.Version {
+		fmt.Fprintln(stdout, "sensord", version)
+		return exitOK
+	}
+	level, _ := parseLevel(cfg.LogLevel)
+	log := slog.New(systemd.NewLogHandler(stderr, level))
+	for _, w := range warnings {
+		log.Warn("bad setting ignored", "problem", w)
+	}
+	if err := serve(ctx, cfg, warnings, log); err != nil {
+		log.Error("sensord stopped", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// serve opens the sensor and the listener, runs until ctx is cancelled and
+// shuts down gracefully.
+func serve(ctx context.Context, cfg *config, warnings []string, log *slog.Logger) error {
+	log.Info("starting", "version", version, "sensor", cfg.Sensor, "mode", cfg.Mode, "period", cfg.Period)
+	dev, err := sensors.Open(ctx, cfg.sensorConfig(), log)
+	if err != nil {
+		return fmt.Errorf("open sensor: %w", err)
+	}
+	defer dev.Halt()
+
+	d, err := newDaemon(cfg, dev, warnings, log)
+	if err != nil {
+		return err
+	}
+	ln, activated, err := listen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           d.routes(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "socket_activated", activated, "dashboard", dashboardURL(ln.Addr()))
+	if err := systemd.Ready(); err != nil {
+		log.Warn("sd_notify READY failed", "err", err)
+	}
+
+	loops, stopLoops := context.WithCancel(context.Background())
+	done := d.start(loops)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping", "cause", context.Cause(ctx))
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+	if err := systemd.Stopping(); err != nil {
+		log.Warn("sd_notify STOPPING failed", "err", err)
+	}
+	shut, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	stopLoops()
+	// WebSocket connections are hijacked, so http.Server.Shutdown does not
+	// see them: the broadcasters send 1001 and wait for their writers first.
+	d.close(shut)
+	if err := srv.Shutdown(shut); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	done.Wait()
+	log.Info("stopped")
+	return runErr
+}
+
+// listen returns systemd's socket-activated listener when there is one, and
+// otherwise binds addr.
+func listen(addr string) (ln net.Listener, activated bool, err error) {
+	lns, err := systemd.Listeners()
+	if err != nil {
+		return nil, false, fmt.Errorf("socket activation: %w", err)
+	}
+	if len(lns) > 0 {
+		for _, extra := range lns[1:] {
+			extra.Close()
+		}
+		return lns[0], true, nil
+	}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		return nil, false, fmt.Errorf("listen on %s: %w (port 80 needs root, CAP_NET_BIND_SERVICE or sensord.socket)", addr, err)
+	}
+	return ln, false, nil
+}
+
+// dashboardURL is the address a person opens, for the start-up log line.
+func dashboardURL(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h + ".local"
+		}
+	}
+	if port == "80" {
+		return "http://" + host + "/"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(strings.ToUpper(s)))
+	return l, err
+}

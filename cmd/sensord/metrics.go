@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"sensord/sensor"
+)
+
+// handleMetrics writes the Prometheus text exposition format (version
+// 0.0.4) by hand: a dozen counters do not earn a client library.
+func (d *daemon) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	d.writeMetrics(w)
+}
+
+func (d *daemon) writeMetrics(w io.Writer) {
+	m := promWriter{w: w}
+	st := d.poller.Stats()
+
+	m.family("sensord_build_info", "gauge", "Build information.")
+	m.sample("sensord_build_info", fmt.Sprintf(`version=%q`, version), 1)
+	m.family("sensord_uptime_seconds", "gauge", "Seconds since the daemon started.")
+	m.sample("sensord_uptime_seconds", "", d.uptime())
+
+	m.family("sensord_sensor_reads_total", "counter", "Sensor read attempts.")
+	m.sample("sensord_sensor_reads_total", "", float64(st.Reads))
+	m.family("sensord_sensor_successes_total", "counter", "Sensor reads that passed every check.")
+	m.sample("sensord_sensor_successes_total", "", float64(st.Successes))
+	m.family("sensord_sensor_held_total", "counter", "Readings held back by the plausibility filter.")
+	m.sample("sensord_sensor_held_total", "", float64(st.Held))
+	m.family("sensord_sensor_errors_total", "counter", "Failed sensor reads by kind.")
+	for _, k := range sensor.Kinds() {
+		m.sample("sensord_sensor_errors_total", fmt.Sprintf(`kind=%q`, k), float64(st.Errors[k]))
+	}
+	if !st.LastSuccess.IsZero() {
+		m.family("sensord_sensor_last_success_timestamp_seconds", "gauge", "Unix time of the last good reading.")
+		m.sample("sensord_sensor_last_success_timestamp_seconds", "", float64(st.LastSuccess.UnixMilli())/1000)
+	}
+	if rd, ok := d.poller.Latest(); ok {
+		m.family("sensord_temperature_celsius", "gauge", "Last temperature reading.")
+		m.sample("sensord_temperature_celsius", "", rd.Temperature.Float())
+		m.family("sensord_humidity_percent", "gauge", "Last relative humidity reading.")
+		m.sample("sensord_humidity_percent", "", rd.Humidity.Float())
+	}
+
+	servers := d.servers()
+	paths := make([]string, 0, len(servers))
+	for p := range servers {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	type counter struct {
+		name, typ, help string
+		value           func(path string) float64
+	}
+	for _, c := range []counter{
+		{"sensord_clients", "gauge", "Connected WebSocket clients by path.",
+			func(p string) float64 { return float64(servers[p].Stats().Clients) }},
+		{"sensord_messages_published_total", "counter", "Messages published by path.",
+			func(p string) float64 { return float64(servers[p].Stats().Published) }},
+		{"sensord_messages_sent_total", "counter", "Frames written to clients by path.",
+			func(p string) float64 { return float64(servers[p].Stats().Sent) }},
+		{"sensord_messages_lost_total", "counter", "Messages slow clients skipped after falling a whole ring behind.",
+			func(p string) float64 { return float64(servers[p].Stats().Lost) }},
+		{"sensord_clients_dropped_total", "counter", "Clients disconnected for being too slow or overflowing their reply queue.",
+			func(p string) float64 { return float64(servers[p].Stats().Dropped) }},
+		{"sensord_replies_dropped_total", "counter", "Replies to a session that had gone.",
+			func(p string) float64 { return float64(servers[p].Stats().RepliesDropped) }},
+	} {
+		m.family(c.name, c.typ, c.help)
+		for _, p := range paths {
+			m.sample(c.name, fmt.Sprintf(`path="/ws/%s"`, p), c.value(p))
+		}
+	}
+	if d.client != nil {
+		cs := d.client.State()
+		m.family("sensord_client_connected", "gauge", "1 while client mode is connected to -url.")
+		up := 0.0
+		if cs.State == "connected" {
+			up = 1
+		}
+		m.sample("sensord_client_connected", "", up)
+		m.family("sensord_client_dropped_total", "counter", "Messages client mode dropped while the remote was down.")
+		m.sample("sensord_client_dropped_total", "", float64(cs.Dropped))
+	}
+	m.family("sensord_heap_bytes", "gauge", "Go heap bytes in use.")
+	m.sample("sensord_heap_bytes", "", float64(heapBytes()))
+}
+
+// promWriter writes metric families in the text format.
+type promWriter struct{ w io.Writer }
+
+func (p promWriter) family(name, typ, help string) {
+	fmt.Fprintf(p.w, "# HELP %s %s\n# TYPE %s %s\n", name, strings.ReplaceAll(help, "\n", " "), name, typ)
+}
+
+func (p promWriter) sample(name, labels string, v float64) {
+	if labels != "" {
+		name += "{" + labels + "}"
+	}
+	fmt.Fprintf(p.w, "%s %g\n", name, v)
+}
