@@ -1,0 +1,688 @@
+package main
+
+// These tests run the real sensord binary, built once in TestMain with the
+// race detector, against real WebSocket clients, a real notify socket and a
+// real inherited listener. The sensor is the simulation, which plays the
+// DHT22 waveform through the same capture and decode code as the hardware.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sensord-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "sensord")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building sensord:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// readingRE is the exact sensor_update shape, key order included: programs
+// written against Node-RED's reference flow may compare strings.
+var readingRE = regexp.MustCompile(`^\{"type":"sensor_update","temperature":-?\d+(\.\d)?,"humidity":\d+(\.\d)?,"timestamp":\d{13}\}$`)
+
+// daemon is one running sensord.
+type proc struct {
+	cmd    *exec.Cmd
+	addr   string
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+func (p *proc) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+type lockedWriter struct{ p *proc }
+
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.stderr.Write(b)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start runs sensord with the simulated sensor on a free loopback port plus
+// args, and waits until it answers HTTP. env entries are added to a clean
+// environment (no NOTIFY_SOCKET or SENSORD_* leaks in from the test runner).
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	addr := freeAddr(t)
+	all := append([]string{"-sensor", "sim", "-period", "100ms", "-listen", addr}, args...)
+	p := startCmd(t, exec.Command(binary, all...), env)
+	p.addr = addr
+	p.waitHTTP(t)
+	return p
+}
+
+func startCmd(t *testing.T, cmd *exec.Cmd, env []string) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	cmd.Stderr = lockedWriter{p}
+	cmd.Stdout = lockedWriter{p}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop(t, syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("sensord output:\n%s", p.logs())
+		}
+	})
+	return p
+}
+
+func (p *proc) waitHTTP(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("sensord exited early: %v\n%s", p.err, p.logs())
+		default:
+		}
+		resp, err := http.Get("http://" + p.addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("sensord did not answer on %s\n%s", p.addr, p.logs())
+}
+
+// stop signals the process and returns its exit code (-1 when killed).
+func (p *proc) stop(t *testing.T, sig syscall.Signal) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	default:
+		p.cmd.Process.Signal(sig)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+			t.Errorf("sensord ignored %v for 10 s", sig)
+		}
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func dial(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (HTTP %d)", url, err, status)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func readText(t *testing.T, c *websocket.Conn, within time.Duration) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(within))
+	typ, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if typ != websocket.TextMessage {
+		t.Fatalf("frame type %d, want text", typ)
+	}
+	return string(b)
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v in %q", url, err, b)
+	}
+	return resp.StatusCode
+}
+
+func TestBadFlagsExitTwoWithOneLineNamingTheFlag(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"an unknown sensor", []string{"-sensor", "dht11"}, nil, "-sensor"},
+		{"a dht22 period below 2 s", []string{"-sensor", "dht22", "-period", "1s"}, nil, "-period"},
+		{"a sim period below 10 ms", []string{"-sensor", "sim", "-period", "5ms"}, nil, "-period"},
+		{"a period that is not a duration", []string{"-period", "fast"}, nil, "-period"},
+		{"client mode without a URL", []string{"-sensor", "sim", "-mode", "client"}, nil, "-url"},
+		{"an http URL for client mode", []string{"-sensor", "sim", "-mode", "client", "-url", "http://x/"}, nil, "-url"},
+		{"an unknown mode", []string{"-mode", "relay"}, nil, "-mode"},
+		{"a listen address without a port", []string{"-sensor", "sim", "-listen", "localhost"}, nil, "-listen"},
+		{"an error rate above one", []string{"-sensor", "sim", "-sim-error-rate", "2"}, nil, "-sim-error-rate"},
+		{"a topic with a wildcard", []string{"-sensor", "sim", "-topic", "sensors/#"}, nil, "-topic"},
+		{"an unknown flag", []string{"-colour", "red"}, nil, "-colour"},
+		{"a bad value from the environment", nil, []string{"SENSORD_PERIOD=soon"}, "SENSORD_PERIOD"},
+		{"a bad sensor from the environment", nil, []string{"SENSORD_SENSOR=thermo"}, "SENSORD_SENSOR"},
+		{"a bad -env-errors", []string{"-env-errors", "ignore"}, nil, "-env-errors"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(binary, tt.args...)
+			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tt.env...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("exit: %v, want status 2; stderr %q", err, stderr.String())
+			}
+			out := strings.TrimSuffix(stderr.String(), "\n")
+			if strings.Contains(out, "\n") || !strings.HasPrefix(out, "sensord: ") || !strings.Contains(out, tt.want) {
+				t.Errorf("stderr %q, want one line starting sensord: and naming %s", out, tt.want)
+			}
+		})
+	}
+}
+
+func TestVersionPrintsAndExits(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command(binary, "-version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "sensord ") {
+		t.Fatalf("-version: %q, %v", out, err)
+	}
+}
+
+func TestSensorsStreamBroadcastsEveryReadingToEveryClient(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil)
+	a := dial(t, "ws://"+p.addr+"/ws/sensors")
+	b := dial(t, "ws://"+p.addr+"/ws/sensors")
+	// The late joiner's replay may differ between a and b; after it, both
+	// follow the same ring, so their timestamps agree from some frame on.
+	seen := map[string]int{}
+	for range 8 {
+		for _, c := range []*websocket.Conn{a, b} {
+			f := readText(t, c, 3*time.Second)
+			if !readingRE.MatchString(f) {
+				t.Fatalf("frame %q is not a sensor_update", f)
+			}
+			seen[f]++
+		}
+	}
+	both := 0
+	for _, n := range seen {
+		if n == 2 {
+			both++
+		}
+	}
+	if both < 6 {
+		t.Errorf("only %d of 8 readings reached both clients: %v", both, seen)
+	}
+}
+
+func TestWholeMsgSendsTopicPayloadAndMsgidButNeverTheSession(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil, "-wholemsg", "-topic", "lab/dht22")
+	c := dial(t, "ws://"+p.addr+"/ws/sensors")
+	f := readText(t, c, 3*time.Second)
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(f), &m); err != nil {
+		t.Fatalf("%q: %v", f, err)
+	}
+	if string(m["topic"]) != `"lab/dht22"` {
+		t.Errorf("topic %s, want lab/dht22", m["topic"])
+	}
+	if !readingRE.Match(m["payload"]) {
+		t.Errorf("payload %s is not a sensor_update", m["payload"])
+	}
+	if len(m["_msgid"]) < 3 {
+		t.Errorf("no _msgid in %q", f)
+	}
+	if _, ok := m["_session"]; ok {
+		t.Errorf("wholemsg frame leaks the session: %q", f)
+	}
+}
+
+func TestAPIAnswersOnlyTheAskingClientAndKeepsItOpen(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil)
+	asker := dial(t, "ws://"+p.addr+"/ws/api")
+	other := dial(t, "ws://"+p.addr+"/ws/api")
+
+	send := func(s string) string {
+		t.Helper()
+		if err := asker.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+		return readText(t, asker, 3*time.Second)
+	}
+	var st struct {
+		Status string   `json:"status"`
+		Uptime *float64 `json:"uptime"`
+		Memory *uint64  `json:"memory"`
+	}
+	if got := send(`{"action":"get_status"}`); json.Unmarshal([]byte(got), &st) != nil || st.Status != "online" || st.Uptime == nil || st.Memory == nil || *st.Memory == 0 {
+		t.Errorf("get_status: %q", got)
+	}
+	time.Sleep(300 * time.Millisecond) // a reading exists after a few periods
+	if got := send(`{"action":"get_latest"}`); !readingRE.MatchString(got) {
+		t.Errorf("get_latest: %q", got)
+	}
+	for _, req := range []string{`{"action":"reboot"}`, `not json`, `{"no":"action"}`, `[1,2]`} {
+		var e struct{ Error string }
+		if got := send(req); json.Unmarshal([]byte(got), &e) != nil || e.Error == "" {
+			t.Errorf("%s: got %q, want {\"error\":...}", req, got)
+		}
+	}
+	if got := send(`{"action":"get_status"}`); !strings.Contains(got, `"online"`) {
+		t.Errorf("after errors the connection no longer answers: %q", got)
+	}
+	other.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, b, err := other.ReadMessage(); err == nil {
+		t.Errorf("a reply reached a client that did not ask: %q", b)
+	}
+}
+
+func TestDashboardHubCarriesReadingsAndSystemStats(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil)
+	c := dial(t, "ws://"+p.addr+"/ws/dashboard")
+	var readings, system int
+	deadline := time.Now().Add(2*systemInterval + 2*time.Second)
+	for system == 0 && time.Now().Before(deadline) {
+		f := readText(t, c, time.Until(deadline))
+		switch {
+		case readingRE.MatchString(f):
+			readings++
+		case strings.HasPrefix(f, `{"type":"system"`):
+			var s systemMsg
+			if err := json.Unmarshal([]byte(f), &s); err != nil || s.Memory <= 0 || s.Memory > 100 || s.CPU < 0 || s.Timestamp < 1e12 {
+				t.Errorf("system message %q", f)
+			}
+			system++
+		default:
+			t.Errorf("unexpected frame %q", f)
+		}
+	}
+	if readings == 0 || system == 0 {
+		t.Errorf("got %d readings and %d system messages", readings, system)
+	}
+}
+
+func TestHTTPEndpointsForScriptsAndMonitors(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil)
+	base := "http://" + p.addr
+	time.Sleep(700 * time.Millisecond) // several readings at 100 ms
+
+	var h health
+	if code := getJSON(t, base+"/healthz", &h); code != 200 || h.Status != "ok" || h.Sensor.Successes == 0 {
+		t.Errorf("/healthz %d %+v", code, h)
+	}
+	var latest map[string]any
+	if code := getJSON(t, base+"/api/latest", &latest); code != 200 || latest["type"] != "sensor_update" {
+		t.Errorf("/api/latest %d %v", code, latest)
+	}
+	var hist []struct{ Timestamp int64 }
+	if code := getJSON(t, base+"/api/history", &hist); code != 200 || len(hist) < 3 {
+		t.Fatalf("/api/history %d with %d readings", code, len(hist))
+	}
+	for i := 1; i < len(hist); i++ {
+		if hist[i].Timestamp <= hist[i-1].Timestamp {
+			t.Errorf("history not oldest first at %d: %d then %d", i, hist[i-1].Timestamp, hist[i].Timestamp)
+		}
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"sensord_sensor_reads_total ", `sensord_sensor_errors_total{kind="checksum"} `,
+		`sensord_clients{path="/ws/sensors"} `, `sensord_messages_sent_total{path="/ws/sensors"} `,
+		`sensord_messages_lost_total{path="/ws/dashboard"} `, "sensord_temperature_celsius ",
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	resp, err = http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(bytes.ToLower(page), []byte("<!doctype html")) {
+		t.Errorf("/ answered %d %.80q", resp.StatusCode, page)
+	}
+}
+
+func TestHealthzIsUnavailableWithTheReasonWhenTheSensorDoesNotAnswer(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil, "-sim-no-response")
+	var h health
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if code := getJSON(t, "http://"+p.addr+"/healthz", &h); code == http.StatusServiceUnavailable {
+			if h.Status != "unhealthy" || !strings.Contains(h.Reason, "no good reading") || h.Sensor.Errors["timeout"] == 0 {
+				t.Errorf("503 body %+v", h)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("/healthz never said 503; last %+v", h)
+}
+
+func TestSIGTERMSendsGoingAwayToEveryClientAndExitsZero(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil)
+	var conns []*websocket.Conn
+	for _, path := range []string{"/ws/sensors", "/ws/sensors", "/ws/api", "/ws/dashboard"} {
+		conns = append(conns, dial(t, "ws://"+p.addr+path))
+	}
+	readText(t, conns[0], 3*time.Second)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var err error
+		for err == nil {
+			_, _, err = c.ReadMessage()
+		}
+		if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+			t.Errorf("client %d: %v, want close 1001", i, err)
+		}
+	}
+	select {
+	case <-p.done:
+	case <-time.After(shutdownTimeout + 2*time.Second):
+		t.Fatal("sensord did not exit after SIGTERM")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit status %d, want 0", code)
+	}
+}
+
+func TestTokenGuardsEveryEndpoint(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil, "-token", "s3cret")
+	base := "http://" + p.addr
+	for _, path := range []string{"/healthz", "/api/latest", "/api/history", "/metrics", "/"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s without token: %d, want 401", path, resp.StatusCode)
+		}
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer s3cret")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized {
+			t.Errorf("%s with the bearer token: 401", path)
+		}
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial("ws://"+p.addr+"/ws/sensors", nil); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Errorf("WebSocket without token: %v, want 401", err)
+	}
+	c := dial(t, "ws://"+p.addr+"/ws/sensors?access_token=s3cret")
+	if f := readText(t, c, 3*time.Second); !readingRE.MatchString(f) {
+		t.Errorf("with ?access_token: %q", f)
+	}
+}
+
+func TestBadSettingsFromTheEnvironmentAreReportedAndDefaultedUnderWarn(t *testing.T) {
+	t.Parallel()
+	p := start(t, []string{"SENSORD_ENV_ERRORS=warn", "SENSORD_SIM_ERROR_RATE=lots", "SENSORD_TOPIC=a/#"})
+	var h health
+	getJSON(t, "http://"+p.addr+"/healthz", &h)
+	joined := strings.Join(h.Warnings, "\n")
+	for _, want := range []string{"SENSORD_SIM_ERROR_RATE", "SENSORD_TOPIC"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("warnings %q lack %s", h.Warnings, want)
+		}
+	}
+	c := dial(t, "ws://"+p.addr+"/ws/sensors?topic=sensors/dht22")
+	if f := readText(t, c, 3*time.Second); !readingRE.MatchString(f) {
+		t.Errorf("the default topic does not stream: %q", f)
+	}
+	if !strings.Contains(p.logs(), "SENSORD_TOPIC") {
+		t.Errorf("the log does not name the bad setting:\n%s", p.logs())
+	}
+}
+
+func TestClientModeSendsReadingsToTheRemoteURL(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 16)
+	up := websocket.Upgrader{}
+	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			_, b, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			select {
+			case got <- string(b):
+			default:
+			}
+		}
+	}))
+	defer remote.Close()
+	start(t, nil, "-mode", "client", "-url", "ws"+strings.TrimPrefix(remote.URL, "http")+"/ws/in")
+	for range 3 {
+		select {
+		case f := <-got:
+			if !readingRE.MatchString(f) {
+				t.Errorf("remote got %q", f)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the remote got no reading")
+		}
+	}
+}
+
+// notifySocket listens where the child's NOTIFY_SOCKET points and delivers
+// each datagram with its arrival time.
+type notice struct {
+	at   time.Time
+	text string
+}
+
+func notifySocket(t *testing.T) (string, <-chan notice) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch := make(chan notice, 1024)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(ch)
+				return
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(buf[:n])), "\n") {
+				ch <- notice{time.Now(), line}
+			}
+		}
+	}()
+	return path, ch
+}
+
+func TestSystemdNotifyReadyWatchdogUntilHangAndStopping(t *testing.T) {
+	t.Parallel()
+	sock, notes := notifySocket(t)
+	const hang = 3 * time.Second
+	begin := time.Now()
+	p := start(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=1000000"}, "-sim-hang-after", hang.String())
+
+	var ready bool
+	var pings []time.Time
+	var status string
+	deadline := time.After(hang + 8*time.Second)
+collect:
+	for {
+		select {
+		case n := <-notes:
+			switch {
+			case n.text == "READY=1":
+				ready = true
+			case n.text == "WATCHDOG=1":
+				pings = append(pings, n.at)
+			case strings.HasPrefix(n.text, "STATUS="):
+				status = n.text
+			}
+		case <-deadline:
+			break collect
+		}
+	}
+	if !ready {
+		t.Error("no READY=1")
+	}
+	if !strings.Contains(status, "clients") {
+		t.Errorf("STATUS %q lacks the client count", status)
+	}
+	if len(pings) < 4 {
+		t.Fatalf("only %d watchdog pings", len(pings))
+	}
+	// WATCHDOG_USEC=1s: pings every 500 ms while healthy.
+	span := pings[len(pings)-1].Sub(pings[0])
+	if avg := span / time.Duration(len(pings)-1); avg < 350*time.Millisecond || avg > 700*time.Millisecond {
+		t.Errorf("pings every %v on average, want about 500ms", avg)
+	}
+	// The sim hangs at 3 s; pings must stop within a few seconds of that
+	// and stay stopped.
+	last := pings[len(pings)-1].Sub(begin)
+	if last < hang || last > hang+4*time.Second {
+		t.Errorf("last ping %v after start, want between %v and %v", last, hang, hang+4*time.Second)
+	}
+	if !strings.Contains(p.logs(), "stuck") {
+		t.Errorf("no log line says why pings stopped:\n%s", p.logs())
+	}
+
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	timeout := time.After(shutdownTimeout + 2*time.Second)
+	for {
+		select {
+		case n := <-notes:
+			if n.text == "STOPPING=1" {
+				if code := p.stop(t, syscall.SIGTERM); code != 0 {
+					t.Errorf("exit %d after SIGTERM, want 0", code)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatal("no STOPPING=1 after SIGTERM")
+		}
+	}
+}
+
+func TestSocketActivationServesOnTheInheritedListener(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	defer f.Close()
+	// LISTEN_PID must be the daemon's own pid: the shell sets it to its own
+	// and execs, keeping the pid. -listen names a port nobody listens on.
+	unused := freeAddr(t)
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`,
+		binary, "-sensor", "sim", "-period", "100ms", "-listen", unused)
+	cmd.ExtraFiles = []*os.File{f}
+	p := startCmd(t, cmd, nil)
+	p.addr = ln.Addr().String()
+	p.waitHTTP(t)
+	c := dial(t, "ws://"+p.addr+"/ws/sensors")
+	if fr := readText(t, c, 3*time.Second); !readingRE.MatchString(fr) {
+		t.Errorf("%q", fr)
+	}
+	if _, err := net.DialTimeout("tcp", unused, time.Second); err == nil {
+		t.Errorf("sensord also bound -listen %s despite socket activation", unused)
+	}
+	sc := bufio.NewScanner(strings.NewReader(p.logs()))
+	activated := false
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "socket_activated=true") {
+			activated = true
+		}
+	}
+	if !activated {
+		t.Errorf("the log does not say the socket was inherited:\n%s", p.logs())
+	}
+}
