@@ -1,0 +1,574 @@
+// sensord dashboard. Plain browser JavaScript, no build step, no libraries.
+// It uses only the public endpoints: GET api/history once per connection,
+// WS ws/dashboard for live readings and system stats, GET healthz every 5 s.
+// If the page was opened with ?access_token=..., every request carries it.
+'use strict';
+(function () {
+  const HEALTH_EVERY = 5000;        // ms between /healthz polls
+  const STALE_STREAM = 15000;       // ms without any frame before an open socket counts as dead (system stats come every 5 s)
+  const OFFLINE_AFTER = 30000;      // ms of failed reconnects before "reconnecting" becomes "offline"
+  const BACKOFF_MIN = 500, BACKOFF_MAX = 8000; // reconnect back-off bounds, ms
+  const MAX_POINTS = 5000;          // readings kept for the chart
+  const UNIT_KEY = 'sensord.unit';
+
+  const $ = (id) => document.getElementById(id);
+  const SVGNS = 'http://www.w3.org/2000/svg';
+  const token = new URLSearchParams(location.search).get('access_token');
+
+  // url resolves an endpoint against the page (so a reverse proxy prefix
+  // keeps working) and passes the access token on.
+  function url(path, ws) {
+    const u = new URL(path, document.baseURI);
+    u.search = '';
+    u.hash = '';
+    if (token) u.searchParams.set('access_token', token);
+    if (ws) u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    return u.href;
+  }
+
+  // ---- state ----
+  const pts = [];        // readings {t (ms), c (°C), h (%RH)}, sorted by t, unique t
+  let latest = null;     // newest reading
+  let latestAt = 0;      // local clock (ms) when `latest` was measured
+  let skew = 0;          // server clock minus local clock (ms), from Date headers
+  let unit = loadUnit();
+  let sys = null;        // last {"type":"system"} frame
+  let health = null;     // last /healthz body
+
+  function loadUnit() {
+    try { return localStorage.getItem(UNIT_KEY) === 'F' ? 'F' : 'C'; } catch (e) { return 'C'; }
+  }
+  function saveUnit(u) {
+    try { localStorage.setItem(UNIT_KEY, u); } catch (e) { /* private mode: the choice lasts this visit */ }
+  }
+  const toUnit = (c) => (unit === 'F' ? c * 9 / 5 + 32 : c);
+  const unitSym = () => (unit === 'F' ? '°F' : '°C');
+  const fmt1 = (v) => (Math.round(v * 10) / 10).toFixed(1).replace('-0.0', '0.0');
+
+  // ---- readings ----
+
+  // reading extracts a sensor_update from a frame or history entry; it also
+  // accepts the whole-message form {"payload": {...}} in case the daemon
+  // runs with -wholemsg.
+  function reading(m) {
+    if (m && m.type === undefined && m.payload && typeof m.payload === 'object') m = m.payload;
+    if (!m || m.type !== 'sensor_update') return null;
+    const t = Number(m.timestamp), c = Number(m.temperature), h = Number(m.humidity);
+    if (!isFinite(t) || !isFinite(c) || !isFinite(h)) return null;
+    return { t: t, c: c, h: h };
+  }
+
+  // add inserts r in time order, ignoring a timestamp already held (the
+  // server replays its last frame to a new connection, and history overlaps
+  // the stream). It reports whether r was new.
+  function add(r) {
+    let i = pts.length;
+    while (i > 0 && pts[i - 1].t > r.t) i--;
+    if (i > 0 && pts[i - 1].t === r.t) return false;
+    pts.splice(i, 0, r);
+    if (pts.length > MAX_POINTS) pts.splice(0, pts.length - MAX_POINTS);
+    return true;
+  }
+
+  // take records r as the newest reading if it is; live readings were
+  // measured just now, history ones at their timestamp on the server clock.
+  function take(r, live) {
+    if (latest && r.t <= latest.t) return;
+    latest = r;
+    latestAt = live ? Date.now() : Math.min(Date.now(), r.t - skew);
+    renderNow();
+  }
+
+  function noteSkew(res) {
+    const d = Date.parse(res.headers.get('Date') || '');
+    if (isFinite(d)) skew = d - Date.now();
+  }
+
+  let historyBusy = false;
+  async function loadHistory() {
+    if (historyBusy) return;
+    historyBusy = true;
+    try {
+      const res = await fetch(url('api/history'), { cache: 'no-store' });
+      if (res.status === 401) { showAuth(true); return; }
+      if (!res.ok) return;
+      noteSkew(res);
+      const list = await res.json();
+      if (!Array.isArray(list)) return;
+      let newest = null;
+      for (const m of list) {
+        const r = reading(m);
+        if (r && add(r) && (!newest || r.t > newest.t)) newest = r;
+      }
+      if (newest) take(newest, false);
+      drawSoon();
+    } catch (e) {
+      // The stream still works without history; the next connect retries.
+    } finally {
+      historyBusy = false;
+    }
+  }
+
+  // ---- current values ----
+  const el = {
+    conn: $('conn'), connText: $('conn-text'),
+    temp: $('temp'), tempUnit: $('temp-unit'), tempRange: $('temp-range'), tempCard: $('temp-card'),
+    hum: $('hum'), humRange: $('hum-range'), humCard: $('hum-card'),
+    updated: $('updated'), legendUnit: $('legend-unit'),
+    chart: $('chart'), svg: $('chart-svg'), desc: $('chart-desc'),
+    unitC: $('unit-c'), unitF: $('unit-f'),
+  };
+
+  function renderNow() {
+    if (latest) {
+      const t = fmt1(toUnit(latest.c)), h = fmt1(latest.h);
+      if (el.temp.textContent !== t) el.temp.textContent = t;
+      if (el.hum.textContent !== h) el.hum.textContent = h;
+      el.temp.dataset.celsius = String(latest.c);
+      document.title = t + ' ' + unitSym() + ' · ' + h + ' % · sensord';
+    }
+    el.tempUnit.textContent = unitSym();
+    el.legendUnit.textContent = unitSym();
+    renderRanges();
+    tick();
+  }
+
+  function renderRanges() {
+    if (pts.length < 2) return;
+    let cl = Infinity, ch = -Infinity, hl = Infinity, hh = -Infinity;
+    for (const p of pts) {
+      if (p.c < cl) cl = p.c;
+      if (p.c > ch) ch = p.c;
+      if (p.h < hl) hl = p.h;
+      if (p.h > hh) hh = p.h;
+    }
+    const span = ' over ' + duration(pts[pts.length - 1].t - pts[0].t);
+    el.tempRange.textContent = 'min ' + fmt1(toUnit(cl)) + ' · max ' + fmt1(toUnit(ch)) + span;
+    el.humRange.textContent = 'min ' + fmt1(hl) + ' · max ' + fmt1(hh) + span;
+  }
+
+  // period estimates the sensor's read period from recent readings, so
+  // "stale" means several missed reads whatever -period is.
+  function period() {
+    const n = pts.length;
+    if (n < 3) return 2000;
+    const d = [];
+    for (let i = Math.max(1, n - 20); i < n; i++) d.push(pts[i].t - pts[i - 1].t);
+    d.sort((a, b) => a - b);
+    return d[d.length >> 1];
+  }
+
+  function duration(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + ' s';
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + ' min' + (s % 60 && m < 10 ? ' ' + (s % 60) + ' s' : '');
+    const h = Math.floor(m / 60);
+    if (h < 48) return h + ' h' + (m % 60 ? ' ' + (m % 60) + ' min' : '');
+    return Math.floor(h / 24) + ' d ' + (h % 24) + ' h';
+  }
+
+  // tick runs every second: the "updated N s ago" line and staleness.
+  function tick() {
+    if (!latest) return;
+    const age = Date.now() - latestAt;
+    const s = Math.floor(age / 1000);
+    el.updated.textContent = s < 1 ? 'updated just now' : 'updated ' + duration(age) + ' ago';
+    el.updated.title = new Date(latest.t).toLocaleString();
+    const stale = age > Math.max(STALE_STREAM, 5 * period());
+    el.updated.classList.toggle('stale', stale);
+    el.tempCard.classList.toggle('stale', stale);
+    el.humCard.classList.toggle('stale', stale);
+  }
+
+  function setUnit(u) {
+    unit = u;
+    saveUnit(u);
+    el.unitC.setAttribute('aria-pressed', String(u === 'C'));
+    el.unitF.setAttribute('aria-pressed', String(u === 'F'));
+    renderNow();
+    drawSoon();
+  }
+  el.unitC.addEventListener('click', () => setUnit('C'));
+  el.unitF.addEventListener('click', () => setUnit('F'));
+
+  // ---- chart (hand-drawn SVG) ----
+  let drawPending = false;
+  function drawSoon() {
+    if (drawPending) return;
+    drawPending = true;
+    requestAnimationFrame(() => { drawPending = false; draw(); });
+  }
+
+  function node(parent, name, attrs, text) {
+    const n = document.createElementNS(SVGNS, name);
+    for (const k in attrs) n.setAttribute(k, attrs[k]);
+    if (text !== undefined) n.textContent = text;
+    parent.appendChild(n);
+    return n;
+  }
+
+  // scale picks `n` evenly spaced, round tick values covering [lo, hi] with
+  // at least minSpan between the ends. Both axes use the same n, so their
+  // grid lines coincide and one set of lines serves both.
+  function scale(lo, hi, n, minSpan) {
+    if (hi - lo < minSpan) { const mid = (lo + hi) / 2; lo = mid - minSpan / 2; hi = mid + minSpan / 2; }
+    const raw = (hi - lo) / (n - 1);
+    const steps = [1, 2, 2.5, 5, 10];
+    let mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (;;) {
+      for (const s of steps) {
+        const step = s * mag;
+        if (step < raw) continue;
+        const start = Math.floor(lo / step) * step;
+        if (start + step * (n - 1) >= hi - 1e-9) {
+          // Centre the data inside the ticks when there is slack.
+          const slack = Math.floor((start + step * (n - 1) - hi) / step / 2);
+          const s0 = start - Math.max(0, slack) * step;
+          return { lo: s0, hi: s0 + step * (n - 1), step: step };
+        }
+      }
+      mag *= 10;
+    }
+  }
+
+  const TIME_STEPS = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map((s) => s * 1000);
+
+  function clock(t, secs) {
+    const d = new Date(t);
+    const p = (v) => String(v).padStart(2, '0');
+    return p(d.getHours()) + ':' + p(d.getMinutes()) + (secs ? ':' + p(d.getSeconds()) : '');
+  }
+
+  let geo = null; // last drawn geometry, for the pointer read-out
+
+  function draw() {
+    const svg = el.svg;
+    const W = Math.max(260, Math.round(el.chart.clientWidth || 600));
+    const phone = W < 520;
+    const H = phone ? 220 : 290;
+    const m = { l: phone ? 36 : 44, r: phone ? 36 : 44, t: 14, b: 26 };
+    const pw = W - m.l - m.r, ph = H - m.t - m.b;
+    svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
+    svg.setAttribute('width', W);
+    svg.setAttribute('height', H);
+    while (svg.lastChild) svg.removeChild(svg.lastChild);
+    svg.dataset.points = String(pts.length);
+    geo = null;
+
+    if (pts.length < 2) {
+      el.desc = node(svg, 'title', { id: 'chart-desc' }, 'No readings yet');
+      node(svg, 'text', { x: W / 2, y: H / 2, 'text-anchor': 'middle', class: 'empty' }, 'waiting for readings…');
+      return;
+    }
+
+    const t0 = pts[0].t, t1 = Math.max(pts[pts.length - 1].t, t0 + 10000);
+    let cl = Infinity, ch = -Infinity, hl = Infinity, hh = -Infinity;
+    for (const p of pts) {
+      const c = toUnit(p.c);
+      if (c < cl) cl = c;
+      if (c > ch) ch = c;
+      if (p.h < hl) hl = p.h;
+      if (p.h > hh) hh = p.h;
+    }
+    const rows = phone ? 4 : 5;
+    const ys = scale(cl, ch, rows, unit === 'F' ? 1.8 : 1);
+    const yh = scale(hl, hh, rows, 4);
+    const X = (t) => m.l + (t - t0) / (t1 - t0) * pw;
+    const YT = (v) => m.t + (ys.hi - v) / (ys.hi - ys.lo) * ph;
+    const YH = (v) => m.t + (yh.hi - v) / (yh.hi - yh.lo) * ph;
+
+    el.desc = node(svg, 'title', { id: 'chart-desc' },
+      'Chart of the last ' + duration(t1 - t0) + ': temperature between ' + fmt1(cl) + ' and ' + fmt1(ch) + ' ' + unitSym() +
+      ', humidity between ' + fmt1(hl) + ' and ' + fmt1(hh) + ' %.');
+
+    // Grid and the two value axes.
+    const dec = (s) => (s.step < 1 ? 1 : 0);
+    for (let i = 0; i < rows; i++) {
+      const y = Math.round(m.t + i / (rows - 1) * ph) + 0.5;
+      node(svg, 'line', { x1: m.l, x2: W - m.r, y1: y, y2: y, class: i === rows - 1 ? 'base' : 'grid' });
+      const tv = ys.hi - i * ys.step, hv = yh.hi - i * yh.step;
+      node(svg, 'text', { x: m.l - 6, y: y + 4, 'text-anchor': 'end', class: 'ax-t' }, tv.toFixed(dec(ys)) + '°');
+      node(svg, 'text', { x: W - m.r + 6, y: y + 4, 'text-anchor': 'start', class: 'ax-h' }, hv.toFixed(dec(yh)) + '%');
+    }
+
+    // Time axis: the finest round step that leaves ~80 px per label.
+    const want = (t1 - t0) / Math.max(2, pw / 80);
+    const ts = TIME_STEPS.find((s) => s >= want) || TIME_STEPS[TIME_STEPS.length - 1];
+    const tzOff = new Date(t0).getTimezoneOffset() * 60000;
+    for (let t = Math.ceil((t0 - tzOff) / ts) * ts + tzOff; t <= t1; t += ts) {
+      const x = Math.round(X(t)) + 0.5;
+      node(svg, 'line', { x1: x, x2: x, y1: H - m.b, y2: H - m.b + 4, class: 'base' });
+      node(svg, 'text', { x: x, y: H - m.b + 17, 'text-anchor': 'middle' }, clock(t, ts < 60000));
+    }
+
+    // Lines: averaged into one point per ~1.5 px so thousands of readings
+    // stay cheap, and broken where readings are missing (daemon restarted,
+    // sensor failing) rather than drawn across the gap.
+    const gap = Math.max(10000, 5 * period());
+    const bucket = (t1 - t0) / (pw / 1.5);
+    const series = [];
+    let cur = null, prevT = -Infinity;
+    for (const p of pts) {
+      if (p.t - prevT > gap) { cur = []; series.push(cur); }
+      prevT = p.t;
+      const last = cur[cur.length - 1];
+      if (last && p.t - last.t0 < bucket) {
+        last.n++; last.c += p.c; last.h += p.h; last.t = p.t;
+      } else {
+        cur.push({ t0: p.t, t: p.t, c: p.c, h: p.h, n: 1 });
+      }
+    }
+    let dT = '', dH = '', area = '';
+    const base = H - m.b;
+    for (const s of series) {
+      let segT = '', segH = '';
+      s.forEach((b, i) => {
+        const x = X((b.t0 + b.t) / 2).toFixed(1);
+        segT += (i ? 'L' : 'M') + x + ',' + YT(toUnit(b.c / b.n)).toFixed(1);
+        segH += (i ? 'L' : 'M') + x + ',' + YH(b.h / b.n).toFixed(1);
+      });
+      if (s.length === 1) { segT += 'h0.1'; segH += 'h0.1'; }
+      const xa = X((s[0].t0 + s[0].t) / 2).toFixed(1), xb = X((s[s.length - 1].t0 + s[s.length - 1].t) / 2).toFixed(1);
+      area += segT + 'L' + xb + ',' + base + 'L' + xa + ',' + base + 'Z';
+      dT += segT;
+      dH += segH;
+    }
+    node(svg, 'path', { d: area, class: 'area-t' });
+    node(svg, 'path', { d: dH, class: 'ln ln-h', 'data-series': 'humidity' });
+    node(svg, 'path', { d: dT, class: 'ln ln-t', 'data-series': 'temperature' });
+    const lp = pts[pts.length - 1];
+    node(svg, 'circle', { cx: X(lp.t), cy: YH(lp.h), r: 4, class: 'dot-h' });
+    node(svg, 'circle', { cx: X(lp.t), cy: YT(toUnit(lp.c)), r: 4, class: 'dot-t' });
+
+    geo = { W: W, H: H, m: m, t0: t0, t1: t1, X: X, YT: YT, YH: YH };
+    if (pointerX !== null) showTip(pointerX);
+  }
+
+  // Pointer read-out: the reading nearest the pointer, with its time.
+  let pointerX = null, tip = null;
+  function showTip(clientX) {
+    if (tip) { tip.remove(); tip = null; }
+    if (clientX === null || !geo || !pts.length) return;
+    const r = el.svg.getBoundingClientRect();
+    const x = (clientX - r.left) * geo.W / r.width;
+    if (x < geo.m.l || x > geo.W - geo.m.r) return;
+    const t = geo.t0 + (x - geo.m.l) / (geo.W - geo.m.l - geo.m.r) * (geo.t1 - geo.t0);
+    let lo = 0, hi = pts.length - 1;
+    while (hi - lo > 1) { const mid = (lo + hi) >> 1; if (pts[mid].t < t) lo = mid; else hi = mid; }
+    const p = Math.abs(pts[lo].t - t) < Math.abs(pts[hi].t - t) ? pts[lo] : pts[hi];
+    const px = geo.X(p.t);
+    tip = node(el.svg, 'g', { class: 'tip', 'aria-hidden': 'true' });
+    node(tip, 'line', { x1: px, x2: px, y1: geo.m.t, y2: geo.H - geo.m.b, class: 'cross' });
+    node(tip, 'circle', { cx: px, cy: geo.YH(p.h), r: 4, class: 'dot-h' });
+    node(tip, 'circle', { cx: px, cy: geo.YT(toUnit(p.c)), r: 4, class: 'dot-t' });
+    const label = clock(p.t, true) + '  ' + fmt1(toUnit(p.c)) + ' ' + unitSym() + '  ' + fmt1(p.h) + ' %';
+    const w = label.length * 7 + 16;
+    const bx = Math.min(Math.max(px - w / 2, geo.m.l), geo.W - geo.m.r - w);
+    node(tip, 'rect', { x: bx, y: geo.m.t, width: w, height: 22, rx: 6 });
+    node(tip, 'text', { x: bx + w / 2, y: geo.m.t + 15.5, 'text-anchor': 'middle' }, label);
+  }
+  el.svg.addEventListener('pointermove', (e) => { pointerX = e.clientX; showTip(pointerX); });
+  el.svg.addEventListener('pointerleave', () => { pointerX = null; showTip(null); });
+
+  if (window.ResizeObserver) new ResizeObserver(drawSoon).observe(el.chart);
+  else window.addEventListener('resize', drawSoon);
+
+  // ---- live stream with reconnect ----
+  let ws = null;          // the current socket, null while disconnected
+  let attempts = 0;       // failed connects since the last success
+  let retryTimer = 0;
+  let downSince = 0;      // when the stream was lost (0 while live)
+  let lastFrame = 0;      // local time of the last frame on `ws`
+  let everLive = false;
+
+  function setState(s) {
+    if (el.conn.dataset.state === s) return;
+    el.conn.dataset.state = s;
+    el.connText.textContent = s === 'live' ? 'live'
+      : s === 'reconnecting' ? 'reconnecting…'
+        : s === 'offline' ? 'offline, retrying' : 'connecting…';
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    retryTimer = 0;
+    if (ws) return;
+    let sock;
+    try {
+      sock = new WebSocket(url('ws/dashboard', true));
+    } catch (e) {
+      lost();
+      return;
+    }
+    ws = sock;
+    sock.onopen = () => {
+      if (ws !== sock) return;
+      attempts = 0;
+      downSince = 0;
+      everLive = true;
+      lastFrame = Date.now();
+      setState('live');
+      loadHistory(); // fills whatever happened while we were away
+      pollHealth();
+    };
+    sock.onmessage = (ev) => {
+      if (ws !== sock) return;
+      lastFrame = Date.now();
+      onFrame(ev.data);
+    };
+    sock.onclose = () => { if (ws === sock) lost(); };
+  }
+
+  // lost drops the current socket (if any) and schedules the next attempt
+  // with exponential back-off and jitter, so a fleet of open dashboards does
+  // not hit a rebooting Pi in lockstep.
+  function lost() {
+    if (ws) {
+      const s = ws;
+      ws = null;
+      s.onopen = s.onmessage = s.onclose = null;
+      try { s.close(); } catch (e) { /* already closed */ }
+    }
+    if (!downSince) downSince = Date.now();
+    const base = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, attempts++));
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(connect, base / 2 + Math.random() * base / 2);
+    updateDown();
+  }
+
+  function updateDown() {
+    if (ws && ws.readyState === WebSocket.OPEN) return;
+    if (!everLive && !downSince) return setState('connecting');
+    const off = !navigator.onLine || (downSince && Date.now() - downSince > OFFLINE_AFTER);
+    setState(off ? 'offline' : 'reconnecting');
+  }
+
+  function retryNow() {
+    if (ws) return;
+    attempts = 0;
+    connect();
+  }
+  window.addEventListener('online', retryNow);
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) retryNow(); });
+
+  function onFrame(data) {
+    if (typeof data !== 'string') return;
+    let m;
+    try { m = JSON.parse(data); } catch (e) { return; }
+    for (const x of Array.isArray(m) ? m : [m]) {
+      const r = reading(x);
+      if (r) {
+        if (add(r)) { take(r, true); drawSoon(); }
+        continue;
+      }
+      const s = x && x.type === undefined && x.payload ? x.payload : x;
+      if (s && s.type === 'system') { sys = s; renderHealth(); }
+    }
+  }
+
+  // ---- health ----
+  let healthTimer = 0;
+  async function pollHealth() {
+    clearTimeout(healthTimer);
+    const ctl = new AbortController();
+    const kill = setTimeout(() => ctl.abort(), 4000);
+    try {
+      const res = await fetch(url('healthz'), { cache: 'no-store', signal: ctl.signal });
+      noteSkew(res);
+      showAuth(res.status === 401);
+      health = res.status === 401 ? null : await res.json();
+    } catch (e) {
+      health = { status: 'unreachable' };
+    } finally {
+      clearTimeout(kill);
+      renderHealth();
+      healthTimer = setTimeout(pollHealth, HEALTH_EVERY);
+    }
+  }
+
+  function showAuth(on) {
+    $('auth').hidden = !on;
+  }
+
+  function set(id, text, sub, cls) {
+    const dd = $(id);
+    dd.textContent = '';
+    if (cls) {
+      const b = document.createElement('span');
+      b.className = 'badge ' + cls;
+      b.textContent = text;
+      dd.appendChild(b);
+    } else {
+      dd.appendChild(document.createTextNode(text));
+    }
+    if (sub) {
+      const s = document.createElement('small');
+      s.textContent = sub;
+      dd.appendChild(s);
+    }
+  }
+
+  function ago(ms) {
+    if (!ms) return '';
+    return duration(Date.now() + skew - ms) + ' ago';
+  }
+
+  function renderHealth() {
+    const h = health || {};
+    if (h.status === 'ok') set('h-status', 'OK', '', 'ok');
+    else if (h.status === 'unhealthy') set('h-status', 'Unhealthy', h.reason || '', 'bad');
+    else if (h.status === 'unreachable') set('h-status', 'Unreachable', '/healthz did not answer', 'bad');
+    else set('h-status', '–');
+
+    const s = h.sensor;
+    if (s && typeof s.success_rate === 'number') {
+      const pct = s.success_rate * 100;
+      set('h-rate', (pct >= 99.95 && pct < 100 ? '99.9' : pct.toFixed(1)) + ' %',
+        Number(s.successes || 0).toLocaleString() + ' of ' + Number(s.reads || 0).toLocaleString() + ' reads' + (s.name ? ' · ' + s.name : ''));
+    } else set('h-rate', '–');
+    if (s && s.last_error) set('h-error', s.last_error, ago(s.last_error_time));
+    else set('h-error', s ? 'none' : '–');
+
+    const c = h.clients;
+    if (c && typeof c === 'object') {
+      let n = 0;
+      const parts = [];
+      for (const k of Object.keys(c)) { n += Number(c[k]) || 0; parts.push(k + ' ' + c[k]); }
+      set('h-clients', String(n), parts.join(' · '));
+    } else set('h-clients', '–');
+
+    set('h-cpu', sys && isFinite(sys.cpu) ? Number(sys.cpu).toFixed(2) : '–');
+    set('h-mem', sys && isFinite(sys.memory) ? Number(sys.memory).toFixed(1) + ' %' : '–');
+    set('h-uptime', isFinite(h.uptime) ? duration(h.uptime * 1000) : '–');
+    set('h-version', h.version || '–');
+
+    const warn = Array.isArray(h.warnings) ? h.warnings : [];
+    const list = $('warning-list');
+    list.textContent = '';
+    for (const w of warn) {
+      const li = document.createElement('li');
+      li.textContent = String(w);
+      list.appendChild(li);
+    }
+    $('warnings').hidden = warn.length === 0;
+  }
+
+  // ---- start ----
+  $('host').textContent = location.host;
+  $('auth-host').textContent = location.host;
+  $('ws-host').textContent = location.host;
+  for (const [id, p] of [['link-health', 'healthz'], ['link-history', 'api/history'], ['link-metrics', 'metrics']]) $(id).href = url(p);
+  setUnit(unit);
+  draw();
+  loadHistory();
+  connect();
+  pollHealth();
+  setInterval(() => {
+    // A socket can stay "open" across a dead link (Wi-Fi dropped, Pi
+    // unplugged); the server's 5 s system frames prove it alive.
+    if (ws && ws.readyState === WebSocket.OPEN && Date.now() - lastFrame > STALE_STREAM) lost();
+    updateDown();
+    tick();
+  }, 1000);
+})();

@@ -1,0 +1,364 @@
+package web
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// pageBudget is the issue's limit for the whole page (HTML, CSS, JS, icon)
+// before compression.
+const pageBudget = 100 * 1024
+
+func get(t *testing.T, h http.Handler, method, target string, hdr map[string]string) *http.Response {
+	t.Helper()
+	req := httptest.NewRequest(method, target, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Result()
+}
+
+func body(t *testing.T, res *http.Response) []byte {
+	t.Helper()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func gunzip(t *testing.T, b []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("gunzip: %v", err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("gunzip: %v", err)
+	}
+	return out
+}
+
+func TestPageFitsTheSizeBudget(t *testing.T) {
+	total, gz := 0, 0
+	err := fs.WalkDir(files, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(files, p)
+		total += len(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newHandler(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, f := range h.files {
+		if p == "/index.html" {
+			continue // same file as "/"
+		}
+		if f.gz != nil {
+			gz += len(f.gz.body)
+		} else {
+			gz += len(f.plain.body)
+		}
+	}
+	t.Logf("page: %d bytes raw, %d bytes gzipped", total, gz)
+	if total >= pageBudget {
+		t.Errorf("page is %d bytes raw, want < %d", total, pageBudget)
+	}
+}
+
+func TestPageLoadsNothingFromOutside(t *testing.T) {
+	// The appliance has no internet: any absolute URL other than an XML
+	// namespace name would be a fetch that hangs or fails.
+	abs := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]{2,}`)
+	err := fs.WalkDir(files, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(files, p)
+		if err != nil {
+			return err
+		}
+		for _, m := range abs.FindAll(b, -1) {
+			if string(m) != "http://www.w3.org" {
+				t.Errorf("%s refers to %s", p, m)
+			}
+		}
+		for _, bad := range []string{"@import", "fonts.googleapis", "cdn"} {
+			if bytes.Contains(bytes.ToLower(b), []byte(bad)) {
+				t.Errorf("%s contains %q", p, bad)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHandlerServesEachFileWithItsType(t *testing.T) {
+	h := Handler()
+	tests := []struct {
+		path, ctype string
+	}{
+		{"/", "text/html; charset=utf-8"},
+		{"/index.html", "text/html; charset=utf-8"},
+		{"/app.js", "text/javascript; charset=utf-8"},
+		{"/app.css", "text/css; charset=utf-8"},
+		{"/favicon.svg", "image/svg+xml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			res := get(t, h, "GET", tt.path, nil)
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("status = %d, want 200", res.StatusCode)
+			}
+			if got := res.Header.Get("Content-Type"); got != tt.ctype {
+				t.Errorf("Content-Type = %q, want %q", got, tt.ctype)
+			}
+			if got := res.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+				t.Errorf("X-Content-Type-Options = %q, want nosniff", got)
+			}
+			if res.Header.Get("Content-Encoding") != "" {
+				t.Errorf("Content-Encoding = %q without Accept-Encoding", res.Header.Get("Content-Encoding"))
+			}
+			if len(body(t, res)) == 0 {
+				t.Error("empty body")
+			}
+		})
+	}
+}
+
+func TestHandlerGzipsWhenTheClientAcceptsIt(t *testing.T) {
+	h := Handler()
+	plain := body(t, get(t, h, "GET", "/", nil))
+	tests := []struct {
+		accept string
+		gzip   bool
+	}{
+		{"gzip", true},
+		{"gzip, deflate, br, zstd", true},
+		{"br;q=1.0, GZIP;q=0.5", true},
+		{"*", true},
+		{"identity", false},
+		{"br", false},
+		{"gzip;q=0", false},
+		{"gzip;q=0.000, *", false},
+		{"*;q=0", false},
+		{"*, gzip;q=0", false},
+	}
+	for _, tt := range tests {
+		t.Run("Accept-Encoding "+tt.accept, func(t *testing.T) {
+			res := get(t, h, "GET", "/", map[string]string{"Accept-Encoding": tt.accept})
+			b := body(t, res)
+			if got, want := res.Header.Get("Content-Length"), strconv.Itoa(len(b)); got != want {
+				t.Errorf("Content-Length = %q, want %s", got, want)
+			}
+			if got := res.Header.Get("Vary"); got != "Accept-Encoding" {
+				t.Errorf("Vary = %q, want Accept-Encoding", got)
+			}
+			gotGzip := res.Header.Get("Content-Encoding") == "gzip"
+			if gotGzip != tt.gzip {
+				t.Fatalf("gzip = %v, want %v", gotGzip, tt.gzip)
+			}
+			if gotGzip {
+				if len(b) >= len(plain) {
+					t.Errorf("gzipped body %d bytes, plain %d", len(b), len(plain))
+				}
+				b = gunzip(t, b)
+			}
+			if !bytes.Equal(b, plain) {
+				t.Error("body differs from the identity body")
+			}
+		})
+	}
+}
+
+func TestHandlerAnswersRevalidationWith304(t *testing.T) {
+	h := Handler()
+	for _, accept := range []string{"", "gzip"} {
+		t.Run("Accept-Encoding "+accept, func(t *testing.T) {
+			first := get(t, h, "GET", "/", map[string]string{"Accept-Encoding": accept})
+			etag := first.Header.Get("ETag")
+			if !regexp.MustCompile(`^"[A-Za-z0-9_-]+(\.gz)?"$`).MatchString(etag) {
+				t.Fatalf("ETag = %q, want a quoted strong tag", etag)
+			}
+			if got := first.Header.Get("Cache-Control"); got != "no-cache" {
+				t.Errorf("page Cache-Control = %q, want no-cache", got)
+			}
+			for _, inm := range []string{etag, "W/" + etag, `"other", ` + etag, "*"} {
+				res := get(t, h, "GET", "/", map[string]string{"Accept-Encoding": accept, "If-None-Match": inm})
+				if res.StatusCode != http.StatusNotModified {
+					t.Errorf("If-None-Match %s: status = %d, want 304", inm, res.StatusCode)
+				}
+				if len(body(t, res)) != 0 {
+					t.Errorf("If-None-Match %s: 304 with a body", inm)
+				}
+				if res.Header.Get("ETag") != etag {
+					t.Errorf("If-None-Match %s: ETag = %q, want %q", inm, res.Header.Get("ETag"), etag)
+				}
+			}
+			res := get(t, h, "GET", "/", map[string]string{"Accept-Encoding": accept, "If-None-Match": `"stale"`})
+			if res.StatusCode != http.StatusOK {
+				t.Errorf("stale ETag: status = %d, want 200", res.StatusCode)
+			}
+		})
+	}
+	t.Run("the gzip and identity bodies have different ETags", func(t *testing.T) {
+		a := get(t, h, "GET", "/app.js", nil).Header.Get("ETag")
+		b := get(t, h, "GET", "/app.js", map[string]string{"Accept-Encoding": "gzip"}).Header.Get("ETag")
+		if a == b {
+			t.Errorf("both ETags are %s", a)
+		}
+	})
+}
+
+func TestPageLinksVersionedAssetsThatAreCachedForever(t *testing.T) {
+	h := Handler()
+	page := string(body(t, get(t, h, "GET", "/", nil)))
+	links := regexp.MustCompile(`(?:src|href)="([a-z]+\.(?:js|css|svg))\?v=([A-Za-z0-9_-]+)"`).FindAllStringSubmatch(page, -1)
+	if len(links) != 3 {
+		t.Fatalf("found %d versioned links in the page, want 3: %q", len(links), links)
+	}
+	for _, l := range links {
+		name, v := l[1], l[2]
+		t.Run(name, func(t *testing.T) {
+			res := get(t, h, "GET", "/"+name+"?v="+v, nil)
+			if got := res.Header.Get("Cache-Control"); got != cacheImmutable {
+				t.Errorf("versioned Cache-Control = %q, want %q", got, cacheImmutable)
+			}
+			res = get(t, h, "GET", "/"+name+"?v=old", nil)
+			if got := res.Header.Get("Cache-Control"); got != "no-cache" {
+				t.Errorf("wrong version: Cache-Control = %q, want no-cache", got)
+			}
+			res = get(t, h, "GET", "/"+name, nil)
+			if got := res.Header.Get("Cache-Control"); got != "no-cache" {
+				t.Errorf("unversioned: Cache-Control = %q, want no-cache", got)
+			}
+		})
+	}
+}
+
+func TestPageHeadersKeepItToItsOrigin(t *testing.T) {
+	res := get(t, Handler(), "GET", "/", nil)
+	c := res.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("Content-Security-Policy %q lacks %q", c, want)
+		}
+	}
+	if got := res.Header.Get("Referrer-Policy"); got != "no-referrer" {
+		t.Errorf("Referrer-Policy = %q, want no-referrer (the URL may carry a token)", got)
+	}
+}
+
+func TestHandlerRejectsOtherPathsAndMethods(t *testing.T) {
+	h := Handler()
+	tests := []struct {
+		method, path string
+		want         int
+	}{
+		{"HEAD", "/", http.StatusOK},
+		{"GET", "/nope", http.StatusNotFound},
+		{"GET", "/static/app.js", http.StatusNotFound},
+		{"GET", "/../go.mod", http.StatusNotFound},
+		{"POST", "/", http.StatusMethodNotAllowed},
+		{"DELETE", "/app.js", http.StatusMethodNotAllowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			res := get(t, h, tt.method, tt.path, nil)
+			if res.StatusCode != tt.want {
+				t.Errorf("status = %d, want %d", res.StatusCode, tt.want)
+			}
+			if tt.want == http.StatusMethodNotAllowed && res.Header.Get("Allow") != "GET, HEAD" {
+				t.Errorf("Allow = %q, want \"GET, HEAD\"", res.Header.Get("Allow"))
+			}
+		})
+	}
+	t.Run("HEAD sends the headers of GET and no body", func(t *testing.T) {
+		g := get(t, h, "GET", "/", map[string]string{"Accept-Encoding": "gzip"})
+		hd := get(t, h, "HEAD", "/", map[string]string{"Accept-Encoding": "gzip"})
+		if len(body(t, hd)) != 0 {
+			t.Error("HEAD has a body")
+		}
+		for _, k := range []string{"Content-Length", "ETag", "Content-Encoding", "Content-Type"} {
+			if g.Header.Get(k) != hd.Header.Get(k) {
+				t.Errorf("%s: GET %q, HEAD %q", k, g.Header.Get(k), hd.Header.Get(k))
+			}
+		}
+	})
+}
+
+func TestHandlerOverRealHTTP(t *testing.T) {
+	// net/http's client asks for gzip and decompresses transparently; this
+	// proves the bytes survive a real connection, not just a recorder.
+	srv := httptest.NewServer(Handler())
+	defer srv.Close()
+	res, err := srv.Client().Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := body(t, res)
+	res.Body.Close()
+	if !res.Uncompressed {
+		t.Error("response was not gzip-compressed on the wire")
+	}
+	if !bytes.Contains(b, []byte("<title>sensord</title>")) {
+		t.Error("page lacks its title")
+	}
+}
+
+func TestNewHandlerRejectsABrokenPage(t *testing.T) {
+	// newHandler guards the build: a page without its files, or a file
+	// with an unknown type, must fail loudly in tests, never serve.
+	if _, err := newHandler(emptyFS{}); err == nil {
+		t.Error("newHandler accepted a page without index.html")
+	}
+}
+
+type emptyFS struct{}
+
+func (emptyFS) Open(name string) (fs.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+}
+
+func FuzzAcceptsGzip(f *testing.F) {
+	for _, s := range []string{"gzip", "gzip;q=0", "*;q=0.5", "br, gzip;q=0.1", ";;;", "gzip;q=", "x-gzip;Q=0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := acceptsGzip([]string{s})
+		l := strings.ToLower(s)
+		if got && !strings.Contains(l, "gzip") && !strings.Contains(l, "*") {
+			t.Errorf("acceptsGzip(%q) = true without gzip or *", s)
+		}
+	})
+}
+
+func FuzzETagMatches(f *testing.F) {
+	for _, s := range []string{`"abc"`, `W/"abc"`, `*`, `"a", "b"`, `,,`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if etagMatches([]string{s}, `"abc"`) && !strings.Contains(s, `"abc"`) && !strings.Contains(s, "*") {
+			t.Errorf("etagMatches(%q) = true", s)
+		}
+	})
+}
