@@ -48,6 +48,7 @@ func Watchdog(ctx context.Context, healthy func() error, log *slog.Logger) error
 		notify:  notify,
 		log:     log,
 		ticker:  newTicker,
+		now:     time.Now,
 	}
 	return w.run(ctx)
 }
@@ -60,6 +61,7 @@ type watchdog struct {
 	notify  func(state string) error                         // sends one sd_notify datagram
 	log     *slog.Logger                                     // nil: discard
 	ticker  func(d time.Duration) (<-chan time.Time, func()) // channel and stop func
+	now     func() time.Time                                 // the time of the first check; later ones use the tick's
 }
 
 func newTicker(d time.Duration) (<-chan time.Time, func()) {
@@ -84,24 +86,24 @@ func (w *watchdog) run(ctx context.Context) error {
 
 	var withheld error // why the last tick sent no ping; nil while pinging
 	var since time.Time
-	check := func() {
+	check := func(at time.Time) {
 		err := w.check()
 		switch {
 		case err != nil && withheld == nil:
-			withheld, since = err, time.Now()
+			withheld, since = err, at
 			log.Warn("systemd watchdog pings stopped", "reason", err.Error(), "restart_within", w.timeout)
 		case err == nil && withheld != nil:
-			log.Info("systemd watchdog pings resumed", "after", time.Since(since).Round(time.Millisecond), "was", withheld.Error())
+			log.Info("systemd watchdog pings resumed", "after", at.Sub(since).Round(time.Millisecond), "was", withheld.Error())
 			withheld = nil
 		}
 	}
-	check()
+	check(w.now())
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick:
-			check()
+		case at := <-tick:
+			check(at)
 		}
 	}
 }
