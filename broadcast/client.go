@@ -1,0 +1,370 @@
+package broadcast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Defaults for zero ClientOpts fields.
+const (
+	DefaultClientBuffer = 256
+	DefaultMinBackoff   = 500 * time.Millisecond
+	DefaultMaxBackoff   = 30 * time.Second
+)
+
+// Client states.
+const (
+	StateConnecting = "connecting"
+	StateConnected  = "connected"
+	StateBackoff    = "backoff"
+	StateStopped    = "stopped"
+)
+
+// ClientOpts configures a Client; the zero value is usable.
+type ClientOpts struct {
+	Header       http.Header // sent with the upgrade (e.g. Authorization)
+	Subprotocols []string
+	WholeMsg     bool // send {"topic":..,"payload":..,"_msgid":..}
+	// Buffer is how many messages are kept while the connection is down
+	// (the oldest is dropped and counted beyond it); default 256.
+	Buffer int
+	// Reconnect back-off: MinBackoff doubling up to MaxBackoff, each delay
+	// drawn uniformly from [d/2, d] (jitter, so that many clients do not
+	// reconnect in step). Defaults 500 ms and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+	// PingInterval, PongTimeout: the client pings the server; no frame at
+	// all for PingInterval+PongTimeout means the peer is dead and the
+	// connection is dropped. Defaults 30 s and 10 s.
+	PingInterval, PongTimeout time.Duration
+	// HandshakeTimeout bounds dial plus upgrade; default 10 s.
+	HandshakeTimeout time.Duration
+	// WriteWait is the deadline of every write; default 10 s.
+	WriteWait time.Duration
+	// OnState is called on every state change, from Run's goroutine.
+	OnState func(ClientState)
+	// OnMessage gets the frames the server sends, parsed like the server's
+	// incoming frames (Session ""). Called from the reader goroutine.
+	OnMessage func(Incoming)
+}
+
+// ClientState is what a Client is doing and why.
+type ClientState struct {
+	State    string    // StateConnecting, StateConnected, StateBackoff, StateStopped
+	Reason   string    // why the last connection or dial ended ("" while fine)
+	Since    time.Time // when State was entered
+	Attempts int       // failed dials since the last successful connect
+	Dropped  uint64    // messages dropped from the full buffer (oldest first)
+	Sent     uint64    // messages written to the server
+	Queued   int       // messages waiting
+}
+
+// outMsg is a message encoded once, kept until it is written.
+type outMsg struct {
+	binary bool
+	data   []byte
+}
+
+// Client is the WebSocket output in client mode: it dials a server and
+// sends every published message, reconnecting with back-off. Publish and
+// State are safe from any goroutine; Run is called once.
+type Client struct {
+	url    string
+	o      ClientOpts
+	ids    idGen
+	now    func() time.Time
+	jitter func() float64 // in [0,1); injected for tests
+
+	mu    sync.Mutex
+	queue []outMsg // ring of pending messages: head at qhead, qlen of them
+	qhead int
+	qlen  int
+	state ClientState
+	kick  chan struct{} // capacity 1: the writer has something to do
+}
+
+// NewClient checks the URL (ws:// or wss://) and returns an idle client;
+// o may be nil.
+func NewClient(rawURL string, o *ClientOpts) (*Client, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("broadcast: client url: %w", err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" || u.Host == "" {
+		return nil, fmt.Errorf("broadcast: client url %q: want ws://host/path or wss://host/path", rawURL)
+	}
+	c := &Client{url: rawURL, now: time.Now, jitter: rand.Float64, kick: make(chan struct{}, 1)}
+	if o != nil {
+		c.o = *o
+	}
+	if c.o.Buffer <= 0 {
+		c.o.Buffer = DefaultClientBuffer
+	}
+	if c.o.MinBackoff <= 0 {
+		c.o.MinBackoff = DefaultMinBackoff
+	}
+	if c.o.MaxBackoff < c.o.MinBackoff {
+		c.o.MaxBackoff = max(DefaultMaxBackoff, c.o.MinBackoff)
+	}
+	if c.o.PingInterval <= 0 {
+		c.o.PingInterval = DefaultPingInterval
+	}
+	if c.o.PongTimeout <= 0 {
+		c.o.PongTimeout = DefaultPongTimeout
+	}
+	if c.o.HandshakeTimeout <= 0 {
+		c.o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.o.WriteWait <= 0 {
+		c.o.WriteWait = DefaultWriteWait
+	}
+	c.queue = make([]outMsg, c.o.Buffer)
+	c.ids.prefix = rand.Uint32()
+	c.state = ClientState{State: StateStopped, Since: c.now()}
+	return c, nil
+}
+
+// Publish queues m for the server (encoded now, once). While the
+// connection is down at most Buffer messages wait; beyond that the oldest
+// is dropped and counted. Empty payloads and sessions are ignored (a
+// client has no sessions). Never blocks.
+func (c *Client) Publish(m Message) {
+	if empty(m.Payload) {
+		return
+	}
+	if m.ID == "" {
+		m.ID = c.ids.next()
+	}
+	data, bin, err := encodePayload(&m, c.o.WholeMsg)
+	if err != nil {
+		c.mu.Lock()
+		c.state.Dropped++
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Lock()
+	if c.qlen == len(c.queue) {
+		c.queue[c.qhead] = outMsg{}
+		c.qhead = (c.qhead + 1) % len(c.queue)
+		c.qlen--
+		c.state.Dropped++
+	}
+	c.queue[(c.qhead+c.qlen)%len(c.queue)] = outMsg{binary: bin, data: data}
+	c.qlen++
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// peek returns the oldest waiting message.
+func (c *Client) peek() (outMsg, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.qlen == 0 {
+		return outMsg{}, false
+	}
+	return c.queue[c.qhead], true
+}
+
+// pop removes the oldest message once it was written, unless it was
+// dropped meanwhile (then the queue moved on and m is not at the head).
+func (c *Client) pop(m outMsg) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.qlen > 0 && &c.queue[c.qhead].data[0] == &m.data[0] {
+		c.queue[c.qhead] = outMsg{}
+		c.qhead = (c.qhead + 1) % len(c.queue)
+		c.qlen--
+	}
+	c.state.Sent++
+}
+
+// State returns the current state. Safe from any goroutine.
+func (c *Client) State() ClientState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.state
+	st.Queued = c.qlen
+	return st
+}
+
+func (c *Client) setState(state, reason string, attempts int) {
+	c.mu.Lock()
+	c.state.State = state
+	c.state.Reason = reason
+	c.state.Attempts = attempts
+	c.state.Since = c.now()
+	st := c.state
+	st.Queued = c.qlen
+	c.mu.Unlock()
+	if c.o.OnState != nil {
+		c.o.OnState(st)
+	}
+}
+
+// Run connects, sends, and reconnects until ctx is done; then it closes
+// the connection with 1001 and returns nil. Call it once.
+func (c *Client) Run(ctx context.Context) error {
+	d := websocket.Dialer{
+		HandshakeTimeout: c.o.HandshakeTimeout,
+		Subprotocols:     c.o.Subprotocols,
+		Proxy:            http.ProxyFromEnvironment,
+		ReadBufferSize:   readBufferSize,
+		WriteBufferSize:  4096,
+	}
+	attempts := 0
+	reason := ""
+	for {
+		c.setState(StateConnecting, reason, attempts)
+		dctx, cancel := context.WithTimeout(ctx, c.o.HandshakeTimeout)
+		ws, resp, err := d.DialContext(dctx, c.url, c.o.Header)
+		cancel()
+		if resp != nil && resp.Body != nil {
+			_ = resp.Body.Close()
+		}
+		if ctx.Err() != nil {
+			if ws != nil {
+				_ = ws.Close()
+			}
+			c.setState(StateStopped, "", attempts)
+			return nil
+		}
+		if err != nil {
+			attempts++
+			reason = dialReason(err, resp)
+		} else {
+			attempts = 0
+			c.setState(StateConnected, "", 0)
+			reason = c.serve(ctx, ws)
+			if ctx.Err() != nil {
+				c.setState(StateStopped, "", 0)
+				return nil
+			}
+			attempts = 1 // the first retry waits MinBackoff
+		}
+		c.setState(StateBackoff, reason, attempts)
+		t := time.NewTimer(c.backoff(attempts))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			c.setState(StateStopped, "", attempts)
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is the delay before retry number n (n >= 1): MinBackoff doubling
+// up to MaxBackoff, drawn from [d/2, d].
+func (c *Client) backoff(n int) time.Duration {
+	d := c.o.MinBackoff
+	for i := 1; i < n && d < c.o.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, c.o.MaxBackoff)
+	return d/2 + time.Duration(c.jitter()*float64(d/2))
+}
+
+func dialReason(err error, resp *http.Response) string {
+	if resp != nil {
+		return fmt.Sprintf("dial: HTTP %s", resp.Status)
+	}
+	return "dial: " + err.Error()
+}
+
+// serve runs one connection until it fails or ctx is done; it returns why
+// it ended. This goroutine is the only writer; one reader goroutine reads
+// (pongs, server messages) and watches the pong deadline.
+func (c *Client) serve(ctx context.Context, ws *websocket.Conn) string {
+	readErr := make(chan error, 1)
+	alive := func() {
+		_ = ws.SetReadDeadline(c.now().Add(c.o.PingInterval + c.o.PongTimeout))
+	}
+	alive()
+	ws.SetPongHandler(func(string) error { alive(); return nil })
+	// gorilla's default ping handler answers with WriteControl, which is
+	// safe alongside this goroutine's writes.
+	ping := ws.PingHandler()
+	ws.SetPingHandler(func(s string) error { alive(); return ping(s) })
+	go func() {
+		for {
+			mt, data, err := ws.ReadMessage()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			alive()
+			if c.o.OnMessage != nil {
+				c.o.OnMessage(ParseIncoming("", data, mt == websocket.BinaryMessage))
+			}
+		}
+	}()
+	tick := time.NewTicker(c.o.PingInterval)
+	defer tick.Stop()
+	end := func(why string) string {
+		_ = ws.Close()
+		<-readErr
+		return why
+	}
+	for {
+		for {
+			m, ok := c.peek()
+			if !ok {
+				break
+			}
+			mt := websocket.TextMessage
+			if m.binary {
+				mt = websocket.BinaryMessage
+			}
+			_ = ws.SetWriteDeadline(c.now().Add(c.o.WriteWait))
+			if err := ws.WriteMessage(mt, m.data); err != nil {
+				return end("write: " + err.Error())
+			}
+			c.pop(m)
+		}
+		select {
+		case <-ctx.Done():
+			_ = ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), c.now().Add(c.o.WriteWait))
+			// Wait briefly for the server's close, then drop.
+			t := time.NewTimer(closeGrace)
+			defer t.Stop()
+			select {
+			case <-readErr:
+				_ = ws.Close()
+			case <-t.C:
+				_ = end("")
+			}
+			return "stopped"
+		case err := <-readErr:
+			_ = ws.Close()
+			return "read: " + readReason(err)
+		case <-c.kick:
+		case <-tick.C:
+			if err := ws.WriteControl(websocket.PingMessage, nil, c.now().Add(c.o.WriteWait)); err != nil {
+				return end("ping: " + err.Error())
+			}
+		}
+	}
+}
+
+func readReason(err error) string {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Sprintf("server closed (%d)", ce.Code)
+	}
+	var te interface{ Timeout() bool }
+	if errors.As(err, &te) && te.Timeout() {
+		return "no pong: peer dead"
+	}
+	return err.Error()
+}

@@ -1,0 +1,47 @@
+// Package broadcast is sensord's WebSocket output: what Node-RED's
+// websocket-out and websocket-in nodes do, as a library.
+//
+// A Server is the http.Handler of one path (server mode). Publish encodes a
+// Message once (JSON, then the WebSocket frame) and stores it in a Ring;
+// every connected client follows the ring at its own pace and gets the
+// frames whose topic matches its ?topic= filters. A Message with a Session
+// is a reply: it goes to that one client only. Frames the clients send
+// reach ServerOpts.OnMessage with their session (the websocket-in pairing).
+// A Client dials out to a ws:// or wss:// URL (client mode) and sends every
+// published message, reconnecting with back-off.
+//
+// # Messages
+//
+// Payload []byte goes out as a binary frame, a string as text as is, anything
+// else as JSON text; an empty payload is not sent. With WholeMsg the frame is
+// {"topic":..,"payload":..,"_msgid":..} (never the session).
+//
+// # Concurrency
+//
+// Server: Publish, History, Clients, Stats, Progress and Close are safe from
+// any goroutine; ServeHTTP is called by net/http. Each connection has exactly
+// two goroutines: a reader (gorilla's frame parser, calls OnMessage) and a
+// writer, the only goroutine that writes to that connection. One
+// housekeeping goroutine per Server turns publishes into wakeups and sends
+// heartbeats; Close stops it.
+//
+// Ring: Publish is safe from any number of goroutines. It claims a sequence
+// with one atomic add (the single claim point: wait-free, no publisher ever
+// waits for another or for a reader) and then owns one slot; the rare case of
+// two publishers a whole lap apart on one slot is settled by CAS, newest wins
+// (see Ring.Publish). We chose a CAS claim over one publishing goroutine
+// because the daemon publishes from several goroutines (readings, system
+// stats) and a hand-off goroutine would need a queue of its own, which
+// either blocks or drops. Each Reader belongs to one goroutine and reads
+// slots without locks. Readers sleep on a channel that the waker goroutine
+// closes after publishes; publishers never close it themselves, because
+// waking n sleepers costs O(n) and publish must not grow with the number of
+// subscribers. All memory-ordering arguments are in the "Ordering:" comments
+// of Ring.Publish, Reader.Next and Ring.Wake. They rely on one fact, stated
+// once here: Go's sync/atomic operations are sequentially consistent (the Go
+// memory model: all atomic operations behave as if executed in one total
+// order). Published values and encoded frames are immutable.
+//
+// Client: Publish and State are safe from any goroutine; Run is called once
+// and owns the connection (one writer, one reader goroutine per connection).
+package broadcast

@@ -1,0 +1,71 @@
+package broadcast
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// testServer runs s behind a real loopback HTTP server and closes both at
+// the end of the test.
+func testServer(t testing.TB, o *ServerOpts) (*Server, *httptest.Server) {
+	t.Helper()
+	s := NewServer(o)
+	hs := httptest.NewServer(s)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		hs.Close()
+	})
+	return s, hs
+}
+
+func wsURL(hs *httptest.Server, pathQuery string) string {
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + pathQuery
+}
+
+// dial connects a real gorilla client.
+func dial(t testing.TB, url string, h http.Header) *websocket.Conn {
+	t.Helper()
+	ws, resp, err := websocket.DefaultDialer.Dial(url, h)
+	if err != nil {
+		status := ""
+		if resp != nil {
+			status = resp.Status
+		}
+		t.Fatalf("dial %s: %v %s", url, err, status)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// waitClients waits until s has n clients.
+func waitClients(t testing.TB, s *Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Clients() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("clients = %d, want %d", s.Clients(), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// read reads one message with a deadline.
+func read(t testing.TB, ws *websocket.Conn) (int, string) {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	mt, p, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return mt, string(p)
+}

@@ -1,0 +1,555 @@
+package broadcast
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Message is one message for the clients of a path (Node-RED's msg).
+type Message struct {
+	Topic string
+	// Payload: []byte goes out as a binary frame; a string as text as is;
+	// anything else (json.RawMessage included) as JSON text. nil, an empty
+	// []byte or "" is not sent. The payload must not be modified after
+	// Publish (it is kept for History).
+	Payload any
+	// Session: "" broadcasts to every client of the path (topic filters
+	// apply); otherwise only the client with that session gets it.
+	Session string
+	// ID is the _msgid; generated when empty.
+	ID string
+}
+
+// Incoming is one frame received from a client (websocket-in).
+type Incoming struct {
+	Session string         // the sender's session: Publish a Message with it to answer only that client
+	Raw     []byte         // the frame's payload as received
+	Binary  bool           // a binary frame
+	JSON    bool           // Raw parsed as a JSON object
+	Msg     map[string]any // the parsed object; otherwise {"payload": text} or {"payload": []byte}
+}
+
+// EventKind says what happened to a connection.
+type EventKind int
+
+const (
+	Connect EventKind = iota + 1
+	Disconnect
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Connect:
+		return "connect"
+	case Disconnect:
+		return "disconnect"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// Event reports a client connecting or disconnecting.
+type Event struct {
+	Kind    EventKind
+	Session string
+	Remote  string // the peer's address
+	Clients int    // clients connected after this event
+}
+
+// Policy is what happens to a client that falls a whole ring behind.
+type Policy int
+
+const (
+	// SkipToNewest skips the client to the newest message and counts what
+	// it missed in ServerStats.Lost.
+	SkipToNewest Policy = iota
+	// DisconnectLapped closes the client with 1008 and counts it in
+	// ServerStats.Dropped. (Named apart from the Disconnect event kind.)
+	DisconnectLapped
+)
+
+// Defaults for zero ServerOpts fields.
+const (
+	DefaultRingSize         = 1024
+	DefaultReadLimit        = 64 << 10
+	DefaultMaxClients       = 10000
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultPingInterval     = 30 * time.Second
+	DefaultPongTimeout      = 10 * time.Second
+	DefaultWriteWait        = 10 * time.Second
+	DefaultReplyQueue       = 16
+	// DefaultCoalesce: writers are woken at most this often, so at high
+	// message rates each wakeup finds several frames and writes them with
+	// one syscall. A message after a quiet period goes out at once.
+	DefaultCoalesce = 10 * time.Millisecond
+)
+
+const (
+	// readBufferSize is the per-connection read buffer. Incoming frames
+	// are rare and small here; 512 bytes hold any control frame.
+	readBufferSize = 512
+	// maxBatch caps the frames one writev carries (the kernel allows 1024;
+	// the per-socket iovec cache grows to this, 16 bytes per entry).
+	maxBatch = 64
+	// closeGrace is how long a writer that sent a close frame waits for
+	// the peer's close before it drops the TCP connection.
+	closeGrace = time.Second
+)
+
+// ServerOpts configures a Server; the zero value is usable.
+type ServerOpts struct {
+	// WholeMsg sends {"topic":..,"payload":..,"_msgid":..} instead of the
+	// payload alone.
+	WholeMsg bool
+	// RingSize is the number of retained messages, rounded up to a power of
+	// two; default 1024.
+	RingSize int
+	// Replay: a late joiner first gets the last Replay messages of each
+	// topic its filters match; default 1; -1 none.
+	Replay int
+	// Lapped is what happens to a client a whole ring behind.
+	Lapped Policy
+	// ReadLimit is the largest incoming frame; over it the client is
+	// closed with 1009. Default 64 KiB.
+	ReadLimit int64
+	// MaxClients: upgrades beyond it get 503. Default 10000.
+	MaxClients int
+	// AllowedOrigins: browsers from these origins ("https://host:port", or
+	// "*") may connect besides the same origin. Requests without an Origin
+	// header (non-browsers) are always allowed. Others get 403.
+	AllowedOrigins []string
+	// Token: "" none; else "Authorization: Bearer <Token>" or
+	// ?access_token=<Token> is required, 401 without it.
+	Token string
+	// HandshakeTimeout bounds writing the upgrade response (reading the
+	// request is bounded by http.Server.ReadHeaderTimeout). Default 10 s.
+	HandshakeTimeout time.Duration
+	// PingInterval: the server pings every client this often; a client that
+	// sends nothing (no pong) for PingInterval+PongTimeout is dropped.
+	// Defaults 30 s and 10 s.
+	PingInterval, PongTimeout time.Duration
+	// WriteWait is the deadline of every write; a client that does not take
+	// a batch within it is dropped. Default 10 s.
+	WriteWait time.Duration
+	// ReplyQueue is the per-client queue for session replies; overflow
+	// closes that client with 1013. Default 16.
+	ReplyQueue int
+	// Coalesce: writers are woken at most once per Coalesce (see
+	// DefaultCoalesce); -1 wakes them on every publish.
+	Coalesce time.Duration
+	// OnMessage gets every frame a client sends. It is called from that
+	// connection's reader goroutine: it must not block for long.
+	OnMessage func(Incoming)
+	// OnEvent gets connect and disconnect events, from the connection's
+	// goroutines: it must not block for long.
+	OnEvent func(Event)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// ServerStats are the server's counters since NewServer.
+type ServerStats struct {
+	Clients        int    // connected now
+	Connects       uint64 // upgrades accepted
+	Disconnects    uint64
+	Published      uint64 // broadcast messages put in the ring
+	Replies        uint64 // session replies queued
+	Sent           uint64 // messages written to clients (deliveries, replay included)
+	Lost           uint64 // broadcast deliveries skipped because a client was lapped
+	Dropped        uint64 // clients disconnected for being slow (lapped under DisconnectLapped, write timeout)
+	RepliesDropped uint64 // replies to a gone session, or over a full queue
+	Rejected       uint64 // upgrades refused (400, 401, 403, 503)
+}
+
+// Errors from Publish.
+var (
+	ErrNoSession     = errors.New("broadcast: no such session")
+	ErrReplyOverflow = errors.New("broadcast: reply queue full, client closed")
+)
+
+// Server is the WebSocket output of one path (websocket-out in server
+// mode): an http.Handler that upgrades clients and follows a Ring.
+type Server struct {
+	o    ServerOpts
+	up   websocket.Upgrader
+	ring *Ring[encoded]
+	ids  idGen
+
+	// sessions maps session id -> *conn for replies; lock-free reads so
+	// that Publish never waits.
+	sessions sync.Map
+
+	// mu guards closed and wg.Add against Close's wg.Wait.
+	mu      sync.Mutex
+	closed  bool
+	wg      sync.WaitGroup // one per connection (its writer's finish)
+	closing chan struct{}  // closed by Close
+	done    chan struct{}  // closed when the housekeeping loop returns
+
+	// reserved counts upgrades admitted against MaxClients (including ones
+	// in progress); clients counts registered connections.
+	reserved atomic.Int64
+	clients  atomic.Int64
+
+	// hbGen counts heartbeats; hb is closed and replaced at each one
+	// (written by the loop, read by writers: see conn.writeLoop).
+	hbGen atomic.Uint64
+	hb    atomic.Pointer[chan struct{}]
+
+	progress atomic.Int64 // unix ns of the loop's last tick
+
+	bufs sync.Pool // *[][]byte batches for writers
+
+	st struct {
+		connects, disconnects, published, replies, sent, lost,
+		dropped, repliesDropped, rejected atomic.Uint64
+	}
+}
+
+// NewServer returns a server; o may be nil. It starts one housekeeping
+// goroutine (wakeups, heartbeats), which Close stops.
+func NewServer(o *ServerOpts) *Server {
+	s := &Server{closing: make(chan struct{}), done: make(chan struct{})}
+	if o != nil {
+		s.o = *o
+	}
+	s.o.normalize()
+	s.ring, _ = NewRing[encoded](s.o.RingSize) // normalized: power of two
+	var seed [4]byte
+	_, _ = rand.Read(seed[:])
+	s.ids.prefix = binary.BigEndian.Uint32(seed[:])
+	hb := make(chan struct{})
+	s.hb.Store(&hb)
+	s.progress.Store(s.o.Now().UnixNano())
+	s.bufs.New = func() any { b := make([][]byte, 0, maxBatch); return &b }
+	s.up = websocket.Upgrader{
+		HandshakeTimeout: s.o.HandshakeTimeout,
+		ReadBufferSize:   readBufferSize,
+		// A pool keeps gorilla from giving each connection its own write
+		// buffer. Our writers do not use gorilla's writer at all (they
+		// write pre-framed bytes), so this pool stays empty in practice.
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.checkOrigin,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			s.st.rejected.Add(1)
+			http.Error(w, http.StatusText(status), status)
+		},
+	}
+	go s.loop()
+	return s
+}
+
+func (o *ServerOpts) normalize() {
+	if o.RingSize <= 0 {
+		o.RingSize = DefaultRingSize
+	}
+	n := 2
+	for n < o.RingSize {
+		n <<= 1
+	}
+	o.RingSize = n
+	switch {
+	case o.Replay == 0:
+		o.Replay = 1
+	case o.Replay < 0:
+		o.Replay = 0
+	}
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = DefaultReadLimit
+	}
+	if o.MaxClients <= 0 {
+		o.MaxClients = DefaultMaxClients
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+	if o.PongTimeout <= 0 {
+		o.PongTimeout = DefaultPongTimeout
+	}
+	if o.WriteWait <= 0 {
+		o.WriteWait = DefaultWriteWait
+	}
+	if o.ReplyQueue <= 0 {
+		o.ReplyQueue = DefaultReplyQueue
+	}
+	switch {
+	case o.Coalesce == 0:
+		o.Coalesce = DefaultCoalesce
+	case o.Coalesce < 0:
+		o.Coalesce = 0
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// loop is the server's housekeeping goroutine: it turns ring publishes into
+// wakeups (coalesced), sends heartbeats, and records progress.
+func (s *Server) loop() {
+	defer close(s.done)
+	tickEvery := min(s.o.PingInterval, time.Second)
+	t := time.NewTicker(tickEvery)
+	defer t.Stop()
+	nextPing := s.o.Now().Add(s.o.PingInterval)
+	var w waker
+	for {
+		select {
+		case <-s.closing:
+			s.ring.Wake()
+			return
+		case <-s.ring.Kicked():
+			if !w.hold(s.closing, s.o.Coalesce) {
+				s.ring.Wake()
+				return
+			}
+			s.ring.Wake()
+			s.progress.Store(s.o.Now().UnixNano())
+		case <-t.C:
+			now := s.o.Now()
+			s.progress.Store(now.UnixNano())
+			if !now.Before(nextPing) {
+				nextPing = now.Add(s.o.PingInterval)
+				// Ordering: hbGen first, then the channel. A writer loads the
+				// channel before it reads hbGen, so it either sees the new
+				// generation or sleeps on a channel closed here.
+				s.hbGen.Add(1)
+				ch := make(chan struct{})
+				close(*s.hb.Swap(&ch))
+			}
+		}
+	}
+}
+
+// ServeHTTP upgrades the request to a WebSocket client of this path.
+// Query: topic=<MQTT filter> (repeatable), access_token=<token>.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.o.Token != "" && !s.authorized(r) {
+		s.st.rejected.Add(1)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sensord"`)
+		http.Error(w, "broadcast: missing or wrong token", http.StatusUnauthorized)
+		return
+	}
+	filters := r.URL.Query()["topic"]
+	for _, f := range filters {
+		if !ValidFilter(f) {
+			s.st.rejected.Add(1)
+			http.Error(w, fmt.Sprintf("broadcast: bad topic filter %q", f), http.StatusBadRequest)
+			return
+		}
+	}
+	if s.reserved.Add(1) > int64(s.o.MaxClients) {
+		s.reserved.Add(-1)
+		s.st.rejected.Add(1)
+		http.Error(w, "broadcast: too many clients", http.StatusServiceUnavailable)
+		return
+	}
+	select {
+	case <-s.closing:
+		s.reserved.Add(-1)
+		s.st.rejected.Add(1)
+		http.Error(w, "broadcast: shutting down", http.StatusServiceUnavailable)
+		return
+	default:
+	}
+	ws, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		s.reserved.Add(-1) // Upgrade has answered (and counted) already
+		return
+	}
+	c := s.newConn(ws, filters, r.RemoteAddr)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.reserved.Add(-1)
+		_ = ws.NetConn().Close()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.sessions.Store(c.session, c)
+	n := s.clients.Add(1)
+	s.st.connects.Add(1)
+	if s.o.OnEvent != nil {
+		s.o.OnEvent(Event{Kind: Connect, Session: c.session, Remote: c.remote, Clients: int(n)})
+	}
+	go c.readLoop()
+	go c.writeLoop()
+}
+
+// remove unregisters c; called once, by c's writer, when both of c's
+// goroutines are done with the connection.
+func (s *Server) remove(c *conn) {
+	s.sessions.Delete(c.session)
+	n := s.clients.Add(-1)
+	s.reserved.Add(-1)
+	s.st.disconnects.Add(1)
+	if s.o.OnEvent != nil {
+		s.o.OnEvent(Event{Kind: Disconnect, Session: c.session, Remote: c.remote, Clients: int(n)})
+	}
+	s.wg.Done()
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	got := r.URL.Query().Get("access_token")
+	if h := r.Header.Get("Authorization"); h != "" {
+		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
+			got = strings.TrimSpace(tok)
+		}
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.o.Token)) == 1
+}
+
+// checkOrigin allows requests without Origin (not a browser), the same
+// origin, and AllowedOrigins.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err == nil && strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, a := range s.o.AllowedOrigins {
+		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// Publish sends m to the clients of this path. A broadcast (no Session) is
+// encoded once and stored in the ring: wait-free, it never waits for a
+// client. A reply (Session set) goes to that client's bounded queue:
+// ErrNoSession (counted) when the session is gone, ErrReplyOverflow when
+// its queue is full (the client is closed with 1013, counted). An empty
+// payload is not sent. Safe from any goroutine.
+func (s *Server) Publish(m Message) error {
+	if empty(m.Payload) {
+		return nil
+	}
+	if m.ID == "" {
+		m.ID = s.ids.next()
+	}
+	data, bin, err := encodePayload(&m, s.o.WholeMsg)
+	if err != nil {
+		return err
+	}
+	op := byte(opText)
+	if bin {
+		op = opBinary
+	}
+	e := &encoded{msg: m, binary: bin, frame: frame(op, data)}
+	if m.Session == "" {
+		s.ring.Publish(e)
+		s.st.published.Add(1)
+		return nil
+	}
+	v, ok := s.sessions.Load(m.Session)
+	if !ok {
+		s.st.repliesDropped.Add(1)
+		return ErrNoSession
+	}
+	c := v.(*conn)
+	select {
+	case c.replies <- e:
+		s.st.replies.Add(1)
+		c.poke()
+		return nil
+	default:
+		s.st.repliesDropped.Add(1)
+		c.requestClose(CloseTryAgain)
+		return ErrReplyOverflow
+	}
+}
+
+// History returns the retained broadcast messages whose topic matches the
+// MQTT filter ("" matches all), oldest first, at most the newest n (n <= 0:
+// all). Payloads are as published. Safe from any goroutine.
+func (s *Server) History(filter string, n int) []Message {
+	last := s.ring.Last()
+	size := uint64(s.ring.Size())
+	var out []Message
+	for seq := last; seq > 0 && last-seq < size; seq-- {
+		e, ok := s.ring.Get(seq)
+		if !ok || (filter != "" && !MatchTopic(filter, e.msg.Topic)) {
+			continue
+		}
+		out = append(out, e.msg)
+		if n > 0 && len(out) == n {
+			break
+		}
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
+
+// Clients is the number of connected clients.
+func (s *Server) Clients() int { return int(s.clients.Load()) }
+
+// Stats returns the counters. Safe from any goroutine.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{
+		Clients:        s.Clients(),
+		Connects:       s.st.connects.Load(),
+		Disconnects:    s.st.disconnects.Load(),
+		Published:      s.st.published.Load(),
+		Replies:        s.st.replies.Load(),
+		Sent:           s.st.sent.Load(),
+		Lost:           s.st.lost.Load(),
+		Dropped:        s.st.dropped.Load(),
+		RepliesDropped: s.st.repliesDropped.Load(),
+		Rejected:       s.st.rejected.Load(),
+	}
+}
+
+// Progress is the time of the housekeeping loop's last tick (at least once
+// a second while it runs): evidence for a watchdog that the broadcaster is
+// alive.
+func (s *Server) Progress() time.Time { return time.Unix(0, s.progress.Load()) }
+
+// Close sends 1001 (going away) to every client, refuses new ones (503),
+// and waits until every connection's goroutines have finished, or until
+// ctx is done: then it drops the remaining connections and returns the
+// context's error. Publish keeps working (History), but nobody is sent
+// anything any more.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.closing)
+	}
+	s.mu.Unlock()
+	all := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		<-s.done
+		close(all)
+	}()
+	select {
+	case <-all:
+		return nil
+	case <-ctx.Done():
+		s.sessions.Range(func(_, v any) bool {
+			_ = v.(*conn).nc.Close()
+			return true
+		})
+		return fmt.Errorf("broadcast: close: %w", ctx.Err())
+	}
+}
