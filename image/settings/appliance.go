@@ -1,0 +1,69 @@
+package settings
+
+// flagVar is a Var for sensord flag name.
+func flagVar(flag, def, doc string) Var {
+	return Var{Name: EnvName(flag), Flag: flag, Default: def, Doc: doc}
+}
+
+// Appliance is the sensord.conf the image ships on its boot partition.
+// Its flag list must match sensord's own (TestApplianceListsEverySensordFlag
+// runs `sensord -h` and compares names and defaults).
+func Appliance() File {
+	return File{
+		Header: `sensord.conf: the settings of your sensord appliance.
+
+Edit this file on the SD card's boot partition (it shows up as a drive
+named RASPIFIRM on any PC) before you boot the Pi, or later over ssh as
+root: /boot/firmware/sensord.conf, then reboot.
+
+To change a setting, remove the "#" in front of its line and edit the
+value. Lines stay KEY=value: no spaces around "=", and put a value with
+spaces in double quotes ("like this"). Double quotes and backslashes are
+not allowed inside a value. Windows line endings are fine.
+
+A bad SENSORD_* value does not stop the appliance: sensord logs it
+(journalctl -u sensord), shows it on the dashboard and /healthz, and uses
+the default.`,
+		Sections: []Section{
+			{
+				Title: "The appliance",
+				Doc:   "Applied on every boot by sensord-settings.service.",
+				Vars: []Var{
+					{Name: "HOSTNAME", Default: "sensord", Doc: "Network name: the dashboard is at http://<HOSTNAME>.local/\nLetters, digits and dashes, at most 63."},
+					{Name: "WIFI_COUNTRY", Example: "GB", Doc: "Wi-Fi: your two-letter country code (the law decides which channels\nmay be used). Wired Ethernet needs none of the WIFI_* lines."},
+					{Name: "WIFI_SSID", Example: "MyNetwork", Doc: "Wi-Fi: the network's name."},
+					{Name: "WIFI_PASSPHRASE", Example: "my secret passphrase", Doc: "Wi-Fi: the WPA2/WPA3 passphrase (8 to 63 characters); leave it empty\nfor an open network."},
+					{Name: "SSH_PUBKEY", Example: "ssh-ed25519 AAAA... me@laptop", Doc: "SSH: one public key (the line in ~/.ssh/id_ed25519.pub) allowed to\nlog in as root. Without a key the SSH server stays off."},
+				},
+			},
+			{
+				Title: "sensord",
+				Doc: `Every flag of the sensord daemon, as SENSORD_<FLAG>. Shown with its
+default. Read by sensord.service (EnvironmentFile=) each time sensord
+starts: systemctl restart sensord applies a change.`,
+				Vars: []Var{
+					flagVar("sensor", "dht22", "Sensor: dht22, sim (simulated, no hardware), bme280, aht20, am2320."),
+					flagVar("pin", "GPIO4", "GPIO pin of the DHT22's data line (BCM numbering: GPIO4 is header pin 7)."),
+					flagVar("capture", "auto", "DHT22 edge timing: auto, cdev (GPIO character device, the one this\nimage's kernel has), mmap (/dev/gpiomem busy loop, Raspberry Pi OS kernels)."),
+					flagVar("i2c-bus", "", "I2C bus of bme280, aht20 and am2320 (empty: the first, usually 1)."),
+					flagVar("period", "2s", "Time between readings: 2s or more for real sensors (sim: 10ms or more)."),
+					flagVar("topic", "sensors/dht22", "Topic of every reading."),
+					flagVar("wholemsg", "false", "true: each frame is the whole message {topic,payload,_msgid};\nfalse: the payload only."),
+					flagVar("mode", "server", "server (serve /ws/sensors), client (send readings to SENSORD_URL),\nor both."),
+					flagVar("url", "", "ws:// or wss:// URL readings are sent to in client mode, e.g. a Node-RED\nwebsocket-in node: ws://nodered.local:1880/ws/sensors"),
+					flagVar("token", "", "Bearer token every endpoint requires (empty: none). Browsers open\nhttp://<HOSTNAME>.local/?access_token=<token>."),
+					flagVar("listen", ":80", "Listen address. Ignored on this image: systemd listens on port 80\n(sensord.socket); change the port with systemctl edit sensord.socket."),
+					flagVar("log-level", "info", "Log level: debug, info, warn or error."),
+					flagVar("env-errors", "exit", "A bad SENSORD_* value: exit or warn. Ignored on this image:\nsensord.service passes -env-errors=warn, so the appliance always comes up."),
+					flagVar("version", "false", "Print the version and exit. Leave it commented out."),
+					flagVar("sim-jitter", "0s", "sim: timing jitter of each waveform edge, e.g. 5us."),
+					flagVar("sim-error-rate", "0", "sim: probability 0..1 that a frame carries a flipped bit."),
+					flagVar("sim-hang-after", "0s", "sim: stop answering after this long, so reads block and the watchdog\nrestarts sensord; 0s never. For testing."),
+					flagVar("sim-temp", "", "sim: a fixed temperature in C, e.g. 21.5 (empty: a slow random walk)."),
+					flagVar("sim-humidity", "", "sim: a fixed humidity in %RH, e.g. 48.2 (empty: a slow random walk)."),
+					flagVar("sim-no-response", "false", "sim: never answer the start pulse (a disconnected sensor)."),
+				},
+			},
+		},
+	}
+}

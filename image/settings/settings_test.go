@@ -1,0 +1,193 @@
+package settings
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in image/testdata")
+
+// golden compares got with image/testdata/name (rewritten with -update).
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("..", "testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./image/settings -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the rendered file (go test ./image/settings -update rewrites it):\n%s", path, got)
+	}
+}
+
+func TestApplianceFileMatchesGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := Render(&b, Appliance(), nil); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "sensord.conf", b.Bytes())
+}
+
+func TestBootTestSettingsMatchGolden(t *testing.T) {
+	var b bytes.Buffer
+	set := map[string]string{
+		"SENSORD_SENSOR":         "sim",
+		"SENSORD_SIM_HANG_AFTER": "90s",
+		"HOSTNAME":               "sensord-test",
+	}
+	if err := Render(&b, Appliance(), set); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "sensord-boottest.conf", b.Bytes())
+}
+
+func TestRenderActivatesOnlyTheSetVariables(t *testing.T) {
+	var b bytes.Buffer
+	if err := Render(&b, Appliance(), map[string]string{"SENSORD_PERIOD": "5s", "WIFI_SSID": "My Home"}); err != nil {
+		t.Fatal(err)
+	}
+	var active []string
+	for _, l := range strings.Split(b.String(), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			active = append(active, l)
+		}
+	}
+	want := []string{`WIFI_SSID="My Home"`, "SENSORD_PERIOD=5s"}
+	if strings.Join(active, "|") != strings.Join(want, "|") {
+		t.Errorf("active lines = %q, want %q", active, want)
+	}
+}
+
+func TestRenderRefusesUnknownNamesAndUnsafeValues(t *testing.T) {
+	for name, set := range map[string]map[string]string{
+		"a misspelt name":     {"SENSORD_PERIDO": "5s"},
+		"a double quote":      {"WIFI_PASSPHRASE": `a"b`},
+		"a backslash":         {"WIFI_PASSPHRASE": `a\b`},
+		"a line break":        {"WIFI_SSID": "a\nSENSORD_TOKEN=x"},
+		"a carriage return":   {"WIFI_SSID": "a\r"},
+		"an unknown and more": {"X": "1", "Y": "2"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := Render(&bytes.Buffer{}, Appliance(), set); err == nil || !strings.HasPrefix(err.Error(), "settings: ") {
+				t.Errorf("Render(%q) error = %v, want a settings: error", set, err)
+			}
+		})
+	}
+}
+
+// The boot-time reader (sensord-settings --print) must see exactly the values
+// Render wrote, including quoted ones and a file saved with CRLF line ends.
+func TestSettingsScriptReadsWhatRenderWrites(t *testing.T) {
+	set := map[string]string{
+		"HOSTNAME":        "kitchen",
+		"WIFI_COUNTRY":    "DE",
+		"WIFI_SSID":       "Home # 2 'guest'",
+		"WIFI_PASSPHRASE": "pa$$ `word` $(x) ;|&",
+		"SSH_PUBKEY":      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB me@laptop",
+		"SENSORD_PERIOD":  "5s",
+	}
+	var b bytes.Buffer
+	if err := Render(&b, Appliance(), set); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join("..", "rootfs", "usr", "local", "sbin", "sensord-settings")
+	for _, crlf := range []bool{false, true} {
+		content := b.String()
+		if crlf {
+			content = strings.ReplaceAll(content, "\n", "\r\n")
+		}
+		path := filepath.Join(t.TempDir(), "sensord.conf")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("sh", script, "--print", path).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sensord-settings --print: %v\n%s", err, out)
+		}
+		got := map[string]string{}
+		for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+			k, v, _ := strings.Cut(l, "=")
+			got[k] = v
+		}
+		for k, want := range set {
+			if k == "SENSORD_PERIOD" {
+				continue // not the script's business
+			}
+			if got[k] != want {
+				t.Errorf("crlf=%v: %s = %q, want %q", crlf, k, got[k], want)
+			}
+		}
+	}
+}
+
+// Every flag sensord has is documented in the file with sensord's own default,
+// and the file documents no flag sensord lacks.
+func TestApplianceListsEverySensordFlag(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "sensord")
+	build := exec.Command("go", "build", "-o", bin, "sensord/cmd/sensord")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/sensord: %v\n%s", err, out)
+	}
+	out, _ := exec.Command(bin, "-h").CombinedOutput() // -h exits non-zero by design
+	got := parseFlagUsage(string(out))
+	if len(got) < 5 {
+		t.Fatalf("sensord -h listed %d flags; output:\n%s", len(got), out)
+	}
+	doc := Appliance().Flags()
+	for name, def := range got {
+		v, ok := doc[name]
+		if !ok {
+			t.Errorf("sensord has -%s, sensord.conf does not document %s", name, EnvName(name))
+			continue
+		}
+		if def == "" && !isZero(v.Default) || def != "" && def != v.Default {
+			t.Errorf("%s: sensord's default is %q, sensord.conf says %q", v.Name, def, v.Default)
+		}
+	}
+	for name := range doc {
+		if _, ok := got[name]; !ok {
+			t.Errorf("sensord.conf documents %s, sensord has no -%s", EnvName(name), name)
+		}
+	}
+}
+
+// parseFlagUsage reads the flag package's usage text: "  -name type" lines,
+// each followed by indented help that ends in "(default x)" unless the
+// default is the zero value.
+func parseFlagUsage(usage string) map[string]string {
+	flags := map[string]string{}
+	nameRE := regexp.MustCompile(`^  -([a-z0-9-]+)`)
+	defRE := regexp.MustCompile(`\(default "?([^")]*)"?\)\s*$`)
+	cur := ""
+	for _, l := range strings.Split(usage, "\n") {
+		if m := nameRE.FindStringSubmatch(l); m != nil {
+			cur = m[1]
+			flags[cur] = ""
+		}
+		if m := defRE.FindStringSubmatch(l); m != nil && cur != "" {
+			flags[cur] = m[1]
+		}
+	}
+	return flags
+}
+
+func isZero(s string) bool {
+	switch s {
+	case "", "0", "0s", "false":
+		return true
+	}
+	return false
+}
