@@ -1,0 +1,92 @@
+package broadcast
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// benchSubs are the subscriber counts of the publish benchmarks.
+var benchSubs = []int{1, 100, 10_000}
+
+// BenchmarkRingPublish measures Publish with n live subscribers, each a
+// goroutine that sleeps on the ring's wake channel and drains its cursor
+// when woken (woken at most every DefaultCoalesce, as in the Server).
+// Values are preallocated (2x the ring size, so a pointer is reused only
+// after the ring let go of it): allocs/op is the ring's own.
+func BenchmarkRingPublish(b *testing.B) {
+	for _, n := range benchSubs {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			r, _ := NewRing[int](1024)
+			done := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { defer wg.Done(); r.RunWaker(done, DefaultCoalesce) }()
+			for range n {
+				rd := r.NewReader()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						wake := r.Wait()
+						if _, _, _, ok := rd.Next(); ok {
+							continue
+						}
+						select {
+						case <-done:
+							return
+						case <-wake:
+						}
+					}
+				}()
+			}
+			vals := make([]int, 2048)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r.Publish(&vals[i&2047])
+			}
+			b.StopTimer()
+			close(done)
+			wg.Wait()
+		})
+	}
+}
+
+// BenchmarkHubPublish is the baseline: the classic hub with one buffered
+// channel per client; publishing is a non-blocking send to every client
+// (dropping for a full channel), each client a goroutine draining it.
+func BenchmarkHubPublish(b *testing.B) {
+	for _, n := range benchSubs {
+		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
+			chans := make([]chan *int, n)
+			var wg sync.WaitGroup
+			for i := range chans {
+				chans[i] = make(chan *int, 256)
+				wg.Add(1)
+				go func(ch chan *int) {
+					defer wg.Done()
+					for range ch {
+					}
+				}(chans[i])
+			}
+			vals := make([]int, 2048)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				v := &vals[i&2047]
+				for _, ch := range chans {
+					select {
+					case ch <- v:
+					default:
+					}
+				}
+			}
+			b.StopTimer()
+			for _, ch := range chans {
+				close(ch)
+			}
+			wg.Wait()
+		})
+	}
+}
