@@ -22,7 +22,9 @@ import (
 // once, at info level, when they resume; nothing per ping. A failed send is
 // treated like an unhealthy check: logged once, retried at the next tick.
 // log may be nil (no logging); healthy may be nil (always healthy, which
-// defeats the purpose: use it only in tests).
+// defeats the purpose: use it only in tests). healthy should answer quickly;
+// if it blocks (say, on a lock a stuck loop holds) pings stop too, which is
+// how a deadlock also gets the service restarted.
 //
 //	NOTIFY_SOCKET unset                   -> nil at once (not under systemd)
 //	WATCHDOG_USEC unset                   -> nil at once (no WatchdogSec=)
