@@ -1,0 +1,143 @@
+package dht22
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+
+	"sensord/sensor"
+)
+
+// EdgeLine is the data line as the edge-timestamp capture needs it. The
+// GPIO character device implements it in package sensors (kernel timestamps
+// from the interrupt handler, so neither the Go scheduler nor the garbage
+// collector can blur them); dht22sim implements it from the simulated
+// waveform.
+type EdgeLine interface {
+	// DriveLow makes the line an output at low level: the start pulse.
+	DriveLow() error
+	// Release makes the line an input with the pull-up and edge detection
+	// on both edges. Edges from then on are queued with their timestamps;
+	// edges from before are discarded. Switching direction takes time, so
+	// the first edges of the answer may be missed (DecodeFrame copes).
+	Release() error
+	// Edges waits until dst is full, timeout has passed since Release or
+	// the frame is evidently over, or ctx is done, and returns the number
+	// of edges stored in dst, oldest first.
+	Edges(ctx context.Context, dst []Edge, timeout time.Duration) (int, error)
+	// String names the line, e.g. "gpiochip0:4".
+	String() string
+}
+
+// edgeCapture is the character-device strategy.
+type edgeCapture struct{ line EdgeLine }
+
+func (c *edgeCapture) name() string   { return "edge-timestamps" }
+func (c *edgeCapture) String() string { return c.line.String() }
+
+func (c *edgeCapture) capture(ctx context.Context, pulse time.Duration, dst []Edge) (int, error) {
+	if err := c.line.DriveLow(); err != nil {
+		return 0, fmt.Errorf("dht22: start pulse on %s: %w", c.line, err)
+	}
+	// The pulse only has to be long enough; a late wake-up makes it longer,
+	// which the sensor accepts (MaxStartPulse leaves the room).
+	time.Sleep(pulse)
+	if err := c.line.Release(); err != nil {
+		return 0, fmt.Errorf("dht22: releasing %s: %w", c.line, err)
+	}
+	n, err := c.line.Edges(ctx, dst, frameTimeout)
+	if err != nil {
+		return n, fmt.Errorf("dht22: reading edges of %s: %w", c.line, err)
+	}
+	if n < minEdges {
+		return n, errorf(sensor.ErrTimeout, "no response on %s (%d edges within %v of the release)", c.line, n, frameTimeout)
+	}
+	return n, nil
+}
+
+// pinCapture is the busy-loop strategy over a fast gpio.PinIO.
+type pinCapture struct {
+	pin   gpio.PinIO
+	clock func() time.Duration
+}
+
+func (c *pinCapture) name() string   { return "busy-loop" }
+func (c *pinCapture) String() string { return c.pin.Name() }
+
+// gcHold serialises the garbage-collector hold of concurrent captures: the
+// GC percentage is process-wide, and two captures restoring each other's
+// "off" would leave the collector disabled for good. It is the package's
+// only global, because the resource it guards is global too.
+var gcHold sync.Mutex
+
+func (c *pinCapture) capture(ctx context.Context, pulse time.Duration, dst []Edge) (int, error) {
+	// The frame is timed by this goroutine's own reads of the clock, so it
+	// must not be moved between threads or stopped for a collection while
+	// the frame lasts (~6 ms). SetGCPercent(-1) also waits for a running
+	// mark phase to end, so it happens before the start pulse.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	gcHold.Lock()
+	old := debug.SetGCPercent(-1)
+	defer func() {
+		debug.SetGCPercent(old)
+		gcHold.Unlock()
+	}()
+
+	if err := c.pin.Out(gpio.Low); err != nil {
+		return 0, fmt.Errorf("dht22: start pulse on %s: %w", c.pin.Name(), err)
+	}
+	start := c.clock()
+	if pulse > 2*time.Millisecond {
+		// Sleep through most of a long pulse; spin the last millisecond so
+		// the release is punctual whatever the scheduler does.
+		time.Sleep(pulse - time.Millisecond)
+	}
+	for c.clock()-start < pulse {
+	}
+	if err := c.pin.In(gpio.PullUp, gpio.NoEdge); err != nil {
+		return 0, fmt.Errorf("dht22: releasing %s: %w", c.pin.Name(), err)
+	}
+	return sample(c.pin, c.clock, dst)
+}
+
+// sample records level changes of pin until the frame is over. Every phase
+// has a hard timeout, so it returns within frameTimeout whatever the line
+// does.
+func sample(pin gpio.PinIn, clock func() time.Duration, dst []Edge) (int, error) {
+	release := clock()
+	last := release
+	level := pin.Read()
+	n := 0
+	for {
+		t := clock()
+		l := pin.Read()
+		if l != level {
+			if n == len(dst) {
+				return n, nil
+			}
+			dst[n] = Edge{T: t, Rising: l == gpio.High}
+			n++
+			level, last = l, t
+			continue
+		}
+		switch idle := t - last; {
+		case n == 0 && idle > responseTimeout:
+			return 0, errorf(sensor.ErrTimeout, "no response on %s within %v of the release", pin.Name(), responseTimeout)
+		case n > 0 && idle > edgeTimeout && level == gpio.Low:
+			return n, errorf(sensor.ErrTimeout, "%s held low for %v after edge %d", pin.Name(), idle, n)
+		case n > 0 && idle > edgeTimeout:
+			if n < minEdges {
+				return n, errorf(sensor.ErrTimeout, "no response on %s (%d edges)", pin.Name(), n)
+			}
+			return n, nil // line back high: the frame is over
+		case t-release > frameTimeout:
+			return n, errorf(sensor.ErrTimeout, "frame on %s longer than %v (%d edges)", pin.Name(), frameTimeout, n)
+		}
+	}
+}

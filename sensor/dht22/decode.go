@@ -1,0 +1,243 @@
+package dht22
+
+import (
+	"fmt"
+	"time"
+
+	"sensord/sensor"
+)
+
+// Edge is one level change of the data line, as a capture saw it.
+type Edge struct {
+	// T is when the edge happened on some monotonic clock; only the
+	// differences between edges of one frame matter.
+	T time.Duration
+	// Rising is true when the line went from low to high.
+	Rising bool
+}
+
+// Frame is the 5 bytes of one transmission, in wire order: humidity high and
+// low byte, temperature high and low byte, checksum.
+type Frame [5]byte
+
+// Decoder limits. They are wide on purpose: the bit threshold is learnt from
+// each frame (see DecodeFrame), these only reject nonsense.
+const (
+	// maxEdges bounds the decoder's stack buffers. A clean frame has 84
+	// edges; a capture buffer of 128 leaves room for glitches and the release.
+	maxEdges = 256
+	// glitchMax: a pulse shorter than this is noise, not protocol; the
+	// shortest protocol pulse is a 0 bit's ~26 µs high.
+	glitchMax = 5 * time.Microsecond
+	// thresholdMin and thresholdMax bound the learnt 0/1 cut. The nominal
+	// cut is ~49 µs (the Linux dht11 driver's fixed value); the bounds let a
+	// sensor whose clock runs up to ~30 % slow or fast still decode.
+	thresholdMin = 30 * time.Microsecond
+	thresholdMax = 70 * time.Microsecond
+	// lowClampMin and lowClampMax keep one stretched low (a preempted busy
+	// loop) from dragging the clock estimate far.
+	lowClampMin = 20 * time.Microsecond
+	lowClampMax = 100 * time.Microsecond
+)
+
+// Measuring range of the DHT22 in tenths, from its datasheet.
+const (
+	MinTemperature sensor.Deci = -400 // -40.0 °C
+	MaxTemperature sensor.Deci = 800  // 80.0 °C
+	MinHumidity    sensor.Deci = 0    // 0.0 %RH
+	MaxHumidity    sensor.Deci = 1000 // 100.0 %RH
+)
+
+// dhtError is an error of this package that errors.Is matches against one of
+// the sensor package's kinds while its text stays short.
+type dhtError struct {
+	kind error
+	msg  string
+}
+
+func (e *dhtError) Error() string { return "dht22: " + e.msg }
+func (e *dhtError) Unwrap() error { return e.kind }
+
+func errorf(kind error, format string, args ...any) error {
+	return &dhtError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// DecodeFrame turns the edges of one transmission into its 5 bytes. It is
+// pure and does not allocate unless it returns an error.
+//
+// The steps:
+//
+//  1. Edges in the same direction as the previous one are dropped (an edge
+//     in between was lost), and any pulse shorter than 5 µs is a glitch: its
+//     two edges are removed, merging it into the surrounding level.
+//  2. Every complete high pulse (rising then falling edge) is a candidate.
+//     The last 40 are the data bits. The high pulse before them must be the
+//     sensor's ~80 µs preamble; when it was not captured (the capture was
+//     armed late and missed the first edges), the first bit's ~50 µs low
+//     must have been, so a frame that lost its tail is never shifted by one.
+//  3. The 0/1 cut is learnt from the frame itself: first the mean of the 40
+//     bit lows (~50 µs on the sensor's own clock, so a slow or fast sensor
+//     scales with it), then refined to the midpoint between the mean 0 and
+//     the mean 1 high, and kept within 30..70 µs.
+//
+// Errors wrap sensor.ErrShortFrame when fewer than 40 bits or no start of
+// frame are found. DecodeFrame does not check the checksum: see Frame.Check.
+func DecodeFrame(edges []Edge) (Frame, error) {
+	if len(edges) > maxEdges {
+		// The frame is at the end of a long capture.
+		edges = edges[len(edges)-maxEdges:]
+	}
+	// Step 1: alternate and de-glitch into ts; lvl0 is the direction of
+	// ts[0], every later edge alternates.
+	var ts [maxEdges]time.Duration
+	k := 0
+	lvl0 := false
+	for _, e := range edges {
+		if k > 0 {
+			if lastRising := ((k-1)%2 == 0) == lvl0; e.Rising == lastRising {
+				continue // an edge in between was lost; keep the earlier one
+			}
+			if e.T < ts[k-1] {
+				return Frame{}, errorf(sensor.ErrShortFrame, "edges out of order at %v", e.T)
+			}
+		} else {
+			lvl0 = e.Rising
+		}
+		ts[k] = e.T
+		k++
+		if k >= 2 && ts[k-1]-ts[k-2] < glitchMax {
+			k -= 2 // drop both edges of the glitch
+		}
+	}
+	// rising(i) reports whether kept edge i is a rising edge.
+	rising := func(i int) bool { return (i%2 == 0) == lvl0 }
+
+	// Step 2: high pulses and the low before each (-1: not captured).
+	var hw, lw [maxEdges / 2]time.Duration
+	nh := 0
+	for i := 0; i+1 < k; i++ {
+		if !rising(i) {
+			continue
+		}
+		hw[nh] = ts[i+1] - ts[i]
+		lw[nh] = -1
+		if i > 0 {
+			lw[nh] = ts[i] - ts[i-1]
+		}
+		nh++
+	}
+	if nh < 40 {
+		return Frame{}, errorf(sensor.ErrShortFrame, "%d high pulses, 40 bits needed", nh)
+	}
+	b := nh - 40 // index of bit 0
+	if lw[b] < 0 {
+		return Frame{}, errorf(sensor.ErrShortFrame, "no start of frame before the 40 bits")
+	}
+
+	// Step 3: learn the cut.
+	var sumLow time.Duration
+	for i := b; i < nh; i++ {
+		sumLow += min(max(lw[i], lowClampMin), lowClampMax)
+	}
+	ref := sumLow / 40
+	if b == 0 {
+		// Without a preamble, bit 0's low must be a bit low (~50 µs), not
+		// the ~80 µs response low: otherwise the frame's last bit is
+		// missing and everything would shift by one.
+		if rest := (sumLow - min(max(lw[0], lowClampMin), lowClampMax)) / 39; lw[0] > rest*13/10 {
+			return Frame{}, errorf(sensor.ErrShortFrame, "frame ends early (%d of 40 bits)", 39)
+		}
+	}
+	thr := min(max(ref, thresholdMin), thresholdMax)
+	var sum0, sum1 time.Duration
+	var n0, n1 int
+	for i := b; i < nh; i++ {
+		if hw[i] >= thr {
+			sum1 += hw[i]
+			n1++
+		} else {
+			sum0 += hw[i]
+			n0++
+		}
+	}
+	if n0 > 0 && n1 > 0 {
+		mid := (sum0/time.Duration(n0) + sum1/time.Duration(n1)) / 2
+		thr = min(max(mid, thr*3/4, thresholdMin), thr*5/4, thresholdMax)
+	}
+	if b > 0 && hw[b-1] < thr {
+		// The pulse before the bits is short: it is the line's rise at
+		// release or a bit, not the preamble, so bits are missing at the end.
+		return Frame{}, errorf(sensor.ErrShortFrame, "no preamble before the last 40 bits (high of %v)", hw[b-1])
+	}
+	var f Frame
+	for i := range 40 {
+		f[i/8] <<= 1
+		if hw[b+i] >= thr {
+			f[i/8] |= 1
+		}
+	}
+	return f, nil
+}
+
+// Encode builds the frame a DHT22 sends for t (tenths of °C) and h (tenths
+// of %RH), checksum included. Values are clamped to what fits the wire
+// format (15-bit magnitudes). The simulation and tests use it.
+func Encode(t, h sensor.Deci) Frame {
+	hu := uint16(min(max(h, 0), 0xffff))
+	m := t
+	if m < 0 {
+		m = -m
+	}
+	tu := uint16(min(m, 0x7fff))
+	if t < 0 {
+		tu |= 0x8000
+	}
+	f := Frame{byte(hu >> 8), byte(hu), byte(tu >> 8), byte(tu)}
+	f[4] = f.sum()
+	return f
+}
+
+func (f Frame) sum() byte { return f[0] + f[1] + f[2] + f[3] }
+
+// Humidity returns the frame's humidity in tenths of %RH, unchecked.
+func (f Frame) Humidity() sensor.Deci { return sensor.Deci(uint16(f[0])<<8 | uint16(f[1])) }
+
+// Temperature returns the frame's temperature in tenths of °C, unchecked.
+// The wire format is sign and magnitude, not two's complement: bit 15 is the
+// sign, so 0x8065 is -10.1 °C and 0x8001 is -0.1 °C.
+func (f Frame) Temperature() sensor.Deci {
+	m := sensor.Deci(uint16(f[2]&0x7f)<<8 | uint16(f[3]))
+	if f[2]&0x80 != 0 {
+		return -m
+	}
+	return m
+}
+
+// Check verifies the checksum (the low 8 bits of the sum of the first four
+// bytes) and that both values are within the sensor's range. Errors wrap
+// sensor.ErrChecksum or sensor.ErrOutOfRange.
+func (f Frame) Check() error {
+	if s := f.sum(); s != f[4] {
+		return errorf(sensor.ErrChecksum, "checksum mismatch: %02x+%02x+%02x+%02x = %02x, frame says %02x", f[0], f[1], f[2], f[3], s, f[4])
+	}
+	if t := f.Temperature(); t < MinTemperature || t > MaxTemperature {
+		return errorf(sensor.ErrOutOfRange, "temperature %s °C out of range", t)
+	}
+	if h := f.Humidity(); h < MinHumidity || h > MaxHumidity {
+		return errorf(sensor.ErrOutOfRange, "humidity %s %%RH out of range", h)
+	}
+	return nil
+}
+
+// Decode is DecodeFrame followed by Frame.Check: edges in, validated
+// temperature and humidity in tenths out.
+func Decode(edges []Edge) (t, h sensor.Deci, err error) {
+	f, err := DecodeFrame(edges)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := f.Check(); err != nil {
+		return 0, 0, err
+	}
+	return f.Temperature(), f.Humidity(), nil
+}

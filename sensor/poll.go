@@ -1,0 +1,297 @@
+package sensor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultMinPeriod is the minimum period the Poller assumes when PollOpts
+// leaves MinPeriod zero: a DHT22 must not be read more often than every 2 s
+// (it heats itself and returns stale values otherwise).
+const DefaultMinPeriod = 2 * time.Second
+
+// PollOpts configures a Poller. The zero value polls every DefaultMinPeriod
+// with the default plausibility filter.
+type PollOpts struct {
+	// Period is the time between the starts of two reads. It is raised to
+	// MinPeriod when below it (zero means MinPeriod).
+	Period time.Duration
+	// MinPeriod is the sensor's minimum time between reads: 2 s for a DHT22,
+	// 10 ms for the simulation. Zero means DefaultMinPeriod. Neither a
+	// retry nor a back-off ever starts a read sooner than MinPeriod after the
+	// previous one started.
+	MinPeriod time.Duration
+	// MaxBackoff caps the wait between retries after consecutive errors; the
+	// wait doubles from MinPeriod up to it. Zero means 4 × Period; it is
+	// never below Period.
+	MaxBackoff time.Duration
+	// Plausibility is the jump filter; the zero value is the default filter.
+	Plausibility Plausibility
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Plausibility is the Poller's filter against frames that pass the checksum
+// but carry a wrong value (a DHT22 on a real Pi lets through about one in
+// 500-1000, typically a doubled or halved number). A reading that jumps more
+// than MaxTemperatureJump or MaxHumidityJump from the last published reading,
+// when that reading is younger than Window, is held back (counted as Held and
+// as an "implausible" error) until the next reading confirms it by being
+// within the same limits of it.
+type Plausibility struct {
+	// Disabled switches the filter off: every valid reading is published.
+	Disabled bool
+	// MaxTemperatureJump in tenths of a degree; zero means 50 (5.0 °C).
+	MaxTemperatureJump Deci
+	// MaxHumidityJump in tenths of a percent RH; zero means 200 (20 %RH).
+	MaxHumidityJump Deci
+	// Window is how long the last published reading stays the reference;
+	// zero means 10 s. After a longer gap any valid reading is accepted, so a
+	// sensor that was off for a while cannot be locked out by an old value.
+	Window time.Duration
+}
+
+func (f Plausibility) withDefaults() Plausibility {
+	if f.MaxTemperatureJump <= 0 {
+		f.MaxTemperatureJump = 50
+	}
+	if f.MaxHumidityJump <= 0 {
+		f.MaxHumidityJump = 200
+	}
+	if f.Window <= 0 {
+		f.Window = 10 * time.Second
+	}
+	return f
+}
+
+// near reports whether b is within the filter's limits of a.
+func (f Plausibility) near(a, b Reading) bool {
+	dt, dh := a.Temperature-b.Temperature, a.Humidity-b.Humidity
+	if dt < 0 {
+		dt = -dt
+	}
+	if dh < 0 {
+		dh = -dh
+	}
+	return dt <= f.MaxTemperatureJump && dh <= f.MaxHumidityJump
+}
+
+// Stats are a Poller's counters. Every read attempt ends in exactly one of
+// Successes or Errors, so Reads == Successes + the sum of Errors; a held
+// reading counts as an "implausible" error and in Held.
+type Stats struct {
+	Reads, Successes, Held uint64
+	// Errors counts failed attempts by Kind: "timeout", "short_frame",
+	// "checksum", "out_of_range", "too_soon", "implausible", "other". Only
+	// kinds that occurred are present.
+	Errors        map[string]uint64
+	LastError     string
+	LastErrorTime time.Time
+	LastSuccess   time.Time
+}
+
+// Poller reads a Sensor on a schedule, retries with back-off, filters
+// implausible jumps and keeps counters.
+//
+// # Concurrency
+//
+// Run is called once, from one goroutine. Stats, Latest, Progress and
+// MaxWait are safe from any goroutine at any time.
+type Poller struct {
+	s      Sensor
+	period time.Duration
+	min    time.Duration
+	maxBO  time.Duration
+	filter Plausibility
+	now    func() time.Time
+
+	// running guards against a second concurrent Run.
+	running atomic.Bool
+
+	// progress is written by Run after every read returns and read by
+	// Progress from any goroutine: Unix nanoseconds, 0 before Run.
+	progress atomic.Int64
+
+	// mu guards the fields below; Run writes them, Stats and Latest read them.
+	mu      sync.Mutex
+	stats   Stats
+	latest  Reading
+	has     bool
+	pending *Reading // a held reading waiting for confirmation; Run only
+}
+
+// NewPoller returns a Poller for s. o may be nil for the defaults.
+func NewPoller(s Sensor, o *PollOpts) (*Poller, error) {
+	if s == nil {
+		return nil, errors.New("sensor: nil Sensor")
+	}
+	var opts PollOpts
+	if o != nil {
+		opts = *o
+	}
+	if opts.Period < 0 || opts.MinPeriod < 0 || opts.MaxBackoff < 0 {
+		return nil, fmt.Errorf("sensor: negative duration in PollOpts (period %v, min period %v, max backoff %v)", opts.Period, opts.MinPeriod, opts.MaxBackoff)
+	}
+	p := &Poller{s: s, now: opts.Now, filter: opts.Plausibility.withDefaults()}
+	p.filter.Disabled = opts.Plausibility.Disabled
+	if p.now == nil {
+		p.now = time.Now
+	}
+	p.min = opts.MinPeriod
+	if p.min == 0 {
+		p.min = DefaultMinPeriod
+	}
+	p.period = max(opts.Period, p.min)
+	p.maxBO = opts.MaxBackoff
+	if p.maxBO == 0 {
+		p.maxBO = 4 * p.period
+	}
+	p.maxBO = max(p.maxBO, p.period)
+	p.stats.Errors = map[string]uint64{}
+	return p, nil
+}
+
+// MaxWait is the longest a healthy Run waits between two reads (the period
+// or the back-off cap, whichever is longer). A watchdog that sees Progress
+// older than MaxWait plus the sensor's own read time knows the loop is stuck.
+func (p *Poller) MaxWait() time.Duration { return p.maxBO }
+
+// Progress returns when the last read attempt returned, with or without an
+// error, or when Run started if none has returned yet; zero before Run. It
+// stops advancing while a Read blocks, which is what a watchdog looks for.
+func (p *Poller) Progress() time.Time {
+	ns := p.progress.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// Latest returns the last published reading; false before the first.
+func (p *Poller) Latest() (Reading, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.latest, p.has
+}
+
+// Stats returns a copy of the counters.
+func (p *Poller) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats
+	s.Errors = make(map[string]uint64, len(p.stats.Errors))
+	for k, v := range p.stats.Errors {
+		s.Errors[k] = v
+	}
+	return s
+}
+
+// Run reads the sensor until ctx is done and calls publish (from Run's
+// goroutine) with every reading that passed the driver's checks and the
+// plausibility filter. It returns nil when ctx is done, and an error only if
+// Run is already running.
+func (p *Poller) Run(ctx context.Context, publish func(Reading)) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return errors.New("sensor: Poller.Run called twice")
+	}
+	defer p.running.Store(false)
+	p.progress.Store(p.now().UnixNano())
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		start := p.now()
+		r, err := p.s.Read(ctx)
+		end := p.now()
+		p.progress.Store(end.UnixNano())
+		if ctx.Err() != nil {
+			// A read cut short by shutdown is not a sensor error.
+			return nil
+		}
+		if err == nil {
+			err = p.filterReading(r)
+		}
+		p.record(r, err, end)
+		if err == nil {
+			failures = 0
+			if publish != nil {
+				publish(r)
+			}
+		} else if !errors.Is(err, ErrImplausible) {
+			failures++
+		}
+		timer.Reset(p.wait(start, end, failures))
+	}
+}
+
+// wait returns how long to sleep after a read that started at start and
+// returned at end, after failures consecutive errors.
+func (p *Poller) wait(start, end time.Time, failures int) time.Duration {
+	gap := p.period
+	if failures > 0 {
+		// Back off: MinPeriod, 2×, 4×, ... capped at maxBO, but never
+		// slower than the period for the first retry, so one bad frame
+		// costs at most one period.
+		gap = p.min
+		for i := 1; i < failures && gap < p.maxBO; i++ {
+			gap *= 2
+		}
+		gap = min(max(gap, p.min), p.maxBO)
+		if failures == 1 {
+			gap = min(gap, p.period)
+		}
+	}
+	// Schedule from the start of the read so the rate does not drift by the
+	// read's own duration, but never sooner than MinPeriod after that start.
+	d := start.Add(max(gap, p.min)).Sub(end)
+	return max(d, 0)
+}
+
+// filterReading applies the plausibility filter to a valid reading r and
+// returns ErrImplausible (wrapped) when r is held back.
+func (p *Poller) filterReading(r Reading) error {
+	if p.filter.Disabled {
+		return nil
+	}
+	p.mu.Lock()
+	last, has := p.latest, p.has
+	p.mu.Unlock()
+	held := p.pending
+	p.pending = nil
+	if held != nil && p.filter.near(*held, r) {
+		// A second reading confirms the jump.
+		return nil
+	}
+	if !has || r.Time.Sub(last.Time) > p.filter.Window || p.filter.near(last, r) {
+		return nil
+	}
+	p.pending = &r
+	return fmt.Errorf("%w: %s °C %s %%RH after %s °C %s %%RH", ErrImplausible, r.Temperature, r.Humidity, last.Temperature, last.Humidity)
+}
+
+func (p *Poller) record(r Reading, err error, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stats.Reads++
+	if err == nil {
+		p.stats.Successes++
+		p.stats.LastSuccess = at
+		p.latest, p.has = r, true
+		return
+	}
+	if errors.Is(err, ErrImplausible) {
+		p.stats.Held++
+	}
+	p.stats.Errors[Kind(err)]++
+	p.stats.LastError = err.Error()
+	p.stats.LastErrorTime = at
+}

@@ -1,0 +1,316 @@
+// Package sensors opens a sensor by name: it is where the host is touched
+// (periph's host.Init and gpioreg, GPIO character-device line requests, I²C
+// buses) and where the simulation is wired, so cmd/sensord stays thin and the
+// drivers below sensor/ stay pure.
+//
+// Kinds: "dht22" (the default) on a GPIO pin, "sim" (a simulated DHT22 that
+// plays the real waveform through the driver's real capture and decode
+// code), and the I²C chips "bme280", "aht20" and "am2320" through
+// sensor/i2cenv.
+//
+// Capture strategies for dht22 and sim, logged by name at Open:
+//
+//   - "cdev": the GPIO character device (/dev/gpiochipN) with kernel edge
+//     timestamps; the only way on Debian kernels and on a Pi 5. For sim: the
+//     fake edge-event source, robust on a slow (emulated) CPU.
+//   - "mmap": periph's memory-mapped bcm283x registers (/dev/gpiomem) timed
+//     in a busy loop. For sim: the fake pin and the same busy loop.
+//   - "auto": cdev when a /dev/gpiochip* exists, else mmap when /dev/gpiomem
+//     exists; if the first fails the other is tried, and the error names the
+//     fix (the gpio group, the device node, the pin name).
+package sensors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpioreg"
+	"periph.io/x/conn/v3/i2c/i2creg"
+	"periph.io/x/host/v3"
+	"periph.io/x/host/v3/bcm283x"
+
+	"sensord/sensor"
+	"sensord/sensor/dht22"
+	"sensord/sensor/dht22/dht22sim"
+	"sensord/sensor/i2cenv"
+)
+
+// Config says which sensor to open and how.
+type Config struct {
+	Kind    string // "dht22" (default), "sim", "bme280", "aht20", "am2320"
+	Pin     string // GPIO line name for dht22 and sim; "" = "GPIO4"
+	Capture string // "auto" (default), "cdev", "mmap" (dht22 and sim)
+	Bus     string // I²C bus name; "" = "1"
+	// StartPulse is the DHT22 start pulse; 0 = dht22.DefaultStartPulse.
+	StartPulse time.Duration
+	Sim        SimConfig
+}
+
+// SimConfig configures the simulated sensor (Kind "sim"). The zero value is
+// a healthy sensor whose values walk slowly around 21 °C / 45 %RH.
+type SimConfig struct {
+	// Jitter moves each edge by up to ±Jitter (e.g. 5µs); at most 20µs.
+	Jitter time.Duration
+	// ErrorRate (0..1) is the probability that a frame carries a flipped
+	// bit (caught by the checksum).
+	ErrorRate float64
+	// HangAfter: 0 = never; after this much time since Open the sim stops
+	// answering and Read blocks until its context is done.
+	HangAfter time.Duration
+	// HangAfterReads: 0 = never; after this many answered reads the sim
+	// hangs as with HangAfter.
+	HangAfterReads int
+	// NoResponse makes the sim never answer (every Read times out).
+	NoResponse bool
+	// Temperature and Humidity fix the values; nil = slow random walk
+	// around 21 °C / 45 %RH that visibly moves every few reads.
+	Temperature, Humidity *sensor.Deci
+	// GlitchRate (0..1) is the probability of a 2µs spike in a frame.
+	GlitchRate float64
+	// ClockScale stretches the sim's timing (1.2 = a sensor 20 % slow); 0 = 1.
+	ClockScale float64
+	// EdgeDelay loses the fake edge source's edges in the first EdgeDelay
+	// after the release, like a kernel arming edge detection late.
+	EdgeDelay time.Duration
+	// Seed seeds the sim's randomness; 0 = from the clock.
+	Seed uint64
+}
+
+// Kinds lists the sensor kinds Open accepts.
+func Kinds() []string { return []string{"dht22", "sim", "bme280", "aht20", "am2320"} }
+
+// Captures lists the capture strategies Open accepts for dht22 and sim.
+func Captures() []string { return []string{"auto", "cdev", "mmap"} }
+
+// MinPeriod returns the shortest time between two reads of kind: 2 s for
+// real sensors, 10 ms for "sim" (load tests).
+func MinPeriod(kind string) time.Duration {
+	if kind == "sim" {
+		return dht22.SimMinPeriod
+	}
+	return dht22.DefaultMinPeriod
+}
+
+// Open opens the sensor c describes and logs, at info level, which sensor
+// and capture strategy it uses. Halt on the result also releases what Open
+// acquired (the GPIO line, the I²C bus). Errors start with "sensors:" and say
+// what to fix. ctx bounds nothing that blocks today; it is there for buses
+// that probe slowly.
+func Open(ctx context.Context, c Config, log *slog.Logger) (sensor.Sensor, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if c.Kind == "" {
+		c.Kind = "dht22"
+	}
+	if c.Pin == "" {
+		c.Pin = "GPIO4"
+	}
+	if c.Capture == "" {
+		c.Capture = "auto"
+	}
+	if c.Bus == "" {
+		c.Bus = "1"
+	}
+	if !slices.Contains(Kinds(), c.Kind) {
+		return nil, fmt.Errorf("sensors: unknown sensor %q (want one of %s)", c.Kind, strings.Join(Kinds(), ", "))
+	}
+	if !slices.Contains(Captures(), c.Capture) {
+		return nil, fmt.Errorf("sensors: unknown capture %q (want one of %s)", c.Capture, strings.Join(Captures(), ", "))
+	}
+	switch c.Kind {
+	case "sim":
+		return openSim(c, log)
+	case "dht22":
+		return openDHT22(c, log)
+	}
+	return openI2C(c, log)
+}
+
+// halter adds the release of what Open acquired to a sensor's Halt.
+type halter struct {
+	sensor.Sensor
+	release func() error
+}
+
+func (h *halter) Halt() error {
+	return errors.Join(h.Sensor.Halt(), h.release())
+}
+
+// hangable makes a sensor over the sim's fake pin block while the sim is
+// hung: the busy loop has a hard timeout on every phase and cannot hang by
+// itself. (The fake edge source blocks in the capture itself.)
+type hangable struct {
+	*dht22.Dev
+	sim *dht22sim.Sim
+}
+
+func (h *hangable) Read(ctx context.Context) (sensor.Reading, error) {
+	if err := h.sim.WaitIfHung(ctx); err != nil {
+		return sensor.Reading{}, err
+	}
+	return h.Dev.Read(ctx)
+}
+
+func openSim(c Config, log *slog.Logger) (sensor.Sensor, error) {
+	s := c.Sim
+	sim, err := dht22sim.New(dht22sim.Config{
+		Temperature:    s.Temperature,
+		Humidity:       s.Humidity,
+		Jitter:         s.Jitter,
+		ErrorRate:      s.ErrorRate,
+		GlitchRate:     s.GlitchRate,
+		NoResponse:     s.NoResponse,
+		HangAfter:      s.HangAfter,
+		HangAfterReads: s.HangAfterReads,
+		ClockScale:     s.ClockScale,
+		EdgeDelay:      s.EdgeDelay,
+		Seed:           s.Seed,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sensors: %w", err)
+	}
+	opts := &dht22.Opts{StartPulse: c.StartPulse, MinPeriod: dht22.SimMinPeriod}
+	var out sensor.Sensor
+	var dev *dht22.Dev
+	name := "sim-edge"
+	if c.Capture == "mmap" {
+		name = "sim-pin"
+		dev, err = dht22.New(sim.Pin(c.Pin), opts)
+		out = &hangable{Dev: dev, sim: sim}
+	} else {
+		dev, err = dht22.NewEdge(sim.EdgeLine(c.Pin), opts)
+		out = dev
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sensors: %w", err)
+	}
+	log.Info("sensor opened", "kind", "sim", "pin", c.Pin, "capture", name, "strategy", dev.Capture(),
+		"jitter", s.Jitter, "error_rate", s.ErrorRate, "hang_after", s.HangAfter, "no_response", s.NoResponse)
+	return out, nil
+}
+
+func openDHT22(c Config, log *slog.Logger) (sensor.Sensor, error) {
+	opts := &dht22.Opts{StartPulse: c.StartPulse}
+	hasChip := len(gpioChips()) > 0
+	hasMem := exists(gpiomem)
+	var order []string
+	switch c.Capture {
+	case "cdev", "mmap":
+		order = []string{c.Capture}
+	default:
+		if hasChip {
+			order = append(order, "cdev")
+		}
+		if hasMem {
+			order = append(order, "mmap")
+		}
+	}
+	if len(order) == 0 {
+		return nil, fmt.Errorf("sensors: dht22 on %s: no GPIO access: neither /dev/gpiochip* (GPIO character device, any current kernel) nor %s (Raspberry Pi OS kernels) exists; run on a Raspberry Pi, or use -sensor sim", c.Pin, gpiomem)
+	}
+	var errs []error
+	for _, how := range order {
+		var s sensor.Sensor
+		var err error
+		if how == "cdev" {
+			s, err = openCdevDHT22(c.Pin, opts, log)
+		} else {
+			s, err = openMmapDHT22(c.Pin, opts, log)
+		}
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func openCdevDHT22(pin string, opts *dht22.Opts, log *slog.Logger) (sensor.Sensor, error) {
+	line, err := openCdev(pin)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := dht22.NewEdge(line, opts)
+	if err != nil {
+		line.Close()
+		return nil, fmt.Errorf("sensors: %w", err)
+	}
+	log.Info("sensor opened", "kind", "dht22", "pin", pin, "capture", "cdev", "strategy", dev.Capture(), "line", line.String())
+	return &halter{Sensor: dev, release: line.Close}, nil
+}
+
+// gpiomem is the Raspberry Pi OS device node for the GPIO registers.
+const gpiomem = "/dev/gpiomem"
+
+func openMmapDHT22(pin string, opts *dht22.Opts, log *slog.Logger) (sensor.Sensor, error) {
+	// Check the device node first: periph falls back to slower paths
+	// silently, and a busy loop over a syscall per read cannot time a frame.
+	f, err := os.OpenFile(gpiomem, os.O_RDWR, 0)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("sensors: mmap capture needs %s, which this kernel does not provide (Raspberry Pi OS kernels have it); use -capture cdev", gpiomem)
+	case errors.Is(err, os.ErrPermission):
+		return nil, fmt.Errorf("sensors: mmap capture: %s: permission denied; add the service user to the gpio group (usermod -aG gpio sensord) or run as root", gpiomem)
+	case err != nil:
+		return nil, fmt.Errorf("sensors: mmap capture: %w", err)
+	}
+	f.Close()
+	if _, err := host.Init(); err != nil {
+		return nil, fmt.Errorf("sensors: periph host.Init: %w", err)
+	}
+	p := gpioreg.ByName(pin)
+	if p == nil {
+		return nil, fmt.Errorf("sensors: no GPIO pin named %q; use a name such as GPIO4 (BCM numbering, not the header pin number)", pin)
+	}
+	if r, ok := p.(gpio.RealPin); ok {
+		p = r.Real()
+	}
+	if _, ok := p.(*bcm283x.Pin); !ok || !bcm283x.Present() {
+		return nil, fmt.Errorf("sensors: mmap capture needs a Broadcom bcm283x GPIO (Pi 1-4, Zero); %s is %T; use -capture cdev", pin, p)
+	}
+	dev, err := dht22.New(p, opts)
+	if err != nil {
+		return nil, fmt.Errorf("sensors: %w", err)
+	}
+	log.Info("sensor opened", "kind", "dht22", "pin", pin, "capture", "mmap", "strategy", dev.Capture())
+	return dev, nil
+}
+
+func openI2C(c Config, log *slog.Logger) (sensor.Sensor, error) {
+	if _, err := host.Init(); err != nil {
+		return nil, fmt.Errorf("sensors: periph host.Init: %w", err)
+	}
+	bus, err := i2creg.Open(c.Bus)
+	if err != nil {
+		return nil, fmt.Errorf("sensors: opening I2C bus %q for %s: %w; enable I2C (dtparam=i2c_arm=on in config.txt) and add the service user to the i2c group", c.Bus, c.Kind, err)
+	}
+	dev, err := i2cenv.New(bus, c.Kind)
+	if err != nil {
+		bus.Close()
+		return nil, fmt.Errorf("sensors: %w", err)
+	}
+	log.Info("sensor opened", "kind", c.Kind, "bus", c.Bus, "device", dev.String())
+	return &halter{Sensor: dev, release: bus.Close}, nil
+}
+
+func gpioChips() []string {
+	m, _ := filepath.Glob("/dev/gpiochip*")
+	return m
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
