@@ -238,17 +238,13 @@ func (p *Poller) Run(ctx context.Context, publish func(Reading)) error {
 func (p *Poller) wait(start, end time.Time, failures int) time.Duration {
 	gap := p.period
 	if failures > 0 {
-		// Back off: MinPeriod, 2×, 4×, ... capped at maxBO, but never
-		// slower than the period for the first retry, so one bad frame
-		// costs at most one period.
+		// Back off: MinPeriod, 2×, 4×, ... capped at maxBO. The first retry
+		// comes after MinPeriod, so one bad frame costs little.
 		gap = p.min
 		for i := 1; i < failures && gap < p.maxBO; i++ {
 			gap *= 2
 		}
-		gap = min(max(gap, p.min), p.maxBO)
-		if failures == 1 {
-			gap = min(gap, p.period)
-		}
+		gap = min(gap, p.maxBO)
 	}
 	// Schedule from the start of the read so the rate does not drift by the
 	// read's own duration, but never sooner than MinPeriod after that start.
