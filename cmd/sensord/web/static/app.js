@@ -125,6 +125,7 @@
       if (el.temp.textContent !== t) el.temp.textContent = t;
       if (el.hum.textContent !== h) el.hum.textContent = h;
       el.temp.dataset.celsius = String(latest.c);
+      el.temp.dataset.ts = String(latest.t);
       document.title = t + ' ' + unitSym() + ' · ' + h + ' % · sensord';
     }
     el.tempUnit.textContent = unitSym();
@@ -150,6 +151,7 @@
   // period estimates the sensor's read period from recent readings, so
   // "stale" means several missed reads whatever -period is.
   function period() {
+    if (health && health.sensor && health.sensor.period > 0) return health.sensor.period * 1000;
     const n = pts.length;
     if (n < 3) return 2000;
     const d = [];
@@ -292,9 +294,12 @@
       node(svg, 'text', { x: W - m.r + 6, y: y + 4, 'text-anchor': 'start', class: 'ax-h' }, hv.toFixed(dec(yh)) + '%');
     }
 
-    // Time axis: the finest round step that leaves ~80 px per label.
-    const want = (t1 - t0) / Math.max(2, pw / 80);
-    const ts = TIME_STEPS.find((s) => s >= want) || TIME_STEPS[TIME_STEPS.length - 1];
+    // Time axis: the finest round step that leaves room for each label
+    // (HH:MM:SS needs ~75 px, HH:MM ~55 px).
+    let ts = TIME_STEPS[TIME_STEPS.length - 1];
+    for (const s of TIME_STEPS) {
+      if ((t1 - t0) / s <= pw / (s < 60000 ? 75 : 55)) { ts = s; break; }
+    }
     const tzOff = new Date(t0).getTimezoneOffset() * 60000;
     for (let t = Math.ceil((t0 - tzOff) / ts) * ts + tzOff; t <= t1; t += ts) {
       const x = Math.round(X(t)) + 0.5;
@@ -450,6 +455,8 @@
     connect();
   }
   window.addEventListener('online', retryNow);
+  // The browser knows the network is gone before any socket times out.
+  window.addEventListener('offline', () => { lost(); });
   document.addEventListener('visibilitychange', () => { if (!document.hidden) retryNow(); });
 
   function onFrame(data) {
@@ -534,7 +541,9 @@
     if (c && typeof c === 'object') {
       let n = 0;
       const parts = [];
-      for (const k of Object.keys(c)) { n += Number(c[k]) || 0; parts.push(k + ' ' + c[k]); }
+      const order = ['dashboard', 'sensors', 'api'];
+      const keys = Object.keys(c).sort((a, b) => (order.indexOf(a) + 1 || 9) - (order.indexOf(b) + 1 || 9));
+      for (const k of keys) { n += Number(c[k]) || 0; parts.push(k + ' ' + c[k]); }
       set('h-clients', String(n), parts.join(' · '));
     } else set('h-clients', '–');
 
@@ -542,6 +551,10 @@
     set('h-mem', sys && isFinite(sys.memory) ? Number(sys.memory).toFixed(1) + ' %' : '–');
     set('h-uptime', isFinite(h.uptime) ? duration(h.uptime * 1000) : '–');
     set('h-version', h.version || '–');
+    // Client mode: the daemon also pushes readings to a remote server.
+    const up = h.client;
+    $('uplink').hidden = !up;
+    if (up) set('h-uplink', up.state || '–', (up.url || '') + (up.reason ? ' · ' + up.reason : ''), up.state === 'connected' ? 'ok' : 'bad');
 
     const warn = Array.isArray(h.warnings) ? h.warnings : [];
     const list = $('warning-list');
