@@ -253,7 +253,9 @@ func (c *config) check() error {
 	case "server":
 	case "client", "both":
 		if c.URL == "" {
-			return badFlag("url", "client mode needs a ws:// or wss:// URL to send readings to")
+			// Blame -mode: under -env-errors=warn a mode from the settings
+			// file without its -url then falls back to server mode.
+			return badFlag("mode", "%s mode needs -url, the ws:// or wss:// URL to send readings to", c.Mode)
 		}
 	default:
 		return badFlag("mode", "%q is not one of server, client, both", c.Mode)
