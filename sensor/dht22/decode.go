@@ -23,9 +23,9 @@ type Frame [5]byte
 // Decoder limits. They are wide on purpose: the bit threshold is learnt from
 // each frame (see DecodeFrame), these only reject nonsense.
 const (
-	// maxEdges bounds the decoder's stack buffers. A clean frame has 84
-	// edges; a capture buffer of 128 leaves room for glitches and the release.
-	maxEdges = 256
+	// maxEdges bounds the decoder's stack buffer. A clean frame has 84
+	// edges; 128 leaves room for glitches and the release.
+	maxEdges = 128
 	// glitchMax: a pulse shorter than this is noise, not protocol; the
 	// shortest protocol pulse is a 0 bit's ~26 µs high.
 	glitchMax = 5 * time.Microsecond
@@ -109,54 +109,50 @@ func DecodeFrame(edges []Edge) (Frame, error) {
 			k -= 2 // drop both edges of the glitch
 		}
 	}
-	// rising(i) reports whether kept edge i is a rising edge.
-	rising := func(i int) bool { return (i%2 == 0) == lvl0 }
-
-	// Step 2: high pulses and the low before each (-1: not captured).
-	var hw, lw [maxEdges / 2]time.Duration
+	// Step 2: the complete high pulses are the rising edges followed by a
+	// falling one. r is the index in ts of the last one's rising edge; bit j
+	// rises at r-2*(39-j), the pulse before bit 0 rises at r-80.
+	r := k - 2
+	if r >= 0 && (r%2 == 0) != lvl0 {
+		r-- // ts ends with a rising edge (the sensor's release)
+	}
 	nh := 0
-	for i := 0; i+1 < k; i++ {
-		if !rising(i) {
-			continue
-		}
-		hw[nh] = ts[i+1] - ts[i]
-		lw[nh] = -1
-		if i > 0 {
-			lw[nh] = ts[i] - ts[i-1]
-		}
-		nh++
+	if r >= 0 {
+		nh = r/2 + 1
 	}
 	if nh < 40 {
 		return Frame{}, errorf(sensor.ErrShortFrame, "%d high pulses, 40 bits needed", nh)
 	}
-	b := nh - 40 // index of bit 0
-	if lw[b] < 0 {
+	first := r - 78 // bit 0's rising edge
+	high := func(j int) time.Duration { i := first + 2*j; return ts[i+1] - ts[i] }
+	low := func(j int) time.Duration { i := first + 2*j; return ts[i] - ts[i-1] }
+	if first == 0 {
 		return Frame{}, errorf(sensor.ErrShortFrame, "no start of frame before the 40 bits")
 	}
 
 	// Step 3: learn the cut.
 	var sumLow time.Duration
-	for i := b; i < nh; i++ {
-		sumLow += min(max(lw[i], lowClampMin), lowClampMax)
+	for j := range 40 {
+		sumLow += min(max(low(j), lowClampMin), lowClampMax)
 	}
 	ref := sumLow / 40
-	if b == 0 {
+	if first == 1 {
 		// Without a preamble, bit 0's low must be a bit low (~50 µs), not
 		// the ~80 µs response low: otherwise the frame's last bit is
 		// missing and everything would shift by one.
-		if rest := (sumLow - min(max(lw[0], lowClampMin), lowClampMax)) / 39; lw[0] > rest*13/10 {
+		if rest := (sumLow - min(max(low(0), lowClampMin), lowClampMax)) / 39; low(0) > rest*13/10 {
 			return Frame{}, errorf(sensor.ErrShortFrame, "frame ends early (%d of 40 bits)", 39)
 		}
 	}
 	thr := min(max(ref, thresholdMin), thresholdMax)
 	var sum0, sum1 time.Duration
 	var n0, n1 int
-	for i := b; i < nh; i++ {
-		if hw[i] >= thr {
-			sum1 += hw[i]
+	for j := range 40 {
+		if h := high(j); h >= thr {
+			sum1 += h
 			n1++
 		} else {
-			sum0 += hw[i]
+			sum0 += h
 			n0++
 		}
 	}
@@ -164,19 +160,22 @@ func DecodeFrame(edges []Edge) (Frame, error) {
 		mid := (sum0/time.Duration(n0) + sum1/time.Duration(n1)) / 2
 		thr = min(max(mid, thr*3/4, thresholdMin), thr*5/4, thresholdMax)
 	}
-	if b > 0 && hw[b-1] < thr {
-		// The pulse before the bits is short: it is the line's rise at
-		// release or a bit, not the preamble, so bits are missing at the end.
-		return Frame{}, errorf(sensor.ErrShortFrame, "no preamble before the last 40 bits (high of %v)", hw[b-1])
-	}
-	var f Frame
-	for i := range 40 {
-		f[i/8] <<= 1
-		if hw[b+i] >= thr {
-			f[i/8] |= 1
+	if first >= 2 {
+		// The pulse before the bits must be the ~80 µs preamble; a short
+		// one is the line's rise at the release or a bit, so bits are
+		// missing at the end.
+		if pre := high(-1); pre < thr {
+			return Frame{}, errorf(sensor.ErrShortFrame, "no preamble before the last 40 bits (high of %v)", pre)
 		}
 	}
-	return f, nil
+	var bits uint64
+	for j := range 40 {
+		bits <<= 1
+		if high(j) >= thr {
+			bits |= 1
+		}
+	}
+	return Frame{byte(bits >> 32), byte(bits >> 24), byte(bits >> 16), byte(bits >> 8), byte(bits)}, nil
 }
 
 // Encode builds the frame a DHT22 sends for t (tenths of °C) and h (tenths
