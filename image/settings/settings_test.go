@@ -44,8 +44,7 @@ func TestBootTestSettingsMatchGolden(t *testing.T) {
 	var b bytes.Buffer
 	set := map[string]string{
 		"SENSORD_SENSOR":         "sim",
-		"SENSORD_SIM_HANG_AFTER": "90s",
-		"HOSTNAME":               "sensord-test",
+		"SENSORD_SIM_HANG_AFTER": "1m40s",
 	}
 	if err := Render(&b, Appliance(), set); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Partition is one MBR partition entry.
+type Partition struct {
+	Type          byte
+	Start, Length int64 // bytes
+}
+
+// ReadMBR reads the four primary partitions of a disk image; unused
+// entries have Type 0.
+func ReadMBR(r io.ReaderAt) ([4]Partition, error) {
+	var p [4]Partition
+	var sec [512]byte
+	if _, err := r.ReadAt(sec[:], 0); err != nil {
+		return p, fmt.Errorf("mbr: %w", err)
+	}
+	if sec[510] != 0x55 || sec[511] != 0xaa {
+		return p, errors.New("mbr: no boot signature")
+	}
+	for i := range p {
+		e := sec[446+16*i:]
+		p[i] = Partition{
+			Type:   e[4],
+			Start:  int64(binary.LittleEndian.Uint32(e[8:])) * 512,
+			Length: int64(binary.LittleEndian.Uint32(e[12:])) * 512,
+		}
+	}
+	return p, nil
+}
+
+// GuestCmdline turns the image's cmdline.txt (written for a Pi's consoles)
+// into the kernel command line for qemu's virt machine: the Pi's console=
+// arguments go, the virt machine's PL011 (ttyAMA0) becomes the console and
+// carries a root shell for the test (systemd.debug_shell, with the getty on
+// that line masked so they do not fight over it), and systemd's status lines
+// stay off it. Everything else (root=LABEL=..., rootwait, ...) is kept, so
+// the image's own root= finds the root filesystem.
+func GuestCmdline(cmdline string) string {
+	var keep []string
+	for _, f := range strings.Fields(cmdline) {
+		if strings.HasPrefix(f, "console=") || f == "quiet" {
+			continue
+		}
+		keep = append(keep, f)
+	}
+	return strings.Join(append(keep,
+		"console=ttyAMA0,115200",
+		"systemd.debug_shell=ttyAMA0",
+		"systemd.mask=serial-getty@ttyAMA0.service",
+		"systemd.show_status=false",
+		"loglevel=4",
+	), " ")
+}
+
+// BootFiles finds the kernel and initrd config.txt loads: its kernel= and
+// initramfs lines (the Pi firmware's config, written by raspi-firmware).
+func BootFiles(configTxt string) (kernel, initrd string, err error) {
+	for _, l := range strings.Split(configTxt, "\n") {
+		l = strings.TrimSpace(l)
+		if k, v, ok := strings.Cut(l, "="); ok && strings.TrimSpace(k) == "kernel" && kernel == "" {
+			kernel = strings.TrimSpace(v)
+		}
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "initramfs" && initrd == "" {
+			initrd = f[1]
+		}
+	}
+	if kernel == "" || initrd == "" {
+		return "", "", fmt.Errorf("config.txt: kernel=%q initramfs=%q: want both", kernel, initrd)
+	}
+	return kernel, initrd, nil
+}

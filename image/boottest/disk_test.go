@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestReadMBRReadsWhatTheLayoutGoldenDescribes(t *testing.T) {
+	// image/testdata/layout.sfdisk: boot at sector 8192 (524288 sectors,
+	// type c), root at 532480 (2695168 sectors, type 83).
+	var sec [512]byte
+	put := func(i int, typ byte, start, n uint32) {
+		e := sec[446+16*i:]
+		e[4] = typ
+		binary.LittleEndian.PutUint32(e[8:], start)
+		binary.LittleEndian.PutUint32(e[12:], n)
+	}
+	put(0, 0x0c, 8192, 524288)
+	put(1, 0x83, 532480, 2695168)
+	sec[510], sec[511] = 0x55, 0xaa
+	p, err := ReadMBR(bytes.NewReader(sec[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [4]Partition{{0x0c, 8192 * 512, 524288 * 512}, {0x83, 532480 * 512, 2695168 * 512}}
+	if p != want {
+		t.Errorf("got %+v, want %+v", p, want)
+	}
+	sec[511] = 0
+	if _, err := ReadMBR(bytes.NewReader(sec[:])); err == nil {
+		t.Error("ReadMBR accepted a sector without the boot signature")
+	}
+}
+
+func TestGuestCmdlineSwapsThePiConsolesForTheVirtMachines(t *testing.T) {
+	in := "console=tty0 console=ttyS1,115200 root=LABEL=RASPIROOT rw fsck.repair=yes net.ifnames=0 rootwait quiet"
+	got := GuestCmdline(in)
+	want := "root=LABEL=RASPIROOT rw fsck.repair=yes net.ifnames=0 rootwait console=ttyAMA0,115200 systemd.debug_shell=ttyAMA0 systemd.mask=serial-getty@ttyAMA0.service systemd.show_status=false loglevel=4"
+	if got != want {
+		t.Errorf("GuestCmdline(%q)\n got %q\nwant %q", in, got, want)
+	}
+}
+
+func TestBootFilesReadsKernelAndInitramfsLines(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "config.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, i, err := BootFiles(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k == "" || i == "" || k == i {
+		t.Errorf("BootFiles = %q, %q", k, i)
+	}
+	if _, _, err := BootFiles("arm_64bit=1\n"); err == nil {
+		t.Error("BootFiles accepted a config.txt without kernel and initramfs")
+	}
+}
