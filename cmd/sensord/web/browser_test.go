@@ -194,14 +194,27 @@ func tab(t *testing.T) context.Context {
 type daemon struct {
 	t      *testing.T
 	addr   string
+	opts   daemonOpts
 	cmd    *exec.Cmd
 	log    *lockedBuffer
 	exited chan struct{}
 }
 
+// daemonOpts adds to the default command line (-sensor sim, -period 200ms).
+type daemonOpts struct {
+	token string   // -token, and what the readiness probe sends
+	args  []string // more flags
+	env   []string // more environment, NAME=value
+}
+
 // startDaemon runs sensord with the simulated sensor on addr ("" picks a
-// free port) and waits until it answers HTTP.
+// free port) and waits until it has a reading.
 func startDaemon(t *testing.T, addr string) *daemon {
+	t.Helper()
+	return startDaemonWith(t, addr, daemonOpts{})
+}
+
+func startDaemonWith(t *testing.T, addr string, o daemonOpts) *daemon {
 	t.Helper()
 	bin := daemonBinary(t)
 	if addr == "" {
@@ -212,8 +225,13 @@ func startDaemon(t *testing.T, addr string) *daemon {
 		addr = l.Addr().String()
 		l.Close()
 	}
-	d := &daemon{t: t, addr: addr, log: &lockedBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(bin, "-sensor", "sim", "-listen", addr, "-period", simPeriod)
+	d := &daemon{t: t, addr: addr, opts: o, log: &lockedBuffer{}, exited: make(chan struct{})}
+	args := []string{"-sensor", "sim", "-listen", addr, "-period", simPeriod}
+	if o.token != "" {
+		args = append(args, "-token", o.token)
+	}
+	d.cmd = exec.Command(bin, append(args, o.args...)...)
+	d.cmd.Env = append(os.Environ(), o.env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -245,7 +263,14 @@ func startDaemon(t *testing.T, addr string) *daemon {
 	}
 }
 
-func (d *daemon) url(path string) string { return "http://" + d.addr + path }
+// url is an absolute URL of the daemon, carrying the token if it has one.
+func (d *daemon) url(path string) string {
+	u := "http://" + d.addr + path
+	if d.opts.token != "" {
+		u += "?access_token=" + d.opts.token
+	}
+	return u
+}
 
 // stop sends SIGTERM, as systemd does, and waits for the exit.
 func (d *daemon) stop() {
@@ -298,6 +323,10 @@ type view struct {
 	CPU      string  `json:"cpu"`
 	Mem      string  `json:"mem"`
 	Marker   string  `json:"marker"` // set by a test to prove the page was not reloaded
+	Rate     string  `json:"rate"`
+	Error    string  `json:"error"`
+	Warnings string  `json:"warnings"` // "" while the warnings box is hidden
+	Auth     bool    `json:"auth"`     // the "needs a token" banner shows
 }
 
 const viewJS = `(() => {
@@ -309,6 +338,8 @@ const viewJS = `(() => {
     points: Number($('chart-svg').dataset.points), tempPath: segs('temperature'), humPath: segs('humidity'),
     updated: $('updated').textContent, status: $('h-status').textContent, clients: $('h-clients').textContent,
     cpu: $('h-cpu').textContent, mem: $('h-mem').textContent, marker: String(window.testMarker || ''),
+    rate: $('h-rate').textContent, error: $('h-error').textContent,
+    warnings: $('warnings').hidden ? '' : $('warning-list').textContent, auth: !$('auth').hidden,
   };
 })()`
 
@@ -571,6 +602,49 @@ func TestUnitToggleConvertsAndSurvivesReload(t *testing.T) {
 	waitFor(t, ctx, "°C after another reload", 5*time.Second, func(v view) bool { return hasValues(v) && celsius(v) })
 }
 
+func TestDashboardWithTokenErrorsAndWarnings(t *testing.T) {
+	// A daemon as the appliance may really run: a token, a sensor that
+	// fails now and then, and a bad setting reported instead of fatal.
+	o := daemonOpts{
+		token: "s3cret-tok",
+		args:  []string{"-sim-error-rate", "0.2", "-env-errors", "warn"},
+		env:   []string{"SENSORD_LOG_LEVEL=loud"},
+	}
+	d := startDaemonWith(t, "", o)
+	ctx := tab(t)
+	open(t, ctx, d.url("/"))
+	v := waitFor(t, ctx, "live values with the token", 5*time.Second, func(v view) bool { return v.State == "live" && hasValues(v) })
+	checkShowsDaemonReading(t, d, v)
+
+	v = waitFor(t, ctx, "sensor errors and the settings warning", 10*time.Second, func(v view) bool {
+		return strings.HasPrefix(v.Error, "dht22: ") && v.Warnings != ""
+	})
+	if !strings.Contains(v.Warnings, "SENSORD_LOG_LEVEL") {
+		t.Errorf("warnings box shows %q, want the bad SENSORD_LOG_LEVEL", v.Warnings)
+	}
+	if strings.HasPrefix(v.Rate, "100.0") || !strings.Contains(v.Rate, "%") {
+		t.Errorf("success rate = %q, want below 100 %% with a 20 %% error rate", v.Rate)
+	}
+	if v.Auth {
+		t.Error("the missing-token banner shows although the token was given")
+	}
+
+	// The daemon also accepts a cookie it set on the first request; drop it
+	// and restart, so the reconnect and the health polls can only pass by
+	// carrying the token themselves.
+	run(t, ctx, network.ClearBrowserCookies())
+	d.stop()
+	waitFor(t, ctx, "reconnecting", 5*time.Second, func(v view) bool { return v.State == "reconnecting" })
+	restarted := time.Now()
+	startDaemonWith(t, d.addr, o)
+	waitFor(t, ctx, "live again with the token alone", 15*time.Second, func(v view) bool {
+		return v.State == "live" && v.TS >= restarted.UnixMilli()
+	})
+	waitFor(t, ctx, "health polled with the token", 8*time.Second, func(v view) bool {
+		return !v.Auth && v.Status != "Unreachable" && v.Status != "–"
+	})
+}
+
 // contrastJS computes the WCAG contrast ratio of each text element against
 // the background it is drawn on (the nearest opaque ancestor background).
 const contrastJS = `(() => {
@@ -666,7 +740,7 @@ func TestDashboardScreenshot(t *testing.T) {
 	// otherwise a short chart proves the capture works.
 	points, wait := 5, 8*time.Second
 	if update {
-		points, wait = 200, 60*time.Second
+		points, wait = 300, 90*time.Second
 	}
 	waitFor(t, ctx, "a chart worth a picture", wait, func(v view) bool {
 		return v.State == "live" && hasValues(v) && v.Points >= points && (!update || v.CPU != "–")
@@ -686,7 +760,7 @@ func TestDashboardScreenshot(t *testing.T) {
 	waitFor(t, phone, "the phone view", 10*time.Second, func(v view) bool {
 		return v.State == "live" && hasValues(v) && v.Points >= points && v.Status != "–"
 	})
-	time.Sleep(5500 * time.Millisecond) // the next system frame fills CPU and memory
+	time.Sleep(5500 * time.Millisecond)      // the next system frame fills CPU and memory
 	mobile := screenshot(t, phone, 390, 844) // what the phone's screen shows
 
 	out, err := compose(desktop, mobile)

@@ -273,9 +273,14 @@
       if (p.h < hl) hl = p.h;
       if (p.h > hh) hh = p.h;
     }
-    const rows = phone ? 4 : 5;
-    const ys = scale(cl, ch, rows, unit === 'F' ? 1.8 : 1);
-    const yh = scale(hl, hh, rows, 4);
+    // Both axes share the row count; pick the one that leaves the least
+    // empty band on the worse of the two, so neither line sits squashed.
+    let rows = 0, ys = null, yh = null, best = Infinity;
+    for (const n of phone ? [4, 5] : [5, 4, 6]) {
+      const a = scale(cl, ch, n, unit === 'F' ? 1.8 : 1), b = scale(hl, hh, n, 4);
+      const waste = Math.max(1 - (ch - cl) / (a.hi - a.lo), 1 - (hh - hl) / (b.hi - b.lo));
+      if (waste < best - 0.05) { best = waste; rows = n; ys = a; yh = b; }
+    }
     const X = (t) => m.l + (t - t0) / (t1 - t0) * pw;
     const YT = (v) => m.t + (ys.hi - v) / (ys.hi - ys.lo) * ph;
     const YH = (v) => m.t + (yh.hi - v) / (yh.hi - yh.lo) * ph;
@@ -498,7 +503,7 @@
     $('auth').hidden = !on;
   }
 
-  function set(id, text, sub, cls) {
+  function set(id, text, sub, cls, sub2) {
     const dd = $(id);
     dd.textContent = '';
     if (cls) {
@@ -509,9 +514,10 @@
     } else {
       dd.appendChild(document.createTextNode(text));
     }
-    if (sub) {
+    for (const line of [sub, sub2]) {
+      if (!line) continue;
       const s = document.createElement('small');
-      s.textContent = sub;
+      s.textContent = line;
       dd.appendChild(s);
     }
   }
@@ -532,7 +538,7 @@
     if (s && typeof s.success_rate === 'number') {
       const pct = s.success_rate * 100;
       set('h-rate', (pct >= 99.95 && pct < 100 ? '99.9' : pct.toFixed(1)) + ' %',
-        Number(s.successes || 0).toLocaleString() + ' of ' + Number(s.reads || 0).toLocaleString() + ' reads' + (s.name ? ' · ' + s.name : ''));
+        Number(s.successes || 0).toLocaleString() + ' of ' + Number(s.reads || 0).toLocaleString() + ' reads', '', s.name);
     } else set('h-rate', '–');
     if (s && s.last_error) set('h-error', s.last_error, ago(s.last_error_time));
     else set('h-error', s ? 'none' : '–');
