@@ -38,24 +38,28 @@ import (
 )
 
 // files is the page. The directory is embedded as a whole so adding a file
-// needs no Go change beyond its content type in contentTypes.
+// needs no Go change beyond its content type in contentType. It is the
+// package's only variable, and read-only.
 //
 //go:embed static
 var files embed.FS
 
-// contentTypes maps each extension shipped in static/ to its Content-Type.
+// contentType maps each extension shipped in static/ to its Content-Type.
 // A file with an extension missing here fails newHandler, so a mistake shows
 // up in the package's tests rather than as a sniffed type in a browser.
-var contentTypes = map[string]string{
-	".html": "text/html; charset=utf-8",
-	".js":   "text/javascript; charset=utf-8",
-	".css":  "text/css; charset=utf-8",
-	".svg":  "image/svg+xml",
+func contentType(name string) (string, bool) {
+	switch path.Ext(name) {
+	case ".html":
+		return "text/html; charset=utf-8", true
+	case ".js":
+		return "text/javascript; charset=utf-8", true
+	case ".css":
+		return "text/css; charset=utf-8", true
+	case ".svg":
+		return "image/svg+xml", true
+	}
+	return "", false
 }
-
-// versioned lists the files index.html links by name; newHandler appends
-// "?v=<hash>" to each reference so they can be cached as immutable.
-var versioned = []string{"app.js", "app.css", "favicon.svg"}
 
 // csp keeps the page to its own origin: scripts and styles only from the
 // files below (no inline code), fetches and WebSockets only back to the
@@ -145,7 +149,9 @@ func newHandler(fsys fs.FS) (*handler, error) {
 		}
 		h.files["/"+p] = f
 	}
-	for _, name := range versioned {
+	// index.html links these by name; each reference gets "?v=<hash>" so
+	// the browser may cache the file as immutable.
+	for _, name := range []string{"app.js", "app.css", "favicon.svg"} {
 		f, ok := h.files["/"+name]
 		if !ok {
 			return nil, fmt.Errorf("web: index.html links %s, which is not embedded", name)
@@ -167,7 +173,7 @@ func newHandler(fsys fs.FS) (*handler, error) {
 
 // newFile hashes and compresses one file.
 func newFile(name string, b []byte) (*file, error) {
-	ctype, ok := contentTypes[path.Ext(name)]
+	ctype, ok := contentType(name)
 	if !ok {
 		return nil, fmt.Errorf("web: no content type for %s", name)
 	}

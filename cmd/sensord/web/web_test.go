@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 // pageBudget is the issue's limit for the whole page (HTML, CSS, JS, icon)
@@ -326,17 +327,49 @@ func TestHandlerOverRealHTTP(t *testing.T) {
 }
 
 func TestNewHandlerRejectsABrokenPage(t *testing.T) {
-	// newHandler guards the build: a page without its files, or a file
-	// with an unknown type, must fail loudly in tests, never serve.
-	if _, err := newHandler(emptyFS{}); err == nil {
-		t.Error("newHandler accepted a page without index.html")
+	// newHandler guards the build: a page missing a file, linking one it
+	// lacks, or shipping a file of unknown type must fail, never serve.
+	index := `<link href="app.css"><script src="app.js"></script><link rel="icon" href="favicon.svg">`
+	good := fstest.MapFS{
+		"static/index.html":  {Data: []byte(index)},
+		"static/app.js":      {Data: []byte("'use strict';")},
+		"static/app.css":     {Data: []byte("body{}")},
+		"static/favicon.svg": {Data: []byte("<svg/>")},
 	}
-}
-
-type emptyFS struct{}
-
-func (emptyFS) Open(name string) (fs.File, error) {
-	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	if _, err := newHandler(good); err != nil {
+		t.Fatalf("a complete page: %v", err)
+	}
+	without := func(name string) fstest.MapFS {
+		m := fstest.MapFS{}
+		for k, v := range good {
+			if k != name {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	with := func(name, data string) fstest.MapFS {
+		m := without("")
+		m[name] = &fstest.MapFile{Data: []byte(data)}
+		return m
+	}
+	tests := []struct {
+		name string
+		fsys fs.FS
+	}{
+		{"no index.html", without("static/index.html")},
+		{"no app.js", without("static/app.js")},
+		{"index.html not linking app.css", with("static/index.html", `<script src="app.js"></script><link href="favicon.svg">`)},
+		{"a file of unknown type", with("static/photo.png", "\x89PNG")},
+		{"no static directory", fstest.MapFS{"index.html": {Data: []byte(index)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := newHandler(tt.fsys); err == nil || !strings.HasPrefix(err.Error(), "web: ") {
+				t.Errorf("newHandler = %v, want an error prefixed \"web: \"", err)
+			}
+		})
+	}
 }
 
 func FuzzAcceptsGzip(f *testing.F) {
