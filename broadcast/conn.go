@@ -24,8 +24,9 @@ type conn struct {
 	remote  string
 	filters []string // MQTT filters; nil: everything
 
-	// rd is the writer's ring cursor: created in ServeHTTP (so nothing
-	// published after the connect is missed), then owned by the writer.
+	// rd is the writer's ring cursor: created in ServeHTTP before the
+	// upgrade response (so nothing published after the client sees the
+	// handshake complete is missed), then owned by the writer.
 	rd Reader[encoded]
 
 	// replies: session replies, bounded; Publish sends without blocking.
@@ -45,7 +46,7 @@ type conn struct {
 	pingGen uint64 // writer only: the heartbeat generation last answered
 }
 
-func (s *Server) newConn(ws *websocket.Conn, filters []string, remote string) *conn {
+func (s *Server) newConn(ws *websocket.Conn, rd Reader[encoded], filters []string, remote string) *conn {
 	return &conn{
 		s:          s,
 		ws:         ws,
@@ -53,7 +54,7 @@ func (s *Server) newConn(ws *websocket.Conn, filters []string, remote string) *c
 		session:    s.ids.next(),
 		remote:     remote,
 		filters:    filters,
-		rd:         s.ring.NewReader(),
+		rd:         rd,
 		replies:    make(chan *encoded, s.o.ReplyQueue),
 		kick:       make(chan struct{}, 1),
 		readerDone: make(chan struct{}),
@@ -172,6 +173,9 @@ func (c *conn) writeLoop() {
 		if len(batch) > 0 {
 			s.st.sent.Add(uint64(sent))
 			continue // maybe more waiting
+		}
+		if c.closeCode.Load() != 0 {
+			continue // collect asked to close
 		}
 		select {
 		case <-wake:

@@ -2,6 +2,7 @@ package broadcast
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -69,3 +70,12 @@ func read(t testing.TB, ws *websocket.Conn) (int, string) {
 	}
 	return mt, string(p)
 }
+
+// httptest_NewServer serves s on loopback; the test closes it.
+func httptest_NewServer(t testing.TB, s http.Handler) *httptest.Server {
+	hs := httptest.NewServer(s)
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+func fmtAny(v []any) string { return fmt.Sprint(v) }

@@ -365,12 +365,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
+	// Take the cursor before the 101 goes out: whatever is published once
+	// the client has seen its handshake complete reaches it.
+	rd := s.ring.NewReader()
 	ws, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		s.reserved.Add(-1) // Upgrade has answered (and counted) already
 		return
 	}
-	c := s.newConn(ws, filters, r.RemoteAddr)
+	c := s.newConn(ws, rd, filters, r.RemoteAddr)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
