@@ -499,7 +499,7 @@ func TestCloseIsBoundedByItsContext(t *testing.T) {
 	dialSlow(t, wsURL(hs, "/"), 4096) // never reads
 	waitClients(t, s, 1)
 	s.Publish(Message{Payload: make([]byte, 8<<20)}) // more than the sockets hold
-	time.Sleep(100 * time.Millisecond)                 // the writer is now stuck in write
+	time.Sleep(100 * time.Millisecond)               // the writer is now stuck in write
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
