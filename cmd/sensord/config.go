@@ -25,6 +25,10 @@ const envPrefix = "SENSORD_"
 // live, and such a value is far more likely a typo (2h for 2s) than a wish.
 const maxPeriod = 24 * time.Hour
 
+// maxSimJitter is the simulation's limit: beyond 20 us a 0 bit (26 us high)
+// and a 1 bit (70 us) overlap and no decoder can tell them apart.
+const maxSimJitter = 20 * time.Microsecond
+
 // config is the daemon's whole configuration, as parsed from flags and the
 // environment.
 type config struct {
@@ -269,8 +273,8 @@ func (c *config) check() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return badFlag("log-level", "%q is not one of debug, info, warn, error", c.LogLevel)
 	}
-	if c.SimJitter < 0 || c.SimJitter > 100*time.Microsecond {
-		return badFlag("sim-jitter", "%s is outside 0..100us", c.SimJitter)
+	if c.SimJitter < 0 || c.SimJitter > maxSimJitter {
+		return badFlag("sim-jitter", "%s is outside 0..%s", c.SimJitter, maxSimJitter)
 	}
 	if math.IsNaN(c.SimErrorRate) || c.SimErrorRate < 0 || c.SimErrorRate > 1 {
 		return badFlag("sim-error-rate", "%v is outside 0..1", c.SimErrorRate)
