@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -456,6 +457,27 @@ func TestDashboardShowsLiveReadings(t *testing.T) {
 	t.Run("the chart has points and grows live", func(t *testing.T) {
 		v := waitFor(t, ctx, "chart points", 5*time.Second, func(v view) bool { return v.Points >= 5 && v.TempPath >= 5 && v.HumPath >= 5 })
 		waitFor(t, ctx, "the chart grows", 5*time.Second, func(w view) bool { return w.Points > v.Points })
+		// Every reading the daemon retained is on the chart: history from
+		// the load plus each live frame, none lost, none doubled. A reading
+		// may be in flight, so look again until both sides agree.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			w := look(t, ctx)
+			held := 0
+			for ts := range history(t, d) {
+				if ts <= w.TS {
+					held++
+				}
+			}
+			if w.Points == held {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the chart has %d readings up to %d, the daemon retained %d", w.Points, w.TS, held)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+
 		var axis []string
 		run(t, ctx, chromedp.Evaluate(`[...document.querySelectorAll('#chart-svg text')].map(e => e.textContent)`, &axis))
 		var temps, hums int
@@ -469,6 +491,16 @@ func TestDashboardShowsLiveReadings(t *testing.T) {
 		}
 		if temps < 3 || hums < 3 {
 			t.Errorf("axis labels %q: want >= 3 temperature (°) and >= 3 humidity (%%) labels on their own axes", axis)
+		}
+
+		// Pointing at the chart reads out the reading under the pointer.
+		var box struct{ X, Y, W, H float64 }
+		run(t, ctx, chromedp.Evaluate(`(() => { const r = document.getElementById('chart-svg').getBoundingClientRect(); return {X: r.x, Y: r.y, W: r.width, H: r.height}; })()`, &box))
+		run(t, ctx, chromedp.MouseEvent(input.MouseMoved, box.X+box.W/2, box.Y+box.H/2))
+		var tip string
+		run(t, ctx, chromedp.Evaluate(`document.querySelector('#chart-svg .tip text')?.textContent || ''`, &tip))
+		if !regexp.MustCompile(`^\d\d:\d\d:\d\d  -?\d+\.\d °C  \d+\.\d %$`).MatchString(tip) {
+			t.Errorf("pointer read-out = %q, want time, temperature and humidity", tip)
 		}
 	})
 

@@ -540,7 +540,9 @@
       set('h-rate', (pct >= 99.95 && pct < 100 ? '99.9' : pct.toFixed(1)) + ' %',
         Number(s.successes || 0).toLocaleString() + ' of ' + Number(s.reads || 0).toLocaleString() + ' reads', '', s.name);
     } else set('h-rate', '–');
-    if (s && s.last_error) set('h-error', s.last_error, ago(s.last_error_time));
+    const kinds = s && s.errors ? Object.keys(s.errors).filter((k) => s.errors[k] > 0) : [];
+    const counts = kinds.map((k) => k.replace('_', ' ') + ' ' + Number(s.errors[k]).toLocaleString()).join(' · ');
+    if (s && s.last_error) set('h-error', s.last_error, ago(s.last_error_time), '', counts);
     else set('h-error', s ? 'none' : '–');
 
     const c = h.clients;
