@@ -17,13 +17,15 @@ const DefaultMinPeriod = 2 * time.Second
 // PollOpts configures a Poller. The zero value polls every DefaultMinPeriod
 // with the default plausibility filter.
 type PollOpts struct {
-	// Period is the time between the starts of two reads. It is raised to
-	// MinPeriod when below it (zero means MinPeriod).
+	// Period is the time from the end of one read to the start of the
+	// next. It is raised to MinPeriod when below it (zero means MinPeriod).
 	Period time.Duration
 	// MinPeriod is the sensor's minimum time between reads: 2 s for a DHT22,
 	// 10 ms for the simulation. Zero means DefaultMinPeriod. Neither a
 	// retry nor a back-off ever starts a read sooner than MinPeriod after the
-	// previous one started.
+	// previous one ended, so a driver that counts its minimum period from
+	// the start of a read never sees a read too soon, however late the
+	// scheduler runs either side.
 	MinPeriod time.Duration
 	// MaxBackoff caps the wait between retries after consecutive errors; the
 	// wait doubles from MinPeriod up to it. Zero means 4 × Period; it is
@@ -209,7 +211,6 @@ func (p *Poller) Run(ctx context.Context, publish func(Reading)) error {
 			return nil
 		case <-timer.C:
 		}
-		start := p.now()
 		r, err := p.s.Read(ctx)
 		end := p.now()
 		p.progress.Store(end.UnixNano())
@@ -229,27 +230,25 @@ func (p *Poller) Run(ctx context.Context, publish func(Reading)) error {
 		} else if !errors.Is(err, ErrImplausible) {
 			failures++
 		}
-		timer.Reset(p.wait(start, end, failures))
+		timer.Reset(p.wait(failures))
 	}
 }
 
-// wait returns how long to sleep after a read that started at start and
-// returned at end, after failures consecutive errors.
-func (p *Poller) wait(start, end time.Time, failures int) time.Duration {
-	gap := p.period
-	if failures > 0 {
-		// Back off: MinPeriod, 2×, 4×, ... capped at maxBO. The first retry
-		// comes after MinPeriod, so one bad frame costs little.
-		gap = p.min
-		for i := 1; i < failures && gap < p.maxBO; i++ {
-			gap *= 2
-		}
-		gap = min(gap, p.maxBO)
+// wait returns how long to sleep after a read, after failures consecutive
+// errors. It counts from the end of the read: the read's own few
+// milliseconds stretch the period a little, and in exchange no scheduling
+// delay can make two reads closer than MinPeriod.
+func (p *Poller) wait(failures int) time.Duration {
+	if failures == 0 {
+		return p.period
 	}
-	// Schedule from the start of the read so the rate does not drift by the
-	// read's own duration, but never sooner than MinPeriod after that start.
-	d := start.Add(max(gap, p.min)).Sub(end)
-	return max(d, 0)
+	// Back off: MinPeriod, 2×, 4×, ... capped at maxBO. The first retry
+	// comes after MinPeriod, so one bad frame costs little.
+	gap := p.min
+	for i := 1; i < failures && gap < p.maxBO; i++ {
+		gap *= 2
+	}
+	return min(gap, p.maxBO)
 }
 
 // filterReading applies the plausibility filter to a valid reading r and

@@ -139,7 +139,8 @@ func TestPollerBacksOffAfterErrorsButNeverBelowMinPeriod(t *testing.T) {
 	st := s.reads()
 	want := []time.Duration{min, 2 * min, 4 * min, 4 * min} // capped at MaxBackoff
 	for i, w := range want {
-		if gap := st[i+1].Sub(st[i]); gap < w || gap > w+40*time.Millisecond {
+		// Generous on the late side: timers on a loaded test machine run late.
+		if gap := st[i+1].Sub(st[i]); gap < w || gap > w+300*time.Millisecond {
 			t.Errorf("gap %d = %v, want about %v", i, gap, w)
 		}
 	}

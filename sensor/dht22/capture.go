@@ -64,10 +64,30 @@ func (c *edgeCapture) capture(ctx context.Context, pulse time.Duration, dst []Ed
 type pinCapture struct {
 	pin   gpio.PinIO
 	clock func() time.Duration
+	// rt is whether captures raise their thread to SCHED_FIFO; set by
+	// newDev from Opts and a probe, read-only after.
+	rt bool
 }
 
 func (c *pinCapture) name() string   { return "busy-loop" }
 func (c *pinCapture) String() string { return c.pin.Name() }
+
+// probeRealtime reports whether this process may raise a thread to
+// SCHED_FIFO, by doing it once on a locked thread and restoring it.
+func probeRealtime() bool {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	restore, ok := realtime()
+	if !ok {
+		return false
+	}
+	if err := restore(); err != nil {
+		// The thread keeps the policy; never hand it back to the runtime.
+		runtime.LockOSThread()
+		return false
+	}
+	return true
+}
 
 // gcHold serialises the garbage-collector hold of concurrent captures: the
 // GC percentage is process-wide, and two captures restoring each other's
@@ -77,17 +97,36 @@ var gcHold sync.Mutex
 
 func (c *pinCapture) capture(ctx context.Context, pulse time.Duration, dst []Edge) (int, error) {
 	// The frame is timed by this goroutine's own reads of the clock, so it
-	// must not be moved between threads or stopped for a collection while
-	// the frame lasts (~6 ms). SetGCPercent(-1) also waits for a running
-	// mark phase to end, so it happens before the start pulse.
+	// must not move between threads, be stopped for a collection, or lose
+	// its CPU while the frame lasts (~6 ms). SetGCPercent(-1) also waits
+	// for a running mark phase to end, so it happens before the start pulse.
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	unlock := true
+	defer func() {
+		if unlock {
+			runtime.UnlockOSThread()
+		}
+	}()
 	gcHold.Lock()
 	old := debug.SetGCPercent(-1)
 	defer func() {
 		debug.SetGCPercent(old)
 		gcHold.Unlock()
 	}()
+	if c.rt {
+		if restore, ok := realtime(); ok {
+			defer func() {
+				if restore() != nil {
+					// Never hand a real-time thread back to the runtime:
+					// the goroutine keeps it (and exits it if it ends).
+					unlock = false
+				}
+			}()
+		}
+	}
+	// Start with a fresh scheduler time slice, so the runtime's 10 ms
+	// preemption of long-running goroutines does not fall inside the frame.
+	runtime.Gosched()
 
 	if err := c.pin.Out(gpio.Low); err != nil {
 		return 0, fmt.Errorf("dht22: start pulse on %s: %w", c.pin.Name(), err)
@@ -109,23 +148,30 @@ func (c *pinCapture) capture(ctx context.Context, pulse time.Duration, dst []Edg
 // sample records level changes of pin until the frame is over. Every phase
 // has a hard timeout, so it returns within frameTimeout whatever the line
 // does.
+//
+// Each sample reads the level, then the clock: the level was taken some
+// time after the previous clock reading and before this one. An edge between
+// two samples therefore happened after the clock reading before the previous
+// sample and at most at this one; Slack is that window, normally two loop
+// turns (well under a microsecond), longer when the thread lost the CPU. The
+// decoder refuses to guess a bit that its edges' slack makes ambiguous.
 func sample(pin gpio.PinIn, clock func() time.Duration, dst []Edge) (int, error) {
-	release := clock()
-	last := release
 	level := pin.Read()
+	release := clock()
+	last, t1, t2 := release, release, release // t1, t2: the last two clock readings
 	n := 0
 	for {
-		t := clock()
 		l := pin.Read()
+		t := clock()
 		if l != level {
 			if n == len(dst) {
 				return n, nil
 			}
-			dst[n] = Edge{T: t, Rising: l == gpio.High}
+			dst[n] = Edge{T: t, Slack: t - t2, Rising: l == gpio.High}
 			n++
 			level, last = l, t
-			continue
 		}
+		t1, t2 = t, t1
 		switch idle := t - last; {
 		case n == 0 && idle > responseTimeout:
 			return 0, errorf(sensor.ErrTimeout, "no response on %s within %v of the release", pin.Name(), responseTimeout)

@@ -2,6 +2,7 @@ package dht22
 
 import (
 	"fmt"
+	"math/bits"
 	"time"
 
 	"sensord/sensor"
@@ -9,9 +10,13 @@ import (
 
 // Edge is one level change of the data line, as a capture saw it.
 type Edge struct {
-	// T is when the edge happened on some monotonic clock; only the
+	// T is when the edge was seen on some monotonic clock; only the
 	// differences between edges of one frame matter.
 	T time.Duration
+	// Slack is how much earlier than T the edge may have happened: zero for
+	// kernel timestamps, the time since the previous sample for a busy loop
+	// (longer when its thread lost the CPU).
+	Slack time.Duration
 	// Rising is true when the line went from low to high.
 	Rising bool
 }
@@ -38,6 +43,8 @@ const (
 	// loop) from dragging the clock estimate far.
 	lowClampMin = 20 * time.Microsecond
 	lowClampMax = 100 * time.Microsecond
+	// maxOpenBits bounds the bits settled by the checksum (2^6 candidates).
+	maxOpenBits = 6
 )
 
 // Measuring range of the DHT22 in tenths, from its datasheet.
@@ -80,6 +87,13 @@ func errorf(kind error, format string, args ...any) error {
 //     scales with it), then refined to the midpoint between the mean 0 and
 //     the mean 1 high, and kept within 30..70 µs.
 //
+// An edge with Slack is placed in the middle of its window. A bit whose high
+// width, within the slack of its two edges, could fall on either side of the
+// cut is open: of all the combinations of the open bits (at most 6), exactly
+// one must pass the checksum, or the frame fails with an error wrapping
+// sensor.ErrTimeout (the capture lost its timing). A guess is never taken,
+// because the checksum does not catch two errors that cancel out.
+//
 // Errors wrap sensor.ErrShortFrame when fewer than 40 bits or no start of
 // frame are found. DecodeFrame does not check the checksum: see Frame.Check.
 func DecodeFrame(edges []Edge) (Frame, error) {
@@ -89,7 +103,7 @@ func DecodeFrame(edges []Edge) (Frame, error) {
 	}
 	// Step 1: alternate and de-glitch into ts; lvl0 is the direction of
 	// ts[0], every later edge alternates.
-	var ts [maxEdges]time.Duration
+	var ts, sl [maxEdges]time.Duration // time (window middle), slack
 	k := 0
 	lvl0 := false
 	for _, e := range edges {
@@ -97,13 +111,13 @@ func DecodeFrame(edges []Edge) (Frame, error) {
 			if lastRising := ((k-1)%2 == 0) == lvl0; e.Rising == lastRising {
 				continue // an edge in between was lost; keep the earlier one
 			}
-			if e.T < ts[k-1] {
-				return Frame{}, errorf(sensor.ErrShortFrame, "edges out of order at %v", e.T)
-			}
 		} else {
 			lvl0 = e.Rising
 		}
-		ts[k] = e.T
+		ts[k], sl[k] = e.T-e.Slack/2, e.Slack
+		if k > 0 && ts[k] < ts[k-1] {
+			return Frame{}, errorf(sensor.ErrShortFrame, "edges out of order at %v", e.T)
+		}
 		k++
 		if k >= 2 && ts[k-1]-ts[k-2] < glitchMax {
 			k -= 2 // drop both edges of the glitch
@@ -144,6 +158,15 @@ func DecodeFrame(edges []Edge) (Frame, error) {
 			return Frame{}, errorf(sensor.ErrShortFrame, "frame ends early (%d of 40 bits)", 39)
 		}
 	}
+	// A high pulse lost between two samples (a busy loop that lost the CPU
+	// for longer than the pulse) merges two lows into one of ~126 µs; a lost
+	// low merges two highs. Neither fits a frame, whatever the bit count.
+	for j := range 40 {
+		i := first + 2*j
+		if lo := low(j) - (sl[i]+sl[i-1])/2; lo > 2*ref {
+			return Frame{}, errorf(sensor.ErrShortFrame, "a pulse was lost before bit %d (low of %v)", j, low(j))
+		}
+	}
 	thr := min(max(ref, thresholdMin), thresholdMax)
 	var sum0, sum1 time.Duration
 	var n0, n1 int
@@ -160,6 +183,12 @@ func DecodeFrame(edges []Edge) (Frame, error) {
 		mid := (sum0/time.Duration(n0) + sum1/time.Duration(n1)) / 2
 		thr = min(max(mid, thr*3/4, thresholdMin), thr*5/4, thresholdMax)
 	}
+	for j := range 40 {
+		i := first + 2*j
+		if hi := high(j) - (sl[i]+sl[i+1])/2; hi > 2*thr {
+			return Frame{}, errorf(sensor.ErrShortFrame, "a pulse was lost in bit %d (high of %v)", j, high(j))
+		}
+	}
 	if first >= 2 {
 		// The pulse before the bits must be the ~80 µs preamble; a short
 		// one is the line's rise at the release or a bit, so bits are
@@ -168,14 +197,49 @@ func DecodeFrame(edges []Edge) (Frame, error) {
 			return Frame{}, errorf(sensor.ErrShortFrame, "no preamble before the last 40 bits (high of %v)", pre)
 		}
 	}
-	var bits uint64
+	var word, amb uint64 // the 40 bits, and those slack leaves open
 	for j := range 40 {
-		bits <<= 1
-		if high(j) >= thr {
-			bits |= 1
+		h := high(j)
+		word <<= 1
+		amb <<= 1
+		if h >= thr {
+			word |= 1
+		}
+		if i := first + 2*j; sl[i] > 0 || sl[i+1] > 0 {
+			if u := (sl[i] + sl[i+1]) / 2; h-u < thr && h+u >= thr {
+				amb |= 1
+			}
 		}
 	}
-	return Frame{byte(bits >> 32), byte(bits >> 24), byte(bits >> 16), byte(bits >> 8), byte(bits)}, nil
+	if amb == 0 {
+		return frameOf(word), nil
+	}
+	// Settle the open bits with the checksum: of all their combinations,
+	// exactly one may pass it. One open bit always settles (a single flip
+	// changes the sum); two that would cancel out do not, and fail.
+	if n := bits.OnesCount64(amb); n > maxOpenBits {
+		return Frame{}, errorf(sensor.ErrTimeout, "%d bits ambiguous (the capture lost the CPU)", n)
+	}
+	var found Frame
+	ok := 0
+	for sub := amb; ; sub = (sub - 1) & amb {
+		if f := frameOf(word ^ sub); f.sum() == f[4] {
+			found = f
+			ok++
+		}
+		if sub == 0 {
+			break
+		}
+	}
+	if ok != 1 {
+		return Frame{}, errorf(sensor.ErrTimeout, "%d bits ambiguous and %d readings fit the checksum (the capture lost the CPU)", bits.OnesCount64(amb), ok)
+	}
+	return found, nil
+}
+
+// frameOf splits the low 40 bits of w into a frame, most significant first.
+func frameOf(w uint64) Frame {
+	return Frame{byte(w >> 32), byte(w >> 24), byte(w >> 16), byte(w >> 8), byte(w)}
 }
 
 // Encode builds the frame a DHT22 sends for t (tenths of °C) and h (tenths

@@ -59,6 +59,11 @@ type Opts struct {
 	Clock func() time.Duration
 	// Now stamps readings; nil means time.Now.
 	Now func() time.Time
+	// NoRealtime keeps the busy-loop capture at normal priority. By default
+	// it raises its thread to SCHED_FIFO for each frame when the process
+	// may (root, CAP_SYS_NICE, or systemd's LimitRTPRIO=), so no other
+	// thread preempts it mid-frame. The edge capture does not need it.
+	NoRealtime bool
 }
 
 // simulator is implemented by dht22sim's fake pin and edge line: only a
@@ -159,8 +164,16 @@ func newDev(c capturer, sim bool, o *Opts) (*Dev, error) {
 	}
 	if pc, ok := c.(*pinCapture); ok {
 		pc.clock = d.clock
+		pc.rt = !opts.NoRealtime && probeRealtime()
 	}
 	return d, nil
+}
+
+// Realtime reports whether busy-loop captures run at real-time priority
+// (see Opts.NoRealtime); always false for the edge capture.
+func (d *Dev) Realtime() bool {
+	pc, ok := d.c.(*pinCapture)
+	return ok && pc.rt
 }
 
 // Capture names the capture strategy: "busy-loop" (New) or

@@ -193,13 +193,16 @@ func (s *Sim) walk() {
 // answer is called when the host releases the line after holding it low for
 // held. It appends to dst the answer's edge times relative to the release
 // (the first edge falls, then they alternate) and returns it, empty when the
-// sensor does not answer.
-func (s *Sim) answer(held time.Duration, dst []time.Duration) []time.Duration {
+// sensor does not answer; hung says the sensor was hung at the release.
+func (s *Sim) answer(held time.Duration, dst []time.Duration) (wave []time.Duration, hung bool) {
 	dst = dst[:0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cfg.NoResponse || held < minHold || s.hungLocked() {
-		return dst
+	if s.hungLocked() {
+		return dst, true
+	}
+	if s.cfg.NoResponse || held < minHold {
+		return dst, false
 	}
 	s.frames++
 	if s.cfg.Temperature == nil || s.cfg.Humidity == nil {
@@ -256,7 +259,7 @@ func (s *Sim) answer(held time.Duration, dst []time.Duration) []time.Duration {
 		}
 	}
 	add(tEnd) // the sensor releases the line
-	return dst
+	return dst, false
 }
 
 // levelAt returns the line's level at t for a waveform whose edges (absolute

@@ -3,6 +3,7 @@ package dht22sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -74,7 +75,7 @@ func (p *Pin) In(pull gpio.Pull, edge gpio.Edge) error {
 	now := p.sim.clock()
 	p.wave = p.wave[:0]
 	if p.driving && p.out == gpio.Low {
-		p.wave = p.sim.answer(now-p.lowAt, p.buf[:0])
+		p.wave, _ = p.sim.answer(now-p.lowAt, p.buf[:0])
 		for i := range p.wave {
 			p.wave[i] += now
 		}
@@ -129,6 +130,7 @@ type EdgeLine struct {
 	relAt   time.Duration
 	wave    []time.Duration // absolute edge times the "kernel" saw
 	lost    int             // edges of the answer lost before wave[0]
+	hung    bool            // the sensor was hung at the release
 	buf     [maxWave]time.Duration
 }
 
@@ -154,9 +156,10 @@ func (l *EdgeLine) DriveLow() error {
 // Config.EdgeDelay of now are lost.
 func (l *EdgeLine) Release() error {
 	l.relAt = l.sim.clock()
-	l.wave, l.lost = l.wave[:0], 0
+	l.wave, l.lost, l.hung = l.wave[:0], 0, false
 	if l.driving {
-		wave := l.sim.answer(l.relAt-l.lowAt, l.buf[:0])
+		var wave []time.Duration
+		wave, l.hung = l.sim.answer(l.relAt-l.lowAt, l.buf[:0])
 		for _, t := range wave {
 			if t < l.sim.cfg.EdgeDelay {
 				l.lost++
@@ -171,11 +174,12 @@ func (l *EdgeLine) Release() error {
 
 // Edges implements dht22.EdgeLine. It waits in real time until the last
 // edge that fits dst is due and the line has been quiet for a moment (or
-// until timeout), then copies the edges. On a hung sensor it blocks until
-// ctx is done.
+// until timeout), then copies the edges. If the sensor was hung at the
+// release it blocks until ctx is done, like a read that never returns.
 func (l *EdgeLine) Edges(ctx context.Context, dst []dht22.Edge, timeout time.Duration) (int, error) {
-	if err := l.sim.WaitIfHung(ctx); err != nil {
-		return 0, err
+	if l.hung {
+		<-ctx.Done()
+		return 0, fmt.Errorf("dht22sim: sensor hung: %w", ctx.Err())
 	}
 	n := min(len(l.wave), len(dst))
 	end := l.relAt + timeout
