@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -88,7 +89,11 @@ type Client struct {
 	qlen  int
 	state ClientState
 	kick  chan struct{} // capacity 1: the writer has something to do
+	ran   atomic.Bool   // Run was called
 }
+
+// ErrRunTwice is returned by a second call of Client.Run.
+var ErrRunTwice = errors.New("broadcast: client already ran")
 
 // NewClient checks the URL (ws:// or wss://) and returns an idle client;
 // o may be nil.
@@ -214,6 +219,9 @@ func (c *Client) setState(state, reason string, attempts int) {
 // Run connects, sends, and reconnects until ctx is done; then it closes
 // the connection with 1001 and returns nil. Call it once.
 func (c *Client) Run(ctx context.Context) error {
+	if c.ran.Swap(true) {
+		return ErrRunTwice
+	}
 	d := websocket.Dialer{
 		HandshakeTimeout: c.o.HandshakeTimeout,
 		Subprotocols:     c.o.Subprotocols,

@@ -1,0 +1,282 @@
+package broadcast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// liveServer is a Server on a fixed loopback address that a test can stop
+// and start again (a restart), collecting what clients send it.
+type liveServer struct {
+	t    *testing.T
+	addr string
+	got  chan string
+	s    *Server
+	hs   *http.Server
+	opts ServerOpts
+}
+
+func newLiveServer(t *testing.T, o ServerOpts) *liveServer {
+	ls := &liveServer{t: t, addr: "127.0.0.1:0", got: make(chan string, 100), opts: o}
+	ls.start()
+	t.Cleanup(ls.stop)
+	return ls
+}
+
+func (ls *liveServer) start() {
+	l, err := net.Listen("tcp", ls.addr)
+	if err != nil {
+		ls.t.Fatal(err)
+	}
+	ls.addr = l.Addr().String()
+	o := ls.opts
+	o.OnMessage = func(in Incoming) { ls.got <- string(in.Raw) }
+	ls.s = NewServer(&o)
+	ls.hs = &http.Server{Handler: ls.s}
+	go ls.hs.Serve(l)
+}
+
+func (ls *liveServer) stop() {
+	if ls.s == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ls.s.Close(ctx)
+	ls.hs.Close()
+	ls.s = nil
+}
+
+func (ls *liveServer) url() string { return "ws://" + ls.addr + "/ws/sensors" }
+
+func (ls *liveServer) want(t *testing.T, msgs ...string) {
+	t.Helper()
+	for _, w := range msgs {
+		select {
+		case g := <-ls.got:
+			if g != w {
+				t.Fatalf("server got %q, want %q", g, w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("server did not get %q", w)
+		}
+	}
+}
+
+// runClient runs c until the test ends and checks that Run returns nil.
+func runClient(t *testing.T, c *Client) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run = %v, want nil", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+}
+
+func waitState(t *testing.T, c *Client, state string) ClientState {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := c.State()
+		if st.State == state {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %+v, want %s", st, state)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestNewClientRejectsURLsThatAreNotWebSockets(t *testing.T) {
+	for _, u := range []string{"http://x/ws", "x/ws", "ws://", "://bad"} {
+		if _, err := NewClient(u, nil); err == nil {
+			t.Errorf("NewClient(%q): no error", u)
+		}
+	}
+	for _, u := range []string{"ws://127.0.0.1:1/ws", "wss://example.com/ws/sensors"} {
+		if _, err := NewClient(u, nil); err != nil {
+			t.Errorf("NewClient(%q): %v", u, err)
+		}
+	}
+}
+
+func TestClientDeliversToARealServerWithTheSameEncoding(t *testing.T) {
+	ls := newLiveServer(t, ServerOpts{Token: "tok"})
+	c, _ := NewClient(ls.url(), &ClientOpts{Header: http.Header{"Authorization": {"Bearer tok"}}})
+	runClient(t, c)
+	waitState(t, c, StateConnected)
+	c.Publish(Message{Topic: "t", Payload: map[string]float64{"temperature": 21.4}})
+	c.Publish(Message{Payload: "text as is"})
+	c.Publish(Message{Payload: ""}) // not sent
+	ls.want(t, `{"temperature":21.4}`, "text as is")
+
+	w, _ := NewClient(ls.url()+"?access_token=tok", &ClientOpts{WholeMsg: true})
+	runClient(t, w)
+	waitState(t, w, StateConnected)
+	w.Publish(Message{Topic: "t", Payload: 1, ID: "id1"})
+	ls.want(t, `{"topic":"t","payload":1,"_msgid":"id1"}`)
+}
+
+func TestClientSurvivesServerRestartAndDropsOldestWhileDown(t *testing.T) {
+	ls := newLiveServer(t, ServerOpts{})
+	c, _ := NewClient(ls.url(), &ClientOpts{Buffer: 3, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	runClient(t, c)
+	waitState(t, c, StateConnected)
+	c.Publish(Message{Payload: "before"})
+	ls.want(t, "before")
+
+	ls.stop() // sends 1001
+	st := waitState(t, c, StateBackoff)
+	if !strings.Contains(st.Reason, "1001") {
+		t.Errorf("reason %q, want the server's 1001", st.Reason)
+	}
+	for i := 1; i <= 5; i++ {
+		c.Publish(Message{Payload: fmt.Sprint("down ", i)})
+	}
+	if st := c.State(); st.Dropped != 2 || st.Queued != 3 {
+		t.Fatalf("while down: dropped %d queued %d, want 2 and 3", st.Dropped, st.Queued)
+	}
+	ls.start() // same address
+	waitState(t, c, StateConnected)
+	ls.want(t, "down 3", "down 4", "down 5")
+	c.Publish(Message{Payload: "after"})
+	ls.want(t, "after")
+}
+
+func TestClientBacksOffExponentiallyWithJitter(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close() // nothing listens: every dial fails at once
+	var mu sync.Mutex
+	var states []ClientState
+	c, _ := NewClient("ws://"+addr+"/", &ClientOpts{
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 80 * time.Millisecond,
+		OnState: func(s ClientState) { mu.Lock(); states = append(states, s); mu.Unlock() },
+	})
+	c.jitter = func() float64 { return 1 } // the top of each range: d
+	runClient(t, c)
+	time.Sleep(400 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	// Gaps between "backoff" and the next "connecting": 20 40 80 80 ...
+	var gaps []time.Duration
+	for i := 0; i+1 < len(states); i++ {
+		if states[i].State == StateBackoff && states[i+1].State == StateConnecting {
+			gaps = append(gaps, states[i+1].Since.Sub(states[i].Since))
+			if !strings.HasPrefix(states[i].Reason, "dial:") || states[i].Attempts != len(gaps) {
+				t.Errorf("backoff state %+v: want a dial reason and attempt %d", states[i], len(gaps))
+			}
+		}
+	}
+	want := []time.Duration{20, 40, 80, 80}
+	if len(gaps) < len(want) {
+		t.Fatalf("only %d retries in 400 ms: %v", len(gaps), gaps)
+	}
+	for i, w := range want {
+		w *= time.Millisecond
+		if gaps[i] < w || gaps[i] > w+30*time.Millisecond {
+			t.Errorf("retry %d waited %v, want %v", i+1, gaps[i], w)
+		}
+	}
+	c2, _ := NewClient("ws://"+addr+"/", &ClientOpts{MinBackoff: 20 * time.Millisecond, MaxBackoff: 80 * time.Millisecond})
+	c2.jitter = func() float64 { return 0 }
+	if d := c2.backoff(3); d != 40*time.Millisecond {
+		t.Errorf("backoff(3) with jitter 0 = %v, want 40ms (half of 80ms)", d)
+	}
+}
+
+func TestClientDetectsADeadPeerByMissingPongs(t *testing.T) {
+	// A server that upgrades and then never reads: pings are never answered.
+	upgraded := make(chan struct{}, 1)
+	hs := httptest_NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := NewServer(nil)
+		ws, err := s.up.Upgrade(w, r, nil)
+		s.Close(context.Background())
+		if err != nil {
+			return
+		}
+		upgraded <- struct{}{}
+		time.Sleep(2 * time.Second)
+		ws.Close()
+	}))
+	c, _ := NewClient(wsURL(hs, "/"), &ClientOpts{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond, MinBackoff: time.Minute})
+	runClient(t, c)
+	<-upgraded
+	start := time.Now()
+	st := waitState(t, c, StateBackoff)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("dead peer noticed after %v, want ~150ms", d)
+	}
+	if !strings.Contains(st.Reason, "no pong") {
+		t.Errorf("reason %q, want no pong", st.Reason)
+	}
+}
+
+func TestClientHandshakeTimeout(t *testing.T) {
+	// Accepts TCP, never answers the upgrade.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	c, _ := NewClient("ws://"+l.Addr().String()+"/", &ClientOpts{HandshakeTimeout: 100 * time.Millisecond, MinBackoff: time.Minute})
+	runClient(t, c)
+	start := time.Now()
+	st := waitState(t, c, StateBackoff)
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("gave up after %v, want ~100ms", d)
+	}
+	if !strings.Contains(st.Reason, "deadline") && !strings.Contains(st.Reason, "timeout") {
+		t.Errorf("reason %q, want a timeout", st.Reason)
+	}
+}
+
+func TestClientRunStopsOnCancelWithGoingAway(t *testing.T) {
+	events := make(chan Event, 4)
+	ls := newLiveServer(t, ServerOpts{OnEvent: func(e Event) { events <- e }})
+	c, _ := NewClient(ls.url(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitState(t, c, StateConnected)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if st := c.State(); st.State != StateStopped {
+		t.Fatalf("state %+v, want stopped", st)
+	}
+	for e := range events {
+		if e.Kind == Disconnect {
+			break
+		}
+	}
+	if err := c.Run(context.Background()); !errors.Is(err, ErrRunTwice) {
+		t.Errorf("second Run = %v, want ErrRunTwice", err)
+	}
+}
