@@ -130,7 +130,7 @@ func TestMatchTopic(t *testing.T) {
 		{"#", "$SYS/load", false},
 		{"$SYS/#", "$SYS/load", true},
 		{"a/#/b", "a/x/b", false}, // invalid filter
-		{"a+", "a+", false},        // invalid filter
+		{"a+", "a+", false},       // invalid filter
 		{"", "", false},
 	} {
 		if got := MatchTopic(tc.filter, tc.topic); got != tc.want {
