@@ -481,22 +481,29 @@
 
   // ---- health ----
   let healthTimer = 0;
+  let healthGen = 0; // only the newest poll schedules the next, so polls never multiply
   async function pollHealth() {
     clearTimeout(healthTimer);
+    const gen = ++healthGen;
     const ctl = new AbortController();
     const kill = setTimeout(() => ctl.abort(), 4000);
+    let body = null, auth = false;
     try {
       const res = await fetch(url('healthz'), { cache: 'no-store', signal: ctl.signal });
       noteSkew(res);
-      showAuth(res.status === 401);
-      health = res.status === 401 ? null : await res.json();
+      auth = res.status === 401;
+      // 503 still carries the body, with the reason.
+      if (!auth) body = await res.json();
     } catch (e) {
-      health = { status: 'unreachable' };
+      body = { status: 'unreachable' };
     } finally {
       clearTimeout(kill);
-      renderHealth();
-      healthTimer = setTimeout(pollHealth, HEALTH_EVERY);
     }
+    if (gen !== healthGen) return; // a newer poll started meanwhile
+    health = body;
+    showAuth(auth);
+    renderHealth();
+    healthTimer = setTimeout(pollHealth, HEALTH_EVERY);
   }
 
   function showAuth(on) {
