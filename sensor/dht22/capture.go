@@ -70,7 +70,7 @@ type pinCapture struct {
 }
 
 func (c *pinCapture) name() string   { return "busy-loop" }
-func (c *pinCapture) String() string { return c.pin.Name() }
+func (c *pinCapture) String() string { return c.pin.String() }
 
 // probeRealtime reports whether this process may raise a thread to
 // SCHED_FIFO, by doing it once on a locked thread and restoring it.

@@ -23,6 +23,10 @@ type waveOpts struct {
 	glitchLow  int  // 1+bit index: a 2 µs spike inside that bit's low
 	glitchHigh int  // 1+bit index: a 2 µs dip inside that bit's high
 	dup        int  // 1+edge index: that edge is reported twice
+	// late: edge index (in the clean answer, 0 = the response's fall) ->
+	// how late a busy loop saw it, reported as its Slack.
+	late map[int]time.Duration
+	lose int // 1+bit index: that bit's high pulse fell between two samples
 }
 
 // wave builds the edges a capture sees for frame f.
@@ -64,6 +68,14 @@ func wave(f Frame, o waveOpts) []Edge {
 		add(hi)
 	}
 	add(50 * us)
+	for i, d := range o.late {
+		out[i+b2i(o.release)].T += d
+		out[i+b2i(o.release)].Slack = d + us/2
+	}
+	if o.lose > 0 {
+		i := 3 + 2*(o.lose-1) + b2i(o.release)
+		out = append(out[:i], out[i+2:]...)
+	}
 	if o.dup > 0 {
 		e := out[o.dup-1]
 		e.T += us
@@ -74,6 +86,13 @@ func wave(f Frame, o waveOpts) []Edge {
 		out = out[:min(o.keep, len(out))]
 	}
 	return out
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // framed returns the frame with bytes a..d and their checksum.
@@ -119,6 +138,12 @@ func TestDecode(t *testing.T) {
 		{name: "a sensor clock 25 % fast decodes", frame: Encode(235, 611), o: waveOpts{scale: 0.75}, wantT: 235, wantH: 611},
 		{name: "a slow clock with all zero bits decodes", frame: Frame{}, o: waveOpts{scale: 1.3}, wantT: 0, wantH: 0},
 		{name: "10 µs jitter on every edge decodes", frame: Encode(-123, 777), o: waveOpts{jitter: 10 * us, seed: 3}, wantT: -123, wantH: 777},
+		{name: "an edge seen late by a busy loop is settled by its slack", frame: Encode(-101, 652), o: waveOpts{late: map[int]time.Duration{3 + 2*16: 20 * us}}, wantT: -101, wantH: 652},
+		{name: "one ambiguous bit is settled by the checksum", frame: Encode(-101, 652), o: waveOpts{late: map[int]time.Duration{3 + 2*16: 40 * us}}, wantT: -101, wantH: 652},
+		{name: "three ambiguous bits are settled by the checksum", frame: Encode(-101, 652), o: waveOpts{late: map[int]time.Duration{3 + 2*16: 40 * us, 4 + 2*3: 40 * us, 4 + 2*30: 38 * us}}, wantT: -101, wantH: 652},
+		{name: "two ambiguous bits that cancel in the checksum fail", frame: framed(0x01, 0x00, 0x00, 0xc8), o: waveOpts{late: map[int]time.Duration{3 + 2*7: 40 * us, 4 + 2*15: 40 * us}}, wantErr: sensor.ErrTimeout},
+		{name: "more than 6 ambiguous bits fail", frame: Encode(0, 0), o: waveOpts{late: map[int]time.Duration{4: 40 * us, 6: 40 * us, 8: 40 * us, 10: 40 * us, 12: 40 * us, 14: 40 * us, 16: 40 * us}}, wantErr: sensor.ErrTimeout},
+		{name: "a high pulse lost between two samples is a short frame", frame: Encode(214, 482), o: waveOpts{lose: 11, release: true}, wantErr: sensor.ErrShortFrame},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

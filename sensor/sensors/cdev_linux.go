@@ -74,7 +74,7 @@ func findLine(pin string) (chip string, offset int, err error) {
 func openCdev(pin string) (*cdevLine, error) {
 	chips := gpioChips()
 	if len(chips) == 0 {
-		return nil, errors.New("sensors: cdev capture needs a GPIO character device, but no /dev/gpiochip* exists; use a kernel with CONFIG_GPIO_CDEV")
+		return nil, errors.New("sensors: cdev capture needs a GPIO character device, but no /dev/gpiochip* exists; use a kernel with CONFIG_GPIO_CDEV, or -sensor sim without hardware")
 	}
 	for _, c := range chips {
 		if f, err := os.Open(c); err != nil {
