@@ -68,7 +68,7 @@ func contentType(name string) (string, bool) {
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self' ws: wss:; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// Cache-Control values. noCache lets the browser keep a copy but makes it
+// Cache-Control values. cacheNoCache lets the browser keep a copy but makes it
 // ask (If-None-Match) before each use, so a firmware update shows at once.
 const (
 	cacheImmutable = "public, max-age=31536000, immutable"
