@@ -1,7 +1,7 @@
 // Package web is sensord's browser dashboard: one static page, embedded in
 // the binary with go:embed, that talks to the daemon only through the public
-// endpoints every other client uses (GET /api/history once, WS /ws/dashboard
-// live, GET /healthz every few seconds). The appliance has no internet, so the
+// endpoints every other client uses (GET /api/history on load and after each
+// reconnect, WS /ws/dashboard live, GET /healthz every 5 s). The appliance has no internet, so the
 // page carries everything it needs: no CDN, no web fonts, a hand-drawn SVG
 // chart.
 //
