@@ -277,3 +277,28 @@ func levelAt(wave []time.Duration, t time.Duration) bool {
 	}
 	return lo%2 == 0
 }
+
+// Waveform returns the edges of the nominal answer carrying f, as a perfect
+// capture would timestamp them with the release at 0: no jitter, no faults.
+// It is for examples and decoder tests; the Sim plays the same waveform.
+func Waveform(f dht22.Frame) []dht22.Edge {
+	var at time.Duration
+	e := make([]dht22.Edge, 0, 84)
+	add := func(d time.Duration) {
+		at += d
+		e = append(e, dht22.Edge{T: at, Rising: len(e)%2 == 1})
+	}
+	add(tGo)
+	add(tRespLow)
+	add(tRespHigh)
+	for i := range 40 {
+		add(tBitLow)
+		if f[i/8]&(0x80>>(i%8)) != 0 {
+			add(tOne)
+		} else {
+			add(tZero)
+		}
+	}
+	add(tEnd)
+	return e
+}

@@ -3,6 +3,7 @@ package dht22sim_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -370,4 +371,31 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("%+v accepted", c)
 		}
 	}
+}
+
+func ExampleSim_Pin() {
+	// The busy-loop capture polls the fake pin; the sim answers the start
+	// pulse with the waveform in real time. On a loaded machine a frame can
+	// be lost (the error says why), so read until one decodes.
+	t, h := sensor.Deci(214), sensor.Deci(482)
+	sim, _ := dht22sim.New(dht22sim.Config{Temperature: &t, Humidity: &h})
+	dev, err := dht22.New(sim.Pin("GPIO4"), &dht22.Opts{MinPeriod: dht22.SimMinPeriod})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for range 100 {
+		if r, err := dev.Read(context.Background()); err == nil {
+			fmt.Println(dev, r.Temperature, r.Humidity)
+			return
+		}
+		time.Sleep(dht22.SimMinPeriod)
+	}
+	// Output: DHT22{GPIO4(sim), busy-loop} 21.4 48.2
+}
+
+func ExampleWaveform() {
+	e := dht22sim.Waveform(dht22.Encode(-1, 1000))
+	fmt.Println(len(e), "edges, first falls at", e[0].T, "last rises at", e[len(e)-1].T)
+	// Output: 84 edges, first falls at 30µs last rises at 3.808ms
 }
