@@ -1,0 +1,94 @@
+//go:build linux
+
+package sensors
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/warthog618/go-gpiocdev"
+
+	"sensord/sensor/dht22"
+)
+
+// The kernel side needs a GPIO chip; these test the hand-over from
+// gpiocdev's watcher goroutine to the capture, which does not.
+
+func TestCdevEdgesDropsStaleEventsAndKeepsOrder(t *testing.T) {
+	l := &cdevLine{name: "test", events: make(chan gpiocdev.LineEvent, eventBuffer)}
+	l.relAt, l.relWall = 1000*time.Microsecond, time.Now()
+	l.handle(gpiocdev.LineEvent{Timestamp: 500 * time.Microsecond, Type: gpiocdev.LineEventRisingEdge}) // before the release
+	for i := range frameEdges {
+		typ := gpiocdev.LineEventFallingEdge
+		if i%2 == 1 {
+			typ = gpiocdev.LineEventRisingEdge
+		}
+		l.handle(gpiocdev.LineEvent{Timestamp: l.relAt + time.Duration(30+50*i)*time.Microsecond, Type: typ})
+	}
+	dst := make([]dht22.Edge, 128)
+	start := time.Now()
+	n, err := l.Edges(context.Background(), dst, 8*time.Millisecond)
+	if err != nil || n != frameEdges {
+		t.Fatalf("Edges = %d, %v; want %d", n, err, frameEdges)
+	}
+	if dst[0].T != l.relAt+30*time.Microsecond || dst[0].Rising || !dst[1].Rising {
+		t.Errorf("first edges %+v %+v", dst[0], dst[1])
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("took %v", took)
+	}
+}
+
+func TestCdevEdgesWaitsForLateEventsThenStops(t *testing.T) {
+	l := &cdevLine{name: "test", events: make(chan gpiocdev.LineEvent, eventBuffer)}
+	l.relAt, l.relWall = time.Millisecond, time.Now()
+	go func() {
+		// The watcher hands the events over after the timeout.
+		time.Sleep(12 * time.Millisecond)
+		for i := range 10 {
+			l.handle(gpiocdev.LineEvent{Timestamp: l.relAt + time.Duration(i+1)*time.Microsecond*50, Type: gpiocdev.LineEventFallingEdge + gpiocdev.LineEventType(i%2)})
+		}
+	}()
+	n, err := l.Edges(context.Background(), make([]dht22.Edge, 128), 10*time.Millisecond)
+	if err != nil || n != 10 {
+		t.Errorf("Edges = %d, %v; want the 10 late events", n, err)
+	}
+}
+
+func TestCdevEdgesHonoursContext(t *testing.T) {
+	l := &cdevLine{name: "test", events: make(chan gpiocdev.LineEvent, eventBuffer)}
+	l.relWall = time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Edges(ctx, make([]dht22.Edge, 8), time.Hour); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestCdevHandleNeverBlocks(t *testing.T) {
+	l := &cdevLine{name: "test", events: make(chan gpiocdev.LineEvent, 2)}
+	for range 5 {
+		l.handle(gpiocdev.LineEvent{})
+	}
+	if got := l.dropped.Load(); got != 3 {
+		t.Errorf("dropped %d, want 3", got)
+	}
+}
+
+func TestFindLineFallsBackToTheNumber(t *testing.T) {
+	for pin, want := range map[string]int{"GPIO4": 4, "gpio17": 17, "27": 27, "BCM22": 22} {
+		// Without chips, FindLine by name fails and the number is used.
+		if len(gpioChips()) > 0 {
+			break
+		}
+		chip, off, err := findLine(pin)
+		if err != nil || chip != "gpiochip0" || off != want {
+			t.Errorf("findLine(%q) = %s, %d, %v", pin, chip, off, err)
+		}
+	}
+	if _, _, err := findLine("PIN7"); err == nil {
+		t.Error("findLine(PIN7) succeeded")
+	}
+}
