@@ -114,8 +114,13 @@ type Poller struct {
 	// running guards against a second concurrent Run.
 	running atomic.Bool
 
+	// base is when NewPoller ran, with its monotonic clock reading.
 	// progress is written by Run after every read returns and read by
-	// Progress from any goroutine: Unix nanoseconds, 0 before Run.
+	// Progress from any goroutine: time since base plus 1 ns, 0 before Run.
+	// Offsets from base keep the monotonic reading, so time.Since(Progress())
+	// is immune to the wall clock stepping (a Pi has no RTC; NTP steps its
+	// clock by years at boot).
+	base     time.Time
 	progress atomic.Int64
 
 	// mu guards the fields below; Run writes them, Stats and Latest read them.
@@ -154,8 +159,11 @@ func NewPoller(s Sensor, o *PollOpts) (*Poller, error) {
 	}
 	p.maxBO = max(p.maxBO, p.period)
 	p.stats.Errors = map[string]uint64{}
+	p.base = p.now()
 	return p, nil
 }
+
+func (p *Poller) markProgress(t time.Time) { p.progress.Store(int64(t.Sub(p.base)) + 1) }
 
 // MaxWait is the longest a healthy Run waits between two reads (the period
 // or the back-off cap, whichever is longer). A watchdog that sees Progress
@@ -166,11 +174,11 @@ func (p *Poller) MaxWait() time.Duration { return p.maxBO }
 // error, or when Run started if none has returned yet; zero before Run. It
 // stops advancing while a Read blocks, which is what a watchdog looks for.
 func (p *Poller) Progress() time.Time {
-	ns := p.progress.Load()
-	if ns == 0 {
+	d := p.progress.Load()
+	if d == 0 {
 		return time.Time{}
 	}
-	return time.Unix(0, ns)
+	return p.base.Add(time.Duration(d - 1))
 }
 
 // Latest returns the last published reading; false before the first.
@@ -201,7 +209,7 @@ func (p *Poller) Run(ctx context.Context, publish func(Reading)) error {
 		return errors.New("sensor: Poller.Run called twice")
 	}
 	defer p.running.Store(false)
-	p.progress.Store(p.now().UnixNano())
+	p.markProgress(p.now())
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	failures := 0
@@ -213,7 +221,7 @@ func (p *Poller) Run(ctx context.Context, publish func(Reading)) error {
 		}
 		r, err := p.s.Read(ctx)
 		end := p.now()
-		p.progress.Store(end.UnixNano())
+		p.markProgress(end)
 		if ctx.Err() != nil {
 			// A read cut short by shutdown is not a sensor error.
 			return nil

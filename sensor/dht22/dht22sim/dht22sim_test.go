@@ -325,6 +325,27 @@ func TestPinEndToEnd(t *testing.T) {
 	}
 }
 
+func TestPinErrorRateNeverPublishesAWrongValue(t *testing.T) {
+	d, sim := pinDev(t, dht22sim.Config{ErrorRate: 1, Temperature: dp(214), Humidity: dp(482)})
+	rs, errs := readN(t, d, 30)
+	if len(rs) != 0 {
+		t.Errorf("a corrupted frame got through: %v", rs)
+	}
+	checksum := 0
+	for _, err := range errs {
+		switch sensor.Kind(err) {
+		case "checksum":
+			checksum++
+		case "timeout", "short_frame": // a frame lost to the machine's load
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if checksum == 0 || sim.Frames() != 30 {
+		t.Errorf("%d checksum errors, %d frames played; want some and 30", checksum, sim.Frames())
+	}
+}
+
 func TestPinNoResponseTimesOut(t *testing.T) {
 	d, _ := pinDev(t, dht22sim.Config{NoResponse: true})
 	_, errs := readN(t, d, 3)
