@@ -102,7 +102,7 @@ func TestBusyLoopCapturesAFrame(t *testing.T) {
 func TestBusyLoopSlackCoversStalls(t *testing.T) {
 	// The loop loses the CPU every ~500 µs of the frame, as a busy VM does.
 	// An edge seen after a stall carries it as slack, and the read is
-	// either exact (settled by the slack bounds or the checksum) or fails
+	// either exact (the slack bounds keep every bit on its side) or fails
 	// with a kind the Poller retries: never a wrong value.
 	for _, stall := range []time.Duration{10 * us, 20 * us, 35 * us} {
 		for offset := range 10 {

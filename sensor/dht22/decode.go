@@ -43,8 +43,6 @@ const (
 	// loop) from dragging the clock estimate far.
 	lowClampMin = 20 * time.Microsecond
 	lowClampMax = 100 * time.Microsecond
-	// maxOpenBits bounds the bits settled by the checksum (2^6 candidates).
-	maxOpenBits = 6
 )
 
 // Measuring range of the DHT22 in tenths, from its datasheet.
@@ -89,10 +87,9 @@ func errorf(kind error, format string, args ...any) error {
 //
 // An edge with Slack is placed in the middle of its window. A bit whose high
 // width, within the slack of its two edges, could fall on either side of the
-// cut is open: of all the combinations of the open bits (at most 6), exactly
-// one must pass the checksum, or the frame fails with an error wrapping
-// sensor.ErrTimeout (the capture lost its timing). A guess is never taken,
-// because the checksum does not catch two errors that cancel out.
+// cut is not guessed: the frame fails with an error wrapping
+// sensor.ErrTimeout (the capture lost its timing), because the checksum does
+// not catch two errors that cancel out.
 //
 // Errors wrap sensor.ErrShortFrame when fewer than 40 bits or no start of
 // frame are found. DecodeFrame does not check the checksum: see Frame.Check.
@@ -211,30 +208,13 @@ func DecodeFrame(edges []Edge) (Frame, error) {
 			}
 		}
 	}
-	if amb == 0 {
-		return frameOf(word), nil
+	if amb != 0 {
+		// Never guess: the checksum cannot settle an open bit, because a
+		// corrupted frame would then be "repaired" into a wrong value
+		// whenever the open bit happens to cancel the corruption.
+		return Frame{}, errorf(sensor.ErrTimeout, "%d bits ambiguous, first bit %d (the capture lost the CPU)", bits.OnesCount64(amb), 39-(63-bits.LeadingZeros64(amb)))
 	}
-	// Settle the open bits with the checksum: of all their combinations,
-	// exactly one may pass it. One open bit always settles (a single flip
-	// changes the sum); two that would cancel out do not, and fail.
-	if n := bits.OnesCount64(amb); n > maxOpenBits {
-		return Frame{}, errorf(sensor.ErrTimeout, "%d bits ambiguous (the capture lost the CPU)", n)
-	}
-	var found Frame
-	ok := 0
-	for sub := amb; ; sub = (sub - 1) & amb {
-		if f := frameOf(word ^ sub); f.sum() == f[4] {
-			found = f
-			ok++
-		}
-		if sub == 0 {
-			break
-		}
-	}
-	if ok != 1 {
-		return Frame{}, errorf(sensor.ErrTimeout, "%d bits ambiguous and %d readings fit the checksum (the capture lost the CPU)", bits.OnesCount64(amb), ok)
-	}
-	return found, nil
+	return frameOf(word), nil
 }
 
 // frameOf splits the low 40 bits of w into a frame, most significant first.
