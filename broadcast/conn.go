@@ -2,12 +2,10 @@ package broadcast
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 )
 
 // codeAbort asks the writer to drop the connection without a close frame
@@ -18,8 +16,7 @@ const codeAbort = -1
 // writer goroutine (writeLoop). Only the writer writes to nc.
 type conn struct {
 	s       *Server
-	ws      *websocket.Conn // used by the reader only (gorilla's frame parser)
-	nc      net.Conn        // the writer writes pre-framed bytes here
+	nc      net.Conn // the socket, after gorilla's handshake
 	session string
 	remote  string
 	filters []string // MQTT filters; nil: everything
@@ -30,36 +27,49 @@ type conn struct {
 	rd Reader[encoded]
 
 	// replies: session replies, bounded; Publish sends without blocking.
-	replies chan *encoded
+	// Made at the first reply (most clients never get one): written once
+	// by CAS (replyQueue), read by Publish and the writer.
+	replies atomic.Pointer[chan *encoded]
 	// kick (capacity 1) wakes the writer for replies, pongs and close
 	// requests. Written by anyone (poke), read by the writer.
 	kick chan struct{}
 	// readerDone is closed when the reader goroutine returns.
 	readerDone chan struct{}
-	// pong: a ping's payload the writer must answer. Written by the reader
-	// (gorilla's ping handler), taken by the writer (Swap).
+	// pong: a ping's payload the writer must answer. Written by the
+	// reader, taken by the writer (Swap).
 	pong atomic.Pointer[[]byte]
 	// closeCode: the first close request wins (CAS from 0): a close code to
 	// send, or codeAbort. Written by anyone, acted on by the writer.
 	closeCode atomic.Int32
 
 	pingGen uint64 // writer only: the heartbeat generation last answered
+	wdl     int64  // writer only: the write deadline set on nc (unix ns)
 }
 
-func (s *Server) newConn(ws *websocket.Conn, rd Reader[encoded], filters []string, remote string) *conn {
+func (s *Server) newConn(nc net.Conn, rd Reader[encoded], filters []string, remote string) *conn {
 	return &conn{
 		s:          s,
-		ws:         ws,
-		nc:         ws.NetConn(),
+		nc:         nc,
 		session:    s.ids.next(),
 		remote:     remote,
 		filters:    filters,
 		rd:         rd,
-		replies:    make(chan *encoded, s.o.ReplyQueue),
 		kick:       make(chan struct{}, 1),
 		readerDone: make(chan struct{}),
 		pingGen:    s.hbGen.Load(),
 	}
+}
+
+// replyQueue returns c's reply queue, making it on first use.
+func (c *conn) replyQueue() chan *encoded {
+	if q := c.replies.Load(); q != nil {
+		return *q
+	}
+	q := make(chan *encoded, c.s.o.ReplyQueue)
+	if !c.replies.CompareAndSwap(nil, &q) {
+		return *c.replies.Load()
+	}
+	return q
 }
 
 // poke wakes the writer; never blocks.
@@ -77,137 +87,198 @@ func (c *conn) requestClose(code int) {
 	}
 }
 
-// readLoop reads frames until the connection fails: it answers pings
-// through the writer, delivers messages to OnMessage, and enforces the
-// read limit and the pong deadline.
+// readLoop reads the client's frames until the connection ends: it hands
+// pings to the writer, delivers messages to OnMessage, enforces the read
+// limit, and keeps the pong deadline: any frame from the client proves it
+// alive for another PingInterval+PongTimeout.
 //
-// gorilla writes to the connection itself in two cases we cannot switch
-// off: a protocol error by the peer, and its own read limit (ours is
-// enforced here instead, so that one is off). Such a write is one whole
-// close frame under the socket's write lock (poll.FD serialises whole
-// Write calls), so the byte stream stays well framed even then.
+// Stack: like the writer, an idle reader waits in a chain short enough
+// for the smallest goroutine stack (readLoop -> next -> header -> Read);
+// handling a frame happens after next returns, in handle.
 func (c *conn) readLoop() {
 	defer close(c.readerDone)
-	s := c.s
-	alive := func() {
-		_ = c.nc.SetReadDeadline(s.o.Now().Add(s.o.PingInterval + s.o.PongTimeout))
+	fr := &frameReader{r: c.nc, limit: c.s.o.ReadLimit}
+	for {
+		_ = c.nc.SetReadDeadline(c.s.o.Now().Add(c.s.o.PingInterval + c.s.o.PongTimeout))
+		op, p, err := fr.next()
+		if !c.handle(op, p, err) {
+			return
+		}
 	}
-	c.ws.SetPingHandler(func(data string) error {
-		alive()
-		p := []byte(data)
+}
+
+// handle acts on one event from the frame reader; false ends the reader.
+//
+//go:noinline
+func (c *conn) handle(op byte, p []byte, err error) bool {
+	if err != nil {
+		if code, ok := isProtocol(err); ok {
+			c.requestClose(code)
+			c.drain()
+			return false
+		}
+		c.requestClose(codeAbort) // gone, or silent past the deadline
+		return false
+	}
+	switch op {
+	case opPing:
 		c.pong.Store(&p)
 		c.poke()
-		return nil
-	})
-	c.ws.SetPongHandler(func(string) error { alive(); return nil })
-	c.ws.SetCloseHandler(func(code int, _ string) error {
-		// Echo the peer's code (RFC 6455 5.5.1); no code: 1000.
-		if code == closeNoStatusRcv || code <= 0 {
-			code = CloseNormal
+	case opPong:
+	case opClose:
+		// Echo the peer's code (RFC 6455 5.5.1), or answer its fault.
+		code, err := closeCode(p)
+		if err != nil {
+			code, _ = isProtocol(err)
 		}
-		c.requestClose(code)
-		return nil
-	})
-	alive()
+		c.requestClose(code) // if we closed first, this was the answer
+		return false
+	default:
+		if c.closeCode.Load() == 0 && c.s.o.OnMessage != nil {
+			c.s.o.OnMessage(ParseIncoming(c.session, p, op == opBinary))
+		}
+	}
+	return true
+}
+
+// drain reads and drops what the peer still sends after a protocol error
+// (the frame boundaries are lost), until it closes or the writer drops
+// the connection: closing a socket with unread data would reset it, and
+// the peer might never see our close frame.
+func (c *conn) drain() {
+	var b [128]byte
 	for {
-		mt, r, err := c.ws.NextReader()
-		if err != nil {
-			c.requestClose(codeAbort)
+		if _, err := c.nc.Read(b[:]); err != nil {
 			return
-		}
-		alive()
-		if c.closeCode.Load() != 0 {
-			// Closing: drain until the peer's close frame arrives.
-			if _, err := io.Copy(io.Discard, r); err != nil {
-				c.requestClose(codeAbort)
-				return
-			}
-			continue
-		}
-		data, err := io.ReadAll(io.LimitReader(r, s.o.ReadLimit+1))
-		if err != nil {
-			c.requestClose(codeAbort)
-			return
-		}
-		if int64(len(data)) > s.o.ReadLimit {
-			c.requestClose(CloseTooBig)
-			continue // the next NextReader discards the rest
-		}
-		if s.o.OnMessage != nil {
-			s.o.OnMessage(ParseIncoming(c.session, data, mt == websocket.BinaryMessage))
 		}
 	}
 }
 
-// writeLoop is the only goroutine that writes to the connection. Each time
-// it wakes it gathers everything waiting (pong, ping, replies, ring frames
-// on its topics) and writes it with one writev: several complete frames,
-// one syscall, never two payloads in one frame.
+// writeLoop is the only goroutine that writes to the connection (after
+// ServeHTTP wrote the replay, before starting it). Each time it wakes it
+// gathers everything waiting (pong, ping, replies, ring frames on its
+// topics) and writes it with one writev: several complete frames, one
+// syscall, never two payloads in one frame.
+//
+// Stack: an idle connection's writer sits here in select. Its frames and
+// the deepest path it takes in normal operation (flush -> write -> writev)
+// are kept small enough for the smallest goroutine stack (2 KiB), which a
+// goroutine keeps only if it never goes deeper: a grown stack does not
+// shrink back. TestIdleConnectionMemory measures it.
 func (c *conn) writeLoop() {
-	s := c.s
 	defer c.finish()
-	if !c.replay() {
-		return
-	}
 	for {
 		// Load the wake channels before looking for work (see Ring.Wake).
-		wake := s.ring.Wait()
-		hb := *s.hb.Load()
-		if code := int(c.closeCode.Load()); code != 0 {
-			c.close(code)
+		// The ring's channel also carries heartbeats and Close.
+		wake := c.s.ring.Wait()
+		switch c.flush() {
+		case flushMore:
+			continue
+		case flushEnd:
 			return
 		}
-		bp := s.bufs.Get().(*[][]byte)
-		batch, sent := c.collect((*bp)[:0])
-		var err error
-		if len(batch) > 0 {
-			err = c.write(batch)
-		}
-		clear(batch)
-		*bp = batch[:0]
-		s.bufs.Put(bp)
-		if err != nil {
-			c.dropSlow(err)
-			return
-		}
-		if len(batch) > 0 {
-			s.st.sent.Add(uint64(sent))
-			continue // maybe more waiting
-		}
-		if c.closeCode.Load() != 0 {
-			continue // collect asked to close
-		}
-		select {
-		case <-wake:
-		case <-hb:
-		case <-c.kick:
-		case <-s.closing:
-			c.requestClose(CloseGoingAway)
-		}
+		c.sleep(wake)
 	}
 }
 
-// collect appends what is waiting to b; sent counts the data frames.
+// sleep waits for work. Its own frame (the select) is not on the stack
+// while flush writes.
+//
+//go:noinline
+func (c *conn) sleep(wake <-chan struct{}) {
+	select {
+	case <-wake:
+	case <-c.kick:
+	}
+}
+
+type flushResult int
+
+const (
+	flushIdle flushResult = iota // nothing was waiting: sleep
+	flushMore                    // wrote (or must close): look again
+	flushEnd                     // the connection is finished
+)
+
+// flush writes what is waiting, or closes the connection when asked to.
+//
+//go:noinline
+func (c *conn) flush() flushResult {
+	s := c.s
+	select {
+	case <-s.closing:
+		c.requestClose(CloseGoingAway)
+	default:
+	}
+	if code := int(c.closeCode.Load()); code != 0 {
+		c.close(code)
+		return flushEnd
+	}
+	// A batch slice from the free list; without one, write one frame (a
+	// one-element batch in this frame) and come back for the rest.
+	var bp *[][]byte
+	select {
+	case bp = <-s.batches:
+	default:
+	}
+	var one [1][]byte
+	b := one[:0:1]
+	if bp != nil {
+		b = (*bp)[:0]
+	}
+	b, sent := c.collect(b)
+	var err error
+	if len(b) > 0 {
+		err = c.write(b)
+	}
+	n := len(b)
+	clear(b)
+	if bp != nil {
+		*bp = b[:0]
+		select {
+		case s.batches <- bp:
+		default:
+		}
+	}
+	switch {
+	case err != nil:
+		c.dropSlow(err)
+		return flushEnd
+	case n > 0:
+		s.st.sent.Add(uint64(sent))
+		return flushMore // maybe more waiting
+	case c.closeCode.Load() != 0:
+		return flushMore // collect asked to close
+	}
+	return flushIdle
+}
+
+// collect appends what is waiting to b, up to cap(b) (it never grows b:
+// no allocation on the writer's stack); sent counts the data frames.
 func (c *conn) collect(b [][]byte) (_ [][]byte, sent int) {
 	s := c.s
-	if p := c.pong.Swap(nil); p != nil {
-		b = append(b, frame(opPong, *p))
+	if len(b) < cap(b) {
+		if p := c.pong.Swap(nil); p != nil {
+			b = append(b, frame(opPong, *p))
+		}
 	}
-	if g := s.hbGen.Load(); g != c.pingGen {
+	if g := s.hbGen.Load(); g != c.pingGen && len(b) < cap(b) {
 		c.pingGen = g
 		b = append(b, pingFrame)
 	}
-	for len(b) < maxBatch {
-		select {
-		case e := <-c.replies:
-			b = append(b, e.frame)
-			sent++
-			continue
-		default:
+	if q := c.replies.Load(); q != nil {
+		for len(b) < cap(b) {
+			select {
+			case e := <-*q:
+				b = append(b, e.frame)
+				sent++
+				continue
+			default:
+			}
+			break
 		}
-		break
 	}
-	for len(b) < maxBatch {
+	for len(b) < cap(b) {
 		e, _, lost, ok := c.rd.Next()
 		if lost > 0 {
 			s.st.lost.Add(lost)
@@ -229,10 +300,16 @@ func (c *conn) collect(b [][]byte) (_ [][]byte, sent int) {
 	return b, sent
 }
 
-// write writes whole frames with one deadline and, for several, one
-// writev (net.Buffers on a TCP connection).
+// write writes whole frames with one writev (net.Buffers on a TCP
+// connection). Every write must finish within WriteWait; the deadline is
+// moved only when less than half of WriteWait is left, which saves a timer
+// update per write: a write then has between WriteWait/2 and WriteWait.
 func (c *conn) write(batch [][]byte) error {
-	_ = c.nc.SetWriteDeadline(c.s.o.Now().Add(c.s.o.WriteWait))
+	o := &c.s.o
+	if now := o.Now().UnixNano(); c.wdl-now < int64(o.WriteWait/2) {
+		c.wdl = now + int64(o.WriteWait)
+		_ = c.nc.SetWriteDeadline(time.Unix(0, c.wdl))
+	}
 	if len(batch) == 1 {
 		_, err := c.nc.Write(batch[0])
 		return err
@@ -244,6 +321,8 @@ func (c *conn) write(batch [][]byte) error {
 
 // replay sends a late joiner the newest Replay messages of each topic it
 // subscribes to, oldest first, from the retained slots before its cursor.
+// ServeHTTP calls it before it starts the writer (so it is still the only
+// writer), on its own deeper stack.
 func (c *conn) replay() bool {
 	s := c.s
 	if s.o.Replay <= 0 {
@@ -296,8 +375,7 @@ func (c *conn) close(code int) {
 	if code == codeAbort {
 		return
 	}
-	_ = c.nc.SetWriteDeadline(c.s.o.Now().Add(c.s.o.WriteWait))
-	if _, err := c.nc.Write(closeFrame(code, "")); err != nil {
+	if err := c.write([][]byte{closeFrame(code, "")}); err != nil {
 		return
 	}
 	t := time.NewTimer(closeGrace)

@@ -96,12 +96,17 @@ const (
 )
 
 const (
-	// readBufferSize is the per-connection read buffer. Incoming frames
-	// are rare and small here; 512 bytes hold any control frame.
-	readBufferSize = 512
+	// readBufferSize is gorilla's read buffer: the server only lets gorilla
+	// do the handshake (it is garbage after that); the client reads with
+	// it. Incoming frames are rare and small.
+	readBufferSize = 256
 	// maxBatch caps the frames one writev carries (the kernel allows 1024;
 	// the per-socket iovec cache grows to this, 16 bytes per entry).
 	maxBatch = 64
+	// batchPool is how many batch slices the free list holds (each
+	// maxBatch*24 bytes). Writers hold one only while collecting and
+	// writing (a writer stuck on a dead client holds one up to WriteWait).
+	batchPool = 64
 	// closeGrace is how long a writer that sent a close frame waits for
 	// the peer's close before it drops the TCP connection.
 	closeGrace = time.Second
@@ -202,14 +207,22 @@ type Server struct {
 	reserved atomic.Int64
 	clients  atomic.Int64
 
-	// hbGen counts heartbeats; hb is closed and replaced at each one
-	// (written by the loop, read by writers: see conn.writeLoop).
+	// hbGen counts heartbeats (written by the loop, read by writers). The
+	// loop wakes every writer through the ring's wake channel after it
+	// moves hbGen on: a writer loads that channel before it reads hbGen,
+	// so it sees the new generation or sleeps on a channel closed after
+	// it. One channel for publishes, heartbeats and Close keeps a sleeping
+	// writer's select at two cases (each case costs a sudog, ~100 bytes,
+	// per idle connection).
 	hbGen atomic.Uint64
-	hb    atomic.Pointer[chan struct{}]
 
 	progress atomic.Int64 // unix ns of the loop's last tick
 
-	bufs sync.Pool // *[][]byte batches for writers
+	// batches is a free list of batch slices for writers (see
+	// conn.flush). The housekeeping loop makes them, so that a writer never
+	// allocates one on its small stack; a writer that finds the list empty
+	// writes its frames one by one.
+	batches chan *[][]byte
 
 	st struct {
 		connects, disconnects, published, replies, sent, lost,
@@ -229,10 +242,9 @@ func NewServer(o *ServerOpts) *Server {
 	var seed [4]byte
 	_, _ = rand.Read(seed[:])
 	s.ids.prefix = binary.BigEndian.Uint32(seed[:])
-	hb := make(chan struct{})
-	s.hb.Store(&hb)
 	s.progress.Store(s.o.Now().UnixNano())
-	s.bufs.New = func() any { b := make([][]byte, 0, maxBatch); return &b }
+	s.batches = make(chan *[][]byte, batchPool)
+	s.topUpBatches()
 	s.up = websocket.Upgrader{
 		HandshakeTimeout: s.o.HandshakeTimeout,
 		ReadBufferSize:   readBufferSize,
@@ -321,15 +333,24 @@ func (s *Server) loop() {
 		case <-t.C:
 			now := s.o.Now()
 			s.progress.Store(now.UnixNano())
+			s.topUpBatches()
 			if !now.Before(nextPing) {
 				nextPing = now.Add(s.o.PingInterval)
-				// Ordering: hbGen first, then the channel. A writer loads the
-				// channel before it reads hbGen, so it either sees the new
-				// generation or sleeps on a channel closed here.
-				s.hbGen.Add(1)
-				ch := make(chan struct{})
-				close(*s.hb.Swap(&ch))
+				s.hbGen.Add(1) // then wake the writers (see hbGen)
+				s.ring.Wake()
 			}
+		}
+	}
+}
+
+// topUpBatches refills the writers' free list of batch slices.
+func (s *Server) topUpBatches() {
+	for len(s.batches) < cap(s.batches)/2 {
+		b := make([][]byte, 0, maxBatch)
+		select {
+		case s.batches <- &b:
+		default:
+			return
 		}
 	}
 }
@@ -373,16 +394,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reserved.Add(-1) // Upgrade has answered (and counted) already
 		return
 	}
-	c := s.newConn(ws, rd, filters, r.RemoteAddr)
+	// From here on the connection is ours: frames are read by our
+	// frameReader and written pre-framed by our writer; gorilla's Conn is
+	// not used again.
+	c := s.newConn(ws.NetConn(), rd, filters, r.RemoteAddr)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		s.reserved.Add(-1)
-		_ = ws.NetConn().Close()
+		_ = c.nc.Close()
 		return
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	if !c.replay() {
+		s.mu.Lock()
+		s.wg.Done()
+		s.mu.Unlock()
+		s.reserved.Add(-1)
+		_ = c.nc.Close()
+		return
+	}
 	s.sessions.Store(c.session, c)
 	n := s.clients.Add(1)
 	s.st.connects.Add(1)
@@ -469,7 +501,7 @@ func (s *Server) Publish(m Message) error {
 	}
 	c := v.(*conn)
 	select {
-	case c.replies <- e:
+	case c.replyQueue() <- e:
 		s.st.replies.Add(1)
 		c.poke()
 		return nil

@@ -1,0 +1,206 @@
+package broadcast
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"unicode/utf8"
+)
+
+// frameReader reads the frames a client sends (RFC 6455 section 5), after
+// gorilla's Upgrader has done the handshake. We read them ourselves rather
+// than through gorilla's Conn for two reasons:
+//
+//   - memory: it reads exactly the bytes of each frame, straight from the
+//     socket, so an idle connection holds no read buffer, and the reader
+//     goroutine waits in a shallow call chain that fits the smallest
+//     goroutine stack (gorilla's NextReader path does not, and a stack that
+//     has grown never shrinks back while it is that deep);
+//   - one writer: gorilla's reader writes close frames itself on protocol
+//     errors and over its read limit; ours only reports them, and the
+//     connection's writer goroutine stays the only goroutine that writes.
+//
+// It is used by one goroutine (the connection's reader).
+type frameReader struct {
+	r     io.Reader
+	limit int64 // largest message; over it: errTooBig
+
+	hdr   [14]byte // one frame header: 2 bytes + 8 length + 4 mask
+	msgOp byte     // opcode of the fragmented message in progress, 0: none
+	msg   []byte   // its payload so far
+}
+
+// protocolError is a fault of the peer that closes the connection with
+// code (1002 protocol error, 1007 bad data, 1009 too big).
+type protocolError struct {
+	code   int
+	reason string
+}
+
+func (e *protocolError) Error() string {
+	return fmt.Sprintf("broadcast: client broke the protocol (%d): %s", e.code, e.reason)
+}
+
+const (
+	closeProtocol    = 1002
+	closeInvalidData = 1007
+)
+
+var errTooBig = &protocolError{CloseTooBig, "message over the read limit"}
+
+// next reads frames until it has one event: a whole data message (op is
+// opText or opBinary; payload is the message), or one control frame (op is
+// opPing, opPong or opClose; payload is the frame's, at most 125 bytes).
+// The returned payload is the caller's.
+func (fr *frameReader) next() (op byte, payload []byte, err error) {
+	for {
+		// An idle connection waits here, in as few frames as possible.
+		if err := fr.fill(fr.hdr[:2]); err != nil {
+			return 0, nil, err
+		}
+		fin, op, n, mask, err := fr.header()
+		if err != nil {
+			return 0, nil, err
+		}
+		if op >= 0x8 { // control frame
+			if !fin || n > 125 {
+				return 0, nil, &protocolError{closeProtocol, "fragmented or long control frame"}
+			}
+			p := make([]byte, n)
+			if _, err := io.ReadFull(fr.r, p); err != nil {
+				return 0, nil, err
+			}
+			unmask(p, mask)
+			if op == opClose && n == 1 {
+				return 0, nil, &protocolError{closeProtocol, "close frame of one byte"}
+			}
+			return op, p, nil
+		}
+		switch {
+		case op == 0 && fr.msgOp == 0:
+			return 0, nil, &protocolError{closeProtocol, "continuation without a message"}
+		case op != 0 && fr.msgOp != 0:
+			return 0, nil, &protocolError{closeProtocol, "new message inside a fragmented one"}
+		case op != 0:
+			fr.msgOp = op
+			fr.msg = nil
+		}
+		have := int64(len(fr.msg))
+		if n > fr.limit-have {
+			return 0, nil, errTooBig
+		}
+		fr.msg = slices.Grow(fr.msg, int(n))[:have+n]
+		p := fr.msg[have:]
+		if _, err := io.ReadFull(fr.r, p); err != nil {
+			return 0, nil, err
+		}
+		unmask(p, mask)
+		if !fin {
+			continue
+		}
+		op, p = fr.msgOp, fr.msg
+		fr.msgOp, fr.msg = 0, nil
+		if op == opText && !utf8.Valid(p) {
+			return 0, nil, &protocolError{closeInvalidData, "text message is not UTF-8"}
+		}
+		return op, p, nil
+	}
+}
+
+// fill reads exactly len(p) bytes (io.ReadFull in fewer stack frames).
+//
+//go:noinline
+func (fr *frameReader) fill(p []byte) error {
+	for len(p) > 0 {
+		n, err := fr.r.Read(p)
+		p = p[n:]
+		if err != nil && len(p) > 0 {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// header parses the frame header whose first two bytes are in fr.hdr and
+// reads the rest of it. Client frames must be masked and carry no RSV bits
+// (we negotiate no extensions).
+func (fr *frameReader) header() (fin bool, op byte, n int64, mask [4]byte, err error) {
+	h := fr.hdr[:]
+	fin, op = h[0]&0x80 != 0, h[0]&0x0F
+	if h[0]&0x70 != 0 {
+		err = &protocolError{closeProtocol, "reserved bits set"}
+		return
+	}
+	switch op {
+	case 0, opText, opBinary, opClose, opPing, opPong:
+	default:
+		err = &protocolError{closeProtocol, fmt.Sprintf("unknown opcode %d", op)}
+		return
+	}
+	if h[1]&0x80 == 0 {
+		err = &protocolError{closeProtocol, "client frame not masked"}
+		return
+	}
+	ext := 0
+	switch n = int64(h[1] & 0x7F); n {
+	case 126:
+		ext = 2
+	case 127:
+		ext = 8
+	}
+	if err = fr.fill(h[2 : 2+ext+4]); err != nil {
+		return
+	}
+	switch ext {
+	case 2:
+		n = int64(binary.BigEndian.Uint16(h[2:]))
+	case 8:
+		u := binary.BigEndian.Uint64(h[2:])
+		if u > 1<<62 {
+			err = &protocolError{closeProtocol, "frame length out of range"}
+			return
+		}
+		n = int64(u)
+	}
+	copy(mask[:], h[2+ext:])
+	return
+}
+
+// unmask XORs p with the frame's masking key (RFC 6455 section 5.3).
+func unmask(p []byte, key [4]byte) {
+	for i := range p {
+		p[i] ^= key[i&3]
+	}
+}
+
+// closeCode returns the code to echo for a received close frame payload,
+// or a protocol error for a code a peer may not send (RFC 6455 7.4).
+func closeCode(p []byte) (int, error) {
+	if len(p) == 0 {
+		return CloseNormal, nil // no code: answer with 1000
+	}
+	code := int(binary.BigEndian.Uint16(p))
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
+	default:
+		return 0, &protocolError{closeProtocol, fmt.Sprintf("bad close code %d", code)}
+	}
+	if !utf8.Valid(p[2:]) {
+		return 0, &protocolError{closeInvalidData, "close reason is not UTF-8"}
+	}
+	return code, nil
+}
+
+// isProtocol reports whether err is the peer's protocol fault, and its code.
+func isProtocol(err error) (int, bool) {
+	var pe *protocolError
+	if errors.As(err, &pe) {
+		return pe.code, true
+	}
+	return 0, false
+}
