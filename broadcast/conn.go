@@ -5,7 +5,6 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
-
 )
 
 // codeAbort asks the writer to drop the connection without a close frame
