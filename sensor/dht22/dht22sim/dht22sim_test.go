@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -294,34 +295,65 @@ func TestSenseContinuous(t *testing.T) {
 	}
 }
 
-// TestPinEndToEnd drives the busy-loop capture through the fake pin. The
-// busy loop needs the CPU to itself for a few milliseconds, which a loaded
-// test machine does not promise, so it asserts what must hold on any
-// machine: some reads succeed, every success carries exactly the simulated
-// values, and every failure is a kind the Poller counts and retries.
+// quietShare measures how often this machine lets a thread run for a
+// DHT22 frame's 6 ms without losing the CPU for more than 15 µs: the share
+// of 20 such windows that were clean. A Pi or a laptop is near 1; a busy
+// virtual machine can be near 0 (its host steals the vCPU every few hundred
+// microseconds), and there the busy loop rightly drops most frames.
+func quietShare() float64 {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	clean := 0
+	for range 20 {
+		start := time.Now()
+		last, ok := time.Duration(0), true
+		for {
+			t := time.Since(start)
+			if t-last > 15*time.Microsecond {
+				ok = false
+			}
+			last = t
+			if t > 6*time.Millisecond {
+				break
+			}
+		}
+		if ok {
+			clean++
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return float64(clean) / 20
+}
+
+// TestPinEndToEnd drives the busy-loop capture through the fake pin in real
+// time. What must hold on any machine: every success carries exactly the
+// simulated values, and every failure is a kind the Poller counts and
+// retries. That reads succeed at all is asserted where the machine lets a
+// thread keep its CPU for a frame (see quietShare); elsewhere it is logged.
 func TestPinEndToEnd(t *testing.T) {
+	quiet := quietShare()
 	for _, c := range []dht22sim.Config{
 		{Temperature: dp(-101), Humidity: dp(652)},
 		{Temperature: dp(-1), Humidity: dp(1000), Jitter: 5 * time.Microsecond},
 		{Temperature: dp(800), Humidity: dp(0), GlitchRate: 1},
+		{Temperature: dp(-400), Humidity: dp(1), ClockScale: 1.2},
 	} {
 		d, _ := pinDev(t, c)
 		rs, errs := readN(t, d, 100)
-		if len(rs) == 0 {
-			t.Errorf("%+v: no read of 100 succeeded; first error: %v", c, errs[0])
-			continue
-		}
 		for _, r := range rs {
 			if r.Temperature != *c.Temperature || r.Humidity != *c.Humidity {
 				t.Errorf("%+v: read %v", c, r)
 			}
 		}
 		for _, err := range errs {
-			if k := sensor.Kind(err); k == "other" || k == "too_soon" {
+			if k := sensor.Kind(err); k != "timeout" && k != "short_frame" {
 				t.Errorf("%+v: unexpected error kind %q: %v", c, k, err)
 			}
 		}
-		t.Logf("%+v: %d of 100 reads succeeded", c, len(rs))
+		t.Logf("%+v: %d of 100 reads succeeded (machine quiet in %.0f%% of 6 ms windows)", c, len(rs), 100*quiet)
+		if len(rs) == 0 && quiet >= 0.25 {
+			t.Errorf("%+v: no read of 100 succeeded on a quiet machine; first error: %v", c, errs[0])
+		}
 	}
 }
 
@@ -399,8 +431,9 @@ func TestConfigValidation(t *testing.T) {
 
 func ExampleSim_Pin() {
 	// The busy-loop capture polls the fake pin; the sim answers the start
-	// pulse with the waveform in real time. On a loaded machine a frame can
-	// be lost (the error says why), so read until one decodes.
+	// pulse with the waveform in real time. A machine that takes the CPU
+	// away mid-frame costs that frame (the error says why), so read until
+	// one decodes. (No Output check: a busy virtual machine may lose them all.)
 	t, h := sensor.Deci(214), sensor.Deci(482)
 	sim, _ := dht22sim.New(dht22sim.Config{Temperature: &t, Humidity: &h})
 	dev, err := dht22.New(sim.Pin("GPIO4"), &dht22.Opts{MinPeriod: dht22.SimMinPeriod})
@@ -410,12 +443,11 @@ func ExampleSim_Pin() {
 	}
 	for range 100 {
 		if r, err := dev.Read(context.Background()); err == nil {
-			fmt.Println(dev, r.Temperature, r.Humidity)
+			fmt.Println(dev, r.Temperature, r.Humidity) // DHT22{GPIO4(sim), busy-loop} 21.4 48.2
 			return
 		}
 		time.Sleep(dht22.SimMinPeriod)
 	}
-	// Output: DHT22{GPIO4(sim), busy-loop} 21.4 48.2
 }
 
 func ExampleWaveform() {
