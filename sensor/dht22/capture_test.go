@@ -3,6 +3,7 @@ package dht22
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +169,66 @@ func TestTooSoonUsesTheInjectedClock(t *testing.T) {
 	clk.now += DefaultMinPeriod
 	if _, err := d.Read(context.Background()); err != nil {
 		t.Fatalf("read after 2 s: %v", err)
+	}
+}
+
+// BenchmarkBusyLoopVirtualClock runs the busy-loop capture and the decoder
+// on the fake clock (one sample every 0.5 µs, as on a Pi 4), over 2000
+// frames with random values and jitter, without and with periodic stalls of
+// the sampling thread: the success rate of the capture logic itself, apart
+// from what a given machine's scheduler does to it. Stalls of 20-40 µs every
+// few hundred µs are what the CI virtual machine's host inflicts; a few µs
+// is a Pi's interrupt handling.
+func BenchmarkBusyLoopVirtualClock(b *testing.B) {
+	for _, bc := range []struct {
+		name         string
+		jitter       time.Duration
+		stall, every time.Duration
+	}{
+		{"jitter=5us/no-stalls", 5 * us, 0, 0},
+		{"jitter=10us/no-stalls", 10 * us, 0, 0},
+		{"jitter=5us/stall=5us-every-500us", 5 * us, 5 * us, 500 * us},
+		{"jitter=5us/stall=25us-every-500us", 5 * us, 25 * us, 500 * us},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			const frames = 2000
+			clk := &fakeClock{step: 500 * time.Nanosecond, stallAt: map[int]time.Duration{}}
+			p := &scriptPin{clock: clk}
+			d, err := newDev(&pinCapture{pin: p}, false, &Opts{Clock: clk.read, NoRealtime: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(5, 5))
+			ok, wrong := 0, 0
+			for b.Loop() {
+				ok, wrong = 0, 0
+				for i := range frames {
+					tt, h := sensor.Deci(rng.IntN(1201)-400), sensor.Deci(rng.IntN(1001))
+					p.wave = relWave(Encode(tt, h), waveOpts{jitter: bc.jitter, seed: uint64(i)})
+					clear(clk.stallAt)
+					if bc.every > 0 {
+						// Stalls at a random phase, every `every` of samples.
+						per := int(bc.every / clk.step)
+						for c := clk.calls + rng.IntN(per); c < clk.calls+30000; c += per {
+							clk.stallAt[c] = bc.stall
+						}
+					}
+					clk.now += DefaultMinPeriod
+					r, err := d.Read(context.Background())
+					switch {
+					case err != nil:
+					case r.Temperature == tt && r.Humidity == h:
+						ok++
+					default:
+						wrong++
+					}
+				}
+			}
+			if wrong > 0 {
+				b.Fatalf("%d wrong readings published", wrong)
+			}
+			b.ReportMetric(100*float64(ok)/frames, "success-%")
+		})
 	}
 }

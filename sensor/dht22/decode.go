@@ -177,8 +177,18 @@ func DecodeFrame(edges []Edge) (Frame, error) {
 		}
 	}
 	if n0 > 0 && n1 > 0 {
+		// Two estimates of the cut: the midpoint of the mean 0 and mean 1
+		// highs, and 0.96 × the mean bit low (the datasheet's 26/70 µs
+		// highs against 50 µs lows put the cut at 48/50). The first is
+		// noisy when one kind of bit is rare (a mean of 3 ones), the second
+		// is a mean of 40 lows; each is weighted by the inverse of its
+		// variance for equal per-edge jitter: (1/n0 + 1/n1)/4 and 0.96²/40.
 		mid := (sum0/time.Duration(n0) + sum1/time.Duration(n1)) / 2
-		thr = min(max(mid, thr*3/4, thresholdMin), thr*5/4, thresholdMax)
+		byLow := ref * 24 / 25
+		wMid := 4 * n0 * n1 / (n0 + n1) // ∝ 1/((1/n0 + 1/n1)/4)
+		const wLow = 43                 // ≈ 40/0.96²
+		est := (mid*time.Duration(wMid) + byLow*wLow) / time.Duration(wMid+wLow)
+		thr = min(max(est, thr*3/4, thresholdMin), thr*5/4, thresholdMax)
 	}
 	for j := range 40 {
 		i := first + 2*j

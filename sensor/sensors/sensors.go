@@ -196,7 +196,7 @@ func openSim(c Config, log *slog.Logger) (sensor.Sensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sensors: %w", err)
 	}
-	log.Info("sensor opened", "kind", "sim", "pin", c.Pin, "capture", name, "strategy", dev.Capture(),
+	log.Info("sensor opened", "kind", "sim", "pin", c.Pin, "capture", name, "strategy", dev.Capture(), "realtime", dev.Realtime(),
 		"jitter", s.Jitter, "error_rate", s.ErrorRate, "hang_after", s.HangAfter, "no_response", s.NoResponse)
 	return out, nil
 }
@@ -284,7 +284,9 @@ func openMmapDHT22(pin string, opts *dht22.Opts, log *slog.Logger) (sensor.Senso
 	if err != nil {
 		return nil, fmt.Errorf("sensors: %w", err)
 	}
-	log.Info("sensor opened", "kind", "dht22", "pin", pin, "capture", "mmap", "strategy", dev.Capture())
+	// realtime=false means frames can be lost to preemption: the unit
+	// should grant LimitRTPRIO= (or CAP_SYS_NICE).
+	log.Info("sensor opened", "kind", "dht22", "pin", pin, "capture", "mmap", "strategy", dev.Capture(), "realtime", dev.Realtime())
 	return dev, nil
 }
 
