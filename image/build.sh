@@ -20,7 +20,9 @@
 #   xz, sha   compressed copy and checksums
 #
 # Environment: SOURCE_DATE_EPOCH (default: the last commit's time),
-# IMAGE_CACHE (default /var/cache/sensord-image), IMAGE_XZ=0 to skip the .xz.
+# IMAGE_CACHE (default /var/cache/sensord-image), IMAGE_XZ=0 to skip the .xz,
+# IMAGE_BASE=FILE.tar to use that base tarball instead of the cached one
+# (development only: the cache key no longer describes the image).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,7 +61,7 @@ disk_id=0x$(echo -n "sensord-disk-$version" | sha256sum | cut -c1-8)
 # ---- base ----
 step base
 key=$("$here/base/key.sh")
-base=$cache/base-$key.tar
+base=${IMAGE_BASE:-$cache/base-$key.tar}
 if [ -f "$base" ]; then
 	echo "build: base $base (cached)"
 else
@@ -104,6 +106,11 @@ install -o 0 -g 0 -m 0644 "$work/sensord.conf" "$root/boot/firmware/sensord.conf
 # client ID, the journal's ID) when the file says "uninitialized".
 printf 'uninitialized\n' > "$root/etc/machine-id"
 ln -sfn ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
+# systemd-ssh-generator would bind sshd to AF_VSOCK/AF_UNIX sockets behind
+# our back (and fails noisily where vsock is absent): SSH is on only when
+# sensord-settings starts it.
+mkdir -p "$root/etc/systemd/system-generators"
+ln -sfn /dev/null "$root/etc/systemd/system-generators/systemd-ssh-generator"
 
 # ---- chroot (arm64 binaries under qemu-user) ----
 step chroot
@@ -113,6 +120,12 @@ chroot "$root" systemctl enable \
 	sensord-settings.service sensord-growroot.service sensord-sshkeys.service \
 	systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
 	avahi-daemon.service
+# systemd-firstboot would ask on the console for a time zone and a root
+# password on the first boot, holding the boot up until someone answers: an
+# appliance has no one there. apt's daily timers would download package lists
+# onto the SD card every day for nobody.
+chroot "$root" systemctl mask systemd-firstboot.service
+chroot "$root" systemctl disable apt-daily.timer apt-daily-upgrade.timer
 # SSH is off until the settings file carries a key (sensord-settings starts it).
 chroot "$root" systemctl disable ssh.service ssh.socket 2>/dev/null || true
 chroot "$root" systemctl --quiet is-enabled ssh.service 2>/dev/null && { echo "build: ssh.service still enabled" >&2; exit 1; }

@@ -8,26 +8,45 @@ root=$1
 # root device and consoles unless told otherwise: name the root filesystem by
 # label (build.sh gives the ext4 root this label) and the Pi's serial console
 # (ttyS1, the mini UART on the GPIO header) plus the HDMI console (tty0, last,
-# so kernel messages show on a screen). Then run the hook again.
+# so kernel messages show on a screen). CMA=0: no cma= argument, the
+# kernel's default; the hook's cma=64M must not reach a Pi 4 (it checks for
+# a Pi 4 on the build machine, which is never one).
 cat >> "$root/etc/default/raspi-firmware" <<'CONF'
 
 # sensord image: set at build time (image/base/customize.sh)
 ROOTPART=LABEL=RASPIROOT
 CONSOLES="ttyS1,115200 tty0"
+CMA=0
 CONF
+# fsck.ext4 in the initrd, so the root is checked before it is mounted
+# (fsck.repair=yes on cmdline.txt): initramfs-tools' fsck hook would look the
+# root's type up from the label in fstab, which resolves on no build machine.
+echo FSTYPE=ext4 > "$root/etc/initramfs-tools/conf.d/sensord-fstype"
 for d in "$root"/usr/lib/modules/*; do
 	v=${d##*/}
-	if [ -x "$root/etc/kernel/postinst.d/z50-raspi-firmware" ]; then
-		chroot "$root" /etc/kernel/postinst.d/z50-raspi-firmware "$v" "/boot/vmlinuz-$v"
+	# mkbase.sh installed with INITRD=No: build the initrd once, now.
+	if [ -e "$root/boot/initrd.img-$v" ]; then
+		chroot "$root" update-initramfs -u -k "$v"
 	else
-		chroot "$root" /etc/initramfs/post-update.d/z50-raspi-firmware "$v" "/boot/initrd.img-$v"
+		chroot "$root" update-initramfs -c -k "$v"
 	fi
+	# Run the hook again with the settings above (it does nothing without
+	# DEB_MAINT_PARAMS=configure): copies kernel, initrd and device trees to
+	# /boot/firmware, writes config.txt and cmdline.txt.
+	DEB_MAINT_PARAMS=configure chroot "$root" /etc/kernel/postinst.d/z50-raspi-firmware "$v" "/boot/vmlinuz-$v"
 done
-echo "customize: cmdline.txt: $(cat "$root/boot/firmware/cmdline.txt" 2>/dev/null)"
+cmdline=$(cat "$root/boot/firmware/cmdline.txt")
+echo "customize: cmdline.txt: $cmdline"
+case "$cmdline" in
+*root=LABEL=RASPIROOT*) ;;
+*)
+	echo "customize: cmdline.txt does not name root=LABEL=RASPIROOT" >&2
+	exit 1
+	;;
+esac
 
 # Every card must get its own ssh host keys: openssh-server's postinst made
 # some in the build; the image generates them on first boot instead.
 rm -f "$root"/etc/ssh/ssh_host_*
 
-# Installed packages, for the log of the cold build.
 echo "customize: $(chroot "$root" dpkg-query -W -f '.\n' | wc -l) packages installed"

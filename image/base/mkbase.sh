@@ -38,6 +38,10 @@ pkgs=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/packages.txt" | tr -s ' \n
 # initramfs-tools honour it; build.sh later re-stamps every file with the
 # commit's SOURCE_DATE_EPOCH anyway.
 export SOURCE_DATE_EPOCH=1735689600
+# The kernel's postinst would build an initrd, and a trigger at the end of the
+# install builds it again: each takes ~8 min of emulated dracut-install.
+# INITRD=No skips the first; customize.sh builds it once, at the end.
+export INITRD=No
 
 mkdir -p "$debs" "$(dirname "$out")"
 # The .tar suffix tells mmdebstrap to write a tarball, not a directory.

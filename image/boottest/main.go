@@ -199,6 +199,11 @@ func (t *test) run(ctx context.Context) error {
 	qemuStart := time.Now()
 	bootCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
+	// Type nothing before the shell's prompt: bytes sent while the guest's
+	// UART is not yet being read were seen to stall the line for good.
+	if _, err := t.console.waitFor(bootCtx, 0, "root@"); err != nil {
+		return fmt.Errorf("no shell prompt on the serial console: %w", err)
+	}
 	if err := t.console.Ready(bootCtx, func() <-chan struct{} { return t.poke(2 * time.Second) }); err != nil {
 		return fmt.Errorf("no shell on the serial console: %w", err)
 	}
