@@ -19,11 +19,22 @@
 // # Concurrency
 //
 // Server: Publish, History, Clients, Stats, Progress and Close are safe from
-// any goroutine; ServeHTTP is called by net/http. Each connection has exactly
-// two goroutines: a reader (gorilla's frame parser, calls OnMessage) and a
-// writer, the only goroutine that writes to that connection. One
-// housekeeping goroutine per Server turns publishes into wakeups and sends
-// heartbeats; Close stops it.
+// any goroutine; ServeHTTP is called by net/http. gorilla's Upgrader does
+// the handshake; from then on each connection has exactly two goroutines:
+// a reader (our frameReader, which calls OnMessage) and a writer, the only
+// goroutine that writes to the connection (ServeHTTP writes the late
+// joiner's replay before it starts the writer). The writer writes frames
+// that Publish encoded once for everybody (server frames are not masked, so
+// the bytes are the same for every client), several per writev when
+// several are waiting. One housekeeping goroutine per Server turns
+// publishes into wakeups (at most one per Coalesce), sends heartbeats and
+// marks Progress; Close stops it.
+//
+// Memory per idle connection: the two goroutines stay on the smallest
+// stack (2 KiB each: their call chains are kept short, see writeLoop and
+// readLoop), there is no per-connection read or write buffer (frames are
+// read exactly, written from the shared encoded frames, batched through a
+// small shared free list), and the reply queue is made at the first reply.
 //
 // Ring: Publish is safe from any number of goroutines. It claims a sequence
 // with one atomic add (the single claim point: wait-free, no publisher ever

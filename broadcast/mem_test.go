@@ -22,10 +22,10 @@ func TestIdleConnectionMemory(t *testing.T) {
 	s.Publish(Message{Topic: "t", Payload: `{"type":"sensor_update","temperature":21.4,"humidity":48.2,"timestamp":1763856000123}`})
 	url := wsURL(hs, "/")
 	d := websocket.Dialer{ReadBufferSize: 256, WriteBufferSize: 256}
-	// Client-side conns hold buffers too; dial them first, measure the
-	// server's growth from its connections only by subtracting a run of
-	// bare clients? Simpler: stacks belong to goroutines, and the client
-	// side has none.
+	// The clients live in this process too, but they have no goroutines:
+	// the stack growth is the server's alone. (The heap figure includes
+	// the clients' side; the end-to-end RSS per connection is measured by
+	// bench.sh, server process alone.)
 	before := memNow()
 	g0 := runtime.NumGoroutine()
 	for range n {
@@ -46,6 +46,18 @@ func TestIdleConnectionMemory(t *testing.T) {
 	t.Logf("stats %+v", s.Stats())
 	after := memNow()
 	g1 := runtime.NumGoroutine()
+	stack := float64(after.StackInuse-before.StackInuse) / n / 1024
 	t.Logf("goroutines +%d; stack %.2f KiB/conn; heap (both sides) %.2f KiB/conn",
-		g1-g0, float64(after.StackInuse-before.StackInuse)/n/1024, float64(after.HeapInuse-before.HeapInuse)/n/1024)
+		g1-g0, stack, float64(after.HeapInuse-before.HeapInuse)/n/1024)
+	if d := g1 - g0 - 2*n; d < -5 || d > 5 {
+		t.Errorf("%d goroutines for %d connections, want 2 each", g1-g0, n)
+	}
+	if raceEnabled {
+		return // instrumented frames are larger: no stack budget under -race
+	}
+	// Two goroutines on 2 KiB stacks each, plus stack-span slack. A stack
+	// that grew (a deeper call chain in the reader or writer) makes it 6 or 8.
+	if stack > 5.5 {
+		t.Errorf("goroutine stacks take %.2f KiB per idle connection, want about 4 (two 2 KiB stacks)", stack)
+	}
 }

@@ -169,7 +169,7 @@ func TestDeadClientDoesNotDelayOthersAndMemoryStaysBounded(t *testing.T) {
 		fill = 8 << 20 // one frame bigger than the dead client's sockets hold
 	)
 	run := func(withDead bool) (lat []time.Duration, st ServerStats, grew int64) {
-		s, hs := testServer(t, &ServerOpts{Replay: -1, RingSize: ring, WriteWait: 2 * time.Second})
+		s, hs := testServer(t, &ServerOpts{Replay: -1, RingSize: ring, WriteWait: 2 * time.Second, Coalesce: -1})
 		before := heapAlloc()
 		if withDead {
 			// It never reads; its writer is stuck in write from now on
@@ -197,8 +197,13 @@ func TestDeadClientDoesNotDelayOthersAndMemoryStaysBounded(t *testing.T) {
 	if len(withDead) != fast*msgs {
 		t.Fatalf("fast clients got %d deliveries, want %d", len(withDead), fast*msgs)
 	}
-	if limit := 2*pctl(base, .99) + 20*time.Millisecond; pctl(withDead, .99) > limit {
+	// Had the others waited for the dead client, they would wait for its
+	// write deadline (2 s). Allow for a busy machine, not for that.
+	if limit := 3*pctl(base, .99) + 100*time.Millisecond; pctl(withDead, .99) > limit {
 		t.Errorf("p99 with a dead client %v > %v: it delays the others", pctl(withDead, .99), limit)
+	}
+	if m := pctl(withDead, 1); m > time.Second {
+		t.Errorf("a delivery took %v with a dead client: someone waited for its write deadline", m)
 	}
 	// The server keeps the ring's frames and the one batch the dead
 	// client's writer is stuck on, however much the dead client misses.

@@ -1,0 +1,244 @@
+package broadcast
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// clientFrame builds one masked frame as a browser sends it.
+func clientFrame(fin bool, op byte, payload []byte, key [4]byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	var b []byte
+	n := len(payload)
+	switch {
+	case n <= 125:
+		b = []byte{b0, 0x80 | byte(n)}
+	case n <= 0xFFFF:
+		b = []byte{b0, 0x80 | 126, byte(n >> 8), byte(n)}
+	default:
+		b = binary.BigEndian.AppendUint64([]byte{b0, 0x80 | 127}, uint64(n))
+	}
+	b = append(b, key[:]...)
+	start := len(b)
+	b = append(b, payload...)
+	unmask(b[start:], key)
+	return b
+}
+
+func TestFrameReaderAssemblesFragmentsAndInterleavedControlFrames(t *testing.T) {
+	k := [4]byte{1, 2, 3, 4}
+	var in []byte
+	in = append(in, clientFrame(false, opText, []byte("hel"), k)...)
+	in = append(in, clientFrame(true, opPing, []byte("p"), k)...) // may come between fragments
+	in = append(in, clientFrame(false, 0, []byte("lo "), k)...)
+	in = append(in, clientFrame(true, 0, []byte("world"), k)...)
+	in = append(in, clientFrame(true, opBinary, bytes.Repeat([]byte{7}, 300), k)...)
+	in = append(in, clientFrame(true, opClose, []byte{0x03, 0xE8}, k)...)
+	fr := &frameReader{r: bytes.NewReader(in), limit: 1000}
+	want := []struct {
+		op byte
+		p  string
+	}{{opPing, "p"}, {opText, "hello world"}, {opBinary, string(bytes.Repeat([]byte{7}, 300))}, {opClose, "\x03\xe8"}}
+	for i, w := range want {
+		op, p, err := fr.next()
+		if err != nil || op != w.op || string(p) != w.p {
+			t.Fatalf("event %d: op %d payload %.20q err %v, want op %d %.20q", i, op, p, err, w.op, w.p)
+		}
+	}
+	if _, _, err := fr.next(); !errors.Is(err, io.ErrUnexpectedEOF) && err != io.EOF {
+		t.Fatalf("at the end: %v", err)
+	}
+}
+
+func TestFrameReaderRejectsWhatRFC6455Forbids(t *testing.T) {
+	k := [4]byte{9, 9, 9, 9}
+	unmasked := []byte{0x81, 0x02, 'h', 'i'}
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		code int
+	}{
+		{"an unmasked client frame", unmasked, closeProtocol},
+		{"reserved bits", append([]byte{0xC1}, clientFrame(true, opText, []byte("x"), k)[1:]...), closeProtocol},
+		{"an unknown opcode", clientFrame(true, 0x3, []byte("x"), k), closeProtocol},
+		{"a fragmented ping", clientFrame(false, opPing, nil, k), closeProtocol},
+		{"a control frame over 125 bytes", clientFrame(true, opPing, make([]byte, 126), k), closeProtocol},
+		{"a continuation without a message", clientFrame(true, 0, []byte("x"), k), closeProtocol},
+		{"a new message inside a fragmented one", append(clientFrame(false, opText, []byte("a"), k), clientFrame(true, opText, []byte("b"), k)...), closeProtocol},
+		{"text that is not UTF-8", clientFrame(true, opText, []byte{0xff, 0xfe}, k), closeInvalidData},
+		{"a message over the limit", clientFrame(true, opBinary, make([]byte, 11), k), CloseTooBig},
+		{"fragments over the limit together", append(clientFrame(false, opBinary, make([]byte, 6), k), clientFrame(true, 0, make([]byte, 6), k)...), CloseTooBig},
+		{"a one-byte close frame", clientFrame(true, opClose, []byte{3}, k), closeProtocol},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fr := &frameReader{r: bytes.NewReader(tc.in), limit: 10}
+			_, _, err := fr.next()
+			if code, ok := isProtocol(err); !ok || code != tc.code {
+				t.Fatalf("err = %v, want close code %d", err, tc.code)
+			}
+		})
+	}
+}
+
+func TestCloseCodeEchoRules(t *testing.T) {
+	for _, tc := range []struct {
+		p    []byte
+		code int
+		bad  bool
+	}{
+		{nil, CloseNormal, false},
+		{[]byte{0x03, 0xE9}, 1001, false},
+		{[]byte{0x0B, 0xB8, 'o', 'k'}, 3000, false},
+		{[]byte{0x03, 0xED}, 0, true}, // 1005 may not be sent
+		{[]byte{0x03, 0xE8, 0xff}, 0, true},
+		{[]byte{0x00, 0x10}, 0, true},
+	} {
+		code, err := closeCode(tc.p)
+		if (err != nil) != tc.bad || (!tc.bad && code != tc.code) {
+			t.Errorf("closeCode(%v) = %d, %v; want %d bad=%v", tc.p, code, err, tc.code, tc.bad)
+		}
+	}
+}
+
+func FuzzFrameReader(f *testing.F) {
+	k := [4]byte{1, 2, 3, 4}
+	f.Add(clientFrame(true, opText, []byte("hello"), k))
+	f.Add(append(clientFrame(false, opText, []byte("he"), k), clientFrame(true, 0, []byte("llo"), k)...))
+	f.Add(clientFrame(true, opBinary, make([]byte, 200), k))
+	f.Add(clientFrame(true, opClose, []byte{3, 0xE8, 'b', 'y', 'e'}, k))
+	f.Add([]byte{0x81, 0xFF, 0, 0, 0, 0, 0, 0, 0x10, 0})
+	f.Add([]byte{0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		const limit = 512
+		fr := &frameReader{r: bytes.NewReader(in), limit: limit}
+		for range 1000 {
+			op, p, err := fr.next()
+			if err != nil {
+				if code, ok := isProtocol(err); ok && code != closeProtocol && code != closeInvalidData && code != CloseTooBig {
+					t.Fatalf("unexpected close code %d", code)
+				}
+				return
+			}
+			switch op {
+			case opText, opBinary:
+				if len(p) > limit {
+					t.Fatalf("message of %d bytes over the %d limit", len(p), limit)
+				}
+			case opPing, opPong, opClose:
+				if len(p) > 125 {
+					t.Fatalf("control payload of %d bytes", len(p))
+				}
+			default:
+				t.Fatalf("op %d returned", op)
+			}
+		}
+	})
+}
+
+func FuzzFrameReaderRoundTrip(f *testing.F) {
+	f.Add([]byte("hello world"), uint8(3), false)
+	f.Add([]byte{0xff, 0, 1}, uint8(1), true)
+	f.Fuzz(func(t *testing.T, msg []byte, pieces uint8, binary bool) {
+		op := byte(opText)
+		if binary {
+			op = opBinary
+		}
+		// Split msg into fragments, masked with changing keys.
+		n := int(pieces%8) + 1
+		var in []byte
+		for i := 0; i < n; i++ {
+			lo, hi := len(msg)*i/n, len(msg)*(i+1)/n
+			fop := op
+			if i > 0 {
+				fop = 0
+			}
+			in = append(in, clientFrame(i == n-1, fop, msg[lo:hi], [4]byte{byte(i), 0x5a, byte(len(msg)), 7})...)
+		}
+		fr := &frameReader{r: bytes.NewReader(in), limit: 1 << 20}
+		gotOp, got, err := fr.next()
+		if !binary && !utf8Valid(msg) {
+			if code, _ := isProtocol(err); code != closeInvalidData {
+				t.Fatalf("invalid UTF-8 text: err %v", err)
+			}
+			return
+		}
+		if err != nil || gotOp != op || !bytes.Equal(got, msg) {
+			t.Fatalf("got op %d %q err %v, want op %d %q", gotOp, got, err, op, msg)
+		}
+	})
+}
+
+func utf8Valid(b []byte) bool { return strings.ToValidUTF8(string(b), "\uFFFD") == string(b) }
+
+// The client does a real gorilla handshake, then writes raw bytes to its
+// socket.
+func TestServerAnswersProtocolErrorsWithTheirCloseCodes(t *testing.T) {
+	k := [4]byte{1, 2, 3, 4}
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		code int
+	}{
+		{"unmasked frame: 1002", []byte{0x81, 0x02, 'h', 'i'}, closeProtocol},
+		{"text not UTF-8: 1007", clientFrame(true, opText, []byte{0xc3, 0x28}, k), closeInvalidData},
+		{"client close 3000 is echoed", clientFrame(true, opClose, []byte{0x0B, 0xB8}, k), 3000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, hs := testServer(t, &ServerOpts{Replay: -1})
+			c := dial(t, wsURL(hs, "/"), nil)
+			waitClients(t, s, 1)
+			if _, err := c.NetConn().Write(tc.raw); err != nil {
+				t.Fatal(err)
+			}
+			wantClose(t, c, tc.code)
+			c.Close()
+			waitClients(t, s, 0)
+		})
+	}
+}
+
+func TestServerAssemblesFragmentedMessagesAndAnswersPings(t *testing.T) {
+	got := make(chan Incoming, 1)
+	s, hs := testServer(t, &ServerOpts{Replay: -1, OnMessage: func(in Incoming) { got <- in }})
+	d := websocket.Dialer{WriteBufferSize: 256} // gorilla fragments bigger messages
+	c, _, err := d.Dial(wsURL(hs, "/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitClients(t, s, 1)
+	big := strings.Repeat("0123456789", 1000)
+	if err := c.WriteMessage(websocket.TextMessage, []byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case in := <-got:
+		if string(in.Raw) != big {
+			t.Fatalf("got %d bytes, want the %d-byte message", len(in.Raw), len(big))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("fragmented message not delivered")
+	}
+	pong := make(chan string, 1)
+	c.SetPongHandler(func(p string) error { pong <- p; return nil })
+	c.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(time.Second))
+	go c.ReadMessage() // gorilla runs handlers while reading
+	select {
+	case p := <-pong:
+		if p != "are you there" {
+			t.Fatalf("pong %q", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong")
+	}
+}
