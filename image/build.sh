@@ -127,7 +127,7 @@ chroot "$root" systemctl enable \
 chroot "$root" systemctl mask systemd-firstboot.service
 chroot "$root" systemctl disable apt-daily.timer apt-daily-upgrade.timer
 # SSH is off until the settings file carries a key (sensord-settings starts it).
-chroot "$root" systemctl disable ssh.service ssh.socket 2>/dev/null || true
+chroot "$root" systemctl disable ssh.service ssh.socket wpa_supplicant.service
 chroot "$root" systemctl --quiet is-enabled ssh.service 2>/dev/null && { echo "build: ssh.service still enabled" >&2; exit 1; }
 chroot "$root" getent passwd sensord > /dev/null
 chroot "$root" id -nG sensord | grep -qw gpio || { echo "build: sensord is not in group gpio" >&2; exit 1; }
