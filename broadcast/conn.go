@@ -334,7 +334,7 @@ func (c *conn) replay() bool {
 	for seq := start - 1; seq > 0 && start-seq <= size; seq-- {
 		e, ok := s.ring.Get(seq)
 		if !ok {
-			break // overwritten: everything older is gone too
+			continue // being written, or overwritten by a concurrent publish
 		}
 		if perTopic[e.msg.Topic] >= s.o.Replay || !matchAny(c.filters, e.msg.Topic) {
 			continue
