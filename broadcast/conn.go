@@ -29,8 +29,9 @@ type conn struct {
 	// Made at the first reply (most clients never get one): written once
 	// by CAS (replyQueue), read by Publish and the writer.
 	replies atomic.Pointer[chan *encoded]
-	// kick (capacity 1) wakes the writer for replies, pongs and close
-	// requests. Written by anyone (poke), read by the writer.
+	// kick (capacity 1) wakes the writer: publishes and heartbeats (from
+	// the housekeeping loop), replies, pongs and close requests. Written by
+	// anyone (poke), read by the writer, which sleeps on it alone.
 	kick chan struct{}
 	// readerDone is closed when the reader goroutine returns.
 	readerDone chan struct{}
@@ -159,7 +160,7 @@ func (c *conn) drain() {
 // topics) and writes it with one writev: several complete frames, one
 // syscall, never two payloads in one frame.
 //
-// Stack: an idle connection's writer sits here in select. Its frames and
+// Stack: an idle connection's writer sits here on its kick. Its frames and
 // the deepest path it takes in normal operation (flush -> write -> writev)
 // are kept small enough for the smallest goroutine stack (2 KiB), which a
 // goroutine keeps only if it never goes deeper: a grown stack does not
@@ -167,27 +168,15 @@ func (c *conn) drain() {
 func (c *conn) writeLoop() {
 	defer c.finish()
 	for {
-		// Load the wake channels before looking for work (see Ring.Wake).
-		// The ring's channel also carries heartbeats and Close.
-		wake := c.s.ring.Wait()
 		switch c.flush() {
 		case flushMore:
 			continue
 		case flushEnd:
 			return
 		}
-		c.sleep(wake)
-	}
-}
-
-// sleep waits for work. Its own frame (the select) is not on the stack
-// while flush writes.
-//
-//go:noinline
-func (c *conn) sleep(wake <-chan struct{}) {
-	select {
-	case <-wake:
-	case <-c.kick:
+		// Publishes, heartbeats and Close arrive as kicks too (see
+		// Server.wakeAll).
+		<-c.kick
 	}
 }
 

@@ -27,8 +27,10 @@
 // that Publish encoded once for everybody (server frames are not masked, so
 // the bytes are the same for every client), several per writev when
 // several are waiting. One housekeeping goroutine per Server turns
-// publishes into wakeups (at most one per Coalesce), sends heartbeats and
-// marks Progress; Close stops it.
+// publishes into wakeups (held back up to Coalesce when the fan-out is
+// large), sends heartbeats and marks Progress; Close stops it. It wakes
+// the writers by a token on each one's kick channel, on which an idle
+// writer sleeps alone.
 //
 // Memory per idle connection: the two goroutines stay on the smallest
 // stack (2 KiB each: their call chains are kept short, see writeLoop and
@@ -44,10 +46,11 @@
 // because the daemon publishes from several goroutines (readings, system
 // stats) and a hand-off goroutine would need a queue of its own, which
 // either blocks or drops. Each Reader belongs to one goroutine and reads
-// slots without locks. Readers sleep on a channel that the waker goroutine
-// closes after publishes; publishers never close it themselves, because
-// waking n sleepers costs O(n) and publish must not grow with the number of
-// subscribers. All memory-ordering arguments are in the "Ordering:" comments
+// slots without locks. Readers sleep until a waker goroutine wakes them
+// after publishes (Ring.Wait's channel, closed by RunWaker; the Server
+// pokes each writer instead, see Server.wakeAll); publishers never wake
+// readers themselves, because waking n sleepers costs O(n) and publish
+// must not grow with the number of subscribers. All memory-ordering arguments are in the "Ordering:" comments
 // of Ring.Publish, Reader.Next and Ring.Wake. They rely on one fact, stated
 // once here: Go's sync/atomic operations are sequentially consistent (the Go
 // memory model: all atomic operations behave as if executed in one total

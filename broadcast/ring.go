@@ -169,6 +169,11 @@ func (r *Ring[T]) signal() {
 // the waker) receives from it and then calls Wake.
 func (r *Ring[T]) Kicked() <-chan struct{} { return r.kick }
 
+// Ack takes the pending kick: publishes from now on kick again. A waker
+// that wakes its readers by other means than Wait's channel calls Ack
+// before it wakes them (Server does, see Server.wakeAll); Wake includes it.
+func (r *Ring[T]) Ack() { r.pending.Store(false) }
+
 // Wake wakes every reader sleeping on a channel from Wait. Only the waker
 // goroutine calls it.
 //
@@ -184,7 +189,7 @@ func (r *Ring[T]) Kicked() <-chan struct{} { return r.kick }
 // following K2 closes ch or a later channel, and ch was closed by then at
 // the latest. No wakeup is lost.
 func (r *Ring[T]) Wake() {
-	r.pending.Store(false) // K1
+	r.Ack() // K1
 	ch := make(chan struct{})
 	old := r.wake.Swap(&ch) // K2
 	close(*old)

@@ -219,12 +219,8 @@ type Server struct {
 	clients  atomic.Int64
 
 	// hbGen counts heartbeats (written by the loop, read by writers). The
-	// loop wakes every writer through the ring's wake channel after it
-	// moves hbGen on: a writer loads that channel before it reads hbGen,
-	// so it sees the new generation or sleeps on a channel closed after
-	// it. One channel for publishes, heartbeats and Close keeps a sleeping
-	// writer's select at two cases (each case costs a sudog, ~100 bytes,
-	// per idle connection).
+	// loop pokes every writer after it moves hbGen on (wakeAll), so a
+	// writer that missed the new generation has a token waiting.
 	hbGen atomic.Uint64
 
 	progress atomic.Int64 // unix ns of the loop's last tick
@@ -332,15 +328,16 @@ func (s *Server) loop() {
 	for {
 		select {
 		case <-s.closing:
-			s.ring.Wake()
+			s.wakeAll()
 			return
 		case <-s.ring.Kicked():
 			hold := min(s.o.Coalesce, time.Duration(s.clients.Load())*time.Second/wakeBudget)
 			if !w.hold(s.closing, hold) {
-				s.ring.Wake()
+				s.wakeAll()
 				return
 			}
-			s.ring.Wake()
+			s.ring.Ack()
+			s.wakeAll()
 			s.progress.Store(s.o.Now().UnixNano())
 		case <-t.C:
 			now := s.o.Now()
@@ -349,10 +346,33 @@ func (s *Server) loop() {
 			if !now.Before(nextPing) {
 				nextPing = now.Add(s.o.PingInterval)
 				s.hbGen.Add(1) // then wake the writers (see hbGen)
-				s.ring.Wake()
+				s.wakeAll()
 			}
 		}
 	}
+}
+
+// wakeAll pokes every connection's writer. It is how the housekeeping
+// loop delivers publishes, heartbeats and Close to the writers: each writer
+// sleeps on its own kick channel alone, a plain receive, which costs less
+// per wakeup than a select over a shared channel and its own, and holds
+// one sudog instead of two per idle connection.
+//
+// Ordering (with Ring.Publish's W3 and signal):
+//
+//	A1  Ack: pending = false (after the kick was received)
+//	A2  poke every registered writer (a buffered token, never lost)
+//
+// A writer that found nothing in the ring (its check came before some
+// publish's W3) then sleeps on its kick. That publish kicks after its W3,
+// or found a kick pending that A1 takes later; either way an A2 follows
+// its W3 and leaves a token for the writer. A connection registered after
+// A2 started looks at the ring itself before it first sleeps.
+func (s *Server) wakeAll() {
+	s.sessions.Range(func(_, v any) bool {
+		v.(*conn).poke()
+		return true
+	})
 }
 
 // topUpBatches refills the writers' free list of batch slices.
