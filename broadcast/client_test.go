@@ -171,7 +171,7 @@ func TestClientBacksOffExponentiallyWithJitter(t *testing.T) {
 	})
 	c.jitter = func() float64 { return 1 } // the top of each range: d
 	runClient(t, c)
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	// Gaps between "backoff" and the next "connecting": 20 40 80 80 ...
@@ -190,7 +190,7 @@ func TestClientBacksOffExponentiallyWithJitter(t *testing.T) {
 	}
 	for i, w := range want {
 		w *= time.Millisecond
-		if gaps[i] < w || gaps[i] > w+30*time.Millisecond {
+		if gaps[i] < w || gaps[i] > w+60*time.Millisecond { // timers never fire early; a busy machine makes them late
 			t.Errorf("retry %d waited %v, want %v", i+1, gaps[i], w)
 		}
 	}
