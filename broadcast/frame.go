@@ -67,10 +67,8 @@ var pingFrame = []byte{0x80 | opPing, 0}
 
 // encoded is a message encoded once for every client of one server.
 type encoded struct {
-	msg    Message // as published, for History and replay filters
-	binary bool    // opcode is binary
-	data   []byte  // the frame's payload (the client's copy of the message)
-	frame  []byte  // data framed for the server side: header + data
+	msg   Message // as published, for History and replay filters
+	frame []byte  // the complete server frame: header + payload
 }
 
 // wholeMsg is the wire shape of a whole message (wholemsg on): never the

@@ -520,7 +520,7 @@ func (s *Server) Publish(m Message) error {
 	if bin {
 		op = opBinary
 	}
-	e := &encoded{msg: m, binary: bin, frame: frame(op, data)}
+	e := &encoded{msg: m, frame: frame(op, data)}
 	if m.Session == "" {
 		s.ring.Publish(e)
 		s.st.published.Add(1)
