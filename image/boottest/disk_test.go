@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -59,4 +60,40 @@ func TestBootFilesReadsKernelAndInitramfsLines(t *testing.T) {
 	if _, _, err := BootFiles("arm_64bit=1\n"); err == nil {
 		t.Error("BootFiles accepted a config.txt without kernel and initramfs")
 	}
+}
+
+// ReadMBR reads whatever file it is given: never panic, and report
+// partitions only from a sector with the boot signature.
+func FuzzReadMBR(f *testing.F) {
+	var sec [512]byte
+	sec[510], sec[511] = 0x55, 0xaa
+	f.Add(sec[:])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ReadMBR(bytes.NewReader(b))
+		if err == nil && (len(b) < 512 || b[510] != 0x55 || b[511] != 0xaa) {
+			t.Errorf("ReadMBR accepted %d bytes without a boot signature: %+v", len(b), p)
+		}
+		for _, e := range p {
+			if e.Start < 0 || e.Length < 0 {
+				t.Errorf("negative partition %+v", e)
+			}
+		}
+	})
+}
+
+// BootFiles parses config.txt from the image: never panic; names it returns
+// are non-empty and single words.
+func FuzzBootFiles(f *testing.F) {
+	f.Add("kernel=vmlinuz\ninitramfs initrd.img followkernel\n")
+	f.Add("[pi4]\nkernel = a\n[all]\ninitramfs b\n")
+	f.Fuzz(func(t *testing.T, cfg string) {
+		k, i, err := BootFiles(cfg)
+		if err != nil {
+			return
+		}
+		if k == "" || i == "" || strings.ContainsAny(i, " \t\n") {
+			t.Errorf("BootFiles(%q) = %q, %q", cfg, k, i)
+		}
+	})
 }
