@@ -340,6 +340,9 @@ func (t *test) startQemu(kernel, initrd, cmdline string) error {
 		"-device", "virtio-blk-pci,drive=hd0",
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:80", t.port),
 		"-device", "virtio-net-pci,netdev=n0,romfile=",
+		// A hardware watchdog for systemd's RuntimeWatchdogSec= to arm, as
+		// bcm2835_wdt is on a Pi.
+		"-device", "i6300esb",
 		"-chardev", "socket,id=ser0,path=" + sock + ",server=on,wait=off",
 		"-serial", "chardev:ser0",
 		"-display", "none", "-monitor", "none", "-nodefaults", "-no-reboot",
@@ -517,6 +520,9 @@ func (t *test) checkSystemd(ctx context.Context, origRoot int64) {
 	}
 	r = run("systemd-analyze time 2>&1 | head -n 3")
 	t.logf("systemd-analyze: %s", strings.Join(r.Lines(), " | "))
+
+	r = run("systemctl show -p RuntimeWatchdogUSec; journalctl -b -o cat --no-pager | grep -i -m 3 'hardware watchdog'")
+	t.check(r.Has("RuntimeWatchdogUSec=15s"), "systemd arms the hardware watchdog: %q", strings.Join(r.Lines(), " | "))
 
 	r = run("id sensord; ls -l /dev/gpiochip* 2>&1 | head -n 2; systemctl is-enabled ssh.service; systemctl is-active ssh.service; ls /etc/ssh/ | grep -c host")
 	t.logf("users, devices, ssh: %s", strings.Join(r.Lines(), " | "))
