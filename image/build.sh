@@ -8,7 +8,7 @@
 # writes OUTDIR/sensord-VERSION-arm64.{img,img.xz,sha256,manifest}.
 #
 # Steps, each timed:
-#   base      the cached Debian root filesystem (image/base/mkbase.sh, ~20 min
+#   base      the cached Debian root filesystem (image/base/mkbase.sh, 12-15 min
 #             the first time, then a tarball in $IMAGE_CACHE)
 #   unpack    a fresh copy of it
 #   files     our binary, units, settings file and the rootfs/ overlay
@@ -65,7 +65,7 @@ base=${IMAGE_BASE:-$cache/base-$key.tar}
 if [ -f "$base" ]; then
 	echo "build: base $base (cached)"
 else
-	echo "build: no $base: building it (cold, ~20 min; log in $cache/base-$key.log)"
+	echo "build: no $base: building it (cold, 12-15 min; log in $cache/base-$key.log)"
 	mkdir -p "$cache"
 	if ! "$here/base/mkbase.sh" "$base" "$cache/debs" > "$cache/base-$key.log" 2>&1; then
 		tail -n 40 "$cache/base-$key.log" >&2

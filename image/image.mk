@@ -7,7 +7,7 @@
 #
 # All three need root (apt-get, binfmt_misc, chroot). The Debian base root
 # filesystem is cached outside the repo, in $(IMAGE_CACHE): the first build
-# takes ~20 min more than the next ones. See image/README.md.
+# takes 12-15 min more than the next ones. See image/README.md.
 
 IMAGE_CACHE ?= /var/cache/sensord-image
 IMAGE_NAME  := sensord-$(VERSION)-arm64
