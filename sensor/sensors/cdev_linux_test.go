@@ -42,7 +42,9 @@ func TestCdevEdgesDropsStaleEventsAndKeepsOrder(t *testing.T) {
 }
 
 func TestCdevEdgesWaitsForLateEventsThenStops(t *testing.T) {
-	l := &cdevLine{name: "test", events: make(chan gpiocdev.LineEvent, eventBuffer)}
+	// A grace far wider than the 2 ms between the timeout and the late
+	// events, so a descheduled goroutine cannot make the test flaky.
+	l := &cdevLine{name: "test", events: make(chan gpiocdev.LineEvent, eventBuffer), grace: 500 * time.Millisecond}
 	l.relAt, l.relWall = time.Millisecond, time.Now()
 	go func() {
 		// The watcher hands the events over after the timeout.
