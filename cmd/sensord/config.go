@@ -180,7 +180,10 @@ func parseConfig(args []string, lookup func(string) (string, bool), usage io.Wri
 			return c, warnings, nil
 		}
 		var ue *usageError
-		v, env := fromEnv[flagOf(err, &ue)]
+		if !errors.As(err, &ue) {
+			return nil, nil, err
+		}
+		v, env := fromEnv[ue.Flag]
 		if !warn || !env {
 			if env {
 				ue.Msg = fmt.Sprintf("%s=%q: %s", envName(ue.Flag), v, ue.Msg)
@@ -193,14 +196,6 @@ func parseConfig(args []string, lookup func(string) (string, bool), usage io.Wri
 		warnings = append(warnings, fmt.Sprintf("-%s: %s=%q: %s; using the default %q", ue.Flag, envName(ue.Flag), v, ue.Msg, f.DefValue))
 	}
 	return nil, nil, &usageError{Msg: "settings do not converge on valid values"}
-}
-
-func flagOf(err error, ue **usageError) string {
-	if errors.As(err, ue) {
-		return (*ue).Flag
-	}
-	*ue = &usageError{Msg: err.Error()}
-	return ""
 }
 
 // unwrapFlagErr drops the flag package's "parse error" wording, which names

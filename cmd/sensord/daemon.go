@@ -98,9 +98,10 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 }
 
 // maxBackoff caps the poller's retry back-off: long enough not to hammer a
-// sensor that is gone, short enough that it is noticed coming back.
+// sensor that is gone, short enough that it is noticed coming back, and
+// never below the period itself.
 func maxBackoff(period time.Duration) time.Duration {
-	return min(max(5*period, period), 30*time.Second)
+	return max(min(5*period, 30*time.Second), period)
 }
 
 // start runs the loops until ctx is cancelled; the WaitGroup ends with them.
