@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"sensord/broadcast"
 	"sensord/sensor"
 )
 
@@ -48,33 +49,34 @@ func (d *daemon) writeMetrics(w io.Writer) {
 		m.sample("sensord_humidity_percent", "", rd.Humidity.Float())
 	}
 
-	servers := d.servers()
-	paths := make([]string, 0, len(servers))
-	for p := range servers {
+	// One snapshot per path, so every family shows the same moment.
+	stats := map[string]broadcast.ServerStats{}
+	paths := make([]string, 0, 3)
+	for p, srv := range d.servers() {
+		stats[p] = srv.Stats()
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
-	type counter struct {
+	for _, c := range []struct {
 		name, typ, help string
-		value           func(path string) float64
-	}
-	for _, c := range []counter{
+		value           func(broadcast.ServerStats) uint64
+	}{
 		{"sensord_clients", "gauge", "Connected WebSocket clients by path.",
-			func(p string) float64 { return float64(servers[p].Stats().Clients) }},
+			func(s broadcast.ServerStats) uint64 { return uint64(s.Clients) }},
 		{"sensord_messages_published_total", "counter", "Messages published by path.",
-			func(p string) float64 { return float64(servers[p].Stats().Published) }},
+			func(s broadcast.ServerStats) uint64 { return s.Published }},
 		{"sensord_messages_sent_total", "counter", "Frames written to clients by path.",
-			func(p string) float64 { return float64(servers[p].Stats().Sent) }},
+			func(s broadcast.ServerStats) uint64 { return s.Sent }},
 		{"sensord_messages_lost_total", "counter", "Messages slow clients skipped after falling a whole ring behind.",
-			func(p string) float64 { return float64(servers[p].Stats().Lost) }},
+			func(s broadcast.ServerStats) uint64 { return s.Lost }},
 		{"sensord_clients_dropped_total", "counter", "Clients disconnected for being too slow or overflowing their reply queue.",
-			func(p string) float64 { return float64(servers[p].Stats().Dropped) }},
+			func(s broadcast.ServerStats) uint64 { return s.Dropped }},
 		{"sensord_replies_dropped_total", "counter", "Replies to a session that had gone.",
-			func(p string) float64 { return float64(servers[p].Stats().RepliesDropped) }},
+			func(s broadcast.ServerStats) uint64 { return s.RepliesDropped }},
 	} {
 		m.family(c.name, c.typ, c.help)
 		for _, p := range paths {
-			m.sample(c.name, fmt.Sprintf(`path="/ws/%s"`, p), c.value(p))
+			m.sample(c.name, fmt.Sprintf(`path="/ws/%s"`, p), float64(c.value(stats[p])))
 		}
 	}
 	if d.client != nil {
