@@ -277,17 +277,17 @@ func (c *config) check() error {
 	if c.SimHangAfter < 0 {
 		return badFlag("sim-hang-after", "%s is negative", c.SimHangAfter)
 	}
-	if _, err := c.simDeci(c.SimTemp, -400, 800); err != nil {
+	if _, err := simDeci(c.SimTemp, -400, 800); err != nil {
 		return badFlag("sim-temp", "%q: %v (a number of degrees C, -40..80)", c.SimTemp, err)
 	}
-	if _, err := c.simDeci(c.SimHumidity, 0, 1000); err != nil {
+	if _, err := simDeci(c.SimHumidity, 0, 1000); err != nil {
 		return badFlag("sim-humidity", "%q: %v (a number of %%RH, 0..100)", c.SimHumidity, err)
 	}
 	return nil
 }
 
 // simDeci parses an optional fixed simulation value within [lo, hi] tenths.
-func (c *config) simDeci(s string, lo, hi sensor.Deci) (*sensor.Deci, error) {
+func simDeci(s string, lo, hi sensor.Deci) (*sensor.Deci, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -303,8 +303,8 @@ func (c *config) simDeci(s string, lo, hi sensor.Deci) (*sensor.Deci, error) {
 
 // sensorConfig turns the flags into what sensors.Open takes.
 func (c *config) sensorConfig() sensors.Config {
-	t, _ := c.simDeci(c.SimTemp, -400, 800)
-	h, _ := c.simDeci(c.SimHumidity, 0, 1000)
+	t, _ := simDeci(c.SimTemp, -400, 800)
+	h, _ := simDeci(c.SimHumidity, 0, 1000)
 	return sensors.Config{
 		Kind:    c.Sensor,
 		Pin:     c.Pin,
