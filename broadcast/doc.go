@@ -20,23 +20,27 @@
 //
 // Server: Publish, History, Clients, Stats, Progress and Close are safe from
 // any goroutine; ServeHTTP is called by net/http. gorilla's Upgrader does
-// the handshake; from then on each connection has exactly two goroutines:
-// a reader (our frameReader, which calls OnMessage) and a writer, the only
-// goroutine that writes to the connection (ServeHTTP writes the late
-// joiner's replay before it starts the writer). The writer writes frames
-// that Publish encoded once for everybody (server frames are not masked, so
-// the bytes are the same for every client), several per writev when
-// several are waiting. One housekeeping goroutine per Server turns
-// publishes into wakeups (held back up to Coalesce when the fan-out is
-// large), sends heartbeats and marks Progress; Close stops it. It wakes
-// the writers by a token on each one's kick channel, on which an idle
-// writer sleeps alone.
+// the handshake; from then on each connection has one goroutine of its
+// own, the reader (our frameReader, which calls OnMessage). Writing needs
+// none while a client keeps up: one housekeeping goroutine per Server
+// turns publishes into passes (held back up to Coalesce when the fan-out
+// is large), and in a pass it and Writers-1 helpers go through every
+// connection, each writing what is waiting for it with one non-blocking
+// writev (see Server.pass). The frames were encoded once by Publish for
+// everybody (server frames are not masked, so the bytes are the same for
+// every client). A write the client's socket cannot take whole, a session
+// reply, a pong and a close are done by a goroutine started for that
+// connection (conn.drive), which waits for the socket and ends when
+// nothing is left. At any moment one goroutine at most owns a
+// connection's writes (conn.claim, release). The loop also sends
+// heartbeats and marks Progress; Close stops it.
 //
-// Memory per idle connection: the two goroutines stay on the smallest
-// stack (2 KiB each: their call chains are kept short, see writeLoop and
-// readLoop), there is no per-connection read or write buffer (frames are
-// read exactly, written from the shared encoded frames, batched through a
-// small shared free list), and the reply queue is made at the first reply.
+// Memory per idle connection: its one goroutine stays on the smallest
+// stack (2 KiB: the reader's call chain is kept short, see readLoop),
+// there is no per-connection read or write buffer (frames are read
+// exactly, and written from the shared encoded frames through the pass
+// workers' scratch space), and the reply queue is made at the first
+// reply.
 //
 // Ring: Publish is safe from any number of goroutines. It claims a sequence
 // with one atomic add (the single claim point: wait-free, no publisher ever
@@ -48,7 +52,7 @@
 // either blocks or drops. Each Reader belongs to one goroutine and reads
 // slots without locks. Readers sleep until a waker goroutine wakes them
 // after publishes (Ring.Wait's channel, closed by RunWaker; the Server
-// pokes each writer instead, see Server.wakeAll); publishers never wake
+// runs a pass instead, see Server.pass); publishers never wake
 // readers themselves, because waking n sleepers costs O(n) and publish
 // must not grow with the number of subscribers. All memory-ordering arguments are in the "Ordering:" comments
 // of Ring.Publish, Reader.Next and Ring.Wake. They rely on one fact, stated

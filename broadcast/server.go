@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,13 +90,13 @@ const (
 	DefaultPongTimeout      = 10 * time.Second
 	DefaultWriteWait        = 10 * time.Second
 	DefaultReplyQueue       = 16
-	// DefaultCoalesce is the longest a wakeup of the writers is held back
-	// so that at high message rates each writer finds several frames and
-	// writes them with one syscall (on loopback one write costs ~5 us, most
+	// DefaultCoalesce is the longest a pass is held back so that at high
+	// message rates each connection has several frames waiting and gets
+	// them with one syscall (on loopback one write costs ~5 us, most
 	// of a delivery's CPU). See wakeBudget for when it applies.
 	DefaultCoalesce = 40 * time.Millisecond
-	// wakeBudget is how many client wakeups per second the server spends
-	// without holding wakeups back: writers are woken at most every
+	// wakeBudget is how many connection writes per second the server
+	// spends without holding passes back: passes run at most every
 	// min(Coalesce, clients/wakeBudget). With 100 clients that is 5 ms (100
 	// msg/s go out one by one, no added latency); from 800 clients on it is
 	// Coalesce: at 1000 clients and 100 msg/s ~4 frames per writev, which
@@ -110,13 +111,17 @@ const (
 	// do the handshake (it is garbage after that); the client reads with
 	// it. Incoming frames are rare and small.
 	readBufferSize = 256
-	// maxBatch caps the frames one writev carries (the kernel allows 1024;
-	// the per-socket iovec cache grows to this, 16 bytes per entry).
+	// maxBatch caps the frames one writev of a pass worker carries (the
+	// kernel allows 1024; the per-socket iovec cache grows to this, 16
+	// bytes per entry).
 	maxBatch = 64
-	// batchPool is how many batch slices the free list holds (each
-	// maxBatch*24 bytes). Writers hold one only while collecting and
-	// writing (a writer stuck on a dead client holds one up to WriteWait).
-	batchPool = 64
+	// driveBatch caps the frames per writev of a drive goroutine, whose
+	// batch is made for each drive (replies, pongs, a slow client).
+	driveBatch = 16
+	// passChunk is how many connections a pass worker takes at a time:
+	// large enough that workers rarely meet on the shared cursor, small
+	// enough that they finish a pass together.
+	passChunk = 32
 	// closeGrace is how long a writer that sent a close frame waits for
 	// the peer's close before it drops the TCP connection.
 	closeGrace = time.Second
@@ -157,11 +162,14 @@ type ServerOpts struct {
 	// WriteWait is the deadline of every write; a client that does not take
 	// a batch within it is dropped. Default 10 s.
 	WriteWait time.Duration
+	// Writers is the number of goroutines that write to the clients after
+	// publishes (the pass workers, see Server.pass); default GOMAXPROCS.
+	Writers int
 	// ReplyQueue is the per-client queue for session replies; overflow
 	// closes that client with 1013. Default 16.
 	ReplyQueue int
-	// Coalesce: writers are woken at most once per Coalesce, less often
-	// only with many clients (see DefaultCoalesce); -1 wakes them on every
+	// Coalesce: passes (writes to the clients) run at most once per
+	// Coalesce, less often only with many clients (see DefaultCoalesce); -1 wakes them on every
 	// publish.
 	Coalesce time.Duration
 	// OnMessage gets every frame a client sends. It is called from that
@@ -184,6 +192,7 @@ type ServerStats struct {
 	Sent           uint64 // messages written to clients (deliveries, replay included)
 	Lost           uint64 // broadcast deliveries skipped because a client was lapped
 	Dropped        uint64 // clients disconnected for being slow (lapped under DisconnectLapped, write timeout)
+	Stalls         uint64 // writes a client's full socket could not take at once (it got a goroutine of its own to wait)
 	RepliesDropped uint64 // replies to a gone session, or over a full queue
 	Rejected       uint64 // upgrades refused (400, 401, 403, 503)
 }
@@ -209,7 +218,7 @@ type Server struct {
 	// mu guards closed and wg.Add against Close's wg.Wait.
 	mu      sync.Mutex
 	closed  bool
-	wg      sync.WaitGroup // one per connection (its writer's finish)
+	wg      sync.WaitGroup // one per connection (done by its finish)
 	closing chan struct{}  // closed by Close
 	done    chan struct{}  // closed when the housekeeping loop returns
 
@@ -219,21 +228,26 @@ type Server struct {
 	clients  atomic.Int64
 
 	// hbGen counts heartbeats (written by the loop, read by writers). The
-	// loop pokes every writer after it moves hbGen on (wakeAll), so a
-	// writer that missed the new generation has a token waiting.
+	// loop runs a pass after it moves hbGen on.
 	hbGen atomic.Uint64
 
 	progress atomic.Int64 // unix ns of the loop's last tick
 
-	// batches is a free list of batch slices for writers (see
-	// conn.flush). The housekeeping loop makes them, so that a writer never
-	// allocates one on its small stack; a writer that finds the list empty
-	// writes its frames one by one.
-	batches chan *[][]byte
+	// regMu guards reg: every registered connection, each at its conn.idx.
+	regMu sync.Mutex
+	reg   []*conn
+	// The pass (see pass): snap is the loop's copy of reg for the current
+	// pass, cursor the next index of it a worker takes, passStart one
+	// token per helper per pass, passWG the helpers still at it.
+	snap      []*conn
+	cursor    atomic.Int64
+	passStart chan struct{}
+	passWG    sync.WaitGroup
+	loopBatch *batch // the loop's, as a pass worker
 
 	st struct {
 		connects, disconnects, published, replies, sent, lost,
-		dropped, repliesDropped, rejected atomic.Uint64
+		dropped, stalls, repliesDropped, rejected atomic.Uint64
 	}
 }
 
@@ -250,8 +264,11 @@ func NewServer(o *ServerOpts) *Server {
 	_, _ = rand.Read(seed[:])
 	s.ids.prefix = binary.BigEndian.Uint32(seed[:])
 	s.progress.Store(s.o.Now().UnixNano())
-	s.batches = make(chan *[][]byte, batchPool)
-	s.topUpBatches()
+	s.passStart = make(chan struct{})
+	s.loopBatch = newBatch(maxBatch)
+	for range s.o.Writers - 1 {
+		go s.helper()
+	}
 	s.up = websocket.Upgrader{
 		HandshakeTimeout: s.o.HandshakeTimeout,
 		ReadBufferSize:   readBufferSize,
@@ -302,6 +319,9 @@ func (o *ServerOpts) normalize() {
 	if o.WriteWait <= 0 {
 		o.WriteWait = DefaultWriteWait
 	}
+	if o.Writers <= 0 {
+		o.Writers = runtime.GOMAXPROCS(0)
+	}
 	if o.ReplyQueue <= 0 {
 		o.ReplyQueue = DefaultReplyQueue
 	}
@@ -320,6 +340,7 @@ func (o *ServerOpts) normalize() {
 // wakeups (coalesced), sends heartbeats, and records progress.
 func (s *Server) loop() {
 	defer close(s.done)
+	defer close(s.passStart) // ends the helpers
 	tickEvery := min(s.o.PingInterval, time.Second)
 	t := time.NewTicker(tickEvery)
 	defer t.Stop()
@@ -328,63 +349,105 @@ func (s *Server) loop() {
 	for {
 		select {
 		case <-s.closing:
-			s.wakeAll()
+			s.pass()
 			return
 		case <-s.ring.Kicked():
 			hold := min(s.o.Coalesce, time.Duration(s.clients.Load())*time.Second/wakeBudget)
 			if !w.hold(s.closing, hold) {
-				s.wakeAll()
+				s.pass()
 				return
 			}
 			s.ring.Ack()
-			s.wakeAll()
+			s.pass()
 			s.progress.Store(s.o.Now().UnixNano())
 		case <-t.C:
 			now := s.o.Now()
 			s.progress.Store(now.UnixNano())
-			s.topUpBatches()
 			if !now.Before(nextPing) {
 				nextPing = now.Add(s.o.PingInterval)
-				s.hbGen.Add(1) // then wake the writers (see hbGen)
-				s.wakeAll()
+				s.hbGen.Add(1) // then the pass (see hbGen)
+				s.pass()
 			}
 		}
 	}
 }
 
-// wakeAll pokes every connection's writer. It is how the housekeeping
-// loop delivers publishes, heartbeats and Close to the writers: each writer
-// sleeps on its own kick channel alone, a plain receive, which costs less
-// per wakeup than a select over a shared channel and its own, and holds
-// one sudog instead of two per idle connection.
+// pass is how publishes, heartbeats and Close reach the clients: the loop
+// and Writers-1 helpers go through every registered connection once,
+// taking passChunk connections at a time, and each writes what is waiting
+// for it without waiting for its socket (conn.service). A write to a
+// client that keeps up costs one system call and no goroutine switch; a
+// connection whose socket is full is handed to a goroutine of its own
+// (conn.drive), so one slow client does not hold up the pass. The next
+// pass starts after this one ended, which coalesces wakeups further
+// under load.
 //
-// Ordering (with Ring.Publish's W3 and signal):
+// Ordering (with Ring.Publish's W3 and signal, and conn.claim/release):
 //
 //	A1  Ack: pending = false (after the kick was received)
-//	A2  poke every registered writer (a buffered token, never lost)
+//	A2  copy reg, then claim every connection in it and look at the ring
 //
-// A writer that found nothing in the ring (its check came before some
-// publish's W3) then sleeps on its kick. That publish kicks after its W3,
-// or found a kick pending that A1 takes later; either way an A2 follows
-// its W3 and leaves a token for the writer. A connection registered after
-// A2 started looks at the ring itself before it first sleeps.
-func (s *Server) wakeAll() {
-	s.sessions.Range(func(_, v any) bool {
-		v.(*conn).poke()
-		return true
-	})
+// A publish whose W3 came after A1 kicks again: another pass follows. One
+// whose W3 came before A1 is seen by A2: the worker that claims a
+// connection reads the ring after its claim; a claim that fails marks the
+// owner to look again (wAgain) after that publish. A connection
+// registered after A2 copied reg looks at the ring itself (ServeHTTP's
+// drive) after its registration.
+func (s *Server) pass() {
+	s.regMu.Lock()
+	s.snap = append(s.snap[:0], s.reg...)
+	s.regMu.Unlock()
+	s.cursor.Store(0)
+	helpers := min(s.o.Writers-1, (len(s.snap)-1)/passChunk)
+	s.passWG.Add(helpers)
+	for range helpers {
+		s.passStart <- struct{}{}
+	}
+	s.work(s.loopBatch)
+	s.passWG.Wait()
+	clear(s.snap) // let finished connections go
 }
 
-// topUpBatches refills the writers' free list of batch slices.
-func (s *Server) topUpBatches() {
-	for len(s.batches) < cap(s.batches)/2 {
-		b := make([][]byte, 0, maxBatch)
-		select {
-		case s.batches <- &b:
-		default:
+// helper is a pass worker besides the loop; it runs until the loop ends.
+func (s *Server) helper() {
+	b := newBatch(maxBatch)
+	for range s.passStart {
+		s.work(b)
+		s.passWG.Done()
+	}
+}
+
+// work takes chunks of the pass's connections until none are left.
+func (s *Server) work(b *batch) {
+	n := int64(len(s.snap))
+	for {
+		i := s.cursor.Add(passChunk) - passChunk
+		if i >= n {
 			return
 		}
+		for _, c := range s.snap[i:min(i+passChunk, n)] {
+			c.service(b)
+		}
 	}
+}
+
+// register adds c to the connections the passes go through.
+func (s *Server) register(c *conn) {
+	s.regMu.Lock()
+	c.idx = len(s.reg)
+	s.reg = append(s.reg, c)
+	s.regMu.Unlock()
+}
+
+// unregister takes c out of reg (the last one moves into its place).
+func (s *Server) unregister(c *conn) {
+	s.regMu.Lock()
+	last := s.reg[len(s.reg)-1]
+	s.reg[c.idx] = last
+	last.idx = c.idx
+	s.reg[len(s.reg)-1] = nil
+	s.reg = s.reg[:len(s.reg)-1]
+	s.regMu.Unlock()
 }
 
 // ServeHTTP upgrades the request to a WebSocket client of this path.
@@ -427,7 +490,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// From here on the connection is ours: frames are read by our
-	// frameReader and written pre-framed by our writer; gorilla's Conn is
+	// frameReader and written pre-framed by our writers; gorilla's Conn is
 	// not used again.
 	c := s.newConn(ws.NetConn(), rd, filters, r.RemoteAddr)
 	s.mu.Lock()
@@ -448,19 +511,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.sessions.Store(c.session, c)
+	s.register(c)
 	n := s.clients.Add(1)
 	s.st.connects.Add(1)
 	if s.o.OnEvent != nil {
 		s.o.OnEvent(Event{Kind: Connect, Session: c.session, Remote: c.remote, Clients: int(n)})
 	}
 	go c.readLoop()
-	go c.writeLoop()
+	// c is still ours (newConn): write what was published since its
+	// cursor was taken; from then on the passes and schedule do.
+	c.drive()
 }
 
-// remove unregisters c; called once, by c's writer, when both of c's
-// goroutines are done with the connection.
+// remove unregisters c; called once, by c's finish, when its reader has
+// returned and nobody writes to it any more.
 func (s *Server) remove(c *conn) {
 	s.sessions.Delete(c.session)
+	s.unregister(c)
 	n := s.clients.Add(-1)
 	s.reserved.Add(-1)
 	s.st.disconnects.Add(1)
@@ -535,7 +602,7 @@ func (s *Server) Publish(m Message) error {
 	select {
 	case c.replyQueue() <- e:
 		s.st.replies.Add(1)
-		c.poke()
+		c.schedule()
 		return nil
 	default:
 		s.st.repliesDropped.Add(1)
@@ -581,6 +648,7 @@ func (s *Server) Stats() ServerStats {
 		Sent:           s.st.sent.Load(),
 		Lost:           s.st.lost.Load(),
 		Dropped:        s.st.dropped.Load(),
+		Stalls:         s.st.stalls.Load(),
 		RepliesDropped: s.st.repliesDropped.Load(),
 		Rejected:       s.st.rejected.Load(),
 	}

@@ -20,7 +20,7 @@ import (
 //     has grown never shrinks back while it is that deep);
 //   - one writer: gorilla's reader writes close frames itself on protocol
 //     errors and over its read limit; ours only reports them, and the
-//     connection's writer goroutine stays the only goroutine that writes.
+//     connection's writes stay with their one owner (conn.claim).
 //
 // It is used by one goroutine (the connection's reader).
 type frameReader struct {

@@ -71,6 +71,8 @@ func (d *daemon) writeMetrics(w io.Writer) {
 			func(s broadcast.ServerStats) uint64 { return s.Lost }},
 		{"sensord_clients_dropped_total", "counter", "Clients disconnected for being too slow or overflowing their reply queue.",
 			func(s broadcast.ServerStats) uint64 { return s.Dropped }},
+		{"sensord_write_stalls_total", "counter", "Writes a client's full socket could not take at once (slow clients; the others are not held up).",
+			func(s broadcast.ServerStats) uint64 { return s.Stalls }},
 		{"sensord_replies_dropped_total", "counter", "Replies to a session that had gone.",
 			func(s broadcast.ServerStats) uint64 { return s.RepliesDropped }},
 	} {

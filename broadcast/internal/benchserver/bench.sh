@@ -7,7 +7,10 @@
 #
 # Environment: WSBENCH_DIR (default ../shared/tools/wsbench from the repo
 # root), BENCH_DURATION (measurement window per run, default 10s),
-# BENCH_QUICK=1 (only the 1000-client CPU run and the 5000-client spread run).
+# BENCH_QUICK=1 (only the 1000-client CPU run and the 5000-client spread run),
+# BENCH_RUNS (clients:rate pairs, overriding both), BENCH_MODES (servers,
+# default "hub ours"; "floor" is the least work a server can do per
+# delivery, see floor.go).
 # Output: one wsbench JSON line per run in results.jsonl (default
 # build/bench-broadcast.jsonl) and a markdown table with ours/hub ratios.
 # Each server is ended by its PID; every run has its own time limit.
@@ -59,13 +62,15 @@ run() {
 # 100 msg/s (the target is at 1000), 5000 clients at 10 msg/s (50k
 # deliveries/s; 100 msg/s would be 500k/s, beyond two shared cores).
 # Spread at 5000 clients and 2 msg/s; that run also gives near-idle memory.
-if [[ "${BENCH_QUICK:-}" == 1 ]]; then
+if [[ -n "${BENCH_RUNS:-}" ]]; then
+	runs=$BENCH_RUNS
+elif [[ "${BENCH_QUICK:-}" == 1 ]]; then
 	runs="1000:100 5000:2"
 else
 	runs="100:100 1000:100 5000:10 5000:2"
 fi
 for r in $runs; do
-	for mode in hub ours; do
+	for mode in ${BENCH_MODES:-hub ours}; do
 		run "$mode" "${r%%:*}" "${r##*:}"
 	done
 done

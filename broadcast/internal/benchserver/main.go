@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"sensord/broadcast"
 )
 
@@ -37,11 +39,12 @@ func main() {
 }
 
 func run() error {
-	mode := flag.String("mode", "ours", "ours (broadcast.Server) or hub (gorilla chat-example baseline)")
+	mode := flag.String("mode", "ours", "ours (broadcast.Server), hub (gorilla chat-example baseline) or floor (the least a server can do: one write loop, see floor.go)")
 	listen := flag.String("listen", "127.0.0.1:9001", "address")
 	rate := flag.Float64("rate", 100, "messages per second")
 	maxRun := flag.Duration("max", 3*time.Minute, "exit after this long, whatever happens")
 	coalesce := flag.Duration("coalesce", 0, "ours: ServerOpts.Coalesce (0 = default, -1ns = off)")
+	writers := flag.Int("writers", 0, "ours: ServerOpts.Writers (0 = default, GOMAXPROCS)")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (investigation only)")
 	memEvery := flag.Duration("memstats", 0, "print Go memory statistics to stderr this often (0: never)")
 	reportFile := flag.String("report", "", "print the comparison table of this wsbench JSON-lines file and exit")
@@ -71,7 +74,7 @@ func run() error {
 	var stop func()
 	switch *mode {
 	case "ours":
-		s := broadcast.NewServer(&broadcast.ServerOpts{Coalesce: *coalesce, MaxClients: 20000})
+		s := broadcast.NewServer(&broadcast.ServerOpts{Coalesce: *coalesce, Writers: *writers, MaxClients: 20000})
 		h, stop = s, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
@@ -83,8 +86,11 @@ func run() error {
 		go hub.run()
 		h, stop = hub, func() {}
 		publish = func(b []byte) { hub.broadcast <- b }
+	case "floor":
+		f := &floor{up: websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}}
+		h, stop, publish = f, func() {}, f.publish
 	default:
-		return fmt.Errorf("-mode %q: want ours or hub", *mode)
+		return fmt.Errorf("-mode %q: want ours, hub or floor", *mode)
 	}
 
 	l, err := net.Listen("tcp", *listen)
