@@ -9,8 +9,8 @@
 # root), BENCH_DURATION (measurement window per run, default 10s),
 # BENCH_QUICK=1 (only the 1000-client CPU run and the 5000-client spread run),
 # BENCH_RUNS (clients:rate pairs, overriding both), BENCH_MODES (servers,
-# default "hub ours"; "floor" is the least work a server can do per
-# delivery, see floor.go).
+# default "hub ours floor"; floor is the least work a server can do per
+# delivery, see floor.go: what the machine allows).
 # Output: one wsbench JSON line per run in results.jsonl (default
 # build/bench-broadcast.jsonl) and a markdown table with ours/hub ratios.
 # Each server is ended by its PID; every run has its own time limit.
@@ -70,7 +70,7 @@ else
 	runs="100:100 1000:100 5000:10 5000:2"
 fi
 for r in $runs; do
-	for mode in ${BENCH_MODES:-hub ours}; do
+	for mode in ${BENCH_MODES:-hub ours floor}; do
 		run "$mode" "${r%%:*}" "${r##*:}"
 	done
 done

@@ -87,19 +87,24 @@ func report(w io.Writer, path string) error {
 		return keys[i].rate < keys[j].rate
 	})
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| clients | msg/s | CPU per delivery ours/hub | KiB per conn ours/hub | spread p99 ours / hub ms |")
-	fmt.Fprintln(w, "|---|---|---|---|---|")
+	fmt.Fprintln(w, "| clients | msg/s | CPU per delivery ours/hub | KiB per conn ours/hub | spread p99 ours / hub ms | floor: CPU-s per 1M, spread p99 ms |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	for _, k := range keys {
 		ours, hub := byKey[k]["ours"], byKey[k]["hub"]
 		if len(ours) == 0 || len(hub) == 0 {
 			continue
 		}
 		o, h := ours[len(ours)-1], hub[len(hub)-1]
-		fmt.Fprintf(w, "| %d | %g | %.2fx (%.2f / %.2f) | %.2fx (%.2f / %.2f) | %.1f / %.1f |\n",
+		fl := "-"
+		if f := byKey[k]["floor"]; len(f) > 0 {
+			l := f[len(f)-1]
+			fl = fmt.Sprintf("%.2f, %.1f", l.Server.CPUPerMillS, l.SpreadMs.P99)
+		}
+		fmt.Fprintf(w, "| %d | %g | %.2fx (%.2f / %.2f) | %.2fx (%.2f / %.2f) | %.1f / %.1f | %s |\n",
 			k.clients, k.rate,
 			ratio(o.Server.CPUPerMillS, h.Server.CPUPerMillS), o.Server.CPUPerMillS, h.Server.CPUPerMillS,
 			ratio(o.Server.RSSPerConnKB, h.Server.RSSPerConnKB), o.Server.RSSPerConnKB, h.Server.RSSPerConnKB,
-			o.SpreadMs.P99, h.SpreadMs.P99)
+			o.SpreadMs.P99, h.SpreadMs.P99, fl)
 	}
 	return nil
 }
