@@ -396,7 +396,8 @@ func TestHTTPEndpointsForScriptsAndMonitors(t *testing.T) {
 	for _, want := range []string{
 		"sensord_sensor_reads_total ", `sensord_sensor_errors_total{kind="checksum"} `,
 		`sensord_clients{path="/ws/sensors"} `, `sensord_messages_sent_total{path="/ws/sensors"} `,
-		`sensord_messages_lost_total{path="/ws/dashboard"} `, "sensord_temperature_celsius ",
+		`sensord_messages_lost_total{path="/ws/dashboard"} `, `sensord_write_stalls_total{path="/ws/sensors"} `,
+		"sensord_temperature_celsius ",
 	} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("/metrics lacks %q", want)
