@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in image/testdata")
@@ -40,16 +41,36 @@ func TestApplianceFileMatchesGolden(t *testing.T) {
 	golden(t, "sensord.conf", b.Bytes())
 }
 
+// The boot test's key pair is made fresh on every run, so the golden file
+// holds a fixed placeholder in its place; the second half checks that the
+// real key changes that one line and nothing else.
+const bootTestPlaceholderKey = "ssh-ed25519 AAAA-a-fresh-key-each-run boottest"
+
 func TestBootTestSettingsMatchGolden(t *testing.T) {
 	var b bytes.Buffer
-	set := map[string]string{
-		"SENSORD_SENSOR":         "sim",
-		"SENSORD_SIM_HANG_AFTER": "1m40s",
-	}
-	if err := Render(&b, Appliance(), set); err != nil {
+	if err := Render(&b, Appliance(), BootTest(100*time.Second, bootTestPlaceholderKey)); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "sensord-boottest.conf", b.Bytes())
+
+	key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKey sensord-boottest"
+	var k bytes.Buffer
+	if err := Render(&k, Appliance(), BootTest(100*time.Second, key)); err != nil {
+		t.Fatal(err)
+	}
+	got, want := strings.Split(k.String(), "\n"), strings.Split(b.String(), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("a real key changed the line count: %d lines, golden %d", len(got), len(want))
+	}
+	var diff []string
+	for i := range got {
+		if got[i] != want[i] {
+			diff = append(diff, got[i])
+		}
+	}
+	if line := `SSH_PUBKEY="` + key + `"`; len(diff) != 1 || diff[0] != line {
+		t.Errorf("with a real key the lines that differ from the golden are %q, want only %q", diff, line)
+	}
 }
 
 func TestRenderActivatesOnlyTheSetVariables(t *testing.T) {

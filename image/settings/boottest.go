@@ -1,0 +1,22 @@
+package settings
+
+import "time"
+
+// BootTestHostname is the HOSTNAME the boot test's image copy sets: not the
+// default, so a boot that ignored the setting would show.
+const BootTestHostname = "sensord-boottest"
+
+// BootTest is what `make image-test` (image/boottest) sets in its copy of
+// the image's sensord.conf: the simulated sensor, hanging after hangAfter so
+// the watchdog has something to catch, BootTestHostname, and sshPubkey as
+// SSH_PUBKEY (a key pair made fresh for each run). It lives here, next to
+// the golden file TestBootTestSettingsMatchGolden compares its rendering
+// with, so the test and the golden cannot drift apart.
+func BootTest(hangAfter time.Duration, sshPubkey string) map[string]string {
+	return map[string]string{
+		"HOSTNAME":               BootTestHostname,
+		"SSH_PUBKEY":             sshPubkey,
+		"SENSORD_SENSOR":         "sim",
+		"SENSORD_SIM_HANG_AFTER": hangAfter.String(),
+	}
+}
