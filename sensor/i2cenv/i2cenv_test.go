@@ -69,6 +69,24 @@ func readJSON(t *testing.T, d *i2cenv.Dev) string {
 	return string(r.AppendJSON(nil))
 }
 
+// readsAs opens chip on bus, reads once, and checks the reading's JSON,
+// that Halt succeeds and that every scripted op was used.
+func readsAs(t *testing.T, bus *faultBus, chip, want string) {
+	t.Helper()
+	d, err := i2cenv.New(bus, chip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Now = fixedNow
+	if got := readJSON(t, d); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if err := d.Halt(); err != nil {
+		t.Errorf("Halt: %v", err)
+	}
+	closeBus(t, bus)
+}
+
 func TestChipsAndMinPeriod(t *testing.T) {
 	want := map[string]time.Duration{"bme280": time.Second, "aht20": time.Second, "am2320": 2 * time.Second}
 	chips := i2cenv.Chips()
@@ -215,18 +233,7 @@ func TestBME280(t *testing.T) {
 				t.Fatalf("fixture: datasheet formula gives %d centi-C, %d/1024 %%RH; want %d, %d", c, h, tt.centiC, tt.q10RH)
 			}
 			bus := newBus(append(bmeInit(0x76), bmeSense(0x76, tt.adcT, tt.adcH)...), nil)
-			d, err := i2cenv.New(bus, "bme280")
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.Now = fixedNow
-			if got := readJSON(t, d); got != tt.want {
-				t.Errorf("got  %s\nwant %s", got, tt.want)
-			}
-			if err := d.Halt(); err != nil {
-				t.Errorf("Halt: %v", err)
-			}
-			closeBus(t, bus)
+			readsAs(t, bus, "bme280", tt.want)
 		})
 	}
 }
@@ -369,18 +376,7 @@ func TestAHT20(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			bus := newBus(tt.ops, nil)
-			d, err := i2cenv.New(bus, "aht20")
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.Now = fixedNow
-			if got := readJSON(t, d); got != tt.want {
-				t.Errorf("got  %s\nwant %s", got, tt.want)
-			}
-			if err := d.Halt(); err != nil {
-				t.Errorf("Halt: %v", err)
-			}
-			closeBus(t, bus)
+			readsAs(t, bus, "aht20", tt.want)
 		})
 	}
 }
@@ -470,18 +466,7 @@ func TestAM2320(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			bus := newBus([]i2ctest.IO{amWake, amRead(tt.rh, tt.t)}, nil)
-			d, err := i2cenv.New(bus, "am2320")
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.Now = fixedNow
-			if got := readJSON(t, d); got != tt.want {
-				t.Errorf("got  %s\nwant %s", got, tt.want)
-			}
-			if err := d.Halt(); err != nil {
-				t.Errorf("Halt: %v", err)
-			}
-			closeBus(t, bus)
+			readsAs(t, bus, "am2320", tt.want)
 		})
 	}
 }
