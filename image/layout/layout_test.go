@@ -3,9 +3,9 @@ package layout
 import (
 	"bytes"
 	"flag"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"sensord/image/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in image/testdata")
@@ -76,23 +76,6 @@ func TestSfdiskScriptAndShellMatchGolden(t *testing.T) {
 	if err := p.WriteShell(&sh); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "layout.sfdisk", sf.Bytes())
-	golden(t, "layout.sh", sh.Bytes())
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("..", "testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./image/layout -update creates it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test ./image/layout -update rewrites it); got:\n%s", path, got)
-	}
+	golden.Check(t, "layout", "layout.sfdisk", sf.Bytes(), *update)
+	golden.Check(t, "layout", "layout.sh", sh.Bytes(), *update)
 }

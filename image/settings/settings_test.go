@@ -11,34 +11,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sensord/image/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in image/testdata")
-
-// golden compares got with image/testdata/name (rewritten with -update).
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("..", "testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./image/settings -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the rendered file (go test ./image/settings -update rewrites it):\n%s", path, got)
-	}
-}
 
 func TestApplianceFileMatchesGolden(t *testing.T) {
 	var b bytes.Buffer
 	if err := Render(&b, Appliance(), nil); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "sensord.conf", b.Bytes())
+	golden.Check(t, "settings", "sensord.conf", b.Bytes(), *update)
 }
 
 // The boot test's key pair is made fresh on every run, so the golden file
@@ -51,7 +35,7 @@ func TestBootTestSettingsMatchGolden(t *testing.T) {
 	if err := Render(&b, Appliance(), BootTest(100*time.Second, bootTestPlaceholderKey)); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "sensord-boottest.conf", b.Bytes())
+	golden.Check(t, "settings", "sensord-boottest.conf", b.Bytes(), *update)
 
 	key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKey sensord-boottest"
 	var k bytes.Buffer
