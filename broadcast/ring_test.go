@@ -148,6 +148,28 @@ func follow(t *testing.T, r *Ring[stressValue], rd Reader[stressValue], finished
 	}
 }
 
+// tally is what one reader in a stress test got and was told it lost.
+type tally struct{ got, lost uint64 }
+
+// followers runs a waker for r (until the test ends) and n readers that
+// follow r from the start until finished is closed; each sends its tally.
+func followers(t *testing.T, r *Ring[stressValue], n, pubs int, finished <-chan struct{}) <-chan tally {
+	done := make(chan struct{})
+	var wakerDone sync.WaitGroup
+	wakerDone.Add(1)
+	go func() { defer wakerDone.Done(); r.RunWaker(done, 0) }()
+	t.Cleanup(func() { close(done); wakerDone.Wait() })
+	results := make(chan tally, n)
+	for range n {
+		rd := r.NewReader() // cursor 1: before the first publish
+		go func() {
+			got, lost := follow(t, r, rd, finished, pubs)
+			results <- tally{got, lost}
+		}()
+	}
+	return results
+}
+
 func TestRingStressOneWriterManyReadersExactLoss(t *testing.T) {
 	const readers = 16
 	for _, tc := range []struct {
@@ -162,22 +184,8 @@ func TestRingStressOneWriterManyReadersExactLoss(t *testing.T) {
 		total := tc.total
 		t.Run(tc.name, func(t *testing.T) {
 			r, _ := NewRing[stressValue](tc.size)
-			done := make(chan struct{})
-			var wakerDone sync.WaitGroup
-			wakerDone.Add(1)
-			go func() { defer wakerDone.Done(); r.RunWaker(done, 0) }()
-			defer func() { close(done); wakerDone.Wait() }()
-
 			finished := make(chan struct{})
-			type result struct{ got, lost uint64 }
-			results := make(chan result, readers)
-			for range readers {
-				rd := r.NewReader() // cursor 1: before the first publish
-				go func() {
-					got, lost := follow(t, r, rd, finished, 1)
-					results <- result{got, lost}
-				}()
-			}
+			results := followers(t, r, readers, 1, finished)
 			for i := range uint64(total) {
 				r.Publish(newStressValue(0, i))
 			}
@@ -207,22 +215,8 @@ func TestRingStressManyWritersManyReaders(t *testing.T) {
 		each    = 50_000
 	)
 	r, _ := NewRing[stressValue](8) // tiny: publishers collide a lap apart
-	done := make(chan struct{})
-	var wakerDone sync.WaitGroup
-	wakerDone.Add(1)
-	go func() { defer wakerDone.Done(); r.RunWaker(done, 0) }()
-	defer func() { close(done); wakerDone.Wait() }()
-
 	finished := make(chan struct{})
-	type result struct{ got, lost uint64 }
-	results := make(chan result, readers)
-	for range readers {
-		rd := r.NewReader()
-		go func() {
-			got, lost := follow(t, r, rd, finished, writers)
-			results <- result{got, lost}
-		}()
-	}
+	results := followers(t, r, readers, writers, finished)
 	var wg sync.WaitGroup
 	for w := range uint64(writers) {
 		wg.Add(1)
