@@ -21,22 +21,21 @@ func dp(d sensor.Deci) *sensor.Deci { return &d }
 // edgeDev is a driver reading a simulated sensor through the fake
 // character device, as fast as the simulation allows.
 func edgeDev(t testing.TB, c dht22sim.Config) (*dht22.Dev, *dht22sim.Sim) {
-	t.Helper()
-	if c.Seed == 0 {
-		c.Seed = 1
-	}
-	sim, err := dht22sim.New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dht22.NewEdge(sim.EdgeLine("GPIO4"), &dht22.Opts{MinPeriod: dht22.SimMinPeriod})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, sim
+	return simDev(t, c, func(sim *dht22sim.Sim, o *dht22.Opts) (*dht22.Dev, error) {
+		return dht22.NewEdge(sim.EdgeLine("GPIO4"), o)
+	})
 }
 
+// pinDev is the same through the fake pin (the busy-loop capture).
 func pinDev(t testing.TB, c dht22sim.Config) (*dht22.Dev, *dht22sim.Sim) {
+	return simDev(t, c, func(sim *dht22sim.Sim, o *dht22.Opts) (*dht22.Dev, error) {
+		return dht22.New(sim.Pin("GPIO4"), o)
+	})
+}
+
+// simDev makes a simulation of c (seed 1 unless set) and opens a driver on
+// it with open.
+func simDev(t testing.TB, c dht22sim.Config, open func(*dht22sim.Sim, *dht22.Opts) (*dht22.Dev, error)) (*dht22.Dev, *dht22sim.Sim) {
 	t.Helper()
 	if c.Seed == 0 {
 		c.Seed = 1
@@ -45,7 +44,7 @@ func pinDev(t testing.TB, c dht22sim.Config) (*dht22.Dev, *dht22sim.Sim) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := dht22.New(sim.Pin("GPIO4"), &dht22.Opts{MinPeriod: dht22.SimMinPeriod})
+	d, err := open(sim, &dht22.Opts{MinPeriod: dht22.SimMinPeriod})
 	if err != nil {
 		t.Fatal(err)
 	}
