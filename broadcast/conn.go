@@ -323,7 +323,7 @@ func (c *conn) flush(bt *batch, block bool) flushResult {
 	default:
 	}
 	code := int(c.closeCode.Load())
-	if !block && (code != 0 || len(c.rest) > 0) {
+	if !block && code != 0 {
 		return flushHandOff
 	}
 	if code == codeAbort {
@@ -331,7 +331,9 @@ func (c *conn) flush(bt *batch, block bool) flushResult {
 	}
 	if len(c.rest) > 0 {
 		// A frame was cut by a non-blocking write: its rest goes before
-		// anything else, a close frame included.
+		// anything else, a close frame included. (Only a drive sees rest:
+		// service hands off as soon as it keeps some, and drive empties it
+		// before it lets go.)
 		err := c.write(c.rest)
 		clear(c.rest)
 		c.rest = nil
