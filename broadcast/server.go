@@ -191,7 +191,7 @@ type ServerStats struct {
 	Replies        uint64 // session replies queued
 	Sent           uint64 // messages written to clients (deliveries, replay included)
 	Lost           uint64 // broadcast deliveries skipped because a client was lapped
-	Dropped        uint64 // clients disconnected for being slow (lapped under DisconnectLapped, write timeout)
+	Dropped        uint64 // clients disconnected for being slow (lapped under DisconnectLapped, write timeout); counted when decided, so Clients may include one for a moment while its socket is torn down
 	Stalls         uint64 // writes a client's full socket could not take at once (it got a goroutine of its own to wait)
 	RepliesDropped uint64 // replies to a gone session, or over a full queue
 	Rejected       uint64 // upgrades refused (400, 401, 403, 503)

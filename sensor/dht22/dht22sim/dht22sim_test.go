@@ -345,7 +345,14 @@ func TestPinEndToEnd(t *testing.T) {
 			}
 		}
 		for _, err := range errs {
-			if k := sensor.Kind(err); k != "timeout" && k != "short_frame" {
+			switch k := sensor.Kind(err); k {
+			case "timeout", "short_frame":
+			case "checksum":
+				// A stall while the loop samples a bit stretches its
+				// high time past the cut (a 0 read as 1, seen once here
+				// as 80.0 read as -80.0); the checksum refuses the frame.
+				// Only a success with other values would be wrong.
+			default:
 				t.Errorf("%+v: unexpected error kind %q: %v", c, k, err)
 			}
 		}
