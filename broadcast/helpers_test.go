@@ -60,6 +60,20 @@ func waitClients(t testing.TB, s *Server, n int) {
 	}
 }
 
+// settled returns s's stats once done holds, or after 5 s (then the
+// caller's checks report what it saw). Counters move after the event they
+// count: Sent after the write returns, which the peer may already have
+// read; Disconnects after the socket is torn down.
+func settled(s *Server, done func(ServerStats) bool) ServerStats {
+	deadline := time.Now().Add(5 * time.Second)
+	st := s.Stats()
+	for !done(st) && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+		st = s.Stats()
+	}
+	return st
+}
+
 // read reads one message with a deadline.
 func read(t testing.TB, ws *websocket.Conn) (int, string) {
 	t.Helper()

@@ -96,7 +96,7 @@ func TestSlowReaderGetsEveryFrameWholeAfterItsSocketFilled(t *testing.T) {
 			t.Fatalf("slow client: frame %d differs (type %d, %d bytes)", i, mt, len(p))
 		}
 	}
-	st := s.Stats()
+	st := settled(s, func(st ServerStats) bool { return st.Sent >= 2*n })
 	if st.Lost != 0 || st.Dropped != 0 || st.Sent != 2*n {
 		t.Errorf("stats %+v: want Sent %d, nothing lost or dropped", st, 2*n)
 	}
