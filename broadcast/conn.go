@@ -492,9 +492,20 @@ func (c *conn) tryWrite(bt *batch, frames [][]byte) (int, error) {
 	return bt.written, err
 }
 
+// start is the first owner's work, after join: the retained messages,
+// then what was published since c's cursor was taken; from then on the
+// passes and schedule write.
+func (c *conn) start() {
+	if !c.replay() {
+		c.finish() // c stays owned: nobody writes to it again
+		return
+	}
+	c.drive()
+}
+
 // replay sends a late joiner the newest Replay messages of each topic it
 // subscribes to, oldest first, from the retained slots before its cursor.
-// ServeHTTP calls it while it owns c's writes, before c is registered
+// start calls it while it owns c's writes, before its first drive
 // (so nobody else writes yet).
 func (c *conn) replay() bool {
 	s := c.s
@@ -533,10 +544,13 @@ func (c *conn) replay() bool {
 }
 
 // dropSlow records a failed write: a timeout means the client did not keep
-// up (counted in Dropped); anything else means it is gone.
+// up (counted in Dropped); anything else means it is gone. A client being
+// closed for lapping (ClosePolicy) was counted when that was decided:
+// collect may still have handed over frames (a ping, replies) whose write
+// then times out.
 func (c *conn) dropSlow(err error) {
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if errors.As(err, &ne) && ne.Timeout() && c.closeCode.Load() != ClosePolicy {
 		c.s.st.dropped.Add(1)
 	}
 }

@@ -189,8 +189,8 @@ type ServerStats struct {
 	Disconnects    uint64
 	Published      uint64 // broadcast messages put in the ring
 	Replies        uint64 // session replies queued
-	Sent           uint64 // messages written to clients (deliveries, replay included)
-	Lost           uint64 // broadcast deliveries skipped because a client was lapped
+	Sent           uint64 // messages written to clients (deliveries, replay included), counted when their write completes: a write that fails counts none of its frames
+	Lost           uint64 // ring messages a lapped client skipped; whatever their topic (a client with a topic filter may not have wanted all of them: their topics were overwritten with them)
 	Dropped        uint64 // clients disconnected for being slow (lapped under DisconnectLapped, write timeout); counted when decided, so Clients may include one for a moment while its socket is torn down
 	Stalls         uint64 // writes a client's full socket could not take at once (it got a goroutine of its own to wait)
 	RepliesDropped uint64 // replies to a gone session, or over a full queue
@@ -493,23 +493,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// frameReader and written pre-framed by our writers; gorilla's Conn is
 	// not used again.
 	c := s.newConn(ws.NetConn(), rd, filters, r.RemoteAddr)
+	if !s.join(c) {
+		return
+	}
+	c.start()
+}
+
+// join makes c, just upgraded and owned by the caller (newConn), one of
+// the server's clients: registered, in sessions, counted, announced, with
+// its reader running. It is false (and c closed) when the server is
+// closing. It comes before the replay, which may wait on a slow client for
+// up to WriteWait: Close(ctx) must find c there, and a replay that times
+// out is a drop like any other (Connect, then Disconnect). Meanwhile passes
+// and replies only mark c: it is owned.
+func (s *Server) join(c *conn) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		s.reserved.Add(-1)
 		_ = c.nc.Close()
-		return
+		return false
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	if !c.replay() {
-		s.mu.Lock()
-		s.wg.Done()
-		s.mu.Unlock()
-		s.reserved.Add(-1)
-		_ = c.nc.Close()
-		return
-	}
 	s.sessions.Store(c.session, c)
 	s.register(c)
 	n := s.clients.Add(1)
@@ -518,9 +524,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.o.OnEvent(Event{Kind: Connect, Session: c.session, Remote: c.remote, Clients: int(n)})
 	}
 	go c.readLoop()
-	// c is still ours (newConn): write what was published since its
-	// cursor was taken; from then on the passes and schedule do.
-	c.drive()
+	return true
 }
 
 // remove unregisters c; called once, by c's finish, when its reader has

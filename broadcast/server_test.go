@@ -514,3 +514,40 @@ func TestCloseIsBoundedByItsContext(t *testing.T) {
 	}
 	waitClients(t, s, 0) // dropped connections finish promptly
 }
+
+// A late joiner that never reads is stuck in its replay (the retained
+// message is more than its sockets hold). Close(ctx) must reach it too,
+// and it must leave as a client that came and went.
+func TestCloseIsBoundedByItsContextForAClientInItsReplay(t *testing.T) {
+	events := make(chan Event, 4)
+	s := NewServer(&ServerOpts{WriteWait: time.Minute, OnEvent: func(e Event) { events <- e }})
+	hs := httptest_NewServer(t, s)
+	s.Publish(Message{Payload: make([]byte, 8<<20)}) // retained, replayed to each
+	dialSlow(t, wsURL(hs, "/"), 4096)                // never reads
+	select {
+	case e := <-events:
+		if e.Kind != Connect || e.Clients != 1 {
+			t.Fatalf("first event %+v, want Connect with 1 client", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no Connect event while the client is in its replay")
+	}
+	time.Sleep(100 * time.Millisecond) // the replay is now stuck in write
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want the context's error", err)
+	}
+	select {
+	case e := <-events:
+		if e.Kind != Disconnect || e.Clients != 0 {
+			t.Fatalf("event %+v, want Disconnect with 0 clients", e)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the client in its replay outlived Close by 2 s")
+	}
+	if st := s.Stats(); st.Connects != 1 || st.Disconnects != 1 || st.Dropped != 0 {
+		t.Errorf("stats %+v: want 1 connect, 1 disconnect, none dropped for being slow", st)
+	}
+}
+

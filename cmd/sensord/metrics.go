@@ -67,7 +67,7 @@ func (d *daemon) writeMetrics(w io.Writer) {
 			func(s broadcast.ServerStats) uint64 { return s.Published }},
 		{"sensord_messages_sent_total", "counter", "Frames written to clients by path.",
 			func(s broadcast.ServerStats) uint64 { return s.Sent }},
-		{"sensord_messages_lost_total", "counter", "Messages slow clients skipped after falling a whole ring behind.",
+		{"sensord_messages_lost_total", "counter", "Messages slow clients skipped after falling a whole ring behind (all topics: a filtered client may not have wanted them all).",
 			func(s broadcast.ServerStats) uint64 { return s.Lost }},
 		{"sensord_clients_dropped_total", "counter", "Clients disconnected for being too slow or overflowing their reply queue.",
 			func(s broadcast.ServerStats) uint64 { return s.Dropped }},
