@@ -550,4 +550,3 @@ func TestCloseIsBoundedByItsContextForAClientInItsReplay(t *testing.T) {
 		t.Errorf("stats %+v: want 1 connect, 1 disconnect, none dropped for being slow", st)
 	}
 }
-
