@@ -10,7 +10,8 @@
 //     directory removed at the end); copies the image (sparse), grows the
 //     copy by 1 GiB as a bigger card would be, and replaces the boot
 //     partition's sensord.conf with one that selects the simulated sensor,
-//     makes it hang after -hang-after, and sets HOSTNAME=sensord-boottest and
+//     makes it hang after -hang-after, and sets HOSTNAME=sensord-boottest,
+//     a Wi-Fi network (WIFI_COUNTRY, WIFI_SSID, WIFI_PASSPHRASE) and
 //     SSH_PUBKEY to the first public key (settings.BootTest; the only change
 //     to the image); takes the kernel, initrd and cmdline.txt from the
 //     image's own boot partition (mtools, no mounts);
@@ -29,10 +30,16 @@
 //     first key logs in as root and sees the set hostname, sensord active
 //     and the console's machine ID; the second key is refused, with public
 //     keys the only method the server offers;
-//  5. waits for the simulated sensor to hang: systemd's watchdog kills
+//  5. Wi-Fi, over the console: loads mac80211_hwsim (two simulated radios
+//     that hear each other; the virt board has none), turns the second into
+//     an access point for the network sensord.conf names (wpa_supplicant in
+//     AP mode, a DHCP server by systemd-networkd, all in /run), and checks
+//     that the image's udev rule started sensord-wifi@ for the first, which
+//     joins with the SSID and passphrase and gets a DHCP address;
+//  6. waits for the simulated sensor to hang: systemd's watchdog kills
 //     sensord (journal: "Watchdog timeout"), restarts it (NRestarts goes
 //     up), and the WebSocket stream resumes;
-//  6. kills its qemu by PID and prints where the time went.
+//  7. kills its qemu by PID and prints where the time went.
 //
 // Exit status 0 when every check passed, 1 otherwise; the last line is
 // "boottest: N passed, M failed".
@@ -258,6 +265,9 @@ func (t *test) run(ctx context.Context) error {
 	t.checkHostname(ctx)
 	t.checkSSH(ctx, qemuStart)
 
+	t.phase("checks: WIFI_* (two simulated radios)")
+	t.checkWiFi(ctx)
+
 	t.phase("watchdog: wait for the hang and the kill")
 	t.checkWatchdog(ctx, stream)
 	t.phase("")
@@ -333,8 +343,8 @@ func (t *test) prepare(ctx context.Context) (kernel, initrd, cmdline string, roo
 	if _, err := mtools("mcopy", "-o", "-i", fat, confPath, "::/sensord.conf"); err != nil {
 		return "", "", "", 0, err
 	}
-	t.logf("settings: SENSORD_SENSOR=sim SENSORD_SIM_HANG_AFTER=%s HOSTNAME=%s SSH_PUBKEY=%s",
-		t.opts.hangAfter, set["HOSTNAME"], set["SSH_PUBKEY"])
+	t.logf("settings: SENSORD_SENSOR=sim SENSORD_SIM_HANG_AFTER=%s HOSTNAME=%s WIFI_COUNTRY=%s WIFI_SSID=%q SSH_PUBKEY=%s",
+		t.opts.hangAfter, set["HOSTNAME"], set["WIFI_COUNTRY"], set["WIFI_SSID"], set["SSH_PUBKEY"])
 
 	cfg, err := mtools("mtype", "-i", fat, "::/config.txt")
 	if err != nil {
@@ -530,15 +540,7 @@ func (t *test) checkStream(ctx context.Context, s *stream) {
 
 // checkSystemd asks systemd over the serial console.
 func (t *test) checkSystemd(ctx context.Context, origRoot int64) {
-	run := func(cmd string) Result {
-		cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		defer cancel()
-		r, err := t.console.Run(cctx, cmd)
-		if err != nil {
-			t.fail("console: %s: %v", cmd, err)
-		}
-		return r
-	}
+	run := func(cmd string) Result { r, _ := t.guest(ctx, cmd); return r }
 	r := run("systemctl is-active sensord")
 	t.check(r.Has("active"), "systemctl is-active sensord: %q", strings.Join(r.Lines(), " "))
 	r = run("systemctl show -p WatchdogUSec sensord")

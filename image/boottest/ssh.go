@@ -67,15 +67,7 @@ func (t *test) checkHostname(ctx context.Context) {
 // authorized_keys and started sshd, which lets that key in, refuses any
 // other and offers no passwords.
 func (t *test) checkSSH(ctx context.Context, qemuStart time.Time) {
-	run := func(cmd string) (Result, bool) {
-		cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		defer cancel()
-		r, err := t.console.Run(cctx, cmd)
-		if err != nil {
-			t.fail("console: %s: %v", cmd, err)
-		}
-		return r, err == nil
-	}
+	run := func(cmd string) (Result, bool) { return t.guest(ctx, cmd) }
 	// sshd starts late on purpose: after sensord is READY and, on the first
 	// boot, after sensord-sshkeys.service made the host keys (Nice=19, RSA
 	// among them, on an emulated CPU).
@@ -163,6 +155,18 @@ func (t *test) refused(ctx context.Context) {
 	var ee *exec.ExitError
 	t.check(errors.As(err, &ee) && ee.ExitCode() == 255 && strings.Contains(errOut, "Permission denied (publickey)"),
 		"ssh with another key is refused, public keys the only method offered: %v: %q", err, errOut)
+}
+
+// guest runs cmd on the console, bounded by 90 s; a console error is a
+// failed check (the guest or the console is in trouble).
+func (t *test) guest(ctx context.Context, cmd string) (Result, bool) {
+	cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	r, err := t.console.Run(cctx, cmd)
+	if err != nil {
+		t.fail("console: %s: %v", cmd, err)
+	}
+	return r, err == nil
 }
 
 // waitActive polls until unit is active, has failed, or d has passed.

@@ -6,15 +6,29 @@ import "time"
 // default, so a boot that ignored the setting would show.
 const BootTestHostname = "sensord-boottest"
 
+// The Wi-Fi network the boot test's image copy joins: the test makes an
+// access point for it inside the guest (two simulated radios). The SSID
+// has a space and a quote, which sensord-settings must carry through to
+// wpa_supplicant (as hex); the passphrase has spaces.
+const (
+	BootTestWiFiCountry    = "GB"
+	BootTestWiFiSSID       = "sensord boottest's Wi-Fi"
+	BootTestWiFiPassphrase = "correct horse battery staple"
+)
+
 // BootTest is what `make image-test` (image/boottest) sets in its copy of
 // the image's sensord.conf: the simulated sensor, hanging after hangAfter so
-// the watchdog has something to catch, BootTestHostname, and sshPubkey as
-// SSH_PUBKEY (a key pair made fresh for each run). It lives here, next to
-// the golden file TestBootTestSettingsMatchGolden compares its rendering
-// with, so the test and the golden cannot drift apart.
+// the watchdog has something to catch, BootTestHostname, the BootTestWiFi
+// network, and sshPubkey as SSH_PUBKEY (a key pair made fresh for each
+// run). It lives here, next to the golden file
+// TestBootTestSettingsMatchGolden compares its rendering with, so the test
+// and the golden cannot drift apart.
 func BootTest(hangAfter time.Duration, sshPubkey string) map[string]string {
 	return map[string]string{
 		"HOSTNAME":               BootTestHostname,
+		"WIFI_COUNTRY":           BootTestWiFiCountry,
+		"WIFI_SSID":              BootTestWiFiSSID,
+		"WIFI_PASSPHRASE":        BootTestWiFiPassphrase,
 		"SSH_PUBKEY":             sshPubkey,
 		"SENSORD_SENSOR":         "sim",
 		"SENSORD_SIM_HANG_AFTER": hangAfter.String(),
