@@ -24,7 +24,8 @@
 //     /ws/sensors receives sensor_update frames;
 //  4. over the console: sensord is active, has a watchdog, no unit failed,
 //     the root filesystem grew; boot-to-READY from systemd's own timestamps;
-//     hostname and /etc/hostname are the HOSTNAME set; ssh.service is
+//     hostname and /etc/hostname are the HOSTNAME set, and avahi announces
+//     it as <name>.local; ssh.service is
 //     active (started for SSH_PUBKEY, not enabled); sshd -T says keys only,
 //     root by key only; then from outside, with the OpenSSH client: the
 //     first key logs in as root and sees the set hostname, sensord active

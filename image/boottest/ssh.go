@@ -61,6 +61,18 @@ func (t *test) checkHostname(ctx context.Context) {
 	l := r.Lines()
 	want := settings.BootTestHostname
 	t.check(len(l) == 2 && l[0] == want && l[1] == want, "hostname and /etc/hostname are HOSTNAME=%s from sensord.conf: %q", want, strings.Join(l, " | "))
+
+	// The name a browser uses: avahi must announce the set name, not the
+	// image's, so it must have started after sensord-settings set it (or
+	// followed the change). Asked over avahi's own D-Bus interface; qemu's
+	// user network carries no multicast to ask over mDNS from outside.
+	r, err = t.console.Run(cctx, "busctl call org.freedesktop.Avahi / org.freedesktop.Avahi.Server GetHostNameFqdn")
+	if err != nil {
+		t.fail("console: avahi: %v", err)
+		return
+	}
+	fqdn := `s "` + want + `.local"`
+	t.check(r.Has(fqdn), "avahi announces %s.local: %q", want, strings.Join(r.Lines(), " | "))
 }
 
 // checkSSH proves SSH_PUBKEY: sensord-settings put the key in root's
