@@ -82,8 +82,8 @@ func (s *Server) newConn(nc net.Conn, rd Reader[encoded], filters []string, remo
 		readerDone: make(chan struct{}),
 		pingGen:    s.hbGen.Load(),
 	}
-	// Owned by ServeHTTP from the start: it writes the replay, then
-	// becomes the first drive.
+	// Owned by ServeHTTP from the start: through start, it writes the
+	// replay, then becomes the first drive.
 	c.wstate.Store(wOwned)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {

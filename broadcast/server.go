@@ -391,8 +391,8 @@ func (s *Server) loop() {
 // whose W3 came before A1 is seen by A2: the worker that claims a
 // connection reads the ring after its claim; a claim that fails marks the
 // owner to look again (wAgain) after that publish. A connection
-// registered after A2 copied reg looks at the ring itself (ServeHTTP's
-// drive) after its registration.
+// registered after A2 copied reg looks at the ring itself (the drive in
+// conn.start) after its registration (join).
 func (s *Server) pass() {
 	s.regMu.Lock()
 	s.snap = append(s.snap[:0], s.reg...)

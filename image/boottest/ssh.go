@@ -51,11 +51,8 @@ func (t *test) ssh(ctx context.Context, key, cmd string) (stdout, stderr string,
 // checkHostname proves HOSTNAME: sensord-settings set it before the network
 // came up, in the kernel and in /etc/hostname.
 func (t *test) checkHostname(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	r, err := t.console.Run(cctx, "hostname; cat /etc/hostname")
-	if err != nil {
-		t.fail("console: hostname: %v", err)
+	r, ok := t.guest(ctx, "hostname; cat /etc/hostname")
+	if !ok {
 		return
 	}
 	l := r.Lines()
@@ -66,9 +63,7 @@ func (t *test) checkHostname(ctx context.Context) {
 	// image's, so it must have started after sensord-settings set it (or
 	// followed the change). Asked over avahi's own D-Bus interface; qemu's
 	// user network carries no multicast to ask over mDNS from outside.
-	r, err = t.console.Run(cctx, "busctl call org.freedesktop.Avahi / org.freedesktop.Avahi.Server GetHostNameFqdn")
-	if err != nil {
-		t.fail("console: avahi: %v", err)
+	if r, ok = t.guest(ctx, "busctl call org.freedesktop.Avahi / org.freedesktop.Avahi.Server GetHostNameFqdn"); !ok {
 		return
 	}
 	fqdn := `s "` + want + `.local"`
@@ -79,28 +74,24 @@ func (t *test) checkHostname(ctx context.Context) {
 // authorized_keys and started sshd, which lets that key in, refuses any
 // other and offers no passwords.
 func (t *test) checkSSH(ctx context.Context, qemuStart time.Time) {
-	run := func(cmd string) (Result, bool) { return t.guest(ctx, cmd) }
 	// sshd starts late on purpose: after sensord is READY and, on the first
 	// boot, after sensord-sshkeys.service made the host keys (Nice=19, RSA
 	// among them, on an emulated CPU).
 	if err := t.waitActive(ctx, "ssh.service", 4*time.Minute); err != nil {
 		t.logf("ssh.service: %v", err)
 	}
-	r, ok := run("systemctl is-enabled ssh.service; systemctl is-active ssh.service")
+	r, ok := t.guest(ctx, "systemctl is-enabled ssh.service; systemctl is-active ssh.service")
 	l := r.Lines()
 	t.check(ok && len(l) == 2 && l[0] == "disabled" && l[1] == "active",
 		"ssh.service is active, started by sensord-settings for SSH_PUBKEY (not enabled, so a card without a key has none): %q", strings.Join(l, " | "))
 	if !ok || len(l) != 2 || l[1] != "active" {
-		r, _ = run("systemctl status ssh.service sensord-sshkeys.service --no-pager -l | head -n 30; journalctl -b -o cat --no-pager -u sensord-settings | tail -n 10")
-		for _, l := range r.Lines() {
-			t.logf("guest: %s", l)
-		}
+		t.explain(ctx, "systemctl status ssh.service sensord-sshkeys.service --no-pager -l | head -n 30; journalctl -b -o cat --no-pager -u sensord-settings | tail -n 10")
 	}
 
 	// What image/rootfs/etc/ssh/sshd_config.d/sensord.conf promises, as the
 	// running sshd's own configuration sees it (Debian's sshd_config could
 	// override a drop-in only by coming first).
-	r, ok = run("sshd -T 2>&1 | grep -E '^(passwordauthentication|kbdinteractiveauthentication|permitrootlogin|pubkeyauthentication) '")
+	r, ok = t.guest(ctx, "sshd -T 2>&1 | grep -E '^(passwordauthentication|kbdinteractiveauthentication|permitrootlogin|pubkeyauthentication) '")
 	cfg := map[string]string{}
 	for _, l := range r.Lines() {
 		if k, v, found := strings.Cut(l, " "); found {
@@ -112,7 +103,7 @@ func (t *test) checkSSH(ctx context.Context, qemuStart time.Time) {
 		cfg["pubkeyauthentication"] == "yes" && (root == "without-password" || root == "prohibit-password"),
 		"sshd -T: keys only, root by key only: %q", strings.Join(r.Lines(), " | "))
 
-	r, _ = run("cat /etc/machine-id")
+	r, _ = t.guest(ctx, "cat /etc/machine-id")
 	machineID := ""
 	if l := r.Lines(); len(l) > 0 {
 		machineID = l[len(l)-1]
@@ -150,12 +141,7 @@ func (t *test) login(ctx context.Context, qemuStart time.Time, machineID string)
 		return
 	}
 	t.number("qemu start to ssh login with SSH_PUBKEY's key: %.0f s", time.Since(qemuStart).Seconds())
-	var l []string
-	for _, s := range strings.Split(out, "\n") {
-		if s = strings.TrimSpace(s); s != "" {
-			l = append(l, s)
-		}
-	}
+	l := Result{Out: out}.Lines()
 	t.check(len(l) == 4 && l[0] == settings.BootTestHostname && l[1] == "active" && machineID != "" && l[2] == machineID && l[3] == "root",
 		"over ssh: hostname, sensord active, the console's machine ID (%s), root: %q", machineID, strings.Join(l, " | "))
 }
@@ -179,6 +165,15 @@ func (t *test) guest(ctx context.Context, cmd string) (Result, bool) {
 		t.fail("console: %s: %v", cmd, err)
 	}
 	return r, err == nil
+}
+
+// explain runs cmd on the console and logs its output, to explain a failed
+// check.
+func (t *test) explain(ctx context.Context, cmd string) {
+	r, _ := t.guest(ctx, cmd)
+	for _, l := range r.Lines() {
+		t.logf("guest: %s", l)
+	}
 }
 
 // waitActive polls until unit is active, has failed, or d has passed.
