@@ -9,19 +9,15 @@ import (
 	"time"
 )
 
-// DefaultMinPeriod is the minimum period the Poller assumes when PollOpts
-// leaves MinPeriod zero: a DHT22 must not be read more often than every 2 s
-// (it heats itself and returns stale values otherwise).
-const DefaultMinPeriod = 2 * time.Second
-
-// PollOpts configures a Poller. The zero value polls every DefaultMinPeriod
-// with the default plausibility filter.
+// PollOpts configures a Poller. MinPeriod is required; the rest may be left
+// zero for the defaults each field names.
 type PollOpts struct {
 	// Period is the time from the end of one read to the start of the
 	// next. It is raised to MinPeriod when below it (zero means MinPeriod).
 	Period time.Duration
-	// MinPeriod is the sensor's minimum time between reads: 2 s for a DHT22,
-	// 10 ms for the simulation. Zero means DefaultMinPeriod. Neither a
+	// MinPeriod is the sensor's minimum time between reads, which only its
+	// driver knows (2 s for a DHT22, 1 s for a BME280, 10 ms for the
+	// simulation; see sensors.MinPeriod). It must be set. Neither a
 	// retry nor a back-off ever starts a read sooner than MinPeriod after the
 	// previous one ended, so a driver that counts its minimum period from
 	// the start of a read never sees a read too soon, however late the
@@ -101,8 +97,8 @@ type Stats struct {
 //
 // # Concurrency
 //
-// Run is called once, from one goroutine. Stats, Latest, Progress and
-// MaxWait are safe from any goroutine at any time.
+// Run is called once, from one goroutine. Stats, Latest and Progress are
+// safe from any goroutine at any time.
 type Poller struct {
 	s      Sensor
 	period time.Duration
@@ -131,15 +127,18 @@ type Poller struct {
 	pending *Reading // a held reading waiting for confirmation; Run only
 }
 
-// NewPoller returns a Poller for s. o may be nil for the defaults.
+// ErrNoMinPeriod is NewPoller's answer to options without MinPeriod.
+var ErrNoMinPeriod = errors.New("sensor: PollOpts.MinPeriod is required (the sensor's minimum time between reads)")
+
+// NewPoller returns a Poller for s, configured by o.
 func NewPoller(s Sensor, o *PollOpts) (*Poller, error) {
 	if s == nil {
 		return nil, errors.New("sensor: nil Sensor")
 	}
-	var opts PollOpts
-	if o != nil {
-		opts = *o
+	if o == nil || o.MinPeriod == 0 {
+		return nil, ErrNoMinPeriod
 	}
+	opts := *o
 	if opts.Period < 0 || opts.MinPeriod < 0 || opts.MaxBackoff < 0 {
 		return nil, fmt.Errorf("sensor: negative duration in PollOpts (period %v, min period %v, max backoff %v)", opts.Period, opts.MinPeriod, opts.MaxBackoff)
 	}
@@ -149,9 +148,6 @@ func NewPoller(s Sensor, o *PollOpts) (*Poller, error) {
 		p.now = time.Now
 	}
 	p.min = opts.MinPeriod
-	if p.min == 0 {
-		p.min = DefaultMinPeriod
-	}
 	p.period = max(opts.Period, p.min)
 	p.maxBO = opts.MaxBackoff
 	if p.maxBO == 0 {
@@ -164,11 +160,6 @@ func NewPoller(s Sensor, o *PollOpts) (*Poller, error) {
 }
 
 func (p *Poller) markProgress(t time.Time) { p.progress.Store(int64(t.Sub(p.base)) + 1) }
-
-// MaxWait is the longest a healthy Run waits between two reads (the period
-// or the back-off cap, whichever is longer). A watchdog that sees Progress
-// older than MaxWait plus the sensor's own read time knows the loop is stuck.
-func (p *Poller) MaxWait() time.Duration { return p.maxBO }
 
 // Progress returns when the last read attempt returned, with or without an
 // error, or when Run started if none has returned yet; zero before Run. It

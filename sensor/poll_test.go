@@ -263,18 +263,16 @@ func TestPollerProgressStopsWhileReadBlocks(t *testing.T) {
 }
 
 func TestPollerRejectsBadOptions(t *testing.T) {
-	if _, err := sensor.NewPoller(nil, nil); err == nil {
+	if _, err := sensor.NewPoller(nil, &sensor.PollOpts{MinPeriod: time.Second}); err == nil {
 		t.Error("NewPoller(nil) succeeded")
 	}
-	if _, err := sensor.NewPoller(&script{}, &sensor.PollOpts{Period: -1}); err == nil {
+	if _, err := sensor.NewPoller(&script{}, &sensor.PollOpts{Period: -1, MinPeriod: time.Second}); err == nil {
 		t.Error("negative period accepted")
 	}
-	p, err := sensor.NewPoller(&script{steps: []step{{}}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := p.MaxWait(); got != 4*sensor.DefaultMinPeriod {
-		t.Errorf("default MaxWait = %v, want 4 × 2s", got)
+	for name, o := range map[string]*sensor.PollOpts{"nil options": nil, "no MinPeriod": {Period: time.Second}} {
+		if _, err := sensor.NewPoller(&script{}, o); !errors.Is(err, sensor.ErrNoMinPeriod) {
+			t.Errorf("%s: err = %v, want ErrNoMinPeriod", name, err)
+		}
 	}
 }
 

@@ -78,8 +78,7 @@ const Type = "sensor_update"
 
 // AppendJSON appends the reading in the reference flow's shape,
 // {"type":"sensor_update","temperature":21.4,"humidity":48.2,"timestamp":1763856000123},
-// with the timestamp in integer milliseconds since the Unix epoch. It does not
-// allocate when b has room, so a publisher can encode into a reused buffer.
+// with the timestamp in integer milliseconds since the Unix epoch.
 func (r Reading) AppendJSON(b []byte) []byte {
 	b = append(b, `{"type":"`+Type+`","temperature":`...)
 	b = r.Temperature.AppendJSON(b)

@@ -83,7 +83,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.Pin, "pin", "GPIO4", "GPIO pin of the DHT22's data line")
 	fs.StringVar(&c.Capture, "capture", "auto", "DHT22 edge timing: auto, cdev (GPIO character device), mmap (/dev/gpiomem busy loop)")
 	fs.StringVar(&c.Bus, "i2c-bus", "", "I2C bus for bme280, aht20, am2320 (default: the first, usually 1)")
-	fs.DurationVar(&c.Period, "period", 2*time.Second, "time between readings (real sensors: >= 2s; sim: >= 10ms)")
+	fs.DurationVar(&c.Period, "period", 2*time.Second, "time between readings (at least the sensor's minimum: 2s for dht22 and am2320, 1s for bme280 and aht20, 10ms for sim)")
 	fs.StringVar(&c.Topic, "topic", "sensors/dht22", "topic of every reading")
 	fs.BoolVar(&c.WholeMsg, "wholemsg", false, "send the whole message {topic,payload,_msgid} instead of the payload only")
 	fs.StringVar(&c.Mode, "mode", "server", "server (serve /ws/sensors), client (send readings to -url), or both")

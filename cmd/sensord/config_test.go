@@ -44,6 +44,14 @@ func TestParseConfig(t *testing.T) {
 			t.Errorf("%+v", c)
 		}
 	})
+	t.Run("each chip's own minimum period applies", func(t *testing.T) {
+		if _, _, err := parseConfig([]string{"-sensor", "bme280", "-period", "1s"}, env(), io.Discard); err != nil {
+			t.Errorf("bme280 at 1s: %v", err)
+		}
+		if _, _, err := parseConfig([]string{"-sensor", "am2320", "-period", "1s"}, env(), io.Discard); err == nil {
+			t.Error("am2320 at 1s accepted; its datasheet asks for 2s")
+		}
+	})
 	t.Run("a period too short for the sensor from the environment names both", func(t *testing.T) {
 		_, _, err := parseConfig(nil, env("SENSORD_PERIOD", "1s"), io.Discard)
 		var ue *usageError

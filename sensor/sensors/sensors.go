@@ -90,13 +90,18 @@ func Kinds() []string { return []string{"dht22", "sim", "bme280", "aht20", "am23
 // Captures lists the capture strategies Open accepts for dht22 and sim.
 func Captures() []string { return []string{"auto", "cdev", "mmap"} }
 
-// MinPeriod returns the shortest time between two reads of kind: 2 s for
-// real sensors, 10 ms for "sim" (load tests).
+// MinPeriod returns the shortest time between two reads of kind, as the
+// chip's own package states it (2 s for a DHT22 or an AM2320, 1 s for a
+// BME280 or an AHT20, 10 ms for "sim", which load tests use), or 0 for an
+// unknown kind.
 func MinPeriod(kind string) time.Duration {
-	if kind == "sim" {
+	switch kind {
+	case "sim":
 		return dht22.SimMinPeriod
+	case "dht22":
+		return dht22.DefaultMinPeriod
 	}
-	return dht22.DefaultMinPeriod
+	return i2cenv.MinPeriod(kind)
 }
 
 // Open opens the sensor c describes and logs, at info level, which sensor

@@ -211,7 +211,7 @@ func TestKindsAndMinPeriod(t *testing.T) {
 	if got := strings.Join(sensors.Kinds(), ","); got != "dht22,sim,bme280,aht20,am2320" {
 		t.Errorf("Kinds() = %s", got)
 	}
-	for kind, want := range map[string]time.Duration{"dht22": 2 * time.Second, "bme280": 2 * time.Second, "sim": 10 * time.Millisecond} {
+	for kind, want := range map[string]time.Duration{"dht22": 2 * time.Second, "am2320": 2 * time.Second, "bme280": time.Second, "aht20": time.Second, "sim": 10 * time.Millisecond, "no such chip": 0} {
 		if got := sensors.MinPeriod(kind); got != want {
 			t.Errorf("MinPeriod(%q) = %v, want %v", kind, got, want)
 		}
