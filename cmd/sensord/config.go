@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sensord/sensor"
+	"sensord/sensor/dht22/dht22sim"
 	"sensord/sensor/sensors"
 )
 
@@ -310,7 +311,7 @@ func (c *config) sensorConfig() sensors.Config {
 		Pin:     c.Pin,
 		Capture: c.Capture,
 		Bus:     c.Bus,
-		Sim: sensors.SimConfig{
+		Sim: dht22sim.Config{
 			Jitter:      c.SimJitter,
 			ErrorRate:   c.SimErrorRate,
 			HangAfter:   c.SimHangAfter,

@@ -51,37 +51,9 @@ type Config struct {
 	Bus     string // I²C bus name; "" = "1"
 	// StartPulse is the DHT22 start pulse; 0 = dht22.DefaultStartPulse.
 	StartPulse time.Duration
-	Sim        SimConfig
-}
-
-// SimConfig configures the simulated sensor (Kind "sim"). The zero value is
-// a healthy sensor whose values walk slowly around 21 °C / 45 %RH.
-type SimConfig struct {
-	// Jitter moves each edge by up to ±Jitter (e.g. 5µs); at most 20µs.
-	Jitter time.Duration
-	// ErrorRate (0..1) is the probability that a frame carries a flipped
-	// bit (caught by the checksum).
-	ErrorRate float64
-	// HangAfter: 0 = never; after this much time since Open the sim stops
-	// answering and Read blocks until its context is done.
-	HangAfter time.Duration
-	// HangAfterReads: 0 = never; after this many answered reads the sim
-	// hangs as with HangAfter.
-	HangAfterReads int
-	// NoResponse makes the sim never answer (every Read times out).
-	NoResponse bool
-	// Temperature and Humidity fix the values; nil = slow random walk
-	// around 21 °C / 45 %RH that visibly moves every few reads.
-	Temperature, Humidity *sensor.Deci
-	// GlitchRate (0..1) is the probability of a 2µs spike in a frame.
-	GlitchRate float64
-	// ClockScale stretches the sim's timing (1.2 = a sensor 20 % slow); 0 = 1.
-	ClockScale float64
-	// EdgeDelay loses the fake edge source's edges in the first EdgeDelay
-	// after the release, like a kernel arming edge detection late.
-	EdgeDelay time.Duration
-	// Seed seeds the sim's randomness; 0 = from the clock.
-	Seed uint64
+	// Sim configures the simulated sensor (Kind "sim"); the zero value is
+	// a healthy sensor whose values walk slowly around 21 °C / 45 %RH.
+	Sim dht22sim.Config
 }
 
 // Kinds lists the sensor kinds Open accepts.
@@ -169,20 +141,7 @@ func (h *hangable) Read(ctx context.Context) (sensor.Reading, error) {
 }
 
 func openSim(c Config, log *slog.Logger) (sensor.Sensor, error) {
-	s := c.Sim
-	sim, err := dht22sim.New(dht22sim.Config{
-		Temperature:    s.Temperature,
-		Humidity:       s.Humidity,
-		Jitter:         s.Jitter,
-		ErrorRate:      s.ErrorRate,
-		GlitchRate:     s.GlitchRate,
-		NoResponse:     s.NoResponse,
-		HangAfter:      s.HangAfter,
-		HangAfterReads: s.HangAfterReads,
-		ClockScale:     s.ClockScale,
-		EdgeDelay:      s.EdgeDelay,
-		Seed:           s.Seed,
-	})
+	sim, err := dht22sim.New(c.Sim)
 	if err != nil {
 		return nil, fmt.Errorf("sensors: %w", err)
 	}
@@ -202,7 +161,7 @@ func openSim(c Config, log *slog.Logger) (sensor.Sensor, error) {
 		return nil, fmt.Errorf("sensors: %w", err)
 	}
 	log.Info("sensor opened", "kind", "sim", "pin", c.Pin, "capture", name, "strategy", dev.Capture(), "realtime", dev.Realtime(),
-		"jitter", s.Jitter, "error_rate", s.ErrorRate, "hang_after", s.HangAfter, "no_response", s.NoResponse)
+		"jitter", c.Sim.Jitter, "error_rate", c.Sim.ErrorRate, "hang_after", c.Sim.HangAfter, "no_response", c.Sim.NoResponse)
 	return out, nil
 }
 

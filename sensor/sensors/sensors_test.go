@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"sensord/sensor"
+	"sensord/sensor/dht22/dht22sim"
 	"sensord/sensor/sensors"
 )
 
@@ -40,7 +41,7 @@ func TestOpenSimLogsItsCaptureAndReadsTheWaveform(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run("capture "+tt.capture+" uses "+tt.logged, func(t *testing.T) {
-			s, log := open(t, sensors.Config{Kind: "sim", Capture: tt.capture, Sim: sensors.SimConfig{Temperature: dp(-101), Humidity: dp(652)}})
+			s, log := open(t, sensors.Config{Kind: "sim", Capture: tt.capture, Sim: dht22sim.Config{Temperature: dp(-101), Humidity: dp(652)}})
 			if !strings.Contains(log, tt.logged) || !strings.Contains(log, "sensor opened") {
 				t.Errorf("log %q does not name %s", log, tt.logged)
 			}
@@ -75,11 +76,11 @@ func TestOpenSimLogsItsCaptureAndReadsTheWaveform(t *testing.T) {
 func TestOpenSimFaults(t *testing.T) {
 	tests := []struct {
 		name string
-		sim  sensors.SimConfig
+		sim  dht22sim.Config
 		want error
 	}{
-		{"no response times out", sensors.SimConfig{NoResponse: true}, sensor.ErrTimeout},
-		{"an error rate of 1 fails every checksum", sensors.SimConfig{ErrorRate: 1}, sensor.ErrChecksum},
+		{"no response times out", dht22sim.Config{NoResponse: true}, sensor.ErrTimeout},
+		{"an error rate of 1 fails every checksum", dht22sim.Config{ErrorRate: 1}, sensor.ErrChecksum},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,7 +100,7 @@ func TestOpenSimFaults(t *testing.T) {
 // the context ends it.
 func TestHangStopsPollerProgress(t *testing.T) {
 	for _, capture := range []string{"cdev", "mmap"} {
-		for _, sim := range []sensors.SimConfig{{HangAfter: 150 * time.Millisecond}, {HangAfterReads: 3}} {
+		for _, sim := range []dht22sim.Config{{HangAfter: 150 * time.Millisecond}, {HangAfterReads: 3}} {
 			t.Run(fmt.Sprintf("%s %+v", capture, sim), func(t *testing.T) {
 				s, _ := open(t, sensors.Config{Kind: "sim", Capture: capture, Sim: sim})
 				p, err := sensor.NewPoller(s, &sensor.PollOpts{Period: 10 * time.Millisecond, MinPeriod: sensors.MinPeriod("sim")})
@@ -140,7 +141,7 @@ func TestHangStopsPollerProgress(t *testing.T) {
 }
 
 func TestOpenSimRandomWalkMovesThroughThePoller(t *testing.T) {
-	s, _ := open(t, sensors.Config{Kind: "sim", Sim: sensors.SimConfig{Seed: 9}})
+	s, _ := open(t, sensors.Config{Kind: "sim", Sim: dht22sim.Config{Seed: 9}})
 	p, err := sensor.NewPoller(s, &sensor.PollOpts{Period: 10 * time.Millisecond, MinPeriod: sensors.MinPeriod("sim")})
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +167,7 @@ func TestOpenRejectsUnknownNames(t *testing.T) {
 			t.Errorf("%+v: err = %v, want one naming the choices", c, err)
 		}
 	}
-	if _, err := sensors.Open(context.Background(), sensors.Config{Kind: "sim", Sim: sensors.SimConfig{ErrorRate: 2}}, nil); err == nil {
+	if _, err := sensors.Open(context.Background(), sensors.Config{Kind: "sim", Sim: dht22sim.Config{ErrorRate: 2}}, nil); err == nil {
 		t.Error("an error rate of 2 was accepted")
 	}
 }
@@ -222,7 +223,7 @@ func ExampleOpen() {
 	t, h := sensor.Deci(214), sensor.Deci(482)
 	s, err := sensors.Open(context.Background(), sensors.Config{
 		Kind: "sim",
-		Sim:  sensors.SimConfig{Temperature: &t, Humidity: &h},
+		Sim:  dht22sim.Config{Temperature: &t, Humidity: &h},
 	}, nil)
 	if err != nil {
 		fmt.Println(err)
