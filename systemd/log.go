@@ -5,10 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
+
+	"github.com/coreos/go-systemd/v22/journal"
 )
 
 // Prefix says when a log handler starts each line with the sd-daemon
@@ -18,7 +17,8 @@ type Prefix int
 
 const (
 	// PrefixAuto prefixes when w is the stream journald gave the process:
-	// w is an *os.File whose device and inode match JOURNAL_STREAM.
+	// os.Stderr or os.Stdout, when its device and inode match
+	// JOURNAL_STREAM.
 	PrefixAuto Prefix = iota
 	// PrefixAlways prefixes every line, e.g. when stderr is piped through a
 	// program that forwards to journald or syslog.
@@ -129,28 +129,18 @@ func priority(l slog.Level) string {
 	}
 }
 
-// isJournalStream reports whether w is the file journald connected as the
-// process's stdout/stderr. systemd sets JOURNAL_STREAM=<device>:<inode> of
-// that stream; comparing with w's own device and inode tells it apart from a
-// redirect done later (`sensord 2>log`), which must not get prefixes.
+// isJournalStream reports whether w is the stdout or stderr that journald
+// connected to the process. go-systemd compares the descriptor's device and
+// inode with JOURNAL_STREAM, which tells journald's stream apart from a
+// redirect done later (`sensord 2>log`), which must not get prefixes. A
+// malformed JOURNAL_STREAM counts as no journal.
 func isJournalStream(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
+	var is bool
+	switch w {
+	case os.Stderr:
+		is, _ = journal.StderrIsJournalStream()
+	case os.Stdout:
+		is, _ = journal.StdoutIsJournalStream()
 	}
-	devS, inoS, ok := strings.Cut(os.Getenv("JOURNAL_STREAM"), ":")
-	if !ok {
-		return false
-	}
-	dev, err1 := strconv.ParseUint(devS, 10, 64)
-	ino, err2 := strconv.ParseUint(inoS, 10, 64)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && uint64(st.Dev) == dev && uint64(st.Ino) == ino
+	return is
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -51,6 +52,23 @@ func statOf(t *testing.T, f *os.File) string {
 	return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 }
 
+// journalChild names, in the environment of this test binary run again as
+// a child, the stream ("stderr" or "stdout") the child logs one warning to
+// with NewLogHandler. The parent points that stream at a file, which stands
+// in for journald's socket: the check is by device and inode, whatever the
+// file is.
+const journalChild = "SENSORD_TEST_JOURNAL_CHILD"
+
+// TestLogHandlerJournalChild is the child's body; run directly it does
+// nothing.
+func TestLogHandlerJournalChild(t *testing.T) {
+	w := map[string]io.Writer{"stderr": os.Stderr, "stdout": os.Stdout}[os.Getenv(journalChild)]
+	if w == nil {
+		return
+	}
+	slog.New(NewLogHandler(w, slog.LevelInfo)).Warn("systemd watchdog pings stopped", "reason", "sensor loop stuck")
+}
+
 func TestLogHandlerPrefixesOnlyJournaldsStream(t *testing.T) {
 	dir := t.TempDir()
 	open := func(name string) *os.File {
@@ -61,55 +79,77 @@ func TestLogHandlerPrefixesOnlyJournaldsStream(t *testing.T) {
 		t.Cleanup(func() { f.Close() })
 		return f
 	}
-	// A file stands in for journald's socket: the check is by device and
-	// inode, whatever the file is.
-	journal, other := open("journal"), open("other")
+	const prefixed = "<4>level=WARN msg=\"systemd watchdog pings stopped\" reason=\"sensor loop stuck\""
 	tests := []struct {
+		name   string
+		stream string // the child's stream that logs
+		// journal says what JOURNAL_STREAM names: "self" (that stream),
+		// "other" (another file), "" (unset) or a literal value.
+		journal    string
+		wantPrefix bool
+	}{
+		{"stderr is the stream JOURNAL_STREAM names", "stderr", "self", true},
+		{"stdout is the stream JOURNAL_STREAM names", "stdout", "self", true},
+		{"stderr is another file (redirected)", "stderr", "other", false},
+		{"JOURNAL_STREAM unset", "stderr", "", false},
+		{"JOURNAL_STREAM malformed", "stderr", "12345", false},
+		{"JOURNAL_STREAM not numbers", "stderr", "a:b", false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, other := open(fmt.Sprintf("out%d", i)), open(fmt.Sprintf("other%d", i))
+			stream := tt.journal
+			switch tt.journal {
+			case "self":
+				stream = statOf(t, out)
+			case "other":
+				stream = statOf(t, other)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestLogHandlerJournalChild$")
+			cmd.Env = append(os.Environ(), journalChild+"="+tt.stream, "JOURNAL_STREAM="+stream)
+			cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+			if tt.stream == "stdout" {
+				cmd.Stdout = out
+			} else {
+				cmd.Stderr = out
+			}
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("child: %v", err)
+			}
+			b, err := os.ReadFile(out.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, _, _ := strings.Cut(string(b), "\n")
+			if tt.wantPrefix && first != prefixed {
+				t.Errorf("got %q, want %q (the priority and no time)", first, prefixed)
+			}
+			if !tt.wantPrefix && (!strings.HasPrefix(first, "time=") || !strings.Contains(first, " level=WARN ")) {
+				t.Errorf("got %q, want time=... level=WARN ... without a priority", first)
+			}
+		})
+	}
+
+	journal := open("journal")
+	for _, tt := range []struct {
 		name       string
-		w          func() io.Writer
-		stream     string
 		prefix     Prefix
 		wantPrefix bool
 	}{
-		{"w is the stream JOURNAL_STREAM names", func() io.Writer { return journal }, statOf(t, journal), PrefixAuto, true},
-		{"w is another file (stderr redirected)", func() io.Writer { return other }, statOf(t, journal), PrefixAuto, false},
-		{"JOURNAL_STREAM unset", func() io.Writer { return journal }, "", PrefixAuto, false},
-		{"JOURNAL_STREAM malformed", func() io.Writer { return journal }, "12345", PrefixAuto, false},
-		{"JOURNAL_STREAM not numbers", func() io.Writer { return journal }, "a:b", PrefixAuto, false},
-		{"w is not a file", func() io.Writer { return new(bytes.Buffer) }, statOf(t, journal), PrefixAuto, false},
-		{"PrefixNever on journald's stream", func() io.Writer { return journal }, statOf(t, journal), PrefixNever, false},
-		{"PrefixAlways without journald", func() io.Writer { return other }, "", PrefixAlways, true},
-	}
-	for _, tt := range tests {
+		{"PrefixAuto on a writer that is not the process's stream", PrefixAuto, false},
+		{"PrefixNever", PrefixNever, false},
+		{"PrefixAlways", PrefixAlways, true},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("JOURNAL_STREAM", tt.stream)
-			var h slog.Handler
-			if tt.prefix == PrefixAuto {
-				h = NewLogHandler(tt.w(), slog.LevelInfo)
-			} else {
-				h = NewLogHandlerWith(tt.w(), LogOptions{Prefix: tt.prefix})
-			}
-			_, prefixed := h.(*priorityHandler)
+			t.Setenv("JOURNAL_STREAM", statOf(t, journal))
+			var buf bytes.Buffer
+			_, prefixed := NewLogHandlerWith(&buf, LogOptions{Prefix: tt.prefix}).(*priorityHandler)
 			if prefixed != tt.wantPrefix {
 				t.Errorf("prefixed = %v, want %v", prefixed, tt.wantPrefix)
 			}
 		})
 	}
 
-	t.Run("the journal's lines carry the priority and no time", func(t *testing.T) {
-		t.Setenv("JOURNAL_STREAM", statOf(t, journal))
-		log := slog.New(NewLogHandler(journal, slog.LevelInfo))
-		log.Warn("systemd watchdog pings stopped", "reason", "sensor loop stuck")
-		log.Debug("dropped: below the level")
-		b, err := os.ReadFile(journal.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := "<4>level=WARN msg=\"systemd watchdog pings stopped\" reason=\"sensor loop stuck\"\n"
-		if got := string(b); got != want {
-			t.Errorf("got %q, want %q", got, want)
-		}
-	})
 	t.Run("other lines carry the time and no priority", func(t *testing.T) {
 		t.Setenv("JOURNAL_STREAM", statOf(t, journal))
 		var buf bytes.Buffer
