@@ -5,8 +5,7 @@
 #
 #   broadcast/internal/benchserver/bench.sh [results.jsonl]
 #
-# Environment: WSBENCH_DIR (default ../shared/tools/wsbench from the repo
-# root), BENCH_DURATION (measurement window per run, default 10s),
+# Environment: BENCH_DURATION (measurement window per run, default 10s),
 # BENCH_QUICK=1 (only the 1000-client CPU run and the 5000-client spread run),
 # BENCH_RUNS (clients:rate pairs, overriding both), BENCH_MODES (servers,
 # default "hub ours floor"; floor is the least work a server can do per
@@ -20,7 +19,6 @@ root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
 out=${1:-build/bench-broadcast.jsonl}
 dur=${BENCH_DURATION:-10s}
-wsdir=${WSBENCH_DIR:-$root/../shared/tools/wsbench}
 tmp=$(mktemp -d)
 server_pid=""
 cleanup() {
@@ -31,7 +29,7 @@ trap cleanup EXIT
 
 mkdir -p "$(dirname "$out")"
 : >"$out"
-(cd "$wsdir" && go build -o "$tmp/wsbench" .)
+go build -o "$tmp/wsbench" ./broadcast/internal/wsbench
 go build -o "$tmp/benchserver" ./broadcast/internal/benchserver
 
 # run MODE CLIENTS RATE: one server, one wsbench run against it.

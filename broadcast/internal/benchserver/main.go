@@ -1,5 +1,5 @@
 // Command benchserver serves one WebSocket path for the end-to-end
-// benchmark (bench.sh, with /work/shared/tools/wsbench as the load): either
+// benchmark (bench.sh, with broadcast/internal/wsbench as the load): either
 // our broadcast.Server or the baseline, the classic gorilla chat-example
 // hub (a map of clients owned by one goroutine, a buffered channel and a
 // write pump per client, one WriteMessage per message). Both publish the
