@@ -55,7 +55,9 @@ fuzz:
 		done; \
 	done
 
+# bench.sh compares with Node-RED, which npm installs into build/node-red.
 bench:
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./...
 	@if [ -x broadcast/internal/benchserver/bench.sh ]; then broadcast/internal/benchserver/bench.sh; fi
 

@@ -38,8 +38,8 @@ type result struct {
 }
 
 // report prints, from wsbench's JSON lines, one table row per run and the
-// ours/hub ratios of runs with the same clients and rate (same run of
-// bench.sh, same machine).
+// ratios of ours to the hub and to Node-RED for runs with the same clients
+// and rate (same run of bench.sh, same machine).
 func report(w io.Writer, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -87,24 +87,40 @@ func report(w io.Writer, path string) error {
 		return keys[i].rate < keys[j].rate
 	})
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| clients | msg/s | CPU per delivery ours/hub | KiB per conn ours/hub | spread p99 ours / hub ms | floor: CPU-s per 1M, spread p99 ms |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| clients | msg/s | CPU per delivery, ours / hub | ours / Node-RED | KiB per conn, ours / hub | ours / Node-RED | spread p99 ms, ours / hub / Node-RED | floor: CPU-s per 1M, spread p99 ms |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, k := range keys {
-		ours, hub := byKey[k]["ours"], byKey[k]["hub"]
-		if len(ours) == 0 || len(hub) == 0 {
+		last := func(mode string) *result {
+			if rs := byKey[k][mode]; len(rs) > 0 {
+				return &rs[len(rs)-1]
+			}
+			return nil
+		}
+		o := last("ours")
+		if o == nil {
 			continue
 		}
-		o, h := ours[len(ours)-1], hub[len(hub)-1]
-		fl := "-"
-		if f := byKey[k]["floor"]; len(f) > 0 {
-			l := f[len(f)-1]
-			fl = fmt.Sprintf("%.2f, %.1f", l.Server.CPUPerMillS, l.SpreadMs.P99)
+		cpu := func(r *result) float64 { return r.Server.CPUPerMillS }
+		mem := func(r *result) float64 { return r.Server.RSSPerConnKB }
+		vs := func(base *result, f func(*result) float64) string {
+			if base == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.2fx (%.2f / %.2f)", ratio(f(o), f(base)), f(o), f(base))
 		}
-		fmt.Fprintf(w, "| %d | %g | %.2fx (%.2f / %.2f) | %.2fx (%.2f / %.2f) | %.1f / %.1f | %s |\n",
-			k.clients, k.rate,
-			ratio(o.Server.CPUPerMillS, h.Server.CPUPerMillS), o.Server.CPUPerMillS, h.Server.CPUPerMillS,
-			ratio(o.Server.RSSPerConnKB, h.Server.RSSPerConnKB), o.Server.RSSPerConnKB, h.Server.RSSPerConnKB,
-			o.SpreadMs.P99, h.SpreadMs.P99, fl)
+		p99 := func(r *result) string {
+			if r == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.1f", r.SpreadMs.P99)
+		}
+		hub, red, fl := last("hub"), last("nodered"), "-"
+		if f := last("floor"); f != nil {
+			fl = fmt.Sprintf("%.2f, %.1f", f.Server.CPUPerMillS, f.SpreadMs.P99)
+		}
+		fmt.Fprintf(w, "| %d | %g | %s | %s | %s | %s | %s / %s / %s | %s |\n",
+			k.clients, k.rate, vs(hub, cpu), vs(red, cpu), vs(hub, mem), vs(red, mem),
+			p99(o), p99(hub), p99(red), fl)
 	}
 	return nil
 }
