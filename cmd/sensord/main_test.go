@@ -52,7 +52,8 @@ func TestMain(m *testing.M) {
 // written against Node-RED's reference flow may compare strings.
 var readingRE = regexp.MustCompile(`^\{"type":"sensor_update","temperature":-?\d+(\.\d)?,"humidity":\d+(\.\d)?,"timestamp":\d{13}\}$`)
 
-// daemon is one running sensord.
+// proc is one sensord process started by a test: its command, the address
+// it listens on and what it wrote to stderr.
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
