@@ -178,6 +178,10 @@ type ServerOpts struct {
 	// OnEvent gets connect and disconnect events, from the connection's
 	// goroutines: it must not block for long.
 	OnEvent func(Event)
+	// Budget bounds the memory all clients together can make the server
+	// hold (messages still arriving, queued replies); share one between
+	// the servers of a process. nil: a Budget of DefaultBudget of its own.
+	Budget *Budget
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -201,6 +205,7 @@ type ServerStats struct {
 var (
 	ErrNoSession     = errors.New("broadcast: no such session")
 	ErrReplyOverflow = errors.New("broadcast: reply queue full, client closed")
+	ErrBusy          = errors.New("broadcast: reply dropped: the memory budget for replies is used up")
 )
 
 // Server is the WebSocket output of one path (websocket-out in server
@@ -279,6 +284,9 @@ func NewServer(o *ServerOpts) *Server {
 		CheckOrigin:     s.checkOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			s.st.rejected.Add(1)
+			// RFC 6455 4.4: a handshake refused for its version learns the
+			// one we speak; gorilla's own handler does so for every error.
+			w.Header().Set("Sec-WebSocket-Version", "13")
 			http.Error(w, http.StatusText(status), status)
 		},
 	}
@@ -330,6 +338,9 @@ func (o *ServerOpts) normalize() {
 		o.Coalesce = DefaultCoalesce
 	case o.Coalesce < 0:
 		o.Coalesce = 0
+	}
+	if o.Budget == nil {
+		o.Budget = NewBudget(DefaultBudget)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -459,13 +470,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "broadcast: missing or wrong token", http.StatusUnauthorized)
 		return
 	}
-	filters := r.URL.Query()["topic"]
-	for _, f := range filters {
-		if !ValidFilter(f) {
-			s.st.rejected.Add(1)
-			http.Error(w, fmt.Sprintf("broadcast: bad topic filter %q", f), http.StatusBadRequest)
-			return
-		}
+	filters, err := parseFilters(r.URL.RawQuery)
+	if err != nil {
+		s.st.rejected.Add(1)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
 	if s.reserved.Add(1) > int64(s.o.MaxClients) {
 		s.reserved.Add(-1)
@@ -484,7 +493,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Take the cursor before the 101 goes out: whatever is published once
 	// the client has seen its handshake complete reaches it.
 	rd := s.ring.NewReader()
-	ws, err := s.up.Upgrade(w, r, nil)
+	var ws *websocket.Conn
+	ws, err = s.up.Upgrade(w, r, nil)
 	if err != nil {
 		s.reserved.Add(-1) // Upgrade has answered (and counted) already
 		return
@@ -539,6 +549,34 @@ func (s *Server) remove(c *conn) {
 		s.o.OnEvent(Event{Kind: Disconnect, Session: c.session, Remote: c.remote, Clients: int(n)})
 	}
 	s.wg.Done()
+}
+
+// MaxFilters caps the ?topic= filters of one client. Each retained and
+// published message is matched against every filter of every client, so
+// filters cost CPU on each publish and at every join (the replay); a
+// client with thousands would cost the server seconds. Real clients use
+// one or two; a few dozen is plenty.
+const MaxFilters = 32
+
+// parseFilters returns the topic filters of a query, each checked once,
+// here: a query that does not parse (a bad escape, a ';'), more than
+// MaxFilters filters or an invalid one is an error saying why, never a
+// client that silently gets every topic.
+func parseFilters(rawQuery string) ([]string, error) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("broadcast: query does not parse: %w", err)
+	}
+	filters := q["topic"]
+	if len(filters) > MaxFilters {
+		return nil, fmt.Errorf("broadcast: %d topic filters, at most %d allowed", len(filters), MaxFilters)
+	}
+	for _, f := range filters {
+		if !ValidFilter(f) {
+			return nil, fmt.Errorf("broadcast: bad topic filter %q: '+' and '#' must be whole levels, '#' the last", f)
+		}
+	}
+	return filters, nil
 }
 
 func (s *Server) authorized(r *http.Request) bool {
@@ -603,12 +641,22 @@ func (s *Server) Publish(m Message) error {
 		return ErrNoSession
 	}
 	c := v.(*conn)
+	if !s.o.Budget.take(int64(len(e.frame))) {
+		s.st.repliesDropped.Add(1)
+		return ErrBusy
+	}
 	select {
 	case c.replyQueue() <- e:
 		s.st.replies.Add(1)
-		c.schedule()
+		select {
+		case <-c.gone: // finish has emptied the queue: take it back out
+			c.dropReplies()
+		default:
+			c.schedule()
+		}
 		return nil
 	default:
+		s.o.Budget.give(int64(len(e.frame)))
 		s.st.repliesDropped.Add(1)
 		c.requestClose(CloseTryAgain)
 		return ErrReplyOverflow
