@@ -253,4 +253,3 @@ func readServerFrame(t *testing.T, br *bufio.Reader) (byte, []byte) {
 	}
 	return h[0] & 0x0F, p
 }
-
