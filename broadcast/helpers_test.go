@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"sensord/internal/testutil"
 )
 
 // testServer runs s behind a real loopback HTTP server and closes both at
@@ -51,33 +53,23 @@ func dial(t testing.TB, url string, h http.Header) *websocket.Conn {
 // waitClients waits until s has n clients.
 func waitClients(t testing.TB, s *Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Clients() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("clients = %d, want %d", s.Clients(), n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Until(t, 20*time.Second, func() bool { return s.Clients() == n }, "clients = %d, want %d", s.Clients(), n)
 }
 
-// settled returns s's stats once done holds, or after 5 s (then the
-// caller's checks report what it saw). Counters move after the event they
+// settled returns s's stats once done holds, or after 20 s (scaled; then
+// the caller's checks report what it saw). Counters move after the event they
 // count: Sent after the write returns, which the peer may already have
 // read; Disconnects after the socket is torn down.
 func settled(s *Server, done func(ServerStats) bool) ServerStats {
-	deadline := time.Now().Add(5 * time.Second)
 	st := s.Stats()
-	for !done(st) && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Millisecond)
-		st = s.Stats()
-	}
+	testutil.Within(20*time.Second, func() bool { st = s.Stats(); return done(st) })
 	return st
 }
 
 // read reads one message with a deadline.
 func read(t testing.TB, ws *websocket.Conn) (int, string) {
 	t.Helper()
-	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ws.SetReadDeadline(time.Now().Add(testutil.Scale(10 * time.Second)))
 	mt, p, err := ws.ReadMessage()
 	if err != nil {
 		t.Fatalf("read: %v", err)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"sensord/internal/testutil"
 )
 
 func memNow() runtime.MemStats {
@@ -59,5 +61,42 @@ func TestIdleConnectionMemory(t *testing.T) {
 	// grew (a deeper call chain in the reader) makes it 4.
 	if stack > 3 {
 		t.Errorf("goroutine stacks take %.2f KiB per idle connection, want about 2 (one 2 KiB stack)", stack)
+	}
+}
+
+// A client that sends a frame header announcing 64 KiB and one byte of it
+// leaves its reader waiting for the rest: still one small stack, and room
+// for what came (firstChunk), not for what was announced.
+func TestHalfOpenHeaderCostsOnlyTheBytesReceivedAndNoBiggerStack(t *testing.T) {
+	const n = 1000
+	b := NewBudget(0)
+	s, hs := testServer(t, &ServerOpts{Replay: -1, Budget: b})
+	before := memNow()
+	for range n {
+		nc, resp := rawUpgrade(t, hs, "/")
+		if resp.StatusCode != 101 {
+			t.Fatal(resp.Status)
+		}
+		if _, err := nc.Write(append(clientHeader(opBinary, 64<<10), 'x')); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitClients(t, s, n)
+	// Every reader has taken room for its byte: each is now waiting for
+	// the rest.
+	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == n*firstChunk },
+		"budget holds %d bytes, want %d (room for one byte on each connection)", b.Used(), n*firstChunk)
+	after := memNow()
+	stack := float64(after.StackInuse-before.StackInuse) / n / 1024
+	heap := float64(after.HeapInuse-before.HeapInuse) / n / 1024
+	t.Logf("stack %.2f KiB/conn; heap (both sides) %.2f KiB/conn", stack, heap)
+	if heap > 8 {
+		t.Errorf("heap grew %.2f KiB per connection holding 1 byte of a 64 KiB message, want a few", heap)
+	}
+	if raceEnabled {
+		return
+	}
+	if stack > 3 {
+		t.Errorf("goroutine stacks take %.2f KiB per half-open connection, want about 2", stack)
 	}
 }

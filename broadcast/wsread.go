@@ -54,10 +54,11 @@ var (
 	errBusy   = &protocolError{CloseTryAgain, "server busy: its memory for incoming messages is in use"}
 )
 
-// firstChunk is the room a reader makes for a message's first payload
-// bytes. Memory follows the bytes received, not the length a header
-// announces: a client that sends a header promising 64 KiB and then
-// nothing costs 512 bytes. The room doubles each time it fills (up to what
+// firstChunk is the room a reader makes for a message once its first
+// payload bytes have arrived (they are awaited in the header's space).
+// Memory follows the bytes received, not the length a header announces: a
+// client that sends a header promising 64 KiB and then nothing costs
+// nothing more. The room doubles each time it fills (up to what
 // the message still needs), so a whole 64 KiB message takes 8 allocations
 // and never more than twice the bytes that arrived.
 const firstChunk = 512
@@ -122,6 +123,24 @@ func (fr *frameReader) next() (op byte, payload []byte, err error) {
 // payload reads the message's bytes until it is end bytes long, growing
 // its room only as bytes arrive (see firstChunk), within the budget.
 func (fr *frameReader) payload(end int64) error {
+	if cap(fr.msg) == 0 && end > 0 {
+		// Wait for the first bytes in the header's space, which is free
+		// now: a client that sends a header and then nothing costs no
+		// allocation at all.
+		n, err := fr.r.Read(fr.hdr[:min(end, int64(len(fr.hdr)))])
+		if n > 0 {
+			if err := fr.grow(end); err != nil {
+				return err
+			}
+			fr.msg = append(fr.msg, fr.hdr[:n]...)
+		}
+		if err != nil && int64(n) < end {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
 	for int64(len(fr.msg)) < end {
 		if len(fr.msg) == cap(fr.msg) {
 			if err := fr.grow(end); err != nil {

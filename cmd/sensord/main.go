@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"sensord/cmd/sensord/internal/connlimit"
 	"sensord/sensor/sensors"
 	"sensord/systemd"
 )
@@ -95,14 +96,23 @@ func serve(ctx context.Context, cfg *config, warnings []string, log *slog.Logger
 	if err != nil {
 		return err
 	}
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err != nil {
+		return fmt.Errorf("descriptor limit: %w", err)
+	}
+	d.conns = connlimit.New(ln, connCap(nofile.Cur))
+	ln = d.conns
 	srv := &http.Server{
 		Handler:           d.routes(),
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "socket_activated", activated, "dashboard", dashboardURL(ln.Addr()))
+	log.Info("listening", "addr", ln.Addr().String(), "socket_activated", activated, "dashboard", dashboardURL(ln.Addr()), "max_connections", d.conns.Max())
 	if err := systemd.Ready(); err != nil {
 		log.Warn("sd_notify READY failed", "err", err)
 	}
