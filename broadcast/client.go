@@ -2,6 +2,8 @@ package broadcast
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -31,7 +33,10 @@ const (
 
 // ClientOpts configures a Client; the zero value is usable.
 type ClientOpts struct {
-	Header       http.Header // sent with the upgrade (e.g. Authorization)
+	Header http.Header // sent with the upgrade (e.g. Authorization); a URL's user:password@ becomes Basic credentials
+	// TLS configures wss:// (e.g. RootCAs from a CA file); nil: the
+	// system's roots.
+	TLS          *tls.Config
 	Subprotocols []string
 	WholeMsg     bool // send {"topic":..,"payload":..,"_msgid":..}
 	// Buffer is how many messages are kept while the connection is down
@@ -103,12 +108,24 @@ func NewClient(rawURL string, o *ClientOpts) (*Client, error) {
 		return nil, fmt.Errorf("broadcast: client url: %w", err)
 	}
 	if u.Scheme != "ws" && u.Scheme != "wss" || u.Host == "" {
-		return nil, fmt.Errorf("broadcast: client url %q: want ws://host/path or wss://host/path", rawURL)
+		return nil, fmt.Errorf("broadcast: client url %q: want ws://host/path or wss://host/path", RedactURL(rawURL))
 	}
-	c := &Client{url: rawURL, now: time.Now, jitter: rand.Float64, kick: make(chan struct{}, 1)}
+	c := &Client{now: time.Now, jitter: rand.Float64, kick: make(chan struct{}, 1)}
 	if o != nil {
 		c.o = *o
 	}
+	if u.User != nil {
+		// user:password@ is not something a WebSocket dial sends: it
+		// goes as Basic credentials (RFC 7617), and off the URL.
+		pass, _ := u.User.Password()
+		c.o.Header = c.o.Header.Clone()
+		if c.o.Header == nil {
+			c.o.Header = http.Header{}
+		}
+		c.o.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass)))
+		u.User = nil
+	}
+	c.url = u.String()
 	if c.o.Buffer <= 0 {
 		c.o.Buffer = DefaultClientBuffer
 	}
@@ -228,6 +245,7 @@ func (c *Client) Run(ctx context.Context) error {
 		Proxy:            http.ProxyFromEnvironment,
 		ReadBufferSize:   readBufferSize,
 		WriteBufferSize:  4096,
+		TLSClientConfig:  c.o.TLS,
 	}
 	attempts := 0
 	reason := ""

@@ -3,7 +3,6 @@ package broadcast
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -464,7 +463,7 @@ func (s *Server) unregister(c *conn) {
 // ServeHTTP upgrades the request to a WebSocket client of this path.
 // Query: topic=<MQTT filter> (repeatable), access_token=<token>.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.o.Token != "" && !s.authorized(r) {
+	if s.o.Token != "" && !Authorized(r, s.o.Token) {
 		s.st.rejected.Add(1)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sensord"`)
 		http.Error(w, "broadcast: missing or wrong token", http.StatusUnauthorized)
@@ -577,16 +576,6 @@ func parseFilters(rawQuery string) ([]string, error) {
 		}
 	}
 	return filters, nil
-}
-
-func (s *Server) authorized(r *http.Request) bool {
-	got := r.URL.Query().Get("access_token")
-	if h := r.Header.Get("Authorization"); h != "" {
-		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-			got = strings.TrimSpace(tok)
-		}
-	}
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.o.Token)) == 1
 }
 
 // checkOrigin allows requests without Origin (not a browser), the same

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sensord/broadcast"
@@ -80,7 +84,11 @@ type daemon struct {
 	budget *broadcast.Budget
 	// conns bounds and counts open connections; set by serve before the
 	// first request (nil in tests that mount routes on httptest).
-	conns *connlimit.Listener
+	conns *connlimit.Limit
+	// tlsFingerprint is the SHA-256 of -tls-cert's leaf ("" without TLS).
+	tlsFingerprint string
+	// hostsRefused counts requests refused by -allowed-hosts.
+	hostsRefused atomic.Uint64
 
 	// stuckAfter: a poller whose last read returned longer ago than this
 	// is stuck (longer than the worst back-off plus a blocked read's timeout).
@@ -113,10 +121,23 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	d.dash = broadcast.NewServer(&broadcast.ServerOpts{OnEvent: onEvent, Budget: d.budget})
 	d.api = broadcast.NewServer(&broadcast.ServerOpts{Replay: -1, OnEvent: onEvent, OnMessage: d.answer, Budget: d.budget})
 	if cfg.Mode != "server" {
+		var tc *tls.Config
+		if cfg.URLCA != "" {
+			pem, err := os.ReadFile(cfg.URLCA)
+			if err != nil {
+				return nil, badFlag("url-ca", "%v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, badFlag("url-ca", "%s holds no PEM certificate", cfg.URLCA)
+			}
+			tc = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+		}
 		c, err := broadcast.NewClient(cfg.URL, &broadcast.ClientOpts{
+			TLS:      tc,
 			WholeMsg: cfg.WholeMsg,
 			OnState: func(s broadcast.ClientState) {
-				log.Info("client mode", "url", cfg.URL, "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
+				log.Info("client mode", "url", broadcast.RedactURL(cfg.URL), "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
 			},
 		})
 		if err != nil {

@@ -16,15 +16,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	"sensord/cmd/sensord/internal/connlimit"
 	"sensord/sensor/sensors"
 	"sensord/systemd"
 )
@@ -92,27 +89,12 @@ func serve(ctx context.Context, cfg *config, warnings []string, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	ln, activated, err := listen(cfg.Listen)
+	fe, err := d.openFront(d.routes())
 	if err != nil {
 		return err
 	}
-	var nofile syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err != nil {
-		return fmt.Errorf("descriptor limit: %w", err)
-	}
-	d.conns = connlimit.New(ln, connCap(nofile.Cur))
-	ln = d.conns
-	srv := &http.Server{
-		Handler:           d.routes(),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "socket_activated", activated, "dashboard", dashboardURL(ln.Addr()), "max_connections", d.conns.Max())
+	serveErr := make(chan error, len(fe.servers))
+	fe.serve(serveErr)
 	if err := systemd.Ready(); err != nil {
 		log.Warn("sd_notify READY failed", "err", err)
 	}
@@ -136,49 +118,12 @@ func serve(ctx context.Context, cfg *config, warnings []string, log *slog.Logger
 	// WebSocket connections are hijacked, so http.Server.Shutdown does not
 	// see them: the broadcasters send 1001 and wait for their writers first.
 	d.close(shut)
-	if err := srv.Shutdown(shut); err != nil {
+	if err := fe.shutdown(shut); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
 	done.Wait()
 	log.Info("stopped")
 	return runErr
-}
-
-// listen returns systemd's socket-activated listener when there is one, and
-// otherwise binds addr.
-func listen(addr string) (ln net.Listener, activated bool, err error) {
-	lns, err := systemd.Listeners()
-	if err != nil {
-		return nil, false, fmt.Errorf("socket activation: %w", err)
-	}
-	if len(lns) > 0 {
-		for _, extra := range lns[1:] {
-			extra.Close()
-		}
-		return lns[0], true, nil
-	}
-	ln, err = net.Listen("tcp", addr)
-	if err != nil {
-		return nil, false, fmt.Errorf("listen on %s: %w (port 80 needs root, CAP_NET_BIND_SERVICE or sensord.socket)", addr, err)
-	}
-	return ln, false, nil
-}
-
-// dashboardURL is the address a person opens, for the start-up log line.
-func dashboardURL(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return ""
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		if h, err := os.Hostname(); err == nil {
-			host = h + ".local"
-		}
-	}
-	if port == "80" {
-		return "http://" + host + "/"
-	}
-	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -12,27 +12,47 @@ import (
 	"syscall"
 )
 
-// Listener is a net.Listener that holds at most Max connections open.
-// Every connection it returns counts until its Close, including one that
-// an http.Handler hijacked (a WebSocket). Safe from any goroutine.
-type Listener struct {
-	net.Listener
+// Limit is a bound on the connections open at once, shared by the
+// listeners it wraps. Every connection they return counts until its
+// Close, including one that an http.Handler hijacked (a WebSocket). Safe
+// from any goroutine.
+type Limit struct {
 	max     int64
 	open    atomic.Int64
 	refused atomic.Uint64
 }
 
-// New wraps ln; n is the most connections open at once (at least 1).
-func New(ln net.Listener, n int) *Listener {
-	return &Listener{Listener: ln, max: int64(max(n, 1))}
+// New returns a limit of n connections (at least 1).
+func New(n int) *Limit {
+	return &Limit{max: int64(max(n, 1))}
+}
+
+// Listen wraps ln in the limit.
+func (l *Limit) Listen(ln net.Listener) net.Listener {
+	return &listener{Listener: ln, l: l}
+}
+
+// Max is the bound.
+func (l *Limit) Max() int { return int(l.max) }
+
+// Open is the number of connections open now.
+func (l *Limit) Open() int { return int(l.open.Load()) }
+
+// Refused counts the connections closed for being over the bound.
+func (l *Limit) Refused() uint64 { return l.refused.Load() }
+
+type listener struct {
+	net.Listener
+	l *Limit
 }
 
 // Accept returns the next connection within the bound; connections over
 // it are closed without a word (an HTTP answer would need the descriptor
 // for longer) and counted in Refused.
-func (l *Listener) Accept() (net.Conn, error) {
+func (ln *listener) Accept() (net.Conn, error) {
+	l := ln.l
 	for {
-		c, err := l.Listener.Accept()
+		c, err := ln.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
@@ -46,19 +66,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
-// Max is the bound.
-func (l *Listener) Max() int { return int(l.max) }
-
-// Open is the number of connections open now.
-func (l *Listener) Open() int { return int(l.open.Load()) }
-
-// Refused counts the connections closed for being over the bound.
-func (l *Listener) Refused() uint64 { return l.refused.Load() }
-
 // conn gives its slot back on the first Close.
 type conn struct {
 	net.Conn
-	l    *Listener
+	l    *Limit
 	once sync.Once
 }
 

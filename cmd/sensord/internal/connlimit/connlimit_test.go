@@ -10,12 +10,13 @@ import (
 	"sensord/internal/testutil"
 )
 
-func serve(t *testing.T, n int) (*Listener, chan net.Conn) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func serve(t *testing.T, n int) (*Limit, net.Listener, chan net.Conn) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := New(ln, n)
+	lim := New(n)
+	l := lim.Listen(raw)
 	t.Cleanup(func() { l.Close() })
 	got := make(chan net.Conn, 16)
 	go func() {
@@ -27,11 +28,11 @@ func serve(t *testing.T, n int) (*Listener, chan net.Conn) {
 			got <- c
 		}
 	}()
-	return l, got
+	return lim, l, got
 }
 
 func TestConnectionsOverTheBoundAreClosedAndCounted(t *testing.T) {
-	l, got := serve(t, 2)
+	lim, l, got := serve(t, 2)
 	var held []net.Conn
 	for range 2 {
 		c, err := net.Dial("tcp", l.Addr().String())
@@ -50,15 +51,15 @@ func TestConnectionsOverTheBoundAreClosedAndCounted(t *testing.T) {
 	if _, err := extra.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("third connection: read %v, want EOF (closed by the listener)", err)
 	}
-	if l.Refused() != 1 || l.Open() != 2 {
-		t.Fatalf("Refused %d Open %d, want 1 and 2", l.Refused(), l.Open())
+	if lim.Refused() != 1 || lim.Open() != 2 {
+		t.Fatalf("Refused %d Open %d, want 1 and 2", lim.Refused(), lim.Open())
 	}
 
 	// Closing one (twice: the slot is given back once) makes room.
 	held[0].Close()
 	held[0].Close()
-	if l.Open() != 1 {
-		t.Fatalf("Open %d after a close, want 1", l.Open())
+	if lim.Open() != 1 {
+		t.Fatalf("Open %d after a close, want 1", lim.Open())
 	}
 	c, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
@@ -73,7 +74,7 @@ func TestConnectionsOverTheBoundAreClosedAndCounted(t *testing.T) {
 }
 
 func TestAcceptedConnectionsKeepTheirSocket(t *testing.T) {
-	l, got := serve(t, 1)
+	_, l, got := serve(t, 1)
 	c, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
