@@ -94,8 +94,9 @@ func TestAHeaderAnnouncing64KiBHoldsOnlyTheBytesReceived(t *testing.T) {
 	case <-time.After(testutil.Scale(10 * time.Second)):
 		t.Fatal("the whole message never arrived")
 	}
-	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == want },
-		"budget holds %d bytes after the message was handled, want %d", b.Used(), want)
+	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == want }, func() string {
+		return fmt.Sprintf("budget holds %d bytes after the message was handled, want %d", b.Used(), want)
+	})
 }
 
 func TestPartialMessagesOverTheBudgetCloseWith1013AndAreCounted(t *testing.T) {
@@ -110,8 +111,9 @@ func TestPartialMessagesOverTheBudgetCloseWith1013AndAreCounted(t *testing.T) {
 	if b.Refused() == 0 {
 		t.Error("Refused = 0 after a message over the budget")
 	}
-	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == 0 },
-		"budget holds %d bytes after the connection ended, want 0", b.Used())
+	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == 0 }, func() string {
+		return fmt.Sprintf("budget holds %d bytes after the connection ended, want 0", b.Used())
+	})
 }
 
 func TestTopicFiltersAreCappedAndAnUnparsableQueryFailsClosed(t *testing.T) {

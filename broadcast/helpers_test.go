@@ -53,7 +53,7 @@ func dial(t testing.TB, url string, h http.Header) *websocket.Conn {
 // waitClients waits until s has n clients.
 func waitClients(t testing.TB, s *Server, n int) {
 	t.Helper()
-	testutil.Until(t, 20*time.Second, func() bool { return s.Clients() == n }, "clients = %d, want %d", s.Clients(), n)
+	testutil.Until(t, 20*time.Second, func() bool { return s.Clients() == n }, func() string { return fmt.Sprintf("clients = %d, want %d", s.Clients(), n) })
 }
 
 // settled returns s's stats once done holds, or after 20 s (scaled; then

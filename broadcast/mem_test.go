@@ -1,6 +1,7 @@
 package broadcast
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -84,8 +85,9 @@ func TestHalfOpenHeaderCostsOnlyTheBytesReceivedAndNoBiggerStack(t *testing.T) {
 	waitClients(t, s, n)
 	// Every reader has taken room for its byte: each is now waiting for
 	// the rest.
-	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == n*firstChunk },
-		"budget holds %d bytes, want %d (room for one byte on each connection)", b.Used(), n*firstChunk)
+	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == n*firstChunk }, func() string {
+		return fmt.Sprintf("budget holds %d bytes, want %d (room for one byte on each connection)", b.Used(), n*firstChunk)
+	})
 	after := memNow()
 	stack := float64(after.StackInuse-before.StackInuse) / n / 1024
 	heap := float64(after.HeapInuse-before.HeapInuse) / n / 1024

@@ -64,8 +64,7 @@ func TestMixedTrafficArrivesWholeAndInOrder(t *testing.T) {
 		defer mu.Unlock()
 		return len(sessionOf)
 	}
-	testutil.Until(t, 10*time.Second, func() bool { return hellos() == len(cls) },
-		"%d of %d clients said hello", hellos(), len(cls))
+	testutil.Until(t, 10*time.Second, func() bool { return hellos() == len(cls) }, func() string { return fmt.Sprintf("%d of %d clients said hello", hellos(), len(cls)) })
 
 	// payload: kind ('b' broadcast, 'r' reply), a sequence number, then
 	// the sequence's low byte repeated, so a cut or mixed frame shows.

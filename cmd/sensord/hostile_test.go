@@ -162,7 +162,7 @@ func TestHalfOpenHeadersDoNotPinMemory(t *testing.T) {
 			peak, since = r, time.Now()
 		}
 		return time.Since(since) > time.Second && peak-before <= budget || peak-before > budget
-	}, "RSS still growing: %d MB over the start", (peak-before)>>20)
+	}, func() string { return fmt.Sprintf("RSS still growing: %d MB over the start", (peak-before)>>20) })
 	fds := openFDs(t, pid)
 	t.Logf("%d half-open connections: RSS %d MB -> %d MB (+%d MB, %d B each), fds %d -> %d",
 		conns, before>>20, peak>>20, (peak-before)>>20, (peak-before)/conns, fdsBefore, fds)

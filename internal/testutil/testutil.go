@@ -31,12 +31,12 @@ func Scale(d time.Duration) time.Duration {
 }
 
 // Until polls cond until it returns true, or fails the test once
-// Scale(within) has passed, with the message format and args (the fact
-// that never came). It returns as soon as cond holds.
-func Until(t testing.TB, within time.Duration, cond func() bool, format string, args ...any) {
+// Scale(within) has passed, with what() (the fact that never came, as
+// seen at the end). It returns as soon as cond holds.
+func Until(t testing.TB, within time.Duration, cond func() bool, what func() string) {
 	t.Helper()
 	if !Within(within, cond) {
-		t.Fatalf("after %s: "+format, append([]any{Scale(within)}, args...)...)
+		t.Fatalf("after %s: %s", Scale(within), what())
 	}
 }
 

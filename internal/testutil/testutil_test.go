@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,4 +46,30 @@ func TestScaleStretchesDeadlinesByTheEnvironment(t *testing.T) {
 			t.Errorf("%s=%q: Scale(1s) = %s, want %s", ScaleEnv, tc.env, got, tc.want)
 		}
 	}
+}
+
+func TestUntilReportsWhatItSawAtTheEnd(t *testing.T) {
+	t.Setenv(ScaleEnv, "")
+	var n atomic.Int32
+	ft := &fakeT{TB: t}
+	func() {
+		defer func() { _ = recover() }()
+		Until(ft, 20*time.Millisecond, func() bool { n.Add(1); return false }, func() string { return fmt.Sprintf("n=%d", n.Load()) })
+	}()
+	if want := fmt.Sprintf("after 20ms: n=%d", n.Load()); !ft.failed || ft.msg != want || n.Load() < 2 {
+		t.Fatalf("failed %v, message %q; want %q (the count seen at the end)", ft.failed, ft.msg, want)
+	}
+}
+
+// fakeT records Fatalf instead of ending the test.
+type fakeT struct {
+	testing.TB
+	failed bool
+	msg    string
+}
+
+func (f *fakeT) Helper() {}
+func (f *fakeT) Fatalf(format string, args ...any) {
+	f.failed, f.msg = true, fmt.Sprintf(format, args...)
+	panic("fatal")
 }
