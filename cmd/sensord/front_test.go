@@ -413,3 +413,59 @@ func TestClientModeDialsWSSWithTheCAFile(t *testing.T) {
 		return fmt.Sprintf("client mode without the CA: %+v, want a certificate error", h.Client)
 	})
 }
+
+// inherit makes a listening socket for a child and returns its file and
+// address.
+func inherit(t *testing.T) (*os.File, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	t.Cleanup(func() { f.Close() })
+	return f, ln.Addr().String()
+}
+
+// With two sockets from systemd (sensord.socket's 80 and 443) and a
+// certificate, the first serves plain HTTP (a redirect with
+// -https-redirect) and the second HTTPS and wss.
+func TestTwoActivatedSocketsServeHTTPAndHTTPS(t *testing.T) {
+	t.Parallel()
+	caFile, certFile, keyFile := certs(t, t.TempDir(), time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	for _, redirect := range []bool{false, true} {
+		t.Run(fmt.Sprintf("https-redirect=%v", redirect), func(t *testing.T) {
+			plain, plainAddr := inherit(t)
+			secure, secureAddr := inherit(t)
+			cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`,
+				binary, "-sensor", "sim", "-period", "100ms", "-listen", freeAddr(t),
+				"-tls-cert", certFile, "-tls-key", keyFile, fmt.Sprintf("-https-redirect=%v", redirect))
+			cmd.ExtraFiles = []*os.File{plain, secure}
+			p := startCmd(t, cmd, nil)
+			p.addr = plainAddr
+			hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(t, caFile)}}}
+			testutil.Until(t, 15*time.Second, func() bool {
+				resp, err := hc.Get("https://" + secureAddr + "/healthz")
+				if err == nil {
+					resp.Body.Close()
+				}
+				return err == nil
+			}, func() string { return "no https answer\n" + p.logs() })
+			if resp, body := get(t, hc, "https://"+secureAddr+"/healthz"); resp.StatusCode != http.StatusOK {
+				t.Errorf("https on the second socket: %d %s", resp.StatusCode, body)
+			}
+			resp, _ := get(t, nil, "http://"+plainAddr+"/api/history?x=1")
+			want := "https://127.0.0.1:" + strings.Split(secureAddr, ":")[1] + "/api/history?x=1"
+			switch {
+			case redirect && (resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want):
+				t.Errorf("plain with redirect: %d to %q, want 308 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+			case !redirect && resp.StatusCode != http.StatusOK:
+				t.Errorf("plain without redirect: %d, want 200", resp.StatusCode)
+			}
+		})
+	}
+}
