@@ -50,6 +50,7 @@ type config struct {
 	AllowedHosts  string
 	TLSCert       string
 	TLSKey        string
+	TLSAuto       string
 	URLCA         string
 	HTTPSRedirect bool
 
@@ -101,6 +102,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.AllowedHosts, "allowed-hosts", "", "comma-separated host names (and addresses) the Host header may carry, against DNS rebinding (empty: any)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and wss:// (with -tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of -tls-cert")
+	fs.StringVar(&c.TLSAuto, "tls-auto", "", "without -tls-cert: serve HTTPS with a self-signed certificate for <hostname>.local kept in this directory (made at first start)")
 	fs.StringVar(&c.URLCA, "url-ca", "", "PEM CA file that -url's wss:// server certificate must chain to (empty: the system's roots)")
 	fs.BoolVar(&c.HTTPSRedirect, "https-redirect", false, "with -tls-cert and a second (plain) listener: answer plain HTTP with a redirect to https")
 	fs.DurationVar(&c.SimJitter, "sim-jitter", 0, "sim: timing jitter of each waveform edge, e.g. 5us")

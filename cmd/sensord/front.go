@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"sensord/cmd/sensord/internal/connlimit"
 	"sensord/systemd"
@@ -73,14 +74,29 @@ func fingerprint(b []byte) string {
 func (d *daemon) openFront(handler http.Handler) (*front, error) {
 	cfg := d.cfg
 	var conf *tls.Config
-	if cfg.TLSCert != "" {
-		cert, fp, err := loadCert(cfg.TLSCert, cfg.TLSKey)
+	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+	if certFile == "" && cfg.TLSAuto != "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("tls: host name: %w", err)
+		}
+		var made bool
+		certFile, keyFile, made, err = selfSigned(cfg.TLSAuto, host, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		if made {
+			d.log.Info("made a self-signed certificate", "dir", cfg.TLSAuto, "host", host+".local")
+		}
+	}
+	if certFile != "" {
+		cert, fp, err := loadCert(certFile, keyFile)
 		if err != nil {
 			return nil, badFlag("tls-cert", "%v", err)
 		}
 		conf = tlsConfig(cert)
 		d.tlsFingerprint = fp
-		d.log.Info("tls certificate", "file", cfg.TLSCert, "sha256", fp, "subject", cert.Leaf.Subject.String(), "not_after", cert.Leaf.NotAfter)
+		d.log.Info("tls certificate", "file", certFile, "sha256", fp, "subject", cert.Leaf.Subject.String(), "not_after", cert.Leaf.NotAfter)
 	}
 	lns, err := systemd.Listeners()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -467,5 +469,70 @@ func TestTwoActivatedSocketsServeHTTPAndHTTPS(t *testing.T) {
 				t.Errorf("plain without redirect: %d, want 200", resp.StatusCode)
 			}
 		})
+	}
+}
+
+// The image's first boot: -tls-auto makes a self-signed certificate for
+// <hostname>.local, logs its fingerprint, serves it, and keeps it.
+func TestTLSAutoMakesASelfSignedCertificateAndKeepsIt(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "tls")
+	host, _ := os.Hostname()
+	var first string
+	for run := range 2 {
+		addr := freeAddr(t)
+		p := startCmd(t, exec.Command(binary, "-sensor", "sim", "-listen", addr, "-tls-auto", dir), nil)
+		var conf *tls.Config
+		testutil.Until(t, 15*time.Second, func() bool {
+			if _, err := os.Stat(filepath.Join(dir, "cert.pem")); err != nil {
+				return false
+			}
+			conf = &tls.Config{RootCAs: pool(t, filepath.Join(dir, "cert.pem")), ServerName: host + ".local"}
+			c, err := tls.Dial("tcp", addr, conf)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}, func() string { return "no TLS with the self-signed certificate\n" + p.logs() })
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: conf}}
+		var h health
+		resp, body := get(t, hc, "https://"+addr+"/healthz")
+		if err := json.Unmarshal([]byte(body), &h); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("healthz %d %s", resp.StatusCode, body)
+		}
+		if h.TLSFingerprint == "" || !strings.Contains(p.logs(), h.TLSFingerprint) {
+			t.Errorf("fingerprint %q not in the log:\n%s", h.TLSFingerprint, p.logs())
+		}
+		if made := strings.Contains(p.logs(), "made a self-signed certificate"); made != (run == 0) {
+			t.Errorf("run %d: made a certificate: %v", run, made)
+		}
+		if run == 0 {
+			first = h.TLSFingerprint
+		} else if h.TLSFingerprint != first {
+			t.Errorf("second start serves %s, want the kept %s", h.TLSFingerprint, first)
+		}
+		p.stop(t, syscall.SIGTERM)
+	}
+}
+
+func TestSelfSignedIsRemadeForANewHostName(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	cert, _, made, err := selfSigned(dir, "sensord", now)
+	if err != nil || !made {
+		t.Fatalf("first: made %v, %v", made, err)
+	}
+	if _, _, made, _ := selfSigned(dir, "sensord", now); made {
+		t.Error("made again for the same name")
+	}
+	if _, _, made, _ := selfSigned(dir, "kitchen", now); !made {
+		t.Error("kept the certificate of another host name")
+	}
+	c, err := tls.LoadX509KeyPair(cert, filepath.Join(dir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Leaf.DNSNames; len(got) != 2 || got[0] != "kitchen.local" || got[1] != "kitchen" {
+		t.Errorf("names %q", got)
 	}
 }
