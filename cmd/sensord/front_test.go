@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -534,5 +535,31 @@ func TestSelfSignedIsRemadeForANewHostName(t *testing.T) {
 	}
 	if got := c.Leaf.DNSNames; len(got) != 2 || got[0] != "kitchen.local" || got[1] != "kitchen" {
 		t.Errorf("names %q", got)
+	}
+}
+
+// make run with the port taken: the failure says why, with the port-80
+// hint only for a privileged port, and no dashboard URL is printed for a
+// server that is not there.
+func TestABindThatFailsSaysWhyAndPrintsNoURL(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	out, err := exec.Command(binary, "-sensor", "sim", "-listen", taken.Addr().String()).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "address already in use") || strings.Contains(string(out), "dashboard") ||
+		strings.Contains(string(out), "1024") || strings.Contains(string(out), "port 80") {
+		t.Errorf("want the bind error, no URL and no privileged-port hint:\n%s", out)
+	}
+	for addr, hint := range map[string]bool{":80": true, "127.0.0.1:443": true, ":8080": false, "[::1]:1024": false} {
+		if got := strings.Contains(listenError(addr, syscall.EACCES).Error(), "below 1024"); got != hint {
+			t.Errorf("listenError(%s): hint %v, want %v", addr, got, hint)
+		}
 	}
 }
