@@ -43,9 +43,13 @@ func TestIdleConnectionMemory(t *testing.T) {
 	t.Logf("connected, before traffic: stack %.2f KiB/conn", float64(mid.StackInuse-before.StackInuse)/n/1024)
 	for range 20 {
 		s.Publish(Message{Topic: "t", Payload: `{"type":"sensor_update","temperature":21.4,"humidity":48.2,"timestamp":1763856000123}`})
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // several passes, not one (pacing, not waiting)
 	}
-	time.Sleep(300 * time.Millisecond) // several pings
+	// Every frame written (the replay and 20 each), then a few heartbeats
+	// (50 ms apart): the readers have handled traffic and pings.
+	testutil.Until(t, 20*time.Second, func() bool { return s.Stats().Sent == 21*n },
+		func() string { return fmt.Sprintf("Sent %d, want %d", s.Stats().Sent, 21*n) })
+	time.Sleep(300 * time.Millisecond) // several pings: time is what is asked for here
 	t.Logf("stats %+v", s.Stats())
 	after := memNow()
 	g1 := runtime.NumGoroutine()

@@ -189,7 +189,7 @@ func TestAPIRequestsSentBeforeReadingAllGetTheirReplies(t *testing.T) {
 		}
 	}
 	for i := range n {
-		if f := readText(t, c, testutil.Scale(10*time.Second)); !strings.Contains(f, `"status":"online"`) {
+		if f := readText(t, c, 10*time.Second); !strings.Contains(f, `"status":"online"`) {
 			t.Fatalf("reply %d: %q", i, f)
 		}
 	}
@@ -319,7 +319,7 @@ func TestTLSServesHTTPSAndWSSToRealClients(t *testing.T) {
 		t.Fatalf("wss with Go: %v", err)
 	}
 	defer c.Close()
-	if f := readText(t, c, testutil.Scale(10*time.Second)); !readingRE.MatchString(f) {
+	if f := readText(t, c, 10*time.Second); !readingRE.MatchString(f) {
 		t.Errorf("wss reading %q", f)
 	}
 

@@ -230,7 +230,7 @@ func TestStalledRequestsAreClosedAndTheDaemonKeepsItsDescriptors(t *testing.T) {
 		t.Errorf("healthz %d after the stalled requests, want 200", code)
 	}
 	c := dial(t, "ws://"+p.addr+"/ws/sensors")
-	if f := readText(t, c, testutil.Scale(10*time.Second)); !readingRE.MatchString(f) {
+	if f := readText(t, c, 10*time.Second); !readingRE.MatchString(f) {
 		t.Errorf("new WebSocket got %q", f)
 	}
 	resp, err := http.Get("http://" + p.addr + "/metrics")
