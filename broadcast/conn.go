@@ -181,7 +181,7 @@ func (c *conn) readLoop() {
 		_ = c.nc.SetReadDeadline(c.s.o.Now().Add(c.s.o.PingInterval + c.s.o.PongTimeout))
 		op, p, err := fr.next()
 		ok := c.handle(op, p, err)
-		fr.release()
+		fr.handled()
 		if !ok {
 			return
 		}

@@ -254,3 +254,39 @@ func readServerFrame(t *testing.T, br *bufio.Reader) (byte, []byte) {
 	}
 	return h[0] & 0x0F, p
 }
+
+func TestAPingBetweenFragmentsKeepsTheMessagesRoomCounted(t *testing.T) {
+	b := NewBudget(0)
+	got := make(chan int, 1)
+	s, hs := testServer(t, &ServerOpts{Replay: -1, Budget: b, OnMessage: func(in Incoming) { got <- len(in.Raw) }})
+	nc, _ := rawUpgrade(t, hs, "/")
+	waitClients(t, s, 1)
+	frag := func(op byte, fin bool, n int) []byte {
+		h := []byte{op, 0x80 | 126, byte(n >> 8), byte(n), 0, 0, 0, 0}
+		if fin {
+			h[0] |= 0x80
+		}
+		return append(h, make([]byte, n)...)
+	}
+	nc.Write(frag(opBinary, false, 1000))
+	nc.Write([]byte{0x80 | opPing, 0x80, 0, 0, 0, 0}) // a ping between the fragments
+	br := bufio.NewReader(nc)
+	nc.SetReadDeadline(time.Now().Add(testutil.Scale(10 * time.Second)))
+	if op, _ := readServerFrame(t, br); op != opPong {
+		t.Fatalf("op %d, want a pong", op)
+	}
+	if u := b.Used(); u < 1000 {
+		t.Fatalf("budget holds %d bytes with 1000 of a message received, want at least 1000", u)
+	}
+	nc.Write(frag(0, true, 1000))
+	select {
+	case n := <-got:
+		if n != 2000 {
+			t.Fatalf("message of %d bytes, want 2000", n)
+		}
+	case <-time.After(testutil.Scale(10 * time.Second)):
+		t.Fatal("the fragmented message never arrived")
+	}
+	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == 0 },
+		func() string { return fmt.Sprintf("budget holds %d bytes after the message, want 0", b.Used()) })
+}

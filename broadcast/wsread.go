@@ -175,8 +175,17 @@ func (fr *frameReader) grow(end int64) error {
 	return nil
 }
 
-// release gives the room of the last message back to the budget, once the
-// caller is done with it (or the connection ends with one half read).
+// handled gives the room of the message next returned back to the
+// budget, once the caller is done with it. A control frame that arrived
+// between the fragments of a message leaves that message's room held.
+func (fr *frameReader) handled() {
+	if fr.msgOp == 0 {
+		fr.release()
+	}
+}
+
+// release gives all the room back (the connection has ended, maybe with
+// a message half read).
 func (fr *frameReader) release() {
 	fr.budget.give(fr.held)
 	fr.held = 0
