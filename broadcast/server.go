@@ -164,8 +164,10 @@ type ServerOpts struct {
 	// Writers is the number of goroutines that write to the clients after
 	// publishes (the pass workers, see Server.pass); default GOMAXPROCS.
 	Writers int
-	// ReplyQueue is the per-client queue for session replies; overflow
-	// closes that client with 1013. Default 16.
+	// ReplyQueue is the per-client queue for session replies. While it is
+	// full the client's reader stops reading (its requests wait in TCP),
+	// so a client's own requests never overflow it; replies from
+	// elsewhere that find it full close that client with 1013. Default 16.
 	ReplyQueue int
 	// Coalesce: passes (writes to the clients) run at most once per
 	// Coalesce, less often only with many clients (see DefaultCoalesce); -1 wakes them on every
@@ -600,8 +602,9 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 // Publish sends m to the clients of this path. A broadcast (no Session) is
 // encoded once and stored in the ring: wait-free, it never waits for a
 // client. A reply (Session set) goes to that client's bounded queue:
-// ErrNoSession (counted) when the session is gone, ErrReplyOverflow when
-// its queue is full (the client is closed with 1013, counted). An empty
+// ErrNoSession (counted) when the session is gone, ErrBusy (counted) when
+// the Budget has no room for it, ErrReplyOverflow when its queue is full
+// (the client is closed with 1013, counted). An empty
 // payload is not sent. Safe from any goroutine.
 func (s *Server) Publish(m Message) error {
 	if empty(m.Payload) {

@@ -563,3 +563,25 @@ func TestABindThatFailsSaysWhyAndPrintsNoURL(t *testing.T) {
 		}
 	}
 }
+
+func TestBadFrontDoorFlagsExitTwoNamingTheFlag(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-tls-cert", "c.pem"}, "-tls-cert"},
+		{[]string{"-tls-key", "k.pem"}, "-tls-cert"},
+		{[]string{"-mode", "client", "-url", "ws://h/", "-url-ca", "ca.pem"}, "-url-ca"},
+		{[]string{"-allowed-hosts", "a,,b"}, "-allowed-hosts"},
+	} {
+		cmd := exec.Command(binary, append([]string{"-sensor", "sim"}, tc.args...)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.HasPrefix(stderr.String(), "sensord: "+tc.want) {
+			t.Errorf("%q: %v, stderr %q; want exit 2 naming %s", tc.args, err, stderr.String(), tc.want)
+		}
+	}
+}
