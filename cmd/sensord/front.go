@@ -145,7 +145,7 @@ func (d *daemon) openFront(handler http.Handler) (*front, error) {
 	default:
 		plain := handler
 		if cfg.HTTPSRedirect {
-			plain = redirectHTTPS(lns[1].Addr())
+			plain = d.hostGuard(redirectHTTPS(lns[1].Addr()))
 		}
 		add(lns[0], plain, false)
 		add(lns[1], handler, true)

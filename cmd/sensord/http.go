@@ -58,10 +58,15 @@ func (d *daemon) routes() http.Handler {
 	if d.cfg.Token != "" {
 		h = requireToken(d.cfg.Token, h)
 	}
-	if d.cfg.AllowedHosts != "" {
-		h = allowHosts(strings.Split(d.cfg.AllowedHosts, ","), &d.hostsRefused, h)
+	return d.hostGuard(h)
+}
+
+// hostGuard puts -allowed-hosts in front of h (when it is set).
+func (d *daemon) hostGuard(h http.Handler) http.Handler {
+	if d.cfg.AllowedHosts == "" {
+		return h
 	}
-	return h
+	return allowHosts(strings.Split(d.cfg.AllowedHosts, ","), &d.hostsRefused, h)
 }
 
 // allowHosts answers 421 to a request whose Host is not one of hosts
