@@ -63,13 +63,14 @@ type ClientOpts struct {
 
 // ClientState is what a Client is doing and why.
 type ClientState struct {
-	State    string    // StateConnecting, StateConnected, StateBackoff, StateStopped
-	Reason   string    // why the last connection or dial ended ("" while fine)
-	Since    time.Time // when State was entered
-	Attempts int       // failed dials since the last successful connect
-	Dropped  uint64    // messages dropped from the full buffer (oldest first)
-	Sent     uint64    // messages written to the server
-	Queued   int       // messages waiting
+	State    string        // StateConnecting, StateConnected, StateBackoff, StateStopped
+	Reason   string        // why the last connection or dial ended ("" while fine)
+	Since    time.Time     // when State was entered
+	Attempts int           // failed dials since the last successful connect
+	Retry    time.Duration // in StateBackoff: how long it waits before the next dial
+	Dropped  uint64        // messages dropped from the full buffer (oldest first)
+	Sent     uint64        // messages written to the server
+	Queued   int           // messages waiting
 }
 
 // outMsg is a message encoded once, kept until it is written.
@@ -225,6 +226,9 @@ func (c *Client) setState(state, reason string, attempts int) {
 	c.state.Reason = reason
 	c.state.Attempts = attempts
 	c.state.Since = c.now()
+	if state != StateBackoff {
+		c.state.Retry = 0
+	}
 	st := c.state
 	st.Queued = c.qlen
 	c.mu.Unlock()
@@ -277,8 +281,12 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 			attempts = 1 // the first retry waits MinBackoff
 		}
+		wait := c.backoff(attempts)
+		c.mu.Lock()
+		c.state.Retry = wait
+		c.mu.Unlock()
 		c.setState(StateBackoff, reason, attempts)
-		t := time.NewTimer(c.backoff(attempts))
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
