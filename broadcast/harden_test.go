@@ -2,6 +2,7 @@ package broadcast
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -289,4 +290,42 @@ func TestAPingBetweenFragmentsKeepsTheMessagesRoomCounted(t *testing.T) {
 	}
 	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == 0 },
 		func() string { return fmt.Sprintf("budget holds %d bytes after the message, want 0", b.Used()) })
+}
+
+// Clients whose upgrade completes while Close runs are told 1001 like the
+// others, never dropped without a close frame.
+func TestClientsUpgradedWhileClosingAreToldGoingAway(t *testing.T) {
+	const n = 60
+	s, hs := testServer(t, &ServerOpts{Replay: -1})
+	errs := make(chan error, n)
+	started := make(chan struct{}, n)
+	for range n {
+		go func() {
+			started <- struct{}{}
+			c, _, err := websocket.DefaultDialer.Dial(wsURL(hs, "/"), nil)
+			if err != nil {
+				errs <- nil // refused (503) or not served: not a client
+				return
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(testutil.Scale(10 * time.Second)))
+			for err == nil {
+				_, _, err = c.ReadMessage()
+			}
+			errs <- err
+		}()
+	}
+	for range n / 2 {
+		<-started
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.Scale(10*time.Second))
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := <-errs; err != nil && !websocket.IsCloseError(err, CloseGoingAway) {
+			t.Errorf("a client that was upgraded got %v, want close 1001", err)
+		}
+	}
 }

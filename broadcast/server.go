@@ -522,6 +522,11 @@ func (s *Server) join(c *conn) bool {
 	if s.closed {
 		s.mu.Unlock()
 		s.reserved.Add(-1)
+		// Upgraded just as Close began: the client saw its handshake
+		// complete, so it is told 1001 like every other client (c is
+		// ours to write: owned since newConn), not dropped.
+		_ = c.nc.SetWriteDeadline(s.o.Now().Add(s.o.WriteWait))
+		_, _ = c.nc.Write(closeFrame(CloseGoingAway, ""))
 		_ = c.nc.Close()
 		return false
 	}

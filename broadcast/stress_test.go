@@ -33,6 +33,9 @@ func TestMixedTrafficArrivesWholeAndInOrder(t *testing.T) {
 		// Up to 1024 replies of up to 100 KB queued per client: far over
 		// the default budget, which is not what this test is about.
 		Budget: NewBudget(1 << 31),
+		// Nobody may be dropped here: on a loaded machine a client may
+		// not read for many seconds, and that is no fault of the server.
+		WriteWait: testutil.Scale(60 * time.Second),
 		OnMessage: func(in Incoming) {
 			var id int
 			if _, err := fmt.Sscanf(string(in.Raw), "hello %d", &id); err == nil {
