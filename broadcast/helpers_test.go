@@ -22,7 +22,7 @@ func testServer(t testing.TB, o *ServerOpts) (*Server, *httptest.Server) {
 	s := NewServer(o)
 	hs := httptest.NewServer(s)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testutil.Scale(5*time.Second))
 		defer cancel()
 		if err := s.Close(ctx); err != nil {
 			t.Errorf("Close: %v", err)
