@@ -8,10 +8,11 @@ GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 LISTEN  ?= 127.0.0.1:8080
 
 # Debian packages the tests use: a real browser for the dashboard, systemd's
-# tools for `systemd-analyze verify`.
-TEST_DEBS := chromium systemd
+# tools for `systemd-analyze verify`, Python's websockets for a second,
+# independent wss:// client, prlimit for the descriptor-limit test.
+TEST_DEBS := chromium systemd python3-websockets util-linux
 
-.PHONY: all build build-arm64 build-armv6 run test test-deps vet fuzz bench clean
+.PHONY: all build build-arm64 build-armv6 run test test-stress test-deps vet fuzz bench clean
 
 all: build
 
@@ -26,8 +27,9 @@ build-arm64:
 build-armv6:
 	GOOS=linux GOARCH=arm GOARM=6 $(GOBUILD) -o build/sensord-linux-armv6 ./cmd/sensord
 
+# The daemon logs "listening ... dashboard=<url>" once the port is bound,
+# and a bind that fails says why; LISTEN=0.0.0.0:8080 serves other machines.
 run: build
-	@echo "sensord: dashboard at http://$(LISTEN)/  (Ctrl-C stops)"
 	build/sensord -sensor sim -listen $(LISTEN)
 
 # Installs only what is missing, so a second run does not touch apt.
@@ -44,6 +46,24 @@ vet:
 
 test: test-deps vet build build-arm64 build-armv6
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The whole suite with a CPU hog on every core, STRESS_RUNS times in a row,
+# as a busy laptop or CI runner would run it: every test must hold. Each
+# hog is a shell spin loop that timeout ends by itself; deadlines in the
+# tests stretch by SENSORD_TEST_SCALE (internal/testutil). Prints each
+# run's time and the load average after it.
+STRESS_RUNS  ?= 5
+STRESS_SCALE ?= 4
+test-stress: test-deps vet
+	@for run in $$(seq $(STRESS_RUNS)); do \
+		hogs=""; trap 'kill $$hogs 2>/dev/null' EXIT INT TERM; \
+		for c in $$(seq $$(nproc)); do timeout 40m sh -c 'while :; do :; done' & hogs="$$hogs $$!"; done; \
+		start=$$(date +%s); \
+		SENSORD_TEST_SCALE=$(STRESS_SCALE) $(GO) test -race -count=1 -timeout 40m ./...; rc=$$?; \
+		kill $$hogs 2>/dev/null; wait $$hogs 2>/dev/null; \
+		echo "test-stress: run $$run of $(STRESS_RUNS): exit $$rc in $$(( $$(date +%s) - start )) s, load average $$(cut -d' ' -f1-3 /proc/loadavg)"; \
+		[ $$rc -eq 0 ] || exit $$rc; \
+	done
 
 # Short coverage-guided runs of every fuzz target; new finds land in the
 # package's testdata/fuzz as regression inputs.

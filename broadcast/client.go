@@ -2,6 +2,8 @@ package broadcast
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -31,7 +33,10 @@ const (
 
 // ClientOpts configures a Client; the zero value is usable.
 type ClientOpts struct {
-	Header       http.Header // sent with the upgrade (e.g. Authorization)
+	Header http.Header // sent with the upgrade (e.g. Authorization); a URL's user:password@ becomes Basic credentials
+	// TLS configures wss:// (e.g. RootCAs from a CA file); nil: the
+	// system's roots.
+	TLS          *tls.Config
 	Subprotocols []string
 	WholeMsg     bool // send {"topic":..,"payload":..,"_msgid":..}
 	// Buffer is how many messages are kept while the connection is down
@@ -58,13 +63,14 @@ type ClientOpts struct {
 
 // ClientState is what a Client is doing and why.
 type ClientState struct {
-	State    string    // StateConnecting, StateConnected, StateBackoff, StateStopped
-	Reason   string    // why the last connection or dial ended ("" while fine)
-	Since    time.Time // when State was entered
-	Attempts int       // failed dials since the last successful connect
-	Dropped  uint64    // messages dropped from the full buffer (oldest first)
-	Sent     uint64    // messages written to the server
-	Queued   int       // messages waiting
+	State    string        // StateConnecting, StateConnected, StateBackoff, StateStopped
+	Reason   string        // why the last connection or dial ended ("" while fine)
+	Since    time.Time     // when State was entered
+	Attempts int           // failed dials since the last successful connect
+	Retry    time.Duration // in StateBackoff: how long it waits before the next dial
+	Dropped  uint64        // messages dropped from the full buffer (oldest first)
+	Sent     uint64        // messages written to the server
+	Queued   int           // messages waiting
 }
 
 // outMsg is a message encoded once, kept until it is written.
@@ -103,12 +109,24 @@ func NewClient(rawURL string, o *ClientOpts) (*Client, error) {
 		return nil, fmt.Errorf("broadcast: client url: %w", err)
 	}
 	if u.Scheme != "ws" && u.Scheme != "wss" || u.Host == "" {
-		return nil, fmt.Errorf("broadcast: client url %q: want ws://host/path or wss://host/path", rawURL)
+		return nil, fmt.Errorf("broadcast: client url %q: want ws://host/path or wss://host/path", RedactURL(rawURL))
 	}
-	c := &Client{url: rawURL, now: time.Now, jitter: rand.Float64, kick: make(chan struct{}, 1)}
+	c := &Client{now: time.Now, jitter: rand.Float64, kick: make(chan struct{}, 1)}
 	if o != nil {
 		c.o = *o
 	}
+	if u.User != nil {
+		// user:password@ is not something a WebSocket dial sends: it
+		// goes as Basic credentials (RFC 7617), and off the URL.
+		pass, _ := u.User.Password()
+		c.o.Header = c.o.Header.Clone()
+		if c.o.Header == nil {
+			c.o.Header = http.Header{}
+		}
+		c.o.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass)))
+		u.User = nil
+	}
+	c.url = u.String()
 	if c.o.Buffer <= 0 {
 		c.o.Buffer = DefaultClientBuffer
 	}
@@ -208,6 +226,9 @@ func (c *Client) setState(state, reason string, attempts int) {
 	c.state.Reason = reason
 	c.state.Attempts = attempts
 	c.state.Since = c.now()
+	if state != StateBackoff {
+		c.state.Retry = 0
+	}
 	st := c.state
 	st.Queued = c.qlen
 	c.mu.Unlock()
@@ -228,6 +249,7 @@ func (c *Client) Run(ctx context.Context) error {
 		Proxy:            http.ProxyFromEnvironment,
 		ReadBufferSize:   readBufferSize,
 		WriteBufferSize:  4096,
+		TLSClientConfig:  c.o.TLS,
 	}
 	attempts := 0
 	reason := ""
@@ -259,8 +281,12 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 			attempts = 1 // the first retry waits MinBackoff
 		}
+		wait := c.backoff(attempts)
+		c.mu.Lock()
+		c.state.Retry = wait
+		c.mu.Unlock()
 		c.setState(StateBackoff, reason, attempts)
-		t := time.NewTimer(c.backoff(attempts))
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

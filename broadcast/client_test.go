@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sensord/internal/testutil"
 )
 
 // liveServer is a Server on a fixed loopback address that a test can stop
@@ -64,7 +66,7 @@ func (ls *liveServer) want(t *testing.T, msgs ...string) {
 			if g != w {
 				t.Fatalf("server got %q, want %q", g, w)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(testutil.Scale(10 * time.Second)):
 			t.Fatalf("server did not get %q", w)
 		}
 	}
@@ -82,7 +84,7 @@ func runClient(t *testing.T, c *Client) {
 			if err != nil {
 				t.Errorf("Run = %v, want nil", err)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(testutil.Scale(5 * time.Second)):
 			t.Error("Run did not return after cancel")
 		}
 	})
@@ -90,17 +92,10 @@ func runClient(t *testing.T, c *Client) {
 
 func waitState(t *testing.T, c *Client, state string) ClientState {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := c.State()
-		if st.State == state {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("state %+v, want %s", st, state)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	var st ClientState
+	testutil.Until(t, 20*time.Second, func() bool { st = c.State(); return st.State == state },
+		func() string { return fmt.Sprintf("state %+v, want %s", st, state) })
+	return st
 }
 
 func TestNewClientRejectsURLsThatAreNotWebSockets(t *testing.T) {
@@ -171,27 +166,31 @@ func TestClientBacksOffExponentiallyWithJitter(t *testing.T) {
 	})
 	c.jitter = func() float64 { return 1 } // the top of each range: d
 	runClient(t, c)
-	time.Sleep(500 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	// Gaps between "backoff" and the next "connecting": 20 40 80 80 ...
+	want := []time.Duration{20, 40, 80, 80}
+	// Each backoff says what it waits: 20 40 80 80 (MaxBackoff) ..., and
+	// the next dial comes no sooner (timers never fire early; on a busy
+	// machine they fire late, so how much later is not checked).
+	var backoffs []ClientState
 	var gaps []time.Duration
-	for i := 0; i+1 < len(states); i++ {
-		if states[i].State == StateBackoff && states[i+1].State == StateConnecting {
-			gaps = append(gaps, states[i+1].Since.Sub(states[i].Since))
-			if !strings.HasPrefix(states[i].Reason, "dial:") || states[i].Attempts != len(gaps) {
-				t.Errorf("backoff state %+v: want a dial reason and attempt %d", states[i], len(gaps))
+	retries := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		backoffs, gaps = backoffs[:0], gaps[:0]
+		for i := 0; i+1 < len(states); i++ {
+			if states[i].State == StateBackoff && states[i+1].State == StateConnecting {
+				backoffs = append(backoffs, states[i])
+				gaps = append(gaps, states[i+1].Since.Sub(states[i].Since))
 			}
 		}
+		return len(backoffs)
 	}
-	want := []time.Duration{20, 40, 80, 80}
-	if len(gaps) < len(want) {
-		t.Fatalf("only %d retries in 400 ms: %v", len(gaps), gaps)
-	}
+	testutil.Until(t, 20*time.Second, func() bool { return retries() >= len(want) },
+		func() string { return fmt.Sprintf("only %d retries: %v", len(gaps), gaps) })
 	for i, w := range want {
 		w *= time.Millisecond
-		if gaps[i] < w || gaps[i] > w+60*time.Millisecond { // timers never fire early; a busy machine makes them late
-			t.Errorf("retry %d waited %v, want %v", i+1, gaps[i], w)
+		b := backoffs[i]
+		if b.Retry != w || gaps[i] < w || !strings.HasPrefix(b.Reason, "dial:") || b.Attempts != i+1 {
+			t.Errorf("retry %d: state %+v waited %v, want Retry %v, a dial reason, attempt %d and no earlier dial", i+1, b, gaps[i], w, i+1)
 		}
 	}
 	c2, _ := NewClient("ws://"+addr+"/", &ClientOpts{MinBackoff: 20 * time.Millisecond, MaxBackoff: 80 * time.Millisecond})

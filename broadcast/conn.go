@@ -57,6 +57,14 @@ type conn struct {
 	replies atomic.Pointer[chan *encoded]
 	// readerDone is closed when the reader goroutine returns.
 	readerDone chan struct{}
+	// gone is closed by finish before it waits for the reader: a reader
+	// waiting for room in the reply queue gives up, and a Publish that
+	// queued a reply after finish emptied the queue takes it back out.
+	gone chan struct{}
+	// room gets a token (never blocking: one is enough) each time the
+	// owner takes replies out of the queue; the reader waits on it while
+	// the queue is full (waitRoom).
+	room chan struct{}
 	// pong: a ping's payload the writer must answer. Written by the
 	// reader, taken by the owner (Swap).
 	pong atomic.Pointer[[]byte]
@@ -80,6 +88,8 @@ func (s *Server) newConn(nc net.Conn, rd Reader[encoded], filters []string, remo
 		filters:    filters,
 		rd:         rd,
 		readerDone: make(chan struct{}),
+		gone:       make(chan struct{}),
+		room:       make(chan struct{}, 1),
 		pingGen:    s.hbGen.Load(),
 	}
 	// Owned by ServeHTTP from the start: through start, it writes the
@@ -165,11 +175,14 @@ func (c *conn) requestClose(code int) {
 // header -> Read); handling a frame happens after next returns, in handle.
 func (c *conn) readLoop() {
 	defer close(c.readerDone)
-	fr := &frameReader{r: c.nc, limit: c.s.o.ReadLimit}
+	fr := &frameReader{r: c.nc, limit: c.s.o.ReadLimit, budget: c.s.o.Budget}
+	defer fr.release()
 	for {
 		_ = c.nc.SetReadDeadline(c.s.o.Now().Add(c.s.o.PingInterval + c.s.o.PongTimeout))
 		op, p, err := fr.next()
-		if !c.handle(op, p, err) {
+		ok := c.handle(op, p, err)
+		fr.handled()
+		if !ok {
 			return
 		}
 	}
@@ -203,10 +216,62 @@ func (c *conn) handle(op byte, p []byte, err error) bool {
 		return false
 	default:
 		if c.closeCode.Load() == 0 && c.s.o.OnMessage != nil {
+			if !c.waitRoom() {
+				return false
+			}
 			c.s.o.OnMessage(ParseIncoming(c.session, p, op == opBinary))
 		}
 	}
 	return true
+}
+
+// waitRoom holds the reader while c's reply queue is full, so that a client
+// that sends requests faster than it reads its replies is slowed down (its
+// socket is not read: TCP pushes back on it) rather than closed. Each
+// request gets its reply queued without overflow. A client that stops
+// reading altogether is dropped by its writer after WriteWait; then (and
+// when the connection ends for any other reason) waitRoom returns false.
+func (c *conn) waitRoom() bool {
+	q := c.replies.Load()
+	if q == nil {
+		return true
+	}
+	for len(*q) == cap(*q) {
+		select {
+		case <-c.room:
+		case <-c.gone:
+			return false
+		}
+	}
+	return true
+}
+
+// takeReply is the owner's (or, after finish, anyone's) receive from the
+// reply queue: it gives the reply's bytes back to the budget and tells a
+// waiting reader there is room.
+func (c *conn) takeReply(q chan *encoded) (*encoded, bool) {
+	select {
+	case e := <-q:
+		c.s.o.Budget.give(int64(len(e.frame)))
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
+		return e, true
+	default:
+		return nil, false
+	}
+}
+
+// dropReplies empties the reply queue of a finished connection.
+func (c *conn) dropReplies() {
+	if q := c.replies.Load(); q != nil {
+		for {
+			if _, ok := c.takeReply(*q); !ok {
+				return
+			}
+		}
+	}
 }
 
 // drain reads and drops what the peer still sends after a protocol error
@@ -345,6 +410,11 @@ func (c *conn) flush(bt *batch, block bool) flushResult {
 		return flushMore
 	}
 	if code != 0 {
+		// What the client asked before its close (or its fault) is
+		// answered first.
+		if !c.writeReplies(bt) {
+			return flushEnd
+		}
 		c.close(code)
 		return flushEnd
 	}
@@ -390,14 +460,12 @@ func (c *conn) collect(b [][]byte) (_ [][]byte, sent int) {
 	}
 	if q := c.replies.Load(); q != nil {
 		for len(b) < cap(b) {
-			select {
-			case e := <-*q:
-				b = append(b, e.frame)
-				sent++
-				continue
-			default:
+			e, ok := c.takeReply(*q)
+			if !ok {
+				break
 			}
-			break
+			b = append(b, e.frame)
+			sent++
 		}
 	}
 	for len(b) < cap(b) {
@@ -420,6 +488,35 @@ func (c *conn) collect(b [][]byte) (_ [][]byte, sent int) {
 		}
 	}
 	return b, sent
+}
+
+// writeReplies writes the queued replies of a connection about to close,
+// with blocking writes; false when a write failed.
+func (c *conn) writeReplies(bt *batch) bool {
+	q := c.replies.Load()
+	if q == nil {
+		return true
+	}
+	for {
+		b := bt.frames[:0]
+		for len(b) < cap(b) {
+			e, ok := c.takeReply(*q)
+			if !ok {
+				break
+			}
+			b = append(b, e.frame)
+		}
+		if len(b) == 0 {
+			return true
+		}
+		err := c.write(b)
+		clear(b)
+		if err != nil {
+			c.dropSlow(err)
+			return false
+		}
+		c.s.st.sent.Add(uint64(len(b)))
+	}
 }
 
 // keepRest looks at a non-blocking write of b that wrote n bytes. When
@@ -576,7 +673,9 @@ func (c *conn) close(code int) {
 // finish tears the connection down: closes the socket (which ends the
 // reader), waits for the reader, and unregisters.
 func (c *conn) finish() {
+	close(c.gone)
 	_ = c.nc.Close()
 	<-c.readerDone
+	c.dropReplies()
 	c.s.remove(c)
 }

@@ -40,7 +40,10 @@
 // there is no per-connection read or write buffer (frames are read
 // exactly, and written from the shared encoded frames through the pass
 // workers' scratch space), and the reply queue is made at the first
-// reply.
+// reply. What a client can make the server hold beyond that follows the
+// bytes it sent (a frame header announcing 64 KiB costs nothing until the
+// payload arrives) and is bounded for all clients of all servers sharing
+// a Budget: partial messages and queued replies together.
 //
 // Ring: Publish is safe from any number of goroutines. It claims a sequence
 // with one atomic add (the single claim point: wait-free, no publisher ever

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"sensord/internal/testutil"
 )
 
 // testServer runs s behind a real loopback HTTP server and closes both at
@@ -19,7 +22,7 @@ func testServer(t testing.TB, o *ServerOpts) (*Server, *httptest.Server) {
 	s := NewServer(o)
 	hs := httptest.NewServer(s)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testutil.Scale(5*time.Second))
 		defer cancel()
 		if err := s.Close(ctx); err != nil {
 			t.Errorf("Close: %v", err)
@@ -51,33 +54,23 @@ func dial(t testing.TB, url string, h http.Header) *websocket.Conn {
 // waitClients waits until s has n clients.
 func waitClients(t testing.TB, s *Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Clients() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("clients = %d, want %d", s.Clients(), n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Until(t, 20*time.Second, func() bool { return s.Clients() == n }, func() string { return fmt.Sprintf("clients = %d, want %d", s.Clients(), n) })
 }
 
-// settled returns s's stats once done holds, or after 5 s (then the
-// caller's checks report what it saw). Counters move after the event they
+// settled returns s's stats once done holds, or after 20 s (scaled; then
+// the caller's checks report what it saw). Counters move after the event they
 // count: Sent after the write returns, which the peer may already have
 // read; Disconnects after the socket is torn down.
 func settled(s *Server, done func(ServerStats) bool) ServerStats {
-	deadline := time.Now().Add(5 * time.Second)
 	st := s.Stats()
-	for !done(st) && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Millisecond)
-		st = s.Stats()
-	}
+	testutil.Within(20*time.Second, func() bool { st = s.Stats(); return done(st) })
 	return st
 }
 
 // read reads one message with a deadline.
 func read(t testing.TB, ws *websocket.Conn) (int, string) {
 	t.Helper()
-	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ws.SetReadDeadline(time.Now().Add(testutil.Scale(10 * time.Second)))
 	mt, p, err := ws.ReadMessage()
 	if err != nil {
 		t.Fatalf("read: %v", err)
@@ -93,3 +86,21 @@ func httptest_NewServer(t testing.TB, s http.Handler) *httptest.Server {
 }
 
 func fmtAny(v []any) string { return fmt.Sprint(v) }
+
+// waitStuckInWrite waits until one of the server's goroutines is blocked
+// in a socket write called from (*conn).<in> (drive, replay): the client
+// has stopped taking bytes and the writer waits for it. This is the fact
+// the tests about stuck writers need; a pause would only make it likely.
+func waitStuckInWrite(t testing.TB, in string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	testutil.Until(t, 20*time.Second, func() bool {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "broadcast.(*conn)."+in+"(") && strings.Contains(g, "waitWrite") {
+				return true
+			}
+		}
+		return false
+	}, func() string { return "no goroutine blocked writing in (*conn)." + in })
+}

@@ -1,11 +1,14 @@
 package broadcast
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"sensord/internal/testutil"
 )
 
 func memNow() runtime.MemStats {
@@ -40,9 +43,13 @@ func TestIdleConnectionMemory(t *testing.T) {
 	t.Logf("connected, before traffic: stack %.2f KiB/conn", float64(mid.StackInuse-before.StackInuse)/n/1024)
 	for range 20 {
 		s.Publish(Message{Topic: "t", Payload: `{"type":"sensor_update","temperature":21.4,"humidity":48.2,"timestamp":1763856000123}`})
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // several passes, not one (pacing, not waiting)
 	}
-	time.Sleep(300 * time.Millisecond) // several pings
+	// Every frame written (the replay and 20 each), then a few heartbeats
+	// (50 ms apart): the readers have handled traffic and pings.
+	testutil.Until(t, 20*time.Second, func() bool { return s.Stats().Sent == 21*n },
+		func() string { return fmt.Sprintf("Sent %d, want %d", s.Stats().Sent, 21*n) })
+	time.Sleep(300 * time.Millisecond) // several pings: time is what is asked for here
 	t.Logf("stats %+v", s.Stats())
 	after := memNow()
 	g1 := runtime.NumGoroutine()
@@ -59,5 +66,43 @@ func TestIdleConnectionMemory(t *testing.T) {
 	// grew (a deeper call chain in the reader) makes it 4.
 	if stack > 3 {
 		t.Errorf("goroutine stacks take %.2f KiB per idle connection, want about 2 (one 2 KiB stack)", stack)
+	}
+}
+
+// A client that sends a frame header announcing 64 KiB and one byte of it
+// leaves its reader waiting for the rest: still one small stack, and room
+// for what came (firstChunk), not for what was announced.
+func TestHalfOpenHeaderCostsOnlyTheBytesReceivedAndNoBiggerStack(t *testing.T) {
+	const n = 1000
+	b := NewBudget(0)
+	s, hs := testServer(t, &ServerOpts{Replay: -1, Budget: b})
+	before := memNow()
+	for range n {
+		nc, resp := rawUpgrade(t, hs, "/")
+		if resp.StatusCode != 101 {
+			t.Fatal(resp.Status)
+		}
+		if _, err := nc.Write(append(clientHeader(opBinary, 64<<10), 'x')); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitClients(t, s, n)
+	// Every reader has taken room for its byte: each is now waiting for
+	// the rest.
+	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == n*firstChunk }, func() string {
+		return fmt.Sprintf("budget holds %d bytes, want %d (room for one byte on each connection)", b.Used(), n*firstChunk)
+	})
+	after := memNow()
+	stack := float64(after.StackInuse-before.StackInuse) / n / 1024
+	heap := float64(after.HeapInuse-before.HeapInuse) / n / 1024
+	t.Logf("stack %.2f KiB/conn; heap (both sides) %.2f KiB/conn", stack, heap)
+	if heap > 8 {
+		t.Errorf("heap grew %.2f KiB per connection holding 1 byte of a 64 KiB message, want a few", heap)
+	}
+	if raceEnabled {
+		return
+	}
+	if stack > 3 {
+		t.Errorf("goroutine stacks take %.2f KiB per half-open connection, want about 2", stack)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"sensord/internal/testutil"
 )
 
 func TestKeepRestCutsWhereTheWriteStopped(t *testing.T) {
@@ -59,7 +61,7 @@ func TestSlowReaderGetsEveryFrameWholeAfterItsSocketFilled(t *testing.T) {
 	fastDone := make(chan error, 1)
 	go func() {
 		for i := range n {
-			fast.SetReadDeadline(time.Now().Add(5 * time.Second))
+			fast.SetReadDeadline(time.Now().Add(testutil.Scale(5 * time.Second)))
 			_, p, err := fast.ReadMessage()
 			if err == nil && !bytes.Equal(p, payload(i)) {
 				err = fmt.Errorf("fast client: frame %d differs", i)
@@ -87,7 +89,7 @@ func TestSlowReaderGetsEveryFrameWholeAfterItsSocketFilled(t *testing.T) {
 		t.Fatalf("no write stalled (stats %+v): the test did not fill the slow client's socket", st)
 	}
 	for i := range n {
-		slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+		slow.SetReadDeadline(time.Now().Add(testutil.Scale(5 * time.Second)))
 		mt, p, err := slow.ReadMessage()
 		if err != nil {
 			t.Fatalf("slow client, frame %d: %v", i, err)

@@ -2,9 +2,13 @@ package broadcast
 
 import (
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"sensord/internal/testutil"
 )
 
 func TestNewRingRejectsSizesThatAreNotPowersOfTwo(t *testing.T) {
@@ -258,7 +262,16 @@ func TestSleepingReaderIsWokenByPublish(t *testing.T) {
 			<-wake
 		}
 	}()
-	time.Sleep(10 * time.Millisecond) // let the reader go to sleep
+	// The reader is asleep once its goroutine waits on the wake channel.
+	buf := make([]byte, 1<<20)
+	testutil.Until(t, 20*time.Second, func() bool {
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "[chan receive") && strings.Contains(g, "TestSleepingReaderIsWokenByPublish.func") {
+				return true
+			}
+		}
+		return false
+	}, func() string { return "the reader never went to sleep" })
 	v := 42
 	r.Publish(&v)
 	select {
@@ -266,7 +279,7 @@ func TestSleepingReaderIsWokenByPublish(t *testing.T) {
 		if g != 42 {
 			t.Fatalf("got %d", g)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Scale(10 * time.Second)):
 		t.Fatal("reader was not woken")
 	}
 }

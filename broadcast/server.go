@@ -3,7 +3,6 @@ package broadcast
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -165,8 +164,10 @@ type ServerOpts struct {
 	// Writers is the number of goroutines that write to the clients after
 	// publishes (the pass workers, see Server.pass); default GOMAXPROCS.
 	Writers int
-	// ReplyQueue is the per-client queue for session replies; overflow
-	// closes that client with 1013. Default 16.
+	// ReplyQueue is the per-client queue for session replies. While it is
+	// full the client's reader stops reading (its requests wait in TCP),
+	// so a client's own requests never overflow it; replies from
+	// elsewhere that find it full close that client with 1013. Default 16.
 	ReplyQueue int
 	// Coalesce: passes (writes to the clients) run at most once per
 	// Coalesce, less often only with many clients (see DefaultCoalesce); -1 wakes them on every
@@ -178,6 +179,10 @@ type ServerOpts struct {
 	// OnEvent gets connect and disconnect events, from the connection's
 	// goroutines: it must not block for long.
 	OnEvent func(Event)
+	// Budget bounds the memory all clients together can make the server
+	// hold (messages still arriving, queued replies); share one between
+	// the servers of a process. nil: a Budget of DefaultBudget of its own.
+	Budget *Budget
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -201,6 +206,7 @@ type ServerStats struct {
 var (
 	ErrNoSession     = errors.New("broadcast: no such session")
 	ErrReplyOverflow = errors.New("broadcast: reply queue full, client closed")
+	ErrBusy          = errors.New("broadcast: reply dropped: the memory budget for replies is used up")
 )
 
 // Server is the WebSocket output of one path (websocket-out in server
@@ -279,6 +285,9 @@ func NewServer(o *ServerOpts) *Server {
 		CheckOrigin:     s.checkOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			s.st.rejected.Add(1)
+			// RFC 6455 4.4: a handshake refused for its version learns the
+			// one we speak; gorilla's own handler does so for every error.
+			w.Header().Set("Sec-WebSocket-Version", "13")
 			http.Error(w, http.StatusText(status), status)
 		},
 	}
@@ -330,6 +339,9 @@ func (o *ServerOpts) normalize() {
 		o.Coalesce = DefaultCoalesce
 	case o.Coalesce < 0:
 		o.Coalesce = 0
+	}
+	if o.Budget == nil {
+		o.Budget = NewBudget(DefaultBudget)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -453,19 +465,17 @@ func (s *Server) unregister(c *conn) {
 // ServeHTTP upgrades the request to a WebSocket client of this path.
 // Query: topic=<MQTT filter> (repeatable), access_token=<token>.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.o.Token != "" && !s.authorized(r) {
+	if s.o.Token != "" && !Authorized(r, s.o.Token) {
 		s.st.rejected.Add(1)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sensord"`)
 		http.Error(w, "broadcast: missing or wrong token", http.StatusUnauthorized)
 		return
 	}
-	filters := r.URL.Query()["topic"]
-	for _, f := range filters {
-		if !ValidFilter(f) {
-			s.st.rejected.Add(1)
-			http.Error(w, fmt.Sprintf("broadcast: bad topic filter %q", f), http.StatusBadRequest)
-			return
-		}
+	filters, err := parseFilters(r.URL.RawQuery)
+	if err != nil {
+		s.st.rejected.Add(1)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
 	}
 	if s.reserved.Add(1) > int64(s.o.MaxClients) {
 		s.reserved.Add(-1)
@@ -484,7 +494,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Take the cursor before the 101 goes out: whatever is published once
 	// the client has seen its handshake complete reaches it.
 	rd := s.ring.NewReader()
-	ws, err := s.up.Upgrade(w, r, nil)
+	var ws *websocket.Conn
+	ws, err = s.up.Upgrade(w, r, nil)
 	if err != nil {
 		s.reserved.Add(-1) // Upgrade has answered (and counted) already
 		return
@@ -511,6 +522,11 @@ func (s *Server) join(c *conn) bool {
 	if s.closed {
 		s.mu.Unlock()
 		s.reserved.Add(-1)
+		// Upgraded just as Close began: the client saw its handshake
+		// complete, so it is told 1001 like every other client (c is
+		// ours to write: owned since newConn), not dropped.
+		_ = c.nc.SetWriteDeadline(s.o.Now().Add(s.o.WriteWait))
+		_, _ = c.nc.Write(closeFrame(CloseGoingAway, ""))
 		_ = c.nc.Close()
 		return false
 	}
@@ -541,14 +557,32 @@ func (s *Server) remove(c *conn) {
 	s.wg.Done()
 }
 
-func (s *Server) authorized(r *http.Request) bool {
-	got := r.URL.Query().Get("access_token")
-	if h := r.Header.Get("Authorization"); h != "" {
-		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-			got = strings.TrimSpace(tok)
+// MaxFilters caps the ?topic= filters of one client. Each retained and
+// published message is matched against every filter of every client, so
+// filters cost CPU on each publish and at every join (the replay); a
+// client with thousands would cost the server seconds. Real clients use
+// one or two; a few dozen is plenty.
+const MaxFilters = 32
+
+// parseFilters returns the topic filters of a query, each checked once,
+// here: a query that does not parse (a bad escape, a ';'), more than
+// MaxFilters filters or an invalid one is an error saying why, never a
+// client that silently gets every topic.
+func parseFilters(rawQuery string) ([]string, error) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("broadcast: query does not parse: %w", err)
+	}
+	filters := q["topic"]
+	if len(filters) > MaxFilters {
+		return nil, fmt.Errorf("broadcast: %d topic filters, at most %d allowed", len(filters), MaxFilters)
+	}
+	for _, f := range filters {
+		if !ValidFilter(f) {
+			return nil, fmt.Errorf("broadcast: bad topic filter %q: '+' and '#' must be whole levels, '#' the last", f)
 		}
 	}
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.o.Token)) == 1
+	return filters, nil
 }
 
 // checkOrigin allows requests without Origin (not a browser), the same
@@ -573,8 +607,9 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 // Publish sends m to the clients of this path. A broadcast (no Session) is
 // encoded once and stored in the ring: wait-free, it never waits for a
 // client. A reply (Session set) goes to that client's bounded queue:
-// ErrNoSession (counted) when the session is gone, ErrReplyOverflow when
-// its queue is full (the client is closed with 1013, counted). An empty
+// ErrNoSession (counted) when the session is gone, ErrBusy (counted) when
+// the Budget has no room for it, ErrReplyOverflow when its queue is full
+// (the client is closed with 1013, counted). An empty
 // payload is not sent. Safe from any goroutine.
 func (s *Server) Publish(m Message) error {
 	if empty(m.Payload) {
@@ -603,12 +638,22 @@ func (s *Server) Publish(m Message) error {
 		return ErrNoSession
 	}
 	c := v.(*conn)
+	if !s.o.Budget.take(int64(len(e.frame))) {
+		s.st.repliesDropped.Add(1)
+		return ErrBusy
+	}
 	select {
 	case c.replyQueue() <- e:
 		s.st.replies.Add(1)
-		c.schedule()
+		select {
+		case <-c.gone: // finish has emptied the queue: take it back out
+			c.dropReplies()
+		default:
+			c.schedule()
+		}
 		return nil
 	default:
+		s.o.Budget.give(int64(len(e.frame)))
 		s.st.repliesDropped.Add(1)
 		c.requestClose(CloseTryAgain)
 		return ErrReplyOverflow

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"sensord/internal/testutil"
 )
 
 func TestBroadcastReachesAllClients(t *testing.T) {
@@ -42,10 +44,7 @@ func TestBroadcastReachesAllClients(t *testing.T) {
 	}
 	// Sent is counted when the write returns, which may be just after
 	// the client has read the frame.
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Stats().Sent != 20 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Within(20*time.Second, func() bool { return s.Stats().Sent == 20 })
 	if st := s.Stats(); st.Published != 4 || st.Sent != 20 {
 		t.Errorf("stats published %d sent %d, want 4 and 20", st.Published, st.Sent)
 	}
@@ -120,7 +119,7 @@ func TestReplyReachesOnlyItsSession(t *testing.T) {
 	var req Incoming
 	select {
 	case req = <-in:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Scale(5 * time.Second)):
 		t.Fatal("no incoming message")
 	}
 	if !req.JSON || req.Msg["action"] != "get_status" || req.Session == "" {
@@ -174,7 +173,7 @@ func TestIncomingFramesAreParsedLikeNodeRED(t *testing.T) {
 		var m Incoming
 		select {
 		case m = <-in:
-		case <-time.After(5 * time.Second):
+		case <-time.After(testutil.Scale(5 * time.Second)):
 			t.Fatalf("message %d did not arrive", i)
 		}
 		if m.JSON != w.json || m.Binary != w.binary {
@@ -346,13 +345,15 @@ func TestConnectAndDisconnectEvents(t *testing.T) {
 }
 
 func TestHeartbeatDropsASilentPeerAndKeepsALiveOne(t *testing.T) {
-	s, hs := testServer(t, &ServerOpts{PingInterval: 50 * time.Millisecond, PongTimeout: 300 * time.Millisecond})
+	// The pong timeout stretches with the machine's load: a live client
+	// that is not scheduled for a while must not look silent.
+	s, hs := testServer(t, &ServerOpts{PingInterval: 50 * time.Millisecond, PongTimeout: testutil.Scale(300 * time.Millisecond)})
 	dial(t, wsURL(hs, "/"), nil) // never reads: never answers a ping
 	live := dial(t, wsURL(hs, "/"), nil)
 	var pings atomic.Int32
 	live.SetPingHandler(func(d string) error {
 		pings.Add(1)
-		return live.WriteControl(websocket.PongMessage, []byte(d), time.Now().Add(time.Second))
+		return live.WriteControl(websocket.PongMessage, []byte(d), time.Now().Add(testutil.Scale(time.Second)))
 	})
 	go func() {
 		for {
@@ -365,7 +366,9 @@ func TestHeartbeatDropsASilentPeerAndKeepsALiveOne(t *testing.T) {
 	start := time.Now()
 	waitClients(t, s, 1) // the silent one goes after ~350 ms
 	t.Logf("silent peer dropped after %v", time.Since(start))
-	time.Sleep(700 * time.Millisecond)
+	// Over more than two pong timeouts the live one stays: a span of time
+	// is what this checks.
+	time.Sleep(testutil.Scale(700 * time.Millisecond))
 	if s.Clients() != 1 {
 		t.Fatalf("clients = %d, want the live one kept", s.Clients())
 	}
@@ -386,7 +389,7 @@ func TestReadLimitClosesWith1009(t *testing.T) {
 // wantClose reads until the server's close frame and checks its code.
 func wantClose(t *testing.T, c *websocket.Conn, code int) {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.SetReadDeadline(time.Now().Add(testutil.Scale(5 * time.Second)))
 	for {
 		_, _, err := c.ReadMessage()
 		if err == nil {
@@ -501,7 +504,7 @@ func TestCloseIsBoundedByItsContext(t *testing.T) {
 	dialSlow(t, wsURL(hs, "/"), 4096) // never reads
 	waitClients(t, s, 1)
 	s.Publish(Message{Payload: make([]byte, 8<<20)}) // more than the sockets hold
-	time.Sleep(100 * time.Millisecond)               // the writer is now stuck in write
+	waitStuckInWrite(t, "drive")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -529,10 +532,10 @@ func TestCloseIsBoundedByItsContextForAClientInItsReplay(t *testing.T) {
 		if e.Kind != Connect || e.Clients != 1 {
 			t.Fatalf("first event %+v, want Connect with 1 client", e)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Scale(5 * time.Second)):
 		t.Fatal("no Connect event while the client is in its replay")
 	}
-	time.Sleep(100 * time.Millisecond) // the replay is now stuck in write
+	waitStuckInWrite(t, "replay")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -543,7 +546,7 @@ func TestCloseIsBoundedByItsContextForAClientInItsReplay(t *testing.T) {
 		if e.Kind != Disconnect || e.Clients != 0 {
 			t.Fatalf("event %+v, want Disconnect with 0 clients", e)
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(testutil.Scale(2 * time.Second)):
 		t.Fatal("the client in its replay outlived Close by 2 s")
 	}
 	if st := s.Stats(); st.Connects != 1 || st.Disconnects != 1 || st.Dropped != 0 {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"sensord/internal/testutil"
 )
 
 // dialSlow connects a client with a fixed receive buffer of rcvbuf bytes
@@ -47,7 +49,7 @@ func stuckWriter(t *testing.T, s *Server, hs string, sessions chan string, frame
 	for range frames { // ~3 MiB fit in the sockets; the rest waits
 		s.Publish(Message{Payload: big})
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitStuckInWrite(t, "drive")
 	return c, session
 }
 
@@ -82,7 +84,7 @@ func TestLappedClientSkipsToNewestAndLossIsCountedExactly(t *testing.T) {
 	c, _ := stuckWriter(t, s, wsURL(hs, "/"), sessions, 12)
 	s.Publish(Message{Payload: "end"})
 	got := 0
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c.SetReadDeadline(time.Now().Add(testutil.Scale(10 * time.Second)))
 	for {
 		_, p, err := c.ReadMessage()
 		if err != nil {
@@ -151,7 +153,7 @@ func latencies(t *testing.T, s *Server, url string, fast, msgs, size int) []time
 		go func() {
 			defer wg.Done()
 			<-ready
-			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			c.SetReadDeadline(time.Now().Add(testutil.Scale(30 * time.Second)))
 			for i := 0; i < msgs; i++ {
 				_, p, err := c.ReadMessage()
 				if err != nil {
@@ -203,7 +205,7 @@ func TestDeadClientDoesNotDelayOthersAndMemoryStaysBounded(t *testing.T) {
 			dialSlow(t, wsURL(hs, "/"), 4096)
 			waitClients(t, s, 1)
 			s.Publish(Message{Topic: "fill", Payload: make([]byte, fill)})
-			time.Sleep(50 * time.Millisecond)
+			waitStuckInWrite(t, "drive")
 		}
 		lat = latencies(t, s, wsURL(hs, "/"), fast, msgs, size)
 		grew = int64(heapAlloc()) - int64(before)
@@ -254,8 +256,16 @@ func TestConnectDisconnectCyclesLeaveNothingBehind(t *testing.T) {
 		c.Close()
 	}
 	waitClients(t, s, 0)
-	time.Sleep(50 * time.Millisecond)
-	g0, h0 := runtime.NumGoroutine(), heapAlloc()
+	// The warm-up's goroutines (net/http's, the drives') end a moment
+	// after their clients: the baseline is taken once their count holds.
+	g0, since := runtime.NumGoroutine(), time.Now()
+	testutil.Within(10*time.Second, func() bool {
+		if g := runtime.NumGoroutine(); g != g0 {
+			g0, since = g, time.Now()
+		}
+		return time.Since(since) > 100*time.Millisecond
+	})
+	h0 := heapAlloc()
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -289,10 +299,7 @@ func TestConnectDisconnectCyclesLeaveNothingBehind(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	waitClients(t, s, 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > g0+2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Within(20*time.Second, func() bool { return runtime.NumGoroutine() <= g0+2 })
 	g1, h1 := runtime.NumGoroutine(), heapAlloc()
 	t.Logf("%d cycles in %v; goroutines %d -> %d; heap %d -> %d KiB", cycles, elapsed, g0, g1, h0>>10, h1>>10)
 	if g1 > g0+2 {

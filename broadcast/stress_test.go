@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"sensord/internal/testutil"
 )
 
 // Everything a connection's owner writes, at once: broadcasts and replies
@@ -28,6 +30,12 @@ func TestMixedTrafficArrivesWholeAndInOrder(t *testing.T) {
 	sessionOf := map[int]string{}
 	s, hs := testServer(t, &ServerOpts{RingSize: 1 << 14, Replay: -1, Coalesce: -1, Writers: 4,
 		PingInterval: 30 * time.Millisecond, PongTimeout: 30 * time.Second, ReplyQueue: 1024,
+		// Up to 1024 replies of up to 100 KB queued per client: far over
+		// the default budget, which is not what this test is about.
+		Budget: NewBudget(1 << 31),
+		// Nobody may be dropped here: on a loaded machine a client may
+		// not read for many seconds, and that is no fault of the server.
+		WriteWait: testutil.Scale(60 * time.Second),
 		OnMessage: func(in Incoming) {
 			var id int
 			if _, err := fmt.Sscanf(string(in.Raw), "hello %d", &id); err == nil {
@@ -54,19 +62,12 @@ func TestMixedTrafficArrivesWholeAndInOrder(t *testing.T) {
 		}
 		cls = append(cls, c)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	hellos := func() int {
 		mu.Lock()
-		n := len(sessionOf)
-		mu.Unlock()
-		if n == len(cls) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d clients said hello", n, len(cls))
-		}
-		time.Sleep(time.Millisecond)
+		defer mu.Unlock()
+		return len(sessionOf)
 	}
+	testutil.Until(t, 10*time.Second, func() bool { return hellos() == len(cls) }, func() string { return fmt.Sprintf("%d of %d clients said hello", hellos(), len(cls)) })
 
 	// payload: kind ('b' broadcast, 'r' reply), a sequence number, then
 	// the sequence's low byte repeated, so a cut or mixed frame shows.
@@ -88,6 +89,11 @@ func TestMixedTrafficArrivesWholeAndInOrder(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, c := range cls {
 		c.ws.SetPongHandler(func(string) error { pongs.Add(1); return nil })
+		// gorilla's own ping handler gives a pong 1 s to be written: on a
+		// loaded machine, behind the client's own pings, that is too short.
+		c.ws.SetPingHandler(func(d string) error {
+			return c.ws.WriteControl(websocket.PongMessage, []byte(d), time.Now().Add(testutil.Scale(60*time.Second)))
+		})
 		stopPing := make(chan struct{})
 		go func() {
 			for {
@@ -96,7 +102,9 @@ func TestMixedTrafficArrivesWholeAndInOrder(t *testing.T) {
 					return
 				case <-time.After(time.Duration(1+rand.IntN(3)) * time.Millisecond):
 				}
-				if c.ws.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(time.Second)) != nil {
+				// The deadline is generous: on a loaded machine the
+				// reader of the other side may not run for seconds.
+				if c.ws.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(testutil.Scale(20*time.Second))) != nil {
 					return
 				}
 			}
@@ -110,7 +118,7 @@ func TestMixedTrafficArrivesWholeAndInOrder(t *testing.T) {
 				if c.slow && rand.IntN(8) == 0 {
 					time.Sleep(3 * time.Millisecond)
 				}
-				c.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+				c.ws.SetReadDeadline(time.Now().Add(testutil.Scale(60 * time.Second)))
 				_, p, err := c.ws.ReadMessage()
 				if err != nil {
 					errs <- fmt.Errorf("client %d after %v: %v", i, next, err)
@@ -165,7 +173,7 @@ func TestMixedTrafficArrivesWholeAndInOrder(t *testing.T) {
 	if pongs.Load() == 0 {
 		t.Errorf("no client ping was answered")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.Scale(5*time.Second))
 	defer cancel()
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)

@@ -30,9 +30,12 @@ func ValidFilter(f string) bool {
 // a filter starting with a wildcard. An invalid filter matches nothing.
 // It does not allocate.
 func MatchTopic(f, topic string) bool {
-	if !ValidFilter(f) {
-		return false
-	}
+	return ValidFilter(f) && matchValid(f, topic)
+}
+
+// matchValid is MatchTopic for a filter already checked with ValidFilter
+// (a client's filters are checked once, when it connects).
+func matchValid(f, topic string) bool {
 	if strings.HasPrefix(topic, "$") && (f[0] == '+' || f[0] == '#') {
 		return false
 	}
@@ -59,14 +62,14 @@ func MatchTopic(f, topic string) bool {
 	}
 }
 
-// matchAny reports whether topic matches one of filters; no filters means
-// everything.
+// matchAny reports whether topic matches one of filters (each checked with
+// ValidFilter); no filters means everything.
 func matchAny(filters []string, topic string) bool {
 	if len(filters) == 0 {
 		return true
 	}
 	for _, f := range filters {
-		if MatchTopic(f, topic) {
+		if matchValid(f, topic) {
 			return true
 		}
 	}

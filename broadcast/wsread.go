@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"unicode/utf8"
 )
 
@@ -24,8 +23,10 @@ import (
 //
 // It is used by one goroutine (the connection's reader).
 type frameReader struct {
-	r     io.Reader
-	limit int64 // largest message; over it: errTooBig
+	r      io.Reader
+	limit  int64   // largest message; over it: errTooBig
+	budget *Budget // what msg's room is taken from; nil: unbounded
+	held   int64   // bytes of msg's room taken from budget (release gives them back)
 
 	hdr   [14]byte // one frame header: 2 bytes + 8 length + 4 mask
 	msgOp byte     // opcode of the fragmented message in progress, 0: none
@@ -48,7 +49,19 @@ const (
 	closeInvalidData = 1007
 )
 
-var errTooBig = &protocolError{CloseTooBig, "message over the read limit"}
+var (
+	errTooBig = &protocolError{CloseTooBig, "message over the read limit"}
+	errBusy   = &protocolError{CloseTryAgain, "server busy: its memory for incoming messages is in use"}
+)
+
+// firstChunk is the room a reader makes for a message once its first
+// payload bytes have arrived (they are awaited in the header's space).
+// Memory follows the bytes received, not the length a header announces: a
+// client that sends a header promising 64 KiB and then nothing costs
+// nothing more. The room doubles each time it fills (up to what
+// the message still needs), so a whole 64 KiB message takes 8 allocations
+// and never more than twice the bytes that arrived.
+const firstChunk = 512
 
 // next reads frames until it has one event: a whole data message (op is
 // opText or opBinary; payload is the message), or one control frame (op is
@@ -91,22 +104,91 @@ func (fr *frameReader) next() (op byte, payload []byte, err error) {
 		if n > fr.limit-have {
 			return 0, nil, errTooBig
 		}
-		fr.msg = slices.Grow(fr.msg, int(n))[:have+n]
-		p := fr.msg[have:]
-		if _, err := io.ReadFull(fr.r, p); err != nil {
+		if err := fr.payload(have + n); err != nil {
 			return 0, nil, err
 		}
-		unmask(p, mask)
+		unmask(fr.msg[have:], mask)
 		if !fin {
 			continue
 		}
-		op, p = fr.msgOp, fr.msg
+		op, p := fr.msgOp, fr.msg
 		fr.msgOp, fr.msg = 0, nil
 		if op == opText && !utf8.Valid(p) {
 			return 0, nil, &protocolError{closeInvalidData, "text message is not UTF-8"}
 		}
 		return op, p, nil
 	}
+}
+
+// payload reads the message's bytes until it is end bytes long, growing
+// its room only as bytes arrive (see firstChunk), within the budget.
+func (fr *frameReader) payload(end int64) error {
+	if cap(fr.msg) == 0 && end > 0 {
+		// Wait for the first bytes in the header's space, which is free
+		// now: a client that sends a header and then nothing costs no
+		// allocation at all.
+		n, err := fr.r.Read(fr.hdr[:min(end, int64(len(fr.hdr)))])
+		if n > 0 {
+			if err := fr.grow(end); err != nil {
+				return err
+			}
+			fr.msg = append(fr.msg, fr.hdr[:n]...)
+		}
+		if err != nil && int64(n) < end {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	for int64(len(fr.msg)) < end {
+		if len(fr.msg) == cap(fr.msg) {
+			if err := fr.grow(end); err != nil {
+				return err
+			}
+		}
+		top := min(int64(cap(fr.msg)), end)
+		n, err := fr.r.Read(fr.msg[len(fr.msg):top])
+		fr.msg = fr.msg[:len(fr.msg)+n]
+		if err != nil && int64(len(fr.msg)) < end {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// grow doubles msg's room (at least firstChunk, at most end bytes),
+// taking the added bytes from the budget: errBusy when it has none left.
+func (fr *frameReader) grow(end int64) error {
+	old := int64(cap(fr.msg))
+	room := min(max(2*old, firstChunk), end)
+	if !fr.budget.take(room - old) {
+		return errBusy
+	}
+	fr.held += room - old
+	m := make([]byte, len(fr.msg), room)
+	copy(m, fr.msg)
+	fr.msg = m
+	return nil
+}
+
+// handled gives the room of the message next returned back to the
+// budget, once the caller is done with it. A control frame that arrived
+// between the fragments of a message leaves that message's room held.
+func (fr *frameReader) handled() {
+	if fr.msgOp == 0 {
+		fr.release()
+	}
+}
+
+// release gives all the room back (the connection has ended, maybe with
+// a message half read).
+func (fr *frameReader) release() {
+	fr.budget.give(fr.held)
+	fr.held = 0
 }
 
 // fill reads exactly len(p) bytes (io.ReadFull in fewer stack frames).

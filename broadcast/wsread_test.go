@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"sensord/internal/testutil"
 )
 
 // clientFrame builds one masked frame as a browser sends it.
@@ -226,7 +228,7 @@ func TestServerAssemblesFragmentedMessagesAndAnswersPings(t *testing.T) {
 		if string(in.Raw) != big {
 			t.Fatalf("got %d bytes, want the %d-byte message", len(in.Raw), len(big))
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Scale(5 * time.Second)):
 		t.Fatal("fragmented message not delivered")
 	}
 	pong := make(chan string, 1)
@@ -238,7 +240,7 @@ func TestServerAssemblesFragmentedMessagesAndAnswersPings(t *testing.T) {
 		if p != "are you there" {
 			t.Fatalf("pong %q", p)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Scale(5 * time.Second)):
 		t.Fatal("no pong")
 	}
 }

@@ -200,7 +200,10 @@ func TestUnitFilesKeepTheContract(t *testing.T) {
 		{svc, "Service", "Restart", "on-failure", "a watchdog timeout restarts"},
 		{svc, "Service", "User", "sensord", "the image creates this user"},
 		{svc, "Service", "SupplementaryGroups", "gpio", "the image's udev rule gives this group the GPIO devices"},
-		{svc, "Service", "CPUSchedulingPolicy", "fifo", "the sensor's timing"},
+		{svc, "Service", "LimitNOFILE", "16384", "room for the daemon's connection bound (15,000) and its own descriptors"},
+		{svc, "Service", "LimitRTPRIO", "40", "the busy-loop capture raises only its own thread, to dht22's rtPriority"},
+		{svc, "Service", "Environment", "SENSORD_TLS_AUTO=/var/lib/sensord/tls", "a self-signed certificate at the first start"},
+		{svc, "Service", "StateDirectory", "sensord", "where that certificate is kept"},
 		{svc, "Service", "DevicePolicy", "closed", "only the listed devices"},
 		{svc, "Service", "DeviceAllow", "char-gpiochip rw", "the GPIO character device"},
 		{svc, "Service", "DeviceAllow", "/dev/gpiomem rw", "periph's memory-mapped GPIO on Raspberry Pi OS"},
@@ -209,6 +212,7 @@ func TestUnitFilesKeepTheContract(t *testing.T) {
 		{svc, "Service", "NoNewPrivileges", "yes", "hardening"},
 		{svc, "Install", "WantedBy", "multi-user.target", "sensord starts at boot, not on the first connection"},
 		{sock, "Socket", "ListenStream", "80", "the dashboard's port"},
+		{sock, "Socket", "ListenStream", "443", "HTTPS, the second socket"},
 		{sock, "Socket", "Accept", "no", "one daemon takes the listening socket"},
 		{sock, "Install", "WantedBy", "sockets.target", "the image enables the socket"},
 	}
@@ -224,9 +228,16 @@ func TestUnitFilesKeepTheContract(t *testing.T) {
 			t.Errorf("RestartPreventExitStatus=%q would keep a watchdog restart from happening", got)
 		}
 	})
-	t.Run("no CPUSchedulingResetOnFork, which would leave the Go runtime's new threads out of SCHED_FIFO", func(t *testing.T) {
-		if got := svc["Service"]["CPUSchedulingResetOnFork"]; got != nil {
-			t.Errorf("CPUSchedulingResetOnFork=%q", got)
+	t.Run("no real-time scheduling for the whole daemon: only the capture's own thread", func(t *testing.T) {
+		for _, k := range []string{"CPUSchedulingPolicy", "CPUSchedulingPriority", "RestrictRealtime"} {
+			if got := svc["Service"][k]; got != nil {
+				t.Errorf("%s=%q", k, got)
+			}
+		}
+	})
+	t.Run("plain HTTP first, then HTTPS: the daemon takes them in that order", func(t *testing.T) {
+		if got := sock["Socket"]["ListenStream"]; !slices.Equal(got, []string{"80", "443"}) {
+			t.Errorf("ListenStream=%q, want 80 then 443", got)
 		}
 	})
 }
@@ -261,4 +272,5 @@ func ExampleUnits() {
 	// Output:
 	// sensord.service: ExecStart=/usr/local/bin/sensord -env-errors=warn
 	// sensord.socket: ListenStream=80
+	// sensord.socket: ListenStream=443
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"sensord/internal/testutil"
 )
 
 func TestWatchdogReturnsAtOnceWithoutAWatchdog(t *testing.T) {
@@ -81,7 +83,10 @@ func (s *syncBuffer) String() string {
 
 func TestWatchdogPingsAtHalfTheInterval(t *testing.T) {
 	conn := fakeSystemd(t)
-	const timeout = 300 * time.Millisecond
+	// Scaled: on a loaded machine every tick is late by the scheduling
+	// delay, which must stay small next to timeout/2 for the mean to tell
+	// timeout/2 from timeout.
+	timeout := testutil.Scale(300 * time.Millisecond)
 	setWatchdog(t, timeout)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -91,7 +96,7 @@ func TestWatchdogPingsAtHalfTheInterval(t *testing.T) {
 	const intervals = 8
 	var arrivals []time.Time
 	for range intervals + 1 {
-		if got := recv(t, conn, 5*time.Second); got != "WATCHDOG=1" {
+		if got := recv(t, conn, testutil.Scale(5*time.Second)); got != "WATCHDOG=1" {
 			t.Fatalf("got %q, want WATCHDOG=1", got)
 		}
 		arrivals = append(arrivals, time.Now())
@@ -116,7 +121,7 @@ func TestWatchdogPingsAtHalfTheInterval(t *testing.T) {
 
 func TestWatchdogStopsWhileUnhealthyAndResumes(t *testing.T) {
 	conn := fakeSystemd(t)
-	const timeout = 200 * time.Millisecond // a ping every 100 ms
+	timeout := testutil.Scale(200 * time.Millisecond) // a ping every 100 ms (scaled: see above)
 	setWatchdog(t, timeout)
 	var sick atomic.Bool
 	healthy := func() error {

@@ -48,6 +48,13 @@ type config struct {
 	EnvErrors string
 	LogLevel  string
 
+	AllowedHosts  string
+	TLSCert       string
+	TLSKey        string
+	TLSAuto       string
+	URLCA         string
+	HTTPSRedirect bool
+
 	SimJitter    time.Duration
 	SimErrorRate float64
 	SimHangAfter time.Duration
@@ -93,6 +100,12 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
 	fs.StringVar(&c.EnvErrors, "env-errors", "exit", "a bad SENSORD_* value: exit (status 2) or warn (log it, use the default)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.AllowedHosts, "allowed-hosts", "", "comma-separated host names (and addresses) the Host header may carry, against DNS rebinding (empty: any)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS and wss:// (with -tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of -tls-cert")
+	fs.StringVar(&c.TLSAuto, "tls-auto", "", "without -tls-cert: serve HTTPS with a self-signed certificate for <hostname>.local kept in this directory (made at first start)")
+	fs.StringVar(&c.URLCA, "url-ca", "", "PEM CA file that -url's wss:// server certificate must chain to (empty: the system's roots)")
+	fs.BoolVar(&c.HTTPSRedirect, "https-redirect", false, "with -tls-cert and a second (plain) listener: answer plain HTTP with a redirect to https")
 	fs.DurationVar(&c.SimJitter, "sim-jitter", 0, "sim: timing jitter of each waveform edge, e.g. 5us")
 	fs.Float64Var(&c.SimErrorRate, "sim-error-rate", 0, "sim: probability 0..1 that a frame carries a flipped bit")
 	fs.DurationVar(&c.SimHangAfter, "sim-hang-after", 0, "sim: stop answering after this long, so reads block (proves the watchdog); 0 never")
@@ -263,7 +276,18 @@ func (c *config) check() error {
 	if c.URL != "" {
 		u, err := url.Parse(c.URL)
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return badFlag("url", "%q is not a ws:// or wss:// URL", c.URL)
+			return badFlag("url", "%q is not a ws:// or wss:// URL", redactURL(c.URL))
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return badFlag("tls-cert", "-tls-cert and -tls-key go together (one of them is empty)")
+	}
+	if c.URLCA != "" && !strings.HasPrefix(c.URL, "wss://") {
+		return badFlag("url-ca", "only for a wss:// -url")
+	}
+	for _, h := range strings.Split(c.AllowedHosts, ",") {
+		if c.AllowedHosts != "" && strings.TrimSpace(h) == "" {
+			return badFlag("allowed-hosts", "%q has an empty entry", c.AllowedHosts)
 		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {

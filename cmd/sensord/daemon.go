@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sensord/broadcast"
+	"sensord/cmd/sensord/internal/connlimit"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/sensor"
 	"sensord/systemd"
@@ -31,6 +36,28 @@ const (
 	// readHeaderTimeout closes connections that never finish their request
 	// headers (slowloris), well above any real client on a LAN.
 	readHeaderTimeout = 10 * time.Second
+	// readTimeout bounds reading a whole request, body included: a request
+	// whose headers promise a body that never comes is closed after it.
+	// sensord's endpoints take no body, so the headers' 10 s plus a little.
+	readTimeout = 15 * time.Second
+	// writeTimeout bounds writing a response (from the end of the request
+	// headers): /api/history is the largest, ~150 KiB, seconds even on
+	// poor Wi-Fi. WebSockets are hijacked and keep their own deadlines.
+	writeTimeout = 30 * time.Second
+	// idleTimeout closes a keep-alive connection that sends no next
+	// request; browsers reopen one in a round trip.
+	idleTimeout = 60 * time.Second
+
+	// maxConns bounds the connections open at once (HTTP and WebSocket,
+	// all paths): a WebSocket path's 10,000 clients plus room for
+	// browsers and scripts. An idle connection costs ~5 KiB (kernel
+	// and Go), so this is ~75 MB at worst, within a 512 MB Pi.
+	maxConns = 15000
+	// fdReserve is what the connection bound leaves of the descriptor
+	// limit for everything else: the listeners, the GPIO chip and line,
+	// the journal and notify sockets, client mode's dial, /proc reads, a
+	// history database. A few dozen are in use; 128 leaves room.
+	fdReserve = 128
 
 	// statusEvery rate-limits STATUS= updates (fast sim periods,
 	// connect/disconnect storms); systemd only needs the current picture.
@@ -52,6 +79,16 @@ type daemon struct {
 	// framing (only /ws/sensors honours -wholemsg).
 	sensors, api, dash *broadcast.Server
 	client             *broadcast.Client // nil in server mode
+	// budget bounds the memory every WebSocket client together can make
+	// the broadcasters hold (partial messages, queued replies).
+	budget *broadcast.Budget
+	// conns bounds and counts open connections; set by serve before the
+	// first request (nil in tests that mount routes on httptest).
+	conns *connlimit.Limit
+	// tlsFingerprint is the SHA-256 of -tls-cert's leaf ("" without TLS).
+	tlsFingerprint string
+	// hostsRefused counts requests refused by -allowed-hosts.
+	hostsRefused atomic.Uint64
 
 	// stuckAfter: a poller whose last read returned longer ago than this
 	// is stuck (longer than the worst back-off plus a blocked read's timeout).
@@ -79,14 +116,28 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 		log.Debug("client", "event", e.Kind, "session", e.Session, "remote", e.Remote, "clients", e.Clients)
 		d.updateStatus()
 	}
-	d.sensors = broadcast.NewServer(&broadcast.ServerOpts{WholeMsg: cfg.WholeMsg, RingSize: historyRing, OnEvent: onEvent})
-	d.dash = broadcast.NewServer(&broadcast.ServerOpts{OnEvent: onEvent})
-	d.api = broadcast.NewServer(&broadcast.ServerOpts{Replay: -1, OnEvent: onEvent, OnMessage: d.answer})
+	d.budget = broadcast.NewBudget(broadcast.DefaultBudget)
+	d.sensors = broadcast.NewServer(&broadcast.ServerOpts{WholeMsg: cfg.WholeMsg, RingSize: historyRing, OnEvent: onEvent, Budget: d.budget})
+	d.dash = broadcast.NewServer(&broadcast.ServerOpts{OnEvent: onEvent, Budget: d.budget})
+	d.api = broadcast.NewServer(&broadcast.ServerOpts{Replay: -1, OnEvent: onEvent, OnMessage: d.answer, Budget: d.budget})
 	if cfg.Mode != "server" {
+		var tc *tls.Config
+		if cfg.URLCA != "" {
+			pem, err := os.ReadFile(cfg.URLCA)
+			if err != nil {
+				return nil, badFlag("url-ca", "%v", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, badFlag("url-ca", "%s holds no PEM certificate", cfg.URLCA)
+			}
+			tc = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+		}
 		c, err := broadcast.NewClient(cfg.URL, &broadcast.ClientOpts{
+			TLS:      tc,
 			WholeMsg: cfg.WholeMsg,
 			OnState: func(s broadcast.ClientState) {
-				log.Info("client mode", "url", cfg.URL, "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
+				log.Info("client mode", "url", broadcast.RedactURL(cfg.URL), "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
 			},
 		})
 		if err != nil {
@@ -95,6 +146,15 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 		d.client = c
 	}
 	return d, nil
+}
+
+// connCap is the connection bound for a descriptor limit of nofile: at
+// most maxConns, and fdReserve below the limit.
+func connCap(nofile uint64) int {
+	if nofile <= fdReserve {
+		return 1
+	}
+	return int(min(nofile-fdReserve, maxConns))
 }
 
 // maxBackoff caps the poller's retry back-off: long enough not to hammer a

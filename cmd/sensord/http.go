@@ -1,13 +1,16 @@
 package main
 
 import (
-	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"net/http"
 	"runtime/metrics"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"sensord/broadcast"
@@ -17,8 +20,24 @@ import (
 
 // tokenCookie carries -token for a browser after it opened the page with
 // ?access_token=: browsers cannot set an Authorization header on a
-// WebSocket, and the page's own assets are fetched without the query.
+// WebSocket, and the page's own assets are fetched without the query. Its
+// value is the token in unpadded base64url, which every cookie carries
+// unchanged whatever the token holds (';', '"', '\\', non-ASCII).
 const tokenCookie = "sensord_token"
+
+// tokenPage is what a browser (Accept: text/html) gets without the token:
+// what is needed, and a field to give it, which comes back as
+// ?access_token= and so sets the cookie. Scripts keep the JSON 401.
+const tokenPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>sensord: token needed</title></head>
+<body style="font-family:sans-serif;max-width:30em;margin:3em auto">
+<h1>A token is needed</h1>
+<p>This sensord is set up with an access token (<code>-token</code>). Enter it to open the dashboard; the browser keeps it in a cookie for this device.</p>
+<form method="get"><label>Token <input type="password" name="access_token" autocomplete="current-password" autofocus required></label>
+<button type="submit">Open</button></form>
+</body></html>
+`
 
 // routes is the whole HTTP surface, separate from serve so tests can mount
 // it on httptest.
@@ -35,34 +54,90 @@ func (d *daemon) routes() http.Handler {
 	mux.HandleFunc("GET /api/latest", d.handleLatest)
 	mux.HandleFunc("GET /api/history", d.handleHistory)
 	mux.HandleFunc("GET /metrics", d.handleMetrics)
-	if d.cfg.Token == "" {
-		return mux
+	var h http.Handler = mux
+	if d.cfg.Token != "" {
+		h = requireToken(d.cfg.Token, h)
 	}
-	return requireToken(d.cfg.Token, mux)
+	return d.hostGuard(h)
+}
+
+// hostGuard puts -allowed-hosts in front of h (when it is set).
+func (d *daemon) hostGuard(h http.Handler) http.Handler {
+	if d.cfg.AllowedHosts == "" {
+		return h
+	}
+	return allowHosts(strings.Split(d.cfg.AllowedHosts, ","), &d.hostsRefused, h)
+}
+
+// allowHosts answers 421 to a request whose Host is not one of hosts
+// (names or addresses, any port, case-insensitive), counting it in
+// refused: a page on another site that a DNS-rebinding attack points at
+// this address sends its own name as Host, and is shut out.
+func allowHosts(hosts []string, refused *atomic.Uint64, next http.Handler) http.Handler {
+	allowed := map[string]bool{}
+	for _, h := range hosts {
+		if h = normHost(h); h != "" {
+			allowed[h] = true
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !allowed[normHost(r.Host)] {
+			refused.Add(1)
+			writeJSON(w, http.StatusMisdirectedRequest, errorBody{"this host name is not served here (-allowed-hosts)"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// normHost is a Host header or allow-list entry without its port, in
+// lower case, without a trailing dot; IPv6 without its brackets.
+func normHost(h string) string {
+	h = strings.TrimSpace(h)
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), ".")
+	return strings.ToLower(h)
 }
 
 // requireToken lets a request through when it carries the token as a bearer
 // header, an access_token query parameter or the cookie set after one.
 func requireToken(token string, next http.Handler) http.Handler {
-	want := []byte(token)
-	ok := func(got string) bool { return subtle.ConstantTimeCompare([]byte(got), want) == 1 }
+	cookie := base64.RawURLEncoding.EncodeToString([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") && ok(strings.TrimPrefix(h, "Bearer ")) {
+		if broadcast.Authorized(r, token) {
+			if broadcast.TokenEqual(r.URL.Query().Get("access_token"), token) {
+				http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: cookie, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+			}
 			next.ServeHTTP(w, r)
 			return
 		}
-		if q := r.URL.Query().Get("access_token"); q != "" && ok(q) {
-			http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: q, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-			next.ServeHTTP(w, r)
-			return
-		}
-		if c, err := r.Cookie(tokenCookie); err == nil && ok(c.Value) {
+		if c, err := r.Cookie(tokenCookie); err == nil && broadcast.TokenEqual(c.Value, cookie) {
 			next.ServeHTTP(w, r)
 			return
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="sensord"`)
+		if wantsHTML(r) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, tokenPage)
+			return
+		}
 		writeJSON(w, http.StatusUnauthorized, errorBody{"missing or wrong token: send Authorization: Bearer <token> or ?access_token=<token>"})
 	})
+}
+
+// wantsHTML reports whether r comes from a browser navigating to a page
+// (its Accept names text/html), not from a script or a WebSocket.
+func wantsHTML(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		if strings.Contains(strings.ToLower(v), "text/html") {
+			return true
+		}
+	}
+	return false
 }
 
 type errorBody struct {
@@ -136,14 +211,17 @@ func heapBytes() uint64 {
 }
 
 type health struct {
-	Status   string         `json:"status"`
-	Reason   string         `json:"reason,omitempty"`
-	Version  string         `json:"version"`
-	Uptime   float64        `json:"uptime"`
-	Sensor   sensorHealth   `json:"sensor"`
-	Clients  map[string]int `json:"clients"`
-	Client   *clientHealth  `json:"client,omitempty"`
-	Warnings []string       `json:"warnings"`
+	Status  string         `json:"status"`
+	Reason  string         `json:"reason,omitempty"`
+	Version string         `json:"version"`
+	Uptime  float64        `json:"uptime"`
+	Sensor  sensorHealth   `json:"sensor"`
+	Clients map[string]int `json:"clients"`
+	Client  *clientHealth  `json:"client,omitempty"`
+	// TLSFingerprint is the SHA-256 of the served certificate, to compare
+	// with what a browser shows for a self-signed one.
+	TLSFingerprint string   `json:"tls_fingerprint,omitempty"`
+	Warnings       []string `json:"warnings"`
 }
 
 type sensorHealth struct {
@@ -186,6 +264,8 @@ func (d *daemon) health(now time.Time) (int, health) {
 		},
 		Clients:  map[string]int{},
 		Warnings: d.warnings,
+
+		TLSFingerprint: d.tlsFingerprint,
 	}
 	if h.Warnings == nil {
 		h.Warnings = []string{}
@@ -204,7 +284,7 @@ func (d *daemon) health(now time.Time) (int, health) {
 	}
 	if d.client != nil {
 		cs := d.client.State()
-		h.Client = &clientHealth{URL: d.cfg.URL, State: cs.State, Reason: cs.Reason, Attempts: cs.Attempts, Dropped: cs.Dropped}
+		h.Client = &clientHealth{URL: broadcast.RedactURL(d.cfg.URL), State: cs.State, Reason: cs.Reason, Attempts: cs.Attempts, Dropped: cs.Dropped}
 	}
 
 	// A fresh daemon gets three periods (and a second of slack for the
@@ -255,3 +335,6 @@ func (d *daemon) handleHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// redactURL is broadcast.RedactURL, for config.go's messages.
+func redactURL(raw string) string { return broadcast.RedactURL(raw) }

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"sensord/internal/testutil"
 )
 
 var binary string
@@ -121,21 +123,34 @@ func startCmd(t *testing.T, cmd *exec.Cmd, env []string) *proc {
 
 func (p *proc) waitHTTP(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	exited := false
+	testutil.Until(t, 30*time.Second, func() bool {
 		select {
 		case <-p.done:
-			t.Fatalf("sensord exited early: %v\n%s", p.err, p.logs())
+			exited = true
+			return true
 		default:
 		}
 		resp, err := http.Get("http://" + p.addr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
-			return
 		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil
+	}, func() string { return fmt.Sprintf("sensord did not answer on %s\n%s", p.addr, p.logs()) })
+	if exited {
+		t.Fatalf("sensord exited early: %v\n%s", p.err, p.logs())
 	}
-	t.Fatalf("sensord did not answer on %s\n%s", p.addr, p.logs())
+}
+
+// waitReadings waits until the daemon retains at least n readings.
+func (p *proc) waitReadings(t *testing.T, n int) {
+	t.Helper()
+	var hist []json.RawMessage
+	testutil.Until(t, 30*time.Second, func() bool {
+		hist = nil
+		getJSON(t, "http://"+p.addr+"/api/history", &hist)
+		return len(hist) >= n
+	}, func() string { return fmt.Sprintf("%d readings, want %d\n%s", len(hist), n, p.logs()) })
 }
 
 // stop signals the process and returns its exit code (-1 when killed).
@@ -147,7 +162,7 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal) int {
 		p.cmd.Process.Signal(sig)
 		select {
 		case <-p.done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(testutil.Scale(10 * time.Second)):
 			p.cmd.Process.Kill()
 			<-p.done
 			t.Errorf("sensord ignored %v for 10 s", sig)
@@ -170,9 +185,10 @@ func dial(t *testing.T, url string) *websocket.Conn {
 	return c
 }
 
+// readText reads one text frame within (scaled: see testutil.Scale).
 func readText(t *testing.T, c *websocket.Conn, within time.Duration) string {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(within))
+	c.SetReadDeadline(time.Now().Add(testutil.Scale(within)))
 	typ, b, err := c.ReadMessage()
 	if err != nil {
 		t.Fatalf("read: %v", err)
@@ -310,7 +326,7 @@ func TestAPIAnswersOnlyTheAskingClientAndKeepsItOpen(t *testing.T) {
 		if err := asker.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
 			t.Fatal(err)
 		}
-		return readText(t, asker, 3*time.Second)
+		return readText(t, asker, 10*time.Second)
 	}
 	var st struct {
 		Status string   `json:"status"`
@@ -320,7 +336,7 @@ func TestAPIAnswersOnlyTheAskingClientAndKeepsItOpen(t *testing.T) {
 	if got := send(`{"action":"get_status"}`); json.Unmarshal([]byte(got), &st) != nil || st.Status != "online" || st.Uptime == nil || st.Memory == nil || *st.Memory == 0 {
 		t.Errorf("get_status: %q", got)
 	}
-	time.Sleep(300 * time.Millisecond) // a reading exists after a few periods
+	p.waitReadings(t, 1)
 	if got := send(`{"action":"get_latest"}`); !readingRE.MatchString(got) {
 		t.Errorf("get_latest: %q", got)
 	}
@@ -369,7 +385,7 @@ func TestHTTPEndpointsForScriptsAndMonitors(t *testing.T) {
 	t.Parallel()
 	p := start(t, nil)
 	base := "http://" + p.addr
-	time.Sleep(700 * time.Millisecond) // several readings at 100 ms
+	p.waitReadings(t, 3)
 
 	var h health
 	if code := getJSON(t, base+"/healthz", &h); code != 200 || h.Status != "ok" || h.Sensor.Successes == 0 {
@@ -442,7 +458,7 @@ func TestSIGTERMSendsGoingAwayToEveryClientAndExitsZero(t *testing.T) {
 	readText(t, conns[0], 3*time.Second)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	for i, c := range conns {
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.SetReadDeadline(time.Now().Add(testutil.Scale(5 * time.Second)))
 		var err error
 		for err == nil {
 			_, _, err = c.ReadMessage()
@@ -543,7 +559,7 @@ func TestClientModeSendsReadingsToTheRemoteURL(t *testing.T) {
 			if !readingRE.MatchString(f) {
 				t.Errorf("remote got %q", f)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(testutil.Scale(5 * time.Second)):
 			t.Fatal("the remote got no reading")
 		}
 	}

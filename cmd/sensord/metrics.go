@@ -73,7 +73,9 @@ func (d *daemon) writeMetrics(w io.Writer) {
 			func(s broadcast.ServerStats) uint64 { return s.Dropped }},
 		{"sensord_write_stalls_total", "counter", "Writes a client's full socket could not take at once (slow clients; the others are not held up).",
 			func(s broadcast.ServerStats) uint64 { return s.Stalls }},
-		{"sensord_replies_dropped_total", "counter", "Replies to a session that had gone.",
+		{"sensord_upgrades_rejected_total", "counter", "WebSocket upgrades refused (bad filter or query, token, origin, too many clients).",
+			func(s broadcast.ServerStats) uint64 { return s.Rejected }},
+		{"sensord_replies_dropped_total", "counter", "Replies to a session that had gone, or over the buffer budget.",
 			func(s broadcast.ServerStats) uint64 { return s.RepliesDropped }},
 	} {
 		m.family(c.name, c.typ, c.help)
@@ -92,6 +94,22 @@ func (d *daemon) writeMetrics(w io.Writer) {
 		m.family("sensord_client_dropped_total", "counter", "Messages client mode dropped while the remote was down.")
 		m.sample("sensord_client_dropped_total", "", float64(cs.Dropped))
 	}
+	if d.conns != nil {
+		m.family("sensord_connections", "gauge", "Open HTTP and WebSocket connections (all paths).")
+		m.sample("sensord_connections", "", float64(d.conns.Open()))
+		m.family("sensord_connections_max", "gauge", "The bound on open connections (below the descriptor limit).")
+		m.sample("sensord_connections_max", "", float64(d.conns.Max()))
+		m.family("sensord_connections_refused_total", "counter", "Connections closed at once for being over the bound.")
+		m.sample("sensord_connections_refused_total", "", float64(d.conns.Refused()))
+	}
+	m.family("sensord_hosts_refused_total", "counter", "Requests refused for a Host not in -allowed-hosts.")
+	m.sample("sensord_hosts_refused_total", "", float64(d.hostsRefused.Load()))
+	m.family("sensord_ws_buffer_bytes", "gauge", "Bytes WebSocket clients hold in partial messages and queued replies (all paths).")
+	m.sample("sensord_ws_buffer_bytes", "", float64(d.budget.Used()))
+	m.family("sensord_ws_buffer_limit_bytes", "gauge", "The bound on those bytes.")
+	m.sample("sensord_ws_buffer_limit_bytes", "", float64(d.budget.Limit()))
+	m.family("sensord_ws_buffer_refused_total", "counter", "Messages (client closed 1013) and replies refused for want of buffer memory.")
+	m.sample("sensord_ws_buffer_refused_total", "", float64(d.budget.Refused()))
 	m.family("sensord_heap_bytes", "gauge", "Go heap bytes in use.")
 	m.sample("sensord_heap_bytes", "", float64(heapBytes()))
 }

@@ -126,6 +126,7 @@ type test struct {
 	console *Console
 	port    int // host port forwarded to the guest's port 80
 	sshPort int // host port forwarded to the guest's port 22
+	tlsPort int // host port forwarded to the guest's port 443
 
 	// The per-run SSH key pairs (private key files): key is SSH_PUBKEY's,
 	// otherKey an unrelated one the guest must refuse.
@@ -261,6 +262,7 @@ func (t *test) run(ctx context.Context) error {
 	t.checkDashboard(ctx)
 	t.checkStream(ctx, stream)
 	t.checkSystemd(ctx, origRoot)
+	t.checkTLS(ctx)
 
 	t.phase("checks: HOSTNAME and SSH_PUBKEY")
 	t.checkHostname(ctx)
@@ -386,11 +388,11 @@ func freePorts(n int) ([]int, error) {
 }
 
 func (t *test) startQemu(kernel, initrd, cmdline string) error {
-	ports, err := freePorts(2)
+	ports, err := freePorts(3)
 	if err != nil {
 		return err
 	}
-	t.port, t.sshPort = ports[0], ports[1]
+	t.port, t.sshPort, t.tlsPort = ports[0], ports[1], ports[2]
 	sock := filepath.Join(t.dir, "console.sock")
 	args := []string{
 		"-M", "virt", "-cpu", "cortex-a72", "-smp", strconv.Itoa(t.opts.smp), "-m", "1024",
@@ -398,7 +400,7 @@ func (t *test) startQemu(kernel, initrd, cmdline string) error {
 		"-kernel", kernel, "-initrd", initrd, "-append", cmdline,
 		"-drive", "file=" + filepath.Join(t.dir, "disk.img") + ",format=raw,if=none,id=hd0,cache=unsafe",
 		"-device", "virtio-blk-pci,drive=hd0",
-		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:22", t.port, t.sshPort),
+		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:22,hostfwd=tcp:127.0.0.1:%d-:443", t.port, t.sshPort, t.tlsPort),
 		"-device", "virtio-net-pci,netdev=n0,romfile=",
 		// A hardware watchdog for systemd's RuntimeWatchdogSec= to arm, as
 		// bcm2835_wdt is on a Pi.

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"sensord/cmd/sensord/internal/connlimit"
+	"sensord/systemd"
+)
+
+// front is the daemon's listeners and HTTP servers: plain HTTP, and with
+// -tls-cert HTTPS (which serves wss:// too). Under systemd the first
+// passed socket is the plain one (port 80) and a second the TLS one
+// (443); without systemd -listen is the one listener, TLS when a
+// certificate is given.
+type front struct {
+	log      *slog.Logger
+	servers  []*http.Server
+	lns      []net.Listener
+	secure   []bool // lns[i] speaks TLS
+	activate bool
+}
+
+// tlsConfig is a modern server configuration: TLS 1.2 and 1.3 with Go's
+// default (forward-secret, AEAD) suites and curves, HTTP/1.1 only
+// (WebSockets upgrade over it).
+func tlsConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{"http/1.1"},
+	}
+}
+
+// loadCert reads -tls-cert and -tls-key, and the SHA-256 fingerprint of
+// the leaf certificate (what a user compares the browser's with).
+func loadCert(certFile, keyFile string) (tls.Certificate, string, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return cert, "", fmt.Errorf("tls: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return cert, "", fmt.Errorf("tls: %s: %w", certFile, err)
+	}
+	sum := sha256.Sum256(leaf.Raw)
+	return cert, fingerprint(sum[:]), nil
+}
+
+// fingerprint formats a digest as browsers show it: AB:CD:...
+func fingerprint(b []byte) string {
+	parts := make([]string, len(b))
+	for i, c := range b {
+		parts[i] = strings.ToUpper(hex.EncodeToString([]byte{c}))
+	}
+	return strings.Join(parts, ":")
+}
+
+// openFront binds (or takes from systemd) the listeners, bounds their
+// connections together below the descriptor limit, and makes the servers.
+func (d *daemon) openFront(handler http.Handler) (*front, error) {
+	cfg := d.cfg
+	var conf *tls.Config
+	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+	if certFile == "" && cfg.TLSAuto != "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("tls: host name: %w", err)
+		}
+		var made bool
+		certFile, keyFile, made, err = selfSigned(cfg.TLSAuto, host, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		if made {
+			d.log.Info("made a self-signed certificate", "dir", cfg.TLSAuto, "host", host+".local")
+		}
+	}
+	if certFile != "" {
+		cert, fp, err := loadCert(certFile, keyFile)
+		if err != nil {
+			return nil, badFlag("tls-cert", "%v", err)
+		}
+		conf = tlsConfig(cert)
+		d.tlsFingerprint = fp
+		d.log.Info("tls certificate", "file", certFile, "sha256", fp, "subject", cert.Leaf.Subject.String(), "not_after", cert.Leaf.NotAfter)
+	}
+	lns, err := systemd.Listeners()
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
+	}
+	activated := len(lns) > 0
+	if !activated {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return nil, listenError(cfg.Listen, err)
+		}
+		lns = []net.Listener{ln}
+	}
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err != nil {
+		return nil, fmt.Errorf("descriptor limit: %w", err)
+	}
+	d.conns = connlimit.New(connCap(nofile.Cur))
+
+	f := &front{log: d.log, activate: activated}
+	add := func(ln net.Listener, h http.Handler, secure bool) {
+		l := d.conns.Listen(ln)
+		if secure {
+			l = tls.NewListener(l, conf)
+		}
+		f.lns = append(f.lns, l)
+		f.secure = append(f.secure, secure)
+		f.servers = append(f.servers, &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout:       readTimeout,
+			WriteTimeout:      writeTimeout,
+			IdleTimeout:       idleTimeout,
+			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+		})
+	}
+	switch {
+	case conf == nil:
+		add(lns[0], handler, false)
+		for _, extra := range lns[1:] {
+			d.log.Warn("socket not served: no -tls-cert for it", "addr", extra.Addr().String())
+			extra.Close()
+		}
+	case len(lns) == 1:
+		add(lns[0], handler, true)
+	default:
+		plain := handler
+		if cfg.HTTPSRedirect {
+			plain = d.hostGuard(redirectHTTPS(lns[1].Addr()))
+		}
+		add(lns[0], plain, false)
+		add(lns[1], handler, true)
+		for _, extra := range lns[2:] {
+			extra.Close()
+		}
+	}
+	return f, nil
+}
+
+// serve runs every server; the first to fail sends its error.
+func (f *front) serve(errs chan<- error) {
+	for i, srv := range f.servers {
+		ln := f.lns[i]
+		go func() { errs <- srv.Serve(ln) }()
+		scheme := "http"
+		if f.secure[i] {
+			scheme = "https"
+		}
+		f.log.Info("listening", "addr", ln.Addr().String(), "socket_activated", f.activate, "dashboard", dashboardURL(scheme, ln.Addr()))
+	}
+}
+
+// shutdown closes idle connections and waits for active requests.
+func (f *front) shutdown(ctx context.Context) error {
+	var errs []error
+	for _, srv := range f.servers {
+		errs = append(errs, srv.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// redirectHTTPS answers every plain request with a permanent redirect to
+// the same path on the TLS listener at tlsAddr's port.
+func redirectHTTPS(tlsAddr net.Addr) http.Handler {
+	_, port, _ := net.SplitHostPort(tlsAddr.String())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := normHost(r.Host)
+		if host == "" {
+			http.Error(w, "no Host header", http.StatusBadRequest)
+			return
+		}
+		if port != "443" {
+			host = net.JoinHostPort(host, port)
+		} else if net.ParseIP(host) != nil && net.ParseIP(host).To4() == nil {
+			host = "[" + host + "]"
+		}
+		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusPermanentRedirect)
+	})
+}
+
+// listenError explains a failed bind; privileged ports get the hint of
+// how to bind them.
+func listenError(addr string, err error) error {
+	_, p, _ := net.SplitHostPort(addr)
+	if n, perr := strconv.Atoi(p); perr == nil && n > 0 && n < 1024 {
+		return fmt.Errorf("listen on %s: %w (ports below 1024 need root, CAP_NET_BIND_SERVICE or sensord.socket)", addr, err)
+	}
+	return fmt.Errorf("listen on %s: %w", addr, err)
+}
+
+// dashboardURL is the address a person opens, for the start-up log line.
+func dashboardURL(scheme string, a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h + ".local"
+		}
+	}
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		return scheme + "://" + host + "/"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
+}

@@ -1,0 +1,587 @@
+package main
+
+// The front door against real clients: the token check, the Host
+// allow-list, secrets in -url, the WebSocket protocol edges of /ws/api,
+// and TLS with Go's and Python's clients.
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"sensord/internal/testutil"
+)
+
+func get(t *testing.T, c *http.Client, url string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	if c == nil {
+		c = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+func TestTokenCheckIsOneCaseInsensitiveAndSurvivesAnyToken(t *testing.T) {
+	t.Parallel()
+	const tok = `s3;"c\rét`
+	p := start(t, nil, "-token", tok)
+	base := "http://" + p.addr
+	for _, h := range []string{"Bearer " + tok, "bearer " + tok, "BEARER \t " + tok + "  "} {
+		resp, _ := get(t, nil, base+"/healthz", "Authorization", h)
+		if resp.StatusCode == http.StatusUnauthorized {
+			t.Errorf("/healthz with %q: 401", h)
+		}
+		c, resp, err := websocket.DefaultDialer.Dial("ws://"+p.addr+"/ws/sensors", http.Header{"Authorization": {h}})
+		if err != nil {
+			t.Errorf("/ws/sensors with %q: %v %v", h, err, resp)
+			continue
+		}
+		c.Close()
+	}
+	if resp, _ := get(t, nil, base+"/healthz", "Authorization", "Bearer wrong"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a wrong token: %d, want 401", resp.StatusCode)
+	}
+
+	// The browser's path: ?access_token= sets a cookie that then opens
+	// the assets and the WebSockets, whatever characters the token has.
+	resp, _ := get(t, nil, base+"/?access_token="+strings.NewReplacer(";", "%3B", `"`, "%22", `\`, "%5C", "é", "%C3%A9").Replace(tok))
+	if resp.StatusCode != http.StatusOK || len(resp.Cookies()) != 1 {
+		t.Fatalf("page with ?access_token: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	ck := resp.Cookies()[0]
+	cookie := ck.Name + "=" + ck.Value
+	if resp, body := get(t, nil, base+"/healthz", "Cookie", cookie); resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz with the cookie: %d %s", resp.StatusCode, body)
+	}
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+p.addr+"/ws/sensors", http.Header{"Cookie": {cookie}})
+	if err != nil {
+		t.Fatalf("/ws/sensors with the cookie: %v", err)
+	}
+	c.Close()
+
+	// Without it a browser gets a page with a field for the token; a
+	// script keeps the JSON.
+	resp, body := get(t, nil, base+"/", "Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(body, `name="access_token"`) {
+		t.Errorf("browser without token: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	resp, body = get(t, nil, base+"/healthz")
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(body, `"error"`) {
+		t.Errorf("script without token: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+}
+
+func TestAllowedHostsShutsOutOtherHostNames(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil, "-allowed-hosts", "sensord.local,127.0.0.1")
+	base := "http://" + p.addr
+	for host, want := range map[string]int{
+		p.addr:                    http.StatusOK,
+		"SENSORD.local.":          http.StatusOK,
+		"rebind.attacker.example": http.StatusMisdirectedRequest,
+		"rebind.attacker.example:" + strings.Split(p.addr, ":")[1]: http.StatusMisdirectedRequest,
+	} {
+		if resp, body := get(t, nil, base+"/healthz", "Host", host); resp.StatusCode != want {
+			t.Errorf("Host %q: %d %s, want %d", host, resp.StatusCode, body, want)
+		}
+	}
+	_, body := get(t, nil, base+"/metrics")
+	if !strings.Contains(body, "sensord_hosts_refused_total 2\n") {
+		t.Errorf("metrics do not count the 2 refused hosts:\n%s", body)
+	}
+}
+
+func TestClientModeRedactsTheURLAndSendsUserinfoAsBasic(t *testing.T) {
+	t.Parallel()
+	auth := make(chan string, 16)
+	up := websocket.Upgrader{}
+	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case auth <- r.Header.Get("Authorization") + " " + r.URL.RawQuery:
+		default:
+		}
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	defer remote.Close()
+	u := "ws://node:pa55word@" + strings.TrimPrefix(remote.URL, "http://") + "/ws/in?apikey=k3y"
+	p := start(t, nil, "-mode", "client", "-url", u)
+	select {
+	case got := <-auth:
+		want := "Basic " + base64.StdEncoding.EncodeToString([]byte("node:pa55word")) + " apikey=k3y"
+		if got != want {
+			t.Errorf("remote got %q, want %q", got, want)
+		}
+	case <-time.After(testutil.Scale(10 * time.Second)):
+		t.Fatal("the remote was never dialled")
+	}
+	var h health
+	testutil.Until(t, 10*time.Second, func() bool {
+		getJSON(t, "http://"+p.addr+"/healthz", &h)
+		return h.Client != nil && h.Client.State == "connected"
+	}, func() string { return fmt.Sprintf("client mode not connected: %+v", h.Client) })
+	for _, where := range []string{h.Client.URL, p.logs()} {
+		if strings.Contains(where, "pa55word") || strings.Contains(where, "k3y") || strings.Contains(where, "node") {
+			t.Errorf("a secret of -url is shown: %q", where)
+		}
+	}
+	if !strings.Contains(h.Client.URL, "apikey=REDACTED") {
+		t.Errorf("healthz url %q does not say which query key was set", h.Client.URL)
+	}
+}
+
+func TestAPIRequestsSentBeforeReadingAllGetTheirReplies(t *testing.T) {
+	t.Parallel()
+	const n = 100 // 16 overflowed the reply queue and got 1013
+	p := start(t, nil)
+	c := dial(t, "ws://"+p.addr+"/ws/api")
+	for range n {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(`{"action":"get_status"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		if f := readText(t, c, 10*time.Second); !strings.Contains(f, `"status":"online"`) {
+			t.Fatalf("reply %d: %q", i, f)
+		}
+	}
+}
+
+func TestHandshakeErrorsSayWhy(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil)
+	t.Run("an unsupported version learns 13", func(t *testing.T) {
+		nc, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		fmt.Fprintf(nc, "GET /ws/sensors HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n", p.addr)
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Sec-WebSocket-Version") != "13" {
+			t.Fatalf("%s, Sec-WebSocket-Version %q; want 400 and 13", resp.Status, resp.Header.Get("Sec-WebSocket-Version"))
+		}
+	})
+	for name, q := range map[string]string{
+		"too many filters":            strings.Repeat("topic=sensors/%23&", 33),
+		"a query that does not parse": "topic=sensors/%23;x",
+		"a bad escape":                "topic=%zz",
+	} {
+		t.Run(name+" is refused with the reason", func(t *testing.T) {
+			_, resp, err := websocket.DefaultDialer.Dial("ws://"+p.addr+"/ws/sensors?"+q, nil)
+			if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("dial: %v %v, want 400", err, resp)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			if !strings.Contains(string(b), "broadcast: ") {
+				t.Errorf("no reason in %q", b)
+			}
+		})
+	}
+}
+
+// certs makes a CA and a server certificate for 127.0.0.1 and localhost
+// signed by it, valid from notBefore to notAfter; it writes the CA, the
+// certificate and the key as PEM files in dir.
+func certs(t *testing.T, dir string, notBefore, notAfter time.Time) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sensord test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ = x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: notBefore, NotAfter: notAfter,
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	write := func(name, typ string, b []byte) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", der), write("key.pem", "EC PRIVATE KEY", kb)
+}
+
+func pool(t *testing.T, caFile string) *x509.CertPool {
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := x509.NewCertPool()
+	p.AppendCertsFromPEM(b)
+	return p
+}
+
+// startTLS runs sensord serving HTTPS on a free port.
+func startTLS(t *testing.T, caFile string, args ...string) *proc {
+	t.Helper()
+	addr := freeAddr(t)
+	all := append([]string{"-sensor", "sim", "-period", "100ms", "-listen", addr}, args...)
+	p := startCmd(t, exec.Command(binary, all...), nil)
+	p.addr = addr
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(t, caFile)}}}
+	testutil.Until(t, 15*time.Second, func() bool {
+		resp, err := hc.Get("https://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	}, func() string { return fmt.Sprintf("sensord did not answer https on %s\n%s", addr, p.logs()) })
+	return p
+}
+
+func TestTLSServesHTTPSAndWSSToRealClients(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	caFile, certFile, keyFile := certs(t, dir, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	p := startTLS(t, caFile, "-tls-cert", certFile, "-tls-key", keyFile, "-token", "s3cret")
+	good := &tls.Config{RootCAs: pool(t, caFile)}
+
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: good}}
+	resp, body := get(t, hc, "https://"+p.addr+"/healthz", "Authorization", "Bearer s3cret")
+	if resp.StatusCode != http.StatusOK || resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 {
+		t.Fatalf("https /healthz: %d %v %s", resp.StatusCode, resp.TLS, body)
+	}
+	if !strings.Contains(body, `"tls_fingerprint":"`) {
+		t.Errorf("healthz does not show the certificate's fingerprint: %s", body)
+	}
+	d := websocket.Dialer{TLSClientConfig: good}
+	c, _, err := d.Dial("wss://"+p.addr+"/ws/sensors?access_token=s3cret", nil)
+	if err != nil {
+		t.Fatalf("wss with Go: %v", err)
+	}
+	defer c.Close()
+	if f := readText(t, c, 10*time.Second); !readingRE.MatchString(f) {
+		t.Errorf("wss reading %q", f)
+	}
+
+	// Python's websockets, through Python's own TLS stack.
+	py := `
+import asyncio, ssl, sys, websockets
+async def main():
+    ctx = ssl.create_default_context(cafile=sys.argv[2])
+    async with websockets.connect(sys.argv[1], ssl=ctx, open_timeout=30) as ws:
+        print(await asyncio.wait_for(ws.recv(), 30))
+asyncio.run(main())
+`
+	out, err := exec.Command("/usr/bin/python3", "-c", py, "wss://127.0.0.1:"+strings.Split(p.addr, ":")[1]+"/ws/sensors?access_token=s3cret", caFile).CombinedOutput()
+	if err != nil || !readingRE.MatchString(strings.TrimSpace(string(out))) {
+		t.Errorf("python websockets over wss: %v\n%s", err, out)
+	}
+
+	t.Run("a client with another CA refuses it", func(t *testing.T) {
+		otherCA, _, _ := certs(t, t.TempDir(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+		d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool(t, otherCA)}}
+		_, _, err := d.Dial("wss://"+p.addr+"/ws/sensors?access_token=s3cret", nil)
+		if err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("dial with a wrong CA: %v, want a certificate error", err)
+		}
+	})
+	t.Run("plain http to the TLS port gets nothing", func(t *testing.T) {
+		resp, err := http.Get("http://" + p.addr + "/healthz")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), "status") {
+				t.Fatalf("plain HTTP answered on the TLS port: %s", b)
+			}
+		}
+	})
+}
+
+func TestTLSWithAnExpiredCertificateIsRefusedByClients(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	caFile, certFile, keyFile := certs(t, dir, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	addr := freeAddr(t)
+	p := startCmd(t, exec.Command(binary, "-sensor", "sim", "-listen", addr, "-tls-cert", certFile, "-tls-key", keyFile), nil)
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool(t, caFile)}}
+	var err error
+	testutil.Until(t, 15*time.Second, func() bool {
+		_, _, err = d.Dial("wss://"+addr+"/ws/sensors", nil)
+		return err != nil && strings.Contains(err.Error(), "expired")
+	}, func() string { return fmt.Sprintf("dial: %v, want an expired-certificate error\n%s", err, p.logs()) })
+}
+
+func TestClientModeDialsWSSWithTheCAFile(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 16)
+	up := websocket.Upgrader{}
+	remote := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			_, b, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			select {
+			case got <- string(b):
+			default:
+			}
+		}
+	}))
+	defer remote.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: remote.Certificate().Raw}), 0o600)
+	url := "wss" + strings.TrimPrefix(remote.URL, "https") + "/ws/in"
+	start(t, nil, "-mode", "client", "-url", url, "-url-ca", caFile)
+	select {
+	case f := <-got:
+		if !readingRE.MatchString(f) {
+			t.Errorf("remote got %q", f)
+		}
+	case <-time.After(testutil.Scale(15 * time.Second)):
+		t.Fatal("the wss remote got no reading")
+	}
+
+	// Without the CA file the system's roots do not know the test CA.
+	p := start(t, nil, "-mode", "client", "-url", url)
+	var h health
+	testutil.Until(t, 15*time.Second, func() bool {
+		getJSON(t, "http://"+p.addr+"/healthz", &h)
+		return h.Client != nil && strings.Contains(h.Client.Reason, "certificate")
+	}, func() string {
+		return fmt.Sprintf("client mode without the CA: %+v, want a certificate error", h.Client)
+	})
+}
+
+// inherit makes a listening socket for a child and returns its file and
+// address.
+func inherit(t *testing.T) (*os.File, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	t.Cleanup(func() { f.Close() })
+	return f, ln.Addr().String()
+}
+
+// With two sockets from systemd (sensord.socket's 80 and 443) and a
+// certificate, the first serves plain HTTP (a redirect with
+// -https-redirect) and the second HTTPS and wss.
+func TestTwoActivatedSocketsServeHTTPAndHTTPS(t *testing.T) {
+	t.Parallel()
+	caFile, certFile, keyFile := certs(t, t.TempDir(), time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	for _, redirect := range []bool{false, true} {
+		t.Run(fmt.Sprintf("https-redirect=%v", redirect), func(t *testing.T) {
+			plain, plainAddr := inherit(t)
+			secure, secureAddr := inherit(t)
+			cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 exec "$0" "$@"`,
+				binary, "-sensor", "sim", "-period", "100ms", "-listen", freeAddr(t),
+				"-tls-cert", certFile, "-tls-key", keyFile, fmt.Sprintf("-https-redirect=%v", redirect))
+			cmd.ExtraFiles = []*os.File{plain, secure}
+			p := startCmd(t, cmd, nil)
+			p.addr = plainAddr
+			hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(t, caFile)}}}
+			testutil.Until(t, 15*time.Second, func() bool {
+				resp, err := hc.Get("https://" + secureAddr + "/healthz")
+				if err == nil {
+					resp.Body.Close()
+				}
+				return err == nil
+			}, func() string { return "no https answer\n" + p.logs() })
+			if resp, body := get(t, hc, "https://"+secureAddr+"/healthz"); resp.StatusCode != http.StatusOK {
+				t.Errorf("https on the second socket: %d %s", resp.StatusCode, body)
+			}
+			resp, _ := get(t, nil, "http://"+plainAddr+"/api/history?x=1")
+			want := "https://127.0.0.1:" + strings.Split(secureAddr, ":")[1] + "/api/history?x=1"
+			switch {
+			case redirect && (resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want):
+				t.Errorf("plain with redirect: %d to %q, want 308 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+			case !redirect && resp.StatusCode != http.StatusOK:
+				t.Errorf("plain without redirect: %d, want 200", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// The image's first boot: -tls-auto makes a self-signed certificate for
+// <hostname>.local, logs its fingerprint, serves it, and keeps it.
+func TestTLSAutoMakesASelfSignedCertificateAndKeepsIt(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "tls")
+	host, _ := os.Hostname()
+	var first string
+	for run := range 2 {
+		addr := freeAddr(t)
+		p := startCmd(t, exec.Command(binary, "-sensor", "sim", "-listen", addr, "-tls-auto", dir), nil)
+		var conf *tls.Config
+		testutil.Until(t, 15*time.Second, func() bool {
+			if _, err := os.Stat(filepath.Join(dir, "cert.pem")); err != nil {
+				return false
+			}
+			conf = &tls.Config{RootCAs: pool(t, filepath.Join(dir, "cert.pem")), ServerName: host + ".local"}
+			c, err := tls.Dial("tcp", addr, conf)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
+		}, func() string { return "no TLS with the self-signed certificate\n" + p.logs() })
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: conf}}
+		var h health
+		resp, body := get(t, hc, "https://"+addr+"/healthz")
+		if err := json.Unmarshal([]byte(body), &h); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("healthz %d %s", resp.StatusCode, body)
+		}
+		if h.TLSFingerprint == "" || !strings.Contains(p.logs(), h.TLSFingerprint) {
+			t.Errorf("fingerprint %q not in the log:\n%s", h.TLSFingerprint, p.logs())
+		}
+		if made := strings.Contains(p.logs(), "made a self-signed certificate"); made != (run == 0) {
+			t.Errorf("run %d: made a certificate: %v", run, made)
+		}
+		if run == 0 {
+			first = h.TLSFingerprint
+		} else if h.TLSFingerprint != first {
+			t.Errorf("second start serves %s, want the kept %s", h.TLSFingerprint, first)
+		}
+		p.stop(t, syscall.SIGTERM)
+	}
+}
+
+func TestSelfSignedIsRemadeForANewHostName(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	cert, _, made, err := selfSigned(dir, "sensord", now)
+	if err != nil || !made {
+		t.Fatalf("first: made %v, %v", made, err)
+	}
+	if _, _, made, _ := selfSigned(dir, "sensord", now); made {
+		t.Error("made again for the same name")
+	}
+	if _, _, made, _ := selfSigned(dir, "kitchen", now); !made {
+		t.Error("kept the certificate of another host name")
+	}
+	c, err := tls.LoadX509KeyPair(cert, filepath.Join(dir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Leaf.DNSNames; len(got) != 2 || got[0] != "kitchen.local" || got[1] != "kitchen" {
+		t.Errorf("names %q", got)
+	}
+}
+
+// make run with the port taken: the failure says why, with the port-80
+// hint only for a privileged port, and no dashboard URL is printed for a
+// server that is not there.
+func TestABindThatFailsSaysWhyAndPrintsNoURL(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	out, err := exec.Command(binary, "-sensor", "sim", "-listen", taken.Addr().String()).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "address already in use") || strings.Contains(string(out), "dashboard") ||
+		strings.Contains(string(out), "1024") || strings.Contains(string(out), "port 80") {
+		t.Errorf("want the bind error, no URL and no privileged-port hint:\n%s", out)
+	}
+	for addr, hint := range map[string]bool{":80": true, "127.0.0.1:443": true, ":8080": false, "[::1]:1024": false} {
+		if got := strings.Contains(listenError(addr, syscall.EACCES).Error(), "below 1024"); got != hint {
+			t.Errorf("listenError(%s): hint %v, want %v", addr, got, hint)
+		}
+	}
+}
+
+func TestBadFrontDoorFlagsExitTwoNamingTheFlag(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-tls-cert", "c.pem"}, "-tls-cert"},
+		{[]string{"-tls-key", "k.pem"}, "-tls-cert"},
+		{[]string{"-mode", "client", "-url", "ws://h/", "-url-ca", "ca.pem"}, "-url-ca"},
+		{[]string{"-allowed-hosts", "a,,b"}, "-allowed-hosts"},
+	} {
+		cmd := exec.Command(binary, append([]string{"-sensor", "sim"}, tc.args...)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.HasPrefix(stderr.String(), "sensord: "+tc.want) {
+			t.Errorf("%q: %v, stderr %q; want exit 2 naming %s", tc.args, err, stderr.String(), tc.want)
+		}
+	}
+}
