@@ -13,9 +13,11 @@ IMAGE_CACHE ?= /var/cache/sensord-image
 IMAGE_NAME  := sensord-$(VERSION)-arm64
 IMAGE_FILE  := build/$(IMAGE_NAME).img
 # openssh-client: the boot test's key pairs (ssh-keygen) and its logins (ssh).
+# device-tree-compiler: the Pi 5 I2C overlay (dtc) and its check against the
+# device trees (fdtoverlay, fdtget).
 IMAGE_DEBS  := mmdebstrap qemu-user-static binfmt-support qemu-system-arm \
                dosfstools mtools e2fsprogs fdisk xz-utils libfaketime arch-test \
-               openssh-client
+               openssh-client device-tree-compiler
 # Seconds after start-up when the test's simulated sensor hangs.
 IMAGE_TEST_HANG ?= 100s
 

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"sensord/image/boards"
+)
+
+// The board-level boot (-board): qemu emulates the Raspberry Pi itself (its
+// SoC, SD controller, GPIO, mini UART, watchdog) and the image boots the
+// way the Pi's firmware would boot it: the kernel and initramfs config.txt
+// names, the board's device tree and cmdline.txt, all from the card's FAT
+// partition, and the card itself as the SD card. The checks: the kernel
+// sees the Pi's model, the root is the SD card's RASPIROOT, systemd runs,
+// /dev/gpiochip* exists and sensord (the image's own settings: a DHT22 on
+// GPIO4) opened line 4 of the header's chip.
+
+// boardSpec is one board qemu emulates.
+type boardSpec struct {
+	machine string // qemu -M
+	dtb     string // the device tree its firmware would load
+	model   string // /proc/device-tree/model starts with this
+	// header: the chip sensord must find, as its log names the line.
+	header  string
+	console string // the mini UART, qemu's second serial port
+	mem     string
+}
+
+func boardSpecs() []boardSpec {
+	return []boardSpec{
+		{machine: "raspi3b", dtb: "bcm2837-rpi-3-b.dtb", model: "Raspberry Pi 3 Model B", header: "pinctrl-bcm2835", console: "ttyS1", mem: "1G"},
+		{machine: "raspi4b", dtb: "bcm2711-rpi-4-b.dtb", model: "Raspberry Pi 4 Model B", header: "pinctrl-bcm2711", console: "ttyS1", mem: "2G"},
+	}
+}
+
+func findBoard(machine string) (boardSpec, error) {
+	var names []string
+	for _, b := range boardSpecs() {
+		if b.machine == machine {
+			return b, nil
+		}
+		names = append(names, b.machine)
+	}
+	return boardSpec{}, fmt.Errorf("-board %q: want one of %s", machine, strings.Join(names, ", "))
+}
+
+// Emulation allowances. A real Pi boots in well under a minute; qemu's
+// emulated Pi 3 runs its four cores in software on a shared 2-core host.
+const (
+	// boardBootTimeout bounds qemu start to a shell on the console.
+	boardBootTimeout = 25 * time.Minute
+	// boardCommandTimeout bounds one console command.
+	boardCommandTimeout = 5 * time.Minute
+	// boardSensordTimeout bounds shell to sensord's "sensor opened".
+	boardSensordTimeout = 15 * time.Minute
+)
+
+// BoardCmdline is the kernel command line of the board-level boot: the
+// card's cmdline.txt unchanged (its console= for the Pi's UARTs, its root=),
+// plus a root shell on the board's mini UART for the test, systemd's
+// status lines off that line, and the hardware watchdog left unarmed:
+// bcm2835_wdt's longest timeout is 15 s, which emulated PID 1 misses during
+// boot, and the watchdog then resets the board. The device itself is
+// checked (/dev/watchdog0, its identity) instead.
+func BoardCmdline(cmdline, console string) string {
+	f := strings.Fields(cmdline)
+	return strings.Join(append(f,
+		"systemd.debug_shell="+console,
+		"systemd.mask=serial-getty@"+console+".service",
+		"systemd.show_status=false",
+		"systemd.watchdog_sec=off",
+	), " ")
+}
+
+// FATFiles parses `mdir -/ -b` (one "::/path" per line, directories
+// included) into the set of slash-separated paths under the partition's
+// top.
+func FATFiles(mdir string) map[string]bool {
+	out := map[string]bool{}
+	for _, l := range strings.Split(mdir, "\n") {
+		l = strings.TrimSpace(l)
+		if p, ok := strings.CutPrefix(l, "::/"); ok && p != "" {
+			out[strings.TrimSuffix(p, "/")] = true
+		}
+	}
+	return out
+}
+
+func (t *test) runBoard(ctx context.Context) error {
+	b, err := findBoard(t.opts.board)
+	if err != nil {
+		return err
+	}
+	t.phase("prepare: copy image, boot files from the FAT")
+	dir, err := os.MkdirTemp("", "sensord-boardtest-")
+	if err != nil {
+		return err
+	}
+	t.dir = dir
+	defer func() {
+		t.stopQemu()
+		if !t.opts.keep && t.failed == 0 {
+			os.RemoveAll(dir)
+			t.dir = ""
+		}
+	}()
+	disk := filepath.Join(dir, "disk.img")
+	if out, err := exec.CommandContext(ctx, "cp", "--sparse=always", t.opts.image, disk).CombinedOutput(); err != nil {
+		return fmt.Errorf("copy image: %v: %s", err, out)
+	}
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	parts, err := ReadMBR(f)
+	var size int64
+	if err == nil {
+		var st os.FileInfo
+		if st, err = f.Stat(); err == nil {
+			// qemu's SD card must be a power of two in size; a card
+			// bigger than the image, as cards are, for growroot.
+			size = int64(1) << 30
+			for size <= st.Size() {
+				size <<= 1
+			}
+			err = f.Truncate(size)
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	t.logf("SD card: the image grown to %d MiB", size>>20)
+	fat := fmt.Sprintf("%s@@%d", disk, parts[0].Start)
+	mtools := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, ee.Stderr)
+		}
+		return out, err
+	}
+	list, err := mtools("mdir", "-/", "-b", "-i", fat, "::/")
+	if err != nil {
+		return err
+	}
+	have := FATFiles(string(list))
+	missing := boards.Missing(func(name string) bool { return have[name] })
+	t.check(len(missing) == 0, "the FAT holds every board's device tree, overlay and firmware (%d files; missing: %q)", len(boards.Files()), missing)
+
+	cfg, err := mtools("mtype", "-i", fat, "::/config.txt")
+	if err != nil {
+		return err
+	}
+	k, i, err := BootFiles(string(cfg))
+	if err != nil {
+		return err
+	}
+	kernel, initrd, dtb := filepath.Join(dir, "kernel"), filepath.Join(dir, "initrd"), filepath.Join(dir, "board.dtb")
+	for _, c := range [][2]string{{k, kernel}, {i, initrd}, {b.dtb, dtb}} {
+		if _, err := mtools("mcopy", "-i", fat, "::/"+c[0], c[1]); err != nil {
+			return err
+		}
+	}
+	cl, err := mtools("mtype", "-i", fat, "::/cmdline.txt")
+	if err != nil {
+		return err
+	}
+	cmdline := BoardCmdline(string(cl), b.console)
+	for _, p := range []string{kernel, initrd} {
+		if st, err := os.Stat(p); err == nil {
+			t.number("%s on the FAT: %d bytes", filepath.Base(map[string]string{kernel: k, initrd: i}[p]), st.Size())
+		}
+	}
+	t.logf("boot partition: kernel %s, initramfs %s, device tree %s, cmdline.txt %q", k, i, b.dtb, strings.TrimSpace(string(cl)))
+
+	t.phase("boot: qemu -M " + b.machine + " to a shell on the mini UART")
+	if err := t.startBoardQemu(b, kernel, initrd, dtb, disk, cmdline); err != nil {
+		return err
+	}
+	qemuStart := time.Now()
+	bootCtx, cancel := context.WithTimeout(ctx, boardBootTimeout)
+	defer cancel()
+	if _, err := t.console.waitFor(bootCtx, 0, "root@"); err != nil {
+		return fmt.Errorf("no shell prompt on %s: %w", b.console, err)
+	}
+	if err := t.console.Ready(bootCtx, func() <-chan struct{} { return t.poke(5 * time.Second) }); err != nil {
+		return fmt.Errorf("no shell on %s: %w", b.console, err)
+	}
+	t.number("qemu -M %s start to a root shell on %s: %.0f s", b.machine, b.console, time.Since(qemuStart).Seconds())
+	run := func(cmd string) Result {
+		cctx, cancel := context.WithTimeout(ctx, boardCommandTimeout)
+		defer cancel()
+		r, err := t.console.Run(cctx, cmd)
+		if err != nil {
+			t.fail("console: %s: %v", cmd, err)
+		}
+		return r
+	}
+	run("stty -echo; export SYSTEMD_PAGER= SYSTEMD_COLORS=0 TERM=dumb")
+
+	t.phase("checks: the board, its SD card, systemd, GPIO")
+	r := run("tr -d '\\0' < /proc/device-tree/model; echo; uname -r")
+	t.check(len(r.Lines()) > 0 && strings.HasPrefix(r.Lines()[0], b.model), "the kernel runs on the board's device tree: model %q", strings.Join(r.Lines(), " | "))
+	r = run("cat /proc/cmdline")
+	t.check(strings.Contains(r.Out, strings.TrimSpace(string(cl))), "the kernel command line is the card's cmdline.txt: %q", strings.TrimSpace(r.Out))
+	r = run("findmnt -rno SOURCE,FSTYPE /; lsblk -rno LABEL \"$(findmnt -rno SOURCE /)\"")
+	t.check(len(r.Lines()) == 2 && strings.HasPrefix(r.Lines()[0], "/dev/mmcblk0p2 ext4") && r.Lines()[1] == "RASPIROOT",
+		"the root is the SD card's RASPIROOT (the initramfs found it by label): %q", strings.Join(r.Lines(), " | "))
+	r = run("readlink /proc/1/exe; systemctl is-system-running --wait 2>&1 | head -n 1")
+	t.check(len(r.Lines()) > 0 && r.Lines()[0] == "/usr/lib/systemd/systemd", "PID 1 is systemd (system state: %q)", strings.Join(r.Lines(), " | "))
+	r = run("ls /dev/gpiochip*; for c in /sys/bus/gpio/devices/gpiochip*; do echo \"$c -> $(readlink \"$c\") of_node $(readlink -f \"$c/of_node\")\"; done")
+	t.check(strings.Contains(r.Out, "/dev/gpiochip0"), "/dev/gpiochip* exist: %q", strings.Join(r.Lines(), " | "))
+	r = run("cat /sys/class/watchdog/watchdog0/identity; ls /dev/watchdog0")
+	t.check(len(r.Lines()) == 2 && strings.Contains(strings.ToLower(r.Lines()[0]), "bcm2835"), "the Pi's hardware watchdog is there: %q", strings.Join(r.Lines(), " | "))
+	r = run("ls /dev/i2c-* 2>&1; lsmod | grep -E '^(i2c_dev|i2c_bcm2835) ' | cut -d' ' -f1")
+	t.logf("I2C: %s", strings.Join(r.Lines(), " | "))
+
+	t.phase("checks: sensord finds the header's GPIO chip")
+	want := fmt.Sprintf(`line="gpiochip0:4 (GPIO4, %s)"`, b.header)
+	sctx, cancel := context.WithTimeout(ctx, boardSensordTimeout)
+	defer cancel()
+	for {
+		r, err := t.console.Run(sctx, "journalctl -b -u sensord -o cat --no-pager | grep -m 1 'msg=\"sensor opened\"'")
+		if err == nil && strings.Contains(r.Out, "sensor opened") {
+			t.check(strings.Contains(r.Out, want), "sensord opened GPIO4 on the header's chip (%s): %q", want, strings.TrimSpace(r.Out))
+			t.number("qemu start to sensord's \"sensor opened\": %.0f s", time.Since(qemuStart).Seconds())
+			break
+		}
+		if sctx.Err() != nil {
+			r, _ := t.console.Run(ctx, "systemctl status sensord --no-pager 2>&1 | tail -n 15")
+			t.fail("sensord never logged \"sensor opened\": %q", strings.Join(r.Lines(), " | "))
+			break
+		}
+		select {
+		case <-sctx.Done():
+		case <-time.After(10 * time.Second):
+		}
+	}
+	r = run("systemctl is-active sensord; journalctl -b -u sensord -o cat --no-pager | tail -n 3")
+	t.logf("sensord: %s", strings.Join(r.Lines(), " | "))
+	t.phase("")
+	return nil
+}
+
+func (t *test) startBoardQemu(b boardSpec, kernel, initrd, dtb, disk, cmdline string) error {
+	sock := filepath.Join(t.dir, "console.sock")
+	args := []string{
+		"-M", b.machine, "-m", b.mem,
+		"-kernel", kernel, "-initrd", initrd, "-dtb", dtb, "-append", cmdline,
+		"-drive", "file=" + disk + ",format=raw,if=sd,cache=unsafe",
+		// serial0 is the PL011 (Bluetooth on a Pi), serial1 the mini UART
+		// on the header's GPIO14/15: the console.
+		"-chardev", "socket,id=ser1,path=" + sock + ",server=on,wait=off",
+		"-serial", "null", "-serial", "chardev:ser1",
+		"-display", "none", "-monitor", "none", "-no-reboot",
+	}
+	return t.startQemuArgs(args, sock)
+}
