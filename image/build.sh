@@ -142,10 +142,13 @@ kernels=("$root"/usr/lib/modules/*)
 [ "${#kernels[@]}" = 1 ] || { echo "build: want one kernel, found: ${kernels[*]##*/}" >&2; exit 1; }
 kver=${kernels[0]##*/}
 fw=$root/boot/firmware
-# config.txt: raspi-firmware appends /etc/default/raspi-firmware-custom to
-# the config.txt it writes, here and on every kernel upgrade on the card.
+# config.txt: raspi-firmware's hook appends /etc/default/raspi-firmware-custom
+# to the config.txt it writes on every kernel upgrade on the card; append it
+# here the way the hook does (the hook itself refuses to run in a chroot
+# without /proc: it cannot tell the unmounted /boot/firmware is fine).
 install -o 0 -g 0 -m 0644 "$here/boards/raspi-firmware-custom" "$root/etc/default/raspi-firmware-custom"
-DEB_MAINT_PARAMS=configure chroot "$root" /etc/kernel/postinst.d/z50-raspi-firmware "$kver" "/boot/vmlinuz-$kver"
+grep -q '^# Inserted by /etc/default/raspi-firmware-custom$' "$fw/config.txt" ||
+	printf '\n# Inserted by /etc/default/raspi-firmware-custom\n%s\n' "$(cat "$root/etc/default/raspi-firmware-custom")" >> "$fw/config.txt"
 grep -qx 'dtoverlay=sensord-rp1-i2c1' "$fw/config.txt" || {
 	echo "build: config.txt lacks the overlay line of boards/raspi-firmware-custom" >&2
 	exit 1

@@ -4,6 +4,8 @@
 #   make image-deps   Debian packages the build needs; binfmt_misc for arm64
 #   make image        build/sensord-$(VERSION)-arm64.{img,img.xz,sha256,manifest}
 #   make image-test   boot that image under qemu and prove it works
+#   make board-test   boot it as a Raspberry Pi 3 (qemu -M raspi3b), the way
+#                     the Pi's firmware would (image/README.md)
 #
 # All three need root (apt-get, binfmt_misc, chroot). The Debian base root
 # filesystem is cached outside the repo, in $(IMAGE_CACHE): the first build
@@ -21,7 +23,7 @@ IMAGE_DEBS  := mmdebstrap qemu-user-static binfmt-support qemu-system-arm \
 # Seconds after start-up when the test's simulated sensor hangs.
 IMAGE_TEST_HANG ?= 100s
 
-.PHONY: image image-deps image-test
+.PHONY: image image-deps image-test board-test
 
 # Installs only what is missing; binfmt_misc is mounted and qemu-aarch64
 # registered every time (neither survives a reboot).
@@ -44,3 +46,12 @@ image: image-deps build-arm64
 image-test: image-deps build-arm64
 	IMAGE_XZ=0 $(IMAGE_BUILD)
 	$(GO) run ./image/boottest -image $(IMAGE_FILE) -hang-after $(IMAGE_TEST_HANG)
+
+# The board-level boot: qemu's emulated Raspberry Pi (SoC, SD controller,
+# GPIO, mini UART, watchdog) boots the image from the card's FAT the way
+# the firmware would (image/boottest/board.go). Separate from image-test:
+# the emulated Pi 3 is several times slower than -M virt.
+BOARDS ?= raspi3b
+board-test: image-deps build-arm64
+	IMAGE_XZ=0 $(IMAGE_BUILD)
+	for b in $(BOARDS); do $(GO) run ./image/boottest -image $(IMAGE_FILE) -board $$b || exit 1; done

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,7 +78,33 @@ func BoardCmdline(cmdline, console string) string {
 		"systemd.mask=serial-getty@"+console+".service",
 		"systemd.show_status=false",
 		"systemd.watchdog_sec=off",
+		// Kernel and early systemd messages stay off the console the
+		// checks read (errors still show).
+		"loglevel=4",
 	), " ")
+}
+
+// kernelLog matches a kernel message line ("[   41.898883] ...") on the
+// console.
+var kernelLog = regexp.MustCompile(`^\[\s*\d+\.\d+\]`)
+
+// shellLines is r's lines without kernel messages that the console
+// interleaved.
+func shellLines(r Result) []string {
+	var out []string
+	for _, l := range r.Lines() {
+		if !kernelLog.MatchString(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// hasPrefixFields says whether line starts with the fields of prefix,
+// spacing aside.
+func hasPrefixFields(line, prefix string) bool {
+	l, p := strings.Fields(line), strings.Fields(prefix)
+	return len(p) > 0 && len(l) >= len(p) && slices.Equal(l[:len(p)], p)
 }
 
 // FATFiles parses `mdir -/ -b` (one "::/path" per line, directories
@@ -212,20 +240,26 @@ func (t *test) runBoard(ctx context.Context) error {
 
 	t.phase("checks: the board, its SD card, systemd, GPIO")
 	r := run("tr -d '\\0' < /proc/device-tree/model; echo; uname -r")
-	t.check(len(r.Lines()) > 0 && strings.HasPrefix(r.Lines()[0], b.model), "the kernel runs on the board's device tree: model %q", strings.Join(r.Lines(), " | "))
+	l := shellLines(r)
+	t.check(len(l) > 0 && strings.HasPrefix(l[0], b.model), "the kernel runs on the board's device tree: model, kernel %q", strings.Join(l, " | "))
 	r = run("cat /proc/cmdline")
-	t.check(strings.Contains(r.Out, strings.TrimSpace(string(cl))), "the kernel command line is the card's cmdline.txt: %q", strings.TrimSpace(r.Out))
+	l = shellLines(r)
+	t.check(len(l) == 1 && hasPrefixFields(l[0], string(cl)), "the kernel command line is the card's cmdline.txt (and the test's additions): %q", strings.Join(l, " | "))
 	r = run("findmnt -rno SOURCE,FSTYPE /; lsblk -rno LABEL \"$(findmnt -rno SOURCE /)\"")
-	t.check(len(r.Lines()) == 2 && strings.HasPrefix(r.Lines()[0], "/dev/mmcblk0p2 ext4") && r.Lines()[1] == "RASPIROOT",
-		"the root is the SD card's RASPIROOT (the initramfs found it by label): %q", strings.Join(r.Lines(), " | "))
-	r = run("readlink /proc/1/exe; systemctl is-system-running --wait 2>&1 | head -n 1")
-	t.check(len(r.Lines()) > 0 && r.Lines()[0] == "/usr/lib/systemd/systemd", "PID 1 is systemd (system state: %q)", strings.Join(r.Lines(), " | "))
+	l = shellLines(r)
+	t.check(len(l) == 2 && l[0] == "/dev/mmcblk0p2 ext4" && l[1] == "RASPIROOT",
+		"the root is the SD card's RASPIROOT (the initramfs found it by label): %q", strings.Join(l, " | "))
+	r = run("readlink /proc/1/exe")
+	l = shellLines(r)
+	t.check(len(l) == 1 && l[0] == "/usr/lib/systemd/systemd", "PID 1 is systemd: %q", strings.Join(l, " | "))
 	r = run("ls /dev/gpiochip*; for c in /sys/bus/gpio/devices/gpiochip*; do echo \"$c -> $(readlink \"$c\") of_node $(readlink -f \"$c/of_node\")\"; done")
-	t.check(strings.Contains(r.Out, "/dev/gpiochip0"), "/dev/gpiochip* exist: %q", strings.Join(r.Lines(), " | "))
+	l = shellLines(r)
+	t.check(strings.Contains(r.Out, "/dev/gpiochip0"), "/dev/gpiochip* exist: %q", strings.Join(l, " | "))
 	r = run("cat /sys/class/watchdog/watchdog0/identity; ls /dev/watchdog0")
-	t.check(len(r.Lines()) == 2 && strings.Contains(strings.ToLower(r.Lines()[0]), "bcm2835"), "the Pi's hardware watchdog is there: %q", strings.Join(r.Lines(), " | "))
+	l = shellLines(r)
+	t.check(len(l) == 2 && strings.Contains(strings.ToLower(l[0]), "bcm2835") && l[1] == "/dev/watchdog0", "the Pi's hardware watchdog is there: %q", strings.Join(l, " | "))
 	r = run("ls /dev/i2c-* 2>&1; lsmod | grep -E '^(i2c_dev|i2c_bcm2835) ' | cut -d' ' -f1")
-	t.logf("I2C: %s", strings.Join(r.Lines(), " | "))
+	t.logf("I2C: %s", strings.Join(shellLines(r), " | "))
 
 	t.phase("checks: sensord finds the header's GPIO chip")
 	want := fmt.Sprintf(`line="gpiochip0:4 (GPIO4, %s)"`, b.header)
@@ -249,7 +283,9 @@ func (t *test) runBoard(ctx context.Context) error {
 		}
 	}
 	r = run("systemctl is-active sensord; journalctl -b -u sensord -o cat --no-pager | tail -n 3")
-	t.logf("sensord: %s", strings.Join(r.Lines(), " | "))
+	t.logf("sensord: %s", strings.Join(shellLines(r), " | "))
+	r = run("systemctl is-system-running; systemctl --failed --no-legend --plain")
+	t.logf("systemd: %s", strings.Join(shellLines(r), " | "))
 	t.phase("")
 	return nil
 }

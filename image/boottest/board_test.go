@@ -53,3 +53,26 @@ func TestFindBoard(t *testing.T) {
 		t.Errorf("findBoard(raspi5): %v", err)
 	}
 }
+
+func TestShellLinesDropKernelMessages(t *testing.T) {
+	r := Result{Out: "[   41.898883] systemd[1]: Starting x...\r\nRaspberry Pi 3 Model B Rev 1.2\n[ 5.1] audit: y\n7.3.4+deb13-arm64\n"}
+	got := strings.Join(shellLines(r), "|")
+	if got != "Raspberry Pi 3 Model B Rev 1.2|7.3.4+deb13-arm64" {
+		t.Errorf("shellLines = %q", got)
+	}
+}
+
+func TestHasPrefixFields(t *testing.T) {
+	card := "console=tty0 root=LABEL=RASPIROOT rw net.ifnames=0  rootwait \n"
+	if !hasPrefixFields("console=tty0 root=LABEL=RASPIROOT rw net.ifnames=0 rootwait loglevel=4", card) {
+		t.Error("the same fields, other spacing, plus additions: not a prefix")
+	}
+	for _, l := range []string{"console=tty0 root=/dev/sda2 rw net.ifnames=0 rootwait", "console=tty0", ""} {
+		if hasPrefixFields(l, card) {
+			t.Errorf("%q has the card's fields as prefix", l)
+		}
+	}
+	if hasPrefixFields("anything", "") {
+		t.Error("an empty cmdline.txt is a prefix of anything")
+	}
+}

@@ -23,7 +23,11 @@ func (t *test) startQemuArgs(args []string, sock string) error {
 	if err := t.qemu.Start(); err != nil {
 		return err
 	}
-	t.logf("qemu pid %d, guest port 80 on 127.0.0.1:%d, port 22 on 127.0.0.1:%d", t.qemu.Process.Pid, t.port, t.sshPort)
+	if t.port != 0 {
+		t.logf("qemu pid %d, guest port 80 on 127.0.0.1:%d, port 22 on 127.0.0.1:%d", t.qemu.Process.Pid, t.port, t.sshPort)
+	} else {
+		t.logf("qemu pid %d", t.qemu.Process.Pid)
+	}
 	t.qemuErr = make(chan error, 1)
 	go func() { t.qemuErr <- t.qemu.Wait(); qlog.Close() }()
 

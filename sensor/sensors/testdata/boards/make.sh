@@ -10,6 +10,11 @@
 # gpio-brcmstb's per-bank chips named after their device); sysfs device
 # paths follow each node's translated address. chips.txt is what the chips
 # answer to GPIO_GET_CHIPINFO, in gpiodetect's format.
+#
+# pi3b is recorded: the image booted under qemu -M raspi3b with Debian's
+# bcm2837-rpi-3-b.dtb (make board-test) showed exactly these two chips, their
+# /sys/bus/gpio/devices links and of_node targets, and sensord's line
+# "gpiochip0:4 (GPIO4, pinctrl-bcm2835)" (the label from the chip itself).
 set -eu
 cd "$(dirname "$0")"
 
@@ -35,14 +40,14 @@ chip() { # DIR N DEVPATH NODE NODECOMPAT LABEL LINES
 
 board pi3b 'raspberrypi,3-model-b\0brcm,bcm2837' 'Raspberry Pi 3 Model B Rev 1.2'
 chip pi3b 0 platform/soc/3f200000.gpio /soc/gpio@7e200000 'brcm,bcm2835-gpio' pinctrl-bcm2835 54
-chip pi3b 1 platform/firmware/firmware:rpi-firmware/firmware:rpi-firmware:gpio /firmware/rpi-firmware/gpio 'raspberrypi,firmware-gpio' raspberrypi-exp-gpio 8
+chip pi3b 1 platform/firmware:rpi-firmware/firmware:rpi-firmware:gpio /firmware/rpi-firmware/gpio 'raspberrypi,firmware-gpio' raspberrypi-exp-gpio 8
 
 board zero2w 'raspberrypi,model-zero-2-w\0brcm,bcm2837' 'Raspberry Pi Zero 2 W Rev 1.0'
 chip zero2w 0 platform/soc/3f200000.gpio /soc/gpio@7e200000 'brcm,bcm2835-gpio' pinctrl-bcm2835 54
 
 board pi4b 'raspberrypi,4-model-b\0brcm,bcm2711' 'Raspberry Pi 4 Model B Rev 1.4'
 chip pi4b 0 platform/soc/fe200000.gpio /soc/gpio@7e200000 'brcm,bcm2711-gpio' pinctrl-bcm2711 58
-chip pi4b 1 platform/firmware/firmware:rpi-firmware/firmware:rpi-firmware:gpio /firmware/rpi-firmware/gpio 'raspberrypi,firmware-gpio' raspberrypi-exp-gpio 8
+chip pi4b 1 platform/firmware:rpi-firmware/firmware:rpi-firmware:gpio /firmware/rpi-firmware/gpio 'raspberrypi,firmware-gpio' raspberrypi-exp-gpio 8
 
 # The Pi 5: the SoC's brcmstb banks (one chip per bank) probe before the
 # RP1, which sits behind PCIe; the header is the RP1's chip, the last one.
@@ -60,14 +65,14 @@ p5 pi5-no-rp1 'raspberrypi,5-model-b\0brcm,bcm2712' 'Raspberry Pi 5 Model B Rev 
 
 # A CM4 whose device tree has no compatible: found by its model string.
 board cm4-model '' 'Raspberry Pi Compute Module 4 Rev 1.0'
-chip cm4-model 0 platform/firmware/firmware:rpi-firmware/firmware:rpi-firmware:gpio /firmware/rpi-firmware/gpio 'raspberrypi,firmware-gpio' raspberrypi-exp-gpio 8
+chip cm4-model 0 platform/firmware:rpi-firmware/firmware:rpi-firmware:gpio /firmware/rpi-firmware/gpio 'raspberrypi,firmware-gpio' raspberrypi-exp-gpio 8
 chip cm4-model 1 platform/soc/fe200000.gpio /soc/gpio@7e200000 'brcm,bcm2711-gpio' pinctrl-bcm2711 58
 
 # A Pi 4 whose chips have no device-tree node in sysfs: found by label.
 board pi4b-no-node 'raspberrypi,4-model-b\0brcm,bcm2711' 'Raspberry Pi 4 Model B Rev 1.4'
-chip pi4b-no-node 0 platform/firmware/firmware:rpi-firmware/firmware:rpi-firmware:gpio /firmware/rpi-firmware/gpio 'raspberrypi,firmware-gpio' raspberrypi-exp-gpio 8
+chip pi4b-no-node 0 platform/firmware:rpi-firmware/firmware:rpi-firmware:gpio /firmware/rpi-firmware/gpio 'raspberrypi,firmware-gpio' raspberrypi-exp-gpio 8
 chip pi4b-no-node 1 platform/soc/fe200000.gpio /soc/gpio@7e200000 'brcm,bcm2711-gpio' pinctrl-bcm2711 58
-rm pi4b-no-node/sys/devices/platform/*/*/*/gpiochip0/of_node pi4b-no-node/sys/devices/platform/soc/*/gpiochip1/of_node
+rm pi4b-no-node/sys/devices/platform/*/*/gpiochip0/of_node pi4b-no-node/sys/devices/platform/soc/*/gpiochip1/of_node
 
 # Not a Pi: two chips, neither known.
 board other 'vendor,some-board\0vendor,some-soc' 'Some Board'
