@@ -51,7 +51,13 @@ image-test: image-deps build-arm64
 # GPIO, mini UART, watchdog) boots the image from the card's FAT the way
 # the firmware would (image/boottest/board.go). Separate from image-test:
 # the emulated Pi 3 is several times slower than -M virt.
+# BOARDS=raspi4b needs qemu 9 or later: image/qemu-backports.sh unpacks
+# bookworm-backports' qemu into build/ (not installed).
 BOARDS ?= raspi3b
 board-test: image-deps build-arm64
 	IMAGE_XZ=0 $(IMAGE_BUILD)
-	for b in $(BOARDS); do $(GO) run ./image/boottest -image $(IMAGE_FILE) -board $$b || exit 1; done
+	for b in $(BOARDS); do \
+		q=qemu-system-aarch64; \
+		if [ "$$b" = raspi4b ]; then q=$$(image/qemu-backports.sh build/qemu-backports) || exit 1; fi; \
+		$(GO) run ./image/boottest -image $(IMAGE_FILE) -board $$b -qemu $$q || exit 1; \
+	done
