@@ -170,3 +170,45 @@ func FuzzFindLine(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBoard: whatever the device tree and /proc/cpuinfo hold, board never
+// panics, and a board it names is one the compatible or model names.
+func FuzzBoard(f *testing.F) {
+	f.Add([]byte("raspberrypi,5-model-b\x00brcm,bcm2712\x00"), []byte("Raspberry Pi 5 Model B Rev 1.0\x00"), []byte(""))
+	f.Add([]byte{}, []byte{}, []byte("processor\t: 0\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n"))
+	f.Add([]byte("\x00\x00brcm,bcm2837"), []byte("\n"), []byte("Model:"))
+	f.Fuzz(func(t *testing.T, compat, model, cpuinfo []byte) {
+		root := t.TempDir()
+		dt := filepath.Join(root, "proc", "device-tree")
+		if err := os.MkdirAll(dt, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range map[string][]byte{"compatible": compat, "model": model} {
+			if len(b) > 0 {
+				if err := os.WriteFile(filepath.Join(dt, name), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := os.WriteFile(filepath.Join(root, "proc", "cpuinfo"), cpuinfo, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b, ok, found := gpioHost{root: root}.board()
+		if found == "" {
+			t.Error("found says nothing")
+		}
+		if !ok {
+			return
+		}
+		named := strings.Contains(string(compat)+"\x00"+string(model)+"\x00"+string(cpuinfo), b.soc[0])
+		for _, m := range b.models {
+			named = named || strings.Contains(string(model)+string(cpuinfo), m)
+		}
+		for _, s := range b.soc {
+			named = named || strings.Contains(string(compat), s)
+		}
+		if !named {
+			t.Errorf("board %s from compatible %q, model %q, cpuinfo %q", b.name, compat, model, cpuinfo)
+		}
+	})
+}
