@@ -150,7 +150,7 @@ func FATFiles(mdir string) map[string]bool {
 	return out
 }
 
-func (t *test) runBoard(ctx context.Context) error {
+func (t *test) runBoard(ctx context.Context) (err error) {
 	b, err := findBoard(t.opts.board)
 	if err != nil {
 		return err
@@ -163,7 +163,7 @@ func (t *test) runBoard(ctx context.Context) error {
 	t.dir = dir
 	defer func() {
 		t.stopQemu()
-		if !t.opts.keep && t.failed == 0 {
+		if !t.opts.keep && t.failed == 0 && err == nil {
 			os.RemoveAll(dir)
 			t.dir = ""
 		}

@@ -202,7 +202,7 @@ func (t *test) report() {
 	fmt.Printf("boottest: %d passed, %d failed\n", t.passed, t.failed)
 }
 
-func (t *test) run(ctx context.Context) error {
+func (t *test) run(ctx context.Context) (err error) {
 	t.phase("prepare: copy image, settings, kernel")
 	dir, err := os.MkdirTemp("", "sensord-boottest-")
 	if err != nil {
@@ -211,7 +211,7 @@ func (t *test) run(ctx context.Context) error {
 	t.dir = dir
 	defer func() {
 		t.stopQemu()
-		if !t.opts.keep && t.failed == 0 {
+		if !t.opts.keep && t.failed == 0 && err == nil {
 			os.RemoveAll(dir)
 			t.dir = ""
 		}
