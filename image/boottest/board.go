@@ -106,6 +106,7 @@ func BoardCmdline(cmdline, console string) string {
 		// Kernel and early systemd messages stay off the console the
 		// checks read (errors still show).
 		"loglevel=4",
+		"systemd.default_device_timeout_sec="+guestDeviceTimeout,
 	), " ")
 }
 
