@@ -13,6 +13,7 @@
 #   unpack    a fresh copy of it
 #   files     our binary, units, settings file and the rootfs/ overlay
 #   chroot    users (sysusers), enabled units: arm64 systemctl under qemu-user
+#   firmware  device trees and overlays onto the boot partition, config.txt
 #   stamp     every timestamp := SOURCE_DATE_EPOCH (reproducible bytes)
 #   boot      FAT32 boot partition: mkfs.vfat + mtools, no mount
 #   root      ext4 root: mkfs.ext4 -d, fixed UUID and hash seed, no mount
@@ -131,6 +132,44 @@ chroot "$root" systemctl disable ssh.service ssh.socket wpa_supplicant.service
 chroot "$root" systemctl --quiet is-enabled ssh.service 2>/dev/null && { echo "build: ssh.service still enabled" >&2; exit 1; }
 chroot "$root" getent passwd sensord > /dev/null
 chroot "$root" id -nG sensord | grep -qw gpio || { echo "build: sensord is not in group gpio" >&2; exit 1; }
+
+# ---- firmware: what each board's firmware reads from the boot partition ----
+step firmware
+# image/boards lists the models; the device trees come from the kernel
+# package itself (Linux 7.x: /usr/lib/modules/<v>/dtb), not from
+# raspi-firmware's hook, which looks in /usr/lib/linux-image-<v>.
+kernels=("$root"/usr/lib/modules/*)
+[ "${#kernels[@]}" = 1 ] || { echo "build: want one kernel, found: ${kernels[*]##*/}" >&2; exit 1; }
+kver=${kernels[0]##*/}
+fw=$root/boot/firmware
+# config.txt: raspi-firmware's hook appends /etc/default/raspi-firmware-custom
+# to the config.txt it writes on every kernel upgrade on the card; append it
+# here the way the hook does (the hook itself refuses to run in a chroot
+# without /proc: it cannot tell the unmounted /boot/firmware is fine).
+install -o 0 -g 0 -m 0644 "$here/boards/raspi-firmware-custom" "$root/etc/default/raspi-firmware-custom"
+grep -q '^# Inserted by /etc/default/raspi-firmware-custom$' "$fw/config.txt" ||
+	printf '\n# Inserted by /etc/default/raspi-firmware-custom\n%s\n' "$(cat "$root/etc/default/raspi-firmware-custom")" >> "$fw/config.txt"
+grep -qx 'dtoverlay=sensord-rp1-i2c1' "$fw/config.txt" || {
+	echo "build: config.txt lacks the overlay line of boards/raspi-firmware-custom" >&2
+	exit 1
+}
+dtbdir=$root/usr/lib/modules/$kver/dtb/broadcom
+"$imgtool" dtbs | while read -r src dst; do
+	[ -s "$dtbdir/$src" ] || { echo "build: the kernel package has no $dtbdir/$src" >&2; exit 1; }
+	install -o 0 -g 0 -m 0644 "$dtbdir/$src" "$fw/$dst"
+done
+mkdir -p "$fw/overlays"
+dtc -@ -q -I dts -O dtb -o "$fw/overlays/sensord-rp1-i2c1.dtbo" "$here/boards/sensord-rp1-i2c1.dts"
+# The overlay must apply to both Pi 5 device trees and enable the I2C
+# controller the device tree's rp1_i2c1 label names.
+for d in bcm2712-rpi-5-b.dtb bcm2712-d-rpi-5-b.dtb; do
+	node=$(fdtget -t s "$fw/$d" /__symbols__ rp1_i2c1)
+	fdtoverlay -i "$fw/$d" -o "$work/overlaid.dtb" "$fw/overlays/sensord-rp1-i2c1.dtbo"
+	st=$(fdtget -t s "$work/overlaid.dtb" "$node" status)
+	[ "$st" = okay ] || { echo "build: sensord-rp1-i2c1 on $d: $node status $st" >&2; exit 1; }
+done
+rm -f "$work/overlaid.dtb"
+"$imgtool" bootfiles -check "$fw"
 
 # The kernel command line must name the root by label (base/customize.sh).
 grep -q 'root=LABEL=RASPIROOT' "$root/boot/firmware/cmdline.txt" || {

@@ -4,6 +4,8 @@
 #   make image-deps   Debian packages the build needs; binfmt_misc for arm64
 #   make image        build/sensord-$(VERSION)-arm64.{img,img.xz,sha256,manifest}
 #   make image-test   boot that image under qemu and prove it works
+#   make board-test   boot it as a Raspberry Pi 3 (qemu -M raspi3b), the way
+#                     the Pi's firmware would (image/README.md)
 #
 # All three need root (apt-get, binfmt_misc, chroot). The Debian base root
 # filesystem is cached outside the repo, in $(IMAGE_CACHE): the first build
@@ -13,13 +15,15 @@ IMAGE_CACHE ?= /var/cache/sensord-image
 IMAGE_NAME  := sensord-$(VERSION)-arm64
 IMAGE_FILE  := build/$(IMAGE_NAME).img
 # openssh-client: the boot test's key pairs (ssh-keygen) and its logins (ssh).
+# device-tree-compiler: the Pi 5 I2C overlay (dtc) and its check against the
+# device trees (fdtoverlay, fdtget).
 IMAGE_DEBS  := mmdebstrap qemu-user-static binfmt-support qemu-system-arm \
                dosfstools mtools e2fsprogs fdisk xz-utils libfaketime arch-test \
-               openssh-client
+               openssh-client device-tree-compiler
 # Seconds after start-up when the test's simulated sensor hangs.
 IMAGE_TEST_HANG ?= 100s
 
-.PHONY: image image-deps image-test
+.PHONY: image image-deps image-test board-test
 
 # Installs only what is missing; binfmt_misc is mounted and qemu-aarch64
 # registered every time (neither survives a reboot).
@@ -42,3 +46,18 @@ image: image-deps build-arm64
 image-test: image-deps build-arm64
 	IMAGE_XZ=0 $(IMAGE_BUILD)
 	$(GO) run ./image/boottest -image $(IMAGE_FILE) -hang-after $(IMAGE_TEST_HANG)
+
+# The board-level boot: qemu's emulated Raspberry Pi (SoC, SD controller,
+# GPIO, mini UART, watchdog) boots the image from the card's FAT the way
+# the firmware would (image/boottest/board.go). Separate from image-test:
+# the emulated Pi 3 is several times slower than -M virt.
+# BOARDS=raspi4b needs qemu 9 or later: image/qemu-backports.sh unpacks
+# bookworm-backports' qemu into build/ (not installed).
+BOARDS ?= raspi3b
+board-test: image-deps build-arm64
+	IMAGE_XZ=0 $(IMAGE_BUILD)
+	for b in $(BOARDS); do \
+		q=qemu-system-aarch64; \
+		if [ "$$b" = raspi4b ]; then q=$$(image/qemu-backports.sh build/qemu-backports) || exit 1; fi; \
+		$(GO) run ./image/boottest -image $(IMAGE_FILE) -board $$b -qemu $$q || exit 1; \
+	done

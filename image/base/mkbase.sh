@@ -10,6 +10,10 @@
 # Everything appliance-specific (our binary, units, settings) is added later
 # by build.sh on an unpacked copy, which takes seconds.
 #
+# The kernel comes from trixie-backports (kernel.pref pins linux-base and the
+# linux-*-arm64 packages there); the sources stay in the image, so apt
+# upgrades on the card follow the same kernel line.
+#
 # Downloaded .debs are synced in from and out to DEBCACHE, so a rebuild of the
 # base does not download again (mmdebstrap(1), "reuse packages").
 set -eu
@@ -55,6 +59,7 @@ mmdebstrap \
 	--skip=essential/unlink --skip=download/empty \
 	--setup-hook='mkdir -p "$1"/var/cache/apt/archives' \
 	--setup-hook="sync-in '$debs' /var/cache/apt/archives/" \
+	--setup-hook="install -D -m 0644 '$here/kernel.pref' \"\$1\"/etc/apt/preferences.d/sensord-kernel.pref" \
 	--essential-hook='mkdir -p "$1"/boot/firmware "$1"/etc/initramfs-tools/conf.d' \
 	--essential-hook='echo RESUME=none > "$1"/etc/initramfs-tools/conf.d/resume' \
 	--customize-hook="sync-out /var/cache/apt/archives '$debs'" \
@@ -62,6 +67,7 @@ mmdebstrap \
 	trixie "$tmp" \
 	"deb $mirror trixie $comps" \
 	"deb $mirror trixie-updates $comps" \
+	"deb $mirror trixie-backports $comps" \
 	"deb $security trixie-security $comps"
 mv "$tmp" "$out"
 trap - EXIT

@@ -57,8 +57,16 @@ func GuestCmdline(cmdline string) string {
 		"systemd.mask=serial-getty@ttyAMA0.service",
 		"systemd.show_status=false",
 		"loglevel=4",
+		"systemd.default_device_timeout_sec="+guestDeviceTimeout,
 	), " ")
 }
+
+// guestDeviceTimeout is how long systemd in the emulated guest waits for a
+// device (the boot partition by label) before failing its mounts: the
+// default 90 s was seen to run out at load average 13-16 on the 2-core
+// build machine, and the boot ended in emergency mode. A Pi finds its card
+// in seconds.
+const guestDeviceTimeout = "600"
 
 // BootFiles finds the kernel and initrd config.txt loads: its kernel= and
 // initramfs lines (the Pi firmware's config, written by raspi-firmware).

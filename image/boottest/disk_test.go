@@ -39,7 +39,7 @@ func TestReadMBRReadsWhatTheLayoutGoldenDescribes(t *testing.T) {
 func TestGuestCmdlineSwapsThePiConsolesForTheVirtMachines(t *testing.T) {
 	in := "console=tty0 console=ttyS1,115200 root=LABEL=RASPIROOT rw fsck.repair=yes net.ifnames=0 rootwait quiet"
 	got := GuestCmdline(in)
-	want := "root=LABEL=RASPIROOT rw fsck.repair=yes net.ifnames=0 rootwait console=ttyAMA0,115200 systemd.debug_shell=ttyAMA0 systemd.mask=serial-getty@ttyAMA0.service systemd.show_status=false loglevel=4"
+	want := "root=LABEL=RASPIROOT rw fsck.repair=yes net.ifnames=0 rootwait console=ttyAMA0,115200 systemd.debug_shell=ttyAMA0 systemd.mask=serial-getty@ttyAMA0.service systemd.show_status=false loglevel=4 systemd.default_device_timeout_sec=600"
 	if got != want {
 		t.Errorf("GuestCmdline(%q)\n got %q\nwant %q", in, got, want)
 	}

@@ -77,6 +77,7 @@ type options struct {
 	keep      bool
 	qemu      string
 	smp       int
+	board     string // board.go: boot as this Raspberry Pi instead of -M virt
 }
 
 func main() {
@@ -87,6 +88,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (disk copy, console log)")
 	flag.StringVar(&o.qemu, "qemu", "qemu-system-aarch64", "qemu binary")
 	flag.IntVar(&o.smp, "smp", 2, "guest CPUs")
+	flag.StringVar(&o.board, "board", "", "boot as this Raspberry Pi (qemu -M raspi3b, raspi4b) the way its firmware would, and check the board (board.go), instead of the appliance checks under -M virt")
 	flag.Parse()
 	if o.image == "" {
 		fmt.Fprintln(os.Stderr, "boottest: -image is required")
@@ -98,7 +100,11 @@ func main() {
 	defer cancel()
 
 	t := &test{opts: o, start: time.Now(), phaseStart: time.Now()}
-	err := t.run(ctx)
+	run := t.run
+	if o.board != "" {
+		run = t.runBoard
+	}
+	err := run(ctx)
 	t.phase("")
 	if err != nil {
 		t.fail("fatal: %v", err)
@@ -197,7 +203,7 @@ func (t *test) report() {
 	fmt.Printf("boottest: %d passed, %d failed\n", t.passed, t.failed)
 }
 
-func (t *test) run(ctx context.Context) error {
+func (t *test) run(ctx context.Context) (err error) {
 	t.phase("prepare: copy image, settings, kernel")
 	dir, err := os.MkdirTemp("", "sensord-boottest-")
 	if err != nil {
@@ -206,7 +212,7 @@ func (t *test) run(ctx context.Context) error {
 	t.dir = dir
 	defer func() {
 		t.stopQemu()
-		if !t.opts.keep && t.failed == 0 {
+		if !t.opts.keep && t.failed == 0 && err == nil {
 			os.RemoveAll(dir)
 			t.dir = ""
 		}
@@ -409,43 +415,7 @@ func (t *test) startQemu(kernel, initrd, cmdline string) error {
 		"-serial", "chardev:ser0",
 		"-display", "none", "-monitor", "none", "-nodefaults", "-no-reboot",
 	}
-	t.qemu = exec.Command(t.opts.qemu, args...)
-	qlog, err := os.Create(filepath.Join(t.dir, "qemu.log"))
-	if err != nil {
-		return err
-	}
-	t.qemu.Stdout, t.qemu.Stderr = qlog, qlog
-	t.logf("%s %s", t.opts.qemu, strings.Join(args, " "))
-	if err := t.qemu.Start(); err != nil {
-		return err
-	}
-	t.logf("qemu pid %d, guest port 80 on 127.0.0.1:%d, port 22 on 127.0.0.1:%d", t.qemu.Process.Pid, t.port, t.sshPort)
-	t.qemuErr = make(chan error, 1)
-	go func() { t.qemuErr <- t.qemu.Wait(); qlog.Close() }()
-
-	var conn net.Conn
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		conn, err = net.Dial("unix", sock)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("qemu console socket: %w", err)
-		}
-		select {
-		case err := <-t.qemuErr:
-			t.qemuErr <- err
-			b, _ := os.ReadFile(filepath.Join(t.dir, "qemu.log"))
-			return fmt.Errorf("qemu exited: %v: %s", err, b)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	log, err := os.Create(filepath.Join(t.dir, "console.log"))
-	if err != nil {
-		return err
-	}
-	t.console = NewConsole(conn, conn, log)
-	return nil
+	return t.startQemuArgs(args, sock)
 }
 
 // poke returns a channel closed after d, or at once if qemu has exited.

@@ -5,6 +5,11 @@
 //	imgtool settings [-set KEY=value]...        sensord.conf to stdout
 //	imgtool layout -root-bytes N -sfdisk FILE    shell assignments to stdout,
 //	                                             the sfdisk script to FILE
+//	imgtool dtbs                                 "SRC DST" per device tree
+//	                                             to copy to the FAT
+//	imgtool bootfiles [-check DIR]               the files the FAT must hold;
+//	                                             -check: fail naming those
+//	                                             DIR lacks (package image/boards)
 package main
 
 import (
@@ -15,6 +20,7 @@ import (
 	"os"
 	"strings"
 
+	"sensord/image/boards"
 	"sensord/image/layout"
 	"sensord/image/settings"
 )
@@ -41,7 +47,7 @@ func (s setFlags) Set(v string) error {
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: imgtool settings|layout [flags]")
+		return errors.New("usage: imgtool settings|layout|dtbs|bootfiles [flags]")
 	}
 	switch args[0] {
 	case "settings":
@@ -80,6 +86,24 @@ func run(args []string, stdout io.Writer) error {
 			}
 		}
 		return p.WriteShell(stdout)
+	case "dtbs":
+		for _, c := range boards.DTBs() {
+			if _, err := fmt.Fprintln(stdout, c.Src, c.Dst); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "bootfiles":
+		fs := flag.NewFlagSet("bootfiles", flag.ContinueOnError)
+		check := fs.String("check", "", "fail naming the files this directory lacks")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *check != "" {
+			return boards.CheckDir(*check)
+		}
+		_, err := fmt.Fprintln(stdout, strings.Join(boards.Files(), "\n"))
+		return err
 	}
-	return fmt.Errorf("unknown command %q (settings, layout)", args[0])
+	return fmt.Errorf("unknown command %q (settings, layout, dtbs, bootfiles)", args[0])
 }

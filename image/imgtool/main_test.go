@@ -35,6 +35,25 @@ func TestLayoutCommandWritesBothFiles(t *testing.T) {
 	}
 }
 
+func TestBootfilesCommand(t *testing.T) {
+	var b bytes.Buffer
+	if err := run([]string{"bootfiles"}, &b); err != nil {
+		t.Fatal(err)
+	}
+	if want := read(t, filepath.Join("..", "testdata", "bootfiles.txt")); b.String() != want {
+		t.Errorf("got %q, want image/testdata/bootfiles.txt", b.String())
+	}
+	// -check on a partition without them names them.
+	err := run([]string{"bootfiles", "-check", t.TempDir()}, &b)
+	if err == nil || !strings.Contains(err.Error(), "bcm2712-rpi-5-b.dtb") {
+		t.Errorf("-check on an empty directory: %v", err)
+	}
+	b.Reset()
+	if err := run([]string{"dtbs"}, &b); err != nil || !strings.Contains(b.String(), "bcm2712-d-rpi-5-b.dtb bcm2712d0-rpi-5-b.dtb\n") {
+		t.Errorf("dtbs: %v %q", err, b.String())
+	}
+}
+
 func TestBadArgumentsAreErrors(t *testing.T) {
 	for name, args := range map[string][]string{
 		"no command":         nil,

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -37,7 +35,7 @@ const (
 // edge with CLOCK_MONOTONIC in its interrupt handler; gpiocdev's watcher
 // goroutine reads the events and hands them to events.
 type cdevLine struct {
-	name string // "gpiochip0:4 (GPIO4)"
+	name string // "gpiochip0:4 (GPIO4, pinctrl-bcm2835)"
 	line *gpiocdev.Line
 
 	// events is written by gpiocdev's watcher goroutine (handle) and read
@@ -56,22 +54,14 @@ type cdevLine struct {
 
 var _ dht22.EdgeLine = (*cdevLine)(nil)
 
-var gpioNumber = regexp.MustCompile(`^(?i:gpio|bcm)?(\d+)$`)
-
-// findLine resolves a pin name to a chip and offset: by line name first (the
-// Pi's device tree names them GPIO0..GPIO27 on whichever chip carries the
-// header, gpiochip4 on early Pi 5 kernels), then "GPIO4" or "4" as offset 4
-// of gpiochip0.
-func findLine(pin string) (chip string, offset int, err error) {
-	if chip, offset, err := gpiocdev.FindLine(pin); err == nil {
-		return chip, offset, nil
+// cdevInfo asks a chip for its label and line count (GPIO_GET_CHIPINFO).
+func cdevInfo(dev string) (string, int, error) {
+	c, err := gpiocdev.NewChip(dev)
+	if err != nil {
+		return "", 0, err
 	}
-	m := gpioNumber.FindStringSubmatch(pin)
-	if m == nil {
-		return "", 0, fmt.Errorf("sensors: no GPIO line named %q; use a name such as GPIO4 (BCM numbering, not the header pin number)", pin)
-	}
-	n, _ := strconv.Atoi(m[1])
-	return "gpiochip0", n, nil
+	defer c.Close()
+	return c.Label, c.Lines(), nil
 }
 
 // openCdev requests pin's line. Errors name the fix.
@@ -89,12 +79,14 @@ func openCdev(pin string) (*cdevLine, error) {
 			f.Close()
 		}
 	}
-	chip, offset, err := findLine(pin)
+	host := gpioHost{root: "/", info: cdevInfo}
+	c, offset, err := host.findLine(pin, gpiocdev.FindLine)
 	if err != nil {
 		return nil, err
 	}
+	chip := c.name
 	l := &cdevLine{
-		name:   fmt.Sprintf("%s:%d (%s)", chip, offset, pin),
+		name:   fmt.Sprintf("%s:%d (%s, %s)", chip, offset, pin, c.label),
 		events: make(chan gpiocdev.LineEvent, eventBuffer),
 	}
 	line, err := gpiocdev.RequestLine(chip, offset,

@@ -78,19 +78,3 @@ func TestCdevHandleNeverBlocks(t *testing.T) {
 		t.Errorf("dropped %d, want 3", got)
 	}
 }
-
-func TestFindLineFallsBackToTheNumber(t *testing.T) {
-	for pin, want := range map[string]int{"GPIO4": 4, "gpio17": 17, "27": 27, "BCM22": 22} {
-		// Without chips, FindLine by name fails and the number is used.
-		if len(gpioChips()) > 0 {
-			break
-		}
-		chip, off, err := findLine(pin)
-		if err != nil || chip != "gpiochip0" || off != want {
-			t.Errorf("findLine(%q) = %s, %d, %v", pin, chip, off, err)
-		}
-	}
-	if _, _, err := findLine("PIN7"); err == nil {
-		t.Error("findLine(PIN7) succeeded")
-	}
-}

@@ -45,8 +45,11 @@ import (
 
 // Config says which sensor to open and how.
 type Config struct {
-	Kind    string // "dht22" (default), "sim", "bme280", "aht20", "am2320"
-	Pin     string // GPIO line name for dht22 and sim; "" = "GPIO4"
+	Kind string // "dht22" (default), "sim", "bme280", "aht20", "am2320"
+	// Pin is the DHT22's line for dht22 and sim: "GPIO4" (or "BCM4", "4":
+	// BCM number 4, offset 4 of the board's header chip), "gpiochipN:OFFSET",
+	// or a line name; "" = "GPIO4".
+	Pin     string
 	Capture string // "auto" (default), "cdev", "mmap" (dht22 and sim)
 	Bus     string // I²C bus name; "" = "1"
 	// StartPulse is the DHT22 start pulse; 0 = dht22.DefaultStartPulse.
