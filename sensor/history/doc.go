@@ -1,0 +1,35 @@
+// Package history keeps sensord's readings on disk, in an SQLite database
+// (modernc.org/sqlite: pure Go, so the daemon stays one static binary) in
+// WAL mode, and answers range queries over them. It knows nothing of HTTP.
+//
+// Two tables: raw readings, kept for Opts.RawRetention (default 7 days), and
+// per-minute rollups (count, min, sum and max of temperature and humidity in
+// tenths), kept for Opts.RollupRetention (default 1 year). Sums rather than
+// means make rollups merge exactly into coarser steps.
+//
+// # Writes and an SD card
+//
+// An SD card wears out with writes, so readings are queued in memory and
+// committed in one transaction every Opts.CommitInterval (default a minute),
+// and on Run's return. The database uses 512-byte pages, SQLite's smallest:
+// each commit rewrites the page the new rows went to, and a small one is
+// cheap to rewrite. Raw rows live in one table per day (raw.go), so a
+// day past its retention goes with a DROP TABLE instead of row deletes. Minutes are rolled up and old
+// rows purged once every Opts.MaintainEvery (default an hour), inside a
+// commit. A query covering minutes not yet rolled up aggregates the raw rows
+// of those minutes on the fly, so a rollup's delay never shows.
+//
+// # Power loss
+//
+// synchronous=FULL makes every commit durable when it returns; WAL keeps the
+// database whole when the process or the power dies mid-write. A power cut
+// therefore loses at most the readings queued since the last commit.
+//
+// # Concurrency
+//
+// Add may be called from any goroutine and never blocks: a full queue drops
+// the reading and counts it (Stats.Dropped). Run is the one writer and must
+// run in exactly one goroutine. Query and Stats are safe from anywhere, also
+// while Run writes (WAL lets readers proceed beside the writer). Close after
+// Run has returned.
+package history
