@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,10 +66,93 @@ func (s *Store) Query(ctx context.Context, q Query) ([]Point, error) {
 		return nil, err
 	}
 	from, to := q.From.UnixMilli(), q.To.UnixMilli()
-	if q.Step == 0 {
-		return s.queryRaw(ctx, from, to)
+	// Readings not committed yet count too, so an answer is never a commit
+	// interval behind. They are copied before the database is read: a
+	// commit in between then shows in both, and the merge drops the twin.
+	var mem []sensor.Reading
+	for _, r := range s.queued() {
+		if t := r.Time.UnixMilli(); t >= from && t < to {
+			mem = append(mem, r)
+		}
 	}
-	return s.queryStep(ctx, from, to, q.Step.Milliseconds())
+	slices.SortFunc(mem, func(a, b sensor.Reading) int { return a.Time.Compare(b.Time) })
+	if q.Step == 0 {
+		out, err := s.queryRaw(ctx, from, to)
+		if err != nil {
+			return nil, err
+		}
+		return mergeRaw(out, mem)
+	}
+	step := q.Step.Milliseconds()
+	cut := to
+	if len(mem) > 0 {
+		// The database answers up to the oldest queued reading; the queued
+		// ones are summed here from there on.
+		cut = max(from, mem[0].Time.UnixMilli())
+	}
+	var out []Point
+	if cut > from {
+		var err error
+		if out, err = s.queryStep(ctx, from, cut, step); err != nil {
+			return nil, err
+		}
+	}
+	return mergeStep(out, mem, from, step), nil
+}
+
+// mergeRaw adds the queued readings mem (sorted) to the raw rows db,
+// leaving out those the database holds too.
+func mergeRaw(db []Point, mem []sensor.Reading) ([]Point, error) {
+	if len(mem) == 0 {
+		return db, nil
+	}
+	have := make(map[int64]bool, len(db))
+	for _, p := range db {
+		have[p.Time.UnixMilli()] = true
+	}
+	for _, r := range mem {
+		if have[r.Time.UnixMilli()] {
+			continue
+		}
+		db = append(db, Point{Time: r.Time, N: 1,
+			Temperature: Summary{r.Temperature, r.Temperature, r.Temperature},
+			Humidity:    Summary{r.Humidity, r.Humidity, r.Humidity}})
+	}
+	slices.SortStableFunc(db, func(a, b Point) int { return a.Time.Compare(b.Time) })
+	if len(db) > MaxRows {
+		return nil, fmt.Errorf("%w: more than %d readings in the range; ask for a step", ErrTooManyRows, MaxRows)
+	}
+	return db, nil
+}
+
+// mergeStep adds the queued readings mem (sorted, all at or after the last
+// row of db's start) into steps of step ms from from.
+func mergeStep(db []Point, mem []sensor.Reading, from, step int64) []Point {
+	for _, r := range mem {
+		b := from + (r.Time.UnixMilli()-from)/step*step
+		if n := len(db); n == 0 || db[n-1].Time.UnixMilli() != b {
+			db = append(db, Point{Time: time.UnixMilli(b),
+				Temperature: Summary{r.Temperature, r.Temperature, r.Temperature},
+				Humidity:    Summary{r.Humidity, r.Humidity, r.Humidity}})
+		}
+		p := &db[len(db)-1]
+		p.Temperature = p.Temperature.with(r.Temperature, p.N)
+		p.Humidity = p.Humidity.with(r.Humidity, p.N)
+		p.N++
+	}
+	return db
+}
+
+// with adds v to a summary of n values.
+func (s Summary) with(v sensor.Deci, n int) Summary {
+	if n == 0 {
+		return Summary{v, v, v}
+	}
+	return Summary{
+		Min:  min(s.Min, v),
+		Mean: mean(int64(s.Mean)*int64(n)+int64(v), int64(n)+1),
+		Max:  max(s.Max, v),
+	}
 }
 
 func (s *Store) queryRaw(ctx context.Context, from, to int64) ([]Point, error) {

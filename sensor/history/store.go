@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,13 +129,13 @@ type Store struct {
 	db   *sql.DB
 	path string
 	o    Opts
-	q    chan sensor.Reading // Add -> Run
 
 	// Counters: Run and Add write, Stats reads.
 	written, commits, failed, dropped atomic.Uint64
-	pending                           atomic.Int64 // readings taken from q but not yet committed
 
-	mu         sync.Mutex // guards lastErr and lastCommit
+	mu         sync.Mutex       // guards the fields below
+	pending    []sensor.Reading // added since the last commit began
+	inflight   []sensor.Reading // being committed (kept after a failed commit)
 	lastErr    string
 	lastCommit time.Time
 }
@@ -161,7 +162,7 @@ func Open(path string, o *Opts) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("history: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, o: opts, q: make(chan sensor.Reading, QueueSize)}
+	s := &Store{db: db, path: path, o: opts}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("history: open %s: %w", path, err)
@@ -210,14 +211,23 @@ func (s *Store) migrate() error {
 	return tx.Commit()
 }
 
-// Add queues r for the next commit. It never blocks; with the queue full
-// the reading is dropped and counted.
+// Add queues r for the next commit. It never waits for the disk; with the
+// queue full the reading is dropped and counted.
 func (s *Store) Add(r sensor.Reading) {
-	select {
-	case s.q <- r:
-	default:
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending)+len(s.inflight) >= QueueSize {
 		s.dropped.Add(1)
+		return
 	}
+	s.pending = append(s.pending, r)
+}
+
+// queued returns a copy of the readings not yet committed, for queries.
+func (s *Store) queued() []sensor.Reading {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append(slices.Clone(s.inflight), s.pending...)
 }
 
 // Run is the writer: it commits the queued readings every CommitInterval,
@@ -226,22 +236,19 @@ func (s *Store) Add(r sensor.Reading) {
 func (s *Store) Run(ctx context.Context) error {
 	tick := time.NewTicker(s.o.CommitInterval)
 	defer tick.Stop()
-	var batch []sensor.Reading
 	var lastMaint time.Time // zero: the first commit maintains
-	take := func(r sensor.Reading) {
-		if len(batch) >= QueueSize {
-			// The disk keeps failing: keep the newest.
-			batch = batch[1:]
-			s.dropped.Add(1)
-		}
-		batch = append(batch, r)
-		s.pending.Store(int64(len(batch)))
-	}
-	flush := func() error {
+	flush := func(ctx context.Context) error {
+		s.mu.Lock()
+		s.inflight = append(s.inflight, s.pending...)
+		s.pending = nil
+		batch := s.inflight // Add never touches inflight, so no copy
+		s.mu.Unlock()
+
 		now := s.o.Now()
 		maint := now.Sub(lastMaint) >= s.o.MaintainEvery || now.Before(lastMaint)
 		c, err := s.commit(ctx, batch, now, maint)
 		if err != nil {
+			// The readings stay in flight for the next try.
 			s.failed.Add(1)
 			s.setErr(err.Error(), time.Time{})
 			return err
@@ -249,11 +256,12 @@ func (s *Store) Run(ctx context.Context) error {
 		if maint {
 			lastMaint = now
 		}
+		s.mu.Lock()
+		s.inflight = nil
+		s.mu.Unlock()
 		s.written.Add(uint64(len(batch)))
 		s.commits.Add(1)
 		s.setErr("", now)
-		batch = batch[:0]
-		s.pending.Store(0)
 		if s.o.OnCommit != nil {
 			s.o.OnCommit(c)
 		}
@@ -261,22 +269,10 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 	for {
 		select {
-		case r := <-s.q:
-			take(r)
 		case <-tick.C:
-			_ = flush() // counted; the batch is kept for the next try
+			_ = flush(ctx) // counted; the readings wait for the next tick
 		case <-ctx.Done():
-			for {
-				select {
-				case r := <-s.q:
-					take(r)
-					continue
-				default:
-				}
-				break
-			}
-			ctx = context.WithoutCancel(ctx)
-			return flush()
+			return flush(context.WithoutCancel(ctx))
 		}
 	}
 }
@@ -295,7 +291,7 @@ func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{
-		Queued:     len(s.q) + int(s.pending.Load()),
+		Queued:     len(s.pending) + len(s.inflight),
 		Written:    s.written.Load(),
 		Commits:    s.commits.Load(),
 		Failed:     s.failed.Load(),

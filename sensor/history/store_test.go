@@ -63,6 +63,15 @@ func TestRunFlushesQueuedReadingsWhenStoppedAndTheyOutliveAReopen(t *testing.T) 
 		want = append(want, r)
 		s.Add(r)
 	}
+	// Not committed yet, and already in the answers.
+	q := Query{From: want[0].Time, To: want[99].Time.Add(time.Millisecond)}
+	if got, err := s.Query(context.Background(), q); err != nil || len(got) != 100 {
+		t.Fatalf("raw query before the first commit: %d rows, %v; want 100", len(got), err)
+	}
+	q.Step = 24 * time.Hour
+	if got, err := s.Query(context.Background(), q); err != nil || len(got) != 1 || got[0].N != 100 {
+		t.Fatalf("stepped query before the first commit: %+v, %v; want one row of 100", got, err)
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
