@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sensord/sensor"
+	"sensord/sensor/history"
 	"sensord/sensor/sensors"
 )
 
@@ -53,6 +54,14 @@ type config struct {
 	SimTemp      string
 	SimHumidity  string
 	SimNoResp    bool
+
+	HistoryDir     string
+	HistoryRaw     time.Duration
+	HistoryRollup  time.Duration
+	HistoryCommit  time.Duration
+	TempOffset     float64
+	HumOffset      float64
+	FrameAncestors string
 }
 
 // usageError is a configuration mistake: main prints it as one line and
@@ -98,6 +107,13 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.SimTemp, "sim-temp", "", "sim: fixed temperature in C, e.g. -10.1 (empty: a slow random walk)")
 	fs.StringVar(&c.SimHumidity, "sim-humidity", "", "sim: fixed humidity in %RH, e.g. 48.2 (empty: a slow random walk)")
 	fs.BoolVar(&c.SimNoResp, "sim-no-response", false, "sim: never answer the start pulse")
+	fs.StringVar(&c.HistoryDir, "history-dir", "", "directory of the history database (empty: history in memory only, lost at restart)")
+	fs.DurationVar(&c.HistoryRaw, "history-raw-retention", history.DefaultRawRetention, "how long every reading is kept")
+	fs.DurationVar(&c.HistoryRollup, "history-retention", history.DefaultRollupRetention, "how long per-minute min/mean/max are kept")
+	fs.DurationVar(&c.HistoryCommit, "history-commit-interval", history.DefaultCommitInterval, "time between two writes to the history database (a power cut loses at most this much)")
+	fs.Float64Var(&c.TempOffset, "temp-offset", 0, "calibration: degrees C added to every temperature reading, e.g. -0.5")
+	fs.Float64Var(&c.HumOffset, "humidity-offset", 0, "calibration: %RH added to every humidity reading (the result stays within 0..100)")
+	fs.StringVar(&c.FrameAncestors, "frame-ancestors", "", "origins allowed to embed the dashboard in a frame, e.g. http://homeassistant.local:8123 (empty: none)")
 	return fs
 }
 
@@ -123,7 +139,7 @@ func parseConfig(args []string, lookup func(string) (string, bool), usage io.Wri
 			fs.PrintDefaults()
 			return nil, nil, errHelp
 		}
-		return nil, nil, &usageError{Msg: err.Error() + " (sensord -help lists the flags)"}
+		return nil, nil, &usageError{Msg: err.Error() + durationHintFor(fs, err) + " (sensord -help lists the flags)"}
 	}
 	if fs.NArg() > 0 {
 		return nil, nil, &usageError{Msg: fmt.Sprintf("unexpected argument %q (sensord takes flags only)", fs.Arg(0))}
@@ -156,7 +172,7 @@ func parseConfig(args []string, lookup func(string) (string, bool), usage io.Wri
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
-			e := badFlag(f.Name, "%s=%q: %v", envName(f.Name), v, unwrapFlagErr(err))
+			e := badFlag(f.Name, "%s=%q: %v", envName(f.Name), v, unwrapFlagErr(err)+durationHint(f))
 			if !warn {
 				setErr = e
 				return
@@ -277,6 +293,9 @@ func (c *config) check() error {
 	if c.SimHangAfter < 0 {
 		return badFlag("sim-hang-after", "%s is negative", c.SimHangAfter)
 	}
+	if err := c.checkHistory(); err != nil {
+		return err
+	}
 	if _, err := simDeci(c.SimTemp, -400, 800); err != nil {
 		return badFlag("sim-temp", "%q: %v (a number of degrees C, -40..80)", c.SimTemp, err)
 	}
@@ -319,4 +338,135 @@ func (c *config) sensorConfig() sensors.Config {
 			Humidity:    h,
 		},
 	}
+}
+
+// Limits of the history and calibration flags.
+const (
+	// minCommitInterval: a commit is an fsync; more than one a second
+	// wears an SD card for no one's benefit.
+	minCommitInterval = time.Second
+	// maxCommitInterval: a power cut loses at most one interval.
+	maxCommitInterval = time.Hour
+	// maxTempOffset and maxHumOffset: a sensor that needs more than this
+	// is broken, and a larger value is more likely a typo.
+	maxTempOffset = 20.0
+	maxHumOffset  = 50.0
+)
+
+// checkHistory validates the history, calibration and framing flags.
+func (c *config) checkHistory() error {
+	if c.HistoryRaw < history.MinRawRetention {
+		return badFlag("history-raw-retention", "%s is below the minimum of %s", c.HistoryRaw, history.MinRawRetention)
+	}
+	if c.HistoryRollup < c.HistoryRaw {
+		return badFlag("history-retention", "%s is below -history-raw-retention (%s)", c.HistoryRollup, c.HistoryRaw)
+	}
+	if c.HistoryCommit < minCommitInterval || c.HistoryCommit > maxCommitInterval {
+		return badFlag("history-commit-interval", "%s is outside %s..%s", c.HistoryCommit, minCommitInterval, maxCommitInterval)
+	}
+	if math.IsNaN(c.TempOffset) || math.Abs(c.TempOffset) > maxTempOffset {
+		return badFlag("temp-offset", "%v is outside -%v..%v degrees C", c.TempOffset, maxTempOffset, maxTempOffset)
+	}
+	if math.IsNaN(c.HumOffset) || math.Abs(c.HumOffset) > maxHumOffset {
+		return badFlag("humidity-offset", "%v is outside -%v..%v %%RH", c.HumOffset, maxHumOffset, maxHumOffset)
+	}
+	if strings.ContainsAny(c.FrameAncestors, ";,\r\n'\"") {
+		return badFlag("frame-ancestors", "%q: list origins separated by spaces, such as http://homeassistant.local:8123", c.FrameAncestors)
+	}
+	return nil
+}
+
+// offsets turns the calibration flags into tenths.
+func (c *config) offsets() sensor.Offsets {
+	return sensor.Offsets{
+		Temperature: sensor.Deci(math.Round(c.TempOffset * 10)),
+		Humidity:    sensor.Deci(math.Round(c.HumOffset * 10)),
+	}
+}
+
+// historyOpts turns the history flags into the store's options.
+func (c *config) historyOpts() history.Opts {
+	o := history.DefaultOpts()
+	o.RawRetention = c.HistoryRaw
+	o.RollupRetention = c.HistoryRollup
+	o.CommitInterval = c.HistoryCommit
+	return o
+}
+
+// durationExamples is what a bad duration's message shows.
+const durationExamples = " (a number and a unit, such as 2s, 500ms, 1m30s or 168h)"
+
+// durationHint is durationExamples when f takes a duration, else "".
+func durationHint(f *flag.Flag) string {
+	if g, ok := f.Value.(flag.Getter); ok {
+		if _, ok := g.Get().(time.Duration); ok {
+			return durationExamples
+		}
+	}
+	return ""
+}
+
+// durationHintFor finds the flag a command-line parse error names.
+func durationHintFor(fs *flag.FlagSet, err error) string {
+	_, rest, ok := strings.Cut(err.Error(), " for flag -")
+	if !ok {
+		return ""
+	}
+	name, _, _ := strings.Cut(rest, ":")
+	if f := fs.Lookup(name); f != nil {
+		return durationHint(f)
+	}
+	return ""
+}
+
+// unknownSettings warns about SENSORD_* variables in environ that name no
+// flag (a typo such as SENSORD_PERIDO would otherwise be silently ignored).
+func unknownSettings(environ []string) []string {
+	known := map[string]bool{}
+	newFlagSet(&config{}).VisitAll(func(f *flag.Flag) { known[envName(f.Name)] = true })
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, envPrefix) || known[k] {
+			continue
+		}
+		msg := k + " is not a sensord setting; it is ignored"
+		if near := nearestSetting(k, known); near != "" {
+			msg += " (did you mean " + near + "?)"
+		}
+		out = append(out, msg)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// nearestSetting returns the known name within two edits of k, if any.
+func nearestSetting(k string, known map[string]bool) string {
+	best, bestD := "", 3
+	for name := range known {
+		if d := editDistance(k, name); d < bestD || (d == bestD && name < best) {
+			best, bestD = name, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

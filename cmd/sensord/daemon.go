@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sensord/broadcast"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/sensor"
+	"sensord/sensor/history"
 	"sensord/systemd"
 )
 
@@ -59,10 +61,17 @@ type daemon struct {
 
 	statusMu   sync.Mutex // guards lastStatus
 	lastStatus time.Time
+
+	store          *history.Store // nil when it could not be opened
+	storeErr       string         // why store is nil
+	historyRefused atomic.Uint64  // /api/history requests answered 400
+	watch          *sensorWatch
 }
 
 func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logger) (*daemon, error) {
+	dev = sensor.Calibrated(dev, cfg.offsets())
 	d := &daemon{cfg: cfg, log: log, started: time.Now(), warnings: warnings, dev: dev}
+	d.openHistory()
 	backoff := maxBackoff(cfg.Period)
 	p, err := sensor.NewPoller(dev, &sensor.PollOpts{
 		Period:     cfg.Period,
@@ -74,6 +83,7 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	}
 	d.poller = p
 	d.stuckAfter = backoff + 2*cfg.Period + 2*time.Second
+	d.watch = newSensorWatch(d, time.Now)
 
 	onEvent := func(e broadcast.Event) {
 		log.Debug("client", "event", e.Kind, "session", e.Session, "remote", e.Remote, "clients", e.Clients)
@@ -113,6 +123,10 @@ func (d *daemon) start(ctx context.Context) *sync.WaitGroup {
 		}
 	})
 	wg.Go(func() { d.systemStats(ctx) })
+	wg.Go(func() { d.watch.run(ctx) })
+	if d.store != nil {
+		wg.Go(func() { d.runHistory(ctx) })
+	}
 	wg.Go(func() {
 		if err := systemd.Watchdog(ctx, d.healthy, d.log); err != nil {
 			d.log.Error("watchdog", "err", err)
@@ -157,6 +171,9 @@ func (d *daemon) publish(r sensor.Reading) {
 	}
 	if d.client != nil {
 		d.client.Publish(m)
+	}
+	if d.store != nil {
+		d.store.Add(r)
 	}
 	d.log.Debug("reading", "temperature", r.Temperature, "humidity", r.Humidity)
 	d.updateStatus()

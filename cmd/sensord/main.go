@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		fmt.Fprintln(stdout, "sensord", version)
 		return exitOK
 	}
+	warnings = append(warnings, unknownSettings(os.Environ())...)
 	level, _ := parseLevel(cfg.LogLevel)
 	log := slog.New(systemd.NewLogHandler(stderr, level))
 	for _, w := range warnings {

@@ -141,7 +141,8 @@ type Store struct {
 }
 
 // Open opens (or creates) the database at path and brings its schema up to
-// date. It starts nothing: call Run to write.
+// date; an empty path keeps it in memory, lost at Close. It starts
+// nothing: call Run to write.
 func Open(path string, o *Opts) (*Store, error) {
 	opts := DefaultOpts()
 	if o != nil {
@@ -158,9 +159,20 @@ func Open(path string, o *Opts) (*Store, error) {
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
 	q.Set("_busy_timeout", "10000")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	dsn := "file:" + path + "?" + q.Encode()
+	if path == "" {
+		dsn = "file::memory:?" + q.Encode()
+	}
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("history: open %s: %w", path, err)
+	}
+	if path == "" {
+		// Each connection to :memory: is a database of its own: keep one.
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
 	}
 	s := &Store{db: db, path: path, o: opts}
 	if err := s.migrate(); err != nil {
