@@ -428,7 +428,7 @@ func checkShowsDaemonReading(t *testing.T, d *daemon, v view) {
 	if !ok {
 		t.Fatalf("the page shows a reading stamped %d that the daemon's history does not hold", v.TS)
 	}
-	if r.Type != "sensor_update" || v.Temp != tenth(r.Temperature) || v.Hum != tenth(r.Humidity) || v.Celsius != r.Temperature {
+	if v.Temp != tenth(r.Temperature) || v.Hum != tenth(r.Humidity) || v.Celsius != r.Temperature {
 		t.Errorf("page shows %s °C / %s %% for %d, daemon recorded %+v", v.Temp, v.Hum, v.TS, r)
 	}
 }

@@ -52,7 +52,8 @@
   // runs with -wholemsg.
   function reading(m) {
     if (m && m.type === undefined && m.payload && typeof m.payload === 'object') m = m.payload;
-    if (!m || m.type !== 'sensor_update') return null;
+    // History rows (api/history) carry no type; stream frames do.
+    if (!m || (m.type !== 'sensor_update' && !(m.type === undefined && 'timestamp' in m))) return null;
     const t = Number(m.timestamp), c = Number(m.temperature), h = Number(m.humidity);
     if (!isFinite(t) || !isFinite(c) || !isFinite(h)) return null;
     return { t: t, c: c, h: h };
