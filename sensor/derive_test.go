@@ -63,8 +63,8 @@ type fixed struct {
 }
 
 func (f fixed) Read(context.Context) (Reading, error) { return f.r, f.err }
-func (f fixed) String() string                         { return "fixed" }
-func (f fixed) Halt() error                            { return nil }
+func (f fixed) String() string                        { return "fixed" }
+func (f fixed) Halt() error                           { return nil }
 
 func TestCalibrationOffsetsApplyOnceAndHumidityStaysWithin0To100(t *testing.T) {
 	now := time.Unix(1763856000, 0)
