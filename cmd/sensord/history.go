@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"sensord/cmd/sensord/web"
 	"sensord/sensor"
 	"sensord/sensor/history"
 )
@@ -268,6 +269,7 @@ type healthExtra struct {
 	Name        string        `json:"name"`
 	Calibration calibration   `json:"calibration"`
 	History     historyHealth `json:"history"`
+	Device      deviceInfo    `json:"device"`
 }
 
 type calibration struct {
@@ -290,6 +292,7 @@ func (d *daemon) healthExtra() healthExtra {
 	e := healthExtra{
 		Name:        d.name(),
 		Calibration: calibration{TemperatureOffset: o.Temperature.Float(), HumidityOffset: o.Humidity.Float()},
+		Device:      readDevice(),
 	}
 	if d.store == nil {
 		e.History.Error = d.storeErr
@@ -310,4 +313,9 @@ func (d *daemon) name() string {
 		return h
 	}
 	return "sensord"
+}
+
+// webOptions are the dashboard's options.
+func (d *daemon) webOptions() web.Options {
+	return web.Options{Name: d.name(), FrameAncestors: d.cfg.FrameAncestors}
 }

@@ -24,7 +24,7 @@ const tokenCookie = "sensord_token"
 func (d *daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	// The page and its assets; every more specific pattern below wins.
-	mux.Handle("GET /", web.Handler())
+	mux.Handle("GET /", web.New(d.webOptions()))
 	if d.cfg.Mode != "client" {
 		mux.Handle("GET /ws/sensors", d.sensors)
 	}
