@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
+	"maps"
 	"sync"
 	"time"
-
-	"sensord/sensor"
 )
 
 const (
@@ -41,6 +39,8 @@ type sensorWatch struct {
 	readsAt    uint64 // failed reads when the failure began
 	lastRepeat time.Time
 	state      sensorState
+	prevErrs   map[string]uint64 // the poller's error counts at the last check
+	kind       string            // kind of the latest failed reads (sensor.Kind)
 }
 
 func newSensorWatch(d *daemon, now func() time.Time) *sensorWatch {
@@ -81,10 +81,18 @@ func (w *sensorWatch) check() {
 	}
 	failed := st.Reads - st.Successes
 	down := now.Sub(ref) > window && st.Reads > st.Successes
-	problem, fix := explainSensorError(st.LastError, w.d.cfg)
-
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	// The kind that grew most since the last check is what fails now.
+	grew := uint64(0)
+	for k, n := range st.Errors {
+		if d := n - w.prevErrs[k]; d > grew {
+			grew, w.kind = d, k
+		}
+	}
+	w.prevErrs = maps.Clone(st.Errors)
+	problem, fix := explainSensorError(w.kind, st.LastError, w.d.cfg)
+
 	log := w.d.log
 	switch {
 	case down && !w.failing:
@@ -108,9 +116,9 @@ func (w *sensorWatch) check() {
 	}
 }
 
-// explainSensorError says in plain words what an error means and what
-// usually fixes it.
-func explainSensorError(lastErr string, cfg *config) (problem, fix string) {
+// explainSensorError says in plain words what an error of kind (as
+// sensor.Kind names it) means and what usually fixes it.
+func explainSensorError(kind, lastErr string, cfg *config) (problem, fix string) {
 	where := "on " + cfg.Pin
 	wiring := "check the wiring, the pull-up resistor (4.7-10 kΩ from data to 3.3 V) and that -pin matches"
 	if cfg.Sensor != "dht22" && cfg.Sensor != "sim" {
@@ -120,13 +128,6 @@ func explainSensorError(lastErr string, cfg *config) (problem, fix string) {
 		}
 		where = "on " + bus
 		wiring = "check the wiring (SDA, SCL, 3.3 V, GND), that I2C is enabled and that -sensor and -i2c-bus match"
-	}
-	kind := ""
-	for _, k := range sensor.Kinds() {
-		if strings.Contains(lastErr, strings.ReplaceAll(k, "_", " ")) {
-			kind = k
-			break
-		}
 	}
 	switch kind {
 	case "timeout":

@@ -206,6 +206,9 @@ type daemonOpts struct {
 	token string   // -token, and what the readiness probe sends
 	args  []string // more flags
 	env   []string // more environment, NAME=value
+	// noReading: start-up waits for /healthz only, for a sensor that
+	// never answers.
+	noReading bool
 }
 
 // startDaemon runs sensord with the simulated sensor on addr ("" picks a
@@ -246,10 +249,14 @@ func startDaemonWith(t *testing.T, addr string, o daemonOpts) *daemon {
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		res, err := http.Get(d.url("/api/latest"))
+		probe := "/api/latest"
+		if o.noReading {
+			probe = "/healthz"
+		}
+		res, err := http.Get(d.url(probe))
 		if err == nil {
 			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
+			if res.StatusCode == http.StatusOK || (o.noReading && res.StatusCode == http.StatusServiceUnavailable) {
 				return d
 			}
 		}
