@@ -235,7 +235,14 @@ func startDaemonWith(t *testing.T, addr string, o daemonOpts) *daemon {
 		args = append(args, "-token", o.token)
 	}
 	d.cmd = exec.Command(bin, append(args, o.args...)...)
-	d.cmd.Env = append(os.Environ(), o.env...)
+	// The test runner's own SENSORD_* switches are not the daemon's.
+	var environ []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SENSORD_") {
+			environ = append(environ, kv)
+		}
+	}
+	d.cmd.Env = append(environ, o.env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

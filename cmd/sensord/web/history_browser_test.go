@@ -36,11 +36,12 @@ func fillStore(t *testing.T, dir string) {
 	}
 	defer s.Close()
 	now := time.Now().Truncate(time.Minute)
+	// Ending near the simulator's start (about 21 °C, 45 %), so the live
+	// readings continue the stored ones.
 	value := func(ts time.Time) (sensor.Deci, sensor.Deci) {
-		day := 2 * math.Pi * float64(ts.Unix()%86400) / 86400
-		year := 2 * math.Pi * float64(ts.YearDay()) / 365
-		c := 15 - 8*math.Cos(year) - 3*math.Cos(day)
-		return sensor.Deci(math.Round(c * 10)), sensor.Deci(math.Round((55 + 2.5*(15-c)) * 10))
+		age := now.Sub(ts).Hours()
+		c := 21 - 3*(1-math.Cos(2*math.Pi*age/(365*24))) - 2*(1-math.Cos(2*math.Pi*age/24))
+		return sensor.Deci(math.Round(c * 10)), sensor.Deci(math.Round((45 + 2*(21-c)) * 10))
 	}
 	var mins []store.Point
 	var raw []sensor.Reading
@@ -287,8 +288,9 @@ func TestChecksumErrorsShowAsGarbledAnswers(t *testing.T) {
 	}
 }
 
-// TestDashboardScreenshots writes docs/dashboard-{light,dark,phone}.png
-// with SENSORD_UPDATE_SCREENSHOT=1; otherwise it proves the three render.
+// TestDashboardScreenshots writes docs/dashboard-{light,dark,phone}.png,
+// the 30 d range over a filled store, with SENSORD_UPDATE_SCREENSHOT=1;
+// otherwise it proves the three render.
 func TestDashboardScreenshots(t *testing.T) {
 	update := os.Getenv(screenshotEnv) == "1"
 	dir := t.TempDir()
@@ -313,7 +315,7 @@ func TestDashboardScreenshots(t *testing.T) {
 			run(t, ctx, chromedp.EmulateViewport(int64(shot.width), 900, vp...),
 				emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: shot.scheme}}))
 			open(t, ctx, d.url("/"))
-			run(t, ctx, chromedp.Click(`.ranges button[data-range="7d"]`, chromedp.ByQuery))
+			run(t, ctx, chromedp.Click(`.ranges button[data-range="30d"]`, chromedp.ByQuery))
 			waitFor(t, ctx, "a chart worth a picture", 20*time.Second, func(v view) bool {
 				return v.State == "live" && hasValues(v) && v.Points >= 600 && v.Status != "–" && (!update || v.CPU != "–")
 			})

@@ -771,7 +771,7 @@
     storedGen++;
     clearTimeout(storedTimer);
     updateDownload();
-    drawSoon();
+    draw(); // at once, so nothing reads the old range's chart meanwhile
     loadStored();
   }
   for (const b of document.querySelectorAll('.ranges button')) b.addEventListener('click', () => setRange(b.dataset.range));
