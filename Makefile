@@ -28,7 +28,7 @@ build-armv6:
 
 run: build
 	@echo "sensord: dashboard at http://$(LISTEN)/  (Ctrl-C stops)"
-	build/sensord -sensor sim -listen $(LISTEN)
+	build/sensord -sensor sim -listen $(LISTEN) -history-dir build/history
 
 # Installs only what is missing, so a second run does not touch apt.
 test-deps:
