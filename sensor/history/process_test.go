@@ -41,7 +41,11 @@ func TestMain(m *testing.M) {
 	case "wear":
 		os.Exit(wearHelper())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if benchStore.dir != "" {
+		os.RemoveAll(benchStore.dir)
+	}
+	os.Exit(code)
 }
 
 // writerHelper writes readings 2 s apart (in simulated time) from

@@ -195,18 +195,21 @@ func (s *Store) queryRaw(ctx context.Context, from, to int64) ([]Point, error) {
 	return out, nil
 }
 
-// stepSQL merges the minute table (before the rollup mark ?4) with the raw
-// rows (from the mark on; %s is their UNION ALL over the days in range) and
-// groups both into steps of ?3 ms from ?1.
+// stepSQL merges hour rows in [?4, ?5), minute rows in [?5, ?6) and raw
+// rows in [?6, ?2) (%s is their UNION ALL over the days in range), and
+// groups them into steps of ?3 ms from ?1. Each source has one lower and
+// one upper bound, so SQLite scans just that range of its key.
 const stepSQL = `WITH m(t, n, tmin, tsum, tmax, hmin, hsum, hmax) AS (
-	SELECT t, n, tmin, tsum, tmax, hmin, hsum, hmax FROM minute WHERE t >= ?1 AND t < ?2 AND t < ?4
+	SELECT t, n, tmin, tsum, tmax, hmin, hsum, hmax FROM hour WHERE t >= ?4 AND t < ?5
+	UNION ALL
+	SELECT t, n, tmin, tsum, tmax, hmin, hsum, hmax FROM minute WHERE t >= ?5 AND t < ?6
 	%s
 )
 SELECT ?1 + (t - ?1) / ?3 * ?3 AS b, sum(n), min(tmin), sum(tsum), max(tmax), min(hmin), sum(hsum), max(hmax)
 FROM m GROUP BY b ORDER BY b`
 
 const stepRawSQL = `UNION ALL SELECT %[2]d + ms, 1, temp, temp, temp, hum, hum, hum FROM %[1]s
-		WHERE ms >= ?1 - %[2]d AND ms < ?2 - %[2]d AND ms >= ?4 - %[2]d
+		WHERE ms >= ?6 - %[2]d AND ms < ?2 - %[2]d
 	`
 
 func (s *Store) queryStep(ctx context.Context, from, to, step int64) ([]Point, error) {
@@ -217,19 +220,26 @@ func (s *Store) queryStep(ctx context.Context, from, to, step int64) ([]Point, e
 		return nil, fmt.Errorf("history: query: %w", err)
 	}
 	defer tx.Rollback()
-	var mark int64
-	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'rolled'`).Scan(&mark); err != nil {
-		return nil, fmt.Errorf("history: rollup mark: %w", err)
+	var mark, hm int64
+	if err := tx.QueryRowContext(ctx, `SELECT (SELECT v FROM meta WHERE k = 'rolled'), (SELECT v FROM meta WHERE k = 'hourly')`).Scan(&mark, &hm); err != nil {
+		return nil, fmt.Errorf("history: rollup marks: %w", err)
 	}
+	// Hour rows serve only steps made of whole hours from a whole hour.
+	if step%hourMS != 0 || from%hourMS != 0 {
+		hm = from
+	}
+	// The three sources' ranges, each within [from, to).
+	hourTo := min(max(hm, from), to)
+	minTo := min(max(mark, hourTo), to)
 	days, err := rawDays(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
 	var raw strings.Builder
-	for _, d := range daysIn(days, max(from, mark), to) {
+	for _, d := range daysIn(days, minTo, to) {
 		fmt.Fprintf(&raw, stepRawSQL, rawTable(d), dayStart(d))
 	}
-	rows, err := tx.QueryContext(ctx, fmt.Sprintf(stepSQL, raw.String()), from, to, step, mark)
+	rows, err := tx.QueryContext(ctx, fmt.Sprintf(stepSQL, raw.String()), from, to, step, from, hourTo, minTo)
 	if err != nil {
 		return nil, fmt.Errorf("history: query: %w", err)
 	}
@@ -278,6 +288,7 @@ func (s *Store) Import(ctx context.Context, raw []sensor.Reading, minutes []Poin
 		}
 		defer st.Close()
 		var end int64
+		oldest := int64(math.MaxInt64)
 		for _, p := range minutes {
 			if p.N <= 0 {
 				return fmt.Errorf("%w: import: a minute row with %d readings", ErrQuery, p.N)
@@ -289,10 +300,14 @@ func (s *Store) Import(ctx context.Context, raw []sensor.Reading, minutes []Poin
 				return fmt.Errorf("history: import: %w", err)
 			}
 			end = max(end, floorMinute(p.Time.UnixMilli())+minuteMS)
+			oldest = min(oldest, floorMinute(p.Time.UnixMilli()))
 		}
 		// Queries read minute rows only before the rollup mark: move it
 		// past the imported minutes, rolling up the raw rows it passes.
 		if err := advanceMark(ctx, tx, end); err != nil {
+			return err
+		}
+		if err := rerollHours(ctx, tx, oldest); err != nil {
 			return err
 		}
 	}

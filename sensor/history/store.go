@@ -49,6 +49,7 @@ const (
 const (
 	schemaVersion = 1
 	minuteMS      = int64(time.Minute / time.Millisecond)
+	hourMS        = int64(time.Hour / time.Millisecond)
 )
 
 // Errors a caller can tell apart with errors.Is.
@@ -210,10 +211,16 @@ func (s *Store) migrate() error {
 		`CREATE TABLE minute (t INTEGER PRIMARY KEY, n INTEGER NOT NULL,
 			tmin INTEGER NOT NULL, tsum INTEGER NOT NULL, tmax INTEGER NOT NULL,
 			hmin INTEGER NOT NULL, hsum INTEGER NOT NULL, hmax INTEGER NOT NULL)`,
+		// hour holds the same sums per hour, so a year is 8760 rows to read
+		// rather than half a million.
+		`CREATE TABLE hour (t INTEGER PRIMARY KEY, n INTEGER NOT NULL,
+			tmin INTEGER NOT NULL, tsum INTEGER NOT NULL, tmax INTEGER NOT NULL,
+			hmin INTEGER NOT NULL, hsum INTEGER NOT NULL, hmax INTEGER NOT NULL)`,
 		// rolled: every minute before it is in the minute table; raw rows
-		// from it on are not rolled up yet.
+		// from it on are not rolled up yet. hourly: likewise for the hour
+		// table over the minute table (hourly <= rolled).
 		`CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`,
-		`INSERT INTO meta (k, v) VALUES ('rolled', 0)`,
+		`INSERT INTO meta (k, v) VALUES ('rolled', 0), ('hourly', 0)`,
 		fmt.Sprintf("PRAGMA user_version = %d", schemaVersion),
 	} {
 		if _, err := tx.Exec(stmt); err != nil {
@@ -426,7 +433,42 @@ func reroll(ctx context.Context, tx *sql.Tx, oldest int64) error {
 	if oldest >= rolled {
 		return nil
 	}
-	return rollup(ctx, tx, floorMinute(oldest), rolled)
+	if err := rollup(ctx, tx, floorMinute(oldest), rolled); err != nil {
+		return err
+	}
+	return rerollHours(ctx, tx, oldest)
+}
+
+// hourSQL recomputes the hour rows of [?1, ?2) from the minute rows.
+const hourSQL = `INSERT INTO hour (t, n, tmin, tsum, tmax, hmin, hsum, hmax)
+	SELECT t / 3600000 * 3600000 AS h, sum(n), min(tmin), sum(tsum), max(tmax), min(hmin), sum(hsum), max(hmax)
+	FROM minute WHERE t >= ?1 AND t < ?2 GROUP BY h
+	ON CONFLICT (t) DO UPDATE SET n = excluded.n,
+		tmin = excluded.tmin, tsum = excluded.tsum, tmax = excluded.tmax,
+		hmin = excluded.hmin, hsum = excluded.hsum, hmax = excluded.hmax`
+
+func hourMark(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var v int64
+	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'hourly'`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("history: hour mark: %w", err)
+	}
+	return v, nil
+}
+
+// rerollHours redoes the hour rows from oldest's hour to the hour mark,
+// after minutes before the mark changed.
+func rerollHours(ctx context.Context, tx *sql.Tx, oldest int64) error {
+	hm, err := hourMark(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if oldest >= hm {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, hourSQL, floorHour(oldest), hm); err != nil {
+		return fmt.Errorf("history: hourly rollup: %w", err)
+	}
+	return nil
 }
 
 // maintain rolls up every minute that has ended and purges rows past
@@ -455,7 +497,11 @@ func (s *Store) maintain(ctx context.Context, tx *sql.Tx, now time.Time) error {
 			return fmt.Errorf("history: purge: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM minute WHERE t < ?`, now.Add(-s.o.RollupRetention).UnixMilli()); err != nil {
+	old := now.Add(-s.o.RollupRetention).UnixMilli()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM minute WHERE t < ?`, old); err != nil {
+		return fmt.Errorf("history: purge: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM hour WHERE t + 3600000 <= ?`, old); err != nil {
 		return fmt.Errorf("history: purge: %w", err)
 	}
 	return nil
@@ -477,8 +523,22 @@ func advanceMark(ctx context.Context, tx *sql.Tx, cut int64) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE meta SET v = ? WHERE k = 'rolled'`, cut); err != nil {
 		return fmt.Errorf("history: rollup mark: %w", err)
 	}
+	// Every hour wholly before the new mark is final in the minute table.
+	hm, err := hourMark(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if h := floorHour(cut); h > hm {
+		if _, err := tx.ExecContext(ctx, hourSQL, hm, h); err != nil {
+			return fmt.Errorf("history: hourly rollup: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE meta SET v = ? WHERE k = 'hourly'`, h); err != nil {
+			return fmt.Errorf("history: hour mark: %w", err)
+		}
+	}
 	return nil
 }
 
-// floorMinute rounds ms down to its minute (for times after 1970).
+// floorMinute and floorHour round ms down (for times after 1970).
 func floorMinute(ms int64) int64 { return ms / minuteMS * minuteMS }
+func floorHour(ms int64) int64   { return ms / hourMS * hourMS }
