@@ -286,6 +286,8 @@ func (s *Store) Run(ctx context.Context) error {
 		}
 		return nil
 	}
+	// Roll up and purge at once: the daemon may have been off for days.
+	_ = flush(ctx)
 	for {
 		select {
 		case <-tick.C:

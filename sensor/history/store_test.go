@@ -75,8 +75,10 @@ func TestRunFlushesQueuedReadingsWhenStoppedAndTheyOutliveAReopen(t *testing.T) 
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Stats(); st.Written != 100 || st.Queued != 0 || st.Commits != 1 {
-		t.Fatalf("stats after stop = %+v, want 100 written in 1 commit, none queued", st)
+	// Run's first commit (maintenance at start) may come before or after
+	// the readings; the one at stop writes whatever is left.
+	if st := s.Stats(); st.Written != 100 || st.Queued != 0 || st.Commits < 1 || st.Commits > 2 {
+		t.Fatalf("stats after stop = %+v, want 100 written in 1 or 2 commits, none queued", st)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
