@@ -19,6 +19,13 @@
 // commit. A query covering minutes not yet rolled up aggregates the raw rows
 // of those minutes on the fly, so a rollup's delay never shows.
 //
+// The connection takes SQLite's exclusive lock before entering WAL mode, so
+// the WAL index lives in the heap instead of a memory-mapped -shm file that
+// the kernel would write back after every commit (three quarters of the
+// bytes reaching the card, see BENCHMARKS.md). The store therefore uses a
+// single connection: queries and commits take turns, which at one commit a
+// minute and queries of tens of milliseconds nobody notices.
+//
 // # Power loss
 //
 // synchronous=FULL makes every commit durable when it returns; WAL keeps the
@@ -30,6 +37,7 @@
 // Add may be called from any goroutine and never blocks: a full queue drops
 // the reading and counts it (Stats.Dropped). Run is the one writer and must
 // run in exactly one goroutine. Query and Stats are safe from anywhere, also
-// while Run writes (WAL lets readers proceed beside the writer). Close after
-// Run has returned.
+// while Run writes (they wait for the one connection). Close after Run has
+// returned. One process at a time: a second Open of the same file, in
+// another process, fails while the first holds it.
 package history

@@ -157,6 +157,10 @@ func Open(path string, o *Opts) (*Store, error) {
 	// _pragma list before _journal_mode.
 	q := url.Values{}
 	q.Add("_pragma", "page_size(512)")
+	// Exclusive locking before WAL: the wal-index lives in the heap, not
+	// in a memory-mapped -shm file the kernel writes back after every
+	// commit. The price is one connection (below).
+	q.Add("_pragma", "locking_mode(EXCLUSIVE)")
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
 	q.Set("_busy_timeout", "10000")
@@ -168,8 +172,9 @@ func Open(path string, o *Opts) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("history: open %s: %w", path, err)
 	}
-	if path == "" {
-		// Each connection to :memory: is a database of its own: keep one.
+	{
+		// One connection: exclusive locking admits no second, and each
+		// connection to :memory: is a database of its own.
 		db.SetMaxOpenConns(1)
 		db.SetMaxIdleConns(1)
 		db.SetConnMaxLifetime(0)
