@@ -93,10 +93,17 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	d.dash = broadcast.NewServer(&broadcast.ServerOpts{OnEvent: onEvent})
 	d.api = broadcast.NewServer(&broadcast.ServerOpts{Replay: -1, OnEvent: onEvent, OnMessage: d.answer})
 	if cfg.Mode != "server" {
+		link := newLinkLog("client mode", "check that -url is right and that its server runs and is reachable", log, time.Now)
 		c, err := broadcast.NewClient(cfg.URL, &broadcast.ClientOpts{
 			WholeMsg: cfg.WholeMsg,
 			OnState: func(s broadcast.ClientState) {
-				log.Info("client mode", "url", cfg.URL, "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
+				log.Debug("client mode", "url", cfg.URL, "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
+				switch {
+				case s.State == broadcast.StateConnected:
+					link.up("url", cfg.URL)
+				case s.State == broadcast.StateBackoff:
+					link.failed(s.Reason, "url", cfg.URL)
+				}
 			},
 		})
 		if err != nil {
