@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -44,6 +45,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if benchStore.dir != "" {
 		os.RemoveAll(benchStore.dir)
+	}
+	if raceEnabled && helper.path != "" {
+		os.RemoveAll(filepath.Dir(helper.path))
 	}
 	os.Exit(code)
 }
@@ -89,11 +93,40 @@ func writerHelper() int {
 	}
 }
 
-func TestSIGKILLDuringWritesNeverLosesACommitOrTheDatabase(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
+// helper is the binary the helper processes run: this test binary, or
+// under -race the same tests built without it (raceEnabled says why).
+var helper struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func helperBinary(t *testing.T) string {
+	t.Helper()
+	helper.once.Do(func() {
+		if !raceEnabled {
+			helper.path, helper.err = os.Executable()
+			return
+		}
+		dir, err := os.MkdirTemp("", "sensord-history-helper-")
+		if err != nil {
+			helper.err = err
+			return
+		}
+		helper.path = filepath.Join(dir, "history.test")
+		out, err := exec.Command("go", "test", "-c", "-o", helper.path, "sensord/sensor/history").CombinedOutput()
+		if err != nil {
+			helper.err = fmt.Errorf("building the helper without -race: %v\n%s", err, out)
+		}
+	})
+	if helper.err != nil {
+		t.Fatal(helper.err)
 	}
+	return helper.path
+}
+
+func TestSIGKILLDuringWritesNeverLosesACommitOrTheDatabase(t *testing.T) {
+	self := helperBinary(t)
 	path := filepath.Join(t.TempDir(), "h.db")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 13))
 	for round := range killRounds {
@@ -294,10 +327,7 @@ func readIO() (map[string]int64, error) {
 }
 
 func TestADayAtDefaultSettingsWritesUnderFiveMiB(t *testing.T) {
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	self := helperBinary(t)
 	cmd := exec.Command(self, "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"=wear", helperDB+"="+filepath.Join(t.TempDir(), "h.db"))
 	cmd.Stderr = os.Stderr
