@@ -16,9 +16,9 @@ import (
 )
 
 const (
-	// historyRing is the /ws/sensors ring size. Its retained slots are the
-	// history /api/history and the dashboard chart show: 2048 readings are
-	// 68 minutes at the default 2 s period, a few hundred KiB of memory.
+	// historyRing is the /ws/sensors ring size: 2048 readings are 68
+	// minutes at the default 2 s period, a few hundred KiB of memory, room
+	// for a slow client to catch up. Stored history is sensor/history's.
 	historyRing = 2048
 
 	// systemInterval is how often /ws/dashboard gets system stats, as in the
