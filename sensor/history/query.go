@@ -14,7 +14,8 @@ import (
 
 // Query asks for the readings in [From, To). Step 0 asks for the raw
 // readings; a positive Step, a whole number of minutes, for one rolled-up
-// row per Step, the first starting at From.
+// row per Step, the first starting at From rounded down to its minute
+// (rollups are whole minutes, so a step cannot start inside one).
 type Query struct {
 	From, To time.Time
 	Step     time.Duration
@@ -66,9 +67,14 @@ func (s *Store) Query(ctx context.Context, q Query) ([]Point, error) {
 		return nil, err
 	}
 	from, to := q.From.UnixMilli(), q.To.UnixMilli()
+	if q.Step > 0 {
+		from = floorMinute(from)
+	}
 	// Readings not committed yet count too, so an answer is never a commit
-	// interval behind. They are copied before the database is read: a
-	// commit in between then shows in both, and the merge drops the twin.
+	// interval behind. commitMu keeps a commit from landing between the
+	// copy of the queue and the read of the database.
+	s.commitMu.RLock()
+	defer s.commitMu.RUnlock()
 	var mem []sensor.Reading
 	for _, r := range s.queued() {
 		if t := r.Time.UnixMilli(); t >= from && t < to {
@@ -84,18 +90,9 @@ func (s *Store) Query(ctx context.Context, q Query) ([]Point, error) {
 		return mergeRaw(out, mem)
 	}
 	step := q.Step.Milliseconds()
-	cut := to
-	if len(mem) > 0 {
-		// The database answers up to the oldest queued reading; the queued
-		// ones are summed here from there on.
-		cut = max(from, mem[0].Time.UnixMilli())
-	}
-	var out []Point
-	if cut > from {
-		var err error
-		if out, err = s.queryStep(ctx, from, cut, step); err != nil {
-			return nil, err
-		}
+	out, err := s.queryStep(ctx, from, to, step)
+	if err != nil {
+		return nil, err
 	}
 	return mergeStep(out, mem, from, step), nil
 }
@@ -125,21 +122,30 @@ func mergeRaw(db []Point, mem []sensor.Reading) ([]Point, error) {
 	return db, nil
 }
 
-// mergeStep adds the queued readings mem (sorted, all at or after the last
-// row of db's start) into steps of step ms from from.
+// mergeStep adds the queued readings mem into the steps of db (steps of
+// step ms from from), adding steps where db has none.
 func mergeStep(db []Point, mem []sensor.Reading, from, step int64) []Point {
+	if len(mem) == 0 {
+		return db
+	}
+	at := make(map[int64]int, len(db))
+	for i, p := range db {
+		at[p.Time.UnixMilli()] = i
+	}
 	for _, r := range mem {
 		b := from + (r.Time.UnixMilli()-from)/step*step
-		if n := len(db); n == 0 || db[n-1].Time.UnixMilli() != b {
-			db = append(db, Point{Time: time.UnixMilli(b),
-				Temperature: Summary{r.Temperature, r.Temperature, r.Temperature},
-				Humidity:    Summary{r.Humidity, r.Humidity, r.Humidity}})
+		i, ok := at[b]
+		if !ok {
+			db = append(db, Point{Time: time.UnixMilli(b)})
+			i = len(db) - 1
+			at[b] = i
 		}
-		p := &db[len(db)-1]
+		p := &db[i]
 		p.Temperature = p.Temperature.with(r.Temperature, p.N)
 		p.Humidity = p.Humidity.with(r.Humidity, p.N)
 		p.N++
 	}
+	slices.SortStableFunc(db, func(a, b Point) int { return a.Time.Compare(b.Time) })
 	return db
 }
 

@@ -134,6 +134,12 @@ type Store struct {
 	// Counters: Run and Add write, Stats reads.
 	written, commits, failed, dropped atomic.Uint64
 
+	// commitMu makes a commit and a query exclusive: Run holds it for
+	// writing from its commit until the readings leave inflight, a query
+	// for reading from copying the queue until it has read the database.
+	// So a query sees each reading exactly once, on disk or in the queue.
+	commitMu sync.RWMutex
+
 	mu         sync.Mutex       // guards the fields below
 	pending    []sensor.Reading // added since the last commit began
 	inflight   []sensor.Reading // being committed (kept after a failed commit)
@@ -270,6 +276,8 @@ func (s *Store) Run(ctx context.Context) error {
 
 		now := s.o.Now()
 		maint := now.Sub(lastMaint) >= s.o.MaintainEvery || now.Before(lastMaint)
+		s.commitMu.Lock()
+		defer s.commitMu.Unlock()
 		c, err := s.commit(ctx, batch, now, maint)
 		if err != nil {
 			// The readings stay in flight for the next try.
