@@ -30,7 +30,7 @@ build-armv6:
 # The daemon logs "listening ... dashboard=<url>" once the port is bound,
 # and a bind that fails says why; LISTEN=0.0.0.0:8080 serves other machines.
 run: build
-	build/sensord -sensor sim -listen $(LISTEN)
+	build/sensord -sensor sim -listen $(LISTEN) -history-dir build/history
 
 # Installs only what is missing, so a second run does not touch apt.
 test-deps:

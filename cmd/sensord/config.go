@@ -15,6 +15,7 @@ import (
 
 	"sensord/sensor"
 	"sensord/sensor/dht22/dht22sim"
+	"sensord/sensor/history"
 	"sensord/sensor/sensors"
 )
 
@@ -61,6 +62,14 @@ type config struct {
 	SimTemp      string
 	SimHumidity  string
 	SimNoResp    bool
+
+	HistoryDir     string
+	HistoryRaw     time.Duration
+	HistoryRollup  time.Duration
+	HistoryCommit  time.Duration
+	TempOffset     float64
+	HumOffset      float64
+	FrameAncestors string
 }
 
 // usageError is a configuration mistake: main prints it as one line and
@@ -112,6 +121,13 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.SimTemp, "sim-temp", "", "sim: fixed temperature in C, e.g. -10.1 (empty: a slow random walk)")
 	fs.StringVar(&c.SimHumidity, "sim-humidity", "", "sim: fixed humidity in %RH, e.g. 48.2 (empty: a slow random walk)")
 	fs.BoolVar(&c.SimNoResp, "sim-no-response", false, "sim: never answer the start pulse")
+	fs.StringVar(&c.HistoryDir, "history-dir", "", "directory of the history database (empty: history in memory only, lost at restart)")
+	fs.DurationVar(&c.HistoryRaw, "history-raw-retention", history.DefaultRawRetention, "how long every reading is kept")
+	fs.DurationVar(&c.HistoryRollup, "history-retention", history.DefaultRollupRetention, "how long per-minute min/mean/max are kept")
+	fs.DurationVar(&c.HistoryCommit, "history-commit-interval", history.DefaultCommitInterval, "time between two writes to the history database (a power cut loses at most this much)")
+	fs.Float64Var(&c.TempOffset, "temp-offset", 0, "calibration: degrees C added to every temperature reading, e.g. -0.5")
+	fs.Float64Var(&c.HumOffset, "humidity-offset", 0, "calibration: %RH added to every humidity reading (the result stays within 0..100)")
+	fs.StringVar(&c.FrameAncestors, "frame-ancestors", "", "origins allowed to embed the dashboard in a frame, e.g. http://homeassistant.local:8123 (empty: none)")
 	return fs
 }
 
@@ -137,7 +153,7 @@ func parseConfig(args []string, lookup func(string) (string, bool), usage io.Wri
 			fs.PrintDefaults()
 			return nil, nil, errHelp
 		}
-		return nil, nil, &usageError{Msg: err.Error() + " (sensord -help lists the flags)"}
+		return nil, nil, &usageError{Msg: err.Error() + durationHintFor(fs, err) + " (sensord -help lists the flags)"}
 	}
 	if fs.NArg() > 0 {
 		return nil, nil, &usageError{Msg: fmt.Sprintf("unexpected argument %q (sensord takes flags only)", fs.Arg(0))}
@@ -170,7 +186,7 @@ func parseConfig(args []string, lookup func(string) (string, bool), usage io.Wri
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
-			e := badFlag(f.Name, "%s=%q: %v", envName(f.Name), v, unwrapFlagErr(err))
+			e := badFlag(f.Name, "%s=%q: %v", envName(f.Name), v, unwrapFlagErr(err)+durationHint(f))
 			if !warn {
 				setErr = e
 				return
@@ -301,6 +317,9 @@ func (c *config) check() error {
 	}
 	if c.SimHangAfter < 0 {
 		return badFlag("sim-hang-after", "%s is negative", c.SimHangAfter)
+	}
+	if err := c.checkHistory(); err != nil {
+		return err
 	}
 	if _, err := simDeci(c.SimTemp, -400, 800); err != nil {
 		return badFlag("sim-temp", "%q: %v (a number of degrees C, -40..80)", c.SimTemp, err)

@@ -15,13 +15,14 @@ import (
 	"sensord/cmd/sensord/internal/connlimit"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/sensor"
+	"sensord/sensor/history"
 	"sensord/systemd"
 )
 
 const (
-	// historyRing is the /ws/sensors ring size. Its retained slots are the
-	// history /api/history and the dashboard chart show: 2048 readings are
-	// 68 minutes at the default 2 s period, a few hundred KiB of memory.
+	// historyRing is the /ws/sensors ring size: 2048 readings are 68
+	// minutes at the default 2 s period, a few hundred KiB of memory, room
+	// for a slow client to catch up. Stored history is sensor/history's.
 	historyRing = 2048
 
 	// systemInterval is how often /ws/dashboard gets system stats, as in the
@@ -96,10 +97,17 @@ type daemon struct {
 
 	statusMu   sync.Mutex // guards lastStatus
 	lastStatus time.Time
+
+	store          *history.Store // nil when it could not be opened
+	storeErr       string         // why store is nil
+	historyRefused atomic.Uint64  // /api/history requests answered 400
+	watch          *sensorWatch
 }
 
 func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logger) (*daemon, error) {
+	dev = sensor.Calibrated(dev, cfg.offsets())
 	d := &daemon{cfg: cfg, log: log, started: time.Now(), warnings: warnings, dev: dev}
+	d.openHistory()
 	backoff := maxBackoff(cfg.Period)
 	p, err := sensor.NewPoller(dev, &sensor.PollOpts{
 		Period:     cfg.Period,
@@ -111,6 +119,7 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	}
 	d.poller = p
 	d.stuckAfter = backoff + 2*cfg.Period + 2*time.Second
+	d.watch = newSensorWatch(d, time.Now)
 
 	onEvent := func(e broadcast.Event) {
 		log.Debug("client", "event", e.Kind, "session", e.Session, "remote", e.Remote, "clients", e.Clients)
@@ -133,11 +142,18 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 			}
 			tc = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 		}
+		link := newLinkLog("client mode", "check that -url is right and that its server runs and is reachable", log, time.Now)
 		c, err := broadcast.NewClient(cfg.URL, &broadcast.ClientOpts{
 			TLS:      tc,
 			WholeMsg: cfg.WholeMsg,
 			OnState: func(s broadcast.ClientState) {
-				log.Info("client mode", "url", broadcast.RedactURL(cfg.URL), "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
+				log.Debug("client mode", "url", broadcast.RedactURL(cfg.URL), "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
+				switch {
+				case s.State == broadcast.StateConnected:
+					link.up("url", broadcast.RedactURL(cfg.URL))
+				case s.State == broadcast.StateBackoff:
+					link.failed(s.Reason, "url", broadcast.RedactURL(cfg.URL))
+				}
 			},
 		})
 		if err != nil {
@@ -173,6 +189,10 @@ func (d *daemon) start(ctx context.Context) *sync.WaitGroup {
 		}
 	})
 	wg.Go(func() { d.systemStats(ctx) })
+	wg.Go(func() { d.watch.run(ctx) })
+	if d.store != nil {
+		wg.Go(func() { d.runHistory(ctx) })
+	}
 	wg.Go(func() {
 		if err := systemd.Watchdog(ctx, d.healthy, d.log); err != nil {
 			d.log.Error("watchdog", "err", err)
@@ -217,6 +237,9 @@ func (d *daemon) publish(r sensor.Reading) {
 	}
 	if d.client != nil {
 		d.client.Publish(m)
+	}
+	if d.store != nil {
+		d.store.Add(r)
 	}
 	d.log.Debug("reading", "temperature", r.Temperature, "humidity", r.Humidity)
 	d.updateStatus()

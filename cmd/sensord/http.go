@@ -15,7 +15,6 @@ import (
 
 	"sensord/broadcast"
 	"sensord/cmd/sensord/web"
-	"sensord/sensor"
 )
 
 // tokenCookie carries -token for a browser after it opened the page with
@@ -44,7 +43,7 @@ const tokenPage = `<!doctype html>
 func (d *daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	// The page and its assets; every more specific pattern below wins.
-	mux.Handle("GET /", web.Handler())
+	mux.Handle("GET /", web.New(d.webOptions()))
 	if d.cfg.Mode != "client" {
 		mux.Handle("GET /ws/sensors", d.sensors)
 	}
@@ -186,13 +185,14 @@ func (d *daemon) answer(in broadcast.Incoming) {
 
 // statusReply is get_status's answer, the reference flow's shape.
 type statusReply struct {
-	Status string  `json:"status"`
-	Uptime float64 `json:"uptime"` // seconds, like Node.js process.uptime()
-	Memory uint64  `json:"memory"` // heap bytes in use
+	Status string      `json:"status"`
+	Uptime float64     `json:"uptime"` // seconds, like Node.js process.uptime()
+	Memory uint64      `json:"memory"` // heap bytes in use
+	Sensor sensorState `json:"sensor"`
 }
 
 func (d *daemon) status() statusReply {
-	return statusReply{Status: "online", Uptime: d.uptime(), Memory: heapBytes()}
+	return statusReply{Status: "online", Uptime: d.uptime(), Memory: heapBytes(), Sensor: d.watch.current()}
 }
 
 func (d *daemon) uptime() float64 {
@@ -220,8 +220,9 @@ type health struct {
 	Client  *clientHealth  `json:"client,omitempty"`
 	// TLSFingerprint is the SHA-256 of the served certificate, to compare
 	// with what a browser shows for a self-signed one.
-	TLSFingerprint string   `json:"tls_fingerprint,omitempty"`
-	Warnings       []string `json:"warnings"`
+	TLSFingerprint string      `json:"tls_fingerprint,omitempty"`
+	Warnings       []string    `json:"warnings"`
+	Extra          healthExtra `json:"extra"`
 }
 
 type sensorHealth struct {
@@ -235,6 +236,7 @@ type sensorHealth struct {
 	LastError     string            `json:"last_error,omitempty"`
 	LastErrorTime int64             `json:"last_error_time,omitempty"`
 	LastSuccess   int64             `json:"last_success,omitempty"`
+	sensorState
 }
 
 type clientHealth struct {
@@ -270,6 +272,7 @@ func (d *daemon) health(now time.Time) (int, health) {
 	if h.Warnings == nil {
 		h.Warnings = []string{}
 	}
+	h.Sensor.sensorState, h.Extra = d.watch.current(), d.healthExtra()
 	if st.Reads > 0 {
 		h.Sensor.SuccessRate = math.Round(float64(st.Successes)/float64(st.Reads)*10000) / 10000
 	}
@@ -304,7 +307,11 @@ func (d *daemon) health(now time.Time) (int, health) {
 			h.Reason += "; last error: " + st.LastError
 		}
 	}
-	if h.Status != "ok" {
+	if h.Status == "ok" && st.LastSuccess.IsZero() {
+		// Within the start-up grace, but nothing proves the sensor works.
+		h.Status, h.Reason = "starting", "no good reading yet"
+	}
+	if h.Status != "ok" && h.Status != "starting" {
 		return http.StatusServiceUnavailable, h
 	}
 	return http.StatusOK, h
@@ -317,23 +324,10 @@ func (d *daemon) handleHealth(w http.ResponseWriter, r *http.Request) {
 
 func (d *daemon) handleLatest(w http.ResponseWriter, r *http.Request) {
 	if rd, ok := d.poller.Latest(); ok {
-		writeJSON(w, http.StatusOK, rd)
+		writeJSON(w, http.StatusOK, withDerived(rd))
 		return
 	}
 	writeJSON(w, http.StatusNotFound, errorBody{"no reading yet"})
-}
-
-// handleHistory serves the readings the /ws/sensors ring still retains,
-// oldest first: the same messages a late joiner could replay.
-func (d *daemon) handleHistory(w http.ResponseWriter, r *http.Request) {
-	msgs := d.sensors.History(d.cfg.Topic, 0)
-	out := make([]sensor.Reading, 0, len(msgs))
-	for _, m := range msgs {
-		if rd, ok := m.Payload.(sensor.Reading); ok {
-			out = append(out, rd)
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // redactURL is broadcast.RedactURL, for config.go's messages.

@@ -76,6 +76,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if _, set := lookup("GOGC"); !set {
 		debug.SetGCPercent(gcPercent)
 	}
+	warnings = append(warnings, unknownSettings(os.Environ())...)
 	level, _ := parseLevel(cfg.LogLevel)
 	log := slog.New(systemd.NewLogHandler(stderr, level))
 	for _, w := range warnings {

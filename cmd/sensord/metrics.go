@@ -110,6 +110,19 @@ func (d *daemon) writeMetrics(w io.Writer) {
 	m.sample("sensord_ws_buffer_limit_bytes", "", float64(d.budget.Limit()))
 	m.family("sensord_ws_buffer_refused_total", "counter", "Messages (client closed 1013) and replies refused for want of buffer memory.")
 	m.sample("sensord_ws_buffer_refused_total", "", float64(d.budget.Refused()))
+	if d.store != nil {
+		hs := d.store.Stats()
+		m.family("sensord_history_written_total", "counter", "Readings committed to the history database.")
+		m.sample("sensord_history_written_total", "", float64(hs.Written))
+		m.family("sensord_history_dropped_total", "counter", "Readings the history lost (queue full while the disk failed).")
+		m.sample("sensord_history_dropped_total", "", float64(hs.Dropped))
+		m.family("sensord_history_commit_failures_total", "counter", "History commits that failed (retried).")
+		m.sample("sensord_history_commit_failures_total", "", float64(hs.Failed))
+		m.family("sensord_history_queued", "gauge", "Readings waiting for the next history commit.")
+		m.sample("sensord_history_queued", "", float64(hs.Queued))
+	}
+	m.family("sensord_history_requests_refused_total", "counter", "/api/history requests answered 400 (bad parameters, too many rows).")
+	m.sample("sensord_history_requests_refused_total", "", float64(d.historyRefused.Load()))
 	m.family("sensord_heap_bytes", "gauge", "Go heap bytes in use.")
 	m.sample("sensord_heap_bytes", "", float64(heapBytes()))
 }

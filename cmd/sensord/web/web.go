@@ -30,6 +30,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"fmt"
+	"html"
 	"io/fs"
 	"net/http"
 	"path"
@@ -61,12 +62,30 @@ func contentType(name string) (string, bool) {
 	return "", false
 }
 
-// csp keeps the page to its own origin: scripts and styles only from the
-// files below (no inline code), fetches and WebSockets only back to the
+// cspBase keeps the page to its own origin: scripts and styles only from
+// the files below (no inline code), fetches and WebSockets only back to the
 // daemon that served it. ws: and wss: are listed because older Safari does
-// not count same-host WebSockets as 'self'.
-const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self' ws: wss:; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+// not count same-host WebSockets as 'self'. frame-ancestors follows.
+const cspBase = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self' ws: wss:; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors "
+
+// Options configure the page.
+type Options struct {
+	// Name is the device's name, the page's title and heading before the
+	// script runs ("" keeps "sensord").
+	Name string
+	// FrameAncestors lists the origins allowed to embed the page in a
+	// frame (a Home Assistant or Node-RED card), separated by spaces; ""
+	// allows none.
+	FrameAncestors string
+}
+
+func (o Options) csp() string {
+	if strings.TrimSpace(o.FrameAncestors) == "" {
+		return cspBase + "'none'"
+	}
+	return cspBase + strings.Join(strings.Fields(o.FrameAncestors), " ")
+}
 
 // Cache-Control values. cacheNoCache lets the browser keep a copy but makes it
 // ask (If-None-Match) before each use, so a firmware update shows at once.
@@ -92,6 +111,7 @@ type file struct {
 // handler serves the embedded page. It is never mutated after newHandler.
 type handler struct {
 	files map[string]*file // by URL path, "/" included
+	csp   string
 }
 
 // Handler returns the dashboard's http.Handler, meant to be mounted at "/"
@@ -100,8 +120,11 @@ type handler struct {
 // the page's assets, 404 for any other path and 405 for other methods.
 //
 // Handler compresses the page when called; call it once and reuse the result.
-func Handler() http.Handler {
-	h, err := newHandler(files)
+func Handler() http.Handler { return New(Options{}) }
+
+// New is Handler with options.
+func New(o Options) http.Handler {
+	h, err := newHandler(files, o)
 	if err != nil {
 		// The files are fixed at build time and newHandler is exercised by
 		// this package's tests, so this is a build defect, not a runtime
@@ -113,7 +136,7 @@ func Handler() http.Handler {
 
 // newHandler reads every file under static/ in fsys, links index.html's
 // assets by version, and precompresses everything.
-func newHandler(fsys fs.FS) (*handler, error) {
+func newHandler(fsys fs.FS, o Options) (*handler, error) {
 	root, err := fs.Sub(fsys, "static")
 	if err != nil {
 		return nil, fmt.Errorf("web: %w", err)
@@ -138,7 +161,12 @@ func newHandler(fsys fs.FS) (*handler, error) {
 		return nil, fmt.Errorf("web: index.html missing from the embedded page")
 	}
 
-	h := &handler{files: make(map[string]*file, len(raw)+1)}
+	if o.Name != "" {
+		name := html.EscapeString(o.Name)
+		index = bytes.Replace(index, []byte("<title>sensord</title>"), []byte("<title>"+name+"</title>"), 1)
+		index = bytes.Replace(index, []byte(`<h1 id="name">sensord</h1>`), []byte(`<h1 id="name">`+name+`</h1>`), 1)
+	}
+	h := &handler{files: make(map[string]*file, len(raw)+1), csp: o.csp()}
 	for p, b := range raw {
 		if p == "index.html" {
 			continue // built last: its links carry the others' versions
@@ -236,7 +264,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Cache-Control", cacheNoCache)
 	}
 	if strings.HasPrefix(f.ctype, "text/html") {
-		hdr.Set("Content-Security-Policy", csp)
+		hdr.Set("Content-Security-Policy", h.csp)
 		// The page may have been opened with ?access_token=...; never leak
 		// the URL to another site.
 		hdr.Set("Referrer-Policy", "no-referrer")

@@ -64,7 +64,7 @@ func TestPageFitsTheSizeBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := newHandler(files)
+	h, err := newHandler(files, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestNewHandlerRejectsABrokenPage(t *testing.T) {
 		"static/app.css":     {Data: []byte("body{}")},
 		"static/favicon.svg": {Data: []byte("<svg/>")},
 	}
-	if _, err := newHandler(good); err != nil {
+	if _, err := newHandler(good, Options{}); err != nil {
 		t.Fatalf("a complete page: %v", err)
 	}
 	without := func(name string) fstest.MapFS {
@@ -365,7 +365,7 @@ func TestNewHandlerRejectsABrokenPage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := newHandler(tt.fsys); err == nil || !strings.HasPrefix(err.Error(), "web: ") {
+			if _, err := newHandler(tt.fsys, Options{}); err == nil || !strings.HasPrefix(err.Error(), "web: ") {
 				t.Errorf("newHandler = %v, want an error prefixed \"web: \"", err)
 			}
 		})

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"sensord/sensor"
+)
+
+// switchable fails every read while failing is set, and otherwise returns
+// a steady reading. Its clock is the test's.
+type switchable struct {
+	failing atomic.Bool
+	now     func() time.Time
+}
+
+func (s *switchable) Read(ctx context.Context) (sensor.Reading, error) {
+	if s.failing.Load() {
+		return sensor.Reading{}, fmt.Errorf("dht22: no response on GPIO4: %w", sensor.ErrTimeout)
+	}
+	return sensor.Reading{Temperature: 214, Humidity: 482, Time: s.now()}, nil
+}
+func (s *switchable) String() string { return "switchable" }
+func (s *switchable) Halt() error    { return nil }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
+
+func TestSensorFailureLogsOneWarningARepeatAMinuteAndOneRecovery(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+
+	dev := &switchable{now: now}
+	dev.failing.Store(true)
+	var out syncBuffer
+	cfg := &config{Period: 2 * time.Second, Pin: "GPIO4", Sensor: "dht22"}
+	p, err := sensor.NewPoller(dev, &sensor.PollOpts{Period: 10 * time.Millisecond, MinPeriod: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(&out, nil)), started: now(), dev: dev, poller: p}
+	w := newSensorWatch(d, now)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx, func(sensor.Reading) {})
+
+	// waitReads lets the poller make n more reads.
+	waitReads := func(n uint64) {
+		t.Helper()
+		want := p.Stats().Reads + n
+		deadline := time.Now().Add(20 * time.Second)
+		for p.Stats().Reads < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("the poller made no %d reads in 20 s", n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	count := func(msg string) int { return strings.Count(out.String(), `msg="`+msg+`"`) }
+
+	waitReads(3)
+	w.check()
+	if count("sensor failing") != 0 || w.current().State != "waiting" {
+		t.Fatalf("inside the start-up grace: %q, state %+v", out.String(), w.current())
+	}
+	advance(10 * time.Second) // past three periods and a second
+	waitReads(3)
+	for range 5 {
+		w.check()
+	}
+	if count("sensor failing") != 1 || !strings.Contains(out.String(), "level=WARN") ||
+		!strings.Contains(out.String(), `problem="no answer from the sensor on GPIO4"`) || !strings.Contains(out.String(), "pull-up resistor") {
+		t.Fatalf("want one WARN with the problem and the fix, got:\n%s", out.String())
+	}
+	if st := w.current(); st.State != "failing" || st.Fix == "" {
+		t.Fatalf("state %+v, want failing with a fix", st)
+	}
+	advance(30 * time.Second)
+	w.check()
+	if count("sensor still failing") != 0 {
+		t.Fatalf("a repeat within the minute:\n%s", out.String())
+	}
+	advance(31 * time.Second)
+	waitReads(2)
+	w.check()
+	w.check()
+	if count("sensor still failing") != 1 {
+		t.Fatalf("want one repeat after a minute, got:\n%s", out.String())
+	}
+
+	dev.failing.Store(false)
+	advance(time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for p.Stats().LastSuccess.IsZero() {
+		if time.Now().After(deadline) {
+			t.Fatal("no good read after the sensor recovered")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	w.check()
+	w.check()
+	if count("sensor recovered") != 1 || !strings.Contains(out.String(), "down_for=1m12s") || !strings.Contains(out.String(), "failed_reads=") {
+		t.Fatalf("want one INFO with the downtime and the failed reads, got:\n%s", out.String())
+	}
+	if st := w.current(); st.State != "ok" {
+		t.Fatalf("state after recovery %+v, want ok", st)
+	}
+}

@@ -1,0 +1,337 @@
+package web
+
+// The dashboard's ranges over a store filled beforehand, the CSV download,
+// and the sensor failure banner, in a real browser against the real daemon.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// fillStore writes a year of history ending now into dir's database, as
+// the daemon would have kept it, with sensor/history/internal/fillyear
+// (per-minute rollups for the year, a reading every 2 s for the last seven
+// days). It runs as a process of its own, built without -race: the race
+// detector slows SQLite's translated C down by minutes for half a million
+// rows.
+func fillStore(t *testing.T, dir string) {
+	t.Helper()
+	fillOnce.Do(func() {
+		fillBin = filepath.Join(shared.dir, "fillyear")
+		out, err := exec.Command("go", "build", "-o", fillBin, "sensord/sensor/history/internal/fillyear").CombinedOutput()
+		if err != nil {
+			fillErr = fmt.Errorf("go build fillyear: %v\n%s", err, out)
+		}
+	})
+	if fillErr != nil {
+		t.Fatal(fillErr)
+	}
+	if out, err := exec.Command(fillBin, filepath.Join(dir, "history.db")).CombinedOutput(); err != nil {
+		t.Fatalf("fillyear: %v\n%s", err, out)
+	}
+}
+
+var (
+	fillOnce sync.Once
+	fillBin  string
+	fillErr  error
+)
+
+// chartState is what the chart shows for a range.
+type chartState struct {
+	Range  string   `json:"range"`
+	Points int      `json:"points"`
+	Band   int      `json:"band"` // length of the temperature band's path
+	XAxis  []string `json:"xaxis"`
+	YAxis  []string `json:"yaxis"`
+	Title  string   `json:"title"`
+	Href   string   `json:"href"`
+}
+
+const chartJS = `(() => {
+  const svg = document.getElementById('chart-svg');
+  const band = svg.querySelector('path[data-band="temperature"]');
+  return {
+    range: svg.dataset.range || '', points: Number(svg.dataset.points),
+    band: band ? band.getAttribute('d').length : 0,
+    xaxis: [...svg.querySelectorAll('text[text-anchor="middle"]')].filter(e => !e.closest('.tip')).map(e => e.textContent),
+    yaxis: [...svg.querySelectorAll('text.ax-t')].map(e => e.textContent),
+    title: document.title, href: document.getElementById('download').href,
+  };
+})()`
+
+var (
+	dateLabel  = regexp.MustCompile(`^\d{1,2} [A-Z][a-z]{2}$`)
+	clockLabel = regexp.MustCompile(`^\d\d:\d\d$`)
+)
+
+func TestDashboardRangesShowTheStoredHistory(t *testing.T) {
+	dir := t.TempDir()
+	fillStore(t, dir)
+	d := startDaemonWith(t, "", daemonOpts{args: []string{"-history-dir", dir}})
+	ctx := tab(t)
+	open(t, ctx, d.url("/"))
+	waitFor(t, ctx, "live with values", 10*time.Second, func(v view) bool { return v.State == "live" && hasValues(v) })
+
+	for _, tc := range []struct {
+		rng       string
+		minPoints int
+		dates     bool // the time axis is labelled with dates
+		band      bool
+	}{
+		{"1h", 45, false, true}, // 200 ms readings: too many for raw, so a step a minute
+		{"24h", 650, false, true},
+		{"7d", 600, true, true},
+		{"30d", 650, true, true},
+		{"1y", 650, true, true},
+	} {
+		t.Run(tc.rng, func(t *testing.T) {
+			run(t, ctx, chromedp.Click(`.ranges button[data-range="`+tc.rng+`"]`, chromedp.ByQuery))
+			var c chartState
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				run(t, ctx, chromedp.Evaluate(chartJS, &c))
+				if c.Range == tc.rng && c.Points >= tc.minPoints {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("range %s: the chart shows %+v, want >= %d points", tc.rng, c, tc.minPoints)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			dates, clocks := 0, 0
+			for _, l := range c.XAxis {
+				switch {
+				case dateLabel.MatchString(l):
+					dates++
+				case clockLabel.MatchString(l):
+					clocks++
+				}
+			}
+			if tc.dates && dates < 3 {
+				t.Errorf("range %s: time axis %q, want dates", tc.rng, c.XAxis)
+			}
+			if !tc.dates && clocks < 3 {
+				t.Errorf("range %s: time axis %q, want times of day", tc.rng, c.XAxis)
+			}
+			if tc.band && c.Band == 0 {
+				t.Errorf("range %s: no min/max band", tc.rng)
+			}
+			for _, y := range c.YAxis {
+				// Round steps: whole degrees or tenths ending in 0, 2, 4, 5, 6, 8.
+				if strings.Contains(y, ".") && !regexp.MustCompile(`\.[024568]°$`).MatchString(y) {
+					t.Errorf("range %s: temperature tick %q is not a round step (axis %q)", tc.rng, y, c.YAxis)
+				}
+			}
+			if !strings.Contains(c.Href, "format=csv") || !strings.Contains(c.Href, "from=") {
+				t.Errorf("range %s: download link %q does not ask for the range as CSV", tc.rng, c.Href)
+			}
+		})
+	}
+
+	t.Run("the download is the CSV of the range shown", func(t *testing.T) {
+		run(t, ctx, chromedp.Click(`.ranges button[data-range="1y"]`, chromedp.ByQuery))
+		var csv string
+		run(t, ctx, chromedp.Evaluate(`(async () => {
+			const a = document.getElementById('download');
+			a.dispatchEvent(new Event('focus'));
+			const r = await fetch(a.href);
+			return r.headers.get('Content-Disposition') + '\n' + await r.text();
+		})()`, &csv, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+		lines := strings.Split(strings.TrimSpace(csv), "\n")
+		if len(lines) < 700 || !strings.HasPrefix(lines[0], "attachment; filename=") ||
+			!strings.HasPrefix(lines[1], "time,timestamp,temperature_c,humidity_percent,dew_point_c,absolute_humidity_g_m3,readings,temperature_min_c") {
+			t.Fatalf("CSV download: %d lines, starting %q", len(lines), lines[:min(3, len(lines))])
+		}
+	})
+
+	t.Run("the range survives a reload", func(t *testing.T) {
+		run(t, ctx, chromedp.Reload())
+		var c chartState
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			run(t, ctx, chromedp.Evaluate(chartJS, &c))
+			if c.Range == "1y" && c.Points >= 650 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after a reload the chart shows %+v, want the 1 y range", c)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+func TestHistoryOutlivesARestartAndTheChartShowsTheHoursBefore(t *testing.T) {
+	dir := t.TempDir()
+	fillStore(t, dir)
+	d := startDaemonWith(t, "", daemonOpts{args: []string{"-history-dir", dir}})
+	addr := d.addr
+	d.cmd.Process.Kill() // SIGKILL: no flush, the imported history is on disk already
+	<-d.exited
+	d = startDaemonWith(t, addr, daemonOpts{args: []string{"-history-dir", dir}})
+	ctx := tab(t)
+	open(t, ctx, d.url("/"))
+	run(t, ctx, chromedp.Click(`.ranges button[data-range="24h"]`, chromedp.ByQuery))
+	var c chartState
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		run(t, ctx, chromedp.Evaluate(chartJS, &c))
+		if c.Range == "24h" && c.Points >= 650 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGKILL and restart the 24 h chart shows %+v", c)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// bannerView is the sensor banner and the connection badge.
+type bannerView struct {
+	Shown   bool   `json:"shown"`
+	Problem string `json:"problem"`
+	Fix     string `json:"fix"`
+	State   string `json:"state"`
+	Status  string `json:"status"`
+}
+
+const bannerJS = `(() => ({
+  shown: !document.getElementById('sensor-banner').hidden,
+  problem: document.getElementById('sb-problem').textContent,
+  fix: document.getElementById('sb-fix').textContent,
+  state: document.getElementById('conn').dataset.state,
+  status: document.getElementById('h-status').textContent,
+}))()`
+
+func waitBanner(t *testing.T, ctx context.Context, what string, cond func(bannerView) bool) bannerView {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var b bannerView
+		run(t, ctx, chromedp.Evaluate(bannerJS, &b))
+		if cond(b) {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20 s; the page shows %+v", what, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestSensorFailureBannerIsPlainAndSeparateFromTheConnectionBadge(t *testing.T) {
+	d := startDaemonWith(t, "", daemonOpts{args: []string{"-sim-no-response"}, noReading: true})
+	addr := d.addr
+	ctx := tab(t)
+	open(t, ctx, d.url("/"))
+	// Until the first good read the page never says OK.
+	b := waitBanner(t, ctx, "the failure banner", func(b bannerView) bool {
+		if strings.HasPrefix(b.Status, "OK") {
+			t.Fatalf("status says %q while the sensor has never answered", b.Status)
+		}
+		return b.Shown
+	})
+	if b.State != "live" {
+		t.Errorf("connection badge = %q while the page is connected, want live", b.State)
+	}
+	if !strings.Contains(b.Problem, "No answer from the sensor on GPIO4") || !strings.Contains(b.Fix, "pull-up resistor") || !strings.Contains(b.Fix, "-pin") {
+		t.Errorf("banner = %q / %q, want plain words with the likely fix", b.Problem, b.Fix)
+	}
+
+	// The daemon goes away: the badge says so, and the banner keeps what
+	// it knew (a lost connection says nothing about the sensor).
+	d.stop()
+	b = waitBanner(t, ctx, "the badge shows the lost connection", func(b bannerView) bool { return b.State != "live" })
+	if !b.Shown {
+		t.Errorf("the banner went with the connection: %+v", b)
+	}
+
+	// A working sensor on the same address: the page reconnects by itself
+	// and the banner goes.
+	startDaemonWith(t, addr, daemonOpts{})
+	waitBanner(t, ctx, "recovery", func(b bannerView) bool {
+		return !b.Shown && b.State == "live" && strings.HasPrefix(b.Status, "OK")
+	})
+}
+
+func TestChecksumErrorsShowAsGarbledAnswers(t *testing.T) {
+	d := startDaemonWith(t, "", daemonOpts{args: []string{"-sim-error-rate", "1"}, noReading: true})
+	ctx := tab(t)
+	open(t, ctx, d.url("/"))
+	b := waitBanner(t, ctx, "the failure banner", func(b bannerView) bool { return b.Shown })
+	if !strings.Contains(b.Problem, "garbled") || b.State != "live" {
+		t.Errorf("banner %+v, want garbled answers while the page is live", b)
+	}
+}
+
+// TestDashboardScreenshots writes docs/dashboard-{light,dark,phone}.png,
+// the 30 d range over a filled store, with SENSORD_UPDATE_SCREENSHOT=1;
+// otherwise it proves the three render.
+func TestDashboardScreenshots(t *testing.T) {
+	update := os.Getenv(screenshotEnv) == "1"
+	dir := t.TempDir()
+	fillStore(t, dir)
+	d := startDaemonWith(t, "", daemonOpts{args: []string{"-history-dir", dir, "-period", "2s"}})
+	for _, shot := range []struct {
+		name          string
+		scheme        string
+		width, height int
+		mobile        bool
+	}{
+		{"light", "light", 1200, 0, false},
+		{"dark", "dark", 1200, 0, false},
+		{"phone", "dark", 390, 844, true},
+	} {
+		t.Run(shot.name, func(t *testing.T) {
+			ctx := tab(t)
+			vp := []chromedp.EmulateViewportOption{}
+			if shot.mobile {
+				vp = append(vp, chromedp.EmulateScale(1), chromedp.EmulateMobile)
+			}
+			run(t, ctx, chromedp.EmulateViewport(int64(shot.width), 900, vp...),
+				emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: shot.scheme}}))
+			open(t, ctx, d.url("/"))
+			run(t, ctx, chromedp.Click(`.ranges button[data-range="30d"]`, chromedp.ByQuery))
+			waitFor(t, ctx, "a chart worth a picture", 20*time.Second, func(v view) bool {
+				return v.State == "live" && hasValues(v) && v.Points >= 600 && v.Status != "–" && (!update || v.CPU != "–")
+			})
+			img := screenshot(t, ctx, shot.width, shot.height)
+			if !update {
+				return
+			}
+			out := filepath.Join(filepath.Dir(screenshotFile), "dashboard-"+shot.name+".png")
+			if err := writePNG(out, img); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("wrote %s", out)
+		})
+	}
+}
+
+func writePNG(path string, img image.Image) error {
+	var buf bytes.Buffer
+	enc := png.Encoder{CompressionLevel: png.BestCompression}
+	if err := enc.Encode(&buf, img); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}

@@ -1,0 +1,559 @@
+package history
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"sensord/sensor"
+)
+
+// Defaults, as DefaultOpts returns them.
+const (
+	// DefaultRawRetention keeps every reading for a week: enough to look
+	// at any single day of the last one in full detail.
+	DefaultRawRetention = 7 * 24 * time.Hour
+	// DefaultRollupRetention keeps per-minute min/mean/max for a year, so
+	// the seasons can be compared.
+	DefaultRollupRetention = 365 * 24 * time.Hour
+	// DefaultCommitInterval: one commit a minute writes a few 512-byte
+	// pages, which keeps an SD card's writes in the low MiB a day.
+	DefaultCommitInterval = time.Minute
+	// DefaultMaintainEvery: rolling up and purging once an hour costs a
+	// few pages an hour, where doing it at every commit would cost a few
+	// pages a minute.
+	DefaultMaintainEvery = time.Hour
+)
+
+// Limits.
+const (
+	// QueueSize bounds the readings waiting for the next commit: a minute
+	// at the simulator's fastest period (10 ms) is 6000. About 250 KiB.
+	QueueSize = 8192
+	// MaxRows bounds one query's answer: a year at one row an hour (8760),
+	// a week at one a minute (10080) fit; about 1.5 MB of JSON.
+	MaxRows = 10100
+	// MinRawRetention: the rollup reads the raw rows of whole minutes, so
+	// they must outlive the hour between two rollups.
+	MinRawRetention = 2 * time.Hour
+)
+
+const (
+	schemaVersion = 1
+	minuteMS      = int64(time.Minute / time.Millisecond)
+	hourMS        = int64(time.Hour / time.Millisecond)
+)
+
+// Errors a caller can tell apart with errors.Is.
+var (
+	// ErrTooManyRows: the query would return more than MaxRows rows.
+	ErrTooManyRows = errors.New("history: too many rows")
+	// ErrQuery: the query itself is malformed (empty range, bad step).
+	ErrQuery = errors.New("history: bad query")
+	// ErrNewerSchema: the database was written by a newer sensord.
+	ErrNewerSchema = errors.New("history: database schema is newer than this sensord")
+	// ErrOpts: an option is out of range.
+	ErrOpts = errors.New("history: bad option")
+)
+
+// Opts configures a Store. The zero value of a field is not a default:
+// start from DefaultOpts.
+type Opts struct {
+	RawRetention    time.Duration // raw readings older than this are purged
+	RollupRetention time.Duration // per-minute rollups older than this are purged
+	CommitInterval  time.Duration // time between two commits of queued readings
+	MaintainEvery   time.Duration // time between two rollup-and-purge passes
+	// Now is the clock retention is measured against.
+	Now func() time.Time
+	// OnCommit, if set, is called by Run after each commit that
+	// succeeded, with what it wrote.
+	OnCommit func(Commit)
+}
+
+// DefaultOpts returns the defaults: 7 days raw, 1 year of minutes, a commit
+// a minute, maintenance every hour, the wall clock.
+func DefaultOpts() Opts {
+	return Opts{
+		RawRetention:    DefaultRawRetention,
+		RollupRetention: DefaultRollupRetention,
+		CommitInterval:  DefaultCommitInterval,
+		MaintainEvery:   DefaultMaintainEvery,
+		Now:             time.Now,
+	}
+}
+
+// Check reports the first option out of range.
+func (o *Opts) Check() error {
+	switch {
+	case o.RawRetention < MinRawRetention:
+		return fmt.Errorf("%w: raw retention %s is below the minimum of %s", ErrOpts, o.RawRetention, MinRawRetention)
+	case o.RollupRetention < o.RawRetention:
+		return fmt.Errorf("%w: rollup retention %s is below the raw retention %s", ErrOpts, o.RollupRetention, o.RawRetention)
+	case o.CommitInterval <= 0:
+		return fmt.Errorf("%w: commit interval %s is not positive", ErrOpts, o.CommitInterval)
+	case o.MaintainEvery <= 0:
+		return fmt.Errorf("%w: maintenance interval %s is not positive", ErrOpts, o.MaintainEvery)
+	case o.Now == nil:
+		return fmt.Errorf("%w: no clock", ErrOpts)
+	}
+	return nil
+}
+
+// Commit describes one commit Run made.
+type Commit struct {
+	Rows       int       // readings written
+	Newest     time.Time // newest reading written (zero when Rows is 0)
+	Maintained bool      // whether this commit also rolled up and purged
+}
+
+// Stats are the store's counters since Open.
+type Stats struct {
+	Queued     int       // readings waiting for the next commit
+	Written    uint64    // readings committed
+	Commits    uint64    // commits that succeeded
+	Failed     uint64    // commits that failed (the readings are retried)
+	Dropped    uint64    // readings lost: queue full, or a failing disk
+	LastError  string    // the last commit's error, "" once one succeeds
+	LastCommit time.Time // when the last commit succeeded
+}
+
+// Store is an open history database.
+type Store struct {
+	db   *sql.DB
+	path string
+	o    Opts
+
+	// Counters: Run and Add write, Stats reads.
+	written, commits, failed, dropped atomic.Uint64
+
+	// commitMu makes a commit and a query exclusive: Run holds it for
+	// writing from its commit until the readings leave inflight, a query
+	// for reading from copying the queue until it has read the database.
+	// So a query sees each reading exactly once, on disk or in the queue.
+	commitMu sync.RWMutex
+
+	mu         sync.Mutex       // guards the fields below
+	pending    []sensor.Reading // added since the last commit began
+	inflight   []sensor.Reading // being committed (kept after a failed commit)
+	lastErr    string
+	lastCommit time.Time
+}
+
+// Open opens (or creates) the database at path and brings its schema up to
+// date; an empty path keeps it in memory, lost at Close. It starts
+// nothing: call Run to write.
+func Open(path string, o *Opts) (*Store, error) {
+	opts := DefaultOpts()
+	if o != nil {
+		opts = *o
+	}
+	if err := opts.Check(); err != nil {
+		return nil, err
+	}
+	// Set on every new connection. page_size only takes effect on a
+	// database not yet created and must precede WAL: the driver runs the
+	// _pragma list before _journal_mode.
+	q := url.Values{}
+	q.Add("_pragma", "page_size(512)")
+	// Exclusive locking before WAL: the wal-index lives in the heap, not
+	// in a memory-mapped -shm file the kernel writes back after every
+	// commit. The price is one connection (below).
+	q.Add("_pragma", "locking_mode(EXCLUSIVE)")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_busy_timeout", "10000")
+	dsn := "file:" + path + "?" + q.Encode()
+	if path == "" {
+		dsn = "file::memory:?" + q.Encode()
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("history: open %s: %w", path, err)
+	}
+	{
+		// One connection: exclusive locking admits no second, and each
+		// connection to :memory: is a database of its own.
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+	}
+	s := &Store{db: db, path: path, o: opts}
+	if err := s.migrate(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("history: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// migrate creates the schema or checks the one on disk.
+func (s *Store) migrate() error {
+	var v int
+	if err := s.db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
+	switch {
+	case v == schemaVersion:
+		return nil
+	case v > schemaVersion:
+		return fmt.Errorf("%w (version %d, this one knows %d)", ErrNewerSchema, v, schemaVersion)
+	}
+	// Version 0: a new file. Timestamps are Unix milliseconds, values
+	// tenths, exactly as sensor.Reading carries them. INTEGER PRIMARY KEY
+	// makes t the rowid: no separate index, and one row per ms. The raw
+	// tables, one a day, are made as readings arrive (raw.go).
+	tx, err := s.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, stmt := range []string{
+		`CREATE TABLE minute (t INTEGER PRIMARY KEY, n INTEGER NOT NULL,
+			tmin INTEGER NOT NULL, tsum INTEGER NOT NULL, tmax INTEGER NOT NULL,
+			hmin INTEGER NOT NULL, hsum INTEGER NOT NULL, hmax INTEGER NOT NULL)`,
+		// hour holds the same sums per hour, so a year is 8760 rows to read
+		// rather than half a million.
+		`CREATE TABLE hour (t INTEGER PRIMARY KEY, n INTEGER NOT NULL,
+			tmin INTEGER NOT NULL, tsum INTEGER NOT NULL, tmax INTEGER NOT NULL,
+			hmin INTEGER NOT NULL, hsum INTEGER NOT NULL, hmax INTEGER NOT NULL)`,
+		// rolled: every minute before it is in the minute table; raw rows
+		// from it on are not rolled up yet. hourly: likewise for the hour
+		// table over the minute table (hourly <= rolled).
+		`CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL)`,
+		`INSERT INTO meta (k, v) VALUES ('rolled', 0), ('hourly', 0)`,
+		fmt.Sprintf("PRAGMA user_version = %d", schemaVersion),
+	} {
+		if _, err := tx.Exec(stmt); err != nil {
+			return fmt.Errorf("creating schema: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// Add queues r for the next commit. It never waits for the disk; with the
+// queue full the reading is dropped and counted.
+func (s *Store) Add(r sensor.Reading) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending)+len(s.inflight) >= QueueSize {
+		s.dropped.Add(1)
+		return
+	}
+	s.pending = append(s.pending, r)
+}
+
+// queued returns a copy of the readings not yet committed, for queries.
+func (s *Store) queued() []sensor.Reading {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append(slices.Clone(s.inflight), s.pending...)
+}
+
+// Run is the writer: it commits the queued readings every CommitInterval,
+// rolls up and purges every MaintainEvery, and commits what is queued once
+// more when ctx ends. It returns nil then, or the final commit's error.
+func (s *Store) Run(ctx context.Context) error {
+	tick := time.NewTicker(s.o.CommitInterval)
+	defer tick.Stop()
+	var lastMaint time.Time // zero: the first commit maintains
+	flush := func(ctx context.Context) error {
+		s.mu.Lock()
+		s.inflight = append(s.inflight, s.pending...)
+		s.pending = nil
+		batch := s.inflight // Add never touches inflight, so no copy
+		s.mu.Unlock()
+
+		now := s.o.Now()
+		maint := now.Sub(lastMaint) >= s.o.MaintainEvery || now.Before(lastMaint)
+		s.commitMu.Lock()
+		defer s.commitMu.Unlock()
+		c, err := s.commit(ctx, batch, now, maint)
+		if err != nil {
+			// The readings stay in flight for the next try.
+			s.failed.Add(1)
+			s.setErr(err.Error(), time.Time{})
+			return err
+		}
+		if maint {
+			lastMaint = now
+		}
+		s.mu.Lock()
+		s.inflight = nil
+		s.mu.Unlock()
+		s.written.Add(uint64(len(batch)))
+		s.commits.Add(1)
+		s.setErr("", now)
+		if s.o.OnCommit != nil {
+			s.o.OnCommit(c)
+		}
+		return nil
+	}
+	// Roll up and purge at once: the daemon may have been off for days.
+	_ = flush(ctx)
+	for {
+		select {
+		case <-tick.C:
+			_ = flush(ctx) // counted; the readings wait for the next tick
+		case <-ctx.Done():
+			return flush(context.WithoutCancel(ctx))
+		}
+	}
+}
+
+func (s *Store) setErr(msg string, at time.Time) {
+	s.mu.Lock()
+	s.lastErr = msg
+	if !at.IsZero() {
+		s.lastCommit = at
+	}
+	s.mu.Unlock()
+}
+
+// Stats returns the counters.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{
+		Queued:     len(s.pending) + len(s.inflight),
+		Written:    s.written.Load(),
+		Commits:    s.commits.Load(),
+		Failed:     s.failed.Load(),
+		Dropped:    s.dropped.Load(),
+		LastError:  s.lastErr,
+		LastCommit: s.lastCommit,
+	}
+}
+
+// Close closes the database; SQLite checkpoints the WAL into it. Call it
+// after Run has returned.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("history: close: %w", err)
+	}
+	return nil
+}
+
+// commit writes batch in one transaction, and when maint is set rolls up
+// the finished minutes and purges what is past its retention.
+func (s *Store) commit(ctx context.Context, batch []sensor.Reading, now time.Time, maint bool) (Commit, error) {
+	c := Commit{Rows: len(batch), Maintained: maint}
+	if len(batch) == 0 && !maint {
+		return c, nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return c, fmt.Errorf("history: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if len(batch) > 0 {
+		oldest, err := insertRaw(ctx, tx, batch)
+		if err != nil {
+			return c, err
+		}
+		c.Newest = batch[len(batch)-1].Time
+		for _, r := range batch {
+			if r.Time.After(c.Newest) {
+				c.Newest = r.Time
+			}
+		}
+		if err := reroll(ctx, tx, oldest); err != nil {
+			return c, err
+		}
+	}
+	if maint {
+		if err := s.maintain(ctx, tx, now); err != nil {
+			return c, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return c, fmt.Errorf("history: commit: %w", err)
+	}
+	return c, nil
+}
+
+// insertRaw writes readings into their days' tables (a later one with the
+// same millisecond wins) and returns the oldest timestamp written, in ms.
+func insertRaw(ctx context.Context, tx *sql.Tx, rs []sensor.Reading) (int64, error) {
+	stmts := map[int64]*sql.Stmt{}
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	oldest := rs[0].Time.UnixMilli()
+	for _, r := range rs {
+		t := r.Time.UnixMilli()
+		oldest = min(oldest, t)
+		d := dayOf(t)
+		st, ok := stmts[d]
+		if !ok {
+			if err := createDay(ctx, tx, d); err != nil {
+				return 0, err
+			}
+			var err error
+			st, err = tx.PrepareContext(ctx, `INSERT OR REPLACE INTO `+rawTable(d)+` (ms, temp, hum) VALUES (?, ?, ?)`)
+			if err != nil {
+				return 0, fmt.Errorf("history: insert: %w", err)
+			}
+			stmts[d] = st
+		}
+		if _, err := st.ExecContext(ctx, t-dayStart(d), int64(r.Temperature), int64(r.Humidity)); err != nil {
+			return 0, fmt.Errorf("history: insert: %w", err)
+		}
+	}
+	return oldest, nil
+}
+
+// rollupSQL recomputes the minute rows of [?1, ?2) from the raw rows of the
+// day that starts at ?3.
+const rollupSQL = `INSERT INTO minute (t, n, tmin, tsum, tmax, hmin, hsum, hmax)
+	SELECT (?3 + ms) / 60000 * 60000 AS m, count(*), min(temp), sum(temp), max(temp), min(hum), sum(hum), max(hum)
+	FROM %s WHERE ms >= ?1 - ?3 AND ms < ?2 - ?3 GROUP BY m
+	ON CONFLICT (t) DO UPDATE SET n = excluded.n,
+		tmin = excluded.tmin, tsum = excluded.tsum, tmax = excluded.tmax,
+		hmin = excluded.hmin, hsum = excluded.hsum, hmax = excluded.hmax`
+
+// rollup recomputes the minute rows of [from, to) from the raw rows.
+func rollup(ctx context.Context, tx *sql.Tx, from, to int64) error {
+	days, err := rawDays(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, d := range daysIn(days, from, to) {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(rollupSQL, rawTable(d)), from, to, dayStart(d)); err != nil {
+			return fmt.Errorf("history: rollup: %w", err)
+		}
+	}
+	return nil
+}
+
+// reroll redoes the rollups of minutes already rolled up that a reading
+// older than the rollup mark (a clock step back, an import) changed.
+func reroll(ctx context.Context, tx *sql.Tx, oldest int64) error {
+	var rolled int64
+	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'rolled'`).Scan(&rolled); err != nil {
+		return fmt.Errorf("history: rollup mark: %w", err)
+	}
+	if oldest >= rolled {
+		return nil
+	}
+	if err := rollup(ctx, tx, floorMinute(oldest), rolled); err != nil {
+		return err
+	}
+	return rerollHours(ctx, tx, oldest)
+}
+
+// hourSQL recomputes the hour rows of [?1, ?2) from the minute rows.
+const hourSQL = `INSERT INTO hour (t, n, tmin, tsum, tmax, hmin, hsum, hmax)
+	SELECT t / 3600000 * 3600000 AS h, sum(n), min(tmin), sum(tsum), max(tmax), min(hmin), sum(hsum), max(hmax)
+	FROM minute WHERE t >= ?1 AND t < ?2 GROUP BY h
+	ON CONFLICT (t) DO UPDATE SET n = excluded.n,
+		tmin = excluded.tmin, tsum = excluded.tsum, tmax = excluded.tmax,
+		hmin = excluded.hmin, hsum = excluded.hsum, hmax = excluded.hmax`
+
+func hourMark(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var v int64
+	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'hourly'`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("history: hour mark: %w", err)
+	}
+	return v, nil
+}
+
+// rerollHours redoes the hour rows from oldest's hour to the hour mark,
+// after minutes before the mark changed.
+func rerollHours(ctx context.Context, tx *sql.Tx, oldest int64) error {
+	hm, err := hourMark(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if oldest >= hm {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, hourSQL, floorHour(oldest), hm); err != nil {
+		return fmt.Errorf("history: hourly rollup: %w", err)
+	}
+	return nil
+}
+
+// maintain rolls up every minute that has ended and purges rows past
+// their retention (raw ones a whole day at a time). A minute counts as ended one minute after its end, so
+// a reading still on its way (queued, or a read that took long) lands in
+// its raw rows before they are summed.
+func (s *Store) maintain(ctx context.Context, tx *sql.Tx, now time.Time) error {
+	var rolled int64
+	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'rolled'`).Scan(&rolled); err != nil {
+		return fmt.Errorf("history: rollup mark: %w", err)
+	}
+	cut := floorMinute(now.UnixMilli()) - minuteMS
+	if err := advanceMark(ctx, tx, cut); err != nil {
+		return err
+	}
+	rawCut := min(max(rolled, cut), now.Add(-s.o.RawRetention).UnixMilli())
+	days, err := rawDays(ctx, tx)
+	if err != nil {
+		return err
+	}
+	for _, d := range days {
+		if (d+1)*dayMS > rawCut {
+			break
+		}
+		if _, err := tx.ExecContext(ctx, `DROP TABLE `+rawTable(d)); err != nil {
+			return fmt.Errorf("history: purge: %w", err)
+		}
+	}
+	old := now.Add(-s.o.RollupRetention).UnixMilli()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM minute WHERE t < ?`, old); err != nil {
+		return fmt.Errorf("history: purge: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM hour WHERE t + 3600000 <= ?`, old); err != nil {
+		return fmt.Errorf("history: purge: %w", err)
+	}
+	return nil
+}
+
+// advanceMark rolls up the raw rows from the rollup mark to cut and moves
+// the mark there; a cut at or before the mark does nothing.
+func advanceMark(ctx context.Context, tx *sql.Tx, cut int64) error {
+	var rolled int64
+	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'rolled'`).Scan(&rolled); err != nil {
+		return fmt.Errorf("history: rollup mark: %w", err)
+	}
+	if cut <= rolled {
+		return nil
+	}
+	if err := rollup(ctx, tx, rolled, cut); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET v = ? WHERE k = 'rolled'`, cut); err != nil {
+		return fmt.Errorf("history: rollup mark: %w", err)
+	}
+	// Every hour wholly before the new mark is final in the minute table.
+	hm, err := hourMark(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if h := floorHour(cut); h > hm {
+		if _, err := tx.ExecContext(ctx, hourSQL, hm, h); err != nil {
+			return fmt.Errorf("history: hourly rollup: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE meta SET v = ? WHERE k = 'hourly'`, h); err != nil {
+			return fmt.Errorf("history: hour mark: %w", err)
+		}
+	}
+	return nil
+}
+
+// floorMinute and floorHour round ms down (for times after 1970).
+func floorMinute(ms int64) int64 { return ms / minuteMS * minuteMS }
+func floorHour(ms int64) int64   { return ms / hourMS * hourMS }
