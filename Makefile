@@ -8,8 +8,8 @@ GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 LISTEN  ?= 127.0.0.1:8080
 
 # Debian packages the tests use: a real browser for the dashboard, systemd's
-# tools for `systemd-analyze verify`.
-TEST_DEBS := chromium systemd
+# tools for `systemd-analyze verify`, Mosquitto for the MQTT bridge.
+TEST_DEBS := chromium systemd mosquitto mosquitto-clients
 
 .PHONY: all build build-arm64 build-armv6 run test test-deps vet fuzz bench clean
 

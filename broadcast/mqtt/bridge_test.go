@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"sensord/broadcast/mqtt/internal/mosquittotest"
+	"sensord/broadcast/mqtt/mosquittotest"
 )
 
 func newBridge(t *testing.T, o Opts) *Bridge {
@@ -49,14 +49,14 @@ func TestReadingsArriveOnEveryTopicRetainedWithOnlineAndDiscovery(t *testing.T) 
 		"sensors/kitchen/status":      "online",
 	}
 	for topic, payload := range want {
-		g, _ := w.wait(t, 0, topic, onTopic(topic))
+		g, _ := w.Next(t, 0, topic, onTopic(topic))
 		if g.Payload != payload || !g.Retained {
 			t.Errorf("%s: got %q retained=%v, want %q retained", topic, g.Payload, g.Retained, payload)
 		}
 	}
 	for _, m := range []string{"temperature", "humidity"} {
 		topic := "homeassistant/sensor/sensord_0123456789abcdef_" + m + "/config"
-		g, _ := w.wait(t, 0, topic, onTopic(topic))
+		g, _ := w.Next(t, 0, topic, onTopic(topic))
 		if !g.Retained {
 			t.Errorf("%s not retained", topic)
 		}
@@ -78,7 +78,7 @@ func TestDiscoveryConfigsCarryWhatHomeAssistantNeeds(t *testing.T) {
 	} {
 		t.Run(tt.metric, func(t *testing.T) {
 			topic := "homeassistant/sensor/sensord_0123456789abcdef_" + tt.metric + "/config"
-			g, _ := w.wait(t, 0, topic, onTopic(topic))
+			g, _ := w.Next(t, 0, topic, onTopic(topic))
 			var c map[string]any
 			if err := json.Unmarshal([]byte(g.Payload), &c); err != nil {
 				t.Fatalf("config is not JSON: %v: %s", err, g.Payload)
@@ -157,11 +157,11 @@ func TestHomeAssistantBirthGetsTheConfigsAndStateAgain(t *testing.T) {
 	publishRaw(t, broker, cfg, true, "")
 	w := watch(t, broker, "#")
 	publishRaw(t, broker, "homeassistant/status", false, "online")
-	g, i := w.wait(t, 0, "config after the birth message", func(g got) bool { return g.Topic == cfg && g.Payload != "" })
+	g, i := w.Next(t, 0, "config after the birth message", func(g got) bool { return g.Topic == cfg && g.Payload != "" })
 	if !strings.Contains(g.Payload, `"unique_id":"sensord_0123456789abcdef_temperature"`) {
 		t.Errorf("config resent as %s", g.Payload)
 	}
-	s, _ := w.wait(t, i, "temperature after the birth message", onTopic("sensors/kitchen/temperature"))
+	s, _ := w.Next(t, i, "temperature after the birth message", onTopic("sensors/kitchen/temperature"))
 	if s.Payload != "19.5" {
 		t.Errorf("state resent as %q, want 19.5", s.Payload)
 	}
@@ -245,7 +245,7 @@ func TestBrokerOutageQueuesBoundedAndPublishesTheNewestFirst(t *testing.T) {
 	// oldest first.
 	var order []string
 	for i := 0; len(order) < 5; {
-		m, j := w.wait(t, i, "state", onTopic("sensors/kitchen/state"))
+		m, j := w.Next(t, i, "state", onTopic("sensors/kitchen/state"))
 		order = append(order, m.Payload[len(m.Payload)-3:len(m.Payload)-1])
 		i = j + 1
 	}
@@ -254,7 +254,7 @@ func TestBrokerOutageQueuesBoundedAndPublishesTheNewestFirst(t *testing.T) {
 	}
 	// Retained: only the newest (a subscriber arriving now sees it).
 	late := watch(t, broker, "sensors/kitchen/state")
-	g, _ := late.wait(t, 0, "retained state", onTopic("sensors/kitchen/state"))
+	g, _ := late.Next(t, 0, "retained state", onTopic("sensors/kitchen/state"))
 	if !g.Retained || !strings.HasSuffix(g.Payload, `"timestamp":1763856000019}`) {
 		t.Errorf("retained state %q (retained %v), want the newest", g.Payload, g.Retained)
 	}
@@ -289,7 +289,7 @@ func TestAPausedBrokerNeverDelaysPublish(t *testing.T) {
 	broker.Resume()
 	waitStats(t, b, "queue drained", func(s Stats) bool { return s.Queued == 0 && s.Connected })
 	w := watch(t, broker, "sensors/kitchen/state")
-	w.wait(t, 0, "the newest state, retained", func(g got) bool { return g.Retained && strings.HasSuffix(g.Payload, `"timestamp":9999}`) })
+	w.Next(t, 0, "the newest state, retained", func(g got) bool { return g.Retained && strings.HasSuffix(g.Payload, `"timestamp":9999}`) })
 }
 
 func TestTLSWithTheGivenCA(t *testing.T) {

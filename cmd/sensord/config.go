@@ -53,6 +53,15 @@ type config struct {
 	SimTemp      string
 	SimHumidity  string
 	SimNoResp    bool
+
+	Name          string
+	MQTTURL       string
+	MQTTUser      string
+	MQTTPassword  string
+	MQTTCA        string
+	MQTTPrefix    string
+	MQTTDiscovery string
+	MQTTSubscribe string
 }
 
 // usageError is a configuration mistake: main prints it as one line and
@@ -98,6 +107,14 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.SimTemp, "sim-temp", "", "sim: fixed temperature in C, e.g. -10.1 (empty: a slow random walk)")
 	fs.StringVar(&c.SimHumidity, "sim-humidity", "", "sim: fixed humidity in %RH, e.g. 48.2 (empty: a slow random walk)")
 	fs.BoolVar(&c.SimNoResp, "sim-no-response", false, "sim: never answer the start pulse")
+	fs.StringVar(&c.Name, "name", "", "the device's name in the dashboard, MQTT topics and Home Assistant: letters, digits, -, _ (default: the hostname)")
+	fs.StringVar(&c.MQTTURL, "mqtt-url", "", "MQTT broker, mqtt://host:1883 or mqtts://host:8883 (empty: MQTT off)")
+	fs.StringVar(&c.MQTTUser, "mqtt-user", "", "MQTT user name")
+	fs.StringVar(&c.MQTTPassword, "mqtt-password", "", "MQTT password (never logged or shown)")
+	fs.StringVar(&c.MQTTCA, "mqtt-ca", "", "PEM file of the CA that signed an mqtts:// broker's certificate (default: the system's roots)")
+	fs.StringVar(&c.MQTTPrefix, "mqtt-prefix", "sensors", "first level of the topics readings go to: <prefix>/<name>/temperature")
+	fs.StringVar(&c.MQTTDiscovery, "mqtt-discovery", "homeassistant", "Home Assistant's discovery prefix (empty: no discovery)")
+	fs.StringVar(&c.MQTTSubscribe, "mqtt-subscribe", "sensors/#", "MQTT topic filter passed to /ws/dashboard (empty: subscribe nothing)")
 	return fs
 }
 
@@ -186,14 +203,14 @@ func parseConfig(args []string, lookup func(string) (string, bool), usage io.Wri
 		v, env := fromEnv[ue.Flag]
 		if !warn || !env {
 			if env {
-				ue.Msg = fmt.Sprintf("%s=%q: %s", envName(ue.Flag), v, ue.Msg)
+				ue.Msg = fmt.Sprintf("%s=%q: %s", envName(ue.Flag), shownValue(ue.Flag, v), ue.Msg)
 			}
 			return nil, nil, ue
 		}
 		f := fs.Lookup(ue.Flag)
 		_ = f.Value.Set(f.DefValue)
 		delete(fromEnv, ue.Flag)
-		warnings = append(warnings, fmt.Sprintf("-%s: %s=%q: %s; using the default %q", ue.Flag, envName(ue.Flag), v, ue.Msg, f.DefValue))
+		warnings = append(warnings, fmt.Sprintf("-%s: %s=%q: %s; using the default %q", ue.Flag, envName(ue.Flag), shownValue(ue.Flag, v), ue.Msg, f.DefValue))
 	}
 	return nil, nil, &usageError{Msg: "settings do not converge on valid values"}
 }
@@ -282,6 +299,9 @@ func (c *config) check() error {
 	}
 	if _, err := simDeci(c.SimHumidity, 0, 1000); err != nil {
 		return badFlag("sim-humidity", "%q: %v (a number of %%RH, 0..100)", c.SimHumidity, err)
+	}
+	if err := c.checkMQTT(); err != nil {
+		return err
 	}
 	return nil
 }

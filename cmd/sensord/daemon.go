@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sensord/broadcast"
+	"sensord/broadcast/mqtt"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/sensor"
 	"sensord/systemd"
@@ -52,6 +53,7 @@ type daemon struct {
 	// framing (only /ws/sensors honours -wholemsg).
 	sensors, api, dash *broadcast.Server
 	client             *broadcast.Client // nil in server mode
+	bridge             *mqtt.Bridge      // nil without -mqtt-url
 
 	// stuckAfter: a poller whose last read returned longer ago than this
 	// is stuck (longer than the worst back-off plus a blocked read's timeout).
@@ -94,6 +96,9 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 		}
 		d.client = c
 	}
+	if d.bridge, err = d.newBridge(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -118,6 +123,9 @@ func (d *daemon) start(ctx context.Context) *sync.WaitGroup {
 			d.log.Error("watchdog", "err", err)
 		}
 	})
+	if d.bridge != nil {
+		wg.Go(func() { d.runBridge(ctx) })
+	}
 	if d.client != nil {
 		wg.Go(func() {
 			if err := d.client.Run(ctx); err != nil && ctx.Err() == nil {
@@ -158,6 +166,7 @@ func (d *daemon) publish(r sensor.Reading) {
 	if d.client != nil {
 		d.client.Publish(m)
 	}
+	d.publishMQTT(r)
 	d.log.Debug("reading", "temperature", r.Temperature, "humidity", r.Humidity)
 	d.updateStatus()
 }

@@ -143,6 +143,8 @@ type health struct {
 	Sensor   sensorHealth   `json:"sensor"`
 	Clients  map[string]int `json:"clients"`
 	Client   *clientHealth  `json:"client,omitempty"`
+	Name     string         `json:"name"`
+	MQTT     *mqttHealth    `json:"mqtt,omitempty"`
 	Warnings []string       `json:"warnings"`
 }
 
@@ -224,7 +226,8 @@ func (d *daemon) health(now time.Time) (int, health) {
 			h.Reason += "; last error: " + st.LastError
 		}
 	}
-	if h.Status != "ok" {
+	d.mqttHealth(&h)
+	if h.Status == "unhealthy" {
 		return http.StatusServiceUnavailable, h
 	}
 	return http.StatusOK, h

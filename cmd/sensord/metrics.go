@@ -92,6 +92,7 @@ func (d *daemon) writeMetrics(w io.Writer) {
 		m.family("sensord_client_dropped_total", "counter", "Messages client mode dropped while the remote was down.")
 		m.sample("sensord_client_dropped_total", "", float64(cs.Dropped))
 	}
+	d.writeMQTTMetrics(m)
 	m.family("sensord_heap_bytes", "gauge", "Go heap bytes in use.")
 	m.sample("sensord_heap_bytes", "", float64(heapBytes()))
 }
