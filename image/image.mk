@@ -12,10 +12,11 @@
 IMAGE_CACHE ?= /var/cache/sensord-image
 IMAGE_NAME  := sensord-$(VERSION)-arm64
 IMAGE_FILE  := build/$(IMAGE_NAME).img
-# openssh-client: the boot test's key pairs (ssh-keygen) and its logins (ssh).
+# openssh-client: the boot test's key pairs (ssh-keygen) and its logins (ssh);
+# mosquitto: the host-side broker the booted appliance publishes to.
 IMAGE_DEBS  := mmdebstrap qemu-user-static binfmt-support qemu-system-arm \
                dosfstools mtools e2fsprogs fdisk xz-utils libfaketime arch-test \
-               openssh-client
+               openssh-client mosquitto
 # Seconds after start-up when the test's simulated sensor hangs.
 IMAGE_TEST_HANG ?= 100s
 
