@@ -87,7 +87,9 @@ func TestFleetOfFiftyOnOneBrokerShowsOnOneDashboard(t *testing.T) {
 			}
 		}
 	}()
-	hubMetric := func() float64 { return promValue(t, getText(t, "http://"+addr+"/metrics"), "sensord_mqtt_received_total") }
+	hubMetric := func() float64 {
+		return promValue(t, getText(t, "http://"+addr+"/metrics"), "sensord_mqtt_received_total")
+	}
 	cpu0b, cpu0h, cpu0p := cpuTime(t, broker.PID()), cpuTime(t, hub.cmd.Process.Pid), pubsCPU(t, pubs)
 	recv0 := hubMetric()
 	t0 := time.Now()

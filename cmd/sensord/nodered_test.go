@@ -164,7 +164,6 @@ func TestNodeREDMQTTInReceivesSensordsReadings(t *testing.T) {
 	}
 }
 
-
 // nextFrom reads hub messages until one from source arrives.
 func nextFrom(t *testing.T, c *websocket.Conn, source string) map[string]any {
 	t.Helper()
