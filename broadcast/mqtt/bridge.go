@@ -444,7 +444,7 @@ type message struct {
 
 // send publishes msgs at QoS 1 without waiting between them, then waits
 // for every acknowledgement (publishTimeout at most in all).
-func (b *Bridge) send(c paho.Client, msgs ...message) error {
+func (b *Bridge) send(ctx context.Context, c paho.Client, msgs ...message) error {
 	toks := make([]paho.Token, len(msgs))
 	for i, m := range msgs {
 		toks[i] = c.Publish(m.topic, 1, m.retain, m.payload)
@@ -454,6 +454,8 @@ func (b *Bridge) send(c paho.Client, msgs ...message) error {
 	for i, tok := range toks {
 		select {
 		case <-tok.Done():
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-t.C:
 			b.publishErrors.Add(1)
 			return fmt.Errorf("%w: %s within %s", ErrPublish, msgs[i].topic, publishTimeout)
@@ -491,30 +493,30 @@ func (b *Bridge) backlog(rs []Reading) []message {
 // retained, then the older ones as backlog. With an empty queue and
 // republish set, the latest reading goes out again (a broker that restarted
 // without persistence has lost its retained values).
-func (b *Bridge) flush(c paho.Client, republish bool) (older []Reading, err error) {
+func (b *Bridge) flush(ctx context.Context, c paho.Client, republish bool) (older []Reading, err error) {
 	rs := b.q.takeAll()
 	if len(rs) == 0 {
 		b.mu.Lock()
 		r, ok := b.latest, b.hasLatest
 		b.mu.Unlock()
 		if republish && ok {
-			return nil, b.send(c, b.current(r)...)
+			return nil, b.send(ctx, c, b.current(r)...)
 		}
 		return nil, nil
 	}
 	newest := rs[len(rs)-1]
-	if err := b.send(c, b.current(newest)...); err != nil {
+	if err := b.send(ctx, c, b.current(newest)...); err != nil {
 		b.q.putBack(rs)
 		return nil, err
 	}
 	return rs[:len(rs)-1], nil
 }
 
-func (b *Bridge) sendBacklog(c paho.Client, rs []Reading) error {
+func (b *Bridge) sendBacklog(ctx context.Context, c paho.Client, rs []Reading) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	if err := b.send(c, b.backlog(rs)...); err != nil {
+	if err := b.send(ctx, c, b.backlog(rs)...); err != nil {
 		b.q.putBack(rs)
 		return err
 	}
@@ -523,7 +525,7 @@ func (b *Bridge) sendBacklog(c paho.Client, rs []Reading) error {
 
 // announce sends the availability, the discovery configs and, with latest,
 // the current reading again.
-func (b *Bridge) announce(c paho.Client) error {
+func (b *Bridge) announce(ctx context.Context, c paho.Client) error {
 	msgs := []message{{b.topic(StatusMetric), []byte(Online), true}}
 	if b.o.Discovery != "" {
 		for _, e := range b.o.Entities {
@@ -534,24 +536,24 @@ func (b *Bridge) announce(c paho.Client) error {
 			msgs = append(msgs, message{b.discoveryTopic(e), cfg, true})
 		}
 	}
-	return b.send(c, msgs...)
+	return b.send(ctx, c, msgs...)
 }
 
 // serve runs one connection until it is lost, a publish fails or ctx ends.
 func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) error {
-	older, err := b.flush(c, true)
+	older, err := b.flush(ctx, c, true)
 	if err != nil {
 		return err
 	}
-	if err := b.announce(c); err != nil {
+	if err := b.announce(ctx, c); err != nil {
 		return err
 	}
-	if err := b.subscribe(c); err != nil {
+	if err := b.subscribe(ctx, c); err != nil {
 		return err
 	}
 	b.connects.Add(1)
 	b.setState("connected", "", 0)
-	if err := b.sendBacklog(c, older); err != nil {
+	if err := b.sendBacklog(ctx, c, older); err != nil {
 		return err
 	}
 	var birth <-chan time.Time
@@ -562,9 +564,9 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 		case err := <-lost:
 			return fmt.Errorf("mqtt: connection to %s lost: %w", b.broker, err)
 		case <-b.wake:
-			older, err := b.flush(c, false)
+			older, err := b.flush(ctx, c, false)
 			if err == nil {
-				err = b.sendBacklog(c, older)
+				err = b.sendBacklog(ctx, c, older)
 			}
 			if err != nil {
 				return err
@@ -575,17 +577,17 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 			}
 		case <-birth:
 			birth = nil
-			if err := b.announce(c); err != nil {
+			if err := b.announce(ctx, c); err != nil {
 				return err
 			}
-			if _, err := b.flush(c, true); err != nil {
+			if _, err := b.flush(ctx, c, true); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-func (b *Bridge) subscribe(c paho.Client) error {
+func (b *Bridge) subscribe(ctx context.Context, c paho.Client) error {
 	subs := map[string]paho.MessageHandler{}
 	if b.o.Subscribe != "" {
 		subs[b.o.Subscribe] = b.onMessage
@@ -597,7 +599,14 @@ func (b *Bridge) subscribe(c paho.Client) error {
 		// QoS 0 for the hub: a dashboard wants the latest value, not a
 		// redelivered old one.
 		tok := c.Subscribe(filter, 0, h)
-		if !tok.WaitTimeout(publishTimeout) {
+		t := time.NewTimer(publishTimeout)
+		select {
+		case <-tok.Done():
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
 			return fmt.Errorf("%w: subscribe %s within %s", ErrPublish, filter, publishTimeout)
 		}
 		if err := tok.Error(); err != nil {

@@ -360,3 +360,24 @@ func TestBackoffDoublesWithJitterAndNeverUnderASecond(t *testing.T) {
 		}
 	}
 }
+
+// TestRunStopsWithinTheDaemonsStopTimeoutBehindAPausedBroker: a clean stop
+// must not wait out publishTimeout for acknowledgements that never come.
+func TestRunStopsWithinTheDaemonsStopTimeoutBehindAPausedBroker(t *testing.T) {
+	t.Parallel()
+	broker := mosquittotest.Start(t, mosquittotest.Opts{})
+	b := newBridge(t, Opts{URL: broker.URL()})
+	stop := run(t, b)
+	waitState(t, b, "connected")
+	broker.Pause()
+	b.Publish(reading("20.0", "50", 1))
+	waitStats(t, b, "the reading taken from the queue", func(s Stats) bool { return s.Queued == 0 })
+	begin := time.Now()
+	stop()
+	// shutdownPublish (2 s) for offline, plus Paho's disconnect; the daemon
+	// allows 5 s for its whole stop.
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Errorf("Run took %s to stop behind a paused broker", d)
+	}
+	broker.Resume()
+}
