@@ -143,7 +143,7 @@ func TestMQTTBrokerDownForThirtySecondsDelaysNothing(t *testing.T) {
 	t.Parallel()
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
 	sock, notes := notifySocket(t)
-	p := start(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=2000000"}, "-name", "cellar", "-mqtt-url", broker.URL(), "-mqtt-subscribe", "")
+	p := start(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=2000000"}, "-name", "cellar", "-mqtt-url", broker.URL(), "-mqtt-subscribe", "", "-period", "20ms")
 	waitMQTT(t, p, "connected")
 	ws := dial(t, "ws://"+p.addr+"/ws/sensors")
 
@@ -154,7 +154,7 @@ func TestMQTTBrokerDownForThirtySecondsDelaysNothing(t *testing.T) {
 	var gap time.Duration
 	last := time.Now()
 	for time.Since(outage) < 30*time.Second {
-		readText(t, ws, 5*time.Second) // at -period 100ms, a reading is 50x overdue by then
+		readText(t, ws, 5*time.Second) // at -period 20ms, a reading is 250x overdue by then
 		readings++
 		gap = max(gap, time.Since(last))
 		last = time.Now()
@@ -174,16 +174,17 @@ func TestMQTTBrokerDownForThirtySecondsDelaysNothing(t *testing.T) {
 	if code := getJSON(t, "http://"+p.addr+"/healthz", &h); code != http.StatusOK || h.Status != "degraded" || !strings.Contains(h.Reason, "mqtt") {
 		t.Errorf("healthz during the outage: %d %s %q", code, h.Status, h.Reason)
 	}
-	// -period 100ms for 30 s is about 300 readings: more than the queue's
-	// 256, so the oldest went and were counted.
+	// -period 20ms for 30 s is a thousand readings or so (a read takes a
+	// few ms on top): more than the queue's 256, so the oldest went and
+	// were counted.
 	metrics := getText(t, "http://"+p.addr+"/metrics")
 	if !regexp.MustCompile(`(?m)^sensord_mqtt_queued 256$`).MatchString(metrics) ||
 		regexp.MustCompile(`(?m)^sensord_mqtt_queue_dropped_total 0$`).MatchString(metrics) {
 		t.Errorf("queue bound: %s", grepLines(metrics, "sensord_mqtt_queue"))
 	}
 	t.Logf("outage: %d readings on /ws/sensors in 30 s, longest gap %s, %d watchdog pings", readings, gap, len(pings))
-	if readings < 100 {
-		t.Errorf("only %d readings in 30 s at -period 100ms: the sensor loop was held up", readings)
+	if readings < 300 {
+		t.Errorf("only %d readings in 30 s at -period 20ms: the sensor loop was held up", readings)
 	}
 	if len(pings) < 10 {
 		t.Errorf("%d watchdog pings in 30 s at WATCHDOG_USEC=2s (one a second expected)", len(pings))
