@@ -82,4 +82,7 @@ func TestMQTTPanelShowsEverySourceAndTheLinkState(t *testing.T) {
 	}
 	broker.Stop()
 	waitMQTTView(t, ctx, "the link down", func(v mqttView) bool { return v.State == "disconnected" && strings.Contains(v.Link, "disconnected") })
+	waitFor(t, ctx, "health degraded, with the reason", mosquittotest.Wait, func(v view) bool {
+		return strings.HasPrefix(v.Status, "Degraded") && strings.Contains(v.Status, "mqtt")
+	})
 }
