@@ -580,7 +580,11 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 			if err := b.announce(ctx, c); err != nil {
 				return err
 			}
-			if _, err := b.flush(ctx, c, true); err != nil {
+			older, err := b.flush(ctx, c, true)
+			if err == nil {
+				err = b.sendBacklog(ctx, c, older)
+			}
+			if err != nil {
 				return err
 			}
 		}
