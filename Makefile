@@ -9,8 +9,9 @@ LISTEN  ?= 127.0.0.1:8080
 
 # Debian packages the tests use: a real browser for the dashboard, systemd's
 # tools for `systemd-analyze verify`, Python's websockets for a second,
-# independent wss:// client, prlimit for the descriptor-limit test.
-TEST_DEBS := chromium systemd python3-websockets util-linux
+# independent wss:// client, prlimit for the descriptor-limit test,
+# Mosquitto for the MQTT bridge.
+TEST_DEBS := chromium systemd python3-websockets util-linux mosquitto mosquitto-clients
 
 .PHONY: all build build-arm64 build-armv6 run test test-stress test-deps vet fuzz bench clean
 
@@ -39,6 +40,9 @@ test-deps:
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@# Node-RED (from npm, by the interop test) needs node and npm; a Node.js
+	@# from elsewhere (NodeSource) carries its own npm, Debian's is a package.
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

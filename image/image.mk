@@ -16,10 +16,11 @@ IMAGE_NAME  := sensord-$(VERSION)-arm64
 IMAGE_FILE  := build/$(IMAGE_NAME).img
 # openssh-client: the boot test's key pairs (ssh-keygen) and its logins (ssh).
 # device-tree-compiler: the Pi 5 I2C overlay (dtc) and its check against the
-# device trees (fdtoverlay, fdtget).
+# device trees (fdtoverlay, fdtget). mosquitto: the host-side broker the
+# booted appliance publishes to.
 IMAGE_DEBS  := mmdebstrap qemu-user-static binfmt-support qemu-system-arm \
                dosfstools mtools e2fsprogs fdisk xz-utils libfaketime arch-test \
-               openssh-client device-tree-compiler
+               openssh-client device-tree-compiler mosquitto
 # Seconds after start-up when the test's simulated sensor hangs.
 IMAGE_TEST_HANG ?= 100s
 

@@ -70,6 +70,14 @@ type config struct {
 	TempOffset     float64
 	HumOffset      float64
 	FrameAncestors string
+	Name           string
+	MQTTURL        string
+	MQTTUser       string
+	MQTTPassword   string
+	MQTTCA         string
+	MQTTPrefix     string
+	MQTTDiscovery  string
+	MQTTSubscribe  string
 }
 
 // usageError is a configuration mistake: main prints it as one line and
@@ -128,6 +136,14 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.Float64Var(&c.TempOffset, "temp-offset", 0, "calibration: degrees C added to every temperature reading, e.g. -0.5")
 	fs.Float64Var(&c.HumOffset, "humidity-offset", 0, "calibration: %RH added to every humidity reading (the result stays within 0..100)")
 	fs.StringVar(&c.FrameAncestors, "frame-ancestors", "", "origins allowed to embed the dashboard in a frame, e.g. http://homeassistant.local:8123 (empty: none)")
+	fs.StringVar(&c.Name, "name", "", "the device's name in the dashboard, MQTT topics and Home Assistant: letters, digits, -, _ (default: the hostname)")
+	fs.StringVar(&c.MQTTURL, "mqtt-url", "", "MQTT broker, mqtt://host:1883 or mqtts://host:8883 (empty: MQTT off)")
+	fs.StringVar(&c.MQTTUser, "mqtt-user", "", "MQTT user name")
+	fs.StringVar(&c.MQTTPassword, "mqtt-password", "", "MQTT password (never logged or shown)")
+	fs.StringVar(&c.MQTTCA, "mqtt-ca", "", "PEM file of the CA that signed an mqtts:// broker's certificate (default: the system's roots)")
+	fs.StringVar(&c.MQTTPrefix, "mqtt-prefix", "sensors", "first level of the topics readings go to: <prefix>/<name>/temperature")
+	fs.StringVar(&c.MQTTDiscovery, "mqtt-discovery", "homeassistant", "Home Assistant's discovery prefix (empty: no discovery)")
+	fs.StringVar(&c.MQTTSubscribe, "mqtt-subscribe", "sensors/#", "MQTT topic filter passed to /ws/dashboard (empty: subscribe nothing)")
 	return fs
 }
 
@@ -216,14 +232,14 @@ func parseConfig(args []string, lookup func(string) (string, bool), usage io.Wri
 		v, env := fromEnv[ue.Flag]
 		if !warn || !env {
 			if env {
-				ue.Msg = fmt.Sprintf("%s=%q: %s", envName(ue.Flag), v, ue.Msg)
+				ue.Msg = fmt.Sprintf("%s=%q: %s", envName(ue.Flag), shownValue(ue.Flag, v), ue.Msg)
 			}
 			return nil, nil, ue
 		}
 		f := fs.Lookup(ue.Flag)
 		_ = f.Value.Set(f.DefValue)
 		delete(fromEnv, ue.Flag)
-		warnings = append(warnings, fmt.Sprintf("-%s: %s=%q: %s; using the default %q", ue.Flag, envName(ue.Flag), v, ue.Msg, f.DefValue))
+		warnings = append(warnings, fmt.Sprintf("-%s: %s=%q: %s; using the default %q", ue.Flag, envName(ue.Flag), shownValue(ue.Flag, v), ue.Msg, f.DefValue))
 	}
 	return nil, nil, &usageError{Msg: "settings do not converge on valid values"}
 }
@@ -326,6 +342,9 @@ func (c *config) check() error {
 	}
 	if _, err := simDeci(c.SimHumidity, 0, 1000); err != nil {
 		return badFlag("sim-humidity", "%q: %v (a number of %%RH, 0..100)", c.SimHumidity, err)
+	}
+	if err := c.checkMQTT(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sensord/broadcast"
+	"sensord/broadcast/mqtt"
 	"sensord/cmd/sensord/internal/connlimit"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/sensor"
@@ -90,6 +91,7 @@ type daemon struct {
 	tlsFingerprint string
 	// hostsRefused counts requests refused by -allowed-hosts.
 	hostsRefused atomic.Uint64
+	bridge       *mqtt.Bridge // nil without -mqtt-url
 
 	// stuckAfter: a poller whose last read returned longer ago than this
 	// is stuck (longer than the worst back-off plus a blocked read's timeout).
@@ -161,6 +163,9 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 		}
 		d.client = c
 	}
+	if d.bridge, err = d.newBridge(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -198,6 +203,9 @@ func (d *daemon) start(ctx context.Context) *sync.WaitGroup {
 			d.log.Error("watchdog", "err", err)
 		}
 	})
+	if d.bridge != nil {
+		wg.Go(func() { d.runBridge(ctx) })
+	}
 	if d.client != nil {
 		wg.Go(func() {
 			if err := d.client.Run(ctx); err != nil && ctx.Err() == nil {
@@ -241,6 +249,7 @@ func (d *daemon) publish(r sensor.Reading) {
 	if d.store != nil {
 		d.store.Add(r)
 	}
+	d.publishMQTT(r)
 	d.log.Debug("reading", "temperature", r.Temperature, "humidity", r.Humidity)
 	d.updateStatus()
 }

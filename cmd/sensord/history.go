@@ -306,14 +306,9 @@ func (d *daemon) healthExtra() healthExtra {
 	return e
 }
 
-// name is the device's name: the host name (the integrator points this at
-// -name where it exists).
-func (d *daemon) name() string {
-	if h, err := os.Hostname(); err == nil && h != "" {
-		return h
-	}
-	return "sensord"
-}
+// name is the device's name: -name, which the configuration check fills
+// from the hostname when it is not given.
+func (d *daemon) name() string { return d.cfg.Name }
 
 // webOptions are the dashboard's options.
 func (d *daemon) webOptions() web.Options {

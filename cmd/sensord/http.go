@@ -221,6 +221,8 @@ type health struct {
 	// TLSFingerprint is the SHA-256 of the served certificate, to compare
 	// with what a browser shows for a self-signed one.
 	TLSFingerprint string      `json:"tls_fingerprint,omitempty"`
+	Name           string      `json:"name"`
+	MQTT           *mqttHealth `json:"mqtt,omitempty"`
 	Warnings       []string    `json:"warnings"`
 	Extra          healthExtra `json:"extra"`
 }
@@ -311,7 +313,8 @@ func (d *daemon) health(now time.Time) (int, health) {
 		// Within the start-up grace, but nothing proves the sensor works.
 		h.Status, h.Reason = "starting", "no good reading yet"
 	}
-	if h.Status != "ok" && h.Status != "starting" {
+	d.mqttHealth(&h)
+	if h.Status == "unhealthy" {
 		return http.StatusServiceUnavailable, h
 	}
 	return http.StatusOK, h

@@ -123,6 +123,7 @@ func (d *daemon) writeMetrics(w io.Writer) {
 	}
 	m.family("sensord_history_requests_refused_total", "counter", "/api/history requests answered 400 (bad parameters, too many rows).")
 	m.sample("sensord_history_requests_refused_total", "", float64(d.historyRefused.Load()))
+	d.writeMQTTMetrics(m)
 	m.family("sensord_heap_bytes", "gauge", "Go heap bytes in use.")
 	m.sample("sensord_heap_bytes", "", float64(heapBytes()))
 }

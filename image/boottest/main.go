@@ -21,7 +21,10 @@
 //     carries a root shell (systemd.debug_shell on the test's kernel command
 //     line);
 //  3. from outside: GET / is the dashboard, a WebSocket client on
-//     /ws/sensors receives sensor_update frames;
+//     /ws/sensors receives sensor_update frames; a Mosquitto on the host
+//     (SENSORD_MQTT_URL=mqtt://10.0.2.2:<port> in the copy's sensord.conf)
+//     holds the readings, online and the Home Assistant discovery configs,
+//     retained (mqtt.go);
 //  4. over the console: sensord is active, has a watchdog, no unit failed,
 //     the root filesystem grew; boot-to-READY from systemd's own timestamps;
 //     hostname and /etc/hostname are the HOSTNAME set, and avahi announces
@@ -39,7 +42,8 @@
 //     joins with the SSID and passphrase and gets a DHCP address;
 //  6. waits for the simulated sensor to hang: systemd's watchdog kills
 //     sensord (journal: "Watchdog timeout"), restarts it (NRestarts goes
-//     up), and the WebSocket stream resumes;
+//     up), and the WebSocket stream resumes; the broker's last will said
+//     offline, and the restarted sensord online again;
 //  7. kills its qemu by PID and prints where the time went.
 //
 // Exit status 0 when every check passed, 1 otherwise; the last line is
@@ -137,6 +141,8 @@ type test struct {
 	// The per-run SSH key pairs (private key files): key is SSH_PUBKEY's,
 	// otherKey an unrelated one the guest must refuse.
 	key, otherKey string
+
+	mqtt *hostBroker // the host side's Mosquitto (mqtt.go)
 }
 
 type phaseTime struct {
@@ -212,6 +218,7 @@ func (t *test) run(ctx context.Context) (err error) {
 	t.dir = dir
 	defer func() {
 		t.stopQemu()
+		t.stopBroker()
 		if !t.opts.keep && t.failed == 0 && err == nil {
 			os.RemoveAll(dir)
 			t.dir = ""
@@ -269,6 +276,7 @@ func (t *test) run(ctx context.Context) (err error) {
 	t.checkStream(ctx, stream)
 	t.checkSystemd(ctx, origRoot)
 	t.checkTLS(ctx)
+	t.checkMQTT(ctx)
 
 	t.phase("checks: HOSTNAME and SSH_PUBKEY")
 	t.checkHostname(ctx)
@@ -279,6 +287,7 @@ func (t *test) run(ctx context.Context) (err error) {
 
 	t.phase("watchdog: wait for the hang and the kill")
 	t.checkWatchdog(ctx, stream)
+	t.checkMQTTWill(ctx)
 	t.phase("")
 	return nil
 }
@@ -342,6 +351,9 @@ func (t *test) prepare(ctx context.Context) (kernel, initrd, cmdline string, roo
 	}
 	var conf strings.Builder
 	set := settings.BootTest(t.opts.hangAfter, strings.TrimSpace(string(pub)))
+	if err := t.startBroker(set); err != nil {
+		return "", "", "", 0, err
+	}
 	if err := settings.Render(&conf, settings.Appliance(), set); err != nil {
 		return "", "", "", 0, err
 	}

@@ -635,6 +635,7 @@
     if (h.status === 'ok') set('h-status', 'OK', '', 'ok');
     else if (h.status === 'starting') set('h-status', 'Starting', 'waiting for the first good reading', 'warn');
     else if (h.status === 'unhealthy') set('h-status', 'Unhealthy', h.reason || '', 'bad');
+    else if (h.status === 'degraded') set('h-status', 'Degraded', h.reason || '', 'warn');
     else if (h.status === 'unreachable') set('h-status', 'Unreachable', '/healthz did not answer', 'bad');
     else set('h-status', '–');
 

@@ -1,0 +1,660 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+// Availability payloads on <prefix>/<name>/status, Home Assistant's
+// defaults.
+const (
+	Online  = "online"
+	Offline = "offline"
+)
+
+// StatusMetric and StateMetric are the topic levels of availability and of
+// the whole sensor_update JSON.
+const (
+	StatusMetric = "status"
+	StateMetric  = "state"
+)
+
+// Defaults for the Opts fields left zero.
+const (
+	// DefaultPrefix is the first topic level: sensors/<name>/<metric> is the
+	// convention the third reference flow's mqtt-in (sensors/#) and
+	// function node split.
+	DefaultPrefix = "sensors"
+
+	// DefaultQueueLen bounds the readings kept while the broker is
+	// unreachable: at the default 2 s period, eight and a half minutes,
+	// a few tens of KiB. Older readings are dropped first.
+	DefaultQueueLen = 256
+
+	// DefaultMaxRate and DefaultMaxBurst bound the broker messages passed
+	// to the dashboard hub per second: a house of 50 Pis at 2 s is 100 a
+	// second; a flood beyond that must not reach every browser.
+	DefaultMaxRate  = 200
+	DefaultMaxBurst = 400
+
+	// DefaultMaxPayload bounds a passed-on payload: sensor values are tens
+	// of bytes, a state JSON under a hundred; anything past 4 KiB is not a
+	// reading and would only bloat every browser's page.
+	DefaultMaxPayload = 4096
+
+	// MinBackoff is the shortest wait between connection attempts: a
+	// broker that refuses or is gone is never hammered faster than once a
+	// second. MaxBackoff caps the exponential growth, so a broker that
+	// comes back is found within a minute.
+	MinBackoff = time.Second
+	MaxBackoff = 60 * time.Second
+
+	// DefaultBirthDelay is the longest random wait before the configs are
+	// sent again after Home Assistant announces itself, so a house of
+	// devices does not answer in the same instant (Home Assistant's MQTT
+	// discovery docs ask for a random delay).
+	DefaultBirthDelay = 5 * time.Second
+)
+
+// Timeouts of the broker connection; none of them touches the sensor loop,
+// they only bound how long the bridge's own goroutine waits.
+const (
+	connectTimeout  = 10 * time.Second // TCP, TLS and CONNACK together
+	publishTimeout  = 10 * time.Second // a PUBACK; past it the link counts as dead
+	keepAlive       = 30 * time.Second // PINGREQ interval; the broker sends the will after 1.5x
+	pingTimeout     = 10 * time.Second
+	writeTimeout    = 10 * time.Second
+	shutdownPublish = 2 * time.Second // the clean stop's offline, inside the daemon's 5 s stop
+	disconnectQuiet = 250             // ms Paho may spend flushing on Disconnect
+	// reportEvery rate-limits OnState for a state that repeats with the
+	// same reason (a wrong password refused at every attempt).
+	reportEvery = time.Minute
+	// maxTopicLen bounds the topic of a passed-on message, like
+	// MaxPayload its payload.
+	maxTopicLen = 512
+)
+
+// Errors a caller can tell apart with errors.Is.
+var (
+	// ErrAuth: the broker refused the user name or password.
+	ErrAuth = errors.New("mqtt: broker refused the login")
+	// ErrConnect: the broker could not be reached or did not answer.
+	ErrConnect = errors.New("mqtt: cannot connect")
+	// ErrPublish: the broker did not acknowledge a publish in time.
+	ErrPublish = errors.New("mqtt: publish not acknowledged")
+	// ErrOpts: New was given unusable options.
+	ErrOpts = errors.New("mqtt: bad options")
+)
+
+// Value is one metric of a reading, already formatted in the sensor's
+// precision ("21.4").
+type Value struct {
+	Metric string
+	Value  string
+}
+
+// Reading is what the daemon hands the bridge: the values to publish one per
+// topic and the sensor_update JSON for the state topic.
+type Reading struct {
+	Values []Value
+	State  []byte
+	Time   time.Time
+}
+
+// Opts configures a Bridge. Zero fields take the default named beside them.
+type Opts struct {
+	URL      string         // mqtt://host[:1883] or mqtts://host[:8883]; user info allowed
+	Username string         // overrides the URL's user
+	Password string         // overrides the URL's password; never logged or shown
+	RootCAs  *x509.CertPool // mqtts: the CAs to trust; nil trusts the system's
+	ClientID string         // default: sensord-<Name>-<first 8 of Device.ID>
+
+	Prefix    string // first topic level; DefaultPrefix
+	Name      string // second topic level, the device's name; required
+	Discovery string // Home Assistant's discovery prefix; "" sends no discovery
+	Subscribe string // topic filter passed to OnMessage; "" subscribes nothing
+	Device    Device
+	Entities  []Entity      // announced to Home Assistant; DefaultEntities
+	Period    time.Duration // reading period, for expire_after; required
+
+	QueueLen   int           // DefaultQueueLen
+	MaxRate    int           // DefaultMaxRate
+	MaxBurst   int           // DefaultMaxBurst
+	MaxPayload int           // DefaultMaxPayload
+	BirthDelay time.Duration // DefaultBirthDelay
+
+	OnMessage func(HubMessage) // required with Subscribe; must not block
+	OnState   func(State)      // optional; must not block
+
+	Now  func() time.Time // time.Now
+	Rand func() float64   // uniform in [0,1) for jitter; math/rand/v2's Float64
+}
+
+// State is the link's state, for health and the dashboard.
+type State struct {
+	Broker   string    // the URL without user info
+	State    string    // "connecting", "connected" or "disconnected"
+	Reason   string    // why it is not connected; "" when connected
+	Attempts int       // failed attempts since the last connection
+	Since    time.Time // when State last changed
+}
+
+// Stats are the bridge's counters.
+type Stats struct {
+	Connected     bool
+	Published     uint64 // messages the broker acknowledged
+	Queued        int    // readings waiting for the broker
+	QueueDropped  uint64 // readings dropped from a full queue
+	Received      uint64 // messages that arrived on the subscription
+	Passed        uint64 // of those, passed to OnMessage
+	RateDropped   uint64 // refused over MaxRate
+	SizeDropped   uint64 // refused over MaxPayload or the topic bound
+	Connects      uint64 // connections made
+	ConnectErrors uint64 // attempts that failed
+	PublishErrors uint64 // publishes not acknowledged (each ends the connection)
+}
+
+// Bridge is one broker connection's publisher and subscriber.
+type Bridge struct {
+	o      Opts
+	broker Broker
+	q      *queue
+	lim    *limiter
+
+	wake     chan struct{} // cap 1: Publish's nudge to Run
+	haOnline chan struct{} // cap 1: Home Assistant's birth message
+
+	mu         sync.Mutex // guards state, err, lastReport, latest, hasLatest
+	state      State
+	err        error // why the link last went down
+	lastReport time.Time
+	latest     Reading
+	hasLatest  bool
+
+	published, received, passed, rateDropped, sizeDropped atomic.Uint64
+	connects, connectErrors, publishErrors                atomic.Uint64
+	connected                                             atomic.Bool
+}
+
+// New checks o and returns a Bridge; nothing connects until Run.
+func New(o Opts) (*Bridge, error) {
+	br, err := ParseURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	if o.Username != "" {
+		br.Username = o.Username
+	}
+	if o.Password != "" {
+		br.Password = o.Password
+	}
+	if o.Name == "" || strings.ContainsAny(o.Name, "/+#") {
+		return nil, fmt.Errorf("%w: name %q must be one topic level", ErrOpts, o.Name)
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(o.Prefix, "+#") || strings.ContainsAny(o.Discovery, "+#") {
+		return nil, fmt.Errorf("%w: the prefixes must not hold the wildcards + and #", ErrOpts)
+	}
+	if o.Subscribe != "" && o.OnMessage == nil {
+		return nil, fmt.Errorf("%w: Subscribe without OnMessage", ErrOpts)
+	}
+	if o.Period <= 0 {
+		return nil, fmt.Errorf("%w: Period must be positive", ErrOpts)
+	}
+	if o.Device.ID == "" {
+		o.Device.ID = o.Name
+	}
+	if o.Device.Name == "" {
+		o.Device.Name = o.Name
+	}
+	if o.ClientID == "" {
+		o.ClientID = "sensord-" + o.Name + "-" + o.Device.ID[:min(8, len(o.Device.ID))]
+	}
+	if o.Entities == nil {
+		o.Entities = DefaultEntities
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.QueueLen, DefaultQueueLen)
+	def(&o.MaxRate, DefaultMaxRate)
+	def(&o.MaxBurst, DefaultMaxBurst)
+	def(&o.MaxPayload, DefaultMaxPayload)
+	if o.BirthDelay <= 0 {
+		o.BirthDelay = DefaultBirthDelay
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+	b := &Bridge{
+		o:        o,
+		broker:   br,
+		q:        newQueue(o.QueueLen),
+		lim:      newLimiter(o.MaxRate, o.MaxBurst),
+		wake:     make(chan struct{}, 1),
+		haOnline: make(chan struct{}, 1),
+	}
+	b.state = State{Broker: br.String(), State: "connecting", Since: o.Now()}
+	return b, nil
+}
+
+// Broker is the parsed broker address (the password included: do not show
+// it; Broker.String leaves it out).
+func (b *Bridge) Broker() Broker { return b.broker }
+
+// Topic is <prefix>/<name>/<metric>.
+func (b *Bridge) Topic(metric string) string { return b.topic(metric) }
+
+func (b *Bridge) topic(metric string) string { return b.o.Prefix + "/" + b.o.Name + "/" + metric }
+
+// Publish queues r for the broker and returns at once; when the queue is
+// full the oldest reading is dropped and counted.
+func (b *Bridge) Publish(r Reading) {
+	b.q.push(r)
+	b.mu.Lock()
+	b.latest, b.hasLatest = r, true
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// State returns the link's state.
+func (b *Bridge) State() State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state
+}
+
+// lastErr is why the link last went down (for errors.Is in tests and
+// callers that branch on ErrAuth).
+func (b *Bridge) lastErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// Stats returns the counters.
+func (b *Bridge) Stats() Stats {
+	held, dropped := b.q.stats()
+	return Stats{
+		Connected:     b.connected.Load(),
+		Published:     b.published.Load(),
+		Queued:        held,
+		QueueDropped:  dropped,
+		Received:      b.received.Load(),
+		Passed:        b.passed.Load(),
+		RateDropped:   b.rateDropped.Load(),
+		SizeDropped:   b.sizeDropped.Load(),
+		Connects:      b.connects.Load(),
+		ConnectErrors: b.connectErrors.Load(),
+		PublishErrors: b.publishErrors.Load(),
+	}
+}
+
+// setState records the link's state and tells OnState, at most once per
+// reportEvery while it repeats with the same reason.
+func (b *Bridge) setState(state string, reason string, attempts int) {
+	now := b.o.Now()
+	b.mu.Lock()
+	same := b.state.State == state && b.state.Reason == reason
+	if !same {
+		b.state.Since = now
+	}
+	b.state.State, b.state.Reason, b.state.Attempts = state, reason, attempts
+	report := !same || now.Sub(b.lastReport) >= reportEvery
+	if report {
+		b.lastReport = now
+	}
+	s := b.state
+	b.mu.Unlock()
+	b.connected.Store(state == "connected")
+	if report && b.o.OnState != nil {
+		b.o.OnState(s)
+	}
+}
+
+// backoff is the wait after the n-th failure in a row (n >= 1): doubling
+// from MinBackoff up to MaxBackoff, with the upper half jittered so a house
+// of devices does not reconnect in step, and never below MinBackoff.
+func (b *Bridge) backoff(n int) time.Duration {
+	base := float64(MaxBackoff)
+	if n < 32 {
+		base = math.Min(float64(MinBackoff)*math.Exp2(float64(n-1)), float64(MaxBackoff))
+	}
+	d := time.Duration(base/2 + b.o.Rand()*base/2)
+	return max(d, MinBackoff)
+}
+
+// Run connects, publishes and subscribes until ctx is cancelled, then
+// publishes offline and disconnects. It reconnects by itself; it returns nil
+// once ctx is done.
+func (b *Bridge) Run(ctx context.Context) error {
+	failures := 0
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if failures == 0 {
+			// After a failure the state stays disconnected with its
+			// reason until a connection is made, so /healthz says why
+			// and a refusal repeated at every attempt is reported once.
+			b.setState("connecting", "", failures)
+		}
+		lost := make(chan error, 1)
+		c, err := b.connect(ctx, lost)
+		if err == nil {
+			failures = 0
+			err = b.serve(ctx, c, lost)
+			if ctx.Err() != nil {
+				b.goodbye(c)
+				return nil
+			}
+			c.Disconnect(0)
+		} else {
+			b.connectErrors.Add(1)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		failures++
+		b.mu.Lock()
+		b.err = err
+		b.mu.Unlock()
+		b.setState("disconnected", err.Error(), failures)
+		t := time.NewTimer(b.backoff(failures))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// connect makes one connection attempt.
+func (b *Bridge) connect(ctx context.Context, lost chan error) (paho.Client, error) {
+	po := paho.NewClientOptions()
+	scheme := "tcp://"
+	if b.broker.TLS {
+		scheme = "ssl://"
+		po.SetTLSConfig(&tls.Config{RootCAs: b.o.RootCAs, ServerName: b.broker.Host, MinVersion: tls.VersionTLS12})
+	}
+	po.AddBroker(scheme + b.broker.Addr())
+	po.SetClientID(b.o.ClientID)
+	po.SetUsername(b.broker.Username)
+	po.SetPassword(b.broker.Password)
+	po.SetCleanSession(true)
+	po.SetAutoReconnect(false)
+	po.SetConnectRetry(false)
+	po.SetConnectTimeout(connectTimeout)
+	po.SetKeepAlive(keepAlive)
+	po.SetPingTimeout(pingTimeout)
+	po.SetWriteTimeout(writeTimeout)
+	po.SetWill(b.topic(StatusMetric), Offline, 1, true)
+	po.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		select {
+		case lost <- err:
+		default:
+		}
+	})
+	c := paho.NewClient(po)
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		go c.Disconnect(0) // the attempt ends by its own timeout
+		return nil, ctx.Err()
+	}
+	if err := tok.Error(); err != nil {
+		if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) {
+			return nil, fmt.Errorf("%w of user %q at %s: %v (check the user name and password)", ErrAuth, b.broker.Username, b.broker, err)
+		}
+		return nil, fmt.Errorf("%w to %s: %v", ErrConnect, b.broker, err)
+	}
+	return c, nil
+}
+
+// message is one publish of a batch.
+type message struct {
+	topic   string
+	payload []byte
+	retain  bool
+}
+
+// send publishes msgs at QoS 1 without waiting between them, then waits
+// for every acknowledgement (publishTimeout at most in all).
+func (b *Bridge) send(ctx context.Context, c paho.Client, msgs ...message) error {
+	toks := make([]paho.Token, len(msgs))
+	for i, m := range msgs {
+		toks[i] = c.Publish(m.topic, 1, m.retain, m.payload)
+	}
+	t := time.NewTimer(publishTimeout)
+	defer t.Stop()
+	for i, tok := range toks {
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			b.publishErrors.Add(1)
+			return fmt.Errorf("%w: %s within %s", ErrPublish, msgs[i].topic, publishTimeout)
+		}
+		if err := tok.Error(); err != nil {
+			b.publishErrors.Add(1)
+			return fmt.Errorf("%w: %s: %v", ErrPublish, msgs[i].topic, err)
+		}
+		b.published.Add(1)
+	}
+	return nil
+}
+
+// current is r on every topic, retained: what a subscriber that arrives
+// later must see.
+func (b *Bridge) current(r Reading) []message {
+	msgs := make([]message, 0, len(r.Values)+1)
+	for _, v := range r.Values {
+		msgs = append(msgs, message{b.topic(v.Metric), []byte(v.Value), true})
+	}
+	return append(msgs, message{b.topic(StateMetric), r.State, true})
+}
+
+// backlog is older readings on the state topic only, not retained, oldest
+// first.
+func (b *Bridge) backlog(rs []Reading) []message {
+	msgs := make([]message, len(rs))
+	for i, r := range rs {
+		msgs[i] = message{b.topic(StateMetric), r.State, false}
+	}
+	return msgs
+}
+
+// flush publishes what the queue holds: the newest first on every topic,
+// retained, then the older ones as backlog. With an empty queue and
+// republish set, the latest reading goes out again (a broker that restarted
+// without persistence has lost its retained values).
+func (b *Bridge) flush(ctx context.Context, c paho.Client, republish bool) (older []Reading, err error) {
+	rs := b.q.takeAll()
+	if len(rs) == 0 {
+		b.mu.Lock()
+		r, ok := b.latest, b.hasLatest
+		b.mu.Unlock()
+		if republish && ok {
+			return nil, b.send(ctx, c, b.current(r)...)
+		}
+		return nil, nil
+	}
+	newest := rs[len(rs)-1]
+	if err := b.send(ctx, c, b.current(newest)...); err != nil {
+		b.q.putBack(rs)
+		return nil, err
+	}
+	return rs[:len(rs)-1], nil
+}
+
+func (b *Bridge) sendBacklog(ctx context.Context, c paho.Client, rs []Reading) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	if err := b.send(ctx, c, b.backlog(rs)...); err != nil {
+		b.q.putBack(rs)
+		return err
+	}
+	return nil
+}
+
+// announce sends the availability, the discovery configs and, with latest,
+// the current reading again.
+func (b *Bridge) announce(ctx context.Context, c paho.Client) error {
+	msgs := []message{{b.topic(StatusMetric), []byte(Online), true}}
+	if b.o.Discovery != "" {
+		for _, e := range b.o.Entities {
+			cfg, err := b.discoveryConfig(e)
+			if err != nil {
+				return fmt.Errorf("mqtt: discovery config: %w", err)
+			}
+			msgs = append(msgs, message{b.discoveryTopic(e), cfg, true})
+		}
+	}
+	return b.send(ctx, c, msgs...)
+}
+
+// serve runs one connection until it is lost, a publish fails or ctx ends.
+func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) error {
+	older, err := b.flush(ctx, c, true)
+	if err != nil {
+		return err
+	}
+	if err := b.announce(ctx, c); err != nil {
+		return err
+	}
+	if err := b.subscribe(ctx, c); err != nil {
+		return err
+	}
+	b.connects.Add(1)
+	b.setState("connected", "", 0)
+	if err := b.sendBacklog(ctx, c, older); err != nil {
+		return err
+	}
+	var birth <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-lost:
+			return fmt.Errorf("mqtt: connection to %s lost: %w", b.broker, err)
+		case <-b.wake:
+			older, err := b.flush(ctx, c, false)
+			if err == nil {
+				err = b.sendBacklog(ctx, c, older)
+			}
+			if err != nil {
+				return err
+			}
+		case <-b.haOnline:
+			if birth == nil {
+				birth = time.After(time.Duration(b.o.Rand() * float64(b.o.BirthDelay)))
+			}
+		case <-birth:
+			birth = nil
+			if err := b.announce(ctx, c); err != nil {
+				return err
+			}
+			older, err := b.flush(ctx, c, true)
+			if err == nil {
+				err = b.sendBacklog(ctx, c, older)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (b *Bridge) subscribe(ctx context.Context, c paho.Client) error {
+	subs := map[string]paho.MessageHandler{}
+	if b.o.Subscribe != "" {
+		subs[b.o.Subscribe] = b.onMessage
+	}
+	if b.o.Discovery != "" {
+		subs[b.o.Discovery+"/status"] = b.onHAStatus
+	}
+	for filter, h := range subs {
+		// QoS 0 for the hub: a dashboard wants the latest value, not a
+		// redelivered old one.
+		tok := c.Subscribe(filter, 0, h)
+		t := time.NewTimer(publishTimeout)
+		select {
+		case <-tok.Done():
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+			return fmt.Errorf("%w: subscribe %s within %s", ErrPublish, filter, publishTimeout)
+		}
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("mqtt: subscribe %s: %w", filter, err)
+		}
+	}
+	return nil
+}
+
+// onMessage runs on the client library's goroutine: it checks the bounds
+// and hands the message on, never waiting.
+func (b *Bridge) onMessage(_ paho.Client, m paho.Message) {
+	b.received.Add(1)
+	if len(m.Payload()) > b.o.MaxPayload || len(m.Topic()) > maxTopicLen {
+		b.sizeDropped.Add(1)
+		return
+	}
+	now := b.o.Now()
+	if !b.lim.allow(now) {
+		b.rateDropped.Add(1)
+		return
+	}
+	b.passed.Add(1)
+	b.o.OnMessage(NewHubMessage(m.Topic(), m.Payload(), now))
+}
+
+// onHAStatus notes Home Assistant's birth message; serve answers it.
+func (b *Bridge) onHAStatus(_ paho.Client, m paho.Message) {
+	if string(m.Payload()) != Online {
+		return
+	}
+	select {
+	case b.haOnline <- struct{}{}:
+	default:
+	}
+}
+
+// goodbye is the clean stop: offline, retained, then disconnect (which
+// discards the will).
+func (b *Bridge) goodbye(c paho.Client) {
+	tok := c.Publish(b.topic(StatusMetric), 1, true, Offline)
+	if tok.WaitTimeout(shutdownPublish) && tok.Error() == nil {
+		b.published.Add(1)
+	}
+	c.Disconnect(disconnectQuiet)
+	b.setState("disconnected", "stopped", 0)
+}

@@ -1,0 +1,37 @@
+// Package mqtt is sensord's MQTT bridge: the broadcaster's output to, and
+// input from, an MQTT broker (Mosquitto on a Pi or in Home Assistant, or a
+// clustered broker for a fleet). It is a client of that broker, built on
+// Eclipse Paho (MQTT 3.1.1).
+//
+// Out: each Reading goes to <prefix>/<name>/<metric> as a plain number,
+// and to <prefix>/<name>/state as the exact sensor_update JSON, retained,
+// QoS 1. <prefix>/<name>/status says online (retained) while connected; the
+// broker's last will turns it offline when the process dies or its network
+// goes, and a clean stop publishes offline itself. With a discovery prefix,
+// one retained Home Assistant discovery config per entity goes to
+// <discovery>/sensor/<unique_id>/config, and again (after a short random
+// delay, as Home Assistant asks) whenever <discovery>/status says online.
+//
+// While the broker is unreachable, readings wait in a bounded queue that
+// drops the oldest (counted). On reconnect the newest reading goes out first
+// on every topic, retained, so retained state is current at once; the older
+// ones follow on the state topic only, not retained, oldest first (each
+// carries its own timestamp), so they reach live subscribers without
+// setting a retained value or a Home Assistant state back in time.
+// Reconnects back off exponentially with jitter, never faster than
+// MinBackoff.
+//
+// In: every message matching the Subscribe filter reaches OnMessage as the
+// dashboard hub's {"type":"mqtt",...} message, the shape the third reference
+// flow's function node builds from Node-RED's mqtt-in node. The rate and
+// size of what is passed on are bounded (MaxRate, MaxPayload) and what is
+// refused is counted.
+//
+// # Concurrency
+//
+// Publish, State and Stats are safe from any goroutine and never wait for
+// the network: Publish copies the reading into the queue under a mutex that
+// no one holds across I/O, and wakes the bridge's goroutine. Run is called
+// once and owns the broker connection; OnState and OnMessage are called from
+// the bridge's and the client library's goroutines and must not block.
+package mqtt

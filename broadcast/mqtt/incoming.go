@@ -1,0 +1,115 @@
+package mqtt
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// HubType is the "type" of every message the bridge hands to the dashboard
+// hub.
+const HubType = "mqtt"
+
+// HubMessage is one broker message as the third reference flow's function
+// node builds it from Node-RED's mqtt-in output (payload as a UTF-8
+// string): {"type":"mqtt","source":<topic level 2>,"metric":<topic level
+// 3>,"value":<payload>,"timestamp":<ms since the epoch on arrival>}. A topic
+// with fewer levels leaves the missing keys out; deeper levels are ignored,
+// as the function node's split does.
+type HubMessage struct {
+	Topic     string // the MQTT topic, kept for ?topic= filters; not in the JSON
+	Source    string
+	HasSource bool
+	Metric    string
+	HasMetric bool
+	Value     string
+	Timestamp int64 // milliseconds since the Unix epoch
+}
+
+// NewHubMessage builds the hub message for a message that arrived on topic
+// with payload at t. Bytes that are not UTF-8 become U+FFFD, as Node.js's
+// Buffer.toString does.
+func NewHubMessage(topic string, payload []byte, t time.Time) HubMessage {
+	m := HubMessage{Topic: topic, Value: toUTF8(payload), Timestamp: t.UnixMilli()}
+	levels := strings.SplitN(topic, "/", 4)
+	if len(levels) > 1 {
+		m.Source, m.HasSource = toUTF8([]byte(levels[1])), true
+	}
+	if len(levels) > 2 {
+		m.Metric, m.HasMetric = toUTF8([]byte(levels[2])), true
+	}
+	return m
+}
+
+func toUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// AppendJSON appends m in the function node's key order.
+func (m HubMessage) AppendJSON(b []byte) []byte {
+	b = append(b, `{"type":"`+HubType+`"`...)
+	if m.HasSource {
+		b = append(b, `,"source":`...)
+		b = appendString(b, m.Source)
+	}
+	if m.HasMetric {
+		b = append(b, `,"metric":`...)
+		b = appendString(b, m.Metric)
+	}
+	b = append(b, `,"value":`...)
+	b = appendString(b, m.Value)
+	b = append(b, `,"timestamp":`...)
+	b = strconv.AppendInt(b, m.Timestamp, 10)
+	return append(b, '}')
+}
+
+// MarshalJSON implements json.Marshaler with AppendJSON's shape.
+func (m HubMessage) MarshalJSON() ([]byte, error) { return m.AppendJSON(nil), nil }
+
+// appendString appends s as a JSON string the way JSON.stringify writes it
+// (no HTML escaping of <, > and &).
+func appendString(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+}
+
+// limiter is a token bucket: rate tokens a second, at most burst saved up.
+// It is what keeps a flood on the broker from flooding the browsers.
+type limiter struct {
+	mu     sync.Mutex // guards tokens and last
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(rate, burst int) *limiter {
+	return &limiter{rate: float64(rate), burst: float64(burst), tokens: float64(burst)}
+}
+
+// allow takes one token at now, if there is one.
+func (l *limiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() {
+		if dt := now.Sub(l.last).Seconds(); dt > 0 {
+			l.tokens = min(l.burst, l.tokens+dt*l.rate)
+		}
+	}
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
+}

@@ -1,0 +1,308 @@
+package main
+
+// The MQTT bridge's wiring: its flags' checks, the device it announces,
+// readings handed to it, its messages passed to /ws/dashboard, and its
+// state on /healthz and /metrics. The bridge itself is broadcast/mqtt.
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"sensord/broadcast"
+	"sensord/broadcast/mqtt"
+	"sensord/sensor"
+)
+
+// maxNameLen bounds -name: it is a DNS label by default (the hostname), so
+// 63 bytes, and a topic level and a Home Assistant device name besides.
+const maxNameLen = 63
+
+// nameRE is what -name may hold: safe in a topic, a hostname, a Home
+// Assistant id and a URL without escaping.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// machineIDFile identifies this installation: systemd makes it on the first
+// boot of every card flashed from the image, so each Pi has its own, and it
+// survives a rename.
+const machineIDFile = "/etc/machine-id"
+
+// defaultName is the hostname's first label, the name a Pi already answers
+// to as <name>.local.
+func defaultName() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	name, _, _ := strings.Cut(h, ".")
+	return name
+}
+
+// checkMQTT checks -name and the -mqtt-* flags; check calls it.
+func (c *config) checkMQTT() error {
+	if c.Name == "" {
+		c.Name = defaultName()
+	}
+	if c.Name == "" || len(c.Name) > maxNameLen || !nameRE.MatchString(c.Name) {
+		return badFlag("name", "%q must be 1 to %d letters, digits, - or _ (it names the device in MQTT topics and Home Assistant)", c.Name, maxNameLen)
+	}
+	if c.MQTTURL == "" {
+		return nil
+	}
+	b, err := mqtt.ParseURL(c.MQTTURL)
+	if err != nil {
+		return badFlag("mqtt-url", "%v (for example mqtt://homeassistant.local:1883 or mqtts://broker:8883)", err)
+	}
+	if c.MQTTCA != "" {
+		if !b.TLS {
+			return badFlag("mqtt-ca", "a CA file is for mqtts:// URLs; -mqtt-url is %s", b)
+		}
+		if _, err := loadCA(c.MQTTCA); err != nil {
+			return badFlag("mqtt-ca", "%v", err)
+		}
+	}
+	if c.MQTTPrefix == "" || strings.ContainsAny(c.MQTTPrefix, "+#") || strings.HasPrefix(c.MQTTPrefix, "/") || strings.HasSuffix(c.MQTTPrefix, "/") {
+		return badFlag("mqtt-prefix", "%q must be a non-empty topic without + and # and without a leading or trailing /", c.MQTTPrefix)
+	}
+	if strings.ContainsAny(c.MQTTDiscovery, "+#") || strings.HasSuffix(c.MQTTDiscovery, "/") {
+		return badFlag("mqtt-discovery", "%q must be a topic prefix without + and # (empty: no discovery)", c.MQTTDiscovery)
+	}
+	if c.MQTTSubscribe != "" && !broadcast.ValidFilter(c.MQTTSubscribe) {
+		return badFlag("mqtt-subscribe", "%q is not an MQTT topic filter (+ and # only as whole levels, # last; empty: subscribe nothing)", c.MQTTSubscribe)
+	}
+	return nil
+}
+
+// shownValue is a setting's value as warnings and errors may print it: a
+// password never, a URL without its password.
+func shownValue(flag, v string) string {
+	switch flag {
+	case "mqtt-password":
+		return "xxxxx"
+	case "mqtt-url":
+		return mqtt.Redact(v)
+	}
+	return v
+}
+
+// loadCA reads a PEM file of CA certificates.
+func loadCA(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// deviceID is the base of the Home Assistant unique_ids: a hash of the
+// machine id (systemd asks that the id itself not be published), or of the
+// name where there is none.
+func deviceID(name string) string {
+	id, err := os.ReadFile(machineIDFile)
+	seed := strings.TrimSpace(string(id))
+	if err != nil || seed == "" || seed == "uninitialized" {
+		seed = "name:" + name
+	}
+	sum := sha256.Sum256([]byte("sensord " + seed))
+	return hex.EncodeToString(sum[:8])
+}
+
+// model is the device model Home Assistant shows.
+func model(kind string) string {
+	if kind == "sim" {
+		return "DHT22 (simulated)"
+	}
+	return strings.ToUpper(kind)
+}
+
+// listenAddr lets dashboardURL format -listen before anything is bound.
+type listenAddr string
+
+func (a listenAddr) Network() string { return "tcp" }
+func (a listenAddr) String() string  { return string(a) }
+
+// newBridge builds the bridge from the flags; nil without -mqtt-url.
+func (d *daemon) newBridge() (*mqtt.Bridge, error) {
+	cfg := d.cfg
+	if cfg.MQTTURL == "" {
+		return nil, nil
+	}
+	var pool *x509.CertPool
+	if cfg.MQTTCA != "" {
+		p, err := loadCA(cfg.MQTTCA)
+		if err != nil {
+			return nil, badFlag("mqtt-ca", "%v", err)
+		}
+		pool = p
+	}
+	o := mqtt.Opts{
+		URL:       cfg.MQTTURL,
+		Username:  cfg.MQTTUser,
+		Password:  cfg.MQTTPassword,
+		RootCAs:   pool,
+		Prefix:    cfg.MQTTPrefix,
+		Name:      cfg.Name,
+		Discovery: cfg.MQTTDiscovery,
+		Subscribe: cfg.MQTTSubscribe,
+		Period:    cfg.Period,
+		Entities:  mqttEntities(),
+		Device: mqtt.Device{
+			ID:        deviceID(cfg.Name),
+			Name:      cfg.Name,
+			Model:     model(cfg.Sensor),
+			SWVersion: version,
+			ConfigURL: dashboardURL("http", listenAddr(cfg.Listen)),
+		},
+		OnMessage: func(m mqtt.HubMessage) {
+			if err := d.dash.Publish(broadcast.Message{Topic: m.Topic, Payload: m}); err != nil {
+				d.log.Debug("publish", "path", "/ws/dashboard", "err", err)
+			}
+		},
+		OnState: func(s mqtt.State) {
+			if s.State == "disconnected" && s.Reason != "stopped" {
+				d.log.Warn("mqtt", "broker", s.Broker, "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
+				return
+			}
+			d.log.Info("mqtt", "broker", s.Broker, "state", s.State, "reason", s.Reason)
+		},
+	}
+	b, err := mqtt.New(o)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
+	d.log.Info("mqtt bridge", "broker", b.Broker().String(), "user", b.Broker().Username, "name", cfg.Name,
+		"topics", b.Topic("#"), "discovery", cfg.MQTTDiscovery, "subscribe", cfg.MQTTSubscribe)
+	return b, nil
+}
+
+// runBridge is the bridge's loop, for start.
+func (d *daemon) runBridge(ctx context.Context) {
+	if err := d.bridge.Run(ctx); err != nil {
+		d.log.Error("mqtt", "err", err)
+	}
+}
+
+// publishMQTT hands r to the bridge; it never waits for the broker.
+func (d *daemon) publishMQTT(r sensor.Reading) {
+	if d.bridge == nil {
+		return
+	}
+	d.bridge.Publish(mqtt.Reading{
+		Values: mqttValues(r),
+		State:  r.AppendJSON(make([]byte, 0, 96)),
+		Time:   r.Time,
+	})
+}
+
+// Metrics derived from each reading (sensor/derive.go), published and
+// announced beside the sensor's own two.
+const (
+	metricDewPoint         = "dew_point"
+	metricAbsoluteHumidity = "absolute_humidity"
+)
+
+// mqttEntities are the entities Home Assistant is told of: the sensor's
+// temperature and humidity, and the dew point and absolute humidity
+// computed from them. Absolute humidity has no Home Assistant device
+// class, so it goes without one.
+func mqttEntities() []mqtt.Entity {
+	return append(slices.Clone(mqtt.DefaultEntities),
+		mqtt.Entity{Metric: metricDewPoint, Name: "Dew point", DeviceClass: "temperature", Unit: "°C", Precision: 1},
+		mqtt.Entity{Metric: metricAbsoluteHumidity, Name: "Absolute humidity", Unit: "g/m³", Precision: 1},
+	)
+}
+
+// mqttValues are r's values, one a topic, in the sensor's precision. A
+// reading of 0 %RH has no dew point, so it then goes without one.
+func mqttValues(r sensor.Reading) []mqtt.Value {
+	v := []mqtt.Value{
+		{Metric: "temperature", Value: r.Temperature.String()},
+		{Metric: "humidity", Value: r.Humidity.String()},
+	}
+	if dp, ok := sensor.DewPoint(r.Temperature, r.Humidity); ok {
+		v = append(v, mqtt.Value{Metric: metricDewPoint, Value: dp.String()})
+	}
+	return append(v, mqtt.Value{Metric: metricAbsoluteHumidity, Value: sensor.AbsoluteHumidity(r.Temperature, r.Humidity).String()})
+}
+
+// mqttHealth is /healthz's view of the link: never the password.
+type mqttHealth struct {
+	Broker    string `json:"broker"`
+	User      string `json:"user,omitempty"`
+	State     string `json:"state"`
+	Reason    string `json:"reason,omitempty"`
+	Since     int64  `json:"since"`
+	Attempts  int    `json:"attempts"`
+	Topics    string `json:"topics"`
+	Discovery string `json:"discovery"`
+	Subscribe string `json:"subscribe"`
+	Queued    int    `json:"queued"`
+	Dropped   uint64 `json:"dropped"`
+}
+
+// mqttHealth fills h's MQTT part. A link that is down degrades health (200,
+// "degraded", with the reason) but never fails it: the watchdog's gate
+// (healthy) does not look at the broker, so a dead broker cannot get the
+// daemon restarted.
+func (d *daemon) mqttHealth(h *health) {
+	h.Name = d.cfg.Name
+	if d.bridge == nil {
+		return
+	}
+	s, st := d.bridge.State(), d.bridge.Stats()
+	h.MQTT = &mqttHealth{
+		Broker: s.Broker, User: d.bridge.Broker().Username, State: s.State, Reason: s.Reason,
+		Since: s.Since.UnixMilli(), Attempts: s.Attempts,
+		Topics: d.bridge.Topic("#"), Discovery: d.cfg.MQTTDiscovery, Subscribe: d.cfg.MQTTSubscribe,
+		Queued: st.Queued, Dropped: st.QueueDropped,
+	}
+	if h.Status == "ok" && s.State != "connected" {
+		h.Status = "degraded"
+		h.Reason = "mqtt " + s.State
+		if s.Reason != "" {
+			h.Reason += ": " + s.Reason
+		}
+	}
+}
+
+// writeMQTTMetrics adds the bridge's counters to /metrics.
+func (d *daemon) writeMQTTMetrics(m promWriter) {
+	if d.bridge == nil {
+		return
+	}
+	s := d.bridge.Stats()
+	up := 0.0
+	if s.Connected {
+		up = 1
+	}
+	for _, c := range []struct {
+		name, typ, help string
+		v               float64
+	}{
+		{"sensord_mqtt_connected", "gauge", "1 while the MQTT broker link is up.", up},
+		{"sensord_mqtt_published_total", "counter", "MQTT messages the broker acknowledged.", float64(s.Published)},
+		{"sensord_mqtt_queued", "gauge", "Readings waiting for the broker.", float64(s.Queued)},
+		{"sensord_mqtt_queue_dropped_total", "counter", "Readings dropped, oldest first, from the full queue while the broker was unreachable.", float64(s.QueueDropped)},
+		{"sensord_mqtt_connects_total", "counter", "Connections made to the broker.", float64(s.Connects)},
+		{"sensord_mqtt_connect_errors_total", "counter", "Connection attempts that failed.", float64(s.ConnectErrors)},
+		{"sensord_mqtt_publish_errors_total", "counter", "Publishes the broker did not acknowledge in time (each ends the connection).", float64(s.PublishErrors)},
+		{"sensord_mqtt_received_total", "counter", "Messages that arrived on -mqtt-subscribe.", float64(s.Received)},
+		{"sensord_mqtt_passed_total", "counter", "Of those, passed to /ws/dashboard.", float64(s.Passed)},
+	} {
+		m.family(c.name, c.typ, c.help)
+		m.sample(c.name, "", c.v)
+	}
+	m.family("sensord_mqtt_refused_total", "counter", "Subscribed messages not passed to /ws/dashboard, by reason (rate: over the message rate bound; size: payload or topic over the size bound).")
+	m.sample("sensord_mqtt_refused_total", `reason="rate"`, float64(s.RateDropped))
+	m.sample("sensord_mqtt_refused_total", `reason="size"`, float64(s.SizeDropped))
+}

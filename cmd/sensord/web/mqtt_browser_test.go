@@ -1,0 +1,88 @@
+package web
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"sensord/broadcast/mqtt/mosquittotest"
+)
+
+// mqttView is what the MQTT panel shows.
+type mqttView struct {
+	H1     string
+	Hidden bool
+	Link   string
+	State  string
+	Rows   [][]string // source, metric, value, age
+}
+
+const mqttViewJS = `(() => {
+  const p = document.getElementById('mqtt');
+  const link = document.getElementById('mqtt-link');
+  return {
+    H1: document.querySelector('.brand h1').textContent,
+    Hidden: !p || p.hidden,
+    Link: link ? link.textContent : '',
+    State: link ? (link.dataset.state || '') : '',
+    Rows: p ? [...p.querySelectorAll('tbody tr')].map(tr => [...tr.cells].map(c => c.textContent)) : [],
+  };
+})()`
+
+func waitMQTTView(t *testing.T, ctx context.Context, what string, cond func(mqttView) bool) mqttView {
+	t.Helper()
+	deadline := time.Now().Add(mosquittotest.Wait)
+	for {
+		var v mqttView
+		if err := chromedp.Run(ctx, chromedp.Evaluate(mqttViewJS, &v)); err != nil {
+			t.Fatalf("reading the page: %v", err)
+		}
+		if cond(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; the panel shows %+v", what, mosquittotest.Wait, v)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func row(v mqttView, source, metric string) []string {
+	for _, r := range v.Rows {
+		if len(r) == 4 && r[0] == source && r[1] == metric {
+			return r
+		}
+	}
+	return nil
+}
+
+func TestMQTTPanelShowsEverySourceAndTheLinkState(t *testing.T) {
+	t.Parallel()
+	broker := mosquittotest.Start(t, mosquittotest.Opts{})
+	d := startDaemonWith(t, "", daemonOpts{args: []string{"-name", "kitchen", "-mqtt-url", broker.URL(), "-mqtt-discovery", ""}})
+	ctx := tab(t)
+	open(t, ctx, d.url("/"))
+	v := waitMQTTView(t, ctx, "the link connected and the own readings listed", func(v mqttView) bool {
+		return v.State == "connected" && row(v, "kitchen", "temperature") != nil && row(v, "kitchen", "humidity") != nil
+	})
+	if v.Hidden || v.H1 != "kitchen" || !strings.Contains(v.Link, broker.Addr()) {
+		t.Errorf("panel %+v", v)
+	}
+	broker.Publish(t, "sensors/garage/door", false, "open")
+	v = waitMQTTView(t, ctx, "another source", func(v mqttView) bool { return row(v, "garage", "door") != nil })
+	if r := row(v, "garage", "door"); r[2] != "open" || !strings.HasSuffix(r[3], " s") {
+		t.Errorf("garage row %q", r)
+	}
+	// Rows are sorted by source: garage before kitchen.
+	if v.Rows[0][0] != "garage" {
+		t.Errorf("rows %q not sorted by source", v.Rows)
+	}
+	broker.Stop()
+	waitMQTTView(t, ctx, "the link down", func(v mqttView) bool { return v.State == "disconnected" && strings.Contains(v.Link, "disconnected") })
+	waitFor(t, ctx, "health degraded, with the reason", mosquittotest.Wait, func(v view) bool {
+		return strings.HasPrefix(v.Status, "Degraded") && strings.Contains(v.Status, "mqtt")
+	})
+}

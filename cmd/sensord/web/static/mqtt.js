@@ -1,0 +1,160 @@
+// sensord dashboard: the device's name as the heading, the MQTT link's state
+// and a panel of every source and metric seen on -mqtt-subscribe (the
+// {"type":"mqtt",...} messages of WS ws/dashboard) with its latest value
+// and age, so one Pi's page shows the whole house. Separate from app.js: it
+// polls healthz itself and, only when MQTT is on with a subscription, opens
+// its own ws/dashboard socket.
+(() => {
+  'use strict';
+  const HEALTH_EVERY = 5000;    // ms between /healthz polls
+  const AGE_EVERY = 1000;       // ms between age refreshes
+  const MAX_ROWS = 500;         // sources x metrics kept: a flood of topics must not grow the page without end
+  const BACKOFF_MIN = 1000, BACKOFF_MAX = 15000; // reconnect back-off bounds, ms
+
+  const token = new URLSearchParams(location.search).get('access_token');
+  function url(path, ws) {
+    const u = new URL(path, document.baseURI);
+    u.search = '';
+    u.hash = '';
+    if (token) u.searchParams.set('access_token', token);
+    if (ws) u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    return u.href;
+  }
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  // The panel, built here so index.html only loads this file.
+  const panel = el('section', 'card mqtt');
+  panel.id = 'mqtt';
+  panel.hidden = true;
+  panel.setAttribute('aria-labelledby', 'mqtt-title');
+  const title = el('h2', '', 'MQTT');
+  title.id = 'mqtt-title';
+  const link = el('p', 'mqtt-link');
+  link.id = 'mqtt-link';
+  link.setAttribute('role', 'status');
+  const table = el('table', 'mqtt-table');
+  table.id = 'mqtt-table';
+  const head = table.createTHead().insertRow();
+  for (const h of ['Source', 'Metric', 'Value', 'Age']) head.appendChild(el('th', '', h));
+  const body = table.createTBody();
+  const empty = el('p', 'mqtt-empty', 'No messages on the subscription yet.');
+  panel.append(title, link, table, empty);
+
+  const rows = new Map(); // "source\u0000metric" -> {tr, value, age, ts}
+
+  function fmtAge(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min';
+    return Math.floor(s / 3600) + ' h';
+  }
+  function refreshAges() {
+    const now = Date.now();
+    for (const r of rows.values()) r.age.textContent = fmtAge(now - r.ts);
+  }
+
+  function onMessage(m) {
+    const source = m.source === undefined ? '' : String(m.source);
+    const metric = m.metric === undefined ? '' : String(m.metric);
+    const key = source + '\u0000' + metric;
+    let r = rows.get(key);
+    if (!r) {
+      if (rows.size >= MAX_ROWS) {
+        // Forget the row updated longest ago.
+        let oldKey, oldTs = Infinity;
+        for (const [k, v] of rows) if (v.ts < oldTs) { oldTs = v.ts; oldKey = k; }
+        rows.get(oldKey).tr.remove();
+        rows.delete(oldKey);
+      }
+      const tr = el('tr');
+      tr.dataset.source = source;
+      tr.dataset.metric = metric;
+      const cells = [el('td', '', source || '–'), el('td', '', metric || '–'), el('td', 'v'), el('td', 'age')];
+      tr.append(...cells);
+      // Keep rows sorted by source, then metric.
+      let before = null;
+      for (const other of body.rows) {
+        const o = other.dataset;
+        if (o.source > source || (o.source === source && o.metric > metric)) { before = other; break; }
+      }
+      body.insertBefore(tr, before);
+      r = { tr, value: cells[2], age: cells[3], ts: 0 };
+      rows.set(key, r);
+    }
+    const ts = Number(m.timestamp) || Date.now();
+    if (ts < r.ts) return; // an older message (a replayed backlog) does not replace a newer value
+    r.ts = ts;
+    r.value.textContent = String(m.value);
+    r.age.textContent = fmtAge(Date.now() - ts);
+    empty.hidden = true;
+    panel.hidden = false;
+  }
+
+  let backoff = BACKOFF_MIN;
+  let started = false;
+  function connect() {
+    let sock;
+    try {
+      sock = new WebSocket(url('ws/dashboard', true));
+    } catch (e) {
+      setTimeout(connect, backoff);
+      return;
+    }
+    sock.onopen = () => { backoff = BACKOFF_MIN; };
+    sock.onmessage = (ev) => {
+      if (typeof ev.data !== 'string' || ev.data.indexOf('"mqtt"') < 0) return;
+      let m;
+      try { m = JSON.parse(ev.data); } catch (e) { return; }
+      if (m && m.type === 'mqtt') onMessage(m);
+    };
+    sock.onclose = () => {
+      setTimeout(connect, backoff);
+      backoff = Math.min(backoff * 2, BACKOFF_MAX);
+    };
+  }
+
+  function showLink(h) {
+    if (h.name) {
+      const h1 = document.querySelector('.brand h1');
+      if (h1) h1.textContent = h.name;
+    }
+    const q = h.mqtt;
+    if (!q) { link.textContent = ''; return; }
+    panel.hidden = false;
+    let text = q.broker + (q.user ? ' as ' + q.user : '') + ': ' + q.state;
+    if (q.reason) text += ' (' + q.reason + ')';
+    if (q.queued) text += '; ' + q.queued + ' readings waiting';
+    if (q.dropped) text += '; ' + q.dropped + ' dropped while down';
+    link.textContent = text;
+    link.dataset.state = q.state;
+    empty.textContent = q.subscribe ? 'No messages on ' + q.subscribe + ' yet.' : 'Not subscribed (-mqtt-subscribe is empty).';
+    if (q.subscribe && !started) {
+      started = true;
+      connect();
+    }
+  }
+
+  async function poll() {
+    try {
+      const res = await fetch(url('healthz'), { cache: 'no-store' });
+      if (res.ok || res.status === 503) showLink(await res.json());
+    } catch (e) {
+      // app.js shows an unreachable daemon; nothing to add here.
+    }
+  }
+
+  function init() {
+    const main = document.querySelector('main');
+    if (main) main.appendChild(panel);
+    poll();
+    setInterval(poll, HEALTH_EVERY);
+    setInterval(refreshAges, AGE_EVERY);
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
+})();
