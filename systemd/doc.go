@@ -9,7 +9,8 @@
 // binary runs unchanged on a laptop (`make run`) and on the appliance.
 //
 // The unit files the SD-card image installs, sensord.service and
-// sensord.socket, live beside this file and are embedded: see [Units].
+// sensord.socket, live beside this file; image/build.sh copies them in and
+// this package's tests check them with systemd-analyze.
 //
 // # Concurrency
 //

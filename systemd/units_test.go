@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,9 +21,8 @@ const systemdAnalyze = "/usr/bin/systemd-analyze"
 
 // offlineRoot builds a directory tree systemd-analyze can load our units
 // from with --root: the host's own system units (so sockets.target,
-// multi-user.target and modprobe@.service resolve as on the Pi), our units
-// exactly as Units() embeds them in /etc/systemd/system (where the image
-// installs them), and, at /usr/local/bin/sensord, a stand-in: a shell script.
+// multi-user.target and modprobe@.service resolve as on the Pi), our unit
+// files in /etc/systemd/system, where the image installs them, and, at /usr/local/bin/sensord, a stand-in: a shell script.
 // verify checks that ExecStart names an executable file and nothing more;
 // the real binary is what the image installs there.
 func offlineRoot(t *testing.T, edit func(name string, b []byte) []byte) string {
@@ -41,7 +39,7 @@ func offlineRoot(t *testing.T, edit func(name string, b []byte) []byte) string {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"sensord.service", "sensord.socket"} {
-		b, err := fs.ReadFile(Units(), name)
+		b, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +149,7 @@ func TestServiceSandboxExposure(t *testing.T) {
 // directives parses a unit file into section -> key -> values, in order.
 func directives(t *testing.T, name string) map[string]map[string][]string {
 	t.Helper()
-	b, err := fs.ReadFile(Units(), name)
+	b, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,37 +238,4 @@ func TestUnitFilesKeepTheContract(t *testing.T) {
 			t.Errorf("ListenStream=%q, want 80 then 443", got)
 		}
 	})
-}
-
-func TestUnitsEmbedsTheFilesOnDisk(t *testing.T) {
-	for _, name := range []string{"sensord.service", "sensord.socket"} {
-		embedded, err := fs.ReadFile(Units(), name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		onDisk, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(embedded, onDisk) {
-			t.Errorf("%s: embedded bytes differ from the file", name)
-		}
-	}
-}
-
-func ExampleUnits() {
-	// What the image installs into /etc/systemd/system.
-	names, _ := fs.Glob(Units(), "*")
-	for _, name := range names {
-		b, _ := fs.ReadFile(Units(), name)
-		for line := range strings.Lines(string(b)) {
-			if strings.HasPrefix(line, "ExecStart=") || strings.HasPrefix(line, "ListenStream=") {
-				fmt.Print(name, ": ", line)
-			}
-		}
-	}
-	// Output:
-	// sensord.service: ExecStart=/usr/local/bin/sensord -env-errors=warn
-	// sensord.socket: ListenStream=80
-	// sensord.socket: ListenStream=443
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"sensord/internal/testutil"
-	"sensord/systemd"
 )
 
 // unitScheduling returns the CPUSchedulingPolicy= and
@@ -24,7 +22,7 @@ import (
 // none).
 func unitScheduling(t *testing.T) (policy, prio string) {
 	t.Helper()
-	b, err := fs.ReadFile(systemd.Units(), "sensord.service")
+	b, err := os.ReadFile("../../systemd/sensord.service")
 	if err != nil {
 		t.Fatal(err)
 	}
