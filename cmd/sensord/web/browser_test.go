@@ -11,6 +11,9 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -129,6 +132,8 @@ func browser(t *testing.T) context.Context {
 			chromedp.Flag("disable-dev-shm-usage", true),
 			chromedp.Flag("hide-scrollbars", true),
 			chromedp.Flag("mute-audio", true),
+			// The tests' daemons serve self-signed certificates.
+			chromedp.Flag("ignore-certificate-errors", true),
 			chromedp.UserDataDir(filepath.Join(shared.dir, "chromium-profile")),
 			chromedp.WindowSize(1200, 900),
 		}
@@ -209,7 +214,14 @@ type daemonOpts struct {
 	// noReading: start-up waits for /healthz only, for a sensor that
 	// never answers.
 	noReading bool
+	// tls serves HTTPS with a self-signed certificate made in a temporary
+	// directory (-tls-auto); url and the probes then speak https.
+	tls bool
 }
+
+// insecure trusts any certificate: the tests' own daemons serve a
+// self-signed one, which the test compares by its fingerprint instead.
+var insecure = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 
 // startDaemon runs sensord with the simulated sensor on addr ("" picks a
 // free port) and waits until it has a reading.
@@ -233,6 +245,9 @@ func startDaemonWith(t *testing.T, addr string, o daemonOpts) *daemon {
 	args := []string{"-sensor", "sim", "-listen", addr, "-period", simPeriod}
 	if o.token != "" {
 		args = append(args, "-token", o.token)
+	}
+	if o.tls {
+		args = append(args, "-tls-auto", t.TempDir())
 	}
 	d.cmd = exec.Command(bin, append(args, o.args...)...)
 	// The test runner's own SENSORD_* switches are not the daemon's.
@@ -260,7 +275,7 @@ func startDaemonWith(t *testing.T, addr string, o daemonOpts) *daemon {
 		if o.noReading {
 			probe = "/healthz"
 		}
-		res, err := http.Get(d.url(probe))
+		res, err := insecure.Get(d.url(probe))
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK || (o.noReading && res.StatusCode == http.StatusServiceUnavailable) {
@@ -280,7 +295,11 @@ func startDaemonWith(t *testing.T, addr string, o daemonOpts) *daemon {
 
 // url is an absolute URL of the daemon, carrying the token if it has one.
 func (d *daemon) url(path string) string {
-	u := "http://" + d.addr + path
+	scheme := "http"
+	if d.opts.tls {
+		scheme = "https"
+	}
+	u := scheme + "://" + d.addr + path
 	if d.opts.token != "" {
 		u += "?access_token=" + d.opts.token
 	}
@@ -870,4 +889,62 @@ func compose(desktop, phone image.Image) ([]byte, error) {
 		return nil, errors.New("web: encoding the screenshot: " + err.Error())
 	}
 	return buf.Bytes(), nil
+}
+
+// TestDevicePanelShowsTheCertificateFingerprint: over HTTPS with the
+// self-signed certificate, the device panel shows the SHA-256 fingerprint
+// of the certificate the browser was served, so a person can compare the
+// two before trusting it.
+func TestDevicePanelShowsTheCertificateFingerprint(t *testing.T) {
+	d := startDaemonWith(t, "", daemonOpts{tls: true})
+	res, err := insecure.Get(d.url("/healthz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		TLSFingerprint string `json:"tls_fingerprint"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&h)
+	res.Body.Close()
+	if err != nil || res.TLS == nil || len(res.TLS.PeerCertificates) == 0 {
+		t.Fatalf("healthz over https: %v (tls %v)", err, res.TLS != nil)
+	}
+	sum := sha256.Sum256(res.TLS.PeerCertificates[0].Raw)
+	var want []string
+	for _, b := range sum {
+		want = append(want, strings.ToUpper(hex.EncodeToString([]byte{b})))
+	}
+	if served := strings.Join(want, ":"); h.TLSFingerprint != served {
+		t.Fatalf("/healthz says %q, the served certificate is %q", h.TLSFingerprint, served)
+	}
+
+	ctx := tab(t)
+	open(t, ctx, d.url("/"))
+	const shown = `(() => { const row = document.getElementById('d-tls-row'); return row.hidden ? '' : document.getElementById('d-tls').firstChild.textContent; })()`
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var got string
+		run(t, ctx, chromedp.Evaluate(shown, &got))
+		if got == h.TLSFingerprint {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the device panel shows %q, want the certificate's %q", got, h.TLSFingerprint)
+		}
+		run(t, ctx, chromedp.Sleep(100*time.Millisecond))
+	}
+}
+
+// TestDevicePanelHidesTheFingerprintWithoutTLS: over plain HTTP there is no
+// certificate to compare, and the row stays hidden.
+func TestDevicePanelHidesTheFingerprintWithoutTLS(t *testing.T) {
+	d := startDaemon(t, "")
+	ctx := tab(t)
+	open(t, ctx, d.url("/"))
+	waitFor(t, ctx, "a reading on the page", 60*time.Second, hasValues)
+	var hidden bool
+	run(t, ctx, chromedp.Evaluate(`document.getElementById('d-tls-row').hidden`, &hidden))
+	if !hidden {
+		t.Error("the certificate row shows without TLS")
+	}
 }

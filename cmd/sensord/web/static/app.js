@@ -677,6 +677,10 @@
       const dbm = Number(dev.wifi.signal_dbm);
       set('d-wifi', dbm.toFixed(0) + ' dBm', (dbm >= -60 ? 'good' : dbm >= -70 ? 'fair' : 'weak') + ' · ' + dev.wifi.interface);
     }
+    // A self-signed certificate is trusted by comparing this with what the
+    // browser shows for the site.
+    $('d-tls-row').hidden = !h.tls_fingerprint;
+    if (h.tls_fingerprint) set('d-tls', h.tls_fingerprint, 'compare with the certificate your browser shows');
     const hi = x.history;
     if (hi) {
       if (hi.enabled) set('h-history', hi.path ? 'on disk' : 'in memory only', (hi.path || 'lost at restart; set -history-dir') + (hi.error ? ' · ' + hi.error : ''), '', Number(hi.written || 0).toLocaleString() + ' readings written');
