@@ -5,6 +5,7 @@
 //	imgtool settings [-set KEY=value]...        sensord.conf to stdout
 //	imgtool layout -root-bytes N -sfdisk FILE    shell assignments to stdout,
 //	                                             the sfdisk script to FILE
+//	imgtool layout-ab|pubkey|bundle ...           the A/B image (ab.go)
 package main
 
 import (
@@ -42,6 +43,9 @@ func (s setFlags) Set(v string) error {
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("usage: imgtool settings|layout [flags]")
+	}
+	if ok, err := runAB(args[0], args[1:], stdout); ok {
+		return err
 	}
 	switch args[0] {
 	case "settings":
