@@ -76,8 +76,14 @@ func (u *Updater) Install(path string) (Manifest, error) {
 	if err != nil {
 		return m, err
 	}
-	if u.Boot.Mode == ModeTrial || st["trial"] != "" {
-		return m, fmt.Errorf("%w: slot %s (%s) is on trial; wait until it is committed or rolled back", ErrBusy, st["trial"], st["version_"+st["trial"]])
+	// Busy while a trial waits for its boot, and while the running slot is
+	// a trial not yet committed (writing the other slot would overwrite
+	// the one to roll back to).
+	if st["trial"] != "" {
+		return m, fmt.Errorf("%w: slot %s (%s) boots on trial next; reboot first", ErrBusy, st["trial"], st["version_"+st["trial"]])
+	}
+	if st["committed"] != u.Boot.Slot {
+		return m, fmt.Errorf("%w: the running slot %s is on trial; wait until it is committed", ErrBusy, u.Boot.Slot)
 	}
 	u.logf("bundle %s: version %s, %d bytes, signed by key %s", path, m.Version, m.PayloadBytes, m.KeyID)
 	if err := b.Verify(fi.Size()); err != nil {

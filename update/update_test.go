@@ -156,6 +156,23 @@ func TestInstallWritesOtherSlotAndSetsTrial(t *testing.T) {
 	if last["outcome"] != "committed" || last["version"] != "v2" {
 		t.Errorf("last %v", last)
 	}
+	// Committed, still in the boot that was the trial: the next install
+	// goes to slot A.
+	if _, err := r.u.Install(writeFile(t, bundle(t, key, payload, "k1"))); err != nil {
+		t.Fatalf("install after the commit: %v", err)
+	}
+	if st := r.state(t); st["trial"] != SlotA {
+		t.Errorf("after the second install: %v", st)
+	}
+}
+
+func TestInstallRefusedWhileRunningAnUncommittedTrial(t *testing.T) {
+	key := newKey(t)
+	r := newRig(t, key.Public().(ed25519.PublicKey), 4096)
+	r.u.Boot = Boot{Slot: SlotB, Mode: ModeTrial}
+	if _, err := r.u.Install(writeFile(t, bundle(t, key, []byte("p"), "k1"))); !errors.Is(err, ErrBusy) {
+		t.Errorf("got %v, want ErrBusy", err)
+	}
 }
 
 func TestInstallRefusalsChangeNothing(t *testing.T) {
