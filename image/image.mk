@@ -4,8 +4,6 @@
 #   make image-deps   Debian packages the build needs; binfmt_misc for arm64
 #   make image        build/sensord-$(VERSION)-arm64.{img,img.xz,sha256,manifest}
 #   make image-test   boot that image under qemu and prove it works
-#   make update-test  A/B updates under qemu: install, trial, commit, rollback,
-#                     refused bundles, a power cut mid-install
 #
 # All three need root (apt-get, binfmt_misc, chroot). The Debian base root
 # filesystem is cached outside the repo, in $(IMAGE_CACHE): the first build
@@ -15,14 +13,13 @@ IMAGE_CACHE ?= /var/cache/sensord-image
 IMAGE_NAME  := sensord-$(VERSION)-arm64
 IMAGE_FILE  := build/$(IMAGE_NAME).img
 # openssh-client: the boot test's key pairs (ssh-keygen) and its logins (ssh).
-# squashfs-tools, cpio: the read-only root slot and the initrd's A/B scripts.
 IMAGE_DEBS  := mmdebstrap qemu-user-static binfmt-support qemu-system-arm \
                dosfstools mtools e2fsprogs fdisk xz-utils libfaketime arch-test \
-               openssh-client squashfs-tools cpio
+               openssh-client
 # Seconds after start-up when the test's simulated sensor hangs.
 IMAGE_TEST_HANG ?= 100s
 
-.PHONY: image image-deps image-test update-test
+.PHONY: image image-deps image-test
 
 # Installs only what is missing; binfmt_misc is mounted and qemu-aarch64
 # registered every time (neither survives a reboot).
@@ -45,11 +42,3 @@ image: image-deps build-arm64
 image-test: image-deps build-arm64
 	IMAGE_XZ=0 $(IMAGE_BUILD)
 	$(GO) run ./image/boottest -image $(IMAGE_FILE) -hang-after $(IMAGE_TEST_HANG)
-
-# The A/B update test: the same image and its bundle, then five boots under
-# qemu (image/README.md, "make update-test"). The simulated sensor never
-# hangs here: a trial must be able to stay healthy.
-update-test: image-deps build-arm64
-	IMAGE_XZ=0 $(IMAGE_BUILD)
-	$(GO) run ./image/boottest -update -image $(IMAGE_FILE) -bundle build/$(IMAGE_NAME).update \
-		-hang-after 1000h -timeout 60m

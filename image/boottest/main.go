@@ -77,7 +77,6 @@ type options struct {
 	keep      bool
 	qemu      string
 	smp       int
-	update    updateOptions // -update: the A/B update test (update.go)
 }
 
 func main() {
@@ -88,7 +87,6 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (disk copy, console log)")
 	flag.StringVar(&o.qemu, "qemu", "qemu-system-aarch64", "qemu binary")
 	flag.IntVar(&o.smp, "smp", 2, "guest CPUs")
-	o.update.flags()
 	flag.Parse()
 	if o.image == "" {
 		fmt.Fprintln(os.Stderr, "boottest: -image is required")
@@ -100,11 +98,7 @@ func main() {
 	defer cancel()
 
 	t := &test{opts: o, start: time.Now(), phaseStart: time.Now()}
-	run := t.run
-	if o.update.on {
-		run = t.runUpdate
-	}
-	err := run(ctx)
+	err := t.run(ctx)
 	t.phase("")
 	if err != nil {
 		t.fail("fatal: %v", err)
@@ -136,8 +130,6 @@ type test struct {
 	// The per-run SSH key pairs (private key files): key is SSH_PUBKEY's,
 	// otherKey an unrelated one the guest must refuse.
 	key, otherKey string
-
-	stick string // a second, read-only disk (update.go's bundles), if set
 }
 
 type phaseTime struct {
@@ -308,10 +300,10 @@ func (t *test) prepare(ctx context.Context) (kernel, initrd, cmdline string, roo
 	if err != nil {
 		return "", "", "", 0, err
 	}
-	if err := checkABLayout(parts); err != nil {
-		return "", "", "", 0, err
+	if parts[0].Type != 0x0c || parts[1].Type != 0x83 {
+		return "", "", "", 0, fmt.Errorf("partition types %#x, %#x: want FAT32 LBA (0xc) and Linux (0x83)", parts[0].Type, parts[1].Type)
 	}
-	t.pass("MBR: FAT32 boot partition at %d MiB, root slots A and B %d MiB each, data partition %d MiB", parts[0].Start>>20, parts[1].Length>>20, parts[3].Length>>20)
+	t.pass("MBR: FAT32 boot partition at %d MiB, ext4 root %d MiB", parts[0].Start>>20, parts[1].Length>>20)
 	fat := fmt.Sprintf("%s@@%d", disk, parts[0].Start)
 	mtools := func(args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
@@ -374,7 +366,7 @@ func (t *test) prepare(ctx context.Context) (kernel, initrd, cmdline string, roo
 		return "", "", "", 0, err
 	}
 	t.logf("boot partition: kernel %s, initrd %s, cmdline.txt %q", k, i, strings.TrimSpace(string(cl)))
-	return kernel, initrd, strings.TrimSpace(string(cl)), parts[3].Length, nil
+	return kernel, initrd, strings.TrimSpace(string(cl)), parts[1].Length, nil
 }
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1 for qemu to
@@ -414,10 +406,6 @@ func (t *test) startQemu(kernel, initrd, cmdline string) error {
 		"-chardev", "socket,id=ser0,path=" + sock + ",server=on,wait=off",
 		"-serial", "chardev:ser0",
 		"-display", "none", "-monitor", "none", "-nodefaults", "-no-reboot",
-	}
-	if t.stick != "" {
-		args = append(args, "-drive", "file="+t.stick+",format=raw,if=none,id=hd1,readonly=on",
-			"-device", "virtio-blk-pci,drive=hd1")
 	}
 	t.qemu = exec.Command(t.opts.qemu, args...)
 	qlog, err := os.Create(filepath.Join(t.dir, "qemu.log"))
@@ -597,22 +585,20 @@ func (t *test) checkSystemd(ctx context.Context, origRoot int64) {
 	t.check(len(lines) >= 4 && strings.Contains(lines[0], "noatime") && strings.HasPrefix(lines[1], "vfat") && lines[2] == "0" && lines[3] != "0",
 		"root noatime, /boot/firmware vfat, no swap, journal in /run: %q", strings.Join(lines, " | "))
 
-	// The first boot grew the data partition into the extra 1 GiB.
+	// The first boot grew the root filesystem into the extra 1 GiB.
 	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	for {
-		r, err := t.console.Run(wctx, "systemctl is-active sensord-growroot.service; df -B1 --output=size /data | tail -n 1")
+		r, err := t.console.Run(wctx, "systemctl is-active sensord-growroot.service; df -B1 --output=size / | tail -n 1")
 		if err != nil {
-			t.fail("data partition growth: %v", err)
+			t.fail("root filesystem growth: %v", err)
 			break
 		}
 		l := r.Lines()
 		if len(l) == 2 && l[0] != "activating" {
 			size, _ := strconv.ParseInt(l[1], 10, 64)
-			if !t.check(size > origRoot, "first boot grew the data partition into the bigger disk: partition %d MiB in the image, filesystem now %d MiB (growroot %s)",
-				origRoot>>20, size>>20, l[0]) {
-				t.explain(ctx, "journalctl -b -u sensord-growroot -o cat --no-pager | tail -n 15")
-			}
+			t.check(size > origRoot, "first boot grew the root filesystem into the bigger disk: partition %d MiB in the image, filesystem now %d MiB (growroot %s)",
+				origRoot>>20, size>>20, l[0])
 			break
 		}
 		select {
