@@ -10,6 +10,7 @@
 //	imgtool bootfiles [-check DIR]               the files the FAT must hold;
 //	                                             -check: fail naming those
 //	                                             DIR lacks (package image/boards)
+//	imgtool layout-ab|pubkey|bundle ...           the A/B image (ab.go)
 package main
 
 import (
@@ -47,7 +48,10 @@ func (s setFlags) Set(v string) error {
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: imgtool settings|layout|dtbs|bootfiles [flags]")
+		return errors.New("usage: imgtool settings|layout|dtbs|bootfiles|layout-ab|pubkey|bundle [flags]")
+	}
+	if ok, err := runAB(args[0], args[1:], stdout); ok {
+		return err
 	}
 	switch args[0] {
 	case "settings":

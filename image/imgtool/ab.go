@@ -1,0 +1,110 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"sensord/image/layout"
+	"sensord/image/update"
+)
+
+// runAB handles the A/B commands:
+//
+//	imgtool layout-ab -root-image-bytes N -disk-id ID -sfdisk FILE
+//	imgtool pubkey -key PRIVATE.pem                 public key PEM to stdout
+//	imgtool bundle -key PRIVATE.pem -version V -kernel K -out FILE SQUASHFS
+func runAB(cmd string, args []string, stdout io.Writer) (bool, error) {
+	switch cmd {
+	case "layout-ab":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		root := fs.Int64("root-image-bytes", 0, "size of the root slot's squashfs image")
+		id := fs.Uint64("disk-id", 0x5e450d00, "MBR disk identifier")
+		sf := fs.String("sfdisk", "", "write the sfdisk script to this file")
+		if err := fs.Parse(args); err != nil {
+			return true, err
+		}
+		p, err := layout.MakeAB(layout.SpecAB{RootImageBytes: *root, DiskID: uint32(*id)})
+		if err != nil {
+			return true, err
+		}
+		if *sf != "" {
+			f, err := os.Create(*sf)
+			if err != nil {
+				return true, err
+			}
+			if err := p.WriteSfdisk(f); err != nil {
+				f.Close()
+				return true, err
+			}
+			if err := f.Close(); err != nil {
+				return true, err
+			}
+		}
+		return true, p.WriteShell(stdout)
+	case "pubkey":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		keyPath := fs.String("key", "", "ed25519 private key (PKCS#8 PEM)")
+		if err := fs.Parse(args); err != nil {
+			return true, err
+		}
+		key, err := update.ReadPrivateKey(*keyPath)
+		if err != nil {
+			return true, err
+		}
+		b, err := update.MarshalPublicKey(key.Public().(ed25519.PublicKey))
+		if err != nil {
+			return true, err
+		}
+		_, err = stdout.Write(b)
+		return true, err
+	case "bundle":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		keyPath := fs.String("key", "", "ed25519 private key (PKCS#8 PEM)")
+		version := fs.String("version", "", "the version the root holds")
+		kernel := fs.String("kernel", "", "the kernel release whose modules the root holds")
+		out := fs.String("out", "", "bundle file to write")
+		if err := fs.Parse(args); err != nil {
+			return true, err
+		}
+		if fs.NArg() != 1 || *version == "" || *kernel == "" || *out == "" {
+			return true, errors.New("usage: imgtool bundle -key K -version V -kernel K -out FILE SQUASHFS")
+		}
+		return true, writeBundle(*keyPath, *version, *kernel, *out, fs.Arg(0))
+	}
+	return false, nil
+}
+
+func writeBundle(keyPath, version, kernel, out, payload string) error {
+	key, err := update.ReadPrivateKey(keyPath)
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(payload)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := out + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	m := update.Manifest{Compatible: update.Compatible, Version: version, Kernel: kernel}
+	if err := update.Write(f, m, in, key); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "imgtool: %s: version %s, signed by key %s\n", out, version, update.KeyID(key.Public().(ed25519.PublicKey)))
+	return nil
+}
