@@ -374,24 +374,7 @@ func TestTLSWithAnExpiredCertificateIsRefusedByClients(t *testing.T) {
 func TestClientModeDialsWSSWithTheCAFile(t *testing.T) {
 	t.Parallel()
 	got := make(chan string, 16)
-	up := websocket.Upgrader{}
-	remote := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			_, b, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			select {
-			case got <- string(b):
-			default:
-			}
-		}
-	}))
+	remote := httptest.NewTLSServer(collector(got))
 	defer remote.Close()
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: remote.Certificate().Raw}), 0o600)

@@ -530,11 +530,11 @@ func TestBadSettingsFromTheEnvironmentAreReportedAndDefaultedUnderWarn(t *testin
 	}
 }
 
-func TestClientModeSendsReadingsToTheRemoteURL(t *testing.T) {
-	t.Parallel()
-	got := make(chan string, 16)
+// collector is a WebSocket server that hands every message it reads to got,
+// dropping what got has no room for: the remote end of client mode.
+func collector(got chan<- string) http.Handler {
 	up := websocket.Upgrader{}
-	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
@@ -550,7 +550,13 @@ func TestClientModeSendsReadingsToTheRemoteURL(t *testing.T) {
 			default:
 			}
 		}
-	}))
+	})
+}
+
+func TestClientModeSendsReadingsToTheRemoteURL(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 16)
+	remote := httptest.NewServer(collector(got))
 	defer remote.Close()
 	start(t, nil, "-mode", "client", "-url", "ws"+strings.TrimPrefix(remote.URL, "http")+"/ws/in")
 	for range 3 {
