@@ -683,16 +683,7 @@ collect:
 
 func TestSocketActivationServesOnTheInheritedListener(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.Close()
-	defer f.Close()
+	f, addr := inherit(t)
 	// LISTEN_PID must be the daemon's own pid: the shell sets it to its own
 	// and execs, keeping the pid. -listen names a port nobody listens on.
 	unused := freeAddr(t)
@@ -700,7 +691,7 @@ func TestSocketActivationServesOnTheInheritedListener(t *testing.T) {
 		binary, "-sensor", "sim", "-period", "100ms", "-listen", unused)
 	cmd.ExtraFiles = []*os.File{f}
 	p := startCmd(t, cmd, nil)
-	p.addr = ln.Addr().String()
+	p.addr = addr
 	p.waitHTTP(t)
 	c := dial(t, "ws://"+p.addr+"/ws/sensors")
 	if fr := readText(t, c, 3*time.Second); !readingRE.MatchString(fr) {
