@@ -438,12 +438,21 @@ func rollup(ctx context.Context, tx *sql.Tx, from, to int64) error {
 	return nil
 }
 
+// rollupMark is the end (Unix ms) of the minutes already rolled up.
+func rollupMark(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var rolled int64
+	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'rolled'`).Scan(&rolled); err != nil {
+		return 0, fmt.Errorf("history: rollup mark: %w", err)
+	}
+	return rolled, nil
+}
+
 // reroll redoes the rollups of minutes already rolled up that a reading
 // older than the rollup mark (a clock step back, an import) changed.
 func reroll(ctx context.Context, tx *sql.Tx, oldest int64) error {
-	var rolled int64
-	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'rolled'`).Scan(&rolled); err != nil {
-		return fmt.Errorf("history: rollup mark: %w", err)
+	rolled, err := rollupMark(ctx, tx)
+	if err != nil {
+		return err
 	}
 	if oldest >= rolled {
 		return nil
@@ -491,9 +500,9 @@ func rerollHours(ctx context.Context, tx *sql.Tx, oldest int64) error {
 // a reading still on its way (queued, or a read that took long) lands in
 // its raw rows before they are summed.
 func (s *Store) maintain(ctx context.Context, tx *sql.Tx, now time.Time) error {
-	var rolled int64
-	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'rolled'`).Scan(&rolled); err != nil {
-		return fmt.Errorf("history: rollup mark: %w", err)
+	rolled, err := rollupMark(ctx, tx)
+	if err != nil {
+		return err
 	}
 	cut := floorMinute(now.UnixMilli()) - minuteMS
 	if err := advanceMark(ctx, tx, cut); err != nil {
@@ -525,9 +534,9 @@ func (s *Store) maintain(ctx context.Context, tx *sql.Tx, now time.Time) error {
 // advanceMark rolls up the raw rows from the rollup mark to cut and moves
 // the mark there; a cut at or before the mark does nothing.
 func advanceMark(ctx context.Context, tx *sql.Tx, cut int64) error {
-	var rolled int64
-	if err := tx.QueryRowContext(ctx, `SELECT v FROM meta WHERE k = 'rolled'`).Scan(&rolled); err != nil {
-		return fmt.Errorf("history: rollup mark: %w", err)
+	rolled, err := rollupMark(ctx, tx)
+	if err != nil {
+		return err
 	}
 	if cut <= rolled {
 		return nil
