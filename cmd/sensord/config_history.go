@@ -1,12 +1,12 @@
 package main
 
 import (
-	"flag"
-	"math"
+	"errors"
 	"slices"
 	"strings"
 	"time"
 
+	"sensord/cmd/sensord/internal/flagenv"
 	"sensord/sensor"
 	"sensord/sensor/history"
 )
@@ -18,41 +18,44 @@ const (
 	minCommitInterval = time.Second
 	// maxCommitInterval: a power cut loses at most one interval.
 	maxCommitInterval = time.Hour
-	// maxTempOffset and maxHumOffset: a sensor that needs more than this
-	// is broken, and a larger value is more likely a typo.
-	maxTempOffset = 20.0
-	maxHumOffset  = 50.0
+	// maxTempOffset and maxHumOffset, in tenths: a sensor that needs more
+	// than 20 degrees or 50 %RH is broken, and a larger value is more
+	// likely a typo.
+	maxTempOffset sensor.Deci = 200
+	maxHumOffset  sensor.Deci = 500
 )
 
-// checkHistory validates the history, calibration and framing flags.
+// historySettings defines the history, calibration and framing flags.
+func (c *config) historySettings(s *flagenv.Set) {
+	s.Var(flagenv.Text{P: &c.HistoryDir}, "history-dir", "directory of the history database (empty: history in memory only, lost at restart)")
+	s.Var(flagenv.Duration{P: &c.HistoryRaw, Default: history.DefaultRawRetention, Min: history.MinRawRetention, Max: flagenv.NoMaximum}, "history-raw-retention", "how long every reading is kept")
+	s.Var(flagenv.Duration{P: &c.HistoryRollup, Default: history.DefaultRollupRetention, Max: flagenv.NoMaximum}, "history-retention", "how long per-minute min/mean/max are kept")
+	s.Var(flagenv.Duration{P: &c.HistoryCommit, Default: history.DefaultCommitInterval, Min: minCommitInterval, Max: maxCommitInterval}, "history-commit-interval", "time between two writes to the history database (a power cut loses at most this much)")
+	s.Var(flagenv.Tenths[sensor.Deci]{P: &c.TempOffset, Min: -maxTempOffset, Max: maxTempOffset, Unit: "degrees C"}, "temp-offset", "calibration: degrees C added to every temperature reading, e.g. -0.5")
+	s.Var(flagenv.Tenths[sensor.Deci]{P: &c.HumOffset, Min: -maxHumOffset, Max: maxHumOffset, Unit: "%RH"}, "humidity-offset", "calibration: %RH added to every humidity reading (the result stays within 0..100)")
+	s.Var(flagenv.Text{P: &c.FrameAncestors, Check: checkFrameAncestors}, "frame-ancestors", "origins allowed to embed the dashboard in a frame, e.g. http://homeassistant.local:8123 (empty: none)")
+}
+
+// checkHistory is the rule between the two retentions.
 func (c *config) checkHistory() error {
-	if c.HistoryRaw < history.MinRawRetention {
-		return badFlag("history-raw-retention", "%s is below the minimum of %s", c.HistoryRaw, history.MinRawRetention)
-	}
 	if c.HistoryRollup < c.HistoryRaw {
-		return badFlag("history-retention", "%s is below -history-raw-retention (%s)", c.HistoryRollup, c.HistoryRaw)
-	}
-	if c.HistoryCommit < minCommitInterval || c.HistoryCommit > maxCommitInterval {
-		return badFlag("history-commit-interval", "%s is outside %s..%s", c.HistoryCommit, minCommitInterval, maxCommitInterval)
-	}
-	if math.IsNaN(c.TempOffset) || math.Abs(c.TempOffset) > maxTempOffset {
-		return badFlag("temp-offset", "%v is outside -%v..%v degrees C", c.TempOffset, maxTempOffset, maxTempOffset)
-	}
-	if math.IsNaN(c.HumOffset) || math.Abs(c.HumOffset) > maxHumOffset {
-		return badFlag("humidity-offset", "%v is outside -%v..%v %%RH", c.HumOffset, maxHumOffset, maxHumOffset)
-	}
-	if strings.ContainsAny(c.FrameAncestors, ";,\r\n'\"") {
-		return badFlag("frame-ancestors", "%q: list origins separated by spaces, such as http://homeassistant.local:8123", c.FrameAncestors)
+		return flagenv.Blame("history-retention", "is below -history-raw-retention (%s)", flagenv.ShortDuration(c.HistoryRaw))
 	}
 	return nil
 }
 
-// offsets turns the calibration flags into tenths.
-func (c *config) offsets() sensor.Offsets {
-	return sensor.Offsets{
-		Temperature: sensor.Deci(math.Round(c.TempOffset * 10)),
-		Humidity:    sensor.Deci(math.Round(c.HumOffset * 10)),
+// checkFrameAncestors keeps -frame-ancestors one CSP source list: a ; or
+// a quote would let the value add directives of its own.
+func checkFrameAncestors(v string) error {
+	if strings.ContainsAny(v, ";,\r\n'\"") {
+		return errors.New("is not a list of origins separated by spaces, such as http://homeassistant.local:8123")
 	}
+	return nil
+}
+
+// offsets turns the calibration flags into what the poller adds.
+func (c *config) offsets() sensor.Offsets {
+	return sensor.Offsets{Temperature: c.TempOffset, Humidity: c.HumOffset}
 }
 
 // historyOpts turns the history flags into the store's options.
@@ -64,37 +67,14 @@ func (c *config) historyOpts() history.Opts {
 	return o
 }
 
-// durationExamples is what a bad duration's message shows.
-const durationExamples = " (a number and a unit, such as 2s, 500ms, 1m30s or 168h)"
-
-// durationHint is durationExamples when f takes a duration, else "".
-func durationHint(f *flag.Flag) string {
-	if g, ok := f.Value.(flag.Getter); ok {
-		if _, ok := g.Get().(time.Duration); ok {
-			return durationExamples
-		}
-	}
-	return ""
-}
-
-// durationHintFor finds the flag a command-line parse error names.
-func durationHintFor(fs *flag.FlagSet, err error) string {
-	_, rest, ok := strings.Cut(err.Error(), " for flag -")
-	if !ok {
-		return ""
-	}
-	name, _, _ := strings.Cut(rest, ":")
-	if f := fs.Lookup(name); f != nil {
-		return durationHint(f)
-	}
-	return ""
-}
-
 // unknownSettings warns about SENSORD_* variables in environ that name no
 // flag (a typo such as SENSORD_PERIDO would otherwise be silently ignored).
 func unknownSettings(environ []string) []string {
 	known := map[string]bool{}
-	newFlagSet(&config{}).VisitAll(func(f *flag.Flag) { known[envName(f.Name)] = true })
+	s := new(config).settings()
+	for _, f := range s.Flags() {
+		known[s.EnvName(f.Name)] = true
+	}
 	var out []string
 	for _, kv := range environ {
 		k, _, _ := strings.Cut(kv, "=")

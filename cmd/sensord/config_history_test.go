@@ -26,10 +26,10 @@ func TestHistoryAndCalibrationFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"a raw retention under two hours", []string{"-history-raw-retention", "1h"}, "-history-raw-retention: 1h0m0s is below the minimum of 2h0m0s"},
-		{"rollups shorter than raw", []string{"-history-retention", "24h"}, "-history-retention: 24h0m0s is below -history-raw-retention"},
-		{"a commit a millisecond", []string{"-history-commit-interval", "1ms"}, "-history-commit-interval: 1ms is outside 1s..1h0m0s"},
-		{"an absurd offset", []string{"-temp-offset", "40"}, "-temp-offset: 40 is outside -20..20"},
+		{"a raw retention under two hours", []string{"-history-raw-retention", "1h"}, "-history-raw-retention: 1h is below the minimum of 2h"},
+		{"rollups shorter than raw", []string{"-history-retention", "24h"}, "-history-retention: 24h is below -history-raw-retention (168h)"},
+		{"a commit a millisecond", []string{"-history-commit-interval", "1ms"}, "-history-commit-interval: 1ms is outside 1s..1h"},
+		{"an absurd offset", []string{"-temp-offset", "40"}, "-temp-offset: 40 is outside -20..20 degrees C"},
 		{"a CSP injection", []string{"-frame-ancestors", "x; script-src *"}, "-frame-ancestors:"},
 		{"a bad duration shows good ones", []string{"-period", "2"}, "such as 2s, 500ms"},
 	} {

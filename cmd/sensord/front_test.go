@@ -554,7 +554,7 @@ func TestBadFrontDoorFlagsExitTwoNamingTheFlag(t *testing.T) {
 		want string
 	}{
 		{[]string{"-tls-cert", "c.pem"}, "-tls-cert"},
-		{[]string{"-tls-key", "k.pem"}, "-tls-cert"},
+		{[]string{"-tls-key", "k.pem"}, "-tls-key"},
 		{[]string{"-mode", "client", "-url", "ws://h/", "-url-ca", "ca.pem"}, "-url-ca"},
 		{[]string{"-allowed-hosts", "a,,b"}, "-allowed-hosts"},
 	} {

@@ -1,8 +1,9 @@
 package main
 
-// The MQTT bridge's wiring: its flags' checks, the device it announces,
-// readings handed to it, its messages passed to /ws/dashboard, and its
-// state on /healthz and /metrics. The bridge itself is broadcast/mqtt.
+// The MQTT bridge's wiring: the device it announces, readings handed to
+// it, its messages passed to /ws/dashboard, and its state on /healthz and
+// /metrics. Its flags are in config_mqtt.go; the bridge itself is
+// broadcast/mqtt.
 
 import (
 	"context"
@@ -11,7 +12,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -20,89 +20,10 @@ import (
 	"sensord/sensor"
 )
 
-// maxNameLen bounds -name: it is a DNS label by default (the hostname), so
-// 63 bytes, and a topic level and a Home Assistant device name besides.
-const maxNameLen = 63
-
-// nameRE is what -name may hold: safe in a topic, a hostname, a Home
-// Assistant id and a URL without escaping.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
 // machineIDFile identifies this installation: systemd makes it on the first
 // boot of every card flashed from the image, so each Pi has its own, and it
 // survives a rename.
 const machineIDFile = "/etc/machine-id"
-
-// defaultName is the hostname's first label, the name a Pi already answers
-// to as <name>.local.
-func defaultName() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return ""
-	}
-	name, _, _ := strings.Cut(h, ".")
-	return name
-}
-
-// checkMQTT checks -name and the -mqtt-* flags; check calls it.
-func (c *config) checkMQTT() error {
-	if c.Name == "" {
-		c.Name = defaultName()
-	}
-	if c.Name == "" || len(c.Name) > maxNameLen || !nameRE.MatchString(c.Name) {
-		return badFlag("name", "%q must be 1 to %d letters, digits, - or _ (it names the device in MQTT topics and Home Assistant)", c.Name, maxNameLen)
-	}
-	if c.MQTTURL == "" {
-		return nil
-	}
-	b, err := mqtt.ParseURL(c.MQTTURL)
-	if err != nil {
-		return badFlag("mqtt-url", "%v (for example mqtt://homeassistant.local:1883 or mqtts://broker:8883)", err)
-	}
-	if c.MQTTCA != "" {
-		if !b.TLS {
-			return badFlag("mqtt-ca", "a CA file is for mqtts:// URLs; -mqtt-url is %s", b)
-		}
-		if _, err := loadCA(c.MQTTCA); err != nil {
-			return badFlag("mqtt-ca", "%v", err)
-		}
-	}
-	if c.MQTTPrefix == "" || strings.ContainsAny(c.MQTTPrefix, "+#") || strings.HasPrefix(c.MQTTPrefix, "/") || strings.HasSuffix(c.MQTTPrefix, "/") {
-		return badFlag("mqtt-prefix", "%q must be a non-empty topic without + and # and without a leading or trailing /", c.MQTTPrefix)
-	}
-	if strings.ContainsAny(c.MQTTDiscovery, "+#") || strings.HasSuffix(c.MQTTDiscovery, "/") {
-		return badFlag("mqtt-discovery", "%q must be a topic prefix without + and # (empty: no discovery)", c.MQTTDiscovery)
-	}
-	if c.MQTTSubscribe != "" && !broadcast.ValidFilter(c.MQTTSubscribe) {
-		return badFlag("mqtt-subscribe", "%q is not an MQTT topic filter (+ and # only as whole levels, # last; empty: subscribe nothing)", c.MQTTSubscribe)
-	}
-	return nil
-}
-
-// shownValue is a setting's value as warnings and errors may print it: a
-// password never, a URL without its password.
-func shownValue(flag, v string) string {
-	switch flag {
-	case "mqtt-password":
-		return "xxxxx"
-	case "mqtt-url":
-		return mqtt.Redact(v)
-	}
-	return v
-}
-
-// loadCA reads a PEM file of CA certificates.
-func loadCA(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
-}
 
 // deviceID is the base of the Home Assistant unique_ids: a hash of the
 // machine id (systemd asks that the id itself not be published), or of the

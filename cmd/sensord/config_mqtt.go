@@ -1,0 +1,155 @@
+package main
+
+// The -name and -mqtt-* flags and their rules; the bridge's wiring is in
+// mqtt.go.
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"sensord/broadcast"
+	"sensord/broadcast/mqtt"
+	"sensord/cmd/sensord/internal/flagenv"
+)
+
+// maxNameLen bounds -name: it is a DNS label by default (the hostname), so
+// 63 bytes, and a topic level and a Home Assistant device name besides.
+const maxNameLen = 63
+
+// nameRE is what -name may hold: safe in a topic, a hostname, a Home
+// Assistant id and a URL without escaping.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// mqttURLExamples ends a bad -mqtt-url's message.
+const mqttURLExamples = " (for example mqtt://homeassistant.local:1883 or mqtts://broker:8883)"
+
+// mqttSettings defines -name and the -mqtt-* flags. The topic flags are
+// checked even while -mqtt-url is empty, so a mistake shows before the
+// bridge is turned on.
+func (c *config) mqttSettings(s *flagenv.Set) {
+	s.Var(flagenv.Text{P: &c.Name, Check: checkName}, "name", "the device's name in the dashboard, MQTT topics and Home Assistant: letters, digits, -, _ (default: the hostname)")
+	s.Var(flagenv.Text{P: &c.MQTTURL, Check: checkMQTTURL}, "mqtt-url", "MQTT broker, mqtt://host:1883 or mqtts://host:8883 (empty: MQTT off)").Show = redactMQTTURL
+	s.Var(flagenv.Text{P: &c.MQTTUser}, "mqtt-user", "MQTT user name")
+	s.Var(flagenv.Text{P: &c.MQTTPassword}, "mqtt-password", "MQTT password (never logged or shown)").Show = secret
+	s.Var(flagenv.Text{P: &c.MQTTCA}, "mqtt-ca", "PEM file of the CA that signed an mqtts:// broker's certificate (default: the system's roots)")
+	s.Var(flagenv.Text{P: &c.MQTTPrefix, Default: "sensors", Check: checkMQTTPrefix}, "mqtt-prefix", "first level of the topics readings go to: <prefix>/<name>/temperature")
+	s.Var(flagenv.Text{P: &c.MQTTDiscovery, Default: "homeassistant", Check: checkMQTTDiscovery}, "mqtt-discovery", "Home Assistant's discovery prefix (empty: no discovery)")
+	s.Var(flagenv.Text{P: &c.MQTTSubscribe, Default: "sensors/#", Check: checkMQTTSubscribe}, "mqtt-subscribe", "MQTT topic filter passed to /ws/dashboard (empty: subscribe nothing)")
+}
+
+// defaultName is the hostname's first label, the name a Pi already answers
+// to as <name>.local.
+func defaultName() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	name, _, _ := strings.Cut(h, ".")
+	return name
+}
+
+func checkName(v string) error {
+	if v != "" && (len(v) > maxNameLen || !nameRE.MatchString(v)) {
+		return fmt.Errorf("must be 1 to %d letters, digits, - or _ (it names the device in MQTT topics and Home Assistant)", maxNameLen)
+	}
+	return nil
+}
+
+// checkName is the rule that an empty -name takes the hostname's first
+// label, which must then be a name too.
+func (c *config) checkName() error {
+	if c.Name != "" {
+		return nil
+	}
+	h := defaultName()
+	if h == "" || checkName(h) != nil {
+		return &usageError{Flag: "name", Msg: fmt.Sprintf("the hostname %q is no name for the device: set -name to 1 to %d letters, digits, - or _", h, maxNameLen)}
+	}
+	c.Name = h
+	return nil
+}
+
+// redactMQTTURL is how messages show -mqtt-url: without its password,
+// and otherwise as typed (mqtt.Redact would show mqtt:// as mqtt:).
+func redactMQTTURL(v string) string {
+	if !strings.Contains(v, "@") {
+		return v
+	}
+	return mqtt.Redact(v)
+}
+
+// checkMQTTURL refuses what mqtt.ParseURL does, in its words without the
+// URL, which the message shows (redacted) in front.
+func checkMQTTURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	_, err := mqtt.ParseURL(v)
+	if err == nil {
+		return nil
+	}
+	why := strings.TrimPrefix(err.Error(), mqtt.ErrURL.Error()+": "+strconv.Quote(mqtt.Redact(v)))
+	why = strings.TrimSpace(strings.TrimPrefix(why, ": "))
+	if !strings.HasPrefix(why, "is ") && !strings.HasPrefix(why, "has ") {
+		why = "is not a broker URL: " + why
+	}
+	return errors.New(why + mqttURLExamples)
+}
+
+func checkMQTTPrefix(v string) error {
+	if v == "" || strings.ContainsAny(v, "+#") || strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/") {
+		return errors.New("must be a non-empty topic without + and # and without a leading or trailing /")
+	}
+	return nil
+}
+
+func checkMQTTDiscovery(v string) error {
+	if strings.ContainsAny(v, "+#") || strings.HasSuffix(v, "/") {
+		return errors.New("must be a topic prefix without + and # and without a trailing / (empty: no discovery)")
+	}
+	return nil
+}
+
+func checkMQTTSubscribe(v string) error {
+	if v != "" && !broadcast.ValidFilter(v) {
+		return errors.New("is not an MQTT topic filter (+ and # only as whole levels, # last; empty: subscribe nothing)")
+	}
+	return nil
+}
+
+// checkMQTT is the rule that -mqtt-ca goes with an mqtts:// -mqtt-url and
+// holds a certificate; without -mqtt-url it is not used.
+func (c *config) checkMQTT() error {
+	if c.MQTTURL == "" || c.MQTTCA == "" {
+		return nil
+	}
+	b, err := mqtt.ParseURL(c.MQTTURL)
+	if err != nil {
+		return err // checkMQTTURL let it through: it cannot fail here
+	}
+	if !b.TLS {
+		return flagenv.Blame("mqtt-ca", "is for mqtts:// URLs; -mqtt-url is %s", b)
+	}
+	if _, err := loadCA(c.MQTTCA); err != nil {
+		return flagenv.Blame("mqtt-ca", "is no CA file: %v", err)
+	}
+	return nil
+}
+
+// loadCA reads a PEM file of CA certificates.
+func loadCA(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
