@@ -131,8 +131,14 @@ func (c *config) settings() *flagenv.Set {
 	return s
 }
 
-// secret is how messages show a password or a token: never.
-func secret(string) string { return "xxxxx" }
+// secret is how messages show a password or a token: never, though
+// they say whether there is one.
+func secret(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "xxxxx"
+}
 
 // parseConfig reads flags from args, then fills every flag not given on the
 // command line from SENSORD_<NAME> in the environment (lookup), then checks
