@@ -208,7 +208,7 @@ func (c *fromCommandLine) IsBoolFlag() bool {
 
 // ApplyEnv sets each flag the command line did not set from its
 // environment variable, as lookup (os.LookupEnv) finds it; with names,
-// only those flags. A refused value is an error, or under warn a warning,
+// only those flags (an undefined name panics: a programming mistake). A refused value is an error, or under warn a warning,
 // and the flag keeps its default. A flag ApplyEnv has set once is not set
 // again by a later call.
 func (s *Set) ApplyEnv(lookup func(string) (string, bool), warn bool, names ...string) ([]string, error) {
@@ -216,7 +216,11 @@ func (s *Set) ApplyEnv(lookup func(string) (string, bool), warn bool, names ...s
 	if len(names) > 0 {
 		flags = flags[:0]
 		for _, n := range names {
-			flags = append(flags, s.flags[n])
+			f := s.flags[n]
+			if f == nil {
+				panic("flagenv: ApplyEnv of an undefined flag: " + n)
+			}
+			flags = append(flags, f)
 		}
 	}
 	var warnings []string
