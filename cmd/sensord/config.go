@@ -105,7 +105,7 @@ func (c *config) settings() *flagenv.Set {
 	s.Var(flagenv.Text{P: &c.Pin, Default: "GPIO4", Check: checkPin}, "pin", "GPIO pin of the DHT22's data line")
 	s.Var(flagenv.Choice{P: &c.Capture, Default: "auto", Choices: sensors.Captures()}, "capture", "DHT22 edge timing: auto, cdev (GPIO character device), mmap (/dev/gpiomem busy loop)")
 	s.Var(flagenv.Text{P: &c.Bus}, "i2c-bus", "I2C bus for bme280, aht20, am2320 (default: the first, usually 1)")
-	s.Var(flagenv.Duration{P: &c.Period, Default: 2 * time.Second, Max: maxPeriod}, "period", "time between readings (at least the sensor's minimum: 2s for dht22 and am2320, 1s for bme280 and aht20, 10ms for sim)")
+	s.Var(flagenv.Duration{P: &c.Period, Default: 2 * time.Second, Max: maxPeriod}, "period", "time between readings, at least the sensor's minimum ("+minPeriods()+")")
 	s.Var(flagenv.Text{P: &c.Topic, Default: "sensors/dht22", Check: checkTopic}, "topic", "topic of every reading")
 	s.Var(flagenv.Bool{P: &c.WholeMsg}, "wholemsg", "send the whole message {topic,payload,_msgid} instead of the payload only")
 	s.Var(flagenv.Choice{P: &c.Mode, Default: "server", Choices: []string{"server", "client", "both"}}, "mode", "server (serve /ws/sensors), client (send readings to -url), or both")
@@ -129,6 +129,15 @@ func (c *config) settings() *flagenv.Set {
 	c.historySettings(s)
 	c.mqttSettings(s)
 	return s
+}
+
+// minPeriods lists each sensor's minimum period, as its package states it.
+func minPeriods() string {
+	var b []string
+	for _, k := range sensors.Kinds() {
+		b = append(b, k+" "+flagenv.ShortDuration(sensors.MinPeriod(k)))
+	}
+	return strings.Join(b, ", ")
 }
 
 // secret is how messages show a password or a token: never, though
