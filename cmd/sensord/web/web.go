@@ -8,8 +8,9 @@
 // Handler serves the files. Each file is compressed once, when Handler is
 // called, so a request costs a map lookup and a write; clients that accept
 // gzip get the compressed bytes, the rest get the original. Every response
-// carries a strong ETag (a hash of the bytes actually sent) and answers
-// If-None-Match with 304.
+// carries a strong ETag (a hash of the bytes actually sent);
+// http.ServeContent answers If-None-Match with 304, Range with 206 and HEAD
+// without a body.
 //
 // Caching: index.html refers to its script and stylesheet as
 // "app.js?v=<hash>", so a firmware update changes the URL. Those versioned
@@ -36,6 +37,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // files is the page. The directory is embedded as a whole so adding a file
@@ -270,17 +272,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Referrer-Policy", "no-referrer")
 	}
 
-	if etagMatches(r.Header.Values("If-None-Match"), v.etag) {
-		hdr.Del("Content-Encoding")
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
+	// ServeContent answers If-None-Match (304), Range and If-Range (206)
+	// and HEAD from the ETag set above. With Content-Encoding set it leaves
+	// Content-Length out, since it cannot know the bytes are encoded
+	// already; they are, so their length goes here (a 206 replaces it).
 	hdr.Set("Content-Length", strconv.Itoa(len(v.body)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
-	}
-	w.Write(v.body) //nolint:errcheck // the client went away; nothing to do
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(v.body))
 }
 
 // acceptsGzip reports whether Accept-Encoding header values allow gzip
@@ -316,21 +313,6 @@ func qualityZero(params string) bool {
 		}
 		q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		return err == nil && q == 0
-	}
-	return false
-}
-
-// etagMatches reports whether If-None-Match header values name etag, using
-// the weak comparison RFC 9110 section 13.1.2 prescribes for If-None-Match
-// (W/"x" matches "x"), or are "*".
-func etagMatches(values []string, etag string) bool {
-	for _, v := range values {
-		for _, t := range strings.Split(v, ",") {
-			t = strings.TrimSpace(t)
-			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
-				return true
-			}
-		}
 	}
 	return false
 }
