@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"sensord/cmd/sensord/internal/connlimit"
+	"sensord/cmd/sensord/internal/guard"
 	"sensord/systemd"
 )
 
@@ -183,7 +184,7 @@ func (f *front) shutdown(ctx context.Context) error {
 func redirectHTTPS(tlsAddr net.Addr) http.Handler {
 	_, port, _ := net.SplitHostPort(tlsAddr.String())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := normHost(r.Host)
+		host := guard.NormHost(r.Host)
 		if host == "" {
 			http.Error(w, "no Host header", http.StatusBadRequest)
 			return

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"sensord/cmd/sensord/internal/health"
+	"sensord/cmd/sensord/internal/httpjson"
+	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/cmd/sensord/web"
 	"sensord/sensor"
 	"sensord/sensor/history"
@@ -139,14 +142,14 @@ func newHistoryRow(p history.Point, stepped bool) historyRow {
 
 // handleHistory serves /api/history from the history store.
 func (d *daemon) handleHistory(w http.ResponseWriter, r *http.Request) {
-	req, err := parseHistoryQuery(r.URL.Query(), time.Now())
+	req, err := parseHistoryQuery(r.URL.Query(), d.now())
 	if err != nil {
 		d.historyRefused.Add(1)
-		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
+		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if d.store == nil {
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{"history is unavailable: " + d.storeErr})
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "history is unavailable: "+d.storeErr)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), historyQueryTimeout)
@@ -155,10 +158,10 @@ func (d *daemon) handleHistory(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, history.ErrTooManyRows) || errors.Is(err, history.ErrQuery):
 		d.historyRefused.Add(1)
-		writeJSON(w, http.StatusBadRequest, errorBody{strings.TrimPrefix(err.Error(), "history: ")})
+		httpjson.WriteError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "history: "))
 		return
 	case err != nil:
-		writeJSON(w, http.StatusInternalServerError, errorBody{err.Error()})
+		httpjson.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	stepped := req.Query.Step > 0
@@ -170,7 +173,7 @@ func (d *daemon) handleHistory(w http.ResponseWriter, r *http.Request) {
 		writeHistoryCSV(w, req.Query, rows, stepped)
 		return
 	}
-	writeJSON(w, http.StatusOK, rows)
+	httpjson.Write(w, http.StatusOK, rows)
 }
 
 // historyQueryTimeout bounds one /api/history query; a year at an hour a
@@ -263,43 +266,20 @@ func (d *daemon) runHistory(ctx context.Context) {
 	}
 }
 
-// healthExtra is what /healthz adds for the dashboard: the device's name,
-// the calibration in force and the history store's state.
-type healthExtra struct {
-	Name        string        `json:"name"`
-	Calibration calibration   `json:"calibration"`
-	History     historyHealth `json:"history"`
-	Device      deviceInfo    `json:"device"`
-}
-
-type calibration struct {
-	TemperatureOffset float64 `json:"temperature_offset"`
-	HumidityOffset    float64 `json:"humidity_offset"`
-}
-
-type historyHealth struct {
-	Enabled   bool   `json:"enabled"`
-	Path      string `json:"path,omitempty"` // "" in memory
-	Error     string `json:"error,omitempty"`
-	Queued    int    `json:"queued"`
-	Written   uint64 `json:"written"`
-	Dropped   uint64 `json:"dropped"`
-	LastWrite int64  `json:"last_write,omitempty"`
-}
-
-func (d *daemon) healthExtra() healthExtra {
+// healthExtra is what /healthz adds for the dashboard.
+func (d *daemon) healthExtra() health.Extra {
 	o := d.cfg.offsets()
-	e := healthExtra{
+	e := health.Extra{
 		Name:        d.name(),
-		Calibration: calibration{TemperatureOffset: o.Temperature.Float(), HumidityOffset: o.Humidity.Float()},
-		Device:      readDevice(),
+		Calibration: health.Calibration{TemperatureOffset: o.Temperature.Float(), HumidityOffset: o.Humidity.Float()},
+		Device:      sysstat.ReadDevice(),
 	}
 	if d.store == nil {
 		e.History.Error = d.storeErr
 		return e
 	}
 	st := d.store.Stats()
-	e.History = historyHealth{Enabled: true, Path: d.store.Path(), Error: st.LastError, Queued: st.Queued, Written: st.Written, Dropped: st.Dropped}
+	e.History = health.History{Enabled: true, Path: d.store.Path(), Error: st.LastError, Queued: st.Queued, Written: st.Written, Dropped: st.Dropped}
 	if !st.LastCommit.IsZero() {
 		e.History.LastWrite = st.LastCommit.UnixMilli()
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"sensord/cmd/sensord/internal/health"
 	"sensord/sensor/history"
 )
 
@@ -132,7 +133,7 @@ func TestHistorySurvivesSIGTERMAndSIGKILL(t *testing.T) {
 		// Kill once a commit has happened after those were counted.
 		seen := time.Now().UnixMilli()
 		for {
-			var h health
+			var h health.Report
 			getJSON(t, "http://"+p2.addr+"/healthz", &h)
 			if h.Extra.History.LastWrite > seen {
 				break

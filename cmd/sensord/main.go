@@ -7,7 +7,11 @@
 // health-gated watchdog alive.
 //
 // main only wires: the sensor lives in sensor/, the fan-out in broadcast/,
-// the systemd protocol in systemd/.
+// the systemd protocol in systemd/, the page in web/; /ws/api's answers
+// in internal/api, /healthz's verdict in internal/health, the /metrics
+// format in internal/promtext, the token and Host checks in
+// internal/guard. What stays here builds those from the flags and joins
+// them.
 package main
 
 import (
@@ -99,7 +103,7 @@ func serve(ctx context.Context, cfg *config, warnings []string, log *slog.Logger
 	}
 	defer dev.Halt()
 
-	d, err := newDaemon(cfg, dev, warnings, log)
+	d, err := newDaemon(cfg, dev, warnings, log, time.Now)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"sensord/broadcast/mqtt/mosquittotest"
+	"sensord/cmd/sensord/internal/health"
 )
 
 // stateTS is the timestamp of a sensor_update payload.
@@ -119,11 +120,11 @@ func TestMQTTMessagesReachTheDashboardHubInTheFlowsShape(t *testing.T) {
 }
 
 // waitMQTT waits until /healthz reports the MQTT link in state.
-func waitMQTT(t *testing.T, p *proc, state string) health {
+func waitMQTT(t *testing.T, p *proc, state string) health.Report {
 	t.Helper()
 	deadline := time.Now().Add(mosquittotest.Wait)
 	for {
-		var h health
+		var h health.Report
 		getJSON(t, "http://"+p.addr+"/healthz", &h)
 		if h.MQTT != nil && h.MQTT.State == state {
 			return h
@@ -171,7 +172,7 @@ func TestMQTTBrokerDownForThirtySecondsDelaysNothing(t *testing.T) {
 			}
 		}
 	}
-	var h health
+	var h health.Report
 	if code := getJSON(t, "http://"+p.addr+"/healthz", &h); code != http.StatusOK || h.Status != "degraded" || !strings.Contains(h.Reason, "mqtt") {
 		t.Errorf("healthz during the outage: %d %s %q", code, h.Status, h.Reason)
 	}

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"sync"
 	"time"
+
+	"sensord/cmd/sensord/internal/health"
 )
 
 const (
@@ -15,16 +17,6 @@ const (
 	// down: one a minute keeps the journal readable.
 	repeatEvery = time.Minute
 )
-
-// sensorState is the sensor's health in words, for the dashboard's banner,
-// /healthz and get_status.
-type sensorState struct {
-	State       string `json:"state"` // "waiting" (no read yet), "ok" or "failing"
-	Problem     string `json:"problem,omitempty"`
-	Fix         string `json:"fix,omitempty"`
-	Since       int64  `json:"since,omitempty"` // ms: when it started failing
-	FailedReads uint64 `json:"failed_reads,omitempty"`
-}
 
 // sensorWatch turns the poller's counters into one WARN when the sensor
 // starts failing, one INFO when it recovers, and at most one repeat a
@@ -38,13 +30,13 @@ type sensorWatch struct {
 	since      time.Time
 	readsAt    uint64 // failed reads when the failure began
 	lastRepeat time.Time
-	state      sensorState
+	state      health.SensorState
 	prevErrs   map[string]uint64 // the poller's error counts at the last check
 	kind       string            // kind of the latest failed reads (sensor.Kind)
 }
 
 func newSensorWatch(d *daemon, now func() time.Time) *sensorWatch {
-	return &sensorWatch{d: d, now: now, state: sensorState{State: "waiting"}}
+	return &sensorWatch{d: d, now: now, state: health.SensorState{State: "waiting"}}
 }
 
 func (w *sensorWatch) run(ctx context.Context) {
@@ -61,26 +53,25 @@ func (w *sensorWatch) run(ctx context.Context) {
 }
 
 // current returns the state as of the last check.
-func (w *sensorWatch) current() sensorState {
+func (w *sensorWatch) current() health.SensorState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.state
 }
 
 // check compares the poller's counters with the health window: a sensor
-// is failing once no good reading came for three periods (and a second),
-// the same rule /healthz uses.
+// is failing once no good reading came for the window /healthz uses.
 func (w *sensorWatch) check() {
 	st := w.d.poller.Stats()
 	now := w.now()
-	window := 3*w.d.cfg.Period + time.Second
 	last := st.LastSuccess
 	ref := last
 	if ref.IsZero() {
 		ref = w.d.started
 	}
 	failed := st.Reads - st.Successes
-	down := now.Sub(ref) > window && st.Reads > st.Successes
+	_, overdue := health.Window{Period: w.d.cfg.Period}.Overdue(now, last, w.d.started)
+	down := overdue && st.Reads > st.Successes
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	// The kind that grew most since the last check is what fails now.
@@ -108,11 +99,11 @@ func (w *sensorWatch) check() {
 	}
 	switch {
 	case w.failing:
-		w.state = sensorState{State: "failing", Problem: problem, Fix: fix, Since: w.since.UnixMilli(), FailedReads: failed - w.readsAt}
+		w.state = health.SensorState{State: "failing", Problem: problem, Fix: fix, Since: w.since.UnixMilli(), FailedReads: failed - w.readsAt}
 	case last.IsZero():
-		w.state = sensorState{State: "waiting"}
+		w.state = health.SensorState{State: "waiting"}
 	default:
-		w.state = sensorState{State: "ok"}
+		w.state = health.SensorState{State: "ok"}
 	}
 }
 
