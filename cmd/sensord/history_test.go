@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"sensord/cmd/sensord/internal/health"
+	"sensord/internal/testutil"
 	"sensord/sensor/history"
 )
 
@@ -105,13 +106,8 @@ func TestHistorySurvivesSIGTERMAndSIGKILL(t *testing.T) {
 
 	// SIGTERM flushes what is queued: everything counted before is there after.
 	p := start(t, nil, args...)
-	deadline := time.Now().Add(30 * time.Second)
-	for historyCount(t, p, began) < 20 {
-		if time.Now().After(deadline) {
-			t.Fatal("no 20 readings in the history within 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Until(t, 30*time.Second, func() bool { return historyCount(t, p, began) >= 20 },
+		func() string { return "no 20 readings in the history" })
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM", code)
 	}
@@ -124,25 +120,15 @@ func TestHistorySurvivesSIGTERMAndSIGKILL(t *testing.T) {
 		}
 		// SIGKILL loses at most the commit interval's readings: wait for
 		// a commit past the restart's, then kill.
-		for historyCount(t, p2, began) < before+30 {
-			if time.Now().After(deadline.Add(30 * time.Second)) {
-				t.Fatal("no new readings after the restart")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		testutil.Until(t, 30*time.Second, func() bool { return historyCount(t, p2, began) >= before+30 },
+			func() string { return "no new readings after the restart" })
 		// Kill once a commit has happened after those were counted.
 		seen := time.Now().UnixMilli()
-		for {
+		testutil.Until(t, 30*time.Second, func() bool {
 			var h health.Report
 			getJSON(t, "http://"+p2.addr+"/healthz", &h)
-			if h.Extra.History.LastWrite > seen {
-				break
-			}
-			if time.Now().After(deadline.Add(60 * time.Second)) {
-				t.Fatal("no commit after the restart")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return h.Extra.History.LastWrite > seen
+		}, func() string { return "no commit after the restart" })
 		p2.stop(t, syscall.SIGKILL)
 	}
 	p3 := start(t, nil, args...)

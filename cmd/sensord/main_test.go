@@ -2,8 +2,11 @@ package main
 
 // These tests run the real sensord binary, built once in TestMain with the
 // race detector, against real WebSocket clients, a real notify socket and a
-// real inherited listener. The sensor is the simulation, which plays the
-// DHT22 waveform through the same capture and decode code as the hardware.
+// real inherited listener: what only a process shows (flags and exit
+// codes, signals, systemd, listeners). The answers of the routes are
+// tested in-process, in routes_test.go. The sensor is the simulation,
+// which plays the DHT22 waveform through the same capture and decode code
+// as the hardware.
 
 import (
 	"bufio"
@@ -34,6 +37,10 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// The in-process daemons of routes_test.go must not notify the
+	// systemd that may run this test; the binaries get their own
+	// environment.
+	os.Unsetenv("NOTIFY_SOCKET")
 	dir, err := os.MkdirTemp("", "sensord-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

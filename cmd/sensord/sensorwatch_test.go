@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"sensord/internal/testutil"
 	"sensord/sensor"
 )
 
@@ -66,13 +67,8 @@ func TestSensorFailureLogsOneWarningARepeatAMinuteAndOneRecovery(t *testing.T) {
 	waitReads := func(n uint64) {
 		t.Helper()
 		want := p.Stats().Reads + n
-		deadline := time.Now().Add(20 * time.Second)
-		for p.Stats().Reads < want {
-			if time.Now().After(deadline) {
-				t.Fatalf("the poller made no %d reads in 20 s", n)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		testutil.Until(t, 20*time.Second, func() bool { return p.Stats().Reads >= want },
+			func() string { return fmt.Sprintf("the poller made no %d more reads", n) })
 	}
 	count := func(msg string) int { return strings.Count(out.String(), `msg="`+msg+`"`) }
 
@@ -108,13 +104,8 @@ func TestSensorFailureLogsOneWarningARepeatAMinuteAndOneRecovery(t *testing.T) {
 
 	dev.failing.Store(false)
 	advance(time.Second)
-	deadline := time.Now().Add(20 * time.Second)
-	for p.Stats().LastSuccess.IsZero() {
-		if time.Now().After(deadline) {
-			t.Fatal("no good read after the sensor recovered")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Until(t, 20*time.Second, func() bool { return !p.Stats().LastSuccess.IsZero() },
+		func() string { return "no good read after the sensor recovered" })
 	w.check()
 	w.check()
 	if count("sensor recovered") != 1 || !strings.Contains(out.String(), "down_for=1m12s") || !strings.Contains(out.String(), "failed_reads=") {

@@ -2,13 +2,14 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"sensord/broadcast/mqtt/mosquittotest"
+	"sensord/internal/testutil"
 )
 
 // mqttView is what the MQTT panel shows.
@@ -34,20 +35,15 @@ const mqttViewJS = `(() => {
 
 func waitMQTTView(t *testing.T, ctx context.Context, what string, cond func(mqttView) bool) mqttView {
 	t.Helper()
-	deadline := time.Now().Add(mosquittotest.Wait)
-	for {
-		var v mqttView
+	var v mqttView
+	testutil.Until(t, mosquittotest.Wait, func() bool {
+		v = mqttView{}
 		if err := chromedp.Run(ctx, chromedp.Evaluate(mqttViewJS, &v)); err != nil {
 			t.Fatalf("reading the page: %v", err)
 		}
-		if cond(v) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; the panel shows %+v", what, mosquittotest.Wait, v)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return cond(v)
+	}, func() string { return fmt.Sprintf("%s: the panel shows %+v", what, v) })
+	return v
 }
 
 func row(v mqttView, source, metric string) []string {
