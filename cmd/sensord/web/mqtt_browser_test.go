@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -76,9 +77,29 @@ func TestMQTTPanelShowsEverySourceAndTheLinkState(t *testing.T) {
 	if v.Rows[0][0] != "garage" {
 		t.Errorf("rows %q not sorted by source", v.Rows)
 	}
+	// Both panels live on the page's one socket (hub.js): the daemon
+	// counts one dashboard client, not one per panel.
+	if got := dashboardClients(t, d); got != 1 {
+		t.Errorf("the page holds %d /ws/dashboard sockets, want 1", got)
+	}
 	broker.Stop()
 	waitMQTTView(t, ctx, "the link down", func(v mqttView) bool { return v.State == "disconnected" && strings.Contains(v.Link, "disconnected") })
 	waitFor(t, ctx, "health degraded, with the reason", mosquittotest.Wait, func(v view) bool {
 		return strings.HasPrefix(v.Status, "Degraded") && strings.Contains(v.Status, "mqtt")
 	})
+}
+
+// dashboardClients is /healthz's count of /ws/dashboard clients.
+func dashboardClients(t *testing.T, d *daemon) int {
+	t.Helper()
+	res, err := insecure.Get(d.url("/healthz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var h struct{ Clients map[string]int }
+	if err := json.NewDecoder(res.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Clients["dashboard"]
 }

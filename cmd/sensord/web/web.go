@@ -1,7 +1,9 @@
 // Package web is sensord's browser dashboard: one static page, embedded in
 // the binary with go:embed, that talks to the daemon only through the public
 // endpoints every other client uses (GET /api/history on load and after each
-// reconnect, WS /ws/dashboard live, GET /healthz every 5 s). The appliance has no internet, so the
+// reconnect, WS /ws/dashboard live, GET /healthz every 5 s). hub.js holds
+// the page's one socket and health poll; the panels (app.js, mqtt.js)
+// subscribe to them. The appliance has no internet, so the
 // page carries everything it needs: no CDN, no web fonts, a hand-drawn SVG
 // chart.
 //
@@ -181,7 +183,7 @@ func newHandler(fsys fs.FS, o Options) (*handler, error) {
 	}
 	// index.html links these by name; each reference gets "?v=<hash>" so
 	// the browser may cache the file as immutable.
-	for _, name := range []string{"app.js", "mqtt.js", "app.css", "favicon.svg"} {
+	for _, name := range []string{"hub.js", "app.js", "mqtt.js", "app.css", "favicon.svg"} {
 		f, ok := h.files["/"+name]
 		if !ok {
 			return nil, fmt.Errorf("web: index.html links %s, which is not embedded", name)

@@ -234,8 +234,8 @@ func TestPageLinksVersionedAssetsThatAreCachedForever(t *testing.T) {
 	h := Handler()
 	page := string(body(t, get(t, h, "GET", "/", nil)))
 	links := regexp.MustCompile(`(?:src|href)="([a-z]+\.(?:js|css|svg))\?v=([A-Za-z0-9_-]+)"`).FindAllStringSubmatch(page, -1)
-	if len(links) != 4 {
-		t.Fatalf("found %d versioned links in the page, want 4 (app.js, mqtt.js, app.css, favicon.svg): %q", len(links), links)
+	if len(links) != 5 {
+		t.Fatalf("found %d versioned links in the page, want 5 (hub.js, app.js, mqtt.js, app.css, favicon.svg): %q", len(links), links)
 	}
 	for _, l := range links {
 		name, v := l[1], l[2]
@@ -407,9 +407,10 @@ func TestHandlerOverRealHTTPRevalidatesRangesAndHeads(t *testing.T) {
 func TestNewHandlerRejectsABrokenPage(t *testing.T) {
 	// newHandler guards the build: a page missing a file, linking one it
 	// lacks, or shipping a file of unknown type must fail, never serve.
-	index := `<link href="app.css"><script src="app.js"></script><script src="mqtt.js"></script><link rel="icon" href="favicon.svg">`
+	index := `<link href="app.css"><script src="hub.js"></script><script src="app.js"></script><script src="mqtt.js"></script><link rel="icon" href="favicon.svg">`
 	good := fstest.MapFS{
 		"static/index.html":  {Data: []byte(index)},
+		"static/hub.js":      {Data: []byte("'use strict';")},
 		"static/app.js":      {Data: []byte("'use strict';")},
 		"static/mqtt.js":     {Data: []byte("'use strict';")},
 		"static/app.css":     {Data: []byte("body{}")},
@@ -438,7 +439,8 @@ func TestNewHandlerRejectsABrokenPage(t *testing.T) {
 	}{
 		{"no index.html", without("static/index.html")},
 		{"no app.js", without("static/app.js")},
-		{"index.html not linking app.css", with("static/index.html", `<script src="app.js"></script><script src="mqtt.js"></script><link href="favicon.svg">`)},
+		{"index.html not linking app.css", with("static/index.html", `<script src="hub.js"></script><script src="app.js"></script><script src="mqtt.js"></script><link href="favicon.svg">`)},
+		{"no hub.js", without("static/hub.js")},
 		{"no mqtt.js", without("static/mqtt.js")},
 		{"a file of unknown type", with("static/photo.png", "\x89PNG")},
 		{"no static directory", fstest.MapFS{"index.html": {Data: []byte(index)}}},
