@@ -15,6 +15,9 @@ import (
 	"sensord/broadcast/mqtt"
 	"sensord/cmd/sensord/internal/connlimit"
 	"sensord/cmd/sensord/internal/health"
+	"sensord/cmd/sensord/internal/linklog"
+	"sensord/cmd/sensord/internal/readings"
+	"sensord/cmd/sensord/internal/sensorwatch"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/sensor"
 	"sensord/sensor/history"
@@ -102,11 +105,11 @@ type daemon struct {
 	statusMu   sync.Mutex // guards lastStatus
 	lastStatus time.Time
 
-	store          *history.Store // nil when it could not be opened
-	storeErr       string         // why store is nil
-	historyRefused atomic.Uint64  // /api/history requests answered 400
-	watch          *sensorWatch
-	checker        *health.Checker // /healthz
+	store    *history.Store    // nil when it could not be opened
+	storeErr string            // why store is nil
+	history  *readings.History // /api/history
+	watch    *sensorwatch.Watch
+	checker  *health.Checker // /healthz
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health
@@ -126,7 +129,8 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	}
 	d.poller = p
 	d.stuckAfter = backoff + 2*cfg.Period + 2*time.Second
-	d.watch = newSensorWatch(d, now)
+	d.watch = &sensorwatch.Watch{Stats: p.Stats, Window: health.Window{Period: cfg.Period}, Started: d.started, Now: now, Log: log,
+		Name: dev.String(), Wiring: sensorwatch.Wiring{Sensor: cfg.Sensor, Pin: cfg.Pin, Bus: cfg.Bus}}
 	d.checker = d.newChecker()
 
 	onEvent := func(e broadcast.Event) {
@@ -150,7 +154,7 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 			}
 			tc = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 		}
-		link := newLinkLog("client mode", "check that -url is right and that its server runs and is reachable", log, time.Now)
+		link := linklog.New("client mode", "check that -url is right and that its server runs and is reachable", log, time.Now)
 		c, err := broadcast.NewClient(cfg.URL, &broadcast.ClientOpts{
 			TLS:      tc,
 			WholeMsg: cfg.WholeMsg,
@@ -158,9 +162,9 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 				log.Debug("client mode", "url", broadcast.RedactURL(cfg.URL), "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
 				switch {
 				case s.State == broadcast.StateConnected:
-					link.up("url", broadcast.RedactURL(cfg.URL))
+					link.Up("url", broadcast.RedactURL(cfg.URL))
 				case s.State == broadcast.StateBackoff:
-					link.failed(s.Reason, "url", broadcast.RedactURL(cfg.URL))
+					link.Failed(s.Reason, "url", broadcast.RedactURL(cfg.URL))
 				}
 			},
 		})
@@ -200,7 +204,7 @@ func (d *daemon) start(ctx context.Context) *sync.WaitGroup {
 		}
 	})
 	wg.Go(func() { d.systemStats(ctx) })
-	wg.Go(func() { d.watch.run(ctx) })
+	wg.Go(func() { d.watch.Run(ctx) })
 	if d.store != nil {
 		wg.Go(func() { d.runHistory(ctx) })
 	}

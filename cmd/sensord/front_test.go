@@ -375,28 +375,6 @@ func TestTLSAutoMakesASelfSignedCertificateAndKeepsIt(t *testing.T) {
 	}
 }
 
-func TestSelfSignedIsRemadeForANewHostName(t *testing.T) {
-	dir := t.TempDir()
-	now := time.Now()
-	cert, _, made, err := selfSigned(dir, "sensord", now)
-	if err != nil || !made {
-		t.Fatalf("first: made %v, %v", made, err)
-	}
-	if _, _, made, _ := selfSigned(dir, "sensord", now); made {
-		t.Error("made again for the same name")
-	}
-	if _, _, made, _ := selfSigned(dir, "kitchen", now); !made {
-		t.Error("kept the certificate of another host name")
-	}
-	c, err := tls.LoadX509KeyPair(cert, filepath.Join(dir, "key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.Leaf.DNSNames; len(got) != 2 || got[0] != "kitchen.local" || got[1] != "kitchen" {
-		t.Errorf("names %q", got)
-	}
-}
-
 // make run with the port taken: the failure says why, with the port-80
 // hint only for a privileged port, and no dashboard URL is printed for a
 // server that is not there.

@@ -8,8 +8,8 @@ import (
 	"sensord/cmd/sensord/internal/api"
 	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/health"
-	"sensord/cmd/sensord/internal/httpjson"
 	"sensord/cmd/sensord/internal/promtext"
+	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/web"
 )
 
@@ -25,8 +25,8 @@ func (d *daemon) routes() http.Handler {
 	mux.Handle("GET /ws/api", d.api)
 	mux.Handle("GET /ws/dashboard", d.dash)
 	mux.Handle("GET /healthz", d.checker)
-	mux.HandleFunc("GET /api/latest", d.handleLatest)
-	mux.HandleFunc("GET /api/history", d.handleHistory)
+	mux.Handle("GET /api/latest", readings.Latest(d.poller.Latest))
+	mux.Handle("GET /api/history", d.history)
 	mux.Handle("GET /metrics", promtext.Handler(d.writeMetrics))
 	var h http.Handler = mux
 	if d.cfg.Token != "" {
@@ -49,7 +49,7 @@ func (d *daemon) newAnswerer() *api.Answerer {
 		Publish: func(m broadcast.Message) error { return d.api.Publish(m) },
 		Now:     d.now,
 		Started: d.started,
-		Sensor:  d.watch.current,
+		Sensor:  d.watch.Current,
 		Latest:  d.poller.Latest,
 	}
 }
@@ -73,7 +73,7 @@ func (d *daemon) newChecker() *health.Checker {
 // describe fills what /healthz shows beside the verdict.
 func (d *daemon) describe(h *health.Report) {
 	h.Sensor.Name = d.dev.String()
-	h.Sensor.SensorState = d.watch.current()
+	h.Sensor.SensorState = d.watch.Current()
 	h.Clients = map[string]int{}
 	for path, s := range d.servers() {
 		h.Clients[path] = s.Clients()
@@ -87,14 +87,6 @@ func (d *daemon) describe(h *health.Report) {
 	h.MQTT = d.mqttHealth()
 	h.Warnings = d.warnings
 	h.Extra = d.healthExtra()
-}
-
-func (d *daemon) handleLatest(w http.ResponseWriter, r *http.Request) {
-	if rd, ok := d.poller.Latest(); ok {
-		httpjson.Write(w, http.StatusOK, withDerived(rd))
-		return
-	}
-	httpjson.WriteError(w, http.StatusNotFound, "no reading yet")
 }
 
 // redactURL is broadcast.RedactURL, for config.go's messages.

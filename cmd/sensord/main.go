@@ -7,11 +7,15 @@
 // health-gated watchdog alive.
 //
 // main only wires: the sensor lives in sensor/, the fan-out in broadcast/,
-// the systemd protocol in systemd/, the page in web/; /ws/api's answers
-// in internal/api, /healthz's verdict in internal/health, the /metrics
-// format in internal/promtext, the token and Host checks in
-// internal/guard. What stays here builds those from the flags and joins
-// them.
+// the systemd protocol in systemd/, the page in web/, and what only this
+// command uses in internal/: /ws/api's answers (api), /healthz's verdict
+// (health), the /metrics format (promtext), /api/latest and /api/history
+// (readings), the token and Host checks (guard), TLS files (tlscert), the
+// sensor's and the links' log lines (sensorwatch, linklog) and the
+// system's figures (sysstat, connlimit). The files here build those from
+// the flags and join them: daemon.go the loops, http.go the routes,
+// front.go the listeners, metrics.go the catalogue of /metrics, mqtt.go
+// and history.go the bridge and the store.
 package main
 
 import (

@@ -116,7 +116,7 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 		m.Sample("sensord_history_queued", "", float64(hs.Queued))
 	}
 	m.Family("sensord_history_requests_refused_total", "counter", "/api/history requests answered 400 (bad parameters, too many rows).")
-	m.Sample("sensord_history_requests_refused_total", "", float64(d.historyRefused.Load()))
+	m.Sample("sensord_history_requests_refused_total", "", float64(d.history.Refused()))
 	d.writeMQTTMetrics(m)
 	m.Family("sensord_heap_bytes", "gauge", "Go heap bytes in use.")
 	m.Sample("sensord_heap_bytes", "", float64(sysstat.HeapBytes()))

@@ -1,13 +1,25 @@
-package main
+// Package sensorwatch turns the poller's counters into the sensor's health
+// in words: one WARN when the sensor starts failing, with the problem and
+// the likely fix in plain language, at most one repeat a minute while it
+// stays down, one INFO when it recovers, and the state the dashboard's
+// banner, /healthz and get_status show.
+//
+// # Concurrency
+//
+// Run is called once, from one goroutine; Check and Current are safe from
+// any goroutine.
+package sensorwatch
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"sync"
 	"time"
 
 	"sensord/cmd/sensord/internal/health"
+	"sensord/sensor"
 )
 
 const (
@@ -18,28 +30,40 @@ const (
 	repeatEvery = time.Minute
 )
 
-// sensorWatch turns the poller's counters into one WARN when the sensor
-// starts failing, one INFO when it recovers, and at most one repeat a
-// minute in between.
-type sensorWatch struct {
-	d   *daemon
-	now func() time.Time
+// Wiring says where the sensor is, for the fixes the watch suggests.
+type Wiring struct {
+	Sensor string // the -sensor kind: "dht22", "sim" or an I2C chip
+	Pin    string // the DHT22's GPIO pin
+	Bus    string // the I2C bus ("": the first)
+}
+
+// Watch watches one sensor. Every field is required; set them before Run.
+type Watch struct {
+	// Stats returns the poller's counters.
+	Stats func() sensor.Stats
+	// Window is /healthz's: the sensor fails once no good reading came
+	// for its length.
+	Window health.Window
+	// Started is when the daemon started, the window's start until the
+	// first good reading.
+	Started time.Time
+	Now     func() time.Time
+	Log     *slog.Logger
+	Name    string // the sensor as the log names it
+	Wiring  Wiring
 
 	mu         sync.Mutex // guards the fields below
 	failing    bool
 	since      time.Time
 	readsAt    uint64 // failed reads when the failure began
 	lastRepeat time.Time
-	state      health.SensorState
-	prevErrs   map[string]uint64 // the poller's error counts at the last check
-	kind       string            // kind of the latest failed reads (sensor.Kind)
+	state      health.SensorState // "" before the first check
+	prevErrs   map[string]uint64  // the poller's error counts at the last check
+	kind       string             // kind of the latest failed reads (sensor.Kind)
 }
 
-func newSensorWatch(d *daemon, now func() time.Time) *sensorWatch {
-	return &sensorWatch{d: d, now: now, state: health.SensorState{State: "waiting"}}
-}
-
-func (w *sensorWatch) run(ctx context.Context) {
+// Run checks every watchEvery until ctx is cancelled.
+func (w *Watch) Run(ctx context.Context) {
 	t := time.NewTicker(watchEvery)
 	defer t.Stop()
 	for {
@@ -47,30 +71,34 @@ func (w *sensorWatch) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			w.check()
+			w.Check()
 		}
 	}
 }
 
-// current returns the state as of the last check.
-func (w *sensorWatch) current() health.SensorState {
+// Current returns the state as of the last check: "waiting" before the
+// first.
+func (w *Watch) Current() health.SensorState {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.state.State == "" {
+		return health.SensorState{State: "waiting"}
+	}
 	return w.state
 }
 
-// check compares the poller's counters with the health window: a sensor
+// Check compares the poller's counters with the health window: a sensor
 // is failing once no good reading came for the window /healthz uses.
-func (w *sensorWatch) check() {
-	st := w.d.poller.Stats()
-	now := w.now()
+func (w *Watch) Check() {
+	st := w.Stats()
+	now := w.Now()
 	last := st.LastSuccess
 	ref := last
 	if ref.IsZero() {
-		ref = w.d.started
+		ref = w.Started
 	}
 	failed := st.Reads - st.Successes
-	_, overdue := health.Window{Period: w.d.cfg.Period}.Overdue(now, last, w.d.started)
+	_, overdue := w.Window.Overdue(now, last, w.Started)
 	down := overdue && st.Reads > st.Successes
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -82,20 +110,20 @@ func (w *sensorWatch) check() {
 		}
 	}
 	w.prevErrs = maps.Clone(st.Errors)
-	problem, fix := explainSensorError(w.kind, st.LastError, w.d.cfg)
+	problem, fix := Explain(w.kind, st.LastError, w.Wiring)
 
-	log := w.d.log
+	log := w.Log
 	switch {
 	case down && !w.failing:
 		w.failing, w.since, w.readsAt, w.lastRepeat = true, ref, failed, now
-		log.Warn("sensor failing", "sensor", w.d.dev.String(), "problem", problem, "fix", fix, "err", st.LastError)
+		log.Warn("sensor failing", "sensor", w.Name, "problem", problem, "fix", fix, "err", st.LastError)
 	case down && now.Sub(w.lastRepeat) >= repeatEvery:
 		w.lastRepeat = now
-		log.Warn("sensor still failing", "sensor", w.d.dev.String(), "down_for", now.Sub(w.since).Round(time.Second),
+		log.Warn("sensor still failing", "sensor", w.Name, "down_for", now.Sub(w.since).Round(time.Second),
 			"failed_reads", failed-w.readsAt, "problem", problem, "fix", fix, "err", st.LastError)
 	case !down && w.failing && !last.IsZero() && last.After(w.since):
 		w.failing = false
-		log.Info("sensor recovered", "sensor", w.d.dev.String(), "down_for", last.Sub(w.since).Round(time.Second), "failed_reads", failed-w.readsAt)
+		log.Info("sensor recovered", "sensor", w.Name, "down_for", last.Sub(w.since).Round(time.Second), "failed_reads", failed-w.readsAt)
 	}
 	switch {
 	case w.failing:
@@ -107,13 +135,14 @@ func (w *sensorWatch) check() {
 	}
 }
 
-// explainSensorError says in plain words what an error of kind (as
-// sensor.Kind names it) means and what usually fixes it.
-func explainSensorError(kind, lastErr string, cfg *config) (problem, fix string) {
-	where := "on " + cfg.Pin
+// Explain says in plain words what an error of kind (as sensor.Kind
+// names it; lastErr is the error itself) means for the sensor wired as
+// wr, and what usually fixes it.
+func Explain(kind, lastErr string, wr Wiring) (problem, fix string) {
+	where := "on " + wr.Pin
 	wiring := "check the wiring, the pull-up resistor (4.7-10 kΩ from data to 3.3 V) and that -pin matches"
-	if cfg.Sensor != "dht22" && cfg.Sensor != "sim" {
-		bus := cfg.Bus
+	if wr.Sensor != "dht22" && wr.Sensor != "sim" {
+		bus := wr.Bus
 		if bus == "" {
 			bus = "the first I2C bus"
 		}
