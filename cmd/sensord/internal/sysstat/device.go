@@ -2,6 +2,7 @@ package sysstat
 
 import (
 	"bytes"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -50,7 +51,7 @@ func ReadDevice() Device {
 		}
 	}
 	if b, err := os.ReadFile(thermalZone); err == nil {
-		if v, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64); err == nil {
+		if v, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64); err == nil && !math.IsNaN(v) && !math.IsInf(v, 0) {
 			c := v / 1000
 			d.SoCTemp = &c
 		}
@@ -76,8 +77,8 @@ func ParseWireless(b []byte) *WiFi {
 			continue
 		}
 		lvl, err := strconv.ParseFloat(strings.TrimSuffix(f[2], "."), 64)
-		if err != nil {
-			continue
+		if err != nil || math.IsNaN(lvl) || math.IsInf(lvl, 0) {
+			continue // JSON has no NaN: /healthz would fail to encode
 		}
 		return &WiFi{Interface: strings.TrimSpace(string(name)), SignalDBm: lvl}
 	}

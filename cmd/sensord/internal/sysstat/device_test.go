@@ -1,6 +1,8 @@
 package sysstat
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 )
 
@@ -17,6 +19,7 @@ func TestParseWirelessFindsTheFirstInterfacesSignal(t *testing.T) {
 		{"headers only: no Wi-Fi", header, nil},
 		{"a line cut short", header + " wlan0: 0000 70.\n", nil},
 		{"a level that is not a number", header + " wlan0: 0000 70. strong -256\n", nil},
+		{"a level of NaN, which JSON cannot carry", header + " wlan0: 0000 70. NaN -256\n wlan1: 0000 10. -90. -256\n", &WiFi{Interface: "wlan1", SignalDBm: -90}},
 		{"empty", "", nil},
 	}
 	for _, tt := range tests {
@@ -33,8 +36,14 @@ func FuzzParseWireless(f *testing.F) {
 	f.Add([]byte("h\nh\n wlan0: 0000   70.  -40.  -256 0 0\n"))
 	f.Add([]byte("\n\n:::"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if w := ParseWireless(b); w != nil && w.Interface == "" && len(b) == 0 {
-			t.Errorf("an interface from nothing: %+v", w)
+		w := ParseWireless(b)
+		if w == nil {
+			return
+		}
+		// What /healthz encodes must be JSON: a finite level, and a name
+		// taken from the input.
+		if _, err := json.Marshal(w); err != nil || !bytes.Contains(b, []byte(w.Interface)) {
+			t.Errorf("ParseWireless(%q) = %+v (%v)", b, w, err)
 		}
 	})
 }
