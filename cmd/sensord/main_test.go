@@ -67,25 +67,26 @@ var readingRE = regexp.MustCompile(`^\{"type":"sensor_update","temperature":-?\d
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
-	mu     sync.Mutex
-	stderr bytes.Buffer
+	stderr syncBuffer // stdout too
 	done   chan struct{}
 	err    error
 }
 
-func (p *proc) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
+func (p *proc) logs() string { return p.stderr.String() }
+
+// syncBuffer is output that other goroutines (an in-process daemon's, a
+// child process's copiers) write while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
 }
 
-type lockedWriter struct{ p *proc }
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.p.mu.Lock()
-	defer w.p.mu.Unlock()
-	return w.p.stderr.Write(b)
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
 }
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -114,8 +115,8 @@ func startCmd(t *testing.T, cmd *exec.Cmd, env []string) *proc {
 	t.Helper()
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
-	cmd.Stderr = lockedWriter{p}
-	cmd.Stdout = lockedWriter{p}
+	cmd.Stderr = &p.stderr
+	cmd.Stdout = &p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

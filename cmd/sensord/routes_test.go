@@ -9,7 +9,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,19 +39,6 @@ type shiftClock struct{ off atomic.Int64 }
 
 func (c *shiftClock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *shiftClock) advance(d time.Duration) { c.off.Add(int64(d)) }
-
-// syncBuffer is a log the daemon's goroutines write and the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 // inproc is one daemon under test.
 type inproc struct {
