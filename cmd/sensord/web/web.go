@@ -32,8 +32,10 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"html"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
@@ -279,8 +281,71 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Content-Length out, since it cannot know the bytes are encoded
 	// already; they are, so their length goes here (a 206 replaces it).
 	hdr.Set("Content-Length", strconv.Itoa(len(v.body)))
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(v.body))
+	http.ServeContent(direct{w}, r, "", time.Time{}, &bodyReader{b: v.body})
 }
+
+// bodyReader is a variant's bytes as ServeContent reads and seeks them.
+type bodyReader struct {
+	b   []byte
+	off int64
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	if r.off >= int64(len(r.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += int64(n)
+	return n, nil
+}
+
+func (r *bodyReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += int64(len(r.b))
+	default:
+		return 0, errors.New("web: bad whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("web: seek before the start")
+	}
+	r.off = offset
+	return offset, nil
+}
+
+// direct writes what ServeContent copies from a bodyReader as one Write
+// of the cached bytes. ServeContent copies with io.CopyN, which would
+// otherwise allocate a buffer the size of the file for every response.
+type direct struct{ http.ResponseWriter }
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (d direct) Unwrap() http.ResponseWriter { return d.ResponseWriter }
+
+// ReadFrom implements io.ReaderFrom for io.CopyN's limited reader of a
+// bodyReader; anything else (a multi-range answer's parts) is copied as
+// usual.
+func (d direct) ReadFrom(src io.Reader) (int64, error) {
+	lr, ok := src.(*io.LimitedReader)
+	if !ok {
+		return io.Copy(writerOnly{d.ResponseWriter}, src)
+	}
+	r, ok := lr.R.(*bodyReader)
+	if !ok {
+		return io.Copy(writerOnly{d.ResponseWriter}, src)
+	}
+	n := max(min(lr.N, int64(len(r.b))-r.off), 0)
+	w, err := d.ResponseWriter.Write(r.b[r.off : r.off+n])
+	r.off += int64(w)
+	lr.N -= int64(w)
+	return int64(w), err
+}
+
+// writerOnly hides a writer's ReadFrom, so io.Copy does not call back
+// into direct.
+type writerOnly struct{ io.Writer }
 
 // acceptsGzip reports whether Accept-Encoding header values allow gzip
 // (RFC 9110 section 12.5.3): "gzip" or "*" with a quality other than 0. An

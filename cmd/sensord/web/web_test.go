@@ -5,6 +5,8 @@ import (
 	"compress/gzip"
 	"io"
 	"io/fs"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -357,6 +359,22 @@ func TestHandlerAnswersRangeWith206(t *testing.T) {
 			if res := get(t, h, "GET", "/app.js", map[string]string{"Accept-Encoding": accept, "Range": "bytes=10-19", "If-Range": `"old"`}); res.StatusCode != http.StatusOK || !bytes.Equal(body(t, res), full) {
 				t.Errorf("If-Range with an old ETag: status = %d, want 200 and the whole file", res.StatusCode)
 			}
+			// Two ranges come as multipart/byteranges, each part its bytes.
+			res = get(t, h, "GET", "/app.js", map[string]string{"Accept-Encoding": accept, "Range": "bytes=0-4,10-14"})
+			_, params, err := mime.ParseMediaType(res.Header.Get("Content-Type"))
+			if res.StatusCode != http.StatusPartialContent || err != nil || params["boundary"] == "" {
+				t.Fatalf("two ranges: %d %q (%v)", res.StatusCode, res.Header.Get("Content-Type"), err)
+			}
+			mr := multipart.NewReader(res.Body, params["boundary"])
+			for _, want := range [][]byte{full[0:5], full[10:15]} {
+				part, err := mr.NextPart()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, _ := io.ReadAll(part); !bytes.Equal(got, want) {
+					t.Errorf("part %q, want %q", got, want)
+				}
+			}
 			res = get(t, h, "GET", "/app.js", map[string]string{"Accept-Encoding": accept, "Range": "bytes=999999-"})
 			if res.StatusCode != http.StatusRequestedRangeNotSatisfiable {
 				t.Errorf("a range past the end: status = %d, want 416", res.StatusCode)
@@ -465,4 +483,37 @@ func FuzzAcceptsGzip(f *testing.F) {
 			t.Errorf("acceptsGzip(%q) = true without gzip or *", s)
 		}
 	})
+}
+
+// countingWriter counts the Writes of a response.
+type countingWriter struct {
+	h      http.Header
+	writes int
+	n      int
+}
+
+func (c *countingWriter) Header() http.Header         { return c.h }
+func (c *countingWriter) WriteHeader(int)             {}
+func (c *countingWriter) Write(b []byte) (int, error) { c.writes++; c.n += len(b); return len(b), nil }
+
+func TestHandlerWritesTheCachedBytesInOneWrite(t *testing.T) {
+	// ServeContent's io.CopyN would copy through a buffer the size of
+	// the file, allocated for each response; the cached bytes go out
+	// as they are, in one Write, whole or a range of them.
+	h := Handler()
+	want := len(body(t, get(t, h, "GET", "/app.js", nil)))
+	for _, tc := range []struct {
+		rng  string
+		size int
+	}{{"", want}, {"bytes=100-199", 100}} {
+		w := &countingWriter{h: http.Header{}}
+		req := httptest.NewRequest("GET", "/app.js", nil)
+		if tc.rng != "" {
+			req.Header.Set("Range", tc.rng)
+		}
+		h.ServeHTTP(w, req)
+		if w.writes != 1 || w.n != tc.size {
+			t.Errorf("Range %q: %d writes of %d bytes, want one of %d", tc.rng, w.writes, w.n, tc.size)
+		}
+	}
 }
