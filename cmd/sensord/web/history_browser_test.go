@@ -88,7 +88,12 @@ func TestDashboardRangesShowTheStoredHistory(t *testing.T) {
 	d := startDaemonWith(t, "", daemonOpts{args: []string{"-history-dir", dir}})
 	ctx := tab(t)
 	open(t, ctx, d.url("/"))
-	waitFor(t, ctx, "live with values", 10*time.Second, func(v view) bool { return v.State == "live" && hasValues(v) })
+	// The 1 h range is raw or a step a minute by the sensor's period,
+	// which the page learns from /healthz: wait for its answer (the
+	// status shows), or a click before it asks for raw rows.
+	waitFor(t, ctx, "live with values and the health known", 10*time.Second, func(v view) bool {
+		return v.State == "live" && hasValues(v) && v.Status != "–"
+	})
 
 	for _, tc := range []struct {
 		rng       string
