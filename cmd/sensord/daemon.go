@@ -14,6 +14,10 @@ import (
 	"sensord/broadcast"
 	"sensord/broadcast/mqtt"
 	"sensord/cmd/sensord/internal/connlimit"
+	"sensord/cmd/sensord/internal/health"
+	"sensord/cmd/sensord/internal/linklog"
+	"sensord/cmd/sensord/internal/readings"
+	"sensord/cmd/sensord/internal/sensorwatch"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/sensor"
 	"sensord/sensor/history"
@@ -71,6 +75,7 @@ const (
 type daemon struct {
 	cfg      *config
 	log      *slog.Logger
+	now      func() time.Time // the clock of /healthz's window, uptime and /api/history's "now"
 	started  time.Time
 	warnings []string
 
@@ -84,8 +89,8 @@ type daemon struct {
 	// budget bounds the memory every WebSocket client together can make
 	// the broadcasters hold (partial messages, queued replies).
 	budget *broadcast.Budget
-	// conns bounds and counts open connections; set by serve before the
-	// first request (nil in tests that mount routes on httptest).
+	// conns bounds and counts open connections; set by openFront before
+	// the first request (nil in the tests that mount routes on httptest).
 	conns *connlimit.Limit
 	// tlsFingerprint is the SHA-256 of -tls-cert's leaf ("" without TLS).
 	tlsFingerprint string
@@ -100,15 +105,18 @@ type daemon struct {
 	statusMu   sync.Mutex // guards lastStatus
 	lastStatus time.Time
 
-	store          *history.Store // nil when it could not be opened
-	storeErr       string         // why store is nil
-	historyRefused atomic.Uint64  // /api/history requests answered 400
-	watch          *sensorWatch
+	store    *history.Store    // nil when it could not be opened
+	storeErr string            // why store is nil
+	history  *readings.History // /api/history
+	watch    *sensorwatch.Watch
+	checker  *health.Checker // /healthz
 }
 
-func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logger) (*daemon, error) {
+// newDaemon builds the daemon on dev; now is the clock of its health
+// window (time.Now but in tests).
+func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logger, now func() time.Time) (*daemon, error) {
 	dev = sensor.Calibrated(dev, cfg.offsets())
-	d := &daemon{cfg: cfg, log: log, started: time.Now(), warnings: warnings, dev: dev}
+	d := &daemon{cfg: cfg, log: log, now: now, started: now(), warnings: warnings, dev: dev}
 	d.openHistory()
 	backoff := maxBackoff(cfg.Period)
 	p, err := sensor.NewPoller(dev, &sensor.PollOpts{
@@ -121,7 +129,9 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	}
 	d.poller = p
 	d.stuckAfter = backoff + 2*cfg.Period + 2*time.Second
-	d.watch = newSensorWatch(d, time.Now)
+	d.watch = &sensorwatch.Watch{Stats: p.Stats, Window: health.Window{Period: cfg.Period}, Started: d.started, Now: now, Log: log,
+		Name: dev.String(), Wiring: sensorwatch.Wiring{Sensor: cfg.Sensor, Pin: cfg.Pin, Bus: cfg.Bus}}
+	d.checker = d.newChecker()
 
 	onEvent := func(e broadcast.Event) {
 		log.Debug("client", "event", e.Kind, "session", e.Session, "remote", e.Remote, "clients", e.Clients)
@@ -130,7 +140,7 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	d.budget = broadcast.NewBudget(broadcast.DefaultBudget)
 	d.sensors = broadcast.NewServer(&broadcast.ServerOpts{WholeMsg: cfg.WholeMsg, RingSize: historyRing, OnEvent: onEvent, Budget: d.budget})
 	d.dash = broadcast.NewServer(&broadcast.ServerOpts{OnEvent: onEvent, Budget: d.budget})
-	d.api = broadcast.NewServer(&broadcast.ServerOpts{Replay: -1, OnEvent: onEvent, OnMessage: d.answer, Budget: d.budget})
+	d.api = broadcast.NewServer(&broadcast.ServerOpts{Replay: -1, OnEvent: onEvent, OnMessage: d.newAnswerer().Answer, Budget: d.budget})
 	if cfg.Mode != "server" {
 		var tc *tls.Config
 		if cfg.URLCA != "" {
@@ -144,7 +154,7 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 			}
 			tc = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 		}
-		link := newLinkLog("client mode", "check that -url is right and that its server runs and is reachable", log, time.Now)
+		link := linklog.New("client mode", "check that -url is right and that its server runs and is reachable", log, time.Now)
 		c, err := broadcast.NewClient(cfg.URL, &broadcast.ClientOpts{
 			TLS:      tc,
 			WholeMsg: cfg.WholeMsg,
@@ -152,9 +162,9 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 				log.Debug("client mode", "url", broadcast.RedactURL(cfg.URL), "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
 				switch {
 				case s.State == broadcast.StateConnected:
-					link.up("url", broadcast.RedactURL(cfg.URL))
+					link.Up("url", broadcast.RedactURL(cfg.URL))
 				case s.State == broadcast.StateBackoff:
-					link.failed(s.Reason, "url", broadcast.RedactURL(cfg.URL))
+					link.Failed(s.Reason, "url", broadcast.RedactURL(cfg.URL))
 				}
 			},
 		})
@@ -194,7 +204,7 @@ func (d *daemon) start(ctx context.Context) *sync.WaitGroup {
 		}
 	})
 	wg.Go(func() { d.systemStats(ctx) })
-	wg.Go(func() { d.watch.run(ctx) })
+	wg.Go(func() { d.watch.Run(ctx) })
 	if d.store != nil {
 		wg.Go(func() { d.runHistory(ctx) })
 	}

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,11 +10,12 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"sensord/cmd/sensord/internal/connlimit"
+	"sensord/cmd/sensord/internal/guard"
+	"sensord/cmd/sensord/internal/tlscert"
 	"sensord/systemd"
 )
 
@@ -34,41 +32,6 @@ type front struct {
 	activate bool
 }
 
-// tlsConfig is a modern server configuration: TLS 1.2 and 1.3 with Go's
-// default (forward-secret, AEAD) suites and curves, HTTP/1.1 only
-// (WebSockets upgrade over it).
-func tlsConfig(cert tls.Certificate) *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		NextProtos:   []string{"http/1.1"},
-	}
-}
-
-// loadCert reads -tls-cert and -tls-key, and the SHA-256 fingerprint of
-// the leaf certificate (what a user compares the browser's with).
-func loadCert(certFile, keyFile string) (tls.Certificate, string, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return cert, "", fmt.Errorf("tls: %w", err)
-	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil {
-		return cert, "", fmt.Errorf("tls: %s: %w", certFile, err)
-	}
-	sum := sha256.Sum256(leaf.Raw)
-	return cert, fingerprint(sum[:]), nil
-}
-
-// fingerprint formats a digest as browsers show it: AB:CD:...
-func fingerprint(b []byte) string {
-	parts := make([]string, len(b))
-	for i, c := range b {
-		parts[i] = strings.ToUpper(hex.EncodeToString([]byte{c}))
-	}
-	return strings.Join(parts, ":")
-}
-
 // openFront binds (or takes from systemd) the listeners, bounds their
 // connections together below the descriptor limit, and makes the servers.
 func (d *daemon) openFront(handler http.Handler) (*front, error) {
@@ -81,7 +44,7 @@ func (d *daemon) openFront(handler http.Handler) (*front, error) {
 			return nil, fmt.Errorf("tls: host name: %w", err)
 		}
 		var made bool
-		certFile, keyFile, made, err = selfSigned(cfg.TLSAuto, host, time.Now())
+		certFile, keyFile, made, err = tlscert.SelfSigned(cfg.TLSAuto, host, time.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -90,11 +53,11 @@ func (d *daemon) openFront(handler http.Handler) (*front, error) {
 		}
 	}
 	if certFile != "" {
-		cert, fp, err := loadCert(certFile, keyFile)
+		cert, fp, err := tlscert.Load(certFile, keyFile)
 		if err != nil {
 			return nil, badFlag("tls-cert", "%v", err)
 		}
-		conf = tlsConfig(cert)
+		conf = tlscert.ServerConfig(cert)
 		d.tlsFingerprint = fp
 		d.log.Info("tls certificate", "file", certFile, "sha256", fp, "subject", cert.Leaf.Subject.String(), "not_after", cert.Leaf.NotAfter)
 	}
@@ -183,7 +146,7 @@ func (f *front) shutdown(ctx context.Context) error {
 func redirectHTTPS(tlsAddr net.Addr) http.Handler {
 	_, port, _ := net.SplitHostPort(tlsAddr.String())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := normHost(r.Host)
+		host := guard.NormHost(r.Host)
 		if host == "" {
 			http.Error(w, "no Host header", http.StatusBadRequest)
 			return

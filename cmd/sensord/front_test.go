@@ -1,11 +1,11 @@
 package main
 
-// The front door against real clients: the token check, the Host
-// allow-list, secrets in -url, the WebSocket protocol edges of /ws/api,
-// and TLS with Go's and Python's clients.
+// The front door of the real binary against real clients: secrets in
+// -url, TLS with Go's and Python's clients, activated sockets. The token
+// check, the Host allow-list and the WebSocket handshake's edges are
+// handlers' answers, tested in-process in routes_test.go.
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -32,6 +32,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"sensord/cmd/sensord/internal/health"
 	"sensord/internal/testutil"
 )
 
@@ -58,77 +59,6 @@ func get(t *testing.T, c *http.Client, url string, hdr ...string) (*http.Respons
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	return resp, string(b)
-}
-
-func TestTokenCheckIsOneCaseInsensitiveAndSurvivesAnyToken(t *testing.T) {
-	t.Parallel()
-	const tok = `s3;"c\rét`
-	p := start(t, nil, "-token", tok)
-	base := "http://" + p.addr
-	for _, h := range []string{"Bearer " + tok, "bearer " + tok, "BEARER \t " + tok + "  "} {
-		resp, _ := get(t, nil, base+"/healthz", "Authorization", h)
-		if resp.StatusCode == http.StatusUnauthorized {
-			t.Errorf("/healthz with %q: 401", h)
-		}
-		c, resp, err := websocket.DefaultDialer.Dial("ws://"+p.addr+"/ws/sensors", http.Header{"Authorization": {h}})
-		if err != nil {
-			t.Errorf("/ws/sensors with %q: %v %v", h, err, resp)
-			continue
-		}
-		c.Close()
-	}
-	if resp, _ := get(t, nil, base+"/healthz", "Authorization", "Bearer wrong"); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("a wrong token: %d, want 401", resp.StatusCode)
-	}
-
-	// The browser's path: ?access_token= sets a cookie that then opens
-	// the assets and the WebSockets, whatever characters the token has.
-	resp, _ := get(t, nil, base+"/?access_token="+strings.NewReplacer(";", "%3B", `"`, "%22", `\`, "%5C", "é", "%C3%A9").Replace(tok))
-	if resp.StatusCode != http.StatusOK || len(resp.Cookies()) != 1 {
-		t.Fatalf("page with ?access_token: %d, cookies %v", resp.StatusCode, resp.Cookies())
-	}
-	ck := resp.Cookies()[0]
-	cookie := ck.Name + "=" + ck.Value
-	if resp, body := get(t, nil, base+"/healthz", "Cookie", cookie); resp.StatusCode != http.StatusOK {
-		t.Errorf("/healthz with the cookie: %d %s", resp.StatusCode, body)
-	}
-	c, _, err := websocket.DefaultDialer.Dial("ws://"+p.addr+"/ws/sensors", http.Header{"Cookie": {cookie}})
-	if err != nil {
-		t.Fatalf("/ws/sensors with the cookie: %v", err)
-	}
-	c.Close()
-
-	// Without it a browser gets a page with a field for the token; a
-	// script keeps the JSON.
-	resp, body := get(t, nil, base+"/", "Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8")
-	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
-		!strings.Contains(body, `name="access_token"`) {
-		t.Errorf("browser without token: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
-	}
-	resp, body = get(t, nil, base+"/healthz")
-	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(body, `"error"`) {
-		t.Errorf("script without token: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
-	}
-}
-
-func TestAllowedHostsShutsOutOtherHostNames(t *testing.T) {
-	t.Parallel()
-	p := start(t, nil, "-allowed-hosts", "sensord.local,127.0.0.1")
-	base := "http://" + p.addr
-	for host, want := range map[string]int{
-		p.addr:                    http.StatusOK,
-		"SENSORD.local.":          http.StatusOK,
-		"rebind.attacker.example": http.StatusMisdirectedRequest,
-		"rebind.attacker.example:" + strings.Split(p.addr, ":")[1]: http.StatusMisdirectedRequest,
-	} {
-		if resp, body := get(t, nil, base+"/healthz", "Host", host); resp.StatusCode != want {
-			t.Errorf("Host %q: %d %s, want %d", host, resp.StatusCode, body, want)
-		}
-	}
-	_, body := get(t, nil, base+"/metrics")
-	if !strings.Contains(body, "sensord_hosts_refused_total 2\n") {
-		t.Errorf("metrics do not count the 2 refused hosts:\n%s", body)
-	}
 }
 
 func TestClientModeRedactsTheURLAndSendsUserinfoAsBasic(t *testing.T) {
@@ -163,7 +93,7 @@ func TestClientModeRedactsTheURLAndSendsUserinfoAsBasic(t *testing.T) {
 	case <-time.After(testutil.Scale(10 * time.Second)):
 		t.Fatal("the remote was never dialled")
 	}
-	var h health
+	var h health.Report
 	testutil.Until(t, 10*time.Second, func() bool {
 		getJSON(t, "http://"+p.addr+"/healthz", &h)
 		return h.Client != nil && h.Client.State == "connected"
@@ -175,60 +105,6 @@ func TestClientModeRedactsTheURLAndSendsUserinfoAsBasic(t *testing.T) {
 	}
 	if !strings.Contains(h.Client.URL, "apikey=REDACTED") {
 		t.Errorf("healthz url %q does not say which query key was set", h.Client.URL)
-	}
-}
-
-func TestAPIRequestsSentBeforeReadingAllGetTheirReplies(t *testing.T) {
-	t.Parallel()
-	const n = 100 // 16 overflowed the reply queue and got 1013
-	p := start(t, nil)
-	c := dial(t, "ws://"+p.addr+"/ws/api")
-	for range n {
-		if err := c.WriteMessage(websocket.TextMessage, []byte(`{"action":"get_status"}`)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range n {
-		if f := readText(t, c, 10*time.Second); !strings.Contains(f, `"status":"online"`) {
-			t.Fatalf("reply %d: %q", i, f)
-		}
-	}
-}
-
-func TestHandshakeErrorsSayWhy(t *testing.T) {
-	t.Parallel()
-	p := start(t, nil)
-	t.Run("an unsupported version learns 13", func(t *testing.T) {
-		nc, err := net.Dial("tcp", p.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		fmt.Fprintf(nc, "GET /ws/sensors HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n", p.addr)
-		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Sec-WebSocket-Version") != "13" {
-			t.Fatalf("%s, Sec-WebSocket-Version %q; want 400 and 13", resp.Status, resp.Header.Get("Sec-WebSocket-Version"))
-		}
-	})
-	for name, q := range map[string]string{
-		"too many filters":            strings.Repeat("topic=sensors/%23&", 33),
-		"a query that does not parse": "topic=sensors/%23;x",
-		"a bad escape":                "topic=%zz",
-	} {
-		t.Run(name+" is refused with the reason", func(t *testing.T) {
-			_, resp, err := websocket.DefaultDialer.Dial("ws://"+p.addr+"/ws/sensors?"+q, nil)
-			if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
-				t.Fatalf("dial: %v %v, want 400", err, resp)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			if !strings.Contains(string(b), "broadcast: ") {
-				t.Errorf("no reason in %q", b)
-			}
-		})
 	}
 }
 
@@ -391,7 +267,7 @@ func TestClientModeDialsWSSWithTheCAFile(t *testing.T) {
 
 	// Without the CA file the system's roots do not know the test CA.
 	p := start(t, nil, "-mode", "client", "-url", url)
-	var h health
+	var h health.Report
 	testutil.Until(t, 15*time.Second, func() bool {
 		getJSON(t, "http://"+p.addr+"/healthz", &h)
 		return h.Client != nil && strings.Contains(h.Client.Reason, "certificate")
@@ -479,7 +355,7 @@ func TestTLSAutoMakesASelfSignedCertificateAndKeepsIt(t *testing.T) {
 			return err == nil
 		}, func() string { return "no TLS with the self-signed certificate\n" + p.logs() })
 		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: conf}}
-		var h health
+		var h health.Report
 		resp, body := get(t, hc, "https://"+addr+"/healthz")
 		if err := json.Unmarshal([]byte(body), &h); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("healthz %d %s", resp.StatusCode, body)
@@ -496,28 +372,6 @@ func TestTLSAutoMakesASelfSignedCertificateAndKeepsIt(t *testing.T) {
 			t.Errorf("second start serves %s, want the kept %s", h.TLSFingerprint, first)
 		}
 		p.stop(t, syscall.SIGTERM)
-	}
-}
-
-func TestSelfSignedIsRemadeForANewHostName(t *testing.T) {
-	dir := t.TempDir()
-	now := time.Now()
-	cert, _, made, err := selfSigned(dir, "sensord", now)
-	if err != nil || !made {
-		t.Fatalf("first: made %v, %v", made, err)
-	}
-	if _, _, made, _ := selfSigned(dir, "sensord", now); made {
-		t.Error("made again for the same name")
-	}
-	if _, _, made, _ := selfSigned(dir, "kitchen", now); !made {
-		t.Error("kept the certificate of another host name")
-	}
-	c, err := tls.LoadX509KeyPair(cert, filepath.Join(dir, "key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.Leaf.DNSNames; len(got) != 2 || got[0] != "kitchen.local" || got[1] != "kitchen" {
-		t.Errorf("names %q", got)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"sensord/cmd/sensord/internal/health"
 	"sensord/internal/testutil"
 )
 
@@ -173,7 +174,7 @@ func TestHalfOpenHeadersDoNotPinMemory(t *testing.T) {
 		t.Errorf("daemon has %d fds, want at least %d (every connection held)", fds, conns)
 	}
 	// And it still serves.
-	var h health
+	var h health.Report
 	if code := getJSON(t, "http://"+p.addr+"/healthz", &h); code != http.StatusOK || h.Clients["api"] != conns {
 		t.Errorf("healthz %d, api clients %d; want 200 and %d", code, h.Clients["api"], conns)
 	}
@@ -225,7 +226,7 @@ func TestStalledRequestsAreClosedAndTheDaemonKeepsItsDescriptors(t *testing.T) {
 	if n := len(open); n > 0 {
 		t.Fatalf("%d of %d stalled connections still open after %s", n, conns, readTimeout+30*time.Second)
 	}
-	var h health
+	var h health.Report
 	if code := getJSON(t, "http://"+p.addr+"/healthz", &h); code != http.StatusOK {
 		t.Errorf("healthz %d after the stalled requests, want 200", code)
 	}

@@ -7,7 +7,15 @@
 // health-gated watchdog alive.
 //
 // main only wires: the sensor lives in sensor/, the fan-out in broadcast/,
-// the systemd protocol in systemd/.
+// the systemd protocol in systemd/, the page in web/, and what only this
+// command uses in internal/: /ws/api's answers (api), /healthz's verdict
+// (health), the /metrics format (promtext), /api/latest and /api/history
+// (readings), the token and Host checks (guard), TLS files (tlscert), the
+// sensor's and the links' log lines (sensorwatch, linklog) and the
+// system's figures (sysstat, connlimit). The files here build those from
+// the flags and join them: daemon.go the loops, http.go the routes,
+// front.go the listeners, metrics.go the catalogue of /metrics, mqtt.go
+// and history.go the bridge and the store.
 package main
 
 import (
@@ -99,7 +107,7 @@ func serve(ctx context.Context, cfg *config, warnings []string, log *slog.Logger
 	}
 	defer dev.Halt()
 
-	d, err := newDaemon(cfg, dev, warnings, log)
+	d, err := newDaemon(cfg, dev, warnings, log, time.Now)
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,11 @@ package main
 
 // These tests run the real sensord binary, built once in TestMain with the
 // race detector, against real WebSocket clients, a real notify socket and a
-// real inherited listener. The sensor is the simulation, which plays the
-// DHT22 waveform through the same capture and decode code as the hardware.
+// real inherited listener: what only a process shows (flags and exit
+// codes, signals, systemd, listeners). The answers of the routes are
+// tested in-process, in routes_test.go. The sensor is the simulation,
+// which plays the DHT22 waveform through the same capture and decode code
+// as the hardware.
 
 import (
 	"bufio"
@@ -27,12 +30,17 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"sensord/cmd/sensord/internal/health"
 	"sensord/internal/testutil"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
+	// The in-process daemons of routes_test.go must not notify the
+	// systemd that may run this test; the binaries get their own
+	// environment.
+	os.Unsetenv("NOTIFY_SOCKET")
 	dir, err := os.MkdirTemp("", "sensord-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -59,25 +67,26 @@ var readingRE = regexp.MustCompile(`^\{"type":"sensor_update","temperature":-?\d
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
-	mu     sync.Mutex
-	stderr bytes.Buffer
+	stderr syncBuffer // stdout too
 	done   chan struct{}
 	err    error
 }
 
-func (p *proc) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
+func (p *proc) logs() string { return p.stderr.String() }
+
+// syncBuffer is output that other goroutines (an in-process daemon's, a
+// child process's copiers) write while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
 }
 
-type lockedWriter struct{ p *proc }
-
-func (w lockedWriter) Write(b []byte) (int, error) {
-	w.p.mu.Lock()
-	defer w.p.mu.Unlock()
-	return w.p.stderr.Write(b)
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
 }
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -106,8 +115,8 @@ func startCmd(t *testing.T, cmd *exec.Cmd, env []string) *proc {
 	t.Helper()
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
-	cmd.Stderr = lockedWriter{p}
-	cmd.Stdout = lockedWriter{p}
+	cmd.Stderr = &p.stderr
+	cmd.Stdout = &p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -292,69 +301,6 @@ func TestSensorsStreamBroadcastsEveryReadingToEveryClient(t *testing.T) {
 	}
 }
 
-func TestWholeMsgSendsTopicPayloadAndMsgidButNeverTheSession(t *testing.T) {
-	t.Parallel()
-	p := start(t, nil, "-wholemsg", "-topic", "lab/dht22")
-	c := dial(t, "ws://"+p.addr+"/ws/sensors")
-	f := readText(t, c, 3*time.Second)
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(f), &m); err != nil {
-		t.Fatalf("%q: %v", f, err)
-	}
-	if string(m["topic"]) != `"lab/dht22"` {
-		t.Errorf("topic %s, want lab/dht22", m["topic"])
-	}
-	if !readingRE.Match(m["payload"]) {
-		t.Errorf("payload %s is not a sensor_update", m["payload"])
-	}
-	if len(m["_msgid"]) < 3 {
-		t.Errorf("no _msgid in %q", f)
-	}
-	if _, ok := m["_session"]; ok {
-		t.Errorf("wholemsg frame leaks the session: %q", f)
-	}
-}
-
-func TestAPIAnswersOnlyTheAskingClientAndKeepsItOpen(t *testing.T) {
-	t.Parallel()
-	p := start(t, nil)
-	asker := dial(t, "ws://"+p.addr+"/ws/api")
-	other := dial(t, "ws://"+p.addr+"/ws/api")
-
-	send := func(s string) string {
-		t.Helper()
-		if err := asker.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
-			t.Fatal(err)
-		}
-		return readText(t, asker, 10*time.Second)
-	}
-	var st struct {
-		Status string   `json:"status"`
-		Uptime *float64 `json:"uptime"`
-		Memory *uint64  `json:"memory"`
-	}
-	if got := send(`{"action":"get_status"}`); json.Unmarshal([]byte(got), &st) != nil || st.Status != "online" || st.Uptime == nil || st.Memory == nil || *st.Memory == 0 {
-		t.Errorf("get_status: %q", got)
-	}
-	p.waitReadings(t, 1)
-	if got := send(`{"action":"get_latest"}`); !readingRE.MatchString(got) {
-		t.Errorf("get_latest: %q", got)
-	}
-	for _, req := range []string{`{"action":"reboot"}`, `not json`, `{"no":"action"}`, `[1,2]`} {
-		var e struct{ Error string }
-		if got := send(req); json.Unmarshal([]byte(got), &e) != nil || e.Error == "" {
-			t.Errorf("%s: got %q, want {\"error\":...}", req, got)
-		}
-	}
-	if got := send(`{"action":"get_status"}`); !strings.Contains(got, `"online"`) {
-		t.Errorf("after errors the connection no longer answers: %q", got)
-	}
-	other.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	if _, b, err := other.ReadMessage(); err == nil {
-		t.Errorf("a reply reached a client that did not ask: %q", b)
-	}
-}
-
 func TestDashboardHubCarriesReadingsAndSystemStats(t *testing.T) {
 	t.Parallel()
 	p := start(t, nil)
@@ -379,73 +325,6 @@ func TestDashboardHubCarriesReadingsAndSystemStats(t *testing.T) {
 	if readings == 0 || system == 0 {
 		t.Errorf("got %d readings and %d system messages", readings, system)
 	}
-}
-
-func TestHTTPEndpointsForScriptsAndMonitors(t *testing.T) {
-	t.Parallel()
-	p := start(t, nil)
-	base := "http://" + p.addr
-	p.waitReadings(t, 3)
-
-	var h health
-	if code := getJSON(t, base+"/healthz", &h); code != 200 || h.Status != "ok" || h.Sensor.Successes == 0 {
-		t.Errorf("/healthz %d %+v", code, h)
-	}
-	var latest map[string]any
-	if code := getJSON(t, base+"/api/latest", &latest); code != 200 || latest["type"] != "sensor_update" {
-		t.Errorf("/api/latest %d %v", code, latest)
-	}
-	var hist []struct{ Timestamp int64 }
-	if code := getJSON(t, base+"/api/history", &hist); code != 200 || len(hist) < 3 {
-		t.Fatalf("/api/history %d with %d readings", code, len(hist))
-	}
-	for i := 1; i < len(hist); i++ {
-		if hist[i].Timestamp <= hist[i-1].Timestamp {
-			t.Errorf("history not oldest first at %d: %d then %d", i, hist[i-1].Timestamp, hist[i].Timestamp)
-		}
-	}
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		"sensord_sensor_reads_total ", `sensord_sensor_errors_total{kind="checksum"} `,
-		`sensord_clients{path="/ws/sensors"} `, `sensord_messages_sent_total{path="/ws/sensors"} `,
-		`sensord_messages_lost_total{path="/ws/dashboard"} `, `sensord_write_stalls_total{path="/ws/sensors"} `,
-		"sensord_temperature_celsius ",
-	} {
-		if !bytes.Contains(body, []byte(want)) {
-			t.Errorf("/metrics lacks %q", want)
-		}
-	}
-	resp, err = http.Get(base + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !bytes.Contains(bytes.ToLower(page), []byte("<!doctype html")) {
-		t.Errorf("/ answered %d %.80q", resp.StatusCode, page)
-	}
-}
-
-func TestHealthzIsUnavailableWithTheReasonWhenTheSensorDoesNotAnswer(t *testing.T) {
-	t.Parallel()
-	p := start(t, nil, "-sim-no-response")
-	var h health
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if code := getJSON(t, "http://"+p.addr+"/healthz", &h); code == http.StatusServiceUnavailable {
-			if h.Status != "unhealthy" || !strings.Contains(h.Reason, "no good reading") || h.Sensor.Errors["timeout"] == 0 {
-				t.Errorf("503 body %+v", h)
-			}
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("/healthz never said 503; last %+v", h)
 }
 
 func TestSIGTERMSendsGoingAwayToEveryClientAndExitsZero(t *testing.T) {
@@ -477,43 +356,10 @@ func TestSIGTERMSendsGoingAwayToEveryClientAndExitsZero(t *testing.T) {
 	}
 }
 
-func TestTokenGuardsEveryEndpoint(t *testing.T) {
-	t.Parallel()
-	p := start(t, nil, "-token", "s3cret")
-	base := "http://" + p.addr
-	for _, path := range []string{"/healthz", "/api/latest", "/api/history", "/metrics", "/"} {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("%s without token: %d, want 401", path, resp.StatusCode)
-		}
-		req, _ := http.NewRequest("GET", base+path, nil)
-		req.Header.Set("Authorization", "Bearer s3cret")
-		resp, err = http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusUnauthorized {
-			t.Errorf("%s with the bearer token: 401", path)
-		}
-	}
-	if _, resp, err := websocket.DefaultDialer.Dial("ws://"+p.addr+"/ws/sensors", nil); err == nil || resp == nil || resp.StatusCode != 401 {
-		t.Errorf("WebSocket without token: %v, want 401", err)
-	}
-	c := dial(t, "ws://"+p.addr+"/ws/sensors?access_token=s3cret")
-	if f := readText(t, c, 3*time.Second); !readingRE.MatchString(f) {
-		t.Errorf("with ?access_token: %q", f)
-	}
-}
-
 func TestBadSettingsFromTheEnvironmentAreReportedAndDefaultedUnderWarn(t *testing.T) {
 	t.Parallel()
 	p := start(t, []string{"SENSORD_ENV_ERRORS=warn", "SENSORD_SIM_ERROR_RATE=lots", "SENSORD_TOPIC=a/#"})
-	var h health
+	var h health.Report
 	getJSON(t, "http://"+p.addr+"/healthz", &h)
 	joined := strings.Join(h.Warnings, "\n")
 	for _, want := range []string{"SENSORD_SIM_ERROR_RATE", "SENSORD_TOPIC"} {

@@ -1,52 +1,46 @@
 package main
 
+// The catalogue of /metrics: which of the daemon's counters is exposed
+// under which name. The format is promtext's.
+
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
-	"strings"
 
 	"sensord/broadcast"
+	"sensord/cmd/sensord/internal/health"
+	"sensord/cmd/sensord/internal/promtext"
+	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/sensor"
 )
 
-// handleMetrics writes the Prometheus text exposition format (version
-// 0.0.4) by hand: a dozen counters do not earn a client library.
-func (d *daemon) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	d.writeMetrics(w)
-}
-
-func (d *daemon) writeMetrics(w io.Writer) {
-	m := promWriter{w: w}
+func (d *daemon) writeMetrics(m *promtext.Writer) {
 	st := d.poller.Stats()
 
-	m.family("sensord_build_info", "gauge", "Build information.")
-	m.sample("sensord_build_info", fmt.Sprintf(`version=%q`, version), 1)
-	m.family("sensord_uptime_seconds", "gauge", "Seconds since the daemon started.")
-	m.sample("sensord_uptime_seconds", "", d.uptime())
+	m.Family("sensord_build_info", "gauge", "Build information.")
+	m.Sample("sensord_build_info", fmt.Sprintf(`version=%q`, version), 1)
+	m.Family("sensord_uptime_seconds", "gauge", "Seconds since the daemon started.")
+	m.Sample("sensord_uptime_seconds", "", health.Uptime(d.started, d.now()))
 
-	m.family("sensord_sensor_reads_total", "counter", "Sensor read attempts.")
-	m.sample("sensord_sensor_reads_total", "", float64(st.Reads))
-	m.family("sensord_sensor_successes_total", "counter", "Sensor reads that passed every check.")
-	m.sample("sensord_sensor_successes_total", "", float64(st.Successes))
-	m.family("sensord_sensor_held_total", "counter", "Readings held back by the plausibility filter.")
-	m.sample("sensord_sensor_held_total", "", float64(st.Held))
-	m.family("sensord_sensor_errors_total", "counter", "Failed sensor reads by kind.")
+	m.Family("sensord_sensor_reads_total", "counter", "Sensor read attempts.")
+	m.Sample("sensord_sensor_reads_total", "", float64(st.Reads))
+	m.Family("sensord_sensor_successes_total", "counter", "Sensor reads that passed every check.")
+	m.Sample("sensord_sensor_successes_total", "", float64(st.Successes))
+	m.Family("sensord_sensor_held_total", "counter", "Readings held back by the plausibility filter.")
+	m.Sample("sensord_sensor_held_total", "", float64(st.Held))
+	m.Family("sensord_sensor_errors_total", "counter", "Failed sensor reads by kind.")
 	for _, k := range sensor.Kinds() {
-		m.sample("sensord_sensor_errors_total", fmt.Sprintf(`kind=%q`, k), float64(st.Errors[k]))
+		m.Sample("sensord_sensor_errors_total", fmt.Sprintf(`kind=%q`, k), float64(st.Errors[k]))
 	}
 	if !st.LastSuccess.IsZero() {
-		m.family("sensord_sensor_last_success_timestamp_seconds", "gauge", "Unix time of the last good reading.")
-		m.sample("sensord_sensor_last_success_timestamp_seconds", "", float64(st.LastSuccess.UnixMilli())/1000)
+		m.Family("sensord_sensor_last_success_timestamp_seconds", "gauge", "Unix time of the last good reading.")
+		m.Sample("sensord_sensor_last_success_timestamp_seconds", "", float64(st.LastSuccess.UnixMilli())/1000)
 	}
 	if rd, ok := d.poller.Latest(); ok {
-		m.family("sensord_temperature_celsius", "gauge", "Last temperature reading.")
-		m.sample("sensord_temperature_celsius", "", rd.Temperature.Float())
-		m.family("sensord_humidity_percent", "gauge", "Last relative humidity reading.")
-		m.sample("sensord_humidity_percent", "", rd.Humidity.Float())
+		m.Family("sensord_temperature_celsius", "gauge", "Last temperature reading.")
+		m.Sample("sensord_temperature_celsius", "", rd.Temperature.Float())
+		m.Family("sensord_humidity_percent", "gauge", "Last relative humidity reading.")
+		m.Sample("sensord_humidity_percent", "", rd.Humidity.Float())
 	}
 
 	// One snapshot per path, so every family shows the same moment.
@@ -78,66 +72,52 @@ func (d *daemon) writeMetrics(w io.Writer) {
 		{"sensord_replies_dropped_total", "counter", "Replies to a session that had gone, or over the buffer budget.",
 			func(s broadcast.ServerStats) uint64 { return s.RepliesDropped }},
 	} {
-		m.family(c.name, c.typ, c.help)
+		m.Family(c.name, c.typ, c.help)
 		for _, p := range paths {
-			m.sample(c.name, fmt.Sprintf(`path="/ws/%s"`, p), float64(c.value(stats[p])))
+			m.Sample(c.name, fmt.Sprintf(`path="/ws/%s"`, p), float64(c.value(stats[p])))
 		}
 	}
 	if d.client != nil {
 		cs := d.client.State()
-		m.family("sensord_client_connected", "gauge", "1 while client mode is connected to -url.")
+		m.Family("sensord_client_connected", "gauge", "1 while client mode is connected to -url.")
 		up := 0.0
 		if cs.State == "connected" {
 			up = 1
 		}
-		m.sample("sensord_client_connected", "", up)
-		m.family("sensord_client_dropped_total", "counter", "Messages client mode dropped while the remote was down.")
-		m.sample("sensord_client_dropped_total", "", float64(cs.Dropped))
+		m.Sample("sensord_client_connected", "", up)
+		m.Family("sensord_client_dropped_total", "counter", "Messages client mode dropped while the remote was down.")
+		m.Sample("sensord_client_dropped_total", "", float64(cs.Dropped))
 	}
 	if d.conns != nil {
-		m.family("sensord_connections", "gauge", "Open HTTP and WebSocket connections (all paths).")
-		m.sample("sensord_connections", "", float64(d.conns.Open()))
-		m.family("sensord_connections_max", "gauge", "The bound on open connections (below the descriptor limit).")
-		m.sample("sensord_connections_max", "", float64(d.conns.Max()))
-		m.family("sensord_connections_refused_total", "counter", "Connections closed at once for being over the bound.")
-		m.sample("sensord_connections_refused_total", "", float64(d.conns.Refused()))
+		m.Family("sensord_connections", "gauge", "Open HTTP and WebSocket connections (all paths).")
+		m.Sample("sensord_connections", "", float64(d.conns.Open()))
+		m.Family("sensord_connections_max", "gauge", "The bound on open connections (below the descriptor limit).")
+		m.Sample("sensord_connections_max", "", float64(d.conns.Max()))
+		m.Family("sensord_connections_refused_total", "counter", "Connections closed at once for being over the bound.")
+		m.Sample("sensord_connections_refused_total", "", float64(d.conns.Refused()))
 	}
-	m.family("sensord_hosts_refused_total", "counter", "Requests refused for a Host not in -allowed-hosts.")
-	m.sample("sensord_hosts_refused_total", "", float64(d.hostsRefused.Load()))
-	m.family("sensord_ws_buffer_bytes", "gauge", "Bytes WebSocket clients hold in partial messages and queued replies (all paths).")
-	m.sample("sensord_ws_buffer_bytes", "", float64(d.budget.Used()))
-	m.family("sensord_ws_buffer_limit_bytes", "gauge", "The bound on those bytes.")
-	m.sample("sensord_ws_buffer_limit_bytes", "", float64(d.budget.Limit()))
-	m.family("sensord_ws_buffer_refused_total", "counter", "Messages (client closed 1013) and replies refused for want of buffer memory.")
-	m.sample("sensord_ws_buffer_refused_total", "", float64(d.budget.Refused()))
+	m.Family("sensord_hosts_refused_total", "counter", "Requests refused for a Host not in -allowed-hosts.")
+	m.Sample("sensord_hosts_refused_total", "", float64(d.hostsRefused.Load()))
+	m.Family("sensord_ws_buffer_bytes", "gauge", "Bytes WebSocket clients hold in partial messages and queued replies (all paths).")
+	m.Sample("sensord_ws_buffer_bytes", "", float64(d.budget.Used()))
+	m.Family("sensord_ws_buffer_limit_bytes", "gauge", "The bound on those bytes.")
+	m.Sample("sensord_ws_buffer_limit_bytes", "", float64(d.budget.Limit()))
+	m.Family("sensord_ws_buffer_refused_total", "counter", "Messages (client closed 1013) and replies refused for want of buffer memory.")
+	m.Sample("sensord_ws_buffer_refused_total", "", float64(d.budget.Refused()))
 	if d.store != nil {
 		hs := d.store.Stats()
-		m.family("sensord_history_written_total", "counter", "Readings committed to the history database.")
-		m.sample("sensord_history_written_total", "", float64(hs.Written))
-		m.family("sensord_history_dropped_total", "counter", "Readings the history lost (queue full while the disk failed).")
-		m.sample("sensord_history_dropped_total", "", float64(hs.Dropped))
-		m.family("sensord_history_commit_failures_total", "counter", "History commits that failed (retried).")
-		m.sample("sensord_history_commit_failures_total", "", float64(hs.Failed))
-		m.family("sensord_history_queued", "gauge", "Readings waiting for the next history commit.")
-		m.sample("sensord_history_queued", "", float64(hs.Queued))
+		m.Family("sensord_history_written_total", "counter", "Readings committed to the history database.")
+		m.Sample("sensord_history_written_total", "", float64(hs.Written))
+		m.Family("sensord_history_dropped_total", "counter", "Readings the history lost (queue full while the disk failed).")
+		m.Sample("sensord_history_dropped_total", "", float64(hs.Dropped))
+		m.Family("sensord_history_commit_failures_total", "counter", "History commits that failed (retried).")
+		m.Sample("sensord_history_commit_failures_total", "", float64(hs.Failed))
+		m.Family("sensord_history_queued", "gauge", "Readings waiting for the next history commit.")
+		m.Sample("sensord_history_queued", "", float64(hs.Queued))
 	}
-	m.family("sensord_history_requests_refused_total", "counter", "/api/history requests answered 400 (bad parameters, too many rows).")
-	m.sample("sensord_history_requests_refused_total", "", float64(d.historyRefused.Load()))
+	m.Family("sensord_history_requests_refused_total", "counter", "/api/history requests answered 400 (bad parameters, too many rows).")
+	m.Sample("sensord_history_requests_refused_total", "", float64(d.history.Refused()))
 	d.writeMQTTMetrics(m)
-	m.family("sensord_heap_bytes", "gauge", "Go heap bytes in use.")
-	m.sample("sensord_heap_bytes", "", float64(heapBytes()))
-}
-
-// promWriter writes metric families in the text format.
-type promWriter struct{ w io.Writer }
-
-func (p promWriter) family(name, typ, help string) {
-	fmt.Fprintf(p.w, "# HELP %s %s\n# TYPE %s %s\n", name, strings.ReplaceAll(help, "\n", " "), name, typ)
-}
-
-func (p promWriter) sample(name, labels string, v float64) {
-	if labels != "" {
-		name += "{" + labels + "}"
-	}
-	fmt.Fprintf(p.w, "%s %g\n", name, v)
+	m.Family("sensord_heap_bytes", "gauge", "Go heap bytes in use.")
+	m.Sample("sensord_heap_bytes", "", float64(sysstat.HeapBytes()))
 }

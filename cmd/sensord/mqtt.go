@@ -17,6 +17,8 @@ import (
 
 	"sensord/broadcast"
 	"sensord/broadcast/mqtt"
+	"sensord/cmd/sensord/internal/health"
+	"sensord/cmd/sensord/internal/promtext"
 	"sensord/sensor"
 )
 
@@ -156,48 +158,41 @@ func mqttValues(r sensor.Reading) []mqtt.Value {
 	return append(v, mqtt.Value{Metric: metricAbsoluteHumidity, Value: sensor.AbsoluteHumidity(r.Temperature, r.Humidity).String()})
 }
 
-// mqttHealth is /healthz's view of the link: never the password.
-type mqttHealth struct {
-	Broker    string `json:"broker"`
-	User      string `json:"user,omitempty"`
-	State     string `json:"state"`
-	Reason    string `json:"reason,omitempty"`
-	Since     int64  `json:"since"`
-	Attempts  int    `json:"attempts"`
-	Topics    string `json:"topics"`
-	Discovery string `json:"discovery"`
-	Subscribe string `json:"subscribe"`
-	Queued    int    `json:"queued"`
-	Dropped   uint64 `json:"dropped"`
-}
-
-// mqttHealth fills h's MQTT part. A link that is down degrades health (200,
-// "degraded", with the reason) but never fails it: the watchdog's gate
-// (healthy) does not look at the broker, so a dead broker cannot get the
-// daemon restarted.
-func (d *daemon) mqttHealth(h *health) {
-	h.Name = d.cfg.Name
+// mqttHealth is /healthz's view of the link, nil without -mqtt-url.
+func (d *daemon) mqttHealth() *health.MQTT {
 	if d.bridge == nil {
-		return
+		return nil
 	}
 	s, st := d.bridge.State(), d.bridge.Stats()
-	h.MQTT = &mqttHealth{
+	return &health.MQTT{
 		Broker: s.Broker, User: d.bridge.Broker().Username, State: s.State, Reason: s.Reason,
 		Since: s.Since.UnixMilli(), Attempts: s.Attempts,
 		Topics: d.bridge.Topic("#"), Discovery: d.cfg.MQTTDiscovery, Subscribe: d.cfg.MQTTSubscribe,
 		Queued: st.Queued, Dropped: st.QueueDropped,
 	}
-	if h.Status == "ok" && s.State != "connected" {
-		h.Status = "degraded"
-		h.Reason = "mqtt " + s.State
-		if s.Reason != "" {
-			h.Reason += ": " + s.Reason
-		}
+}
+
+// mqttDown says why the broker link is down ("" while it is up or there
+// is none). A link that is down degrades health but never fails it: the
+// watchdog's gate (healthy) does not look at the broker either, so a dead
+// broker cannot get the daemon restarted.
+func (d *daemon) mqttDown() string {
+	if d.bridge == nil {
+		return ""
 	}
+	s := d.bridge.State()
+	if s.State == "connected" {
+		return ""
+	}
+	why := "mqtt " + s.State
+	if s.Reason != "" {
+		why += ": " + s.Reason
+	}
+	return why
 }
 
 // writeMQTTMetrics adds the bridge's counters to /metrics.
-func (d *daemon) writeMQTTMetrics(m promWriter) {
+func (d *daemon) writeMQTTMetrics(m *promtext.Writer) {
 	if d.bridge == nil {
 		return
 	}
@@ -220,10 +215,9 @@ func (d *daemon) writeMQTTMetrics(m promWriter) {
 		{"sensord_mqtt_received_total", "counter", "Messages that arrived on -mqtt-subscribe.", float64(s.Received)},
 		{"sensord_mqtt_passed_total", "counter", "Of those, passed to /ws/dashboard.", float64(s.Passed)},
 	} {
-		m.family(c.name, c.typ, c.help)
-		m.sample(c.name, "", c.v)
+		m.One(c.name, c.typ, c.help, c.v)
 	}
-	m.family("sensord_mqtt_refused_total", "counter", "Subscribed messages not passed to /ws/dashboard, by reason (rate: over the message rate bound; size: payload or topic over the size bound).")
-	m.sample("sensord_mqtt_refused_total", `reason="rate"`, float64(s.RateDropped))
-	m.sample("sensord_mqtt_refused_total", `reason="size"`, float64(s.SizeDropped))
+	m.Family("sensord_mqtt_refused_total", "counter", "Subscribed messages not passed to /ws/dashboard, by reason (rate: over the message rate bound; size: payload or topic over the size bound).")
+	m.Sample("sensord_mqtt_refused_total", `reason="rate"`, float64(s.RateDropped))
+	m.Sample("sensord_mqtt_refused_total", `reason="size"`, float64(s.SizeDropped))
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"sensord/broadcast/mqtt/mosquittotest"
+	"sensord/cmd/sensord/internal/health"
+	"sensord/internal/testutil"
 )
 
 // stateTS is the timestamp of a sensor_update payload.
@@ -119,20 +122,15 @@ func TestMQTTMessagesReachTheDashboardHubInTheFlowsShape(t *testing.T) {
 }
 
 // waitMQTT waits until /healthz reports the MQTT link in state.
-func waitMQTT(t *testing.T, p *proc, state string) health {
+func waitMQTT(t *testing.T, p *proc, state string) health.Report {
 	t.Helper()
-	deadline := time.Now().Add(mosquittotest.Wait)
-	for {
-		var h health
+	var h health.Report
+	testutil.Until(t, mosquittotest.Wait, func() bool {
+		h = health.Report{}
 		getJSON(t, "http://"+p.addr+"/healthz", &h)
-		if h.MQTT != nil && h.MQTT.State == state {
-			return h
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mqtt state %+v, want %s", h.MQTT, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return h.MQTT != nil && h.MQTT.State == state
+	}, func() string { return fmt.Sprintf("mqtt state %+v, want %s", h.MQTT, state) })
+	return h
 }
 
 // TestMQTTBrokerDownForThirtySecondsDelaysNothing stops the broker for
@@ -171,7 +169,7 @@ func TestMQTTBrokerDownForThirtySecondsDelaysNothing(t *testing.T) {
 			}
 		}
 	}
-	var h health
+	var h health.Report
 	if code := getJSON(t, "http://"+p.addr+"/healthz", &h); code != http.StatusOK || h.Status != "degraded" || !strings.Contains(h.Reason, "mqtt") {
 		t.Errorf("healthz during the outage: %d %s %q", code, h.Status, h.Reason)
 	}
@@ -226,13 +224,9 @@ func TestMQTTPasswordIsNeverShownAndAWrongOneIsAClearRateLimitedError(t *testing
 		t.Errorf("healthz %s %q", h.Status, h.MQTT.Reason)
 	}
 	// Wait for a few refused attempts (the back-off starts at 1 s).
-	deadline := time.Now().Add(mosquittotest.Wait)
-	for !regexp.MustCompile(`(?m)^sensord_mqtt_connect_errors_total [3-9]`).MatchString(getText(t, "http://"+bad.addr+"/metrics")) {
-		if time.Now().After(deadline) {
-			t.Fatal("no third refused attempt")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Until(t, mosquittotest.Wait, func() bool {
+		return regexp.MustCompile(`(?m)^sensord_mqtt_connect_errors_total [3-9]`).MatchString(getText(t, "http://"+bad.addr+"/metrics"))
+	}, func() string { return "no third refused attempt" })
 	if n := strings.Count(bad.logs(), "refused the login"); n != 1 {
 		t.Errorf("refusal logged %d times over three attempts, want once:\n%s", n, bad.logs())
 	}

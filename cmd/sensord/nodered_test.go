@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"sensord/broadcast/mqtt/mosquittotest"
+	"sensord/internal/testutil"
 )
 
 // nodeRedVersion is the Node-RED line that runs on Debian 12's Node.js 18
@@ -117,15 +118,10 @@ func TestNodeREDMQTTInReceivesSensordsReadings(t *testing.T) {
 	// Node-RED's /ws/dashboard carries sensord's readings, shaped by the
 	// flow's function node from what mqtt-in delivered.
 	var c *websocket.Conn
-	for deadline := time.Now().Add(mosquittotest.Wait); ; time.Sleep(100 * time.Millisecond) {
+	testutil.Until(t, mosquittotest.Wait, func() bool {
 		c, _, err = websocket.DefaultDialer.Dial("ws://"+addr+"/ws/dashboard", nil)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dial node-red: %v", err)
-		}
-	}
+		return err == nil
+	}, func() string { return fmt.Sprintf("dial node-red: %v", err) })
 	defer c.Close()
 	want := map[string]string{"temperature": "21.4", "humidity": "48.2"}
 	got := map[string]string{}

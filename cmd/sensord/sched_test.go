@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"sensord/cmd/sensord/internal/health"
 	"sensord/internal/testutil"
 )
 
@@ -154,7 +155,7 @@ func TestAClientFloodRunsAtNormalPriorityAndStarvesNobody(t *testing.T) {
 	if seen == 0 {
 		t.Fatal("no daemon thread looked at")
 	}
-	var h health
+	var h health.Report
 	getJSON(t, "http://"+addr+"/healthz", &h)
 	if h.Clients["sensors"] != readers {
 		t.Errorf("clients %v, want %d on sensors: the flood was not on", h.Clients, readers)

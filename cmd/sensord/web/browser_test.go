@@ -42,6 +42,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"sensord/internal/testutil"
 )
 
 const (
@@ -196,7 +198,8 @@ func tab(t *testing.T) context.Context {
 	return ctx
 }
 
-// daemon is one running sensord.
+// daemon is one sensord process a browser test started: its address, the
+// options it was started with, the command and what it logged.
 type daemon struct {
 	t      *testing.T
 	addr   string
@@ -269,28 +272,33 @@ func startDaemonWith(t *testing.T, addr string, o daemonOpts) *daemon {
 			t.Logf("sensord on %s logged:\n%s", d.addr, d.log.String())
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		probe := "/api/latest"
-		if o.noReading {
-			probe = "/healthz"
-		}
-		res, err := insecure.Get(d.url(probe))
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK || (o.noReading && res.StatusCode == http.StatusServiceUnavailable) {
-				return d
-			}
-		}
+	probe := "/api/latest"
+	if o.noReading {
+		probe = "/healthz"
+	}
+	var err error
+	exited := false
+	testutil.Until(t, 15*time.Second, func() bool {
 		select {
 		case <-d.exited:
-			t.Fatalf("sensord exited during start-up:\n%s", d.log.String())
-		case <-time.After(50 * time.Millisecond):
+			exited = true
+			return true
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sensord on %s has no reading after 15 s (last error %v):\n%s", addr, err, d.log.String())
+		var res *http.Response
+		if res, err = insecure.Get(d.url(probe)); err != nil {
+			return false
 		}
+		res.Body.Close()
+		err = fmt.Errorf("%s answered %s", probe, res.Status)
+		return res.StatusCode == http.StatusOK || (o.noReading && res.StatusCode == http.StatusServiceUnavailable)
+	}, func() string {
+		return fmt.Sprintf("sensord on %s has no reading (last: %v):\n%s", addr, err, d.log.String())
+	})
+	if exited {
+		t.Fatalf("sensord exited during start-up:\n%s", d.log.String())
 	}
+	return d
 }
 
 // url is an absolute URL of the daemon, carrying the token if it has one.
@@ -386,20 +394,14 @@ func look(t *testing.T, ctx context.Context) view {
 	return v
 }
 
-// waitFor polls the page until cond holds or the timeout passes.
+// waitFor polls the page until cond holds or the timeout (scaled, see
+// testutil.Scale) passes.
 func waitFor(t *testing.T, ctx context.Context, what string, timeout time.Duration, cond func(view) bool) view {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		v := look(t, ctx)
-		if cond(v) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; the page shows %+v", what, timeout, v)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var v view
+	testutil.Until(t, timeout, func() bool { v = look(t, ctx); return cond(v) },
+		func() string { return fmt.Sprintf("%s: the page shows %+v", what, v) })
+	return v
 }
 
 func open(t *testing.T, ctx context.Context, url string) {
@@ -493,23 +495,19 @@ func TestDashboardShowsLiveReadings(t *testing.T) {
 		// Every reading the daemon retained is on the chart: history from
 		// the load plus each live frame, none lost, none doubled. A reading
 		// may be in flight, so look again until both sides agree.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			w := look(t, ctx)
-			held := 0
+		var w view
+		held := 0
+		testutil.Until(t, 5*time.Second, func() bool {
+			w, held = look(t, ctx), 0
 			for ts := range history(t, d) {
 				if ts <= w.TS {
 					held++
 				}
 			}
-			if w.Points == held {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the chart has %d readings up to %d, the daemon retained %d", w.Points, w.TS, held)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return w.Points == held
+		}, func() string {
+			return fmt.Sprintf("the chart has %d readings up to %d, the daemon retained %d", w.Points, w.TS, held)
+		})
 
 		var axis []string
 		run(t, ctx, chromedp.Evaluate(`[...document.querySelectorAll('#chart-svg text')].map(e => e.textContent)`, &axis))
@@ -596,10 +594,10 @@ func TestDashboardReconnectsWithoutReload(t *testing.T) {
 	d.stop()
 	v := waitFor(t, ctx, "reconnecting after the daemon stopped", 5*time.Second, func(v view) bool { return v.State == "reconnecting" })
 	t.Logf("daemon stopped; page shows %q, %s", v.State, v.Updated)
-	time.Sleep(2 * time.Second) // let a few reconnects fail
-	if v = look(t, ctx); !regexp.MustCompile(`^updated [1-9][0-9]* s ago$`).MatchString(v.Updated) {
-		t.Errorf("2 s after the last reading the page says %q, want the age ticking (updated N s ago)", v.Updated)
-	}
+	// While reconnects fail the age of the last reading keeps ticking.
+	waitFor(t, ctx, "the age ticking while the daemon is down (updated N s ago)", 10*time.Second, func(v view) bool {
+		return v.State == "reconnecting" && regexp.MustCompile(`^updated ([2-9]|[1-9][0-9]+) s ago$`).MatchString(v.Updated)
+	})
 
 	restarted := time.Now()
 	d2 := startDaemon(t, d.addr)
@@ -825,7 +823,8 @@ func TestDashboardScreenshot(t *testing.T) {
 	waitFor(t, phone, "the phone view", 10*time.Second, func(v view) bool {
 		return v.State == "live" && hasValues(v) && v.Points >= points && v.Status != "–"
 	})
-	time.Sleep(5500 * time.Millisecond)      // the next system frame fills CPU and memory
+	// A system frame (every 5 s) fills CPU and memory.
+	waitFor(t, phone, "the phone's system stats", 15*time.Second, func(v view) bool { return v.CPU != "–" && v.Mem != "–" })
 	mobile := screenshot(t, phone, 390, 844) // what the phone's screen shows
 
 	out, err := compose(desktop, mobile)
@@ -921,18 +920,11 @@ func TestDevicePanelShowsTheCertificateFingerprint(t *testing.T) {
 	ctx := tab(t)
 	open(t, ctx, d.url("/"))
 	const shown = `(() => { const row = document.getElementById('d-tls-row'); return row.hidden ? '' : document.getElementById('d-tls').firstChild.textContent; })()`
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var got string
-		run(t, ctx, chromedp.Evaluate(shown, &got))
-		if got == h.TLSFingerprint {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the device panel shows %q, want the certificate's %q", got, h.TLSFingerprint)
-		}
-		run(t, ctx, chromedp.Sleep(100*time.Millisecond))
-	}
+	var got string
+	testutil.Until(t, 60*time.Second, func() bool { run(t, ctx, chromedp.Evaluate(shown, &got)); return got == h.TLSFingerprint },
+		func() string {
+			return fmt.Sprintf("the device panel shows %q, want the certificate's %q", got, h.TLSFingerprint)
+		})
 }
 
 // TestDevicePanelHidesTheFingerprintWithoutTLS: over plain HTTP there is no

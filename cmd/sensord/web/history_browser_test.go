@@ -21,6 +21,8 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"sensord/internal/testutil"
 )
 
 // fillStore writes a year of history ending now into dir's database, as
@@ -86,7 +88,12 @@ func TestDashboardRangesShowTheStoredHistory(t *testing.T) {
 	d := startDaemonWith(t, "", daemonOpts{args: []string{"-history-dir", dir}})
 	ctx := tab(t)
 	open(t, ctx, d.url("/"))
-	waitFor(t, ctx, "live with values", 10*time.Second, func(v view) bool { return v.State == "live" && hasValues(v) })
+	// The 1 h range is raw or a step a minute by the sensor's period,
+	// which the page learns from /healthz: wait for its answer (the
+	// status shows), or a click before it asks for raw rows.
+	waitFor(t, ctx, "live with values and the health known", 10*time.Second, func(v view) bool {
+		return v.State == "live" && hasValues(v) && v.Status != "–"
+	})
 
 	for _, tc := range []struct {
 		rng       string
@@ -102,18 +109,7 @@ func TestDashboardRangesShowTheStoredHistory(t *testing.T) {
 	} {
 		t.Run(tc.rng, func(t *testing.T) {
 			run(t, ctx, chromedp.Click(`.ranges button[data-range="`+tc.rng+`"]`, chromedp.ByQuery))
-			var c chartState
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				run(t, ctx, chromedp.Evaluate(chartJS, &c))
-				if c.Range == tc.rng && c.Points >= tc.minPoints {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("range %s: the chart shows %+v, want >= %d points", tc.rng, c, tc.minPoints)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			c := waitChart(t, ctx, "range "+tc.rng, func(c chartState) bool { return c.Range == tc.rng && c.Points >= tc.minPoints })
 			dates, clocks := 0, 0
 			for _, l := range c.XAxis {
 				switch {
@@ -162,18 +158,7 @@ func TestDashboardRangesShowTheStoredHistory(t *testing.T) {
 
 	t.Run("the range survives a reload", func(t *testing.T) {
 		run(t, ctx, chromedp.Reload())
-		var c chartState
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			run(t, ctx, chromedp.Evaluate(chartJS, &c))
-			if c.Range == "1y" && c.Points >= 650 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after a reload the chart shows %+v, want the 1 y range", c)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		waitChart(t, ctx, "the 1 y range after a reload", func(c chartState) bool { return c.Range == "1y" && c.Points >= 650 })
 	})
 }
 
@@ -188,18 +173,16 @@ func TestHistoryOutlivesARestartAndTheChartShowsTheHoursBefore(t *testing.T) {
 	ctx := tab(t)
 	open(t, ctx, d.url("/"))
 	run(t, ctx, chromedp.Click(`.ranges button[data-range="24h"]`, chromedp.ByQuery))
+	waitChart(t, ctx, "the 24 h chart after SIGKILL and restart", func(c chartState) bool { return c.Range == "24h" && c.Points >= 650 })
+}
+
+// waitChart polls the chart until cond holds.
+func waitChart(t *testing.T, ctx context.Context, what string, cond func(chartState) bool) chartState {
+	t.Helper()
 	var c chartState
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		run(t, ctx, chromedp.Evaluate(chartJS, &c))
-		if c.Range == "24h" && c.Points >= 650 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after SIGKILL and restart the 24 h chart shows %+v", c)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testutil.Until(t, 20*time.Second, func() bool { c = chartState{}; run(t, ctx, chromedp.Evaluate(chartJS, &c)); return cond(c) },
+		func() string { return fmt.Sprintf("%s: the chart shows %+v", what, c) })
+	return c
 }
 
 // bannerView is the sensor banner and the connection badge.
@@ -221,18 +204,10 @@ const bannerJS = `(() => ({
 
 func waitBanner(t *testing.T, ctx context.Context, what string, cond func(bannerView) bool) bannerView {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var b bannerView
-		run(t, ctx, chromedp.Evaluate(bannerJS, &b))
-		if cond(b) {
-			return b
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 20 s; the page shows %+v", what, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var b bannerView
+	testutil.Until(t, 20*time.Second, func() bool { b = bannerView{}; run(t, ctx, chromedp.Evaluate(bannerJS, &b)); return cond(b) },
+		func() string { return fmt.Sprintf("%s: the page shows %+v", what, b) })
+	return b
 }
 
 func TestSensorFailureBannerIsPlainAndSeparateFromTheConnectionBadge(t *testing.T) {

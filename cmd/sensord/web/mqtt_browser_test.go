@@ -2,13 +2,15 @@ package web
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"sensord/broadcast/mqtt/mosquittotest"
+	"sensord/internal/testutil"
 )
 
 // mqttView is what the MQTT panel shows.
@@ -34,20 +36,15 @@ const mqttViewJS = `(() => {
 
 func waitMQTTView(t *testing.T, ctx context.Context, what string, cond func(mqttView) bool) mqttView {
 	t.Helper()
-	deadline := time.Now().Add(mosquittotest.Wait)
-	for {
-		var v mqttView
+	var v mqttView
+	testutil.Until(t, mosquittotest.Wait, func() bool {
+		v = mqttView{}
 		if err := chromedp.Run(ctx, chromedp.Evaluate(mqttViewJS, &v)); err != nil {
 			t.Fatalf("reading the page: %v", err)
 		}
-		if cond(v) {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; the panel shows %+v", what, mosquittotest.Wait, v)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return cond(v)
+	}, func() string { return fmt.Sprintf("%s: the panel shows %+v", what, v) })
+	return v
 }
 
 func row(v mqttView, source, metric string) []string {
@@ -80,9 +77,29 @@ func TestMQTTPanelShowsEverySourceAndTheLinkState(t *testing.T) {
 	if v.Rows[0][0] != "garage" {
 		t.Errorf("rows %q not sorted by source", v.Rows)
 	}
+	// Both panels live on the page's one socket (hub.js): the daemon
+	// counts one dashboard client, not one per panel.
+	if got := dashboardClients(t, d); got != 1 {
+		t.Errorf("the page holds %d /ws/dashboard sockets, want 1", got)
+	}
 	broker.Stop()
 	waitMQTTView(t, ctx, "the link down", func(v mqttView) bool { return v.State == "disconnected" && strings.Contains(v.Link, "disconnected") })
 	waitFor(t, ctx, "health degraded, with the reason", mosquittotest.Wait, func(v view) bool {
 		return strings.HasPrefix(v.Status, "Degraded") && strings.Contains(v.Status, "mqtt")
 	})
+}
+
+// dashboardClients is /healthz's count of /ws/dashboard clients.
+func dashboardClients(t *testing.T, d *daemon) int {
+	t.Helper()
+	res, err := insecure.Get(d.url("/healthz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var h struct{ Clients map[string]int }
+	if err := json.NewDecoder(res.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Clients["dashboard"]
 }

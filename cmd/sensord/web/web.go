@@ -1,15 +1,18 @@
 // Package web is sensord's browser dashboard: one static page, embedded in
 // the binary with go:embed, that talks to the daemon only through the public
 // endpoints every other client uses (GET /api/history on load and after each
-// reconnect, WS /ws/dashboard live, GET /healthz every 5 s). The appliance has no internet, so the
+// reconnect, WS /ws/dashboard live, GET /healthz every 5 s). hub.js holds
+// the page's one socket and health poll; the panels (app.js, mqtt.js)
+// subscribe to them. The appliance has no internet, so the
 // page carries everything it needs: no CDN, no web fonts, a hand-drawn SVG
 // chart.
 //
 // Handler serves the files. Each file is compressed once, when Handler is
 // called, so a request costs a map lookup and a write; clients that accept
 // gzip get the compressed bytes, the rest get the original. Every response
-// carries a strong ETag (a hash of the bytes actually sent) and answers
-// If-None-Match with 304.
+// carries a strong ETag (a hash of the bytes actually sent);
+// http.ServeContent answers If-None-Match with 304, Range with 206 and HEAD
+// without a body.
 //
 // Caching: index.html refers to its script and stylesheet as
 // "app.js?v=<hash>", so a firmware update changes the URL. Those versioned
@@ -29,13 +32,16 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"html"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // files is the page. The directory is embedded as a whole so adding a file
@@ -179,7 +185,7 @@ func newHandler(fsys fs.FS, o Options) (*handler, error) {
 	}
 	// index.html links these by name; each reference gets "?v=<hash>" so
 	// the browser may cache the file as immutable.
-	for _, name := range []string{"app.js", "mqtt.js", "app.css", "favicon.svg"} {
+	for _, name := range []string{"hub.js", "app.js", "mqtt.js", "app.css", "favicon.svg"} {
 		f, ok := h.files["/"+name]
 		if !ok {
 			return nil, fmt.Errorf("web: index.html links %s, which is not embedded", name)
@@ -270,18 +276,76 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Referrer-Policy", "no-referrer")
 	}
 
-	if etagMatches(r.Header.Values("If-None-Match"), v.etag) {
-		hdr.Del("Content-Encoding")
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
+	// ServeContent answers If-None-Match (304), Range and If-Range (206)
+	// and HEAD from the ETag set above. With Content-Encoding set it leaves
+	// Content-Length out, since it cannot know the bytes are encoded
+	// already; they are, so their length goes here (a 206 replaces it).
 	hdr.Set("Content-Length", strconv.Itoa(len(v.body)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
-	}
-	w.Write(v.body) //nolint:errcheck // the client went away; nothing to do
+	http.ServeContent(direct{w}, r, "", time.Time{}, &bodyReader{b: v.body})
 }
+
+// bodyReader is a variant's bytes as ServeContent reads and seeks them.
+type bodyReader struct {
+	b   []byte
+	off int64
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	if r.off >= int64(len(r.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += int64(n)
+	return n, nil
+}
+
+func (r *bodyReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += int64(len(r.b))
+	default:
+		return 0, errors.New("web: bad whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("web: seek before the start")
+	}
+	r.off = offset
+	return offset, nil
+}
+
+// direct writes what ServeContent copies from a bodyReader as one Write
+// of the cached bytes. ServeContent copies with io.CopyN, which would
+// otherwise allocate a buffer the size of the file for every response.
+type direct struct{ http.ResponseWriter }
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (d direct) Unwrap() http.ResponseWriter { return d.ResponseWriter }
+
+// ReadFrom implements io.ReaderFrom for io.CopyN's limited reader of a
+// bodyReader; anything else (a multi-range answer's parts) is copied as
+// usual.
+func (d direct) ReadFrom(src io.Reader) (int64, error) {
+	lr, ok := src.(*io.LimitedReader)
+	if !ok {
+		return io.Copy(writerOnly{d.ResponseWriter}, src)
+	}
+	r, ok := lr.R.(*bodyReader)
+	if !ok {
+		return io.Copy(writerOnly{d.ResponseWriter}, src)
+	}
+	n := max(min(lr.N, int64(len(r.b))-r.off), 0)
+	w, err := d.ResponseWriter.Write(r.b[r.off : r.off+n])
+	r.off += int64(w)
+	lr.N -= int64(w)
+	return int64(w), err
+}
+
+// writerOnly hides a writer's ReadFrom, so io.Copy does not call back
+// into direct.
+type writerOnly struct{ io.Writer }
 
 // acceptsGzip reports whether Accept-Encoding header values allow gzip
 // (RFC 9110 section 12.5.3): "gzip" or "*" with a quality other than 0. An
@@ -316,21 +380,6 @@ func qualityZero(params string) bool {
 		}
 		q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		return err == nil && q == 0
-	}
-	return false
-}
-
-// etagMatches reports whether If-None-Match header values name etag, using
-// the weak comparison RFC 9110 section 13.1.2 prescribes for If-None-Match
-// (W/"x" matches "x"), or are "*".
-func etagMatches(values []string, etag string) bool {
-	for _, v := range values {
-		for _, t := range strings.Split(v, ",") {
-			t = strings.TrimSpace(t)
-			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
-				return true
-			}
-		}
 	}
 	return false
 }

@@ -1,5 +1,7 @@
-// Package sysstat reads the two system figures the dashboard hub shows: the
-// 1-minute load average and the share of memory in use, from Linux's /proc.
+// Package sysstat reads what the dashboard shows of the system: the
+// 1-minute load average and the share of memory in use for the hub
+// stream, from Linux's /proc; the device panel (Device); and the daemon's
+// own heap (HeapBytes).
 package sysstat
 
 import (
@@ -8,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime/metrics"
 	"strconv"
 )
 
@@ -64,4 +67,16 @@ func memField(meminfo []byte, name string) (uint64, bool) {
 		return v, err == nil
 	}
 	return 0, false
+}
+
+// HeapBytes reads the live heap without stopping the world, unlike
+// runtime.ReadMemStats, so a flood of get_status or /metrics requests
+// cannot stall the daemon.
+func HeapBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }

@@ -1,13 +1,10 @@
 // sensord dashboard. Plain browser JavaScript, no build step, no libraries.
 // It uses only the public endpoints: GET api/history once per connection,
-// WS ws/dashboard for live readings and system stats, GET healthz every 5 s.
-// If the page was opened with ?access_token=..., every request carries it.
+// and what hub.js's shared link carries: readings and system stats from
+// WS ws/dashboard, GET healthz every 5 s.
 'use strict';
 (function () {
-  const HEALTH_EVERY = 5000;        // ms between /healthz polls
-  const STALE_STREAM = 15000;       // ms without any frame before an open socket counts as dead (system stats come every 5 s)
-  const OFFLINE_AFTER = 30000;      // ms of failed reconnects before "reconnecting" becomes "offline"
-  const BACKOFF_MIN = 500, BACKOFF_MAX = 8000; // reconnect back-off bounds, ms
+  const STALE_READING = 15000;      // ms without a reading before the values count as stale (at least; see period)
   const MAX_POINTS = 5000;          // readings kept for the chart
   const UNIT_KEY = 'sensord.unit';
   const RANGE_KEY = 'sensord.range';
@@ -27,18 +24,7 @@
 
   const $ = (id) => document.getElementById(id);
   const SVGNS = 'http://www.w3.org/2000/svg';
-  const token = new URLSearchParams(location.search).get('access_token');
-
-  // url resolves an endpoint against the page (so a reverse proxy prefix
-  // keeps working) and passes the access token on.
-  function url(path, ws) {
-    const u = new URL(path, document.baseURI);
-    u.search = '';
-    u.hash = '';
-    if (token) u.searchParams.set('access_token', token);
-    if (ws) u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
-    return u.href;
-  }
+  const url = window.sensord.url;
 
   // ---- state ----
   const pts = [];        // readings {t (ms), c (°C), h (%RH)}, sorted by t, unique t
@@ -222,7 +208,7 @@
     const s = Math.floor(age / 1000);
     el.updated.textContent = s < 1 ? 'updated just now' : 'updated ' + duration(age) + ' ago';
     el.updated.title = new Date(latest.t).toLocaleString();
-    const stale = age > Math.max(STALE_STREAM, 5 * period());
+    const stale = age > Math.max(STALE_READING, 5 * period());
     el.updated.classList.toggle('stale', stale);
     el.tempCard.classList.toggle('stale', stale);
     el.humCard.classList.toggle('stale', stale);
@@ -464,14 +450,7 @@
   if (window.ResizeObserver) new ResizeObserver(drawSoon).observe(el.chart);
   else window.addEventListener('resize', drawSoon);
 
-  // ---- live stream with reconnect ----
-  let ws = null;          // the current socket, null while disconnected
-  let attempts = 0;       // failed connects since the last success
-  let retryTimer = 0;
-  let downSince = 0;      // when the stream was lost (0 while live)
-  let lastFrame = 0;      // local time of the last frame on `ws`
-  let everLive = false;
-
+  // ---- live stream (hub.js owns the socket and its reconnects) ----
   function setState(s) {
     if (el.conn.dataset.state === s) return;
     el.conn.dataset.state = s;
@@ -480,110 +459,24 @@
         : s === 'offline' ? 'offline, retrying' : 'connecting…';
   }
 
-  function connect() {
-    clearTimeout(retryTimer);
-    retryTimer = 0;
-    if (ws) return;
-    let sock;
-    try {
-      sock = new WebSocket(url('ws/dashboard', true));
-    } catch (e) {
-      lost();
+  function onFrame(x) {
+    const r = reading(x);
+    if (r) {
+      if (add(r)) { take(r, true); drawSoon(); }
       return;
     }
-    ws = sock;
-    sock.onopen = () => {
-      if (ws !== sock) return;
-      attempts = 0;
-      downSince = 0;
-      everLive = true;
-      lastFrame = Date.now();
-      setState('live');
-      loadHistory(); // fills whatever happened while we were away
-      pollHealth();
-    };
-    sock.onmessage = (ev) => {
-      if (ws !== sock) return;
-      lastFrame = Date.now();
-      onFrame(ev.data);
-    };
-    sock.onclose = () => { if (ws === sock) lost(); };
-  }
-
-  // lost drops the current socket (if any) and schedules the next attempt
-  // with exponential back-off and jitter, so a fleet of open dashboards does
-  // not hit a rebooting Pi in lockstep.
-  function lost() {
-    if (ws) {
-      const s = ws;
-      ws = null;
-      s.onopen = s.onmessage = s.onclose = null;
-      try { s.close(); } catch (e) { /* already closed */ }
-    }
-    if (!downSince) downSince = Date.now();
-    const base = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, attempts++));
-    clearTimeout(retryTimer);
-    retryTimer = setTimeout(connect, base / 2 + Math.random() * base / 2);
-    updateDown();
-  }
-
-  function updateDown() {
-    if (ws && ws.readyState === WebSocket.OPEN) return;
-    if (!everLive && !downSince) return setState('connecting');
-    const off = !navigator.onLine || (downSince && Date.now() - downSince > OFFLINE_AFTER);
-    setState(off ? 'offline' : 'reconnecting');
-  }
-
-  function retryNow() {
-    if (ws) return;
-    attempts = 0;
-    connect();
-  }
-  window.addEventListener('online', retryNow);
-  // The browser knows the network is gone before any socket times out.
-  window.addEventListener('offline', () => { lost(); });
-  document.addEventListener('visibilitychange', () => { if (!document.hidden) retryNow(); });
-
-  function onFrame(data) {
-    if (typeof data !== 'string') return;
-    let m;
-    try { m = JSON.parse(data); } catch (e) { return; }
-    for (const x of Array.isArray(m) ? m : [m]) {
-      const r = reading(x);
-      if (r) {
-        if (add(r)) { take(r, true); drawSoon(); }
-        continue;
-      }
-      const s = x && x.type === undefined && x.payload ? x.payload : x;
-      if (s && s.type === 'system') { sys = s; renderHealth(); }
-    }
+    const s = x && x.type === undefined && x.payload ? x.payload : x;
+    if (s && s.type === 'system') { sys = s; renderHealth(); }
   }
 
   // ---- health ----
-  let healthTimer = 0;
-  let healthGen = 0; // only the newest poll schedules the next, so polls never multiply
-  async function pollHealth() {
-    clearTimeout(healthTimer);
-    const gen = ++healthGen;
-    const ctl = new AbortController();
-    const kill = setTimeout(() => ctl.abort(), 4000);
-    let body = null, auth = false;
-    try {
-      const res = await fetch(url('healthz'), { cache: 'no-store', signal: ctl.signal });
-      noteSkew(res);
-      auth = res.status === 401;
-      // 503 still carries the body, with the reason.
-      if (!auth) body = await res.json();
-    } catch (e) {
-      body = { status: 'unreachable' };
-    } finally {
-      clearTimeout(kill);
-    }
-    if (gen !== healthGen) return; // a newer poll started meanwhile
+  // onHealth takes each of hub.js's /healthz polls: a 503 still carries
+  // the body, with the reason; a 401 none.
+  function onHealth(body, res) {
+    if (res) noteSkew(res);
     health = body;
-    showAuth(auth);
+    showAuth(!!res && res.status === 401);
     renderHealth();
-    healthTimer = setTimeout(pollHealth, HEALTH_EVERY);
   }
 
   // The sensor banner says whether the sensor works, in plain words; the
@@ -799,13 +692,9 @@
   setRange(range);
   draw();
   loadHistory();
-  connect();
-  pollHealth();
-  setInterval(() => {
-    // A socket can stay "open" across a dead link (Wi-Fi dropped, Pi
-    // unplugged); the server's 5 s system frames prove it alive.
-    if (ws && ws.readyState === WebSocket.OPEN && Date.now() - lastFrame > STALE_STREAM) lost();
-    updateDown();
-    tick();
-  }, 1000);
+  window.sensord.on('state', setState);
+  window.sensord.on('open', loadHistory); // fills whatever happened while we were away
+  window.sensord.on('frame', onFrame);
+  window.sensord.on('health', onHealth);
+  setInterval(tick, 1000);
 })();

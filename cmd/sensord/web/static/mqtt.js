@@ -1,25 +1,12 @@
 // sensord dashboard: the device's name as the heading, the MQTT link's state
 // and a panel of every source and metric seen on -mqtt-subscribe (the
 // {"type":"mqtt",...} messages of WS ws/dashboard) with its latest value
-// and age, so one Pi's page shows the whole house. Separate from app.js: it
-// polls healthz itself and, only when MQTT is on with a subscription, opens
-// its own ws/dashboard socket.
+// and age, so one Pi's page shows the whole house. Separate from app.js; both
+// take the socket's messages and the healthz polls from hub.js.
 (() => {
   'use strict';
-  const HEALTH_EVERY = 5000;    // ms between /healthz polls
   const AGE_EVERY = 1000;       // ms between age refreshes
   const MAX_ROWS = 500;         // sources x metrics kept: a flood of topics must not grow the page without end
-  const BACKOFF_MIN = 1000, BACKOFF_MAX = 15000; // reconnect back-off bounds, ms
-
-  const token = new URLSearchParams(location.search).get('access_token');
-  function url(path, ws) {
-    const u = new URL(path, document.baseURI);
-    u.search = '';
-    u.hash = '';
-    if (token) u.searchParams.set('access_token', token);
-    if (ws) u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
-    return u.href;
-  }
   function el(tag, cls, text) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -95,29 +82,6 @@
     panel.hidden = false;
   }
 
-  let backoff = BACKOFF_MIN;
-  let started = false;
-  function connect() {
-    let sock;
-    try {
-      sock = new WebSocket(url('ws/dashboard', true));
-    } catch (e) {
-      setTimeout(connect, backoff);
-      return;
-    }
-    sock.onopen = () => { backoff = BACKOFF_MIN; };
-    sock.onmessage = (ev) => {
-      if (typeof ev.data !== 'string' || ev.data.indexOf('"mqtt"') < 0) return;
-      let m;
-      try { m = JSON.parse(ev.data); } catch (e) { return; }
-      if (m && m.type === 'mqtt') onMessage(m);
-    };
-    sock.onclose = () => {
-      setTimeout(connect, backoff);
-      backoff = Math.min(backoff * 2, BACKOFF_MAX);
-    };
-  }
-
   function showLink(h) {
     if (h.name) {
       const h1 = document.querySelector('.brand h1');
@@ -133,26 +97,16 @@
     link.textContent = text;
     link.dataset.state = q.state;
     empty.textContent = q.subscribe ? 'No messages on ' + q.subscribe + ' yet.' : 'Not subscribed (-mqtt-subscribe is empty).';
-    if (q.subscribe && !started) {
-      started = true;
-      connect();
-    }
   }
 
-  async function poll() {
-    try {
-      const res = await fetch(url('healthz'), { cache: 'no-store' });
-      if (res.ok || res.status === 503) showLink(await res.json());
-    } catch (e) {
-      // app.js shows an unreachable daemon; nothing to add here.
-    }
-  }
+  // app.js shows an unreachable daemon or a missing token; the panel only
+  // follows answers that carry a body.
+  window.sensord.on('health', (h, res) => { if (res && (res.ok || res.status === 503) && h) showLink(h); });
+  window.sensord.on('frame', (m) => { if (m && m.type === 'mqtt') onMessage(m); });
 
   function init() {
     const main = document.querySelector('main');
     if (main) main.appendChild(panel);
-    poll();
-    setInterval(poll, HEALTH_EVERY);
     setInterval(refreshAges, AGE_EVERY);
   }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);

@@ -1,4 +1,4 @@
-package main
+package sensorwatch
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"sensord/cmd/sensord/internal/health"
+	"sensord/internal/testutil"
 	"sensord/sensor"
 )
 
@@ -51,13 +53,14 @@ func TestSensorFailureLogsOneWarningARepeatAMinuteAndOneRecovery(t *testing.T) {
 	dev := &switchable{now: now}
 	dev.failing.Store(true)
 	var out syncBuffer
-	cfg := &config{Period: 2 * time.Second, Pin: "GPIO4", Sensor: "dht22"}
 	p, err := sensor.NewPoller(dev, &sensor.PollOpts{Period: 10 * time.Millisecond, MinPeriod: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(&out, nil)), started: now(), dev: dev, poller: p}
-	w := newSensorWatch(d, now)
+	// The window of a 2 s period (7 s) on the test's clock, while the
+	// poller reads every 10 ms.
+	w := &Watch{Stats: p.Stats, Window: health.Window{Period: 2 * time.Second}, Started: now(), Now: now,
+		Log: slog.New(slog.NewTextHandler(&out, nil)), Name: dev.String(), Wiring: Wiring{Sensor: "dht22", Pin: "GPIO4"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go p.Run(ctx, func(sensor.Reading) {})
@@ -66,61 +69,73 @@ func TestSensorFailureLogsOneWarningARepeatAMinuteAndOneRecovery(t *testing.T) {
 	waitReads := func(n uint64) {
 		t.Helper()
 		want := p.Stats().Reads + n
-		deadline := time.Now().Add(20 * time.Second)
-		for p.Stats().Reads < want {
-			if time.Now().After(deadline) {
-				t.Fatalf("the poller made no %d reads in 20 s", n)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		testutil.Until(t, 20*time.Second, func() bool { return p.Stats().Reads >= want },
+			func() string { return fmt.Sprintf("the poller made no %d more reads", n) })
 	}
 	count := func(msg string) int { return strings.Count(out.String(), `msg="`+msg+`"`) }
 
 	waitReads(3)
-	w.check()
-	if count("sensor failing") != 0 || w.current().State != "waiting" {
-		t.Fatalf("inside the start-up grace: %q, state %+v", out.String(), w.current())
+	w.Check()
+	if count("sensor failing") != 0 || w.Current().State != "waiting" {
+		t.Fatalf("inside the start-up grace: %q, state %+v", out.String(), w.Current())
 	}
 	advance(10 * time.Second) // past three periods and a second
 	waitReads(3)
 	for range 5 {
-		w.check()
+		w.Check()
 	}
 	if count("sensor failing") != 1 || !strings.Contains(out.String(), "level=WARN") ||
 		!strings.Contains(out.String(), `problem="no answer from the sensor on GPIO4"`) || !strings.Contains(out.String(), "pull-up resistor") {
 		t.Fatalf("want one WARN with the problem and the fix, got:\n%s", out.String())
 	}
-	if st := w.current(); st.State != "failing" || st.Fix == "" {
+	if st := w.Current(); st.State != "failing" || st.Fix == "" {
 		t.Fatalf("state %+v, want failing with a fix", st)
 	}
 	advance(30 * time.Second)
-	w.check()
+	w.Check()
 	if count("sensor still failing") != 0 {
 		t.Fatalf("a repeat within the minute:\n%s", out.String())
 	}
 	advance(31 * time.Second)
 	waitReads(2)
-	w.check()
-	w.check()
+	w.Check()
+	w.Check()
 	if count("sensor still failing") != 1 {
 		t.Fatalf("want one repeat after a minute, got:\n%s", out.String())
 	}
 
 	dev.failing.Store(false)
 	advance(time.Second)
-	deadline := time.Now().Add(20 * time.Second)
-	for p.Stats().LastSuccess.IsZero() {
-		if time.Now().After(deadline) {
-			t.Fatal("no good read after the sensor recovered")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	w.check()
-	w.check()
+	testutil.Until(t, 20*time.Second, func() bool { return !p.Stats().LastSuccess.IsZero() },
+		func() string { return "no good read after the sensor recovered" })
+	w.Check()
+	w.Check()
 	if count("sensor recovered") != 1 || !strings.Contains(out.String(), "down_for=1m12s") || !strings.Contains(out.String(), "failed_reads=") {
 		t.Fatalf("want one INFO with the downtime and the failed reads, got:\n%s", out.String())
 	}
-	if st := w.current(); st.State != "ok" {
+	if st := w.Current(); st.State != "ok" {
 		t.Fatalf("state after recovery %+v, want ok", st)
+	}
+}
+
+func TestExplainNamesThePinOrTheBusAndAFix(t *testing.T) {
+	for _, tc := range []struct {
+		name, kind, lastErr string
+		wr                  Wiring
+		problem, fix        string
+	}{
+		{"a DHT22 that does not answer", "timeout", "", Wiring{Sensor: "dht22", Pin: "GPIO4"}, "no answer from the sensor on GPIO4", "pull-up resistor"},
+		{"garbled answers", "checksum", "", Wiring{Sensor: "dht22", Pin: "GPIO17"}, "arrive garbled (checksum errors)", "loose wire"},
+		{"an I2C chip on the first bus", "timeout", "", Wiring{Sensor: "bme280"}, "on the first I2C bus", "I2C is enabled"},
+		{"an I2C chip on a named bus", "out_of_range", "", Wiring{Sensor: "sht3x", Bus: "/dev/i2c-3"}, "on /dev/i2c-3 reports impossible values", "-sensor names the chip"},
+		{"no read yet", "", "", Wiring{Sensor: "sim", Pin: "GPIO4"}, "no good reading from the sensor on GPIO4 yet", "pull-up"},
+		{"an error of no known kind", "other", "dht22: bus busy", Wiring{Sensor: "dht22", Pin: "GPIO4"}, "fails: dht22: bus busy", "wiring"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			problem, fix := Explain(tc.kind, tc.lastErr, tc.wr)
+			if !strings.Contains(problem, tc.problem) || !strings.Contains(fix, tc.fix) {
+				t.Errorf("Explain = %q, %q; want %q and %q", problem, fix, tc.problem, tc.fix)
+			}
+		})
 	}
 }

@@ -1,0 +1,68 @@
+// Package linklog turns a link's state changes into the lines journalctl
+// -p warning shows: a link that goes down is one WARN with the reason and
+// the likely fix, a repeat at most every RepeatEvery while it stays down,
+// and one INFO when it is back, with how long it was down and how many
+// attempts failed.
+//
+// # Concurrency
+//
+// A Log's methods may be called from any goroutine.
+package linklog
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// RepeatEvery bounds the "still down" lines while a link stays down: one a
+// minute keeps the journal readable.
+const RepeatEvery = time.Minute
+
+// Log is one link's log (client mode's connection to -url, say).
+type Log struct {
+	name string // "client mode", "mqtt"
+	fix  string
+	log  *slog.Logger
+	now  func() time.Time
+
+	mu         sync.Mutex // guards the fields below
+	down       bool
+	since      time.Time
+	failures   int
+	lastRepeat time.Time
+}
+
+// New returns the log of the link called name ("client mode"), whose
+// WARN lines suggest fix, on log, timed by now.
+func New(name, fix string, log *slog.Logger, now func() time.Time) *Log {
+	return &Log{name: name, fix: fix, log: log, now: now}
+}
+
+// Up records a working link; attrs go on its line.
+func (l *Log) Up(attrs ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.down {
+		l.log.Info(l.name+" link restored", append(attrs, "down_for", l.now().Sub(l.since).Round(time.Second), "failed_attempts", l.failures)...)
+	} else if l.since.IsZero() {
+		l.log.Info(l.name+" connected", attrs...)
+	}
+	l.down, l.failures, l.since = false, 0, l.now()
+}
+
+// Failed records a failed attempt or a lost link, and why.
+func (l *Log) Failed(reason string, attrs ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	l.failures++
+	switch {
+	case !l.down:
+		l.down, l.since, l.lastRepeat = true, now, now
+		l.log.Warn(l.name+" link down", append(attrs, "reason", reason, "fix", l.fix)...)
+	case now.Sub(l.lastRepeat) >= RepeatEvery:
+		l.lastRepeat = now
+		l.log.Warn(l.name+" link still down", append(attrs, "down_for", now.Sub(l.since).Round(time.Second), "failed_attempts", l.failures, "reason", reason, "fix", l.fix)...)
+	}
+}
