@@ -2,49 +2,38 @@ package systemd
 
 import (
 	"errors"
-	"net"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"sensord/internal/testutil"
 )
 
-// fakeSystemd listens on a real unixgram socket in a temporary directory and
-// points NOTIFY_SOCKET at it, as PID 1 does for a Type=notify service.
-func fakeSystemd(t *testing.T) *net.UnixConn {
+// fakeSystemd points NOTIFY_SOCKET at a real unixgram socket, as PID 1
+// does for a Type=notify service, and returns what arrives on it.
+func fakeSystemd(t *testing.T) <-chan testutil.Notice {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	path, notes := testutil.NotifySocket(t)
 	t.Setenv("NOTIFY_SOCKET", path)
-	return conn
+	return notes
 }
 
 // recv returns the next datagram, failing the test after timeout.
-func recv(t *testing.T, conn *net.UnixConn, timeout time.Duration) string {
+func recv(t *testing.T, notes <-chan testutil.Notice, timeout time.Duration) string {
 	t.Helper()
-	got, err := tryRecv(conn, timeout)
-	if err != nil {
-		t.Fatalf("no datagram within %v: %v", timeout, err)
-	}
-	return got
+	return testutil.Next(t, notes, timeout).Text
 }
 
-// tryRecv returns the next datagram or an error after timeout.
-func tryRecv(conn *net.UnixConn, timeout time.Duration) (string, error) {
-	buf := make([]byte, 4096)
-	if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-		return "", err
+// tryRecv returns the next datagram, or false once timeout has passed.
+func tryRecv(notes <-chan testutil.Notice, timeout time.Duration) (string, bool) {
+	select {
+	case n, ok := <-notes:
+		return n.Text, ok
+	case <-time.After(timeout):
+		return "", false
 	}
-	n, err := conn.Read(buf)
-	if err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
 }
 
 func TestNotifySendsExactDatagrams(t *testing.T) {

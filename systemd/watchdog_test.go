@@ -1,7 +1,6 @@
 package systemd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,24 +62,6 @@ func setWatchdog(t *testing.T, timeout time.Duration) {
 	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
 }
 
-// syncBuffer is a bytes.Buffer safe to write from the watchdog goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestWatchdogPingsAtHalfTheInterval(t *testing.T) {
 	conn := fakeSystemd(t)
 	// Scaled: on a loaded machine every tick is late by the scheduling
@@ -130,7 +111,7 @@ func TestWatchdogStopsWhileUnhealthyAndResumes(t *testing.T) {
 		}
 		return nil
 	}
-	var logs syncBuffer
+	var logs testutil.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -145,8 +126,7 @@ func TestWatchdogStopsWhileUnhealthyAndResumes(t *testing.T) {
 	late := 0
 	deadline := time.Now().Add(8 * timeout / 2)
 	for {
-		_, err := tryRecv(conn, time.Until(deadline))
-		if err != nil {
+		if _, ok := tryRecv(conn, time.Until(deadline)); !ok {
 			break
 		}
 		late++

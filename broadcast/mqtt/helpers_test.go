@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"fmt"
+	"sensord/internal/testutil"
 	"testing"
 	"time"
 
@@ -37,19 +38,8 @@ func reading(temp, hum string, ms int64) Reading {
 // run starts b.Run and stops it (cleanly) at cleanup.
 func run(t *testing.T, b *Bridge) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { b.Run(ctx); close(done) }()
-	stop = func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(waitLong):
-			t.Errorf("Run did not return %s after cancel", waitLong)
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	halt := testutil.Go(t, func(ctx context.Context) error { b.Run(ctx); return nil })
+	return func() { halt() }
 }
 
 func waitState(t *testing.T, b *Bridge, state string) State {

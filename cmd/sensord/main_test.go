@@ -20,10 +20,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,11 +44,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "sensord")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building sensord:", err)
+	binary, err = testutil.Build(dir, ".", "sensord", true)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -67,26 +64,12 @@ var readingRE = regexp.MustCompile(`^\{"type":"sensor_update","temperature":-?\d
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr syncBuffer // stdout too
+	stderr testutil.Buffer // stdout too
 	done   chan struct{}
 	err    error
 }
 
 func (p *proc) logs() string { return p.stderr.String() }
-
-// syncBuffer is output that other goroutines (an in-process daemon's, a
-// child process's copiers) write while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -417,41 +400,9 @@ func TestClientModeSendsReadingsToTheRemoteURL(t *testing.T) {
 	}
 }
 
-// notifySocket listens where the child's NOTIFY_SOCKET points and delivers
-// each datagram with its arrival time.
-type notice struct {
-	at   time.Time
-	text string
-}
-
-func notifySocket(t *testing.T) (string, <-chan notice) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch := make(chan notice, 1024)
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				close(ch)
-				return
-			}
-			for _, line := range strings.Split(strings.TrimSpace(string(buf[:n])), "\n") {
-				ch <- notice{time.Now(), line}
-			}
-		}
-	}()
-	return path, ch
-}
-
 func TestSystemdNotifyReadyWatchdogUntilHangAndStopping(t *testing.T) {
 	t.Parallel()
-	sock, notes := notifySocket(t)
+	sock, notes := testutil.NotifySocket(t)
 	const hang = 3 * time.Second
 	begin := time.Now()
 	p := start(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=1000000"}, "-sim-hang-after", hang.String())
@@ -465,12 +416,12 @@ collect:
 		select {
 		case n := <-notes:
 			switch {
-			case n.text == "READY=1":
+			case n.Text == "READY=1":
 				ready = true
-			case n.text == "WATCHDOG=1":
-				pings = append(pings, n.at)
-			case strings.HasPrefix(n.text, "STATUS="):
-				status = n.text
+			case n.Text == "WATCHDOG=1":
+				pings = append(pings, n.At)
+			case strings.HasPrefix(n.Text, "STATUS="):
+				status = n.Text
 			}
 		case <-deadline:
 			break collect
@@ -510,7 +461,7 @@ collect:
 	for {
 		select {
 		case n := <-notes:
-			if n.text == "STOPPING=1" {
+			if n.Text == "STOPPING=1" {
 				select {
 				case <-p.done:
 				case <-time.After(shutdownTimeout + 2*time.Second):

@@ -48,6 +48,18 @@ func TestMQTTPublishesRetainedReadingsDiscoveryAndOnlineThenTheWillAfterKill9(t 
 	if !readingRE.MatchString(m.Payload) {
 		t.Errorf("state %q is not the sensor_update JSON", m.Payload)
 	}
+	// Everything the daemon retains must have reached the broker before a
+	// late subscriber can be expected to get it from there: the status
+	// and the four discovery configs may go out after the first readings.
+	w.Next(t, 0, "online", func(m mosquittotest.Msg) bool {
+		return m.Topic == "sensors/kitchen/status" && m.Payload == "online"
+	})
+	configs := map[string]bool{}
+	for i := 0; len(configs) < 4; {
+		m, j := w.Next(t, i, "discovery config", func(m mosquittotest.Msg) bool { return strings.HasSuffix(m.Topic, "/config") })
+		configs[m.Topic] = true
+		i = j + 1
+	}
 	// Retained: a subscriber arriving later gets all of it from the broker.
 	late := broker.Watch(t, "#")
 	seen := map[string]bool{}
@@ -141,7 +153,7 @@ func waitMQTT(t *testing.T, p *proc, state string) health.Report {
 func TestMQTTBrokerDownForThirtySecondsDelaysNothing(t *testing.T) {
 	t.Parallel()
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
-	sock, notes := notifySocket(t)
+	sock, notes := testutil.NotifySocket(t)
 	p := start(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=2000000"}, "-name", "cellar", "-mqtt-url", broker.URL(), "-mqtt-subscribe", "", "-period", "20ms")
 	waitMQTT(t, p, "connected")
 	ws := dial(t, "ws://"+p.addr+"/ws/sensors")
@@ -161,8 +173,8 @@ func TestMQTTBrokerDownForThirtySecondsDelaysNothing(t *testing.T) {
 		for {
 			select {
 			case n := <-notes:
-				if n.text == "WATCHDOG=1" {
-					pings = append(pings, n.at)
+				if n.Text == "WATCHDOG=1" {
+					pings = append(pings, n.At)
 				}
 			default:
 				break drain

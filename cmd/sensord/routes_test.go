@@ -45,7 +45,7 @@ type inproc struct {
 	d     *daemon
 	srv   *httptest.Server
 	clock *shiftClock
-	log   *syncBuffer
+	log   *testutil.Buffer
 	ctx   context.Context
 	wg    sync.WaitGroup
 }
@@ -60,7 +60,7 @@ func newInproc(t *testing.T, args ...string) *inproc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &inproc{clock: &shiftClock{}, log: &syncBuffer{}}
+	p := &inproc{clock: &shiftClock{}, log: &testutil.Buffer{}}
 	log := slog.New(slog.NewTextHandler(p.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	p.ctx = ctx

@@ -100,11 +100,7 @@ func daemonBinary(t *testing.T) string {
 			shared.bin = bin
 			return
 		}
-		shared.bin = filepath.Join(shared.dir, "sensord")
-		cmd := exec.Command("go", "build", "-o", shared.bin, "sensord/cmd/sensord")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			shared.buildErr = fmt.Errorf("go build sensord/cmd/sensord: %v\n%s", err, out)
-		}
+		shared.bin, shared.buildErr = testutil.Build(shared.dir, "sensord/cmd/sensord", "sensord", false)
 	})
 	if shared.buildErr != nil {
 		t.Fatal(shared.buildErr)
@@ -205,7 +201,7 @@ type daemon struct {
 	addr   string
 	opts   daemonOpts
 	cmd    *exec.Cmd
-	log    *lockedBuffer
+	log    *testutil.Buffer
 	exited chan struct{}
 }
 
@@ -244,7 +240,7 @@ func startDaemonWith(t *testing.T, addr string, o daemonOpts) *daemon {
 		addr = l.Addr().String()
 		l.Close()
 	}
-	d := &daemon{t: t, addr: addr, opts: o, log: &lockedBuffer{}, exited: make(chan struct{})}
+	d := &daemon{t: t, addr: addr, opts: o, log: &testutil.Buffer{}, exited: make(chan struct{})}
 	args := []string{"-sensor", "sim", "-listen", addr, "-period", simPeriod}
 	if o.token != "" {
 		args = append(args, "-token", o.token)
@@ -329,23 +325,6 @@ func (d *daemon) stop() {
 		d.cmd.Process.Kill()
 		<-d.exited
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // view is what the page shows, read in one evaluation so the parts agree.

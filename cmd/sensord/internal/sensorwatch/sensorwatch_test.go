@@ -1,7 +1,6 @@
 package sensorwatch
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -32,18 +31,6 @@ func (s *switchable) Read(ctx context.Context) (sensor.Reading, error) {
 func (s *switchable) String() string { return "switchable" }
 func (s *switchable) Halt() error    { return nil }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
-
 func TestSensorFailureLogsOneWarningARepeatAMinuteAndOneRecovery(t *testing.T) {
 	var mu sync.Mutex
 	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -52,7 +39,7 @@ func TestSensorFailureLogsOneWarningARepeatAMinuteAndOneRecovery(t *testing.T) {
 
 	dev := &switchable{now: now}
 	dev.failing.Store(true)
-	var out syncBuffer
+	var out testutil.Buffer
 	p, err := sensor.NewPoller(dev, &sensor.PollOpts{Period: 10 * time.Millisecond, MinPeriod: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond, Now: now})
 	if err != nil {
 		t.Fatal(err)
