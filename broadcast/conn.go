@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/gorilla/websocket"
 )
 
 // codeAbort asks the writer to drop the connection without a close frame
@@ -384,7 +386,7 @@ func (c *conn) flush(bt *batch, block bool) flushResult {
 	s := c.s
 	select {
 	case <-s.closing:
-		c.requestClose(CloseGoingAway)
+		c.requestClose(websocket.CloseGoingAway)
 	default:
 	}
 	code := int(c.closeCode.Load())
@@ -473,7 +475,7 @@ func (c *conn) collect(b [][]byte) (_ [][]byte, sent int) {
 		if lost > 0 {
 			s.st.lost.Add(lost)
 			if s.o.Lapped == DisconnectLapped {
-				if c.closeCode.CompareAndSwap(0, ClosePolicy) {
+				if c.closeCode.CompareAndSwap(0, websocket.ClosePolicyViolation) {
 					s.st.dropped.Add(1)
 				}
 				break
@@ -642,12 +644,12 @@ func (c *conn) replay() bool {
 
 // dropSlow records a failed write: a timeout means the client did not keep
 // up (counted in Dropped); anything else means it is gone. A client being
-// closed for lapping (ClosePolicy) was counted when that was decided:
+// closed for lapping (websocket.ClosePolicyViolation) was counted when that was decided:
 // collect may still have handed over frames (a ping, replies) whose write
 // then times out.
 func (c *conn) dropSlow(err error) {
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() && c.closeCode.Load() != ClosePolicy {
+	if errors.As(err, &ne) && ne.Timeout() && c.closeCode.Load() != websocket.ClosePolicyViolation {
 		c.s.st.dropped.Add(1)
 	}
 }

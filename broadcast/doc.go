@@ -53,12 +53,11 @@
 // because the daemon publishes from several goroutines (readings, system
 // stats) and a hand-off goroutine would need a queue of its own, which
 // either blocks or drops. Each Reader belongs to one goroutine and reads
-// slots without locks. Readers sleep until a waker goroutine wakes them
-// after publishes (Ring.Wait's channel, closed by RunWaker; the Server
-// runs a pass instead, see Server.pass); publishers never wake
-// readers themselves, because waking n sleepers costs O(n) and publish
-// must not grow with the number of subscribers. All memory-ordering arguments are in the "Ordering:" comments
-// of Ring.Publish, Reader.Next and Ring.Wake. They rely on one fact, stated
+// slots without locks. One waker, the Server's housekeeping loop, takes
+// the ring's kick after publishes and runs a pass (see Server.pass);
+// publishers never wake readers themselves, because waking n readers
+// costs O(n) and publish must not grow with the number of subscribers. All memory-ordering arguments are in the "Ordering:" comments
+// of Ring.Publish, Reader.Next and Ring.Ack. They rely on one fact, stated
 // once here: Go's sync/atomic operations are sequentially consistent (the Go
 // memory model: all atomic operations behave as if executed in one total
 // order). Published values and encoded frames are immutable.

@@ -6,25 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
+
+	"github.com/gorilla/websocket"
 )
 
-// WebSocket opcodes (RFC 6455 section 5.2).
+// WebSocket opcodes (RFC 6455 section 5.2): gorilla's message types are
+// the opcodes.
 const (
-	opText   = 0x1
-	opBinary = 0x2
-	opClose  = 0x8
-	opPing   = 0x9
-	opPong   = 0xA
-)
-
-// Close codes used by the server (RFC 6455 section 7.4.1).
-const (
-	CloseNormal      = 1000
-	CloseGoingAway   = 1001 // Server.Close
-	ClosePolicy      = 1008 // lapped under the Disconnect policy
-	CloseTooBig      = 1009 // incoming frame over ReadLimit
-	CloseTryAgain    = 1013 // session reply queue overflow
-	closeNoStatusRcv = 1005 // peer sent a close frame without a code
+	opText   = websocket.TextMessage
+	opBinary = websocket.BinaryMessage
+	opClose  = websocket.CloseMessage
+	opPing   = websocket.PingMessage
+	opPong   = websocket.PongMessage
 )
 
 // appendFrame appends one complete, unmasked (server to client) frame with
@@ -56,10 +49,7 @@ func closeFrame(code int, reason string) []byte {
 	if len(reason) > 123 {
 		reason = reason[:123]
 	}
-	p := make([]byte, 2, 2+len(reason))
-	binary.BigEndian.PutUint16(p, uint16(code))
-	p = append(p, reason...)
-	return frame(opClose, p)
+	return frame(opClose, websocket.FormatCloseMessage(code, reason))
 }
 
 // pingFrame is the heartbeat ping every writer sends: shared, immutable.

@@ -9,9 +9,9 @@ import (
 // benchSubs are the subscriber counts of the publish benchmarks.
 var benchSubs = []int{1, 100, 10_000}
 
-// BenchmarkRingPublish measures Publish with n live subscribers, each a
-// goroutine that sleeps on the ring's wake channel and drains its cursor
-// when woken (woken at most every DefaultCoalesce, as in the Server).
+// BenchmarkRingPublish measures Publish with n subscribers, followed the
+// way the Server follows them: one waker goroutine takes the ring's kick
+// (at most every DefaultCoalesce), calls Ack and drains every cursor.
 // Values are preallocated (2x the ring size, so a pointer is reused only
 // after the ring let go of it): allocs/op is the ring's own.
 func BenchmarkRingPublish(b *testing.B) {
@@ -19,27 +19,34 @@ func BenchmarkRingPublish(b *testing.B) {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
 			r, _ := NewRing[int](1024)
 			done := make(chan struct{})
+			rds := make([]Reader[int], n)
+			for i := range rds {
+				rds[i] = r.NewReader()
+			}
 			var wg sync.WaitGroup
 			wg.Add(1)
-			go func() { defer wg.Done(); r.RunWaker(done, DefaultCoalesce) }()
-			for range n {
-				rd := r.NewReader()
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						wake := r.Wait()
-						if _, _, _, ok := rd.Next(); ok {
-							continue
-						}
-						select {
-						case <-done:
-							return
-						case <-wake:
+			go func() {
+				defer wg.Done()
+				var w waker
+				for {
+					select {
+					case <-done:
+						return
+					case <-r.Kicked():
+					}
+					if !w.hold(done, DefaultCoalesce) {
+						return
+					}
+					r.Ack()
+					for i := range rds {
+						for {
+							if _, _, _, ok := rds[i].Next(); !ok {
+								break
+							}
 						}
 					}
-				}()
-			}
+				}
+			}()
 			vals := make([]int, 2048)
 			b.ReportAllocs()
 			b.ResetTimer()

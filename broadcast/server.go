@@ -526,7 +526,7 @@ func (s *Server) join(c *conn) bool {
 		// complete, so it is told 1001 like every other client (c is
 		// ours to write: owned since newConn), not dropped.
 		_ = c.nc.SetWriteDeadline(s.o.Now().Add(s.o.WriteWait))
-		_, _ = c.nc.Write(closeFrame(CloseGoingAway, ""))
+		_, _ = c.nc.Write(closeFrame(websocket.CloseGoingAway, ""))
 		_ = c.nc.Close()
 		return false
 	}
@@ -655,7 +655,7 @@ func (s *Server) Publish(m Message) error {
 	default:
 		s.o.Budget.give(int64(len(e.frame)))
 		s.st.repliesDropped.Add(1)
-		c.requestClose(CloseTryAgain)
+		c.requestClose(websocket.CloseTryAgainLater)
 		return ErrReplyOverflow
 	}
 }

@@ -383,7 +383,7 @@ func TestReadLimitClosesWith1009(t *testing.T) {
 	waitClients(t, s, 1)
 	c.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 100))) // at the limit: fine
 	c.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 101)))
-	wantClose(t, c, CloseTooBig)
+	wantClose(t, c, websocket.CloseMessageTooBig)
 }
 
 // wantClose reads until the server's close frame and checks its code.
@@ -484,7 +484,7 @@ func TestCloseSendsGoingAwayAndRefusesNewClients(t *testing.T) {
 		closed <- s.Close(ctx)
 	}()
 	for _, c := range clients {
-		wantClose(t, c, CloseGoingAway)
+		wantClose(t, c, websocket.CloseGoingAway)
 	}
 	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)

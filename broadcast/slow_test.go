@@ -72,7 +72,7 @@ func TestReplyQueueOverflowClosesWith1013(t *testing.T) {
 	if !errors.Is(err, ErrReplyOverflow) {
 		t.Fatalf("third reply into a queue of 2: err = %v, want ErrReplyOverflow", err)
 	}
-	wantClose(t, c, CloseTryAgain)
+	wantClose(t, c, websocket.CloseTryAgainLater)
 	if st := s.Stats(); st.RepliesDropped != 1 {
 		t.Errorf("RepliesDropped = %d, want 1", st.RepliesDropped)
 	}
@@ -107,7 +107,7 @@ func TestLappedClientIsDisconnectedUnderDisconnectLapped(t *testing.T) {
 	sessions := make(chan string, 1)
 	s, hs := testServer(t, &ServerOpts{Replay: -1, RingSize: 4, Lapped: DisconnectLapped, OnEvent: sessionEvents(sessions)})
 	c, _ := stuckWriter(t, s, wsURL(hs, "/"), sessions, 12)
-	wantClose(t, c, ClosePolicy)
+	wantClose(t, c, websocket.ClosePolicyViolation)
 	if st := s.Stats(); st.Dropped != 1 {
 		t.Errorf("Dropped = %d, want 1", st.Dropped)
 	}
@@ -285,7 +285,7 @@ func TestConnectDisconnectCyclesLeaveNothingBehind(t *testing.T) {
 				if (i+w)%2 == 0 {
 					// Half read their replay and close politely...
 					c.ReadMessage()
-					c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(CloseNormal, ""), time.Now().Add(time.Second))
+					c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 					c.ReadMessage() // the server's close echo
 				}
 				c.Close() // ...half just drop the TCP connection.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
 )
 
 // frameReader reads the frames a client sends (RFC 6455 section 5), after
@@ -44,14 +46,9 @@ func (e *protocolError) Error() string {
 	return fmt.Sprintf("broadcast: client broke the protocol (%d): %s", e.code, e.reason)
 }
 
-const (
-	closeProtocol    = 1002
-	closeInvalidData = 1007
-)
-
 var (
-	errTooBig = &protocolError{CloseTooBig, "message over the read limit"}
-	errBusy   = &protocolError{CloseTryAgain, "server busy: its memory for incoming messages is in use"}
+	errTooBig = &protocolError{websocket.CloseMessageTooBig, "message over the read limit"}
+	errBusy   = &protocolError{websocket.CloseTryAgainLater, "server busy: its memory for incoming messages is in use"}
 )
 
 // firstChunk is the room a reader makes for a message once its first
@@ -79,7 +76,7 @@ func (fr *frameReader) next() (op byte, payload []byte, err error) {
 		}
 		if op >= 0x8 { // control frame
 			if !fin || n > 125 {
-				return 0, nil, &protocolError{closeProtocol, "fragmented or long control frame"}
+				return 0, nil, &protocolError{websocket.CloseProtocolError, "fragmented or long control frame"}
 			}
 			p := make([]byte, n)
 			if _, err := io.ReadFull(fr.r, p); err != nil {
@@ -87,15 +84,15 @@ func (fr *frameReader) next() (op byte, payload []byte, err error) {
 			}
 			unmask(p, mask)
 			if op == opClose && n == 1 {
-				return 0, nil, &protocolError{closeProtocol, "close frame of one byte"}
+				return 0, nil, &protocolError{websocket.CloseProtocolError, "close frame of one byte"}
 			}
 			return op, p, nil
 		}
 		switch {
 		case op == 0 && fr.msgOp == 0:
-			return 0, nil, &protocolError{closeProtocol, "continuation without a message"}
+			return 0, nil, &protocolError{websocket.CloseProtocolError, "continuation without a message"}
 		case op != 0 && fr.msgOp != 0:
-			return 0, nil, &protocolError{closeProtocol, "new message inside a fragmented one"}
+			return 0, nil, &protocolError{websocket.CloseProtocolError, "new message inside a fragmented one"}
 		case op != 0:
 			fr.msgOp = op
 			fr.msg = nil
@@ -114,7 +111,7 @@ func (fr *frameReader) next() (op byte, payload []byte, err error) {
 		op, p := fr.msgOp, fr.msg
 		fr.msgOp, fr.msg = 0, nil
 		if op == opText && !utf8.Valid(p) {
-			return 0, nil, &protocolError{closeInvalidData, "text message is not UTF-8"}
+			return 0, nil, &protocolError{websocket.CloseInvalidFramePayloadData, "text message is not UTF-8"}
 		}
 		return op, p, nil
 	}
@@ -215,17 +212,17 @@ func (fr *frameReader) header() (fin bool, op byte, n int64, mask [4]byte, err e
 	h := fr.hdr[:]
 	fin, op = h[0]&0x80 != 0, h[0]&0x0F
 	if h[0]&0x70 != 0 {
-		err = &protocolError{closeProtocol, "reserved bits set"}
+		err = &protocolError{websocket.CloseProtocolError, "reserved bits set"}
 		return
 	}
 	switch op {
 	case 0, opText, opBinary, opClose, opPing, opPong:
 	default:
-		err = &protocolError{closeProtocol, fmt.Sprintf("unknown opcode %d", op)}
+		err = &protocolError{websocket.CloseProtocolError, fmt.Sprintf("unknown opcode %d", op)}
 		return
 	}
 	if h[1]&0x80 == 0 {
-		err = &protocolError{closeProtocol, "client frame not masked"}
+		err = &protocolError{websocket.CloseProtocolError, "client frame not masked"}
 		return
 	}
 	ext := 0
@@ -244,7 +241,7 @@ func (fr *frameReader) header() (fin bool, op byte, n int64, mask [4]byte, err e
 	case 8:
 		u := binary.BigEndian.Uint64(h[2:])
 		if u > 1<<62 {
-			err = &protocolError{closeProtocol, "frame length out of range"}
+			err = &protocolError{websocket.CloseProtocolError, "frame length out of range"}
 			return
 		}
 		n = int64(u)
@@ -264,16 +261,16 @@ func unmask(p []byte, key [4]byte) {
 // or a protocol error for a code a peer may not send (RFC 6455 7.4).
 func closeCode(p []byte) (int, error) {
 	if len(p) == 0 {
-		return CloseNormal, nil // no code: answer with 1000
+		return websocket.CloseNormalClosure, nil // no code: answer with 1000
 	}
 	code := int(binary.BigEndian.Uint16(p))
 	switch {
 	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
 	default:
-		return 0, &protocolError{closeProtocol, fmt.Sprintf("bad close code %d", code)}
+		return 0, &protocolError{websocket.CloseProtocolError, fmt.Sprintf("bad close code %d", code)}
 	}
 	if !utf8.Valid(p[2:]) {
-		return 0, &protocolError{closeInvalidData, "close reason is not UTF-8"}
+		return 0, &protocolError{websocket.CloseInvalidFramePayloadData, "close reason is not UTF-8"}
 	}
 	return code, nil
 }

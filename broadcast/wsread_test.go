@@ -70,17 +70,17 @@ func TestFrameReaderRejectsWhatRFC6455Forbids(t *testing.T) {
 		in   []byte
 		code int
 	}{
-		{"an unmasked client frame", unmasked, closeProtocol},
-		{"reserved bits", append([]byte{0xC1}, clientFrame(true, opText, []byte("x"), k)[1:]...), closeProtocol},
-		{"an unknown opcode", clientFrame(true, 0x3, []byte("x"), k), closeProtocol},
-		{"a fragmented ping", clientFrame(false, opPing, nil, k), closeProtocol},
-		{"a control frame over 125 bytes", clientFrame(true, opPing, make([]byte, 126), k), closeProtocol},
-		{"a continuation without a message", clientFrame(true, 0, []byte("x"), k), closeProtocol},
-		{"a new message inside a fragmented one", append(clientFrame(false, opText, []byte("a"), k), clientFrame(true, opText, []byte("b"), k)...), closeProtocol},
-		{"text that is not UTF-8", clientFrame(true, opText, []byte{0xff, 0xfe}, k), closeInvalidData},
-		{"a message over the limit", clientFrame(true, opBinary, make([]byte, 11), k), CloseTooBig},
-		{"fragments over the limit together", append(clientFrame(false, opBinary, make([]byte, 6), k), clientFrame(true, 0, make([]byte, 6), k)...), CloseTooBig},
-		{"a one-byte close frame", clientFrame(true, opClose, []byte{3}, k), closeProtocol},
+		{"an unmasked client frame", unmasked, websocket.CloseProtocolError},
+		{"reserved bits", append([]byte{0xC1}, clientFrame(true, opText, []byte("x"), k)[1:]...), websocket.CloseProtocolError},
+		{"an unknown opcode", clientFrame(true, 0x3, []byte("x"), k), websocket.CloseProtocolError},
+		{"a fragmented ping", clientFrame(false, opPing, nil, k), websocket.CloseProtocolError},
+		{"a control frame over 125 bytes", clientFrame(true, opPing, make([]byte, 126), k), websocket.CloseProtocolError},
+		{"a continuation without a message", clientFrame(true, 0, []byte("x"), k), websocket.CloseProtocolError},
+		{"a new message inside a fragmented one", append(clientFrame(false, opText, []byte("a"), k), clientFrame(true, opText, []byte("b"), k)...), websocket.CloseProtocolError},
+		{"text that is not UTF-8", clientFrame(true, opText, []byte{0xff, 0xfe}, k), websocket.CloseInvalidFramePayloadData},
+		{"a message over the limit", clientFrame(true, opBinary, make([]byte, 11), k), websocket.CloseMessageTooBig},
+		{"fragments over the limit together", append(clientFrame(false, opBinary, make([]byte, 6), k), clientFrame(true, 0, make([]byte, 6), k)...), websocket.CloseMessageTooBig},
+		{"a one-byte close frame", clientFrame(true, opClose, []byte{3}, k), websocket.CloseProtocolError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fr := &frameReader{r: bytes.NewReader(tc.in), limit: 10}
@@ -98,7 +98,7 @@ func TestCloseCodeEchoRules(t *testing.T) {
 		code int
 		bad  bool
 	}{
-		{nil, CloseNormal, false},
+		{nil, websocket.CloseNormalClosure, false},
 		{[]byte{0x03, 0xE9}, 1001, false},
 		{[]byte{0x0B, 0xB8, 'o', 'k'}, 3000, false},
 		{[]byte{0x03, 0xED}, 0, true}, // 1005 may not be sent
@@ -126,7 +126,7 @@ func FuzzFrameReader(f *testing.F) {
 		for range 1000 {
 			op, p, err := fr.next()
 			if err != nil {
-				if code, ok := isProtocol(err); ok && code != closeProtocol && code != closeInvalidData && code != CloseTooBig {
+				if code, ok := isProtocol(err); ok && code != websocket.CloseProtocolError && code != websocket.CloseInvalidFramePayloadData && code != websocket.CloseMessageTooBig {
 					t.Fatalf("unexpected close code %d", code)
 				}
 				return
@@ -169,7 +169,7 @@ func FuzzFrameReaderRoundTrip(f *testing.F) {
 		fr := &frameReader{r: bytes.NewReader(in), limit: 1 << 20}
 		gotOp, got, err := fr.next()
 		if !binary && !utf8Valid(msg) {
-			if code, _ := isProtocol(err); code != closeInvalidData {
+			if code, _ := isProtocol(err); code != websocket.CloseInvalidFramePayloadData {
 				t.Fatalf("invalid UTF-8 text: err %v", err)
 			}
 			return
@@ -191,8 +191,8 @@ func TestServerAnswersProtocolErrorsWithTheirCloseCodes(t *testing.T) {
 		raw  []byte
 		code int
 	}{
-		{"unmasked frame: 1002", []byte{0x81, 0x02, 'h', 'i'}, closeProtocol},
-		{"text not UTF-8: 1007", clientFrame(true, opText, []byte{0xc3, 0x28}, k), closeInvalidData},
+		{"unmasked frame: 1002", []byte{0x81, 0x02, 'h', 'i'}, websocket.CloseProtocolError},
+		{"text not UTF-8: 1007", clientFrame(true, opText, []byte{0xc3, 0x28}, k), websocket.CloseInvalidFramePayloadData},
 		{"client close 3000 is echoed", clientFrame(true, opClose, []byte{0x0B, 0xB8}, k), 3000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
