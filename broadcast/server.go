@@ -237,7 +237,14 @@ type Server struct {
 	// loop runs a pass after it moves hbGen on.
 	hbGen atomic.Uint64
 
-	progress atomic.Int64 // unix ns of the loop's last tick
+	// base is when NewServer ran, with its monotonic clock reading (when
+	// Now gives one, as time.Now does). progress is the loop's last tick as
+	// time since base: written by the loop, read by Progress from any
+	// goroutine. Offsets from base keep the monotonic reading, so
+	// time.Since(Progress()) is immune to the wall clock stepping (a Pi has
+	// no RTC; NTP steps its clock by years at boot).
+	base     time.Time
+	progress atomic.Int64
 
 	// regMu guards reg: every registered connection, each at its conn.idx.
 	regMu sync.Mutex
@@ -269,7 +276,7 @@ func NewServer(o *ServerOpts) *Server {
 	var seed [4]byte
 	_, _ = rand.Read(seed[:])
 	s.ids.prefix = binary.BigEndian.Uint32(seed[:])
-	s.progress.Store(s.o.Now().UnixNano())
+	s.base = s.o.Now()
 	s.passStart = make(chan struct{})
 	s.loopBatch = newBatch(maxBatch)
 	for range s.o.Writers - 1 {
@@ -371,10 +378,10 @@ func (s *Server) loop() {
 			}
 			s.ring.Ack()
 			s.pass()
-			s.progress.Store(s.o.Now().UnixNano())
+			s.markProgress(s.o.Now())
 		case <-t.C:
 			now := s.o.Now()
-			s.progress.Store(now.UnixNano())
+			s.markProgress(now)
 			if !now.Before(nextPing) {
 				nextPing = now.Add(s.o.PingInterval)
 				s.hbGen.Add(1) // then the pass (see hbGen)
@@ -703,10 +710,14 @@ func (s *Server) Stats() ServerStats {
 	}
 }
 
+func (s *Server) markProgress(t time.Time) { s.progress.Store(int64(t.Sub(s.base))) }
+
 // Progress is the time of the housekeeping loop's last tick (at least once
-// a second while it runs): evidence for a watchdog that the broadcaster is
-// alive.
-func (s *Server) Progress() time.Time { return time.Unix(0, s.progress.Load()) }
+// a second while it runs; NewServer's time before the first): evidence for
+// a watchdog that the broadcaster is alive. It carries the monotonic clock
+// reading of the clock (time.Now's), so time.Since(Progress()) measures
+// real time even when the wall clock is stepped.
+func (s *Server) Progress() time.Time { return s.base.Add(time.Duration(s.progress.Load())) }
 
 // Close sends 1001 (going away) to every client, refuses new ones (503),
 // and waits until every connection's goroutines have finished, or until
