@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"sensord/broadcast/internal/fanout"
 	"sensord/internal/testutil"
 )
 
@@ -71,7 +72,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 
 // A client that sends a frame header announcing 64 KiB and one byte of it
 // leaves its reader waiting for the rest: still one small stack, and room
-// for what came (firstChunk), not for what was announced.
+// for what came (fanout.FirstChunk), not for what was announced.
 func TestHalfOpenHeaderCostsOnlyTheBytesReceivedAndNoBiggerStack(t *testing.T) {
 	const n = 1000
 	b := NewBudget(0)
@@ -89,8 +90,8 @@ func TestHalfOpenHeaderCostsOnlyTheBytesReceivedAndNoBiggerStack(t *testing.T) {
 	waitClients(t, s, n)
 	// Every reader has taken room for its byte: each is now waiting for
 	// the rest.
-	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == n*firstChunk }, func() string {
-		return fmt.Sprintf("budget holds %d bytes, want %d (room for one byte on each connection)", b.Used(), n*firstChunk)
+	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == n*fanout.FirstChunk }, func() string {
+		return fmt.Sprintf("budget holds %d bytes, want %d (room for one byte on each connection)", b.Used(), n*fanout.FirstChunk)
 	})
 	after := memNow()
 	stack := float64(after.StackInuse-before.StackInuse) / n / 1024

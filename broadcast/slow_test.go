@@ -113,32 +113,6 @@ func TestLappedClientIsDisconnectedUnderDisconnectLapped(t *testing.T) {
 	}
 }
 
-// A client lapped under DisconnectLapped is counted in Dropped once, even
-// when the write of what collect handed over with that decision (here a
-// reply) then times out. net.Pipe has no buffer: a peer that does not read
-// makes every write wait for WriteWait.
-func TestLappedClientWhoseLastWriteTimesOutIsDroppedOnce(t *testing.T) {
-	s := NewServer(&ServerOpts{RingSize: 4, Replay: -1, Lapped: DisconnectLapped, WriteWait: 200 * time.Millisecond})
-	t.Cleanup(func() { s.Close(context.Background()) })
-	end, peer := net.Pipe()
-	t.Cleanup(func() { peer.Close() })
-	c := s.newConn(end, s.ring.NewReader(), nil, "pipe")
-	if !s.join(c) {
-		t.Fatal("join refused")
-	}
-	// c is owned until start: both wait for its first collect.
-	if err := s.Publish(Message{Session: c.session, Payload: "reply"}); err != nil {
-		t.Fatal(err)
-	}
-	for range 10 {
-		s.Publish(Message{Payload: "x"})
-	}
-	c.start() // returns when c is finished: the reply's write timed out
-	if st := s.Stats(); st.Dropped != 1 || st.Clients != 0 {
-		t.Errorf("stats %+v: want Dropped 1, no clients", st)
-	}
-}
-
 // latencies connects fast clients (subscribed to topic "m") and returns
 // the delivery latency of every (message, fast client) pair. Each message
 // carries its publish time.

@@ -1,4 +1,4 @@
-package broadcast
+package fanout
 
 import (
 	"encoding/binary"
@@ -25,10 +25,10 @@ import (
 //
 // It is used by one goroutine (the connection's reader).
 type frameReader struct {
-	r      io.Reader
-	limit  int64   // largest message; over it: errTooBig
-	budget *Budget // what msg's room is taken from; nil: unbounded
-	held   int64   // bytes of msg's room taken from budget (release gives them back)
+	r     io.Reader
+	limit int64  // largest message; over it: errTooBig
+	mem   Memory // what msg's room is taken from
+	held  int64  // bytes of msg's room taken from mem (release gives them back)
 
 	hdr   [14]byte // one frame header: 2 bytes + 8 length + 4 mask
 	msgOp byte     // opcode of the fragmented message in progress, 0: none
@@ -43,7 +43,7 @@ type protocolError struct {
 }
 
 func (e *protocolError) Error() string {
-	return fmt.Sprintf("broadcast: client broke the protocol (%d): %s", e.code, e.reason)
+	return fmt.Sprintf("fanout: client broke the protocol (%d): %s", e.code, e.reason)
 }
 
 var (
@@ -51,14 +51,14 @@ var (
 	errBusy   = &protocolError{websocket.CloseTryAgainLater, "server busy: its memory for incoming messages is in use"}
 )
 
-// firstChunk is the room a reader makes for a message once its first
+// FirstChunk is the room a reader makes for a message once its first
 // payload bytes have arrived (they are awaited in the header's space).
 // Memory follows the bytes received, not the length a header announces: a
 // client that sends a header promising 64 KiB and then nothing costs
 // nothing more. The room doubles each time it fills (up to what
 // the message still needs), so a whole 64 KiB message takes 8 allocations
 // and never more than twice the bytes that arrived.
-const firstChunk = 512
+const FirstChunk = 512
 
 // next reads frames until it has one event: a whole data message (op is
 // opText or opBinary; payload is the message), or one control frame (op is
@@ -118,7 +118,7 @@ func (fr *frameReader) next() (op byte, payload []byte, err error) {
 }
 
 // payload reads the message's bytes until it is end bytes long, growing
-// its room only as bytes arrive (see firstChunk), within the budget.
+// its room only as bytes arrive (see FirstChunk), within mem.
 func (fr *frameReader) payload(end int64) error {
 	if cap(fr.msg) == 0 && end > 0 {
 		// Wait for the first bytes in the header's space, which is free
@@ -157,12 +157,12 @@ func (fr *frameReader) payload(end int64) error {
 	return nil
 }
 
-// grow doubles msg's room (at least firstChunk, at most end bytes),
-// taking the added bytes from the budget: errBusy when it has none left.
+// grow doubles msg's room (at least FirstChunk, at most end bytes),
+// taking the added bytes from mem: errBusy when it has none left.
 func (fr *frameReader) grow(end int64) error {
 	old := int64(cap(fr.msg))
-	room := min(max(2*old, firstChunk), end)
-	if !fr.budget.take(room - old) {
+	room := min(max(2*old, FirstChunk), end)
+	if !fr.mem.Take(room - old) {
 		return errBusy
 	}
 	fr.held += room - old
@@ -172,8 +172,7 @@ func (fr *frameReader) grow(end int64) error {
 	return nil
 }
 
-// handled gives the room of the message next returned back to the
-// budget, once the caller is done with it. A control frame that arrived
+// handled gives the room of the message next returned back to mem, once the caller is done with it. A control frame that arrived
 // between the fragments of a message leaves that message's room held.
 func (fr *frameReader) handled() {
 	if fr.msgOp == 0 {
@@ -184,8 +183,10 @@ func (fr *frameReader) handled() {
 // release gives all the room back (the connection has ended, maybe with
 // a message half read).
 func (fr *frameReader) release() {
-	fr.budget.give(fr.held)
-	fr.held = 0
+	if fr.held != 0 {
+		fr.mem.Give(fr.held)
+		fr.held = 0
+	}
 }
 
 // fill reads exactly len(p) bytes (io.ReadFull in fewer stack frames).

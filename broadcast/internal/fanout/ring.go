@@ -1,4 +1,4 @@
-package broadcast
+package fanout
 
 import (
 	"fmt"
@@ -32,7 +32,7 @@ type Ring[T any] struct {
 	last atomic.Uint64
 
 	// kick (capacity 1) tells the waker (the one goroutine that turns
-	// publishes into reads, Server's housekeeping loop) that something was
+	// publishes into reads: the Engine's loop) that something was
 	// published. Publishers never wake readers themselves: that costs
 	// O(readers), and publish must not grow with the subscriber count.
 	// pending is true from a publisher's kick until the waker takes it;
@@ -60,7 +60,7 @@ type slot[T any] struct {
 // NewRing returns a ring of size slots; size must be a power of two >= 2.
 func NewRing[T any](size int) (*Ring[T], error) {
 	if size < 2 || size&(size-1) != 0 {
-		return nil, fmt.Errorf("broadcast: ring size %d is not a power of two >= 2", size)
+		return nil, fmt.Errorf("fanout: ring size %d is not a power of two >= 2", size)
 	}
 	r := &Ring[T]{
 		mask:  uint64(size - 1),
@@ -177,7 +177,7 @@ func (r *Ring[T]) Kicked() <-chan struct{} { return r.kick }
 // One whose W3 came before K1 is seen by K2. No publish is missed.
 func (r *Ring[T]) Ack() { r.pending.Store(false) }
 
-// waker rate-limits wakeups for the Server's loop.
+// waker rate-limits the passes of the Engine's loop.
 type waker struct {
 	last  time.Time
 	timer *time.Timer
@@ -233,6 +233,12 @@ type Reader[T any] struct {
 // it sees what is published from now on.
 func (r *Ring[T]) NewReader() Reader[T] {
 	return Reader[T]{r: r, next: r.last.Load() + 1}
+}
+
+// ReaderAt returns a reader whose next sequence is next: one made with
+// next = Last()+1 sees what is published from then on.
+func (r *Ring[T]) ReaderAt(next uint64) Reader[T] {
+	return Reader[T]{r: r, next: next}
 }
 
 // Cursor is the next sequence the reader will return.

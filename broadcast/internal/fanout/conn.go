@@ -1,4 +1,4 @@
-package broadcast
+package fanout
 
 import (
 	"errors"
@@ -29,23 +29,32 @@ const (
 
 // conn is one client connection. It has one goroutine of its own, the
 // reader (readLoop). Writing has none while the client keeps up: the
-// server's pass workers write to every connection after publishes and
-// heartbeats, without waiting (see Server.pass and service); a goroutine
+// engine's pass workers write to every connection after publishes and
+// heartbeats, without waiting (see Engine.pass and service); a goroutine
 // (drive) is started for a connection only when a write would wait (a
-// full socket buffer), for session replies, pongs and closing.
-type conn struct {
-	s       *Server
+// full socket buffer), for replies, pongs and closing.
+//
+// Memory per idle connection: the reader stays on the smallest goroutine
+// stack (2 KiB: its call chain is kept short, see readLoop); there is no
+// per-connection read or write buffer (frames are read exactly, and
+// written from the shared encoded frames through the pass workers'
+// batches); the reply queue is made at the first reply. What a client can
+// make the engine hold beyond that follows the bytes it sent (a frame
+// header announcing 64 KiB costs nothing until the payload arrives) and
+// is bounded by Options.Memory: partial messages and queued replies.
+type conn[M any] struct {
+	e       *Engine[M]
 	nc      net.Conn        // the socket, after gorilla's handshake
 	raw     syscall.RawConn // nc's descriptor for non-blocking writes; nil: always drive
 	session string
 	remote  string
 	filters []string // MQTT filters; nil: everything
-	idx     int      // its index in Server.reg; guarded by Server.regMu
+	idx     int      // its index in Engine.reg; guarded by Engine.regMu
 
-	// rd is the writer's ring cursor: created in ServeHTTP before the
-	// upgrade response (so nothing published after the client sees the
-	// handshake complete is missed), then used by the owner.
-	rd Reader[encoded]
+	// rd is the writer's ring cursor: it starts at the Mark the caller
+	// took before the upgrade response (so nothing published after the
+	// client sees the handshake complete is missed); used by the owner.
+	rd Reader[Frame[M]]
 
 	// wstate is wOwned|wAgain (claim, release). Its CAS steps are what
 	// pass the owner's fields from one owner to the next: a release
@@ -56,7 +65,7 @@ type conn struct {
 	// replies: session replies, bounded; Publish sends without blocking.
 	// Made at the first reply (most clients never get one): written once
 	// by CAS (replyQueue), read by Publish and the owner.
-	replies atomic.Pointer[chan *encoded]
+	replies atomic.Pointer[chan *Frame[M]]
 	// readerDone is closed when the reader goroutine returns.
 	readerDone chan struct{}
 	// gone is closed by finish before it waits for the reader: a reader
@@ -76,26 +85,26 @@ type conn struct {
 
 	// Owner only.
 	rest     [][]byte // what a non-blocking write left: the first frame cut where it stopped
-	restSent int      // data frames in rest (for ServerStats.Sent)
+	restSent int      // data frames in rest (for Stats.Sent)
 	pingGen  uint64   // the heartbeat generation last answered
 	wdl      int64    // the write deadline set on nc (unix ns)
 }
 
-func (s *Server) newConn(nc net.Conn, rd Reader[encoded], filters []string, remote string) *conn {
-	c := &conn{
-		s:          s,
+func (e *Engine[M]) newConn(nc net.Conn, mark uint64, filters []string, session, remote string) *conn[M] {
+	c := &conn[M]{
+		e:          e,
 		nc:         nc,
-		session:    s.ids.next(),
+		session:    session,
 		remote:     remote,
 		filters:    filters,
-		rd:         rd,
+		rd:         e.ring.ReaderAt(mark),
 		readerDone: make(chan struct{}),
 		gone:       make(chan struct{}),
 		room:       make(chan struct{}, 1),
-		pingGen:    s.hbGen.Load(),
+		pingGen:    e.hbGen.Load(),
 	}
-	// Owned by ServeHTTP from the start: through start, it writes the
-	// replay, then becomes the first drive.
+	// Owned by Join from the start: through start, it writes the replay,
+	// then becomes the first drive.
 	c.wstate.Store(wOwned)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
@@ -106,11 +115,11 @@ func (s *Server) newConn(nc net.Conn, rd Reader[encoded], filters []string, remo
 }
 
 // replyQueue returns c's reply queue, making it on first use.
-func (c *conn) replyQueue() chan *encoded {
+func (c *conn[M]) replyQueue() chan *Frame[M] {
 	if q := c.replies.Load(); q != nil {
 		return *q
 	}
-	q := make(chan *encoded, c.s.o.ReplyQueue)
+	q := make(chan *Frame[M], c.e.o.ReplyQueue)
 	if !c.replies.CompareAndSwap(nil, &q) {
 		return *c.replies.Load()
 	}
@@ -119,7 +128,7 @@ func (c *conn) replyQueue() chan *encoded {
 
 // claim makes the caller the owner of c's writes, or, when c is owned
 // already, tells the owner to look again (wAgain) and returns false.
-func (c *conn) claim() bool {
+func (c *conn[M]) claim() bool {
 	for {
 		st := c.wstate.Load()
 		if st&wOwned == 0 {
@@ -143,7 +152,7 @@ func (c *conn) claim() bool {
 // If its claim's CAS comes before release's, release sees wAgain; if
 // after, the claim succeeds and the requester's side flushes. Either way
 // somebody flushes after the work was made visible.
-func (c *conn) release() bool {
+func (c *conn[M]) release() bool {
 	if c.wstate.CompareAndSwap(wOwned, 0) {
 		return true
 	}
@@ -154,14 +163,14 @@ func (c *conn) release() bool {
 // schedule makes sure that what is waiting for c (a reply, a pong, a close
 // request) gets written: when nobody owns c's writes, a drive goroutine is
 // started; otherwise the owner looks again before it lets go.
-func (c *conn) schedule() {
+func (c *conn[M]) schedule() {
 	if c.claim() {
 		go c.drive()
 	}
 }
 
 // requestClose asks the writer to close with code (first request wins).
-func (c *conn) requestClose(code int) {
+func (c *conn[M]) requestClose(code int) {
 	if c.closeCode.CompareAndSwap(0, int32(code)) {
 		c.schedule()
 	}
@@ -175,12 +184,12 @@ func (c *conn) requestClose(code int) {
 // Stack: the reader is an idle connection's only goroutine. It waits in a
 // chain short enough for the smallest goroutine stack (readLoop -> next ->
 // header -> Read); handling a frame happens after next returns, in handle.
-func (c *conn) readLoop() {
+func (c *conn[M]) readLoop() {
 	defer close(c.readerDone)
-	fr := &frameReader{r: c.nc, limit: c.s.o.ReadLimit, budget: c.s.o.Budget}
+	fr := &frameReader{r: c.nc, limit: c.e.o.ReadLimit, mem: c.e.o.Memory}
 	defer fr.release()
 	for {
-		_ = c.nc.SetReadDeadline(c.s.o.Now().Add(c.s.o.PingInterval + c.s.o.PongTimeout))
+		_ = c.nc.SetReadDeadline(c.e.o.Now().Add(c.e.o.PingInterval + c.e.o.PongTimeout))
 		op, p, err := fr.next()
 		ok := c.handle(op, p, err)
 		fr.handled()
@@ -193,7 +202,7 @@ func (c *conn) readLoop() {
 // handle acts on one event from the frame reader; false ends the reader.
 //
 //go:noinline
-func (c *conn) handle(op byte, p []byte, err error) bool {
+func (c *conn[M]) handle(op byte, p []byte, err error) bool {
 	if err != nil {
 		if code, ok := isProtocol(err); ok {
 			c.requestClose(code)
@@ -217,11 +226,11 @@ func (c *conn) handle(op byte, p []byte, err error) bool {
 		c.requestClose(code) // if we closed first, this was the answer
 		return false
 	default:
-		if c.closeCode.Load() == 0 && c.s.o.OnMessage != nil {
+		if c.closeCode.Load() == 0 && c.e.o.OnMessage != nil {
 			if !c.waitRoom() {
 				return false
 			}
-			c.s.o.OnMessage(ParseIncoming(c.session, p, op == opBinary))
+			c.e.o.OnMessage(c.session, p, op == opBinary)
 		}
 	}
 	return true
@@ -233,7 +242,7 @@ func (c *conn) handle(op byte, p []byte, err error) bool {
 // request gets its reply queued without overflow. A client that stops
 // reading altogether is dropped by its writer after WriteWait; then (and
 // when the connection ends for any other reason) waitRoom returns false.
-func (c *conn) waitRoom() bool {
+func (c *conn[M]) waitRoom() bool {
 	q := c.replies.Load()
 	if q == nil {
 		return true
@@ -249,24 +258,24 @@ func (c *conn) waitRoom() bool {
 }
 
 // takeReply is the owner's (or, after finish, anyone's) receive from the
-// reply queue: it gives the reply's bytes back to the budget and tells a
+// reply queue: it gives the reply's bytes back to Memory and tells a
 // waiting reader there is room.
-func (c *conn) takeReply(q chan *encoded) (*encoded, bool) {
+func (c *conn[M]) takeReply(q chan *Frame[M]) (*Frame[M], bool) {
 	select {
-	case e := <-q:
-		c.s.o.Budget.give(int64(len(e.frame)))
+	case f := <-q:
+		c.e.o.Memory.Give(int64(len(f.Wire)))
 		select {
 		case c.room <- struct{}{}:
 		default:
 		}
-		return e, true
+		return f, true
 	default:
 		return nil, false
 	}
 }
 
 // dropReplies empties the reply queue of a finished connection.
-func (c *conn) dropReplies() {
+func (c *conn[M]) dropReplies() {
 	if q := c.replies.Load(); q != nil {
 		for {
 			if _, ok := c.takeReply(*q); !ok {
@@ -280,7 +289,7 @@ func (c *conn) dropReplies() {
 // (the frame boundaries are lost), until it closes or the writer drops
 // the connection: closing a socket with unread data would reset it, and
 // the peer might never see our close frame.
-func (c *conn) drain() {
+func (c *conn[M]) drain() {
 	var b [128]byte
 	for {
 		if _, err := c.nc.Read(b[:]); err != nil {
@@ -289,12 +298,12 @@ func (c *conn) drain() {
 	}
 }
 
-// service is a pass worker's turn at c (see Server.pass): write what is
+// service is a pass worker's turn at c (see Engine.pass): write what is
 // waiting without ever waiting for the socket, so that one worker serves
 // thousands of connections. When a write would wait (the client's socket
 // buffer is full), or c must close, c is handed to a drive goroutine,
 // with what was left unwritten. b is the worker's.
-func (c *conn) service(b *batch) {
+func (c *conn[M]) service(b *batch) {
 	if !c.claim() {
 		return // its owner looks again (wAgain)
 	}
@@ -321,7 +330,7 @@ func (c *conn) service(b *batch) {
 // blocking writes (each bounded by WriteWait), until nothing is waiting;
 // or until the connection is finished: then it closes it and unregisters.
 // The caller has claimed c.
-func (c *conn) drive() {
+func (c *conn[M]) drive() {
 	b := &batch{frames: make([][]byte, 0, driveBatch)}
 	for {
 		switch c.flush(b, true) {
@@ -382,10 +391,10 @@ func (b *batch) doWritev(fd uintptr) bool {
 // flush writes what is waiting, or closes the connection when asked to.
 // With block false it never waits: a write the socket cannot take whole
 // keeps the rest in c.rest and answers flushHandOff, as does a close.
-func (c *conn) flush(bt *batch, block bool) flushResult {
-	s := c.s
+func (c *conn[M]) flush(bt *batch, block bool) flushResult {
+	e := c.e
 	select {
-	case <-s.closing:
+	case <-e.closing:
 		c.requestClose(websocket.CloseGoingAway)
 	default:
 	}
@@ -408,7 +417,7 @@ func (c *conn) flush(bt *batch, block bool) flushResult {
 			c.dropSlow(err)
 			return flushEnd
 		}
-		s.st.sent.Add(uint64(c.restSent))
+		e.st.sent.Add(uint64(c.restSent))
 		return flushMore
 	}
 	if code != 0 {
@@ -439,44 +448,44 @@ func (c *conn) flush(bt *batch, block bool) flushResult {
 			return flushHandOff
 		}
 		if !c.keepRest(b, n, sent) {
-			s.st.stalls.Add(1)
+			e.st.stalls.Add(1)
 			return flushHandOff
 		}
 	}
-	s.st.sent.Add(uint64(sent))
+	e.st.sent.Add(uint64(sent))
 	return flushMore // maybe more waiting
 }
 
 // collect appends what is waiting to b, up to cap(b) (it never grows b);
 // sent counts the data frames.
-func (c *conn) collect(b [][]byte) (_ [][]byte, sent int) {
-	s := c.s
+func (c *conn[M]) collect(b [][]byte) (_ [][]byte, sent int) {
+	e := c.e
 	if len(b) < cap(b) {
 		if p := c.pong.Swap(nil); p != nil {
 			b = append(b, frame(opPong, *p))
 		}
 	}
-	if g := s.hbGen.Load(); g != c.pingGen && len(b) < cap(b) {
+	if g := e.hbGen.Load(); g != c.pingGen && len(b) < cap(b) {
 		c.pingGen = g
 		b = append(b, pingFrame)
 	}
 	if q := c.replies.Load(); q != nil {
 		for len(b) < cap(b) {
-			e, ok := c.takeReply(*q)
+			f, ok := c.takeReply(*q)
 			if !ok {
 				break
 			}
-			b = append(b, e.frame)
+			b = append(b, f.Wire)
 			sent++
 		}
 	}
 	for len(b) < cap(b) {
-		e, _, lost, ok := c.rd.Next()
+		f, _, lost, ok := c.rd.Next()
 		if lost > 0 {
-			s.st.lost.Add(lost)
-			if s.o.Lapped == DisconnectLapped {
+			e.st.lost.Add(lost)
+			if e.o.DisconnectLapped {
 				if c.closeCode.CompareAndSwap(0, websocket.ClosePolicyViolation) {
-					s.st.dropped.Add(1)
+					e.st.dropped.Add(1)
 				}
 				break
 			}
@@ -484,17 +493,30 @@ func (c *conn) collect(b [][]byte) (_ [][]byte, sent int) {
 		if !ok {
 			break
 		}
-		if matchAny(c.filters, e.msg.Topic) {
-			b = append(b, e.frame)
+		if c.wants(f.Topic) {
+			b = append(b, f.Wire)
 			sent++
 		}
 	}
 	return b, sent
 }
 
+// wants reports whether c's filters match topic (no filters: everything).
+func (c *conn[M]) wants(topic string) bool {
+	if len(c.filters) == 0 {
+		return true
+	}
+	for _, f := range c.filters {
+		if c.e.o.Match(f, topic) {
+			return true
+		}
+	}
+	return false
+}
+
 // writeReplies writes the queued replies of a connection about to close,
 // with blocking writes; false when a write failed.
-func (c *conn) writeReplies(bt *batch) bool {
+func (c *conn[M]) writeReplies(bt *batch) bool {
 	q := c.replies.Load()
 	if q == nil {
 		return true
@@ -502,11 +524,11 @@ func (c *conn) writeReplies(bt *batch) bool {
 	for {
 		b := bt.frames[:0]
 		for len(b) < cap(b) {
-			e, ok := c.takeReply(*q)
+			f, ok := c.takeReply(*q)
 			if !ok {
 				break
 			}
-			b = append(b, e.frame)
+			b = append(b, f.Wire)
 		}
 		if len(b) == 0 {
 			return true
@@ -517,14 +539,14 @@ func (c *conn) writeReplies(bt *batch) bool {
 			c.dropSlow(err)
 			return false
 		}
-		c.s.st.sent.Add(uint64(len(b)))
+		c.e.st.sent.Add(uint64(len(b)))
 	}
 }
 
 // keepRest looks at a non-blocking write of b that wrote n bytes. When
 // some of b is left, it keeps a copy of what is left in c.rest (the batch
 // is the worker's, and is reused) and returns false.
-func (c *conn) keepRest(b [][]byte, n, sent int) bool {
+func (c *conn[M]) keepRest(b [][]byte, n, sent int) bool {
 	for i, f := range b {
 		if n < len(f) {
 			c.rest = append([][]byte{f[n:]}, b[i+1:]...)
@@ -541,8 +563,8 @@ func (c *conn) keepRest(b [][]byte, n, sent int) bool {
 // which saves a timer update per write: a write then has between
 // WriteWait/2 and WriteWait. (A non-blocking write needs it too: an
 // expired deadline fails every write on the socket.)
-func (c *conn) deadline() {
-	o := &c.s.o
+func (c *conn[M]) deadline() {
+	o := &c.e.o
 	if now := o.Now().UnixNano(); c.wdl-now < int64(o.WriteWait/2) {
 		c.wdl = now + int64(o.WriteWait)
 		_ = c.nc.SetWriteDeadline(time.Unix(0, c.wdl))
@@ -551,7 +573,7 @@ func (c *conn) deadline() {
 
 // write writes whole frames with one writev (net.Buffers on a TCP
 // connection), waiting for the socket up to the write deadline.
-func (c *conn) write(batch [][]byte) error {
+func (c *conn[M]) write(batch [][]byte) error {
 	c.deadline()
 	if len(batch) == 1 {
 		_, err := c.nc.Write(batch[0])
@@ -569,12 +591,10 @@ func (c *conn) write(batch [][]byte) error {
 //
 // It makes the system call with RawSyscall, without telling the Go
 // scheduler (entersyscall): the socket is non-blocking, so the call never
-// waits (on loopback it is the whole TCP path, about 8 us here), and a
-// pass makes thousands in a row. With Syscall each one was a chance for
-// the runtime's monitor thread to hand the worker's P to another thread,
-// and keeping that monitor awake took 10 % of the server's CPU in a
-// profile at 5000 clients.
-func (c *conn) tryWrite(bt *batch, frames [][]byte) (int, error) {
+// waits, and a pass makes thousands in a row. Through Syscall each one
+// would be a chance for the runtime's monitor thread to hand the worker's
+// P to another thread, and would keep that monitor busy.
+func (c *conn[M]) tryWrite(bt *batch, frames [][]byte) (int, error) {
 	c.deadline()
 	bt.iov = bt.iov[:0]
 	for _, f := range frames {
@@ -591,10 +611,10 @@ func (c *conn) tryWrite(bt *batch, frames [][]byte) (int, error) {
 	return bt.written, err
 }
 
-// start is the first owner's work, after join: the retained messages,
+// start is the first owner's work, after join (see Join): the retained messages,
 // then what was published since c's cursor was taken; from then on the
 // passes and schedule write.
-func (c *conn) start() {
+func (c *conn[M]) start() {
 	if !c.replay() {
 		c.finish() // c stays owned: nobody writes to it again
 		return
@@ -606,38 +626,38 @@ func (c *conn) start() {
 // subscribes to, oldest first, from the retained slots before its cursor.
 // start calls it while it owns c's writes, before its first drive
 // (so nobody else writes yet).
-func (c *conn) replay() bool {
-	s := c.s
-	if s.o.Replay <= 0 {
+func (c *conn[M]) replay() bool {
+	e := c.e
+	if e.o.Replay <= 0 {
 		return true
 	}
 	start := c.rd.Cursor()
-	size := uint64(s.ring.Size())
-	var picked []*encoded
+	size := uint64(e.ring.Size())
+	var picked []*Frame[M]
 	perTopic := map[string]int{}
 	for seq := start - 1; seq > 0 && start-seq <= size; seq-- {
-		e, ok := s.ring.Get(seq)
+		f, ok := e.ring.Get(seq)
 		if !ok {
 			continue // being written, or overwritten by a concurrent publish
 		}
-		if perTopic[e.msg.Topic] >= s.o.Replay || !matchAny(c.filters, e.msg.Topic) {
+		if perTopic[f.Topic] >= e.o.Replay || !c.wants(f.Topic) {
 			continue
 		}
-		perTopic[e.msg.Topic]++
-		picked = append(picked, e)
+		perTopic[f.Topic]++
+		picked = append(picked, f)
 	}
 	for len(picked) > 0 {
 		n := min(len(picked), maxBatch)
 		batch := make([][]byte, 0, n)
 		for i := len(picked) - 1; i >= len(picked)-n; i-- {
-			batch = append(batch, picked[i].frame)
+			batch = append(batch, picked[i].Wire)
 		}
 		picked = picked[:len(picked)-n]
 		if err := c.write(batch); err != nil {
 			c.dropSlow(err)
 			return false
 		}
-		s.st.sent.Add(uint64(n))
+		e.st.sent.Add(uint64(n))
 	}
 	return true
 }
@@ -647,24 +667,24 @@ func (c *conn) replay() bool {
 // closed for lapping (websocket.ClosePolicyViolation) was counted when that was decided:
 // collect may still have handed over frames (a ping, replies) whose write
 // then times out.
-func (c *conn) dropSlow(err error) {
+func (c *conn[M]) dropSlow(err error) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() && c.closeCode.Load() != websocket.ClosePolicyViolation {
-		c.s.st.dropped.Add(1)
+		c.e.st.dropped.Add(1)
 	}
 }
 
 // close sends a close frame with code (unless codeAbort), waits up to
-// closeGrace for the peer's close (the reader returns when it arrives),
+// CloseGrace for the peer's close (the reader returns when it arrives),
 // so that the peer reads our close frame before the TCP connection goes.
-func (c *conn) close(code int) {
+func (c *conn[M]) close(code int) {
 	if code == codeAbort {
 		return
 	}
 	if err := c.write([][]byte{closeFrame(code, "")}); err != nil {
 		return
 	}
-	t := time.NewTimer(closeGrace)
+	t := time.NewTimer(CloseGrace)
 	defer t.Stop()
 	select {
 	case <-c.readerDone:
@@ -674,10 +694,10 @@ func (c *conn) close(code int) {
 
 // finish tears the connection down: closes the socket (which ends the
 // reader), waits for the reader, and unregisters.
-func (c *conn) finish() {
+func (c *conn[M]) finish() {
 	close(c.gone)
 	_ = c.nc.Close()
 	<-c.readerDone
 	c.dropReplies()
-	c.s.remove(c)
+	c.e.remove(c)
 }
