@@ -88,9 +88,10 @@ func httptest_NewServer(t testing.TB, s http.Handler) *httptest.Server {
 func fmtAny(v []any) string { return fmt.Sprint(v) }
 
 // waitStuckInWrite waits until one of the server's goroutines is blocked
-// in a socket write called from the engine's (*conn).<in> (drive, replay): the client
-// has stopped taking bytes and the writer waits for it. This is the fact
-// the tests about stuck writers need; a pause would only make it likely.
+// in a socket write called from the engine's (*conn).<in> (drive,
+// replay): the client has stopped taking bytes and the writer waits for
+// it. This is the fact the tests about stuck writers need; a pause would
+// only make it likely.
 func waitStuckInWrite(t testing.TB, in string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)

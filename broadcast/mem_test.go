@@ -46,11 +46,14 @@ func TestIdleConnectionMemory(t *testing.T) {
 		s.Publish(Message{Topic: "t", Payload: `{"type":"sensor_update","temperature":21.4,"humidity":48.2,"timestamp":1763856000123}`})
 		time.Sleep(5 * time.Millisecond) // several passes, not one (pacing, not waiting)
 	}
-	// Every frame written (the replay and 20 each), then a few heartbeats
-	// (50 ms apart): the readers have handled traffic and pings.
+	// Every frame written (the replay and 20 each).
 	testutil.Until(t, 20*time.Second, func() bool { return s.Stats().Sent == 21*n },
 		func() string { return fmt.Sprintf("Sent %d, want %d", s.Stats().Sent, 21*n) })
-	time.Sleep(300 * time.Millisecond) // several pings: time is what is asked for here
+	// Then a few heartbeats: each round's pings are written (to sockets
+	// that take them at once) before the next round begins.
+	h0 := s.eng.Stats().Heartbeats
+	testutil.Until(t, 20*time.Second, func() bool { return s.eng.Stats().Heartbeats >= h0+4 },
+		func() string { return fmt.Sprintf("%d heartbeats, want 4", s.eng.Stats().Heartbeats-h0) })
 	t.Logf("stats %+v", s.Stats())
 	after := memNow()
 	g1 := runtime.NumGoroutine()

@@ -116,6 +116,7 @@ type Stats struct {
 	Dropped        uint64 // connections closed for being slow (lapped under DisconnectLapped, write timeout); counted when decided
 	Stalls         uint64 // writes a client's full socket could not take at once (it got a goroutine of its own to wait)
 	RepliesDropped uint64 // replies to a gone session, refused by Memory, or over a full queue
+	Heartbeats     uint64 // heartbeat rounds begun; round n's pings are written by the time round n+1 begins
 }
 
 // Errors from Reply.
@@ -462,6 +463,7 @@ func (e *Engine[M]) Stats() Stats {
 		Dropped:        e.st.dropped.Load(),
 		Stalls:         e.st.stalls.Load(),
 		RepliesDropped: e.st.repliesDropped.Load(),
+		Heartbeats:     e.hbGen.Load(),
 	}
 }
 

@@ -172,8 +172,9 @@ func (fr *frameReader) grow(end int64) error {
 	return nil
 }
 
-// handled gives the room of the message next returned back to mem, once the caller is done with it. A control frame that arrived
-// between the fragments of a message leaves that message's room held.
+// handled gives the room of the message next returned back to mem, once
+// the caller is done with it. A control frame that arrived between the
+// fragments of a message leaves that message's room held.
 func (fr *frameReader) handled() {
 	if fr.msgOp == 0 {
 		fr.release()
