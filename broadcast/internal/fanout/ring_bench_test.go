@@ -11,12 +11,12 @@ import (
 var benchSubs = []int{1, 100, 10_000}
 
 // benchCoalesce is how often the benchmark's waker drains the readers at
-// most: broadcast.DefaultCoalesce, as in the Server.
+// most: broadcast.DefaultCoalesce, as in the Engine's loop.
 const benchCoalesce = 40 * time.Millisecond
 
 // BenchmarkRingPublish measures Publish with n subscribers, followed the
-// way the Server follows them: one waker goroutine takes the ring's kick
-// (at most every benchCoalesce), calls Ack and drains every cursor.
+// way the Engine's loop follows them: one waker goroutine takes the ring's
+// kick (at most every benchCoalesce), calls Ack and drains every cursor.
 // Values are preallocated (2x the ring size, so a pointer is reused only
 // after the ring let go of it): allocs/op is the ring's own.
 func BenchmarkRingPublish(b *testing.B) {

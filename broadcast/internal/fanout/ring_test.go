@@ -152,7 +152,7 @@ func follow(t *testing.T, r *Ring[stressValue], rd Reader[stressValue], wake <-c
 type tally struct{ got, lost uint64 }
 
 // followers runs n readers that follow r from the start until finished is
-// closed; each sends its tally. They are woken the way the Server's loop
+// closed; each sends its tally. They are woken the way the Engine's loop
 // does it: one waker goroutine takes the ring's kick, calls Ack, then
 // hands every reader a token (Ack before the tokens: see Ring.Ack). The
 // waker runs until the test ends.
