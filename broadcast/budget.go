@@ -63,3 +63,9 @@ func (b *Budget) Used() int64 { return b.used.Load() }
 
 // Refused counts the allocations and replies the budget turned down.
 func (b *Budget) Refused() uint64 { return b.refused.Load() }
+
+// memory is a Budget as the engine's fanout.Memory.
+type memory struct{ b *Budget }
+
+func (m memory) Take(n int64) bool { return m.b.take(n) }
+func (m memory) Give(n int64)      { m.b.give(n) }

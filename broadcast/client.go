@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"sensord/broadcast/internal/fanout"
 )
 
 // Defaults for zero ClientOpts fields.
@@ -370,7 +372,7 @@ func (c *Client) serve(ctx context.Context, ws *websocket.Conn) string {
 			_ = ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), c.now().Add(c.o.WriteWait))
 			// Wait briefly for the server's close, then drop.
-			t := time.NewTimer(closeGrace)
+			t := time.NewTimer(fanout.CloseGrace)
 			defer t.Stop()
 			select {
 			case <-readErr:

@@ -203,6 +203,7 @@ func TestClientBacksOffExponentiallyWithJitter(t *testing.T) {
 func TestClientDetectsADeadPeerByMissingPongs(t *testing.T) {
 	// A server that upgrades and then never reads: pings are never answered.
 	upgraded := make(chan struct{}, 1)
+	release := make(chan struct{}) // the server holds the connection until the test ends
 	hs := httptest_NewServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := NewServer(nil)
 		ws, err := s.up.Upgrade(w, r, nil)
@@ -211,9 +212,10 @@ func TestClientDetectsADeadPeerByMissingPongs(t *testing.T) {
 			return
 		}
 		upgraded <- struct{}{}
-		time.Sleep(2 * time.Second)
+		<-release
 		ws.Close()
 	}))
+	t.Cleanup(func() { close(release) }) // before hs closes (cleanups run last first)
 	c, _ := NewClient(wsURL(hs, "/"), &ClientOpts{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond, MinBackoff: time.Minute})
 	runClient(t, c)
 	<-upgraded

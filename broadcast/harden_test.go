@@ -108,7 +108,7 @@ func TestPartialMessagesOverTheBudgetCloseWith1013AndAreCounted(t *testing.T) {
 	if err := c.WriteMessage(websocket.BinaryMessage, make([]byte, 32<<10)); err != nil {
 		t.Fatal(err)
 	}
-	wantClose(t, c, CloseTryAgain)
+	wantClose(t, c, websocket.CloseTryAgainLater)
 	if b.Refused() == 0 {
 		t.Error("Refused = 0 after a message over the budget")
 	}
@@ -199,8 +199,8 @@ func TestRepliesQueuedBeforeTheClientsCloseAreSentFirst(t *testing.T) {
 		last  []byte // what follows the requests
 		close int
 	}{
-		{"a close frame", []byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8}, CloseNormal},
-		{"a protocol error", []byte{0x83, 0x80, 0, 0, 0, 0}, closeProtocol}, // unknown opcode 3
+		{"a close frame", []byte{0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8}, websocket.CloseNormalClosure},
+		{"a protocol error", []byte{0x83, 0x80, 0, 0, 0, 0}, websocket.CloseProtocolError}, // unknown opcode 3
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, hs := echoServer(t, DefaultReplyQueue)
@@ -324,7 +324,7 @@ func TestClientsUpgradedWhileClosingAreToldGoingAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range n {
-		if err := <-errs; err != nil && !websocket.IsCloseError(err, CloseGoingAway) {
+		if err := <-errs; err != nil && !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 			t.Errorf("a client that was upgraded got %v, want close 1001", err)
 		}
 	}

@@ -88,19 +88,20 @@ func httptest_NewServer(t testing.TB, s http.Handler) *httptest.Server {
 func fmtAny(v []any) string { return fmt.Sprint(v) }
 
 // waitStuckInWrite waits until one of the server's goroutines is blocked
-// in a socket write called from (*conn).<in> (drive, replay): the client
-// has stopped taking bytes and the writer waits for it. This is the fact
-// the tests about stuck writers need; a pause would only make it likely.
+// in a socket write called from the engine's (*conn).<in> (drive,
+// replay): the client has stopped taking bytes and the writer waits for
+// it. This is the fact the tests about stuck writers need; a pause would
+// only make it likely.
 func waitStuckInWrite(t testing.TB, in string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	testutil.Until(t, 20*time.Second, func() bool {
 		n := runtime.Stack(buf, true)
 		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			if strings.Contains(g, "broadcast.(*conn)."+in+"(") && strings.Contains(g, "waitWrite") {
+			if strings.Contains(g, "fanout.(*conn[...])."+in+"(") && strings.Contains(g, "waitWrite") {
 				return true
 			}
 		}
 		return false
-	}, func() string { return "no goroutine blocked writing in (*conn)." + in })
+	}, func() string { return "no goroutine blocked writing in (*conn[...])." + in })
 }

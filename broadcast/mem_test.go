@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"sensord/broadcast/internal/fanout"
 	"sensord/internal/testutil"
 )
 
@@ -45,11 +46,14 @@ func TestIdleConnectionMemory(t *testing.T) {
 		s.Publish(Message{Topic: "t", Payload: `{"type":"sensor_update","temperature":21.4,"humidity":48.2,"timestamp":1763856000123}`})
 		time.Sleep(5 * time.Millisecond) // several passes, not one (pacing, not waiting)
 	}
-	// Every frame written (the replay and 20 each), then a few heartbeats
-	// (50 ms apart): the readers have handled traffic and pings.
+	// Every frame written (the replay and 20 each).
 	testutil.Until(t, 20*time.Second, func() bool { return s.Stats().Sent == 21*n },
 		func() string { return fmt.Sprintf("Sent %d, want %d", s.Stats().Sent, 21*n) })
-	time.Sleep(300 * time.Millisecond) // several pings: time is what is asked for here
+	// Then a few heartbeats: each round's pings are written (to sockets
+	// that take them at once) before the next round begins.
+	h0 := s.eng.Stats().Heartbeats
+	testutil.Until(t, 20*time.Second, func() bool { return s.eng.Stats().Heartbeats >= h0+4 },
+		func() string { return fmt.Sprintf("%d heartbeats, want 4", s.eng.Stats().Heartbeats-h0) })
 	t.Logf("stats %+v", s.Stats())
 	after := memNow()
 	g1 := runtime.NumGoroutine()
@@ -71,7 +75,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 
 // A client that sends a frame header announcing 64 KiB and one byte of it
 // leaves its reader waiting for the rest: still one small stack, and room
-// for what came (firstChunk), not for what was announced.
+// for what came (fanout.FirstChunk), not for what was announced.
 func TestHalfOpenHeaderCostsOnlyTheBytesReceivedAndNoBiggerStack(t *testing.T) {
 	const n = 1000
 	b := NewBudget(0)
@@ -89,8 +93,8 @@ func TestHalfOpenHeaderCostsOnlyTheBytesReceivedAndNoBiggerStack(t *testing.T) {
 	waitClients(t, s, n)
 	// Every reader has taken room for its byte: each is now waiting for
 	// the rest.
-	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == n*firstChunk }, func() string {
-		return fmt.Sprintf("budget holds %d bytes, want %d (room for one byte on each connection)", b.Used(), n*firstChunk)
+	testutil.Until(t, 10*time.Second, func() bool { return b.Used() == n*fanout.FirstChunk }, func() string {
+		return fmt.Sprintf("budget holds %d bytes, want %d (room for one byte on each connection)", b.Used(), n*fanout.FirstChunk)
 	})
 	after := memNow()
 	stack := float64(after.StackInuse-before.StackInuse) / n / 1024

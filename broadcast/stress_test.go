@@ -116,7 +116,7 @@ func TestMixedTrafficArrivesWholeAndInOrder(t *testing.T) {
 			next := map[byte]int{}
 			for next['b'] < msgs || next['r'] < replies {
 				if c.slow && rand.IntN(8) == 0 {
-					time.Sleep(3 * time.Millisecond)
+					time.Sleep(3 * time.Millisecond) // pacing: a slow reader pauses
 				}
 				c.ws.SetReadDeadline(time.Now().Add(testutil.Scale(60 * time.Second)))
 				_, p, err := c.ws.ReadMessage()
@@ -148,13 +148,13 @@ func TestMixedTrafficArrivesWholeAndInOrder(t *testing.T) {
 					errs <- fmt.Errorf("reply %d to client %d: %v", r, id, err)
 				}
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // pacing: replies spread over many passes
 		}
 	}()
 	for i := range msgs {
 		s.Publish(Message{Payload: payload('b', i)})
 		if i%20 == 0 {
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // pacing: broadcasts spread over many passes
 		}
 	}
 	wg.Wait()

@@ -300,7 +300,10 @@ func (d *daemon) systemStats(ctx context.Context) {
 
 // healthy is the watchdog's gate: nil only while the poller's reads keep
 // returning (a failing sensor that answers is alive, a blocked read is not)
-// and every broadcaster's housekeeping keeps ticking.
+// and every broadcaster's housekeeping keeps ticking. Both Progress times
+// and d.started carry monotonic clock readings, as does now: the ages are
+// real time, and a wall-clock step (NTP at boot on a Pi without an RTC)
+// cannot make a loop look stuck.
 func (d *daemon) healthy() error {
 	now := time.Now()
 	last := d.poller.Progress()

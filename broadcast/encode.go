@@ -8,69 +8,6 @@ import (
 	"sync/atomic"
 )
 
-// WebSocket opcodes (RFC 6455 section 5.2).
-const (
-	opText   = 0x1
-	opBinary = 0x2
-	opClose  = 0x8
-	opPing   = 0x9
-	opPong   = 0xA
-)
-
-// Close codes used by the server (RFC 6455 section 7.4.1).
-const (
-	CloseNormal      = 1000
-	CloseGoingAway   = 1001 // Server.Close
-	ClosePolicy      = 1008 // lapped under the Disconnect policy
-	CloseTooBig      = 1009 // incoming frame over ReadLimit
-	CloseTryAgain    = 1013 // session reply queue overflow
-	closeNoStatusRcv = 1005 // peer sent a close frame without a code
-)
-
-// appendFrame appends one complete, unmasked (server to client) frame with
-// FIN set. Server frames are never masked, so the same bytes serve every
-// client: this is what makes "encode once, write to many" possible.
-func appendFrame(b []byte, op byte, payload []byte) []byte {
-	n := len(payload)
-	b = append(b, 0x80|op)
-	switch {
-	case n <= 125:
-		b = append(b, byte(n))
-	case n <= 0xFFFF:
-		b = append(b, 126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	return append(b, payload...)
-}
-
-// frame returns a new complete frame for payload.
-func frame(op byte, payload []byte) []byte {
-	return appendFrame(make([]byte, 0, len(payload)+10), op, payload)
-}
-
-// closeFrame is a close frame carrying code and reason (reason is cut to
-// fit the 125-byte control frame limit).
-func closeFrame(code int, reason string) []byte {
-	if len(reason) > 123 {
-		reason = reason[:123]
-	}
-	p := make([]byte, 2, 2+len(reason))
-	binary.BigEndian.PutUint16(p, uint16(code))
-	p = append(p, reason...)
-	return frame(opClose, p)
-}
-
-// pingFrame is the heartbeat ping every writer sends: shared, immutable.
-var pingFrame = []byte{0x80 | opPing, 0}
-
-// encoded is a message encoded once for every client of one server.
-type encoded struct {
-	msg   Message // as published, for History and replay filters
-	frame []byte  // the complete server frame: header + payload
-}
-
 // wholeMsg is the wire shape of a whole message (wholemsg on): never the
 // session.
 type wholeMsg struct {

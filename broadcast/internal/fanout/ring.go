@@ -1,4 +1,4 @@
-package broadcast
+package fanout
 
 import (
 	"fmt"
@@ -21,9 +21,9 @@ type Ring[T any] struct {
 	mask  uint64
 	slots []slot[T]
 
-	// No cache-line padding: BenchmarkRingPublish with and without
-	// cpu.CacheLinePad around last and pending (3 runs each, subs=1 and
-	// 100) differed by less than the run-to-run noise.
+	// No cache-line padding around last and pending: BenchmarkRingPublish
+	// shows no false sharing between them (it does not move with
+	// cpu.CacheLinePad).
 
 	// last is the last claimed sequence (0: none yet). Written by every
 	// publisher with Add (the one claim point), read by readers to find the
@@ -31,12 +31,10 @@ type Ring[T any] struct {
 	// sequence <= last has been claimed by exactly one publisher.
 	last atomic.Uint64
 
-	// wake holds the channel readers sleep on. It is closed and replaced
-	// by the waker goroutine (RunWaker, or Server's housekeeping loop),
-	// never by a publisher: closing wakes every sleeper, which costs
-	// O(sleepers), and publish must not grow with the subscriber count.
-	wake atomic.Pointer[chan struct{}]
-	// kick (capacity 1) tells the waker that something was published.
+	// kick (capacity 1) tells the waker (the one goroutine that turns
+	// publishes into reads: the Engine's loop) that something was
+	// published. Publishers never wake readers themselves: that costs
+	// O(readers), and publish must not grow with the subscriber count.
 	// pending is true from a publisher's kick until the waker takes it;
 	// it keeps publishers off the channel while a wakeup is already due.
 	kick    chan struct{}
@@ -62,15 +60,13 @@ type slot[T any] struct {
 // NewRing returns a ring of size slots; size must be a power of two >= 2.
 func NewRing[T any](size int) (*Ring[T], error) {
 	if size < 2 || size&(size-1) != 0 {
-		return nil, fmt.Errorf("broadcast: ring size %d is not a power of two >= 2", size)
+		return nil, fmt.Errorf("fanout: ring size %d is not a power of two >= 2", size)
 	}
 	r := &Ring[T]{
 		mask:  uint64(size - 1),
 		slots: make([]slot[T], size),
 		kick:  make(chan struct{}, 1),
 	}
-	ch := make(chan struct{})
-	r.wake.Store(&ch)
 	return r, nil
 }
 
@@ -166,62 +162,22 @@ func (r *Ring[T]) signal() {
 }
 
 // Kicked receives once after one or more publishes; the waker (and only
-// the waker) receives from it and then calls Wake.
+// the waker) receives from it, then calls Ack, then reads for (or wakes)
+// every reader.
 func (r *Ring[T]) Kicked() <-chan struct{} { return r.kick }
 
-// Ack takes the pending kick: publishes from now on kick again. A waker
-// that wakes its readers by other means than Wait's channel calls Ack
-// before it wakes them (Server does, see Server.wakeAll); Wake includes it.
+// Ack takes the pending kick: publishes from now on kick again.
+//
+// Ordering (with Publish's W3 and W4):
+//
+//	K1  Ack: pending = false      after the kick was received
+//	K2  the waker reads (or has its readers read) every cursor
+//
+// A publish whose W3 comes after K1 kicks again: another round follows.
+// One whose W3 came before K1 is seen by K2. No publish is missed.
 func (r *Ring[T]) Ack() { r.pending.Store(false) }
 
-// Wake wakes every reader sleeping on a channel from Wait. Only the waker
-// goroutine calls it.
-//
-// Ordering:
-//
-//	K1  pending = false   after the kick was received: a publish whose W3
-//	                      comes after K1 kicks again (another Wake follows)
-//	K2  swap in a new channel, close the old one
-//
-// A reader does R0 ch = Wait() before it looks at the ring (R1..R3 in
-// Reader.Next). If it found nothing, the publish it missed has W3 after its
-// R1, hence after R0; that publish's kick is taken (K1) after its W3, so the
-// following K2 closes ch or a later channel, and ch was closed by then at
-// the latest. No wakeup is lost.
-func (r *Ring[T]) Wake() {
-	r.Ack() // K1
-	ch := make(chan struct{})
-	old := r.wake.Swap(&ch) // K2
-	close(*old)
-}
-
-// Wait returns a channel that is closed at the next Wake. Load it before
-// looking for data (see Wake), then sleep on it if there was none.
-func (r *Ring[T]) Wait() <-chan struct{} { return *r.wake.Load() }
-
-// RunWaker turns publishes into wakeups until done is closed: it is the
-// waker for rings used without a Server. With coalesce > 0 it wakes readers
-// at most once per coalesce, so that at high rates each reader finds
-// several values per wakeup (fewer wakeups, larger batches); a publish
-// after a quiet period still wakes readers at once.
-func (r *Ring[T]) RunWaker(done <-chan struct{}, coalesce time.Duration) {
-	var w waker
-	for {
-		select {
-		case <-done:
-			r.Wake() // release sleepers so they can see done
-			return
-		case <-r.kick:
-			if !w.hold(done, coalesce) {
-				r.Wake()
-				return
-			}
-			r.Wake()
-		}
-	}
-}
-
-// waker rate-limits wakeups for RunWaker and the Server's loop.
+// waker rate-limits the passes of the Engine's loop.
 type waker struct {
 	last  time.Time
 	timer *time.Timer
@@ -279,11 +235,17 @@ func (r *Ring[T]) NewReader() Reader[T] {
 	return Reader[T]{r: r, next: r.last.Load() + 1}
 }
 
+// ReaderAt returns a reader whose next sequence is next: one made with
+// next = Last()+1 sees what is published from then on.
+func (r *Ring[T]) ReaderAt(next uint64) Reader[T] {
+	return Reader[T]{r: r, next: next}
+}
+
 // Cursor is the next sequence the reader will return.
 func (rd *Reader[T]) Cursor() uint64 { return rd.next }
 
 // Next returns the next value without blocking. ok is false when nothing
-// new has been published yet (sleep on Ring.Wait, loaded before the call).
+// new has been published yet (the waker calls again after the next kick).
 //
 // lost > 0 says the reader was lapped: the values in [seq-lost, seq) were
 // overwritten before it got to them, and it skipped to the newest claimed

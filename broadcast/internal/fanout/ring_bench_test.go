@@ -1,17 +1,22 @@
-package broadcast
+package fanout
 
 import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 // benchSubs are the subscriber counts of the publish benchmarks.
 var benchSubs = []int{1, 100, 10_000}
 
-// BenchmarkRingPublish measures Publish with n live subscribers, each a
-// goroutine that sleeps on the ring's wake channel and drains its cursor
-// when woken (woken at most every DefaultCoalesce, as in the Server).
+// benchCoalesce is how often the benchmark's waker drains the readers at
+// most: broadcast.DefaultCoalesce, as in the Engine's loop.
+const benchCoalesce = 40 * time.Millisecond
+
+// BenchmarkRingPublish measures Publish with n subscribers, followed the
+// way the Engine's loop follows them: one waker goroutine takes the ring's
+// kick (at most every benchCoalesce), calls Ack and drains every cursor.
 // Values are preallocated (2x the ring size, so a pointer is reused only
 // after the ring let go of it): allocs/op is the ring's own.
 func BenchmarkRingPublish(b *testing.B) {
@@ -19,27 +24,34 @@ func BenchmarkRingPublish(b *testing.B) {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
 			r, _ := NewRing[int](1024)
 			done := make(chan struct{})
+			rds := make([]Reader[int], n)
+			for i := range rds {
+				rds[i] = r.NewReader()
+			}
 			var wg sync.WaitGroup
 			wg.Add(1)
-			go func() { defer wg.Done(); r.RunWaker(done, DefaultCoalesce) }()
-			for range n {
-				rd := r.NewReader()
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						wake := r.Wait()
-						if _, _, _, ok := rd.Next(); ok {
-							continue
-						}
-						select {
-						case <-done:
-							return
-						case <-wake:
+			go func() {
+				defer wg.Done()
+				var w waker
+				for {
+					select {
+					case <-done:
+						return
+					case <-r.Kicked():
+					}
+					if !w.hold(done, benchCoalesce) {
+						return
+					}
+					r.Ack()
+					for i := range rds {
+						for {
+							if _, _, _, ok := rds[i].Next(); !ok {
+								break
+							}
 						}
 					}
-				}()
-			}
+				}
+			}()
 			vals := make([]int, 2048)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -87,28 +99,6 @@ func BenchmarkHubPublish(b *testing.B) {
 				close(ch)
 			}
 			wg.Wait()
-		})
-	}
-}
-
-// BenchmarkServerPublish measures Server.Publish (JSON encode once, frame
-// once, store in the ring) with 0, 100 and 1000 connected clients over
-// loopback. The clients do not read: their writers fill the sockets and
-// then fall behind; the publisher neither knows nor cares.
-func BenchmarkServerPublish(b *testing.B) {
-	reading := map[string]any{"type": "sensor_update", "temperature": 21.4, "humidity": 48.2, "timestamp": 1763856000123}
-	for _, n := range []int{0, 100, 1000} {
-		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
-			s, hs := testServer(b, &ServerOpts{Replay: -1})
-			for range n {
-				dial(b, wsURL(hs, "/"), nil)
-			}
-			waitClients(b, s, n)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				s.Publish(Message{Topic: "sensors/dht22", Payload: reading})
-			}
 		})
 	}
 }

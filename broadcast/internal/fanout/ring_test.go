@@ -1,14 +1,9 @@
-package broadcast
+package fanout
 
 import (
 	"fmt"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"sensord/internal/testutil"
 )
 
 func TestNewRingRejectsSizesThatAreNotPowersOfTwo(t *testing.T) {
@@ -113,15 +108,15 @@ func (v *stressValue) ok() bool { return v.check == v.pub*1_000_003^v.n*7919 }
 // follow reads r until finished is closed and the reader has accounted for
 // every sequence up to r.Last(). It checks that sequences increase, that
 // values are whole, and that each publisher's values come in its order.
-// It returns how many values it got and how many it was told it lost.
-func follow(t *testing.T, r *Ring[stressValue], rd Reader[stressValue], finished <-chan struct{}, pubs int) (got, lost uint64) {
+// It reads whenever the waker (see followers) sends a token on wake, and
+// returns how many values it got and how many it was told it lost.
+func follow(t *testing.T, r *Ring[stressValue], rd Reader[stressValue], wake <-chan struct{}, finished <-chan struct{}, pubs int) (got, lost uint64) {
 	lastSeq := uint64(0)
 	lastN := make([]int64, pubs)
 	for i := range lastN {
 		lastN[i] = -1
 	}
 	for {
-		wake := r.Wait()
 		v, seq, l, ok := rd.Next()
 		lost += l
 		if ok {
@@ -147,6 +142,7 @@ func follow(t *testing.T, r *Ring[stressValue], rd Reader[stressValue], finished
 			if rd.Cursor() > r.Last() {
 				return got, lost
 			}
+			// Every publish has returned: reading on catches up.
 		case <-wake:
 		}
 	}
@@ -155,19 +151,42 @@ func follow(t *testing.T, r *Ring[stressValue], rd Reader[stressValue], finished
 // tally is what one reader in a stress test got and was told it lost.
 type tally struct{ got, lost uint64 }
 
-// followers runs a waker for r (until the test ends) and n readers that
-// follow r from the start until finished is closed; each sends its tally.
+// followers runs n readers that follow r from the start until finished is
+// closed; each sends its tally. They are woken the way the Engine's loop
+// does it: one waker goroutine takes the ring's kick, calls Ack, then
+// hands every reader a token (Ack before the tokens: see Ring.Ack). The
+// waker runs until the test ends.
 func followers(t *testing.T, r *Ring[stressValue], n, pubs int, finished <-chan struct{}) <-chan tally {
 	done := make(chan struct{})
+	wakes := make([]chan struct{}, n)
+	for i := range wakes {
+		wakes[i] = make(chan struct{}, 1)
+	}
 	var wakerDone sync.WaitGroup
 	wakerDone.Add(1)
-	go func() { defer wakerDone.Done(); r.RunWaker(done, 0) }()
+	go func() {
+		defer wakerDone.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-r.Kicked():
+			}
+			r.Ack()
+			for _, w := range wakes {
+				select {
+				case w <- struct{}{}:
+				default: // a token is waiting already: the reader reads again
+				}
+			}
+		}
+	}()
 	t.Cleanup(func() { close(done); wakerDone.Wait() })
 	results := make(chan tally, n)
-	for range n {
+	for i := range n {
 		rd := r.NewReader() // cursor 1: before the first publish
 		go func() {
-			got, lost := follow(t, r, rd, finished, pubs)
+			got, lost := follow(t, r, rd, wakes[i], finished, pubs)
 			results <- tally{got, lost}
 		}()
 	}
@@ -245,42 +264,35 @@ func TestRingStressManyWritersManyReaders(t *testing.T) {
 	}
 }
 
-func TestSleepingReaderIsWokenByPublish(t *testing.T) {
+func TestPublishesKickTheWakerOncePerAck(t *testing.T) {
 	r, _ := NewRing[int](4)
-	done := make(chan struct{})
-	defer close(done)
-	go r.RunWaker(done, 0)
-	rd := r.NewReader()
-	got := make(chan int)
-	go func() {
-		for {
-			wake := r.Wait()
-			if v, _, _, ok := rd.Next(); ok {
-				got <- *v
-				return
-			}
-			<-wake
+	kicked := func() bool {
+		select {
+		case <-r.Kicked():
+			return true
+		default:
+			return false
 		}
-	}()
-	// The reader is asleep once its goroutine waits on the wake channel.
-	buf := make([]byte, 1<<20)
-	testutil.Until(t, 20*time.Second, func() bool {
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			if strings.Contains(g, "[chan receive") && strings.Contains(g, "TestSleepingReaderIsWokenByPublish.func") {
-				return true
-			}
-		}
-		return false
-	}, func() string { return "the reader never went to sleep" })
-	v := 42
+	}
+	if kicked() {
+		t.Fatal("kicked before any publish")
+	}
+	for i := range 3 {
+		r.Publish(&i)
+	}
+	if !kicked() {
+		t.Fatal("three publishes: no kick")
+	}
+	v := 3
 	r.Publish(&v)
-	select {
-	case g := <-got:
-		if g != 42 {
-			t.Fatalf("got %d", g)
-		}
-	case <-time.After(testutil.Scale(10 * time.Second)):
-		t.Fatal("reader was not woken")
+	if kicked() {
+		t.Fatal("a second kick before Ack: a burst must cost one")
+	}
+	r.Ack()
+	v2 := 4
+	r.Publish(&v2)
+	if !kicked() {
+		t.Fatal("a publish after Ack: no kick")
 	}
 }
 

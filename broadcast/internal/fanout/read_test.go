@@ -1,4 +1,4 @@
-package broadcast
+package fanout
 
 import (
 	"bytes"
@@ -7,11 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
-
-	"sensord/internal/testutil"
 )
 
 // clientFrame builds one masked frame as a browser sends it.
@@ -46,7 +43,7 @@ func TestFrameReaderAssemblesFragmentsAndInterleavedControlFrames(t *testing.T) 
 	in = append(in, clientFrame(true, 0, []byte("world"), k)...)
 	in = append(in, clientFrame(true, opBinary, bytes.Repeat([]byte{7}, 300), k)...)
 	in = append(in, clientFrame(true, opClose, []byte{0x03, 0xE8}, k)...)
-	fr := &frameReader{r: bytes.NewReader(in), limit: 1000}
+	fr := &frameReader{r: bytes.NewReader(in), limit: 1000, mem: unbounded{}}
 	want := []struct {
 		op byte
 		p  string
@@ -70,20 +67,20 @@ func TestFrameReaderRejectsWhatRFC6455Forbids(t *testing.T) {
 		in   []byte
 		code int
 	}{
-		{"an unmasked client frame", unmasked, closeProtocol},
-		{"reserved bits", append([]byte{0xC1}, clientFrame(true, opText, []byte("x"), k)[1:]...), closeProtocol},
-		{"an unknown opcode", clientFrame(true, 0x3, []byte("x"), k), closeProtocol},
-		{"a fragmented ping", clientFrame(false, opPing, nil, k), closeProtocol},
-		{"a control frame over 125 bytes", clientFrame(true, opPing, make([]byte, 126), k), closeProtocol},
-		{"a continuation without a message", clientFrame(true, 0, []byte("x"), k), closeProtocol},
-		{"a new message inside a fragmented one", append(clientFrame(false, opText, []byte("a"), k), clientFrame(true, opText, []byte("b"), k)...), closeProtocol},
-		{"text that is not UTF-8", clientFrame(true, opText, []byte{0xff, 0xfe}, k), closeInvalidData},
-		{"a message over the limit", clientFrame(true, opBinary, make([]byte, 11), k), CloseTooBig},
-		{"fragments over the limit together", append(clientFrame(false, opBinary, make([]byte, 6), k), clientFrame(true, 0, make([]byte, 6), k)...), CloseTooBig},
-		{"a one-byte close frame", clientFrame(true, opClose, []byte{3}, k), closeProtocol},
+		{"an unmasked client frame", unmasked, websocket.CloseProtocolError},
+		{"reserved bits", append([]byte{0xC1}, clientFrame(true, opText, []byte("x"), k)[1:]...), websocket.CloseProtocolError},
+		{"an unknown opcode", clientFrame(true, 0x3, []byte("x"), k), websocket.CloseProtocolError},
+		{"a fragmented ping", clientFrame(false, opPing, nil, k), websocket.CloseProtocolError},
+		{"a control frame over 125 bytes", clientFrame(true, opPing, make([]byte, 126), k), websocket.CloseProtocolError},
+		{"a continuation without a message", clientFrame(true, 0, []byte("x"), k), websocket.CloseProtocolError},
+		{"a new message inside a fragmented one", append(clientFrame(false, opText, []byte("a"), k), clientFrame(true, opText, []byte("b"), k)...), websocket.CloseProtocolError},
+		{"text that is not UTF-8", clientFrame(true, opText, []byte{0xff, 0xfe}, k), websocket.CloseInvalidFramePayloadData},
+		{"a message over the limit", clientFrame(true, opBinary, make([]byte, 11), k), websocket.CloseMessageTooBig},
+		{"fragments over the limit together", append(clientFrame(false, opBinary, make([]byte, 6), k), clientFrame(true, 0, make([]byte, 6), k)...), websocket.CloseMessageTooBig},
+		{"a one-byte close frame", clientFrame(true, opClose, []byte{3}, k), websocket.CloseProtocolError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fr := &frameReader{r: bytes.NewReader(tc.in), limit: 10}
+			fr := &frameReader{r: bytes.NewReader(tc.in), limit: 10, mem: unbounded{}}
 			_, _, err := fr.next()
 			if code, ok := isProtocol(err); !ok || code != tc.code {
 				t.Fatalf("err = %v, want close code %d", err, tc.code)
@@ -98,7 +95,7 @@ func TestCloseCodeEchoRules(t *testing.T) {
 		code int
 		bad  bool
 	}{
-		{nil, CloseNormal, false},
+		{nil, websocket.CloseNormalClosure, false},
 		{[]byte{0x03, 0xE9}, 1001, false},
 		{[]byte{0x0B, 0xB8, 'o', 'k'}, 3000, false},
 		{[]byte{0x03, 0xED}, 0, true}, // 1005 may not be sent
@@ -122,11 +119,11 @@ func FuzzFrameReader(f *testing.F) {
 	f.Add([]byte{0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		const limit = 512
-		fr := &frameReader{r: bytes.NewReader(in), limit: limit}
+		fr := &frameReader{r: bytes.NewReader(in), limit: limit, mem: unbounded{}}
 		for range 1000 {
 			op, p, err := fr.next()
 			if err != nil {
-				if code, ok := isProtocol(err); ok && code != closeProtocol && code != closeInvalidData && code != CloseTooBig {
+				if code, ok := isProtocol(err); ok && code != websocket.CloseProtocolError && code != websocket.CloseInvalidFramePayloadData && code != websocket.CloseMessageTooBig {
 					t.Fatalf("unexpected close code %d", code)
 				}
 				return
@@ -166,10 +163,10 @@ func FuzzFrameReaderRoundTrip(f *testing.F) {
 			}
 			in = append(in, clientFrame(i == n-1, fop, msg[lo:hi], [4]byte{byte(i), 0x5a, byte(len(msg)), 7})...)
 		}
-		fr := &frameReader{r: bytes.NewReader(in), limit: 1 << 20}
+		fr := &frameReader{r: bytes.NewReader(in), limit: 1 << 20, mem: unbounded{}}
 		gotOp, got, err := fr.next()
 		if !binary && !utf8Valid(msg) {
-			if code, _ := isProtocol(err); code != closeInvalidData {
+			if code, _ := isProtocol(err); code != websocket.CloseInvalidFramePayloadData {
 				t.Fatalf("invalid UTF-8 text: err %v", err)
 			}
 			return
@@ -181,66 +178,3 @@ func FuzzFrameReaderRoundTrip(f *testing.F) {
 }
 
 func utf8Valid(b []byte) bool { return strings.ToValidUTF8(string(b), "\uFFFD") == string(b) }
-
-// The client does a real gorilla handshake, then writes raw bytes to its
-// socket.
-func TestServerAnswersProtocolErrorsWithTheirCloseCodes(t *testing.T) {
-	k := [4]byte{1, 2, 3, 4}
-	for _, tc := range []struct {
-		name string
-		raw  []byte
-		code int
-	}{
-		{"unmasked frame: 1002", []byte{0x81, 0x02, 'h', 'i'}, closeProtocol},
-		{"text not UTF-8: 1007", clientFrame(true, opText, []byte{0xc3, 0x28}, k), closeInvalidData},
-		{"client close 3000 is echoed", clientFrame(true, opClose, []byte{0x0B, 0xB8}, k), 3000},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s, hs := testServer(t, &ServerOpts{Replay: -1})
-			c := dial(t, wsURL(hs, "/"), nil)
-			waitClients(t, s, 1)
-			if _, err := c.NetConn().Write(tc.raw); err != nil {
-				t.Fatal(err)
-			}
-			wantClose(t, c, tc.code)
-			c.Close()
-			waitClients(t, s, 0)
-		})
-	}
-}
-
-func TestServerAssemblesFragmentedMessagesAndAnswersPings(t *testing.T) {
-	got := make(chan Incoming, 1)
-	s, hs := testServer(t, &ServerOpts{Replay: -1, OnMessage: func(in Incoming) { got <- in }})
-	d := websocket.Dialer{WriteBufferSize: 256} // gorilla fragments bigger messages
-	c, _, err := d.Dial(wsURL(hs, "/"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	waitClients(t, s, 1)
-	big := strings.Repeat("0123456789", 1000)
-	if err := c.WriteMessage(websocket.TextMessage, []byte(big)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case in := <-got:
-		if string(in.Raw) != big {
-			t.Fatalf("got %d bytes, want the %d-byte message", len(in.Raw), len(big))
-		}
-	case <-time.After(testutil.Scale(5 * time.Second)):
-		t.Fatal("fragmented message not delivered")
-	}
-	pong := make(chan string, 1)
-	c.SetPongHandler(func(p string) error { pong <- p; return nil })
-	c.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(time.Second))
-	go c.ReadMessage() // gorilla runs handlers while reading
-	select {
-	case p := <-pong:
-		if p != "are you there" {
-			t.Fatalf("pong %q", p)
-		}
-	case <-time.After(testutil.Scale(5 * time.Second)):
-		t.Fatal("no pong")
-	}
-}

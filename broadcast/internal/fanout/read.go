@@ -1,4 +1,4 @@
-package broadcast
+package fanout
 
 import (
 	"encoding/binary"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
 )
 
 // frameReader reads the frames a client sends (RFC 6455 section 5), after
@@ -23,10 +25,10 @@ import (
 //
 // It is used by one goroutine (the connection's reader).
 type frameReader struct {
-	r      io.Reader
-	limit  int64   // largest message; over it: errTooBig
-	budget *Budget // what msg's room is taken from; nil: unbounded
-	held   int64   // bytes of msg's room taken from budget (release gives them back)
+	r     io.Reader
+	limit int64  // largest message; over it: errTooBig
+	mem   Memory // what msg's room is taken from
+	held  int64  // bytes of msg's room taken from mem (release gives them back)
 
 	hdr   [14]byte // one frame header: 2 bytes + 8 length + 4 mask
 	msgOp byte     // opcode of the fragmented message in progress, 0: none
@@ -41,27 +43,22 @@ type protocolError struct {
 }
 
 func (e *protocolError) Error() string {
-	return fmt.Sprintf("broadcast: client broke the protocol (%d): %s", e.code, e.reason)
+	return fmt.Sprintf("fanout: client broke the protocol (%d): %s", e.code, e.reason)
 }
 
-const (
-	closeProtocol    = 1002
-	closeInvalidData = 1007
-)
-
 var (
-	errTooBig = &protocolError{CloseTooBig, "message over the read limit"}
-	errBusy   = &protocolError{CloseTryAgain, "server busy: its memory for incoming messages is in use"}
+	errTooBig = &protocolError{websocket.CloseMessageTooBig, "message over the read limit"}
+	errBusy   = &protocolError{websocket.CloseTryAgainLater, "server busy: its memory for incoming messages is in use"}
 )
 
-// firstChunk is the room a reader makes for a message once its first
+// FirstChunk is the room a reader makes for a message once its first
 // payload bytes have arrived (they are awaited in the header's space).
 // Memory follows the bytes received, not the length a header announces: a
 // client that sends a header promising 64 KiB and then nothing costs
 // nothing more. The room doubles each time it fills (up to what
 // the message still needs), so a whole 64 KiB message takes 8 allocations
 // and never more than twice the bytes that arrived.
-const firstChunk = 512
+const FirstChunk = 512
 
 // next reads frames until it has one event: a whole data message (op is
 // opText or opBinary; payload is the message), or one control frame (op is
@@ -79,7 +76,7 @@ func (fr *frameReader) next() (op byte, payload []byte, err error) {
 		}
 		if op >= 0x8 { // control frame
 			if !fin || n > 125 {
-				return 0, nil, &protocolError{closeProtocol, "fragmented or long control frame"}
+				return 0, nil, &protocolError{websocket.CloseProtocolError, "fragmented or long control frame"}
 			}
 			p := make([]byte, n)
 			if _, err := io.ReadFull(fr.r, p); err != nil {
@@ -87,15 +84,15 @@ func (fr *frameReader) next() (op byte, payload []byte, err error) {
 			}
 			unmask(p, mask)
 			if op == opClose && n == 1 {
-				return 0, nil, &protocolError{closeProtocol, "close frame of one byte"}
+				return 0, nil, &protocolError{websocket.CloseProtocolError, "close frame of one byte"}
 			}
 			return op, p, nil
 		}
 		switch {
 		case op == 0 && fr.msgOp == 0:
-			return 0, nil, &protocolError{closeProtocol, "continuation without a message"}
+			return 0, nil, &protocolError{websocket.CloseProtocolError, "continuation without a message"}
 		case op != 0 && fr.msgOp != 0:
-			return 0, nil, &protocolError{closeProtocol, "new message inside a fragmented one"}
+			return 0, nil, &protocolError{websocket.CloseProtocolError, "new message inside a fragmented one"}
 		case op != 0:
 			fr.msgOp = op
 			fr.msg = nil
@@ -114,14 +111,14 @@ func (fr *frameReader) next() (op byte, payload []byte, err error) {
 		op, p := fr.msgOp, fr.msg
 		fr.msgOp, fr.msg = 0, nil
 		if op == opText && !utf8.Valid(p) {
-			return 0, nil, &protocolError{closeInvalidData, "text message is not UTF-8"}
+			return 0, nil, &protocolError{websocket.CloseInvalidFramePayloadData, "text message is not UTF-8"}
 		}
 		return op, p, nil
 	}
 }
 
 // payload reads the message's bytes until it is end bytes long, growing
-// its room only as bytes arrive (see firstChunk), within the budget.
+// its room only as bytes arrive (see FirstChunk), within mem.
 func (fr *frameReader) payload(end int64) error {
 	if cap(fr.msg) == 0 && end > 0 {
 		// Wait for the first bytes in the header's space, which is free
@@ -160,12 +157,12 @@ func (fr *frameReader) payload(end int64) error {
 	return nil
 }
 
-// grow doubles msg's room (at least firstChunk, at most end bytes),
-// taking the added bytes from the budget: errBusy when it has none left.
+// grow doubles msg's room (at least FirstChunk, at most end bytes),
+// taking the added bytes from mem: errBusy when it has none left.
 func (fr *frameReader) grow(end int64) error {
 	old := int64(cap(fr.msg))
-	room := min(max(2*old, firstChunk), end)
-	if !fr.budget.take(room - old) {
+	room := min(max(2*old, FirstChunk), end)
+	if !fr.mem.Take(room - old) {
 		return errBusy
 	}
 	fr.held += room - old
@@ -175,9 +172,9 @@ func (fr *frameReader) grow(end int64) error {
 	return nil
 }
 
-// handled gives the room of the message next returned back to the
-// budget, once the caller is done with it. A control frame that arrived
-// between the fragments of a message leaves that message's room held.
+// handled gives the room of the message next returned back to mem, once
+// the caller is done with it. A control frame that arrived between the
+// fragments of a message leaves that message's room held.
 func (fr *frameReader) handled() {
 	if fr.msgOp == 0 {
 		fr.release()
@@ -187,8 +184,10 @@ func (fr *frameReader) handled() {
 // release gives all the room back (the connection has ended, maybe with
 // a message half read).
 func (fr *frameReader) release() {
-	fr.budget.give(fr.held)
-	fr.held = 0
+	if fr.held != 0 {
+		fr.mem.Give(fr.held)
+		fr.held = 0
+	}
 }
 
 // fill reads exactly len(p) bytes (io.ReadFull in fewer stack frames).
@@ -215,17 +214,17 @@ func (fr *frameReader) header() (fin bool, op byte, n int64, mask [4]byte, err e
 	h := fr.hdr[:]
 	fin, op = h[0]&0x80 != 0, h[0]&0x0F
 	if h[0]&0x70 != 0 {
-		err = &protocolError{closeProtocol, "reserved bits set"}
+		err = &protocolError{websocket.CloseProtocolError, "reserved bits set"}
 		return
 	}
 	switch op {
 	case 0, opText, opBinary, opClose, opPing, opPong:
 	default:
-		err = &protocolError{closeProtocol, fmt.Sprintf("unknown opcode %d", op)}
+		err = &protocolError{websocket.CloseProtocolError, fmt.Sprintf("unknown opcode %d", op)}
 		return
 	}
 	if h[1]&0x80 == 0 {
-		err = &protocolError{closeProtocol, "client frame not masked"}
+		err = &protocolError{websocket.CloseProtocolError, "client frame not masked"}
 		return
 	}
 	ext := 0
@@ -244,7 +243,7 @@ func (fr *frameReader) header() (fin bool, op byte, n int64, mask [4]byte, err e
 	case 8:
 		u := binary.BigEndian.Uint64(h[2:])
 		if u > 1<<62 {
-			err = &protocolError{closeProtocol, "frame length out of range"}
+			err = &protocolError{websocket.CloseProtocolError, "frame length out of range"}
 			return
 		}
 		n = int64(u)
@@ -264,16 +263,16 @@ func unmask(p []byte, key [4]byte) {
 // or a protocol error for a code a peer may not send (RFC 6455 7.4).
 func closeCode(p []byte) (int, error) {
 	if len(p) == 0 {
-		return CloseNormal, nil // no code: answer with 1000
+		return websocket.CloseNormalClosure, nil // no code: answer with 1000
 	}
 	code := int(binary.BigEndian.Uint16(p))
 	switch {
 	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
 	default:
-		return 0, &protocolError{closeProtocol, fmt.Sprintf("bad close code %d", code)}
+		return 0, &protocolError{websocket.CloseProtocolError, fmt.Sprintf("bad close code %d", code)}
 	}
 	if !utf8.Valid(p[2:]) {
-		return 0, &protocolError{closeInvalidData, "close reason is not UTF-8"}
+		return 0, &protocolError{websocket.CloseInvalidFramePayloadData, "close reason is not UTF-8"}
 	}
 	return code, nil
 }
