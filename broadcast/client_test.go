@@ -74,18 +74,10 @@ func (ls *liveServer) want(t *testing.T, msgs ...string) {
 
 // runClient runs c until the test ends and checks that Run returns nil.
 func runClient(t *testing.T, c *Client) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	stop := testutil.Go(t, c.Run)
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run = %v, want nil", err)
-			}
-		case <-time.After(testutil.Scale(5 * time.Second)):
-			t.Error("Run did not return after cancel")
+		if err := stop(); err != nil {
+			t.Errorf("Run = %v, want nil", err)
 		}
 	})
 }

@@ -61,7 +61,7 @@ func clientHeader(op byte, n uint64) []byte {
 func TestAHeaderAnnouncing64KiBHoldsOnlyTheBytesReceived(t *testing.T) {
 	const conns = 20
 	b := NewBudget(0)
-	s, hs := testServer(t, &ServerOpts{Replay: -1, Budget: b})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true, Budget: b})
 	for range conns {
 		nc, resp := rawUpgrade(t, hs, "/")
 		if resp.StatusCode != http.StatusSwitchingProtocols {
@@ -78,7 +78,7 @@ func TestAHeaderAnnouncing64KiBHoldsOnlyTheBytesReceived(t *testing.T) {
 	// The payload that then arrives grows the room with it; the whole
 	// message is delivered and its room given back.
 	got := make(chan int, 1)
-	s2, hs2 := testServer(t, &ServerOpts{Replay: -1, Budget: b, OnMessage: func(in Incoming) { got <- len(in.Raw) }})
+	s2, hs2 := testServer(t, &ServerOpts{NoReplay: true, Budget: b, OnMessage: func(in Incoming) { got <- len(in.Raw) }})
 	nc, _ := rawUpgrade(t, hs2, "/")
 	waitClients(t, s2, 1)
 	payload := make([]byte, 64<<10)
@@ -102,7 +102,7 @@ func TestAHeaderAnnouncing64KiBHoldsOnlyTheBytesReceived(t *testing.T) {
 
 func TestPartialMessagesOverTheBudgetCloseWith1013AndAreCounted(t *testing.T) {
 	b := NewBudget(8 << 10)
-	s, hs := testServer(t, &ServerOpts{Replay: -1, Budget: b})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true, Budget: b})
 	c := dial(t, wsURL(hs, "/"), nil)
 	waitClients(t, s, 1)
 	if err := c.WriteMessage(websocket.BinaryMessage, make([]byte, 32<<10)); err != nil {
@@ -166,7 +166,7 @@ func TestUnsupportedVersionIsToldVersion13(t *testing.T) {
 // echoServer answers every incoming frame with a reply to its session.
 func echoServer(t *testing.T, queue int) (*Server, *httptest.Server) {
 	var s *Server
-	s, hs := testServer(t, &ServerOpts{Replay: -1, ReplyQueue: queue, OnMessage: func(in Incoming) {
+	s, hs := testServer(t, &ServerOpts{NoReplay: true, ReplyQueue: queue, OnMessage: func(in Incoming) {
 		_ = s.Publish(Message{Session: in.Session, Payload: "re:" + string(in.Raw)})
 	}})
 	return s, hs
@@ -259,7 +259,7 @@ func readServerFrame(t *testing.T, br *bufio.Reader) (byte, []byte) {
 func TestAPingBetweenFragmentsKeepsTheMessagesRoomCounted(t *testing.T) {
 	b := NewBudget(0)
 	got := make(chan int, 1)
-	s, hs := testServer(t, &ServerOpts{Replay: -1, Budget: b, OnMessage: func(in Incoming) { got <- len(in.Raw) }})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true, Budget: b, OnMessage: func(in Incoming) { got <- len(in.Raw) }})
 	nc, _ := rawUpgrade(t, hs, "/")
 	waitClients(t, s, 1)
 	frag := func(op byte, fin bool, n int) []byte {
@@ -296,7 +296,7 @@ func TestAPingBetweenFragmentsKeepsTheMessagesRoomCounted(t *testing.T) {
 // others, never dropped without a close frame.
 func TestClientsUpgradedWhileClosingAreToldGoingAway(t *testing.T) {
 	const n = 60
-	s, hs := testServer(t, &ServerOpts{Replay: -1})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true})
 	errs := make(chan error, n)
 	started := make(chan struct{}, n)
 	for range n {

@@ -79,7 +79,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 func TestHalfOpenHeaderCostsOnlyTheBytesReceivedAndNoBiggerStack(t *testing.T) {
 	const n = 1000
 	b := NewBudget(0)
-	s, hs := testServer(t, &ServerOpts{Replay: -1, Budget: b})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true, Budget: b})
 	before := memNow()
 	for range n {
 		nc, resp := rawUpgrade(t, hs, "/")

@@ -18,7 +18,7 @@ import (
 // get every frame, whole and in order, and the others must not wait.
 func TestSlowReaderGetsEveryFrameWholeAfterItsSocketFilled(t *testing.T) {
 	const n, size = 400, 16000 // 6.4 MB: more than the two socket buffers hold (~3 MiB)
-	s, hs := testServer(t, &ServerOpts{RingSize: 1024, Replay: -1})
+	s, hs := testServer(t, &ServerOpts{RingSize: 1024, NoReplay: true})
 	slow := dialSlow(t, wsURL(hs, "/"), 128<<10)
 	fast := dial(t, wsURL(hs, "/"), nil)
 	waitClients(t, s, 2)

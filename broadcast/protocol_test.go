@@ -59,7 +59,7 @@ func TestServerAnswersProtocolErrorsWithTheirCloseCodes(t *testing.T) {
 		{"client close 3000 is echoed", clientFrame(true, opClose, []byte{0x0B, 0xB8}, k), 3000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, hs := testServer(t, &ServerOpts{Replay: -1})
+			s, hs := testServer(t, &ServerOpts{NoReplay: true})
 			c := dial(t, wsURL(hs, "/"), nil)
 			waitClients(t, s, 1)
 			if _, err := c.NetConn().Write(tc.raw); err != nil {
@@ -74,7 +74,7 @@ func TestServerAnswersProtocolErrorsWithTheirCloseCodes(t *testing.T) {
 
 func TestServerAssemblesFragmentedMessagesAndAnswersPings(t *testing.T) {
 	got := make(chan Incoming, 1)
-	s, hs := testServer(t, &ServerOpts{Replay: -1, OnMessage: func(in Incoming) { got <- in }})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true, OnMessage: func(in Incoming) { got <- in }})
 	d := websocket.Dialer{WriteBufferSize: 256} // gorilla fragments bigger messages
 	c, _, err := d.Dial(wsURL(hs, "/"), nil)
 	if err != nil {

@@ -64,8 +64,11 @@ type ServerOpts struct {
 	// two; default 1024.
 	RingSize int
 	// Replay: a late joiner first gets the last Replay messages of each
-	// topic its filters match; default 1; -1 none.
+	// topic its filters match; default (0 or less) 1.
 	Replay int
+	// NoReplay: a late joiner gets only what is published after it
+	// joined (a server whose messages are replies has nothing to replay).
+	NoReplay bool
 	// Lapped is what happens to a client a whole ring behind.
 	Lapped Policy
 	// ReadLimit is the largest incoming frame; over it the client is
@@ -99,9 +102,11 @@ type ServerOpts struct {
 	// elsewhere that find it full close that client with 1013. Default 16.
 	ReplyQueue int
 	// Coalesce: the writes to the clients after publishes run at most
-	// once per Coalesce, less often only with many clients (see
-	// DefaultCoalesce); -1 writes after every publish.
+	// once per Coalesce, less often only with many clients; default (0 or
+	// less) DefaultCoalesce.
 	Coalesce time.Duration
+	// NoCoalesce writes to the clients after every publish.
+	NoCoalesce bool
 	// OnMessage gets every frame a client sends. It is called from that
 	// connection's reader goroutine: it must not block for long.
 	OnMessage func(Incoming)
@@ -229,10 +234,10 @@ func (o *ServerOpts) normalize() {
 	}
 	o.RingSize = n
 	switch {
-	case o.Replay == 0:
-		o.Replay = 1
-	case o.Replay < 0:
+	case o.NoReplay:
 		o.Replay = 0
+	case o.Replay <= 0:
+		o.Replay = 1
 	}
 	if o.ReadLimit <= 0 {
 		o.ReadLimit = DefaultReadLimit
@@ -259,10 +264,10 @@ func (o *ServerOpts) normalize() {
 		o.ReplyQueue = DefaultReplyQueue
 	}
 	switch {
-	case o.Coalesce == 0:
-		o.Coalesce = DefaultCoalesce
-	case o.Coalesce < 0:
+	case o.NoCoalesce:
 		o.Coalesce = 0
+	case o.Coalesce <= 0:
+		o.Coalesce = DefaultCoalesce
 	}
 	if o.Budget == nil {
 		o.Budget = NewBudget(DefaultBudget)

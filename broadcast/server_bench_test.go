@@ -13,7 +13,7 @@ func BenchmarkServerPublish(b *testing.B) {
 	reading := map[string]any{"type": "sensor_update", "temperature": 21.4, "humidity": 48.2, "timestamp": 1763856000123}
 	for _, n := range []int{0, 100, 1000} {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
-			s, hs := testServer(b, &ServerOpts{Replay: -1})
+			s, hs := testServer(b, &ServerOpts{NoReplay: true})
 			for range n {
 				dial(b, wsURL(hs, "/"), nil)
 			}

@@ -18,7 +18,7 @@ import (
 )
 
 func TestBroadcastReachesAllClients(t *testing.T) {
-	s, hs := testServer(t, &ServerOpts{Replay: -1})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true})
 	var clients []*websocket.Conn
 	for range 5 {
 		clients = append(clients, dial(t, wsURL(hs, "/ws/sensors"), nil))
@@ -52,7 +52,7 @@ func TestBroadcastReachesAllClients(t *testing.T) {
 }
 
 func TestBinaryPayloadGoesAsBinaryFrame(t *testing.T) {
-	s, hs := testServer(t, &ServerOpts{Replay: -1})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true})
 	c := dial(t, wsURL(hs, "/"), nil)
 	waitClients(t, s, 1)
 	s.Publish(Message{Payload: []byte{0, 1, 2, 255}})
@@ -63,7 +63,7 @@ func TestBinaryPayloadGoesAsBinaryFrame(t *testing.T) {
 }
 
 func TestEmptyPayloadIsNotSent(t *testing.T) {
-	s, hs := testServer(t, &ServerOpts{Replay: -1})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true})
 	c := dial(t, wsURL(hs, "/"), nil)
 	waitClients(t, s, 1)
 	for _, p := range []any{nil, "", []byte{}} {
@@ -81,7 +81,7 @@ func TestEmptyPayloadIsNotSent(t *testing.T) {
 }
 
 func TestWholeMsgFramesTheWholeMessageWithoutSession(t *testing.T) {
-	s, hs := testServer(t, &ServerOpts{WholeMsg: true, Replay: -1})
+	s, hs := testServer(t, &ServerOpts{WholeMsg: true, NoReplay: true})
 	c := dial(t, wsURL(hs, "/"), nil)
 	waitClients(t, s, 1)
 	s.Publish(Message{Topic: "sensors/dht22", Payload: map[string]any{"temperature": 21.4}, ID: "abc"})
@@ -110,7 +110,7 @@ func TestWholeMsgFramesTheWholeMessageWithoutSession(t *testing.T) {
 
 func TestReplyReachesOnlyItsSession(t *testing.T) {
 	in := make(chan Incoming, 10)
-	s, hs := testServer(t, &ServerOpts{Replay: -1, OnMessage: func(m Incoming) { in <- m }})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true, OnMessage: func(m Incoming) { in <- m }})
 	asker := dial(t, wsURL(hs, "/ws/api"), nil)
 	other := dial(t, wsURL(hs, "/ws/api"), nil)
 	waitClients(t, s, 2)
@@ -202,7 +202,7 @@ func equalPayload(a, b any) bool {
 }
 
 func TestTopicFiltersWithWildcards(t *testing.T) {
-	s, hs := testServer(t, &ServerOpts{Replay: -1})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true})
 	// Every client also subscribes to "end", the last message.
 	clients := map[string]*websocket.Conn{
 		"all":     dial(t, wsURL(hs, "/"), nil),
@@ -251,16 +251,17 @@ func TestLateJoinerGetsTheLatestMessagesOfItsTopics(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		replay int
+		none   bool
 		query  string
 		want   []string
 	}{
-		{"by default the latest message of each topic, oldest first", 0, "", []string{"b2", "a3"}},
-		{"Replay 2 gives the latest two of each topic", 2, "", []string{"a2", "b1", "b2", "a3"}},
-		{"a filter limits the replay to its topics", 0, "?topic=b", []string{"b2"}},
-		{"Replay -1 replays nothing", -1, "", nil},
+		{"by default the latest message of each topic, oldest first", 0, false, "", []string{"b2", "a3"}},
+		{"Replay 2 gives the latest two of each topic", 2, false, "", []string{"a2", "b1", "b2", "a3"}},
+		{"a filter limits the replay to its topics", 0, false, "?topic=b", []string{"b2"}},
+		{"NoReplay replays nothing", 0, true, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, hs := testServer(t, &ServerOpts{Replay: tc.replay})
+			s, hs := testServer(t, &ServerOpts{Replay: tc.replay, NoReplay: tc.none})
 			for _, m := range [][2]string{{"a", "a1"}, {"a", "a2"}, {"b", "b1"}, {"b", "b2"}, {"a", "a3"}} {
 				s.Publish(Message{Topic: m[0], Payload: m[1]})
 			}

@@ -63,7 +63,7 @@ func sessionEvents(ch chan string) func(Event) {
 
 func TestReplyQueueOverflowClosesWith1013(t *testing.T) {
 	sessions := make(chan string, 1)
-	s, hs := testServer(t, &ServerOpts{Replay: -1, ReplyQueue: 2, OnEvent: sessionEvents(sessions)})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true, ReplyQueue: 2, OnEvent: sessionEvents(sessions)})
 	c, session := stuckWriter(t, s, wsURL(hs, "/"), sessions, 6)
 	var err error
 	for range 3 {
@@ -80,7 +80,7 @@ func TestReplyQueueOverflowClosesWith1013(t *testing.T) {
 
 func TestLappedClientSkipsToNewestAndLossIsCountedExactly(t *testing.T) {
 	sessions := make(chan string, 1)
-	s, hs := testServer(t, &ServerOpts{Replay: -1, RingSize: 4, OnEvent: sessionEvents(sessions)})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true, RingSize: 4, OnEvent: sessionEvents(sessions)})
 	c, _ := stuckWriter(t, s, wsURL(hs, "/"), sessions, 12)
 	s.Publish(Message{Payload: "end"})
 	got := 0
@@ -105,7 +105,7 @@ func TestLappedClientSkipsToNewestAndLossIsCountedExactly(t *testing.T) {
 
 func TestLappedClientIsDisconnectedUnderDisconnectLapped(t *testing.T) {
 	sessions := make(chan string, 1)
-	s, hs := testServer(t, &ServerOpts{Replay: -1, RingSize: 4, Lapped: DisconnectLapped, OnEvent: sessionEvents(sessions)})
+	s, hs := testServer(t, &ServerOpts{NoReplay: true, RingSize: 4, Lapped: DisconnectLapped, OnEvent: sessionEvents(sessions)})
 	c, _ := stuckWriter(t, s, wsURL(hs, "/"), sessions, 12)
 	wantClose(t, c, websocket.ClosePolicyViolation)
 	if st := s.Stats(); st.Dropped != 1 {
@@ -171,7 +171,7 @@ func TestDeadClientDoesNotDelayOthersAndMemoryStaysBounded(t *testing.T) {
 		fill = 8 << 20 // one frame bigger than the dead client's sockets hold
 	)
 	run := func(withDead bool) (lat []time.Duration, st ServerStats, grew int64) {
-		s, hs := testServer(t, &ServerOpts{Replay: -1, RingSize: ring, WriteWait: 2 * time.Second, Coalesce: -1})
+		s, hs := testServer(t, &ServerOpts{NoReplay: true, RingSize: ring, WriteWait: 2 * time.Second, NoCoalesce: true})
 		before := heapAlloc()
 		if withDead {
 			// It never reads; its writer is stuck in write from now on

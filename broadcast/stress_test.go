@@ -28,7 +28,7 @@ func TestMixedTrafficArrivesWholeAndInOrder(t *testing.T) {
 	)
 	var mu sync.Mutex
 	sessionOf := map[int]string{}
-	s, hs := testServer(t, &ServerOpts{RingSize: 1 << 14, Replay: -1, Coalesce: -1, Writers: 4,
+	s, hs := testServer(t, &ServerOpts{RingSize: 1 << 14, NoReplay: true, NoCoalesce: true, Writers: 4,
 		PingInterval: 30 * time.Millisecond, PongTimeout: 30 * time.Second, ReplyQueue: 1024,
 		// Up to 1024 replies of up to 100 KB queued per client: far over
 		// the default budget, which is not what this test is about.

@@ -54,6 +54,7 @@ start() {
 		port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
 		mkdir -p "$tmp/nodered"
 		broadcast/internal/benchserver/nodered/flow.sh "$rate" >"$tmp/nodered/flows.json"
+		: >"$tmp/server.out" # exists before the loop below reads it
 		BENCH_PORT=$port BENCH_FLOW="$tmp/nodered/flows.json" BENCH_USERDIR="$tmp/nodered" \
 			node "$node_red/red.js" --settings broadcast/internal/benchserver/nodered/settings.js >"$tmp/server.out" 2>&1 &
 		server_pid=$!
@@ -64,9 +65,10 @@ start() {
 		done
 		return
 	fi
+	: >"$tmp/server.out" # exists before the loop below reads it
 	"$tmp/benchserver" -mode "$mode" -listen 127.0.0.1:0 -rate "$rate" -max 150s >"$tmp/server.out" 2>&1 &
 	server_pid=$!
-	for _ in $(seq 50); do
+	for _ in $(seq 300); do
 		server_addr=$(awk '/^ready/ {print $3}' "$tmp/server.out")
 		[[ -n "$server_addr" ]] && return
 		sleep 0.1

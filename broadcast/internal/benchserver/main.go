@@ -43,7 +43,8 @@ func run() error {
 	listen := flag.String("listen", "127.0.0.1:9001", "address")
 	rate := flag.Float64("rate", 100, "messages per second")
 	maxRun := flag.Duration("max", 3*time.Minute, "exit after this long, whatever happens")
-	coalesce := flag.Duration("coalesce", 0, "ours: ServerOpts.Coalesce (0 = default, -1ns = off)")
+	coalesce := flag.Duration("coalesce", 0, "ours: ServerOpts.Coalesce (0: the default)")
+	noCoalesce := flag.Bool("no-coalesce", false, "ours: ServerOpts.NoCoalesce, a write after every publish")
 	writers := flag.Int("writers", 0, "ours: ServerOpts.Writers (0 = default, GOMAXPROCS)")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (investigation only)")
 	memEvery := flag.Duration("memstats", 0, "print Go memory statistics to stderr this often (0: never)")
@@ -74,7 +75,7 @@ func run() error {
 	var stop func()
 	switch *mode {
 	case "ours":
-		s := broadcast.NewServer(&broadcast.ServerOpts{Coalesce: *coalesce, Writers: *writers, MaxClients: 20000})
+		s := broadcast.NewServer(&broadcast.ServerOpts{Coalesce: *coalesce, NoCoalesce: *noCoalesce, Writers: *writers, MaxClients: 20000})
 		h, stop = s, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
