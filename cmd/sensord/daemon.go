@@ -104,11 +104,13 @@ type daemon struct {
 	storeErr       string         // why store is nil
 	historyRefused atomic.Uint64  // /api/history requests answered 400
 	watch          *sensorWatch
+	update         *updatePanel // the A/B updater's panel and upload (update.go)
 }
 
 func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logger) (*daemon, error) {
 	dev = sensor.Calibrated(dev, cfg.offsets())
 	d := &daemon{cfg: cfg, log: log, started: time.Now(), warnings: warnings, dev: dev}
+	d.update = newUpdatePanel(log)
 	d.openHistory()
 	backoff := maxBackoff(cfg.Period)
 	p, err := sensor.NewPoller(dev, &sensor.PollOpts{

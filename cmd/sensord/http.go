@@ -53,6 +53,7 @@ func (d *daemon) routes() http.Handler {
 	mux.HandleFunc("GET /api/latest", d.handleLatest)
 	mux.HandleFunc("GET /api/history", d.handleHistory)
 	mux.HandleFunc("GET /metrics", d.handleMetrics)
+	d.update.register(mux)
 	var h http.Handler = mux
 	if d.cfg.Token != "" {
 		h = requireToken(d.cfg.Token, h)

@@ -102,6 +102,7 @@ func (d *daemon) writeMetrics(w io.Writer) {
 		m.family("sensord_connections_refused_total", "counter", "Connections closed at once for being over the bound.")
 		m.sample("sensord_connections_refused_total", "", float64(d.conns.Refused()))
 	}
+	d.update.writeMetrics(m)
 	m.family("sensord_hosts_refused_total", "counter", "Requests refused for a Host not in -allowed-hosts.")
 	m.sample("sensord_hosts_refused_total", "", float64(d.hostsRefused.Load()))
 	m.family("sensord_ws_buffer_bytes", "gauge", "Bytes WebSocket clients hold in partial messages and queued replies (all paths).")

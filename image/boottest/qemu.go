@@ -40,8 +40,11 @@ func (t *test) startQemuArgs(args []string, sock string) error {
 		t.logf("qemu pid %d", t.qemu.Process.Pid)
 	}
 	t.qemuErr = make(chan error, 1)
+	done := make(chan struct{})
+	go t.watchWatchdog(qlog.Name(), time.Now(), done)
 	go func() {
 		err := t.qemu.Wait()
+		close(done)
 		qlog.Close()
 		if b, rerr := os.ReadFile(qlog.Name()); rerr == nil {
 			if n := strings.Count(string(b), watchdogFired); n > 0 {
@@ -74,4 +77,29 @@ func (t *test) startQemuArgs(args []string, sock string) error {
 	}
 	t.console = NewConsole(conn, conn, log)
 	return nil
+}
+
+// watchWatchdog logs, while qemu runs, each expiry of the guest's hardware
+// watchdog with the time since qemu started: the guest's monotonic clock
+// runs with the host's under TCG, so the guest journal's timestamps
+// (journalctl -o short-monotonic) show what PID 1 was doing then.
+func (t *test) watchWatchdog(qlog string, start time.Time, done <-chan struct{}) {
+	seen := 0
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		b, err := os.ReadFile(qlog)
+		if err != nil {
+			continue
+		}
+		if n := strings.Count(string(b), watchdogFired); n > seen {
+			t.logf("qemu: the guest's hardware watchdog expired (%d so far) %.0f s after qemu started", n, time.Since(start).Seconds())
+			seen = n
+		}
+	}
 }

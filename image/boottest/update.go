@@ -203,13 +203,22 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 	t.check(r.Has("last_outcome=committed") && r.Has("version="+v.next), "sensorctl status after the commit: %q", strings.Join(r.Lines(), " | "))
 	t.check(t.dataFingerprint(ctx) == fp, "data partition unchanged by the update")
 
-	t.phase("install a bundle whose sensord never becomes healthy")
-	t.guest(ctx, "mkdir -p /run/stick && mount -o ro /dev/vdb /run/stick")
-	r, _ = t.guestLong(ctx, "sensorctl update /run/stick/bad.update 2>&1")
-	t.check(r.Status == 0, "sensorctl update bad.update: %q", strings.Join(r.Lines(), " | "))
-	if err := reboot(3 * time.Minute); err != nil {
+	t.expectPanel(ctx, "after the commit", func(in updatePanel) bool {
+		return in.Slot == "B" && in.Mode == update.ModeTrial && in.Version == v.next && in.Committed == "B" && in.Last["outcome"] == "committed"
+	})
+
+	// The dashboard's way in: the bundle is uploaded over HTTP to sensord,
+	// which spools it; the root path unit installs it and reboots.
+	t.phase("upload, on the dashboard, a bundle whose sensord never becomes healthy")
+	start = time.Now()
+	status, body, err := t.upload(ctx, v.badPath)
+	t.check(err == nil && status == http.StatusAccepted, "dashboard upload of the never-healthy bundle accepted: %d %s %v", status, body, err)
+	if err := t.waitQemuExit(10 * time.Minute); err != nil {
+		t.fail("the upload was never installed and rebooted into: %v", err)
 		return err
 	}
+	t.pass("sensord-update-spool installed the upload and rebooted")
+	t.number("dashboard upload of the %d-byte bundle to reboot (upload, two verifications, write, read back): %.0f s", v.badBytes, time.Since(start).Seconds())
 	if err := boot("4, the bad bundle on trial in slot A", false); err != nil {
 		return err
 	}
@@ -230,6 +239,9 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 	t.check(strings.Contains(r.Out, "version "+v.bad+" rolled back"), "the journal says the update was rolled back: %q", strings.Join(r.Lines(), " | "))
 	r, _ = t.guest(ctx, "sensorctl status")
 	t.check(r.Has("last_outcome=rolled-back") && r.Has("last_version="+v.bad), "sensorctl status after the rollback: %q", strings.Join(r.Lines(), " | "))
+	t.expectPanel(ctx, "after the rollback", func(in updatePanel) bool {
+		return in.Slot == "B" && in.Mode == update.ModeRolledBack && in.Version == v.next && in.Last["outcome"] == "rolled-back" && in.Last["version"] == v.bad
+	})
 	t.check(t.dataFingerprint(ctx) == fp, "data partition unchanged by the rollback")
 	t.stopQemu()
 
@@ -243,8 +255,9 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 }
 
 type bundles struct {
-	n, next, bad string
-	goodBytes    int64
+	n, next, bad        string
+	goodBytes, badBytes int64
+	badPath             string // on the host: the dashboard upload sends it
 }
 
 // makeBundles writes the test's bundles onto a second disk (a stick): good
@@ -359,6 +372,13 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 	}
 	if err := run(nil, "mkfs.ext4", "-q", "-F", "-d", stick, t.stick); err != nil {
 		return v, err
+	}
+	v.badPath = filepath.Join(t.dir, "bad.update")
+	if err := os.Rename(filepath.Join(stick, "bad.update"), v.badPath); err != nil {
+		return v, err
+	}
+	if fi, err := os.Stat(v.badPath); err == nil {
+		v.badBytes = fi.Size()
 	}
 	os.RemoveAll(stick)
 	t.logf("bundles: N=%s, N+1=%s (%d bytes), never healthy=%s, tampered, foreign key", v.n, v.next, v.goodBytes, v.bad)
@@ -478,4 +498,54 @@ func (t *test) killQemu() {
 	syscall.Kill(t.qemu.Process.Pid, syscall.SIGKILL)
 	<-t.qemuErr
 	t.qemu = nil
+}
+
+// updatePanel is what the dashboard's GET /api/update answers.
+type updatePanel struct {
+	Available bool              `json:"available"`
+	Slot      string            `json:"slot"`
+	Mode      string            `json:"mode"`
+	Version   string            `json:"version"`
+	Committed string            `json:"committed"`
+	Last      map[string]string `json:"last"`
+}
+
+// expectPanel checks the dashboard's update panel (the JSON its device
+// panel shows) with ok.
+func (t *test) expectPanel(ctx context.Context, when string, ok func(updatePanel) bool) {
+	var in updatePanel
+	req, _ := http.NewRequestWithContext(ctx, "GET", t.url("/api/update"), nil)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err == nil {
+		err = json.NewDecoder(resp.Body).Decode(&in)
+		resp.Body.Close()
+	}
+	t.check(err == nil && in.Available && ok(in), "the dashboard's update panel %s: %+v (%v)", when, in, err)
+}
+
+// upload posts the bundle at path to the dashboard's /api/update, as the
+// page's upload form does.
+func (t *test) upload(ctx context.Context, path string) (int, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", t.url("/api/update"), f)
+	if err != nil {
+		return 0, "", err
+	}
+	req.ContentLength = fi.Size()
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := (&http.Client{Timeout: 15 * time.Minute}).Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, strings.TrimSpace(string(b)), nil
 }
