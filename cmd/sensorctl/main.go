@@ -112,6 +112,7 @@ func run(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		durable()
 		m, err := u.Install(args[1])
 		if err != nil {
 			// A refused bundle leaves the slots as they were; say so.
@@ -254,6 +255,7 @@ func installSpool(spooled, taken string, out io.Writer) error {
 		u.Last("refused", "", "", err.Error())
 		return err
 	}
+	durable()
 	m, err := u.Install(taken)
 	if err != nil {
 		if lerr := u.Last("refused", m.Version, "", err.Error()); lerr != nil {
@@ -264,3 +266,9 @@ func installSpool(spooled, taken string, out io.Writer) error {
 	fmt.Fprintf(out, "uploaded version %s installed: rebooting into its trial\n", m.Version)
 	return exec.Command("systemctl", "reboot").Run()
 }
+
+// durable flushes every filesystem before an install starts writing a
+// slot: what the appliance wrote before (history, SSH host keys, the
+// machine ID, settings) must survive a power cut during the install, and
+// the kernel would otherwise hold some of it in memory for up to 30 s.
+func durable() { syscall.Sync() }

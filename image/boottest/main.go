@@ -115,6 +115,12 @@ func main() {
 	}
 	err := run(ctx)
 	t.phase("")
+	// The update test resets the guest through its watchdog on purpose
+	// and checks that itself; anywhere else an expiry is PID 1 (or the
+	// kernel) missing its 15 s, which on a Pi is a reboot.
+	if !o.update.on && len(t.watchdog) > 0 {
+		t.fail("the guest's hardware watchdog expired and reset it (%d times): PID 1 missed its 15 s", len(t.watchdog))
+	}
 	if err != nil {
 		t.fail("fatal: %v", err)
 	}
@@ -147,8 +153,11 @@ type test struct {
 	// otherKey an unrelated one the guest must refuse.
 	key, otherKey string
 
-	mqtt  *hostBroker // the host side's Mosquitto (mqtt.go)
-	stick string      // a second, read-only disk (update.go's bundles), if set
+	mqtt *hostBroker // the host side's Mosquitto (mqtt.go)
+	// watchdog gets the time since qemu started of each expiry of the
+	// guest's hardware watchdog (qemu.go, watchQMP).
+	watchdog chan time.Duration
+	stick    string // a second, read-only disk (update.go's bundles), if set
 }
 
 type phaseTime struct {

@@ -243,6 +243,46 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 		return in.Slot == "B" && in.Mode == update.ModeRolledBack && in.Version == v.next && in.Last["outcome"] == "rolled-back" && in.Last["version"] == v.bad
 	})
 	t.check(t.dataFingerprint(ctx) == fp, "data partition unchanged by the rollback")
+
+	// A board that hangs on its trial boot: PID 1 stopped (pid1stop), so
+	// nothing pings the hardware watchdog; it resets the guest, and the
+	// try is already spent.
+	t.phase("install a bundle whose trial boot hangs")
+	t.guest(ctx, "mkdir -p /run/stick && mount -o ro /dev/vdb /run/stick")
+	r, _ = t.guestLong(ctx, "sensorctl update /run/stick/hang.update 2>&1")
+	t.check(r.Status == 0 && strings.Contains(r.Out, "boots on trial"), "sensorctl update hang.update: %q", strings.Join(r.Lines(), " | "))
+	if err := reboot(3 * time.Minute); err != nil {
+		return err
+	}
+	if err := boot("6, the hanging trial in slot A", false); err != nil {
+		return err
+	}
+	t.expectBoot(ctx, "A", update.ModeTrial)
+	r, _ = t.guest(ctx, "grep -x trial=A /data/update/state")
+	t.check(r.Has("trial=A"), "the trial is not committed yet when PID 1 is stopped: %q", strings.Join(r.Lines(), " "))
+	for len(t.watchdog) > 0 {
+		<-t.watchdog
+	}
+	t.guest(ctx, "mount -o ro /dev/vdb /run/stick 2>/dev/null; (/run/stick/pid1stop > /dev/console 2>&1 &); sleep 1")
+	start = time.Now()
+	select {
+	case at := <-t.watchdog:
+		t.pass("the guest's hardware watchdog expired %.0f s after PID 1 was stopped (%.0f s after qemu started)", time.Since(start).Seconds(), at.Seconds())
+	case <-time.After(3 * time.Minute):
+		t.fail("the hardware watchdog never expired with PID 1 stopped")
+	}
+	if err := t.waitQemuExit(2 * time.Minute); err != nil {
+		t.fail("the watchdog did not reset the guest: %v", err)
+		return err
+	}
+	if err := boot("7, rolled back to slot B after the watchdog reset", true); err != nil {
+		return err
+	}
+	t.expectBoot(ctx, "B", update.ModeRolledBack)
+	t.expectVersion(ctx, v.next)
+	r, _ = t.guest(ctx, "sensorctl status")
+	t.check(r.Has("last_outcome=rolled-back") && r.Has("last_version="+v.hang), "sensorctl status after the watchdog reset: %q", strings.Join(r.Lines(), " | "))
+	t.check(t.dataFingerprint(ctx) == fp, "data partition unchanged by the watchdog reset")
 	t.stopQemu()
 
 	fatAfter, err := t.bootPartitionHash()
@@ -255,7 +295,7 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 }
 
 type bundles struct {
-	n, next, bad        string
+	n, next, bad, hang  string
 	goodBytes, badBytes int64
 	badPath             string // on the host: the dashboard upload sends it
 }
@@ -280,7 +320,7 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 		return v, err
 	}
 	v.n = b.Manifest.Version
-	v.next, v.bad = v.n+"+next", v.n+"+broken"
+	v.next, v.bad, v.hang = v.n+"+next", v.n+"+broken", v.n+"+hangs"
 	work := filepath.Join(t.dir, "bundles")
 	stick := filepath.Join(t.dir, "stick")
 	for _, d := range []string{work, stick} {
@@ -338,6 +378,15 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 	if err := sign(good, filepath.Join(stick, "good.update"), v.next, key); err != nil {
 		return v, err
 	}
+	// The same root as good, named otherwise: its trial is the one the
+	// test hangs (pid1stop, built for the guest, on the stick too).
+	if err := sign(good, filepath.Join(stick, "hang.update"), v.hang, key); err != nil {
+		return v, err
+	}
+	if err := run([]string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64"}, "go", "build", "-trimpath",
+		"-o", filepath.Join(stick, "pid1stop"), "./image/boottest/pid1stop"); err != nil {
+		return v, err
+	}
 	_, foreign, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return v, err
@@ -367,7 +416,7 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 		return v, err
 	}
 	t.stick = filepath.Join(t.dir, "stick.img")
-	if err := run(nil, "truncate", "-s", strconv.FormatInt(4*v.goodBytes+64<<20, 10), t.stick); err != nil {
+	if err := run(nil, "truncate", "-s", strconv.FormatInt(5*v.goodBytes+64<<20, 10), t.stick); err != nil {
 		return v, err
 	}
 	if err := run(nil, "mkfs.ext4", "-q", "-F", "-d", stick, t.stick); err != nil {
@@ -381,7 +430,7 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 		v.badBytes = fi.Size()
 	}
 	os.RemoveAll(stick)
-	t.logf("bundles: N=%s, N+1=%s (%d bytes), never healthy=%s, tampered, foreign key", v.n, v.next, v.goodBytes, v.bad)
+	t.logf("bundles: N=%s, N+1=%s (%d bytes), never healthy=%s, hangs=%s, tampered, foreign key", v.n, v.next, v.goodBytes, v.bad, v.hang)
 	return v, nil
 }
 
