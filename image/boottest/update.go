@@ -41,7 +41,7 @@ func (u *updateOptions) flags() {
 // an emulated boot.
 const (
 	testHealthyFor = "20s"
-	testWithin     = "150s"
+	testWithin     = "300s"
 	// The interrupted install is killed once this much of the slot is
 	// written: well inside the write, whatever its speed.
 	killAfterBytes = 32 << 20
