@@ -263,7 +263,7 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 	for len(t.watchdog) > 0 {
 		<-t.watchdog
 	}
-	t.guest(ctx, "mount -o ro /dev/vdb /run/stick 2>/dev/null; (/run/stick/pid1stop > /dev/console 2>&1 &); sleep 1")
+	t.guest(ctx, "mkdir -p /run/stick && mount -o ro /dev/vdb /run/stick; (/run/stick/pid1stop > /dev/console 2>&1 &); sleep 1")
 	start = time.Now()
 	select {
 	case at := <-t.watchdog:
