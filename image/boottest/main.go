@@ -469,6 +469,9 @@ func (t *test) stopQemu() {
 		return
 	}
 	pid := t.qemu.Process.Pid
+	// Stopped once: a second call (the update test's deferred one) finds
+	// no qemu rather than waiting for an exit already taken.
+	defer func() { t.qemu = nil }()
 	select {
 	case err := <-t.qemuErr:
 		t.logf("qemu (pid %d) had exited: %v", pid, err)
