@@ -5,7 +5,8 @@
 #
 #   image/build.sh OUTDIR VERSION BINARY SERVICE SOCKET
 #
-# writes OUTDIR/sensord-VERSION-arm64.{img,img.xz,sha256,manifest}.
+# writes OUTDIR/sensord-VERSION-arm64.{img,img.xz,sha256,manifest} and the
+# signed update bundle OUTDIR/sensord-VERSION-arm64.update (ab.sh).
 #
 # Steps, each timed:
 #   base      the cached Debian root filesystem (image/base/mkbase.sh, 12-15 min
@@ -16,14 +17,17 @@
 #   firmware  device trees and overlays onto the boot partition, config.txt
 #   stamp     every timestamp := SOURCE_DATE_EPOCH (reproducible bytes)
 #   boot      FAT32 boot partition: mkfs.vfat + mtools, no mount
-#   root      ext4 root: mkfs.ext4 -d, fixed UUID and hash seed, no mount
-#   assemble  sfdisk on the image file, dd the two filesystems in
+#   root      the read-only root slot: squashfs; the data partition: ext4
+#   bundle    the root slot signed as an update bundle
+#   assemble  sfdisk on the image file (A/B layout), dd the filesystems in
 #   xz, sha   compressed copy and checksums
 #
 # Environment: SOURCE_DATE_EPOCH (default: the last commit's time),
 # IMAGE_CACHE (default /var/cache/sensord-image), IMAGE_XZ=0 to skip the .xz,
 # IMAGE_BASE=FILE.tar to use that base tarball instead of the cached one
-# (development only: the cache key no longer describes the image).
+# (development only: the cache key no longer describes the image),
+# IMAGE_KEY=FILE the ed25519 key bundles are signed with (default: the
+# repository's test key, image/keys/TEST-ONLY-update-key.pem).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -86,6 +90,7 @@ if [ -z "$imgtool" ]; then
 	imgtool=$work/imgtool
 	(cd "$here/.." && CGO_ENABLED=0 go build -o "$imgtool" ./image/imgtool)
 fi
+. "$here/ab.sh"
 
 # ---- unpack ----
 step unpack
@@ -112,6 +117,7 @@ ln -sfn ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
 # sensord-settings starts it.
 mkdir -p "$root/etc/systemd/system-generators"
 ln -sfn /dev/null "$root/etc/systemd/system-generators/systemd-ssh-generator"
+ab_files
 
 # ---- chroot (arm64 binaries under qemu-user) ----
 step chroot
@@ -120,7 +126,7 @@ chroot "$root" systemctl enable \
 	sensord.socket sensord.service \
 	sensord-settings.service sensord-growroot.service sensord-sshkeys.service \
 	systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
-	avahi-daemon.service
+	avahi-daemon.service sensord-update.service sensord-update-spool.path
 # systemd-firstboot would ask on the console for a time zone and a root
 # password on the first boot, holding the boot up until someone answers: an
 # appliance has no one there. apt's daily timers would download package lists
@@ -177,6 +183,8 @@ grep -q 'root=LABEL=RASPIROOT' "$root/boot/firmware/cmdline.txt" || {
 	exit 1
 }
 
+ab_boot
+
 # Package manifest, beside the image.
 dpkg-query --admindir="$root/var/lib/dpkg" -W -f '${Package}\t${Version}\t${Architecture}\n' | sort > "$out/$name.manifest"
 npkg=$(wc -l < "$out/$name.manifest")
@@ -194,7 +202,8 @@ find "$root" -depth -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 # ---- boot: FAT32, built with mtools ----
 step boot
 rootbytes=$(( $(du -s -B1 "$root" | cut -f1) - $(du -s -B1 "$root/boot/firmware" | cut -f1) ))
-"$imgtool" layout -root-bytes "$rootbytes" -disk-id "$disk_id" -sfdisk "$work/table" > "$work/layout.sh"
+# The boot partition's size does not depend on the root's (ab_root plans the rest).
+"$imgtool" layout-ab -root-image-bytes 1 -disk-id "$disk_id" > "$work/layout.sh"
 . "$work/layout.sh"
 boot=$work/boot.fat
 truncate -s "$BOOT_BYTES" "$boot"
@@ -218,36 +227,11 @@ fsck.vfat -n "$boot" > /dev/null
 find "$root/boot/firmware" -mindepth 1 -delete
 touch -h -d "@$SOURCE_DATE_EPOCH" "$root/boot/firmware" "$root/boot"
 
-# ---- root: ext4, populated from the tree ----
+# ---- root: the squashfs slot, the data partition; the bundle ----
 step root
-rootfs=$work/root.ext4
-truncate -s "$ROOT_BYTES" "$rootfs"
-E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mkfs.ext4 -q -F -L RASPIROOT -U "$root_uuid" -m 2 \
-	-E "hash_seed=$hash_seed,root_owner=0:0" -d "$root" "$rootfs"
-# mkfs.ext4 -d copies each file's ctime and atime from this machine, where
-# they are "now" (a ctime cannot be set): overwrite them in every used inode.
-dumpe2fs "$rootfs" 2>/dev/null | awk -v t="@$SOURCE_DATE_EPOCH" '
-	/^Inodes per group:/ { ipg = $4 }
-	/^Group [0-9]+:/ { g = $2 + 0 }
-	/^  Free inodes: / {
-		sub(/^  Free inodes: /, "")
-		delete free
-		n = split($0, r, /, */)
-		for (i = 1; i <= n; i++) {
-			if (r[i] == "") continue
-			m = split(r[i], ab, "-"); a = ab[1] + 0; b = (m > 1 ? ab[2] : ab[1]) + 0
-			for (j = a; j <= b; j++) free[j] = 1
-		}
-		for (j = g * ipg + 1; j <= (g + 1) * ipg; j++)
-			if (!(j in free) && (j == 2 || j >= 11)) { printf "sif <%d> ctime %s\nsif <%d> atime %s\n", j, t, j, t }
-	}' > "$work/times.debugfs"
-E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH debugfs -w -f "$work/times.debugfs" "$rootfs" > "$work/debugfs.log" 2>&1
-if grep -v '^debugfs\|^sif' "$work/debugfs.log" | grep -q .; then
-	grep -v '^debugfs\|^sif' "$work/debugfs.log" | head >&2
-	echo "build: debugfs failed" >&2
-	exit 1
-fi
-E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH e2fsck -fn "$rootfs" > "$work/fsck.log" 2>&1 || { cat "$work/fsck.log" >&2; exit 1; }
+ab_root
+step bundle
+ab_bundle
 
 # ---- assemble ----
 step assemble
@@ -256,7 +240,8 @@ rm -f "$img" "$img.xz"
 truncate -s "$IMG_BYTES" "$img"
 sfdisk --quiet --no-reread --no-tell-kernel "$img" < "$work/table"
 dd if="$boot" of="$img" bs=4M seek="$BOOT_OFFSET" oflag=seek_bytes conv=notrunc,sparse status=none
-dd if="$rootfs" of="$img" bs=4M seek="$ROOT_OFFSET" oflag=seek_bytes conv=notrunc,sparse status=none
+dd if="$rootfs" of="$img" bs=4M seek="$SLOT_A_OFFSET" oflag=seek_bytes conv=notrunc,sparse status=none
+dd if="$datafs" of="$img" bs=4M seek="$DATA_OFFSET" oflag=seek_bytes conv=notrunc,sparse status=none
 
 # ---- xz ----
 if [ "${IMAGE_XZ:-1}" != 0 ]; then
@@ -273,6 +258,7 @@ step done
 echo "build: $img"
 echo "build:   $(stat -c %s "$img") bytes ($((IMG_BYTES / 1048576)) MiB), root tree $((rootbytes / 1048576)) MiB, $npkg packages"
 [ ! -f "$img.xz" ] || echo "build:   $img.xz $(stat -c %s "$img.xz") bytes"
+echo "build:   root slot squashfs $(stat -c %s "$rootfs") bytes in a $((SLOT_BYTES / 1048576)) MiB slot; bundle $bundle $(stat -c %s "$bundle") bytes"
 echo "build:   SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH root UUID $root_uuid, disk ID $disk_id"
 echo "build: time per step (total $(( $(date +%s) - t_start ))s):"
 printf "$steps"

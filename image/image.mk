@@ -6,6 +6,8 @@
 #   make image-test   boot that image under qemu and prove it works
 #   make board-test   boot it as a Raspberry Pi 3 (qemu -M raspi3b), the way
 #                     the Pi's firmware would (image/README.md)
+#   make update-test  A/B updates under qemu: install, trial, commit, rollback,
+#                     refused bundles, a power cut mid-install
 #
 # All three need root (apt-get, binfmt_misc, chroot). The Debian base root
 # filesystem is cached outside the repo, in $(IMAGE_CACHE): the first build
@@ -17,14 +19,15 @@ IMAGE_FILE  := build/$(IMAGE_NAME).img
 # openssh-client: the boot test's key pairs (ssh-keygen) and its logins (ssh).
 # device-tree-compiler: the Pi 5 I2C overlay (dtc) and its check against the
 # device trees (fdtoverlay, fdtget). mosquitto: the host-side broker the
-# booted appliance publishes to.
+# booted appliance publishes to. squashfs-tools, cpio: the read-only root
+# slot and the initrd's A/B scripts.
 IMAGE_DEBS  := mmdebstrap qemu-user-static binfmt-support qemu-system-arm \
                dosfstools mtools e2fsprogs fdisk xz-utils libfaketime arch-test \
-               openssh-client device-tree-compiler mosquitto
+               openssh-client device-tree-compiler mosquitto squashfs-tools cpio
 # Seconds after start-up when the test's simulated sensor hangs.
 IMAGE_TEST_HANG ?= 100s
 
-.PHONY: image image-deps image-test board-test
+.PHONY: image image-deps image-test board-test update-test
 
 # Installs only what is missing; binfmt_misc is mounted and qemu-aarch64
 # registered every time (neither survives a reboot).
@@ -62,3 +65,11 @@ board-test: image-deps build-arm64
 		if [ "$$b" = raspi4b ]; then q=$$(image/qemu-backports.sh build/qemu-backports) || exit 1; fi; \
 		$(GO) run ./image/boottest -image $(IMAGE_FILE) -board $$b -qemu $$q || exit 1; \
 	done
+
+# The A/B update test: the same image and its bundle, then five boots under
+# qemu (image/README.md, "make update-test"). The simulated sensor never
+# hangs here: a trial must be able to stay healthy.
+update-test: image-deps build-arm64
+	IMAGE_XZ=0 $(IMAGE_BUILD)
+	$(GO) run ./image/boottest -update -image $(IMAGE_FILE) -bundle build/$(IMAGE_NAME).update \
+		-hang-after 1000h -timeout 60m

@@ -8,6 +8,10 @@
 //	                        /healthz has answered 200 for -healthy-for, or
 //	                        reboot (back into the committed slot) after -within
 //	sensorctl mark-good     commit the running trial slot now
+//	sensorctl install-spool FILE
+//	                        install a bundle sensord spooled from the
+//	                        dashboard (sensord-update-spool.path), then
+//	                        reboot into its trial
 //
 // sensord itself stays unprivileged; the bundle format and the boot flow
 // are in image/README.md.
@@ -23,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +42,10 @@ const (
 	statePath = "/data/update/state"
 	lastPath  = "/data/update/last"
 	bootPath  = "/run/sensord-boot"
+	// takenPath is where install-spool moves a spooled upload before it
+	// reads it: a directory only root can write, on the same filesystem
+	// as sensord's spool (/var), so sensord can no longer swap the name.
+	takenPath = "/var/lib/sensord-update/upload.update"
 )
 
 // Health gate defaults: a trial is committed after sensord has answered
@@ -92,7 +101,7 @@ func cstr(b []int8) string {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: sensorctl update FILE | status | boot | mark-good")
+		return errors.New("usage: sensorctl update FILE | status | boot | mark-good | install-spool FILE")
 	}
 	switch args[0] {
 	case "update":
@@ -103,6 +112,7 @@ func run(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		durable()
 		m, err := u.Install(args[1])
 		if err != nil {
 			// A refused bundle leaves the slots as they were; say so.
@@ -113,6 +123,11 @@ func run(args []string, out io.Writer) error {
 		}
 		fmt.Fprintln(out, "reboot to try it: systemctl reboot")
 		return nil
+	case "install-spool":
+		if len(args) != 2 {
+			return errors.New("usage: sensorctl install-spool FILE")
+		}
+		return installSpool(args[1], takenPath, out)
 	case "status":
 		return status(out)
 	case "mark-good":
@@ -215,3 +230,45 @@ func status(out io.Writer) error {
 	}
 	return nil
 }
+
+// installSpool installs the bundle sensord wrote to spooled (an upload on
+// the dashboard), then reboots into its trial. sensord owns spooled's
+// directory, so the file is first renamed into taken, which only root
+// can write, and must then be a regular file (not a link to a device or
+// another file); whatever the outcome it is removed, so the path unit
+// that started us does not start us again. The outcome goes to
+// /data/update/last, which the dashboard shows.
+func installSpool(spooled, taken string, out io.Writer) error {
+	if err := os.MkdirAll(filepath.Dir(taken), 0o700); err != nil {
+		return err
+	}
+	if err := os.Rename(spooled, taken); err != nil {
+		return fmt.Errorf("take the upload: %w", err)
+	}
+	defer os.Remove(taken)
+	u, err := newUpdater(out)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Lstat(taken); err != nil || !fi.Mode().IsRegular() {
+		err = fmt.Errorf("the upload %s is not a regular file (%v)", spooled, err)
+		u.Last("refused", "", "", err.Error())
+		return err
+	}
+	durable()
+	m, err := u.Install(taken)
+	if err != nil {
+		if lerr := u.Last("refused", m.Version, "", err.Error()); lerr != nil {
+			fmt.Fprintln(os.Stderr, "sensorctl:", lerr)
+		}
+		return fmt.Errorf("%w\nnothing was changed: slot %s stays committed", err, u.Boot.Slot)
+	}
+	fmt.Fprintf(out, "uploaded version %s installed: rebooting into its trial\n", m.Version)
+	return exec.Command("systemctl", "reboot").Run()
+}
+
+// durable flushes every filesystem before an install starts writing a
+// slot: what the appliance wrote before (history, SSH host keys, the
+// machine ID, settings) must survive a power cut during the install, and
+// the kernel would otherwise hold some of it in memory for up to 30 s.
+func durable() { syscall.Sync() }

@@ -110,6 +110,7 @@ type daemon struct {
 	history  *readings.History // /api/history
 	watch    *sensorwatch.Watch
 	checker  *health.Checker // /healthz
+	update   *updatePanel    // the A/B updater's panel and upload (update.go)
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health
@@ -117,6 +118,7 @@ type daemon struct {
 func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logger, now func() time.Time) (*daemon, error) {
 	dev = sensor.Calibrated(dev, cfg.offsets())
 	d := &daemon{cfg: cfg, log: log, now: now, started: now(), warnings: warnings, dev: dev}
+	d.update = newUpdatePanel(log)
 	d.openHistory()
 	backoff := maxBackoff(cfg.Period)
 	p, err := sensor.NewPoller(dev, &sensor.PollOpts{

@@ -28,6 +28,7 @@ func (d *daemon) routes() http.Handler {
 	mux.Handle("GET /api/latest", readings.Latest(d.poller.Latest))
 	mux.Handle("GET /api/history", d.history)
 	mux.Handle("GET /metrics", promtext.Handler(d.writeMetrics))
+	d.update.register(mux)
 	var h http.Handler = mux
 	if d.cfg.Token != "" {
 		h = guard.Token(d.cfg.Token, h)

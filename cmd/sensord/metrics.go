@@ -96,6 +96,7 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 		m.Family("sensord_connections_refused_total", "counter", "Connections closed at once for being over the bound.")
 		m.Sample("sensord_connections_refused_total", "", float64(d.conns.Refused()))
 	}
+	d.update.writeMetrics(m)
 	m.Family("sensord_hosts_refused_total", "counter", "Requests refused for a Host not in -allowed-hosts.")
 	m.Sample("sensord_hosts_refused_total", "", float64(d.hostsRefused.Load()))
 	m.Family("sensord_ws_buffer_bytes", "gauge", "Bytes WebSocket clients hold in partial messages and queued replies (all paths).")

@@ -20,7 +20,7 @@ import (
 // way the Pi's firmware would boot it: the kernel and initramfs config.txt
 // names, the board's device tree and cmdline.txt, all from the card's FAT
 // partition, and the card itself as the SD card. The checks: the kernel
-// sees the Pi's model, the root is the SD card's RASPIROOT, systemd runs,
+// sees the Pi's model, the root is the SD card's slot A, systemd runs,
 // /dev/gpiochip* exists and sensord (the image's own settings: a DHT22 on
 // GPIO4) opened line 4 of the header's chip.
 
@@ -114,9 +114,9 @@ func BoardCmdline(cmdline, console string) string {
 // console.
 var kernelLog = regexp.MustCompile(`^\[\s*\d+\.\d+\]`)
 
-// sdRoot is the root on an SD card's second partition (mmcblk0 on the Pi 3,
-// the Pi 4's emmc2 may be mmcblk1).
-var sdRoot = regexp.MustCompile(`^/dev/mmcblk\d+p2 ext4$`)
+// sdRoot is root slot A, the read-only squashfs on an SD card's second
+// partition (mmcblk0 on the Pi 3, the Pi 4's emmc2 may be mmcblk1).
+var sdRoot = regexp.MustCompile(`^/dev/mmcblk\d+p2 squashfs$`)
 
 // shellLines is r's lines without kernel messages that the console
 // interleaved.
@@ -287,10 +287,10 @@ func (t *test) runBoard(ctx context.Context) (err error) {
 	r = run("cat /proc/cmdline")
 	l = shellLines(r)
 	t.check(len(l) == 1 && hasPrefixFields(l[0], string(cl)), "the kernel command line is the card's cmdline.txt (and the test's additions): %q", strings.Join(l, " | "))
-	r = run("findmnt -rno SOURCE,FSTYPE /; lsblk -rno LABEL \"$(findmnt -rno SOURCE /)\"")
+	r = run("findmnt -rno SOURCE,FSTYPE /; cat /run/sensord-boot")
 	l = shellLines(r)
-	t.check(len(l) == 2 && sdRoot.MatchString(l[0]) && l[1] == "RASPIROOT",
-		"the root is the SD card's RASPIROOT (the initramfs found it by label): %q", strings.Join(l, " | "))
+	t.check(len(l) >= 3 && sdRoot.MatchString(l[0]) && slices.Contains(l, "slot=A") && slices.Contains(l, "mode=committed"),
+		"the root is the SD card's slot A (squashfs, partition 2), chosen by the initramfs from the data partition's slot state: %q", strings.Join(l, " | "))
 	r = run("readlink /proc/1/exe")
 	l = shellLines(r)
 	t.check(len(l) == 1 && l[0] == "/usr/lib/systemd/systemd", "PID 1 is systemd: %q", strings.Join(l, " | "))

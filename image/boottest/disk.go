@@ -85,3 +85,16 @@ func BootFiles(configTxt string) (kernel, initrd string, err error) {
 	}
 	return kernel, initrd, nil
 }
+
+// checkABLayout checks the A/B image's table: FAT32 boot, two equal Linux
+// root slots, a Linux data partition last.
+func checkABLayout(p [4]Partition) error {
+	if p[0].Type != 0x0c || p[1].Type != 0x83 || p[2].Type != 0x83 || p[3].Type != 0x83 {
+		return fmt.Errorf("partition types %#x %#x %#x %#x: want FAT32 LBA (0xc), then three Linux (0x83): slot A, slot B, data",
+			p[0].Type, p[1].Type, p[2].Type, p[3].Type)
+	}
+	if p[1].Length != p[2].Length {
+		return fmt.Errorf("slot A is %d bytes, slot B %d: want equal", p[1].Length, p[2].Length)
+	}
+	return nil
+}

@@ -81,7 +81,8 @@ type options struct {
 	keep      bool
 	qemu      string
 	smp       int
-	board     string // board.go: boot as this Raspberry Pi instead of -M virt
+	board     string        // board.go: boot as this Raspberry Pi instead of -M virt
+	update    updateOptions // -update: the A/B update test (update.go)
 }
 
 func main() {
@@ -93,6 +94,7 @@ func main() {
 	flag.StringVar(&o.qemu, "qemu", "qemu-system-aarch64", "qemu binary")
 	flag.IntVar(&o.smp, "smp", 2, "guest CPUs")
 	flag.StringVar(&o.board, "board", "", "boot as this Raspberry Pi (qemu -M raspi3b, raspi4b) the way its firmware would, and check the board (board.go), instead of the appliance checks under -M virt")
+	o.update.flags()
 	flag.Parse()
 	if o.image == "" {
 		fmt.Fprintln(os.Stderr, "boottest: -image is required")
@@ -105,11 +107,20 @@ func main() {
 
 	t := &test{opts: o, start: time.Now(), phaseStart: time.Now()}
 	run := t.run
-	if o.board != "" {
+	switch {
+	case o.board != "":
 		run = t.runBoard
+	case o.update.on:
+		run = t.runUpdate
 	}
 	err := run(ctx)
 	t.phase("")
+	// The update test resets the guest through its watchdog on purpose
+	// and checks that itself; anywhere else an expiry is PID 1 (or the
+	// kernel) missing its 15 s, which on a Pi is a reboot.
+	if !o.update.on && len(t.watchdog) > 0 {
+		t.fail("the guest's hardware watchdog expired and reset it (%d times): PID 1 missed its 15 s", len(t.watchdog))
+	}
 	if err != nil {
 		t.fail("fatal: %v", err)
 	}
@@ -143,6 +154,10 @@ type test struct {
 	key, otherKey string
 
 	mqtt *hostBroker // the host side's Mosquitto (mqtt.go)
+	// watchdog gets the time since qemu started of each expiry of the
+	// guest's hardware watchdog (qemu.go, watchQMP).
+	watchdog chan time.Duration
+	stick    string // a second, read-only disk (update.go's bundles), if set
 }
 
 type phaseTime struct {
@@ -317,10 +332,10 @@ func (t *test) prepare(ctx context.Context) (kernel, initrd, cmdline string, roo
 	if err != nil {
 		return "", "", "", 0, err
 	}
-	if parts[0].Type != 0x0c || parts[1].Type != 0x83 {
-		return "", "", "", 0, fmt.Errorf("partition types %#x, %#x: want FAT32 LBA (0xc) and Linux (0x83)", parts[0].Type, parts[1].Type)
+	if err := checkABLayout(parts); err != nil {
+		return "", "", "", 0, err
 	}
-	t.pass("MBR: FAT32 boot partition at %d MiB, ext4 root %d MiB", parts[0].Start>>20, parts[1].Length>>20)
+	t.pass("MBR: FAT32 boot partition at %d MiB, root slots A and B %d MiB each, data partition %d MiB", parts[0].Start>>20, parts[1].Length>>20, parts[3].Length>>20)
 	fat := fmt.Sprintf("%s@@%d", disk, parts[0].Start)
 	mtools := func(args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
@@ -386,7 +401,7 @@ func (t *test) prepare(ctx context.Context) (kernel, initrd, cmdline string, roo
 		return "", "", "", 0, err
 	}
 	t.logf("boot partition: kernel %s, initrd %s, cmdline.txt %q", k, i, strings.TrimSpace(string(cl)))
-	return kernel, initrd, strings.TrimSpace(string(cl)), parts[1].Length, nil
+	return kernel, initrd, strings.TrimSpace(string(cl)), parts[3].Length, nil
 }
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1 for qemu to
@@ -427,6 +442,10 @@ func (t *test) startQemu(kernel, initrd, cmdline string) error {
 		"-serial", "chardev:ser0",
 		"-display", "none", "-monitor", "none", "-nodefaults", "-no-reboot",
 	}
+	if t.stick != "" {
+		args = append(args, "-drive", "file="+t.stick+",format=raw,if=none,id=hd1,readonly=on",
+			"-device", "virtio-blk-pci,drive=hd1")
+	}
 	return t.startQemuArgs(args, sock)
 }
 
@@ -450,6 +469,9 @@ func (t *test) stopQemu() {
 		return
 	}
 	pid := t.qemu.Process.Pid
+	// Stopped once: a second call (the update test's deferred one) finds
+	// no qemu rather than waiting for an exit already taken.
+	defer func() { t.qemu = nil }()
 	select {
 	case err := <-t.qemuErr:
 		t.logf("qemu (pid %d) had exited: %v", pid, err)
@@ -569,20 +591,22 @@ func (t *test) checkSystemd(ctx context.Context, origRoot int64) {
 	t.check(len(lines) >= 4 && strings.Contains(lines[0], "noatime") && strings.HasPrefix(lines[1], "vfat") && lines[2] == "0" && lines[3] != "0",
 		"root noatime, /boot/firmware vfat, no swap, journal in /run: %q", strings.Join(lines, " | "))
 
-	// The first boot grew the root filesystem into the extra 1 GiB.
+	// The first boot grew the data partition into the extra 1 GiB.
 	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	for {
-		r, err := t.console.Run(wctx, "systemctl is-active sensord-growroot.service; df -B1 --output=size / | tail -n 1")
+		r, err := t.console.Run(wctx, "systemctl is-active sensord-growroot.service; df -B1 --output=size /data | tail -n 1")
 		if err != nil {
-			t.fail("root filesystem growth: %v", err)
+			t.fail("data partition growth: %v", err)
 			break
 		}
 		l := r.Lines()
 		if len(l) == 2 && l[0] != "activating" {
 			size, _ := strconv.ParseInt(l[1], 10, 64)
-			t.check(size > origRoot, "first boot grew the root filesystem into the bigger disk: partition %d MiB in the image, filesystem now %d MiB (growroot %s)",
-				origRoot>>20, size>>20, l[0])
+			if !t.check(size > origRoot, "first boot grew the data partition into the bigger disk: partition %d MiB in the image, filesystem now %d MiB (growroot %s)",
+				origRoot>>20, size>>20, l[0]) {
+				t.explain(ctx, "journalctl -b -u sensord-growroot -o cat --no-pager | tail -n 15")
+			}
 			break
 		}
 		select {

@@ -185,7 +185,7 @@ func newHandler(fsys fs.FS, o Options) (*handler, error) {
 	}
 	// index.html links these by name; each reference gets "?v=<hash>" so
 	// the browser may cache the file as immutable.
-	for _, name := range []string{"hub.js", "app.js", "mqtt.js", "app.css", "favicon.svg"} {
+	for _, name := range []string{"hub.js", "app.js", "mqtt.js", "update.js", "app.css", "favicon.svg"} {
 		f, ok := h.files["/"+name]
 		if !ok {
 			return nil, fmt.Errorf("web: index.html links %s, which is not embedded", name)

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"sensord/cmd/sensord/internal/httpjson"
+	"sensord/cmd/sensord/internal/promtext"
+	"sensord/image/update"
+)
+
+// Where the A/B image keeps what the dashboard's update panel shows and
+// where an upload goes (image/README.md, "A/B updates"). sensord only
+// reads the first four; the privileged updater (sensorctl, root) writes
+// them. The spool directory is inside sensord's StateDirectory=, the one
+// place its unit lets it write.
+const (
+	updateBootPath  = "/run/sensord-boot"
+	updateStatePath = "/data/update/state"
+	updateLastPath  = "/data/update/last"
+	updateKeyPath   = "/usr/lib/sensord/update-key.pem"
+	updateSpoolDir  = "/var/lib/sensord/update-spool"
+	// updateSpoolName is the name the root path unit
+	// (sensord-update-spool.path) waits for; an upload is renamed to it
+	// only once it is complete, synced and its signature checked.
+	updateSpoolName = "bundle.update"
+)
+
+// maxUploadBytes bounds an uploaded bundle: the root slot it is written
+// to is 768 MiB (image/layout), and the bundle's header is a few hundred
+// bytes; anything larger cannot be installed and would only fill /data.
+const maxUploadBytes = 768<<20 + 64<<10
+
+// uploadTimeout bounds one upload's body: a 250 MiB bundle over a Pi's
+// 2.4 GHz Wi-Fi at 1 MB/s takes about four minutes; the server's own
+// ReadTimeout is for small requests.
+const uploadTimeout = 20 * time.Minute
+
+// updatePanel serves the dashboard's view of the A/B updater:
+//
+//	GET  /api/update   running slot and version, pending trial, last outcome
+//	POST /api/update   the request body is a bundle: spooled for the updater
+//
+// sensord stays unprivileged: it never writes a slot or the slot state. An
+// upload is written to SpoolDir (a temporary name, synced, its signature
+// checked against the key the image trusts so a wrong file is refused at
+// once with a clear message), then renamed to updateSpoolName; a root
+// path unit sees the name and runs `sensorctl install-spool`, which checks
+// everything again, installs, records the outcome in LastPath and reboots
+// into the trial. Both sides are on the same filesystem, so the rename is
+// atomic: the updater never sees half an upload.
+type updatePanel struct {
+	BootPath, StatePath, LastPath, KeyPath, SpoolDir string
+	MaxBytes                                         int64
+	Now                                              func() time.Time
+	Log                                              *slog.Logger
+
+	uploading sync.Mutex    // one upload at a time
+	refused   atomic.Uint64 // uploads answered 4xx/5xx
+	accepted  atomic.Uint64 // uploads handed to the updater
+}
+
+func newUpdatePanel(log *slog.Logger) *updatePanel {
+	return &updatePanel{
+		BootPath: updateBootPath, StatePath: updateStatePath, LastPath: updateLastPath,
+		KeyPath: updateKeyPath, SpoolDir: updateSpoolDir,
+		MaxBytes: maxUploadBytes, Now: time.Now, Log: log,
+	}
+}
+
+// updateInfo is GET /api/update's body.
+type updateInfo struct {
+	// Available is false off the A/B image (no /run/sensord-boot): make
+	// run on a laptop, a Pi on Raspberry Pi OS. The rest is then empty.
+	Available bool   `json:"available"`
+	Slot      string `json:"slot,omitempty"`
+	// Mode is committed, trial (this boot is on trial, not yet
+	// committed) or rolled-back (the trial before this boot failed).
+	Mode      string            `json:"mode,omitempty"`
+	Version   string            `json:"version,omitempty"` // what the slot state says the running slot holds
+	Committed string            `json:"committed,omitempty"`
+	Trial     string            `json:"trial,omitempty"` // the slot that boots on trial next
+	Last      map[string]string `json:"last,omitempty"`  // outcome, version, slot, time, detail
+	// Pending: an upload waits for (or is in) the updater.
+	Pending bool   `json:"pending"`
+	Error   string `json:"error,omitempty"`
+}
+
+func (u *updatePanel) info() updateInfo {
+	b, err := update.ReadBoot(u.BootPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return updateInfo{}
+	}
+	in := updateInfo{Available: true, Slot: b.Slot, Mode: b.Mode}
+	if err != nil {
+		in.Error = err.Error()
+		return in
+	}
+	st, err := update.ReadState(u.StatePath)
+	if err != nil {
+		in.Error = err.Error()
+		return in
+	}
+	in.Version, in.Committed, in.Trial = st["version_"+b.Slot], st["committed"], st["trial"]
+	if last, err := update.ReadState(u.LastPath); err == nil {
+		in.Last = map[string]string{}
+		for _, k := range []string{"outcome", "version", "slot", "time", "detail"} {
+			in.Last[k] = last[k]
+		}
+	}
+	_, err = os.Lstat(filepath.Join(u.SpoolDir, updateSpoolName))
+	in.Pending = err == nil
+	return in
+}
+
+func (u *updatePanel) handleGet(w http.ResponseWriter, r *http.Request) {
+	httpjson.Write(w, http.StatusOK, u.info())
+}
+
+// handlePost spools the request body as a bundle.
+func (u *updatePanel) handlePost(w http.ResponseWriter, r *http.Request) {
+	status, err := u.spool(w, r)
+	if err != nil {
+		u.refused.Add(1)
+		u.Log.Warn("update upload refused", "status", status, "err", err)
+		httpjson.WriteError(w, status, err.Error())
+		return
+	}
+	u.accepted.Add(1)
+	httpjson.Write(w, http.StatusAccepted, struct {
+		Status string `json:"status"`
+	}{"the bundle's signature is good; the updater installs it and reboots into it on trial"})
+}
+
+// Errors an upload can meet, with the status each answers.
+var (
+	errUpdateUnavailable = errors.New("updates need the A/B image (this system was not booted through its initramfs)")
+	errUpdateBusy        = errors.New("an update is already being uploaded or installed")
+	errUpdateOrigin      = errors.New("upload from another site's page refused")
+)
+
+func (u *updatePanel) spool(w http.ResponseWriter, r *http.Request) (int, error) {
+	// A page on another site cannot post here from the user's browser:
+	// with a token the cookie is SameSite=Strict; without one, Origin
+	// must be this host.
+	if o := r.Header.Get("Origin"); o != "" {
+		ou, err := url.Parse(o)
+		if err != nil || !strings.EqualFold(ou.Host, r.Host) {
+			return http.StatusForbidden, errUpdateOrigin
+		}
+	}
+	if _, err := os.Stat(u.BootPath); err != nil {
+		return http.StatusNotImplemented, errUpdateUnavailable
+	}
+	if !u.uploading.TryLock() {
+		return http.StatusConflict, errUpdateBusy
+	}
+	defer u.uploading.Unlock()
+	final := filepath.Join(u.SpoolDir, updateSpoolName)
+	if _, err := os.Lstat(final); err == nil {
+		return http.StatusConflict, errUpdateBusy
+	}
+	if r.ContentLength > u.MaxBytes {
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("bundle of %d bytes is larger than a root slot can take (%d)", r.ContentLength, u.MaxBytes)
+	}
+	key, err := update.ReadPublicKey(u.KeyPath)
+	if err != nil {
+		return http.StatusInternalServerError, err
+	}
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(u.Now().Add(uploadTimeout))
+	rc.SetWriteDeadline(u.Now().Add(uploadTimeout + time.Minute))
+	if err := os.MkdirAll(u.SpoolDir, 0o700); err != nil {
+		return http.StatusInternalServerError, fmt.Errorf("spool: %w", err)
+	}
+	tmp, err := os.CreateTemp(u.SpoolDir, ".upload-*")
+	if err != nil {
+		return http.StatusInternalServerError, fmt.Errorf("spool: %w", err)
+	}
+	keep := false
+	defer func() {
+		tmp.Close()
+		if !keep {
+			os.Remove(tmp.Name())
+		}
+	}()
+	n, err := io.Copy(tmp, http.MaxBytesReader(w, r.Body, u.MaxBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("bundle larger than a root slot can take (%d bytes)", u.MaxBytes)
+	case err != nil:
+		return http.StatusBadRequest, fmt.Errorf("upload broken off after %d bytes: %w", n, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return http.StatusInsufficientStorage, fmt.Errorf("spool: %w", err)
+	}
+	// The signature and the sizes, here and now, so a wrong file gets its
+	// answer in the browser; the updater checks everything again.
+	b, err := update.Open(tmp, ed25519.PublicKey(key))
+	if err != nil {
+		return http.StatusUnprocessableEntity, err
+	}
+	if err := b.Verify(n); err != nil {
+		return http.StatusUnprocessableEntity, err
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return http.StatusInternalServerError, fmt.Errorf("spool: %w", err)
+	}
+	keep = true
+	u.Log.Info("update uploaded, handed to the updater", "version", b.Manifest.Version, "bytes", n)
+	return http.StatusAccepted, nil
+}
+
+// register and writeMetrics do nothing on a nil panel (a daemon built by
+// hand in a test).
+func (u *updatePanel) register(mux *http.ServeMux) {
+	if u == nil {
+		return
+	}
+	mux.HandleFunc("GET /api/update", u.handleGet)
+	mux.HandleFunc("POST /api/update", u.handlePost)
+}
+
+func (u *updatePanel) writeMetrics(m *promtext.Writer) {
+	if u == nil {
+		return
+	}
+	m.Family("sensord_update_uploads_total", "counter", "Update bundles uploaded on the dashboard, by result (refused: not a bundle, bad signature, too big, busy, broken off).")
+	m.Sample("sensord_update_uploads_total", `result="accepted"`, float64(u.accepted.Load()))
+	m.Sample("sensord_update_uploads_total", `result="refused"`, float64(u.refused.Load()))
+}

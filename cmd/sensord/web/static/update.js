@@ -1,0 +1,116 @@
+// sensord dashboard: the A/B updater in the device panel. Rows for the
+// running slot and version and the last update's outcome (GET api/update,
+// which reads what the privileged updater writes), and a form that uploads
+// a signed bundle (POST api/update); sensord spools it and the updater
+// installs it and reboots into it on trial. Off the A/B image
+// (available: false) nothing is shown.
+(() => {
+  'use strict';
+  const POLL_EVERY = 10000; // ms between api/update polls
+
+  const url = window.sensord.url; // hub.js
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function row(id, label) {
+    const div = el('div');
+    div.id = id + '-row';
+    div.hidden = true;
+    const dd = el('dd', 'long', '–');
+    dd.id = id;
+    div.append(el('dt', '', label), dd);
+    return div;
+  }
+
+  const dl = document.querySelector('section.device dl');
+  if (!dl) return;
+  const slotRow = row('u-slot', 'Root slot');
+  const lastRow = row('u-last', 'Last update');
+  dl.append(slotRow, lastRow);
+
+  const form = el('form', 'update-form');
+  form.id = 'update-form';
+  form.hidden = true;
+  const label = el('label', '', 'Update bundle ');
+  const file = el('input');
+  file.type = 'file';
+  file.id = 'update-file';
+  file.accept = '.update';
+  file.required = true;
+  label.appendChild(file);
+  const button = el('button', '', 'Upload and install');
+  button.type = 'submit';
+  const status = el('p', 'update-status');
+  status.id = 'update-status';
+  status.setAttribute('role', 'status');
+  form.append(label, button, status);
+  dl.parentNode.appendChild(form);
+
+  function show(x) {
+    if (!x || !x.available) {
+      slotRow.hidden = lastRow.hidden = form.hidden = true;
+      return;
+    }
+    slotRow.hidden = false;
+    form.hidden = false;
+    let slot = x.slot + ' (' + x.mode + ')';
+    if (x.version) slot += ' · version ' + x.version;
+    if (x.trial) slot += ' · slot ' + x.trial + ' boots on trial next';
+    $set('u-slot', slot);
+    const l = x.last;
+    lastRow.hidden = !l || !l.outcome;
+    if (l && l.outcome) {
+      let t = l.outcome;
+      if (l.version) t += ': version ' + l.version;
+      if (l.slot) t += ' in slot ' + l.slot;
+      if (l.detail) t += ' · ' + l.detail;
+      if (l.time) t += ' · ' + l.time;
+      $set('u-last', t);
+      document.getElementById('u-last').dataset.outcome = l.outcome;
+    }
+    if (x.pending && !busy) status.textContent = 'An uploaded update is being installed; the device reboots into it.';
+    if (x.error) status.textContent = x.error;
+  }
+  function $set(id, text) { document.getElementById(id).textContent = text; }
+
+  async function poll() {
+    try {
+      const res = await fetch(url('api/update'), { cache: 'no-store' });
+      if (res.ok) show(await res.json());
+    } catch (e) {
+      // The device is rebooting or the network is down: try again later.
+    }
+  }
+
+  let busy = false;
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const f = file.files && file.files[0];
+    if (!f || busy) return;
+    busy = true;
+    button.disabled = true;
+    status.textContent = 'Uploading ' + f.name + ' (' + Math.round(f.size / 1048576) + ' MiB) and checking its signature…';
+    try {
+      const res = await fetch(url('api/update'), {
+        method: 'POST', body: f, cache: 'no-store',
+        headers: { 'Content-Type': 'application/octet-stream' },
+      });
+      let body = {};
+      try { body = await res.json(); } catch (e) { /* not JSON */ }
+      status.textContent = res.ok ? 'Accepted: ' + (body.status || '') : 'Refused: ' + (body.error || res.status + ' ' + res.statusText);
+      status.dataset.result = res.ok ? 'accepted' : 'refused';
+    } catch (e) {
+      status.textContent = 'Upload failed: ' + e;
+      status.dataset.result = 'failed';
+    }
+    busy = false;
+    button.disabled = false;
+    poll();
+  });
+
+  poll();
+  setInterval(poll, POLL_EVERY);
+})();

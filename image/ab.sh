@@ -1,0 +1,89 @@
+# ab.sh: the A/B parts of the image build, sourced by build.sh (which
+# defines here, root, work, out, name, version, imgtool, disk_id, uuid_of,
+# SOURCE_DATE_EPOCH). image/README.md, "A/B updates", says how they fit.
+
+ab_key=${IMAGE_KEY:-$here/keys/TEST-ONLY-update-key.pem}
+[ -r "$ab_key" ] || { echo "build: IMAGE_KEY $ab_key is not readable" >&2; exit 1; }
+case "$ab_key" in
+*TEST-ONLY*) echo "build: signing with the repository's TEST key ($ab_key): not for release (IMAGE_KEY=...)" ;;
+esac
+
+# ab_files: the updater, the key it trusts, the mount point of the data
+# partition, in the root tree.
+ab_files() {
+	(cd "$here/.." && CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -ldflags "-s -w" -o "$work/sensorctl" ./cmd/sensorctl)
+	install -D -o 0 -g 0 -m 0755 "$work/sensorctl" "$root/usr/local/sbin/sensorctl"
+	"$imgtool" pubkey -key "$ab_key" > "$work/update-key.pem"
+	install -D -o 0 -g 0 -m 0644 "$work/update-key.pem" "$root/usr/lib/sensord/update-key.pem"
+	install -d -o 0 -g 0 -m 0755 "$root/data"
+	# An empty machine-id, not "uninitialized": systemd still makes this
+	# card's ID at its first boot and commits it to /etc (on /data), but does
+	# not count the boot as a first boot, whose "preset-all" over the
+	# squashfs+overlay /etc was seen to hold PID 1 for 20 s under emulation,
+	# past the 15 s hardware watchdog. Every unit the appliance needs is
+	# enabled here, at build time, so the presets have nothing to add.
+	: > "$root/etc/machine-id"
+}
+
+# ab_boot: the boot partition's side. cmdline.txt names slot A read-only
+# (the initramfs overrides root= with the slot it picks) and reboots 10 s
+# after a panic, so a root that never reaches systemd uses up its trial;
+# the initrd gets the slot-choosing scripts as an early cpio archive in
+# front of Debian's (the kernel unpacks them in order, as it does the CPU
+# microcode archive), so the slow in-chroot initrd build is not repeated.
+ab_boot() {
+	local fw=$root/boot/firmware c ird
+	c=$(cat "$fw/cmdline.txt")
+	c=${c/root=LABEL=RASPIROOT/root=PARTUUID=${disk_id#0x}-02}
+	c=${c/ rw / ro }
+	case "$c" in *" ro "*) ;; *) echo "build: cmdline.txt has no ' rw ' to make ' ro ': $c" >&2; exit 1 ;; esac
+	echo "$c panic=10" | tr -s ' ' > "$fw/cmdline.txt"
+	ird=$work/initrd-ab
+	install -D -m 0755 "$here/initramfs/sensord-slot" "$ird/scripts/local-top/sensord-slot"
+	install -D -m 0755 "$here/initramfs/sensord-data" "$ird/scripts/local-bottom/sensord-data"
+	# run_scripts sources ORDER: each script, then the variables it left.
+	for d in local-top/sensord-slot local-bottom/sensord-data; do
+		printf '/scripts/%s "$@"\n[ -e /conf/param.conf ] && . /conf/param.conf\n' "$d" > "$ird/scripts/${d%/*}/ORDER"
+	done
+	find "$ird" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+	for f in "$fw"/initrd.img-*; do
+		(cd "$ird" && find . | sort | cpio -o -H newc --reproducible -R 0:0 --quiet) > "$work/early.cpio"
+		cat "$work/early.cpio" "$f" > "$f.new"
+		mv "$f.new" "$f"
+	done
+}
+
+# ab_root: the root slot (squashfs, -> $rootfs), the data partition (ext4,
+# -> $datafs), the partition table ($work/table, layout.sh).
+ab_root() {
+	local data=$work/data
+	rootfs=$work/root.squashfs
+	# SOURCE_DATE_EPOCH fixes every timestamp in it (mksquashfs(1)). zstd,
+	# not xz: every page the Pi (or qemu, emulating it) reads from the root
+	# is decompressed, and zstd does that several times faster than xz, for a
+	# root about 15 % larger; it also compresses in a fraction of xz's time.
+	mksquashfs "$root" "$rootfs" -noappend -comp zstd -Xcompression-level 15 -quiet -no-progress > "$work/mksquashfs.log" 2>&1 ||
+		{ cat "$work/mksquashfs.log" >&2; exit 1; }
+	"$imgtool" layout-ab -root-image-bytes "$(stat -c %s "$rootfs")" -disk-id "$disk_id" -sfdisk "$work/table" > "$work/layout.sh"
+	. "$work/layout.sh"
+	mkdir -p "$data/update" "$data/overlay/etc/upper" "$data/overlay/var/upper" "$data/overlay/root/upper" \
+		"$data/overlay/etc/work" "$data/overlay/var/work" "$data/overlay/root/work"
+	chmod 0700 "$data/overlay/root/upper"
+	printf 'committed=A\nversion_A=%s\n' "$version" > "$data/update/state"
+	find "$data" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+	datafs=$work/data.ext4
+	truncate -s "$DATA_BYTES" "$datafs"
+	# -T default: 4 KiB blocks, not the 1 KiB of a "small" filesystem, whose
+	# online growth at first boot failed (the card is never that small).
+	E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mkfs.ext4 -q -F -T default -L sensord-data -U "$(uuid_of data)" -m 0 \
+		-E "hash_seed=$(uuid_of datahash),root_owner=0:0" -d "$data" "$datafs"
+}
+
+# ab_bundle: the root slot as a signed update bundle.
+ab_bundle() {
+	local kver
+	kver=$(ls "$root/usr/lib/modules")
+	[ "$(echo "$kver" | wc -l)" = 1 ] || { echo "build: want one kernel in the root, have: $kver" >&2; exit 1; }
+	bundle=$out/$name.update
+	"$imgtool" bundle -key "$ab_key" -version "$version" -kernel "$kver" -out "$bundle" "$rootfs"
+}
