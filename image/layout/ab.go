@@ -48,29 +48,18 @@ func MakeAB(s SpecAB) (PlanAB, error) {
 	if s.RootImageBytes <= 0 {
 		return PlanAB{}, errors.New("layout: root image size must be positive")
 	}
-	if s.Align == 0 {
-		s.Align = DefaultAlign
-	}
-	if s.BootBytes == 0 {
-		s.BootBytes = DefaultBootBytes
-	}
 	if s.SlotMinBytes == 0 {
 		s.SlotMinBytes = DefaultSlotMinBytes
 	}
 	if s.DataBytes == 0 {
 		s.DataBytes = DefaultDataBytes
 	}
-	if s.Align%SectorSize != 0 || s.Align <= 0 {
-		return PlanAB{}, fmt.Errorf("layout: alignment %d is not a positive multiple of %d", s.Align, SectorSize)
+	a, bootStart, bootSize, err := bootPartition(s.Align, s.BootBytes)
+	if err != nil {
+		return PlanAB{}, err
 	}
-	if s.BootBytes < 32<<20 {
-		return PlanAB{}, fmt.Errorf("layout: boot partition %d bytes is below FAT32's 32 MiB", s.BootBytes)
-	}
-	a := s.Align / SectorSize
 	slot := max(s.SlotMinBytes, 2*s.RootImageBytes)
-	p := PlanAB{DiskID: s.DiskID}
-	p.BootStart = a
-	p.BootSize = roundUp(s.BootBytes/SectorSize, a)
+	p := PlanAB{DiskID: s.DiskID, BootStart: bootStart, BootSize: bootSize}
 	p.SlotSize = roundUp((slot+SectorSize-1)/SectorSize, a)
 	p.SlotAStart = p.BootStart + p.BootSize
 	p.SlotBStart = p.SlotAStart + p.SlotSize

@@ -56,31 +56,40 @@ func Make(s Spec) (Plan, error) {
 	if s.RootUsedBytes <= 0 {
 		return Plan{}, errors.New("layout: root size must be positive")
 	}
-	if s.Align == 0 {
-		s.Align = DefaultAlign
-	}
-	if s.BootBytes == 0 {
-		s.BootBytes = DefaultBootBytes
-	}
 	if s.RootFreeBytes == 0 {
 		s.RootFreeBytes = s.RootUsedBytes/4 + 64<<20
 	}
-	if s.Align%SectorSize != 0 || s.Align <= 0 {
-		return Plan{}, fmt.Errorf("layout: alignment %d is not a positive multiple of %d", s.Align, SectorSize)
+	a, bootStart, bootSize, err := bootPartition(s.Align, s.BootBytes)
+	if err != nil {
+		return Plan{}, err
 	}
-	// FAT32 needs at least 65525 clusters; with mkfs.vfat's 512-byte clusters
-	// for small volumes that is 32 MiB.
-	if s.BootBytes < 32<<20 {
-		return Plan{}, fmt.Errorf("layout: boot partition %d bytes is below FAT32's 32 MiB", s.BootBytes)
-	}
-	a := s.Align / SectorSize
-	p := Plan{DiskID: s.DiskID}
-	p.BootStart = a
-	p.BootSize = roundUp(s.BootBytes/SectorSize, a)
+	p := Plan{DiskID: s.DiskID, BootStart: bootStart, BootSize: bootSize}
 	p.RootStart = p.BootStart + p.BootSize
 	p.RootSize = roundUp((s.RootUsedBytes+s.RootFreeBytes+SectorSize-1)/SectorSize, a)
 	p.TotalSectors = p.RootStart + p.RootSize
 	return p, nil
+}
+
+// bootPartition fills in the alignment and boot size both layouts share
+// (0 means the default), checks them, and returns the alignment in
+// sectors and where the boot partition lies.
+func bootPartition(align, bootBytes int64) (a, start, size int64, err error) {
+	if align == 0 {
+		align = DefaultAlign
+	}
+	if bootBytes == 0 {
+		bootBytes = DefaultBootBytes
+	}
+	if align%SectorSize != 0 || align <= 0 {
+		return 0, 0, 0, fmt.Errorf("layout: alignment %d is not a positive multiple of %d", align, SectorSize)
+	}
+	// FAT32 needs at least 65525 clusters; with mkfs.vfat's 512-byte clusters
+	// for small volumes that is 32 MiB.
+	if bootBytes < 32<<20 {
+		return 0, 0, 0, fmt.Errorf("layout: boot partition %d bytes is below FAT32's 32 MiB", bootBytes)
+	}
+	a = align / SectorSize
+	return a, a, roundUp(bootBytes/SectorSize, a), nil
 }
 
 func roundUp(n, m int64) int64 { return (n + m - 1) / m * m }
