@@ -50,7 +50,7 @@ func rawUpgrade(t testing.TB, hs *httptest.Server, path string, extra ...string)
 	return nc, resp
 }
 
-// clientFrame is a masked client frame header announcing n payload bytes
+// clientHeader is a masked client frame header announcing n payload bytes
 // (always the 8-byte length form: 14 bytes).
 func clientHeader(op byte, n uint64) []byte {
 	h := []byte{0x80 | op, 0x80 | 127}

@@ -1,13 +1,13 @@
 package broadcast
 
 import (
-	"encoding/binary"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"sensord/broadcast/internal/wstest"
 	"sensord/internal/testutil"
 )
 
@@ -20,31 +20,6 @@ const (
 	opPong   = websocket.PongMessage
 )
 
-// clientFrame builds one masked frame as a browser sends it.
-func clientFrame(fin bool, op byte, payload []byte, key [4]byte) []byte {
-	b0 := op
-	if fin {
-		b0 |= 0x80
-	}
-	var b []byte
-	n := len(payload)
-	switch {
-	case n <= 125:
-		b = []byte{b0, 0x80 | byte(n)}
-	case n <= 0xFFFF:
-		b = []byte{b0, 0x80 | 126, byte(n >> 8), byte(n)}
-	default:
-		b = binary.BigEndian.AppendUint64([]byte{b0, 0x80 | 127}, uint64(n))
-	}
-	b = append(b, key[:]...)
-	start := len(b)
-	b = append(b, payload...)
-	for i := range b[start:] {
-		b[start+i] ^= key[i&3]
-	}
-	return b
-}
-
 // The client does a real gorilla handshake, then writes raw bytes to its
 // socket.
 func TestServerAnswersProtocolErrorsWithTheirCloseCodes(t *testing.T) {
@@ -55,8 +30,8 @@ func TestServerAnswersProtocolErrorsWithTheirCloseCodes(t *testing.T) {
 		code int
 	}{
 		{"unmasked frame: 1002", []byte{0x81, 0x02, 'h', 'i'}, websocket.CloseProtocolError},
-		{"text not UTF-8: 1007", clientFrame(true, opText, []byte{0xc3, 0x28}, k), websocket.CloseInvalidFramePayloadData},
-		{"client close 3000 is echoed", clientFrame(true, opClose, []byte{0x0B, 0xB8}, k), 3000},
+		{"text not UTF-8: 1007", wstest.ClientFrame(true, opText, []byte{0xc3, 0x28}, k), websocket.CloseInvalidFramePayloadData},
+		{"client close 3000 is echoed", wstest.ClientFrame(true, opClose, []byte{0x0B, 0xB8}, k), 3000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, hs := testServer(t, &ServerOpts{NoReplay: true})

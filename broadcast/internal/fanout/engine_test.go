@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"sensord/broadcast/internal/wstest"
 	"sensord/internal/testutil"
 )
 
@@ -116,7 +117,7 @@ func TestEngineJoinPublishReplyAndClose(t *testing.T) {
 		delete(want, p)
 	}
 	// A masked text frame "hi" from the client.
-	if _, err := cc.Write(clientFrame(true, opText, []byte("hi"), [4]byte{1, 2, 3, 4})); err != nil {
+	if _, err := cc.Write(wstest.ClientFrame(true, opText, []byte("hi"), [4]byte{1, 2, 3, 4})); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Until(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 },
@@ -132,7 +133,7 @@ func TestEngineJoinPublishReplyAndClose(t *testing.T) {
 	if op, p := readFrame(t, r); op != opClose || p != "\x03\xe9" {
 		t.Fatalf("on Close: frame %d %q, want a close frame with 1001", op, p)
 	}
-	if _, err := cc.Write(clientFrame(true, opClose, []byte{0x03, 0xe9}, [4]byte{5, 6, 7, 8})); err != nil {
+	if _, err := cc.Write(wstest.ClientFrame(true, opClose, []byte{0x03, 0xe9}, [4]byte{5, 6, 7, 8})); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-closed; err != nil {

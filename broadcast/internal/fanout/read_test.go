@@ -2,47 +2,25 @@ package fanout
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"io"
 	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
-)
 
-// clientFrame builds one masked frame as a browser sends it.
-func clientFrame(fin bool, op byte, payload []byte, key [4]byte) []byte {
-	b0 := op
-	if fin {
-		b0 |= 0x80
-	}
-	var b []byte
-	n := len(payload)
-	switch {
-	case n <= 125:
-		b = []byte{b0, 0x80 | byte(n)}
-	case n <= 0xFFFF:
-		b = []byte{b0, 0x80 | 126, byte(n >> 8), byte(n)}
-	default:
-		b = binary.BigEndian.AppendUint64([]byte{b0, 0x80 | 127}, uint64(n))
-	}
-	b = append(b, key[:]...)
-	start := len(b)
-	b = append(b, payload...)
-	unmask(b[start:], key)
-	return b
-}
+	"sensord/broadcast/internal/wstest"
+)
 
 func TestFrameReaderAssemblesFragmentsAndInterleavedControlFrames(t *testing.T) {
 	k := [4]byte{1, 2, 3, 4}
 	var in []byte
-	in = append(in, clientFrame(false, opText, []byte("hel"), k)...)
-	in = append(in, clientFrame(true, opPing, []byte("p"), k)...) // may come between fragments
-	in = append(in, clientFrame(false, 0, []byte("lo "), k)...)
-	in = append(in, clientFrame(true, 0, []byte("world"), k)...)
-	in = append(in, clientFrame(true, opBinary, bytes.Repeat([]byte{7}, 300), k)...)
-	in = append(in, clientFrame(true, opClose, []byte{0x03, 0xE8}, k)...)
+	in = append(in, wstest.ClientFrame(false, opText, []byte("hel"), k)...)
+	in = append(in, wstest.ClientFrame(true, opPing, []byte("p"), k)...) // may come between fragments
+	in = append(in, wstest.ClientFrame(false, 0, []byte("lo "), k)...)
+	in = append(in, wstest.ClientFrame(true, 0, []byte("world"), k)...)
+	in = append(in, wstest.ClientFrame(true, opBinary, bytes.Repeat([]byte{7}, 300), k)...)
+	in = append(in, wstest.ClientFrame(true, opClose, []byte{0x03, 0xE8}, k)...)
 	fr := &frameReader{r: bytes.NewReader(in), limit: 1000, mem: unbounded{}}
 	want := []struct {
 		op byte
@@ -68,16 +46,16 @@ func TestFrameReaderRejectsWhatRFC6455Forbids(t *testing.T) {
 		code int
 	}{
 		{"an unmasked client frame", unmasked, websocket.CloseProtocolError},
-		{"reserved bits", append([]byte{0xC1}, clientFrame(true, opText, []byte("x"), k)[1:]...), websocket.CloseProtocolError},
-		{"an unknown opcode", clientFrame(true, 0x3, []byte("x"), k), websocket.CloseProtocolError},
-		{"a fragmented ping", clientFrame(false, opPing, nil, k), websocket.CloseProtocolError},
-		{"a control frame over 125 bytes", clientFrame(true, opPing, make([]byte, 126), k), websocket.CloseProtocolError},
-		{"a continuation without a message", clientFrame(true, 0, []byte("x"), k), websocket.CloseProtocolError},
-		{"a new message inside a fragmented one", append(clientFrame(false, opText, []byte("a"), k), clientFrame(true, opText, []byte("b"), k)...), websocket.CloseProtocolError},
-		{"text that is not UTF-8", clientFrame(true, opText, []byte{0xff, 0xfe}, k), websocket.CloseInvalidFramePayloadData},
-		{"a message over the limit", clientFrame(true, opBinary, make([]byte, 11), k), websocket.CloseMessageTooBig},
-		{"fragments over the limit together", append(clientFrame(false, opBinary, make([]byte, 6), k), clientFrame(true, 0, make([]byte, 6), k)...), websocket.CloseMessageTooBig},
-		{"a one-byte close frame", clientFrame(true, opClose, []byte{3}, k), websocket.CloseProtocolError},
+		{"reserved bits", append([]byte{0xC1}, wstest.ClientFrame(true, opText, []byte("x"), k)[1:]...), websocket.CloseProtocolError},
+		{"an unknown opcode", wstest.ClientFrame(true, 0x3, []byte("x"), k), websocket.CloseProtocolError},
+		{"a fragmented ping", wstest.ClientFrame(false, opPing, nil, k), websocket.CloseProtocolError},
+		{"a control frame over 125 bytes", wstest.ClientFrame(true, opPing, make([]byte, 126), k), websocket.CloseProtocolError},
+		{"a continuation without a message", wstest.ClientFrame(true, 0, []byte("x"), k), websocket.CloseProtocolError},
+		{"a new message inside a fragmented one", append(wstest.ClientFrame(false, opText, []byte("a"), k), wstest.ClientFrame(true, opText, []byte("b"), k)...), websocket.CloseProtocolError},
+		{"text that is not UTF-8", wstest.ClientFrame(true, opText, []byte{0xff, 0xfe}, k), websocket.CloseInvalidFramePayloadData},
+		{"a message over the limit", wstest.ClientFrame(true, opBinary, make([]byte, 11), k), websocket.CloseMessageTooBig},
+		{"fragments over the limit together", append(wstest.ClientFrame(false, opBinary, make([]byte, 6), k), wstest.ClientFrame(true, 0, make([]byte, 6), k)...), websocket.CloseMessageTooBig},
+		{"a one-byte close frame", wstest.ClientFrame(true, opClose, []byte{3}, k), websocket.CloseProtocolError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fr := &frameReader{r: bytes.NewReader(tc.in), limit: 10, mem: unbounded{}}
@@ -111,10 +89,10 @@ func TestCloseCodeEchoRules(t *testing.T) {
 
 func FuzzFrameReader(f *testing.F) {
 	k := [4]byte{1, 2, 3, 4}
-	f.Add(clientFrame(true, opText, []byte("hello"), k))
-	f.Add(append(clientFrame(false, opText, []byte("he"), k), clientFrame(true, 0, []byte("llo"), k)...))
-	f.Add(clientFrame(true, opBinary, make([]byte, 200), k))
-	f.Add(clientFrame(true, opClose, []byte{3, 0xE8, 'b', 'y', 'e'}, k))
+	f.Add(wstest.ClientFrame(true, opText, []byte("hello"), k))
+	f.Add(append(wstest.ClientFrame(false, opText, []byte("he"), k), wstest.ClientFrame(true, 0, []byte("llo"), k)...))
+	f.Add(wstest.ClientFrame(true, opBinary, make([]byte, 200), k))
+	f.Add(wstest.ClientFrame(true, opClose, []byte{3, 0xE8, 'b', 'y', 'e'}, k))
 	f.Add([]byte{0x81, 0xFF, 0, 0, 0, 0, 0, 0, 0x10, 0})
 	f.Add([]byte{0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4})
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -161,7 +139,7 @@ func FuzzFrameReaderRoundTrip(f *testing.F) {
 			if i > 0 {
 				fop = 0
 			}
-			in = append(in, clientFrame(i == n-1, fop, msg[lo:hi], [4]byte{byte(i), 0x5a, byte(len(msg)), 7})...)
+			in = append(in, wstest.ClientFrame(i == n-1, fop, msg[lo:hi], [4]byte{byte(i), 0x5a, byte(len(msg)), 7})...)
 		}
 		fr := &frameReader{r: bytes.NewReader(in), limit: 1 << 20, mem: unbounded{}}
 		gotOp, got, err := fr.next()
