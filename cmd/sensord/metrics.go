@@ -19,28 +19,21 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 
 	m.Family("sensord_build_info", "gauge", "Build information.")
 	m.Sample("sensord_build_info", fmt.Sprintf(`version=%q`, version), 1)
-	m.Family("sensord_uptime_seconds", "gauge", "Seconds since the daemon started.")
-	m.Sample("sensord_uptime_seconds", "", health.Uptime(d.started, d.now()))
+	m.One("sensord_uptime_seconds", "gauge", "Seconds since the daemon started.", health.Uptime(d.started, d.now()))
 
-	m.Family("sensord_sensor_reads_total", "counter", "Sensor read attempts.")
-	m.Sample("sensord_sensor_reads_total", "", float64(st.Reads))
-	m.Family("sensord_sensor_successes_total", "counter", "Sensor reads that passed every check.")
-	m.Sample("sensord_sensor_successes_total", "", float64(st.Successes))
-	m.Family("sensord_sensor_held_total", "counter", "Readings held back by the plausibility filter.")
-	m.Sample("sensord_sensor_held_total", "", float64(st.Held))
+	m.One("sensord_sensor_reads_total", "counter", "Sensor read attempts.", float64(st.Reads))
+	m.One("sensord_sensor_successes_total", "counter", "Sensor reads that passed every check.", float64(st.Successes))
+	m.One("sensord_sensor_held_total", "counter", "Readings held back by the plausibility filter.", float64(st.Held))
 	m.Family("sensord_sensor_errors_total", "counter", "Failed sensor reads by kind.")
 	for _, k := range sensor.Kinds() {
 		m.Sample("sensord_sensor_errors_total", fmt.Sprintf(`kind=%q`, k), float64(st.Errors[k]))
 	}
 	if !st.LastSuccess.IsZero() {
-		m.Family("sensord_sensor_last_success_timestamp_seconds", "gauge", "Unix time of the last good reading.")
-		m.Sample("sensord_sensor_last_success_timestamp_seconds", "", float64(st.LastSuccess.UnixMilli())/1000)
+		m.One("sensord_sensor_last_success_timestamp_seconds", "gauge", "Unix time of the last good reading.", float64(st.LastSuccess.UnixMilli())/1000)
 	}
 	if rd, ok := d.poller.Latest(); ok {
-		m.Family("sensord_temperature_celsius", "gauge", "Last temperature reading.")
-		m.Sample("sensord_temperature_celsius", "", rd.Temperature.Float())
-		m.Family("sensord_humidity_percent", "gauge", "Last relative humidity reading.")
-		m.Sample("sensord_humidity_percent", "", rd.Humidity.Float())
+		m.One("sensord_temperature_celsius", "gauge", "Last temperature reading.", rd.Temperature.Float())
+		m.One("sensord_humidity_percent", "gauge", "Last relative humidity reading.", rd.Humidity.Float())
 	}
 
 	// One snapshot per path, so every family shows the same moment.
@@ -85,40 +78,26 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 			up = 1
 		}
 		m.Sample("sensord_client_connected", "", up)
-		m.Family("sensord_client_dropped_total", "counter", "Messages client mode dropped while the remote was down.")
-		m.Sample("sensord_client_dropped_total", "", float64(cs.Dropped))
+		m.One("sensord_client_dropped_total", "counter", "Messages client mode dropped while the remote was down.", float64(cs.Dropped))
 	}
 	if d.conns != nil {
-		m.Family("sensord_connections", "gauge", "Open HTTP and WebSocket connections (all paths).")
-		m.Sample("sensord_connections", "", float64(d.conns.Open()))
-		m.Family("sensord_connections_max", "gauge", "The bound on open connections (below the descriptor limit).")
-		m.Sample("sensord_connections_max", "", float64(d.conns.Max()))
-		m.Family("sensord_connections_refused_total", "counter", "Connections closed at once for being over the bound.")
-		m.Sample("sensord_connections_refused_total", "", float64(d.conns.Refused()))
+		m.One("sensord_connections", "gauge", "Open HTTP and WebSocket connections (all paths).", float64(d.conns.Open()))
+		m.One("sensord_connections_max", "gauge", "The bound on open connections (below the descriptor limit).", float64(d.conns.Max()))
+		m.One("sensord_connections_refused_total", "counter", "Connections closed at once for being over the bound.", float64(d.conns.Refused()))
 	}
 	d.update.writeMetrics(m)
-	m.Family("sensord_hosts_refused_total", "counter", "Requests refused for a Host not in -allowed-hosts.")
-	m.Sample("sensord_hosts_refused_total", "", float64(d.hostsRefused.Load()))
-	m.Family("sensord_ws_buffer_bytes", "gauge", "Bytes WebSocket clients hold in partial messages and queued replies (all paths).")
-	m.Sample("sensord_ws_buffer_bytes", "", float64(d.budget.Used()))
-	m.Family("sensord_ws_buffer_limit_bytes", "gauge", "The bound on those bytes.")
-	m.Sample("sensord_ws_buffer_limit_bytes", "", float64(d.budget.Limit()))
-	m.Family("sensord_ws_buffer_refused_total", "counter", "Messages (client closed 1013) and replies refused for want of buffer memory.")
-	m.Sample("sensord_ws_buffer_refused_total", "", float64(d.budget.Refused()))
+	m.One("sensord_hosts_refused_total", "counter", "Requests refused for a Host not in -allowed-hosts.", float64(d.hostsRefused.Load()))
+	m.One("sensord_ws_buffer_bytes", "gauge", "Bytes WebSocket clients hold in partial messages and queued replies (all paths).", float64(d.budget.Used()))
+	m.One("sensord_ws_buffer_limit_bytes", "gauge", "The bound on those bytes.", float64(d.budget.Limit()))
+	m.One("sensord_ws_buffer_refused_total", "counter", "Messages (client closed 1013) and replies refused for want of buffer memory.", float64(d.budget.Refused()))
 	if d.store != nil {
 		hs := d.store.Stats()
-		m.Family("sensord_history_written_total", "counter", "Readings committed to the history database.")
-		m.Sample("sensord_history_written_total", "", float64(hs.Written))
-		m.Family("sensord_history_dropped_total", "counter", "Readings the history lost (queue full while the disk failed).")
-		m.Sample("sensord_history_dropped_total", "", float64(hs.Dropped))
-		m.Family("sensord_history_commit_failures_total", "counter", "History commits that failed (retried).")
-		m.Sample("sensord_history_commit_failures_total", "", float64(hs.Failed))
-		m.Family("sensord_history_queued", "gauge", "Readings waiting for the next history commit.")
-		m.Sample("sensord_history_queued", "", float64(hs.Queued))
+		m.One("sensord_history_written_total", "counter", "Readings committed to the history database.", float64(hs.Written))
+		m.One("sensord_history_dropped_total", "counter", "Readings the history lost (queue full while the disk failed).", float64(hs.Dropped))
+		m.One("sensord_history_commit_failures_total", "counter", "History commits that failed (retried).", float64(hs.Failed))
+		m.One("sensord_history_queued", "gauge", "Readings waiting for the next history commit.", float64(hs.Queued))
 	}
-	m.Family("sensord_history_requests_refused_total", "counter", "/api/history requests answered 400 (bad parameters, too many rows).")
-	m.Sample("sensord_history_requests_refused_total", "", float64(d.history.Refused()))
+	m.One("sensord_history_requests_refused_total", "counter", "/api/history requests answered 400 (bad parameters, too many rows).", float64(d.history.Refused()))
 	d.writeMQTTMetrics(m)
-	m.Family("sensord_heap_bytes", "gauge", "Go heap bytes in use.")
-	m.Sample("sensord_heap_bytes", "", float64(sysstat.HeapBytes()))
+	m.One("sensord_heap_bytes", "gauge", "Go heap bytes in use.", float64(sysstat.HeapBytes()))
 }
