@@ -17,7 +17,6 @@ type script struct {
 	mu     sync.Mutex
 	steps  []step
 	starts []time.Time
-	block  chan struct{} // when non-nil, a step with hang blocks on ctx
 }
 
 type step struct {

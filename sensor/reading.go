@@ -48,22 +48,6 @@ func (d Deci) AppendJSON(b []byte) []byte {
 // MarshalJSON implements json.Marshaler with AppendJSON's format.
 func (d Deci) MarshalJSON() ([]byte, error) { return d.AppendJSON(nil), nil }
 
-// ParseDeci parses a decimal such as "21.4", "-0.1" or "48" into tenths,
-// rounding to the nearest tenth. It is for flags and tests, not the decoder.
-func ParseDeci(s string) (Deci, error) {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0, errors.New("sensor: not a number: " + strconv.Quote(s))
-	}
-	if f > 1e8 || f < -1e8 {
-		return 0, errors.New("sensor: out of range: " + strconv.Quote(s))
-	}
-	if f < 0 {
-		return Deci(f*10 - 0.5), nil
-	}
-	return Deci(f*10 + 0.5), nil
-}
-
 // Reading is one validated measurement. Only readings that passed the
 // driver's checks (checksum, range) and the Poller's plausibility filter
 // reach a publisher.

@@ -132,17 +132,6 @@ func checkValue(v string) error {
 	return nil
 }
 
-// Names returns every variable name of f, in file order.
-func (f File) Names() []string {
-	var n []string
-	for _, s := range f.Sections {
-		for _, v := range s.Vars {
-			n = append(n, v.Name)
-		}
-	}
-	return n
-}
-
 // Flags returns the sensord flags f documents, by flag name.
 func (f File) Flags() map[string]Var {
 	m := make(map[string]Var)

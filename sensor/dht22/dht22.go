@@ -180,9 +180,6 @@ func (d *Dev) Realtime() bool {
 // "edge-timestamps" (NewEdge).
 func (d *Dev) Capture() string { return d.c.name() }
 
-// MinPeriod is the minimum time between the starts of two reads.
-func (d *Dev) MinPeriod() time.Duration { return d.period }
-
 // String implements conn.Resource.
 func (d *Dev) String() string { return "DHT22{" + d.c.String() + ", " + d.c.name() + "}" }
 

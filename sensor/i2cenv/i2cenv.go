@@ -268,7 +268,7 @@ func am2320SignMagnitude(t physic.Temperature) physic.Temperature {
 }
 
 // tenthsCelsius converts to tenths of a degree Celsius, rounding half away
-// from zero (21.45 -> 21.5, -5.15 -> -5.2), the way sensor.ParseDeci does.
+// from zero (21.45 -> 21.5, -5.15 -> -5.2).
 // Plain integer division would truncate towards zero and turn -5.19 into -5.1.
 func tenthsCelsius(t physic.Temperature) sensor.Deci {
 	return sensor.Deci(roundDiv(int64(t-physic.ZeroCelsius), int64(physic.Celsius/10)))

@@ -412,7 +412,6 @@ func run(o opts, nofile uint64) result {
 	type mstat struct {
 		first, last int64
 		count       int32
-		firstSeq    bool
 	}
 	msgs := make(map[uint64]*mstat, 1<<12)
 	allIDs := make(map[uint64]struct{}, 1<<12)

@@ -51,11 +51,10 @@ type Broker struct {
 	CAFile string // PEM of the test CA, with TLS
 	CAPool *x509.CertPool
 
-	mu     sync.Mutex // guards cmd, log, done
-	cmd    *exec.Cmd
-	log    *bytes.Buffer
-	done   chan struct{}
-	stopAt time.Time
+	mu   sync.Mutex // guards cmd, log, done
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	done chan struct{}
 }
 
 // Start writes the config and starts the broker; it is stopped at cleanup.
