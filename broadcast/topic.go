@@ -61,4 +61,3 @@ func matchValid(f, topic string) bool {
 		f, topic = frest, trest
 	}
 }
-

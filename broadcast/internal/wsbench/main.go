@@ -244,33 +244,14 @@ type benchInfo struct {
 	Goroutines int     `json:"goroutines"`
 }
 
+// run is one benchmark: wait for a quiet machine, dial the clients, measure
+// the window, close the clients, then tally what arrived and what the CPU
+// did. Each phase is its own function below, in that order.
 func run(o opts, nofile uint64) result {
 	res := result{Label: o.label, URL: o.url, Clients: o.clients, Key: o.key,
 		DurationS: o.duration.Seconds(), TargetRate: o.targetRate, Nofile: nofile}
-
 	if o.waitQuiet > 0 {
-		deadline := time.Now().Add(o.waitQuiet)
-		for {
-			b0, t0 := machineCPU()
-			s0 := readProc(o.pid)
-			time.Sleep(time.Second)
-			b1, t1 := machineCPU()
-			s1 := readProc(o.pid)
-			if t1 > t0 {
-				busy := float64(b1 - b0)
-				if o.pid > 0 && s0.ok && s1.ok {
-					busy -= (s1.cpuSec - s0.cpuSec) * clkTck // the server's own idle work does not count
-				}
-				res.PreBusyPct = max(0, round(100*busy/float64(t1-t0), 1))
-			}
-			if res.PreBusyPct < o.quietPct {
-				break
-			}
-			if time.Now().After(deadline) {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("machine not quiet before the run (%.0f%% busy)", res.PreBusyPct))
-				break
-			}
-		}
+		waitQuiet(o, &res)
 	}
 	var sampler *procSampler
 	var idle procSample
@@ -282,11 +263,73 @@ func run(o opts, nofile uint64) result {
 		sampler = startSampler(o.pid, 200*time.Millisecond)
 	}
 
+	var seen keySeen
+	clients := dial(o, &res, &seen)
+	w := measure(o)
+	closeClients(clients, &res)
+	if sampler != nil {
+		sampler.finish()
+	}
+
+	windowS := float64(w.end-w.start) / 1e9
+	res.DurationS = round(windowS, 3)
+	res.KeyUsed = o.key
+	if seen.primary.Load() == 0 && seen.fallback.Load() > 0 {
+		res.KeyUsed = o.fallback
+	}
+	tally(o, clients, w, &res)
+	accountCPU(o, w, idle, sampler, &res)
+
+	if res.ConnOK == 0 {
+		res.Warnings = append(res.Warnings, "no connection succeeded")
+	}
+	why := verdict(&res, o.minRateFrac, o.maxP99Ms)
+	res.Sustained = len(why) == 0
+	if !res.Sustained {
+		res.Why = why
+	}
+	if res.Frames > 0 && res.BadFrames == res.Frames {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("no frame carried field %q or %q", o.key, o.fallback))
+	}
+	return res
+}
+
+// waitQuiet waits, up to o.waitQuiet, until the machine's CPU outside the
+// server is below o.quietPct, and records how busy it was.
+func waitQuiet(o opts, res *result) {
+	deadline := time.Now().Add(o.waitQuiet)
+	for {
+		b0, t0 := machineCPU()
+		s0 := readProc(o.pid)
+		time.Sleep(time.Second) // the sampling interval of the busy figure
+		b1, t1 := machineCPU()
+		s1 := readProc(o.pid)
+		if t1 > t0 {
+			busy := float64(b1 - b0)
+			if o.pid > 0 && s0.ok && s1.ok {
+				busy -= (s1.cpuSec - s0.cpuSec) * clkTck // the server's own idle work does not count
+			}
+			res.PreBusyPct = max(0, round(100*busy/float64(t1-t0), 1))
+		}
+		if res.PreBusyPct < o.quietPct {
+			return
+		}
+		if time.Now().After(deadline) {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("machine not quiet before the run (%.0f%% busy)", res.PreBusyPct))
+			return
+		}
+	}
+}
+
+// keySeen counts frames identified by the primary key and by the fallback.
+type keySeen struct{ primary, fallback atomic.Int64 }
+
+// dial opens o.clients connections at o.rampRate, at most o.dialConc
+// handshakes at a time, giving up after o.connectMax; each connected
+// client's read loop starts at once. The slice has nil for each failure.
+func dial(o opts, res *result, seen *keySeen) []*client {
 	keyB, fbB, tsB := []byte(o.key), []byte(o.fallback), []byte(o.tsField)
 	clients := make([]*client, o.clients)
-	var primarySeen, fallbackSeen atomic.Int64
-
-	// ------------------------------------------------------------ ramp
 	dialer := &websocket.Dialer{
 		HandshakeTimeout: o.dialTimeout,
 		ReadBufferSize:   2048,
@@ -294,6 +337,7 @@ func run(o opts, nofile uint64) result {
 		NetDialContext:   (&net.Dialer{Timeout: o.dialTimeout}).DialContext,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.connectMax)
+	defer cancel()
 	sem := make(chan struct{}, o.dialConc)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -307,7 +351,7 @@ func run(o opts, nofile uint64) result {
 		if i > 0 && interval > 0 {
 			due := rampStart.Add(time.Duration(i) * interval)
 			if d := time.Until(due); d > 0 {
-				time.Sleep(d)
+				time.Sleep(d) // paces the ramp
 			}
 		}
 		select {
@@ -334,11 +378,10 @@ func run(o opts, nofile uint64) result {
 			}
 			c := &client{conn: conn, dial: time.Since(t0), done: make(chan struct{}), recs: make([]rec, 0, 64)}
 			clients[i] = c
-			go c.readLoop(keyB, fbB, tsB, &primarySeen, &fallbackSeen)
+			go c.readLoop(keyB, fbB, tsB, &seen.primary, &seen.fallback)
 		}(i)
 	}
 	wg.Wait()
-	cancel()
 	res.ConnectS = time.Since(rampStart).Seconds()
 	var dials []int64
 	for _, c := range clients {
@@ -354,29 +397,51 @@ func run(o opts, nofile uint64) result {
 	sort.Slice(dials, func(i, j int) bool { return dials[i] < dials[j] })
 	res.DialMs = pct{P50: ms(quantileSorted(dials, .5)), P99: ms(quantileSorted(dials, .99)),
 		Max: ms(quantileSorted(dials, 1)), N: int64(len(dials))}
+	return clients
+}
 
-	// ------------------------------------------------------------ window
-	time.Sleep(o.warmup)
-	var connected procSample
+// window is what measure saw: the window's bounds and the end of the
+// grace period on the run's clock (ns since base), the machine's and the
+// bench's CPU counters at its edges, and the server's samples.
+type window struct {
+	start, end, stop  int64
+	busy0, tot0, irq0 int64
+	busy1, tot1, irq1 int64
+	bench0, bench1    float64
+	connected, atEnd  procSample
+}
+
+// measure waits out the warm-up, records the window of o.duration, then
+// keeps the readers going for o.grace so that late copies of in-window
+// messages count, and stops recording.
+func measure(o opts) window {
+	var w window
+	time.Sleep(o.warmup) // the warm-up and the window are spans the run measures
 	if o.pid > 0 {
-		connected = readProc(o.pid)
+		w.connected = readProc(o.pid)
 	}
-	mBusy0, mTot0, mIrq0 := machineCPU3()
-	benchCPU0 := selfCPU()
-	T0 := since()
+	w.busy0, w.tot0, w.irq0 = machineCPU3()
+	w.bench0 = selfCPU()
+	w.start = since()
 	time.Sleep(o.duration)
-	Tend := since()
-	benchCPU1 := selfCPU()
-	mBusy1, mTot1, mIrq1 := machineCPU3()
-	var atEnd procSample
+	w.end = since()
+	w.bench1 = selfCPU()
+	w.busy1, w.tot1, w.irq1 = machineCPU3()
 	if o.pid > 0 {
-		atEnd = readProc(o.pid)
+		w.atEnd = readProc(o.pid)
 	}
 	time.Sleep(o.grace)
-	Tstop := since()
+	w.stop = since()
 	stopRec.Store(true)
+	return w
+}
 
-	// ------------------------------------------------------------ teardown
+// readerStopWait bounds how long closeClients waits for the read loops.
+const readerStopWait = 5 * time.Second
+
+// closeClients closes every connection and waits for the read loops; a
+// loop still running then is skipped by tally.
+func closeClients(clients []*client, res *result) {
 	for _, c := range clients {
 		if c != nil {
 			c.conn.NetConn().Close()
@@ -393,27 +458,21 @@ func run(o opts, nofile uint64) result {
 	}()
 	select {
 	case <-allDone:
-	case <-time.After(5 * time.Second):
+	case <-time.After(readerStopWait):
 		res.Warnings = append(res.Warnings, "some readers did not stop within 5s; their data is ignored")
 	}
+}
 
-	if sampler != nil {
-		sampler.finish()
-	}
+// msgStat is one message's arrivals across all clients.
+type msgStat struct {
+	first, last int64
+	count       int32
+}
 
-	// ------------------------------------------------------------ analysis
-	windowS := float64(Tend-T0) / 1e9
-	res.DurationS = round(windowS, 3)
-	res.KeyUsed = o.key
-	if primarySeen.Load() == 0 && fallbackSeen.Load() > 0 {
-		res.KeyUsed = o.fallback
-	}
-
-	type mstat struct {
-		first, last int64
-		count       int32
-	}
-	msgs := make(map[uint64]*mstat, 1<<12)
+// tally counts the frames, deliveries, disconnects, spread, latency and
+// loss of the messages first seen inside the window.
+func tally(o opts, clients []*client, w window, res *result) {
+	msgs := make(map[uint64]*msgStat, 1<<12)
 	allIDs := make(map[uint64]struct{}, 1<<12)
 	lat := newHist()
 	expected := 0
@@ -431,10 +490,10 @@ func run(o opts, nofile uint64) result {
 		res.Frames += c.frames
 		res.BadFrames += c.bad
 		res.BinaryFrames += c.binary
-		if c.closedAt == 0 || c.closedAt >= T0 {
+		if c.closedAt == 0 || c.closedAt >= w.start {
 			expected++ // connected when the window opened
 		}
-		if c.closedAt != 0 && c.closedAt < Tstop {
+		if c.closedAt != 0 && c.closedAt < w.stop {
 			res.Disconnects++
 			discErrs[c.closeErr]++
 		}
@@ -442,17 +501,13 @@ func run(o opts, nofile uint64) result {
 			allIDs[r.id] = struct{}{}
 			m := msgs[r.id]
 			if m == nil {
-				m = &mstat{first: r.t, last: r.t}
+				m = &msgStat{first: r.t, last: r.t}
 				msgs[r.id] = m
 			}
-			if r.t < m.first {
-				m.first = r.t
-			}
-			if r.t > m.last {
-				m.last = r.t
-			}
+			m.first = min(m.first, r.t)
+			m.last = max(m.last, r.t)
 			m.count++
-			if r.t >= T0 && r.t < Tend {
+			if r.t >= w.start && r.t < w.end {
 				res.Deliveries++
 				if r.send != 0 {
 					lat.add((baseWallNs + r.t - r.send) / 1000) // µs
@@ -473,7 +528,7 @@ func run(o opts, nofile uint64) result {
 	var spreads []int64
 	var inWin []uint64
 	for id, m := range msgs {
-		if m.first < T0 || m.first >= Tend {
+		if m.first < w.start || m.first >= w.end {
 			continue
 		}
 		res.Messages++
@@ -489,18 +544,7 @@ func run(o opts, nofile uint64) result {
 		}
 	}
 	if intIDs && len(inWin) > 1 {
-		sort.Slice(inWin, func(i, j int) bool { return inWin[i] < inWin[j] })
-		lo, hi := inWin[0], inWin[len(inWin)-1]
-		if hi-lo < 1<<26 {
-			for id := lo; id <= hi; id++ {
-				if _, ok := allIDs[id]; !ok {
-					res.Loss.SeqGaps++
-				}
-			}
-			res.Loss.LostDeliveries += res.Loss.SeqGaps * int64(expected)
-		} else {
-			res.Warnings = append(res.Warnings, "id range too wide for gap check")
-		}
+		countGaps(inWin, allIDs, expected, res)
 	}
 	exp := (res.Messages + res.Loss.SeqGaps) * int64(expected)
 	if exp > 0 {
@@ -513,6 +557,7 @@ func run(o opts, nofile uint64) result {
 		res.LatencyMs = &pct{P50: us2ms(lat.quantile(.5)), P99: us2ms(lat.quantile(.99)),
 			Max: us2ms(lat.max), N: lat.n}
 	}
+	windowS := float64(w.end-w.start) / 1e9
 	if windowS > 0 {
 		res.MsgsPerS = round(float64(res.Messages)/windowS, 2)
 		res.DeliveredPS = round(float64(res.Deliveries)/windowS, 1)
@@ -521,62 +566,77 @@ func run(o opts, nofile uint64) result {
 			res.ExpectedPerS = round(o.targetRate*float64(expected), 1)
 		}
 	}
-	if mTot1 > mTot0 {
-		res.MachineBusy = round(100*float64(mBusy1-mBusy0)/float64(mTot1-mTot0), 1)
+}
+
+// maxGapRange bounds the id range countGaps walks.
+const maxGapRange = 1 << 26
+
+// countGaps counts the integer ids between the window's lowest and highest
+// that no client received: each is a message every expected client lost.
+func countGaps(inWin []uint64, allIDs map[uint64]struct{}, expected int, res *result) {
+	sort.Slice(inWin, func(i, j int) bool { return inWin[i] < inWin[j] })
+	lo, hi := inWin[0], inWin[len(inWin)-1]
+	if hi-lo >= maxGapRange {
+		res.Warnings = append(res.Warnings, "id range too wide for gap check")
+		return
+	}
+	for id := lo; id <= hi; id++ {
+		if _, ok := allIDs[id]; !ok {
+			res.Loss.SeqGaps++
+		}
+	}
+	res.Loss.LostDeliveries += res.Loss.SeqGaps * int64(expected)
+}
+
+// accountCPU fills in the machine's, the bench's and the server's CPU and
+// the server's memory over the window, and warns when other processes
+// took enough CPU to contaminate the figures.
+func accountCPU(o opts, w window, idle procSample, sampler *procSampler, res *result) {
+	windowS := float64(w.end-w.start) / 1e9
+	if w.tot1 > w.tot0 {
+		res.MachineBusy = round(100*float64(w.busy1-w.busy0)/float64(w.tot1-w.tot0), 1)
 	}
 	// CPU used by everything except the server and this bench, in % of one core.
-	irqS := float64(mIrq1-mIrq0) / clkTck
-	otherS := float64(mBusy1-mBusy0)/clkTck - irqS - (benchCPU1 - benchCPU0)
-	res.Bench = benchInfo{CPUWindowS: round(benchCPU1-benchCPU0, 3), CPUTotalS: round(selfCPU(), 3),
+	irqS := float64(w.irq1-w.irq0) / clkTck
+	otherS := float64(w.busy1-w.busy0)/clkTck - irqS - (w.bench1 - w.bench0)
+	res.Bench = benchInfo{CPUWindowS: round(w.bench1-w.bench0, 3), CPUTotalS: round(selfCPU(), 3),
 		MaxRSSKB: selfMaxRSSKB(), Goroutines: runtime.NumGoroutine()}
 	if windowS > 0 {
-		res.Bench.CPUPct = round(100*(benchCPU1-benchCPU0)/windowS, 1)
+		res.Bench.CPUPct = round(100*(w.bench1-w.bench0)/windowS, 1)
 	}
 	if o.pid > 0 {
-		s := &serverInfo{PID: o.pid, RSSIdleKB: idle.rssKB, RSSConnKB: connected.rssKB,
-			RSSEndKB: atEnd.rssKB, VmHWMKB: atEnd.hwmKB, Gone: sampler.gone}
-		s.RSSPeakKB = sampler.peakRSS
-		if res.ConnOK > 0 && connected.ok {
-			s.RSSPerConnKB = round(float64(connected.rssKB-idle.rssKB)/float64(res.ConnOK), 2)
-		}
-		if connected.ok && atEnd.ok {
-			s.CPUWindowS = round(atEnd.cpuSec-connected.cpuSec, 2)
-			if d := atEnd.cpuSec - connected.cpuSec; d > 0 {
-				s.SysShare = round((atEnd.sysSec-connected.sysSec)/d, 2)
-			}
-			if windowS > 0 {
-				s.CPUPct = round(100*s.CPUWindowS/windowS, 1)
-			}
-			if res.Deliveries > 0 {
-				s.CPUPerMillS = round(s.CPUWindowS/(float64(res.Deliveries)/1e6), 3)
-			}
-		}
-		res.Server = s
-		otherS -= s.CPUWindowS
+		res.Server = serverFigures(o.pid, w, idle, sampler, res.ConnOK, res.Deliveries, windowS)
+		otherS -= res.Server.CPUWindowS
 	}
 	if windowS > 0 {
 		res.SoftirqPct = round(100*irqS/windowS, 1)
-		res.OtherCPUPct = round(100*otherS/windowS, 1)
-		if res.OtherCPUPct < 0 {
-			res.OtherCPUPct = 0
-		}
+		res.OtherCPUPct = max(0, round(100*otherS/windowS, 1))
 		if res.OtherCPUPct > 15 {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("other processes used %.0f%% of a core during the window: numbers are contaminated", res.OtherCPUPct))
 		}
 	}
-	if res.ConnOK == 0 {
-		res.Warnings = append(res.Warnings, "no connection succeeded")
+}
+
+// serverFigures is the server's memory and CPU from its /proc samples.
+func serverFigures(pid int, w window, idle procSample, sampler *procSampler, connOK int, deliveries int64, windowS float64) *serverInfo {
+	s := &serverInfo{PID: pid, RSSIdleKB: idle.rssKB, RSSConnKB: w.connected.rssKB,
+		RSSEndKB: w.atEnd.rssKB, VmHWMKB: w.atEnd.hwmKB, Gone: sampler.gone, RSSPeakKB: sampler.peakRSS}
+	if connOK > 0 && w.connected.ok {
+		s.RSSPerConnKB = round(float64(w.connected.rssKB-idle.rssKB)/float64(connOK), 2)
 	}
-	// verdict
-	why := verdict(&res, o.minRateFrac, o.maxP99Ms)
-	res.Sustained = len(why) == 0
-	if !res.Sustained {
-		res.Why = why
+	if w.connected.ok && w.atEnd.ok {
+		s.CPUWindowS = round(w.atEnd.cpuSec-w.connected.cpuSec, 2)
+		if d := w.atEnd.cpuSec - w.connected.cpuSec; d > 0 {
+			s.SysShare = round((w.atEnd.sysSec-w.connected.sysSec)/d, 2)
+		}
+		if windowS > 0 {
+			s.CPUPct = round(100*s.CPUWindowS/windowS, 1)
+		}
+		if deliveries > 0 {
+			s.CPUPerMillS = round(s.CPUWindowS/(float64(deliveries)/1e6), 3)
+		}
 	}
-	if res.Frames > 0 && res.BadFrames == res.Frames {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("no frame carried field %q or %q", o.key, o.fallback))
-	}
-	return res
+	return s
 }
 
 // verdict lists why a run does not count as "sustained" (empty = sustained):
