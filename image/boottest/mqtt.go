@@ -114,6 +114,7 @@ func (t *test) stopBroker() {
 	if b == nil {
 		return
 	}
+	t.mqtt = nil // stopped once, whichever scenario's cleanup comes first
 	b.c.Disconnect(100)
 	b.cmd.Process.Signal(syscall.SIGTERM)
 	select {

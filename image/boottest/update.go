@@ -64,6 +64,7 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 	t.dir = dir
 	defer func() {
 		t.stopQemu()
+		t.stopBroker()
 		if !t.opts.keep && t.failed == 0 && err == nil {
 			os.RemoveAll(dir)
 		} else {
