@@ -14,6 +14,7 @@ import (
 	"sensord/broadcast"
 	"sensord/broadcast/mqtt"
 	"sensord/cmd/sensord/internal/connlimit"
+	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/linklog"
 	"sensord/cmd/sensord/internal/readings"
@@ -94,6 +95,8 @@ type daemon struct {
 	conns *connlimit.Limit
 	// tlsFingerprint is the SHA-256 of -tls-cert's leaf ("" without TLS).
 	tlsFingerprint string
+	// owner is the owner credential's gate (-owner-token).
+	owner *guard.Owner
 	// hostsRefused counts requests refused by -allowed-hosts.
 	hostsRefused atomic.Uint64
 	bridge       *mqtt.Bridge // nil without -mqtt-url
@@ -118,7 +121,9 @@ type daemon struct {
 func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logger, now func() time.Time) (*daemon, error) {
 	dev = sensor.Calibrated(dev, cfg.offsets())
 	d := &daemon{cfg: cfg, log: log, now: now, started: now(), warnings: warnings, dev: dev}
+	d.owner = guard.NewOwner(cfg.OwnerToken, cfg.Token, log, time.Now)
 	d.update = newUpdatePanel(log)
+	d.update.Writable = d.owner.Writable()
 	d.openHistory()
 	backoff := maxBackoff(cfg.Period)
 	p, err := sensor.NewPoller(dev, &sensor.PollOpts{

@@ -86,6 +86,9 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 		m.One("sensord_connections_refused_total", "counter", "Connections closed at once for being over the bound.", float64(d.conns.Refused()))
 	}
 	d.update.writeMetrics(m)
+	m.One("sensord_owner_token_wrong_total", "counter", "Requests that carried a wrong owner token (-owner-token).", float64(d.owner.Wrong()))
+	m.One("sensord_owner_token_throttled_total", "counter", "Requests refused unchecked because their address sent too many wrong owner tokens.", float64(d.owner.Throttled()))
+	m.One("sensord_writes_off_total", "counter", "Writing requests refused because no owner token is configured.", float64(d.owner.Off()))
 	m.One("sensord_hosts_refused_total", "counter", "Requests refused for a Host not in -allowed-hosts.", float64(d.hostsRefused.Load()))
 	m.One("sensord_ws_buffer_bytes", "gauge", "Bytes WebSocket clients hold in partial messages and queued replies (all paths).", float64(d.budget.Used()))
 	m.One("sensord_ws_buffer_limit_bytes", "gauge", "The bound on those bytes.", float64(d.budget.Limit()))

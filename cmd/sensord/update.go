@@ -51,6 +51,7 @@ const uploadTimeout = 20 * time.Minute
 //
 //	GET  /api/update   running slot and version, pending trial, last outcome
 //	POST /api/update   the request body is a bundle: spooled for the updater
+//	                   (the owner token is checked in front, by guard.Owner)
 //
 // sensord stays unprivileged: it never writes a slot or the slot state. An
 // upload is written to SpoolDir (a temporary name, synced, its signature
@@ -63,8 +64,11 @@ const uploadTimeout = 20 * time.Minute
 type updatePanel struct {
 	BootPath, StatePath, LastPath, KeyPath, SpoolDir string
 	MaxBytes                                         int64
-	Now                                              func() time.Time
-	Log                                              *slog.Logger
+	// Writable: an owner token is configured, so uploads are possible
+	// (guard.Owner checks each one).
+	Writable bool
+	Now      func() time.Time
+	Log      *slog.Logger
 
 	uploading sync.Mutex    // one upload at a time
 	refused   atomic.Uint64 // uploads answered 4xx/5xx
@@ -93,16 +97,19 @@ type updateInfo struct {
 	Trial     string            `json:"trial,omitempty"` // the slot that boots on trial next
 	Last      map[string]string `json:"last,omitempty"`  // outcome, version, slot, time, detail
 	// Pending: an upload waits for (or is in) the updater.
-	Pending bool   `json:"pending"`
-	Error   string `json:"error,omitempty"`
+	Pending bool `json:"pending"`
+	// Writable is false while writing is off (no -owner-token): the
+	// panel then says how to turn it on instead of offering an upload.
+	Writable bool   `json:"writable"`
+	Error    string `json:"error,omitempty"`
 }
 
 func (u *updatePanel) info() updateInfo {
 	b, err := update.ReadBoot(u.BootPath)
 	if errors.Is(err, os.ErrNotExist) {
-		return updateInfo{}
+		return updateInfo{Writable: u.Writable}
 	}
-	in := updateInfo{Available: true, Slot: b.Slot, Mode: b.Mode}
+	in := updateInfo{Available: true, Slot: b.Slot, Mode: b.Mode, Writable: u.Writable}
 	if err != nil {
 		in.Error = err.Error()
 		return in

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/promtext"
@@ -28,7 +29,10 @@ type updateFixture struct {
 	key   ed25519.PrivateKey
 }
 
-const updateTestToken = "s3cret"
+const (
+	updateTestToken = "s3cret"
+	updateTestOwner = "0wner-s3cret"
+)
 
 func newUpdateFixture(t *testing.T, booted bool) *updateFixture {
 	t.Helper()
@@ -59,7 +63,9 @@ func newUpdateFixture(t *testing.T, booted bool) *updateFixture {
 	p.SpoolDir = filepath.Join(dir, "spool")
 	mux := http.NewServeMux()
 	p.register(mux)
-	srv := httptest.NewServer(guard.Token(updateTestToken, mux))
+	owner := guard.NewOwner(updateTestOwner, updateTestToken, p.Log, time.Now)
+	p.Writable = owner.Writable()
+	srv := httptest.NewServer(guard.Token(updateTestToken, owner, owner.Writes(mux)))
 	t.Cleanup(srv.Close)
 	return &updateFixture{panel: p, srv: srv, key: key}
 }
@@ -80,7 +86,7 @@ func (f *updateFixture) post(t *testing.T, body []byte, hdr map[string]string) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+updateTestToken)
+	req.Header.Set("Authorization", "Bearer "+updateTestOwner)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -201,18 +207,63 @@ func TestUpdateUploadOverTheLimitIsRefused(t *testing.T) {
 	}
 }
 
-func TestUpdateUploadNeedsTheToken(t *testing.T) {
+func TestUpdateUploadNeedsTheOwnerToken(t *testing.T) {
 	f := newUpdateFixture(t, true)
-	resp, err := http.Post(f.srv.URL+"/api/update", "application/octet-stream", bytes.NewReader(bundleBytes(t, f.key, "2.0", []byte("x"))))
+	body := bundleBytes(t, f.key, "2.0", []byte("x"))
+	for _, tc := range []struct {
+		name, auth, say string
+	}{
+		{"no token at all is refused", "", "token"},
+		{"the read token alone is refused", "Bearer " + updateTestToken, "needs the owner token"},
+		{"a wrong owner token is refused", "Bearer 0wner-wrong", "token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, msg := f.post(t, body, map[string]string{"Authorization": tc.auth})
+			if code != http.StatusUnauthorized || !strings.Contains(msg, tc.say) {
+				t.Errorf("%d %s, want 401 saying %q", code, msg, tc.say)
+			}
+			if _, err := f.spooled(); err == nil {
+				t.Error("spooled")
+			}
+		})
+	}
+}
+
+func TestUpdateUploadIsOffWithoutAnOwnerToken(t *testing.T) {
+	f := newUpdateFixture(t, true)
+	owner := guard.NewOwner("", updateTestToken, f.panel.Log, time.Now)
+	f.panel.Writable = owner.Writable()
+	mux := http.NewServeMux()
+	f.panel.register(mux)
+	srv := httptest.NewServer(guard.Token(updateTestToken, owner, owner.Writes(mux)))
+	defer srv.Close()
+	for _, auth := range []string{"Bearer " + updateTestToken} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/update", bytes.NewReader(bundleBytes(t, f.key, "2.0", []byte("x"))))
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "SENSORD_OWNER_TOKEN") || !strings.Contains(string(b), "writing is off") {
+			t.Errorf("%s: %d %s, want 403 saying writing is off and how to turn it on", auth, resp.StatusCode, b)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/update", nil)
+	req.Header.Set("Authorization", "Bearer "+updateTestToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var in updateInfo
+	json.NewDecoder(resp.Body).Decode(&in)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("upload without the token: %d, want 401", resp.StatusCode)
+	if in.Writable {
+		t.Error("GET /api/update says writable without an owner token")
 	}
 	if _, err := f.spooled(); err == nil {
-		t.Error("an upload without the token was spooled")
+		t.Error("spooled")
 	}
 }
 

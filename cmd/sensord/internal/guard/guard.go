@@ -1,6 +1,7 @@
-// Package guard is sensord's front door: the access token (-token) and the
-// Host allow-list (-allowed-hosts), each an http.Handler in front of every
-// route, WebSocket upgrades included.
+// Package guard is sensord's front door: the access token (-token), the
+// owner token (-owner-token) that every writing request needs, and the
+// Host allow-list (-allowed-hosts), each an http.Handler in front of
+// every route, WebSocket upgrades included.
 //
 // # Concurrency
 //
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"sensord/broadcast"
 	"sensord/cmd/sensord/internal/httpjson"
@@ -42,11 +44,25 @@ const tokenPage = `<!doctype html>
 
 // Token lets a request through to next when it carries token as a bearer
 // header, an access_token query parameter (which also sets Cookie) or the
-// cookie set after one. Others get 401: a page with a field for the token
-// for a browser, JSON for a script.
-func Token(token string, next http.Handler) http.Handler {
+// cookie set after one, or the owner token of owner (nil: none) as a
+// bearer header. Others get 401: a page with a field for the token for a
+// browser, JSON for a script.
+func Token(token string, owner *Owner, next http.Handler) http.Handler {
 	cookie := base64.RawURLEncoding.EncodeToString([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if owner != nil {
+			var v verdict
+			var after time.Duration
+			r, v, after = owner.verifyOnce(r)
+			switch v {
+			case granted:
+				next.ServeHTTP(w, r)
+				return
+			case tooSoon:
+				owner.refuseSoon(w, after)
+				return
+			}
+		}
 		if broadcast.Authorized(r, token) {
 			if broadcast.TokenEqual(r.URL.Query().Get("access_token"), token) {
 				http.SetCookie(w, &http.Cookie{Name: Cookie, Value: cookie, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})

@@ -47,7 +47,7 @@ func TestHostsLetsInTheListedNamesAndCountsTheRest(t *testing.T) {
 
 func TestTokenAcceptsTheBearerTheQueryAndTheCookieItSets(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	h := Token("s3cret", ok)
+	h := Token("s3cret", nil, ok)
 	do := func(target string, hdr ...string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", target, nil)
 		for i := 0; i+1 < len(hdr); i += 2 {
