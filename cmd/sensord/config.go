@@ -109,7 +109,7 @@ func (c *config) settings() *flagenv.Set {
 	s.Var(flagenv.Choice{P: &c.Capture, Default: "auto", Choices: sensors.Captures()}, "capture", "DHT22 edge timing: auto, cdev (GPIO character device), mmap (/dev/gpiomem busy loop)")
 	s.Var(flagenv.Text{P: &c.Bus}, "i2c-bus", "I2C bus for bme280, aht20, am2320 (default: the first, usually 1)")
 	s.Var(flagenv.Duration{P: &c.Period, Default: 2 * time.Second, Max: maxPeriod}, "period", "time between readings, at least the sensor's minimum ("+minPeriods()+")")
-	s.Var(flagenv.Text{P: &c.Topic, Default: "sensors/dht22", Check: checkTopic}, "topic", "topic of every reading")
+	s.Var(flagenv.Text{P: &c.Topic, Default: "sensors/dht22", Check: bounded(checkTopic)}, "topic", "topic of every reading")
 	s.Var(flagenv.Bool{P: &c.WholeMsg}, "wholemsg", "send the whole message {topic,payload,_msgid} instead of the payload only")
 	s.Var(flagenv.Choice{P: &c.Mode, Default: "server", Choices: []string{"server", "client", "both"}}, "mode", "server (serve /ws/sensors), client (send readings to -url), or both")
 	s.Var(flagenv.Text{P: &c.URL, Check: checkWSURL}, "url", "ws:// or wss:// URL to send readings to in client mode").Show = redactURL
