@@ -82,8 +82,11 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 	}
 	if d.conns != nil {
 		m.One("sensord_connections", "gauge", "Open HTTP and WebSocket connections (all paths).", float64(d.conns.Open()))
-		m.One("sensord_connections_max", "gauge", "The bound on open connections (below the descriptor limit).", float64(d.conns.Max()))
-		m.One("sensord_connections_refused_total", "counter", "Connections closed at once for being over the bound.", float64(d.conns.Refused()))
+		m.One("sensord_connections_max", "gauge", "The bound on open connections (below the descriptor limit and within the memory budget).", float64(d.conns.Max()))
+		m.One("sensord_connections_refused_total", "counter", "Connections closed at once for being over the bound with no pending one to close instead.", float64(d.conns.Refused()))
+		m.One("sensord_connections_pending", "gauge", "Open connections that have not completed a request (header, handshake, unwanted body, idle).", float64(d.conns.Pending()))
+		m.One("sensord_connections_pending_max", "gauge", "The bound on those, from the memory budget.", float64(d.conns.MaxPending()))
+		m.One("sensord_connections_evicted_total", "counter", "Pending connections closed, longest waiting first, to make room for new ones.", float64(d.conns.Evicted()))
 	}
 	d.update.writeMetrics(m)
 	m.One("sensord_owner_token_wrong_total", "counter", "Requests that carried a wrong owner token (-owner-token).", float64(d.owner.Wrong()))
