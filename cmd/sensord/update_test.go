@@ -12,12 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/promtext"
 	"sensord/image/update"
+	"sensord/internal/testutil"
 )
 
 // updateFixture is an A/B appliance's files in a temporary directory: the
@@ -274,5 +276,51 @@ func TestUpdatePanelMetricsCountUploads(t *testing.T) {
 	f.panel.writeMetrics(promtext.New(&b))
 	if !strings.Contains(b.String(), `sensord_update_uploads_total{result="refused"} 1`) {
 		t.Errorf("metrics:\n%s\nwant one refused upload", b.String())
+	}
+}
+
+// TestATrickleUploadIsBrokenOffAndFreesTheSlot: a peer sends a bundle a
+// byte at a time; on the panel's clock ten seconds pass per read, far
+// below the minimum rate. The upload must be broken off and the owner's
+// next upload accepted, not refused as busy.
+func TestATrickleUploadIsBrokenOffAndFreesTheSlot(t *testing.T) {
+	f := newUpdateFixture(t, true)
+	var mu sync.Mutex
+	clock := time.Now()
+	f.panel.Now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(10 * time.Second)
+		return clock
+	}
+	good := bundleBytes(t, f.key, "2.0", []byte("root"))
+	pr, pw := io.Pipe()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer pw.Close()
+		for i := 0; i < len(good) && i < 1000; i++ { // bounded: 10 s at most
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if _, err := pw.Write(good[i : i+1]); err != nil {
+				return
+			}
+		}
+	}()
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/api/update", pr)
+	req.Header.Set("Authorization", "Bearer "+updateTestOwner)
+	req.ContentLength = int64(len(good))
+	go func() {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	testutil.Until(t, 5*time.Second, func() bool { return f.panel.refused.Load() == 1 },
+		func() string { return "the trickle upload still holds the slot" })
+	if code, body := f.post(t, good, nil); code != http.StatusAccepted {
+		t.Errorf("the owner's upload after the trickle: %d %s, want 202", code, body)
 	}
 }
