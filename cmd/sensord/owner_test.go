@@ -77,7 +77,7 @@ func TestOwnerTokenGuardsWritesAndIsNeverShown(t *testing.T) {
 		t.Errorf("an upload with the owner token: %d %s, want past the owner check", code, body)
 	}
 	// The owner token reads too.
-	for _, path := range []string{"/healthz", "/metrics", "/api/latest", "/api/update"} {
+	for _, path := range []string{"/healthz", "/metrics", "/api/history", "/api/update"} {
 		resp, body := get(t, nil, p.url(path), "Authorization", "Bearer "+owner)
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("%s with the owner token: %d", path, resp.StatusCode)
