@@ -74,6 +74,22 @@ func clientHello(t *testing.T) []byte {
 	return append(hdr, body...)
 }
 
+// bigHello is the first n bytes of a ClientHello announcing 65,000 bytes,
+// in full-size handshake records: what crypto/tls buffers whole (it
+// accepts handshake messages up to 64 KiB) before it can parse it.
+func bigHello(n int) []byte {
+	msg := 65000
+	hs := append([]byte{1, byte(msg >> 16), byte(msg >> 8), byte(msg)}, bytes.Repeat([]byte{0}, msg)...)
+	var out []byte
+	for len(hs) > 0 {
+		k := min(len(hs), 16384)
+		out = append(out, 22, 3, 1, byte(k>>8), byte(k))
+		out = append(out, hs[:k]...)
+		hs = hs[k:]
+	}
+	return out[:n]
+}
+
 // startPlainTLS is startPlain serving HTTPS with a test certificate.
 func startPlainTLS(t *testing.T) (*proc, *http.Client) {
 	t.Helper()
@@ -115,6 +131,7 @@ func TestStalledRequestsOfEachKindStayWithinTheirMemory(t *testing.T) {
 		}},
 		{"a TLS record header", true, func(string) []byte { return []byte{22, 3, 1, 0x40, 0} }},
 		{"half a TLS ClientHello", true, func(string) []byte { return hello[:len(hello)/2] }},
+		{"most of a 64 KiB ClientHello", true, func(string) []byte { return bigHello(60 << 10) }},
 	} {
 		t.Run(kind.name, func(t *testing.T) {
 			var p *proc
