@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,8 +157,28 @@ func readOnly(t *testing.T, dir string) {
 }
 
 func TestServerConfigOffersOnlyTheCheapKeyExchanges(t *testing.T) {
-	c := ServerConfig(tls.Certificate{})
-	if len(c.CurvePreferences) != 2 || c.CurvePreferences[0] != tls.X25519 || c.CurvePreferences[1] != tls.CurveP256 {
-		t.Errorf("curves %v, want X25519, P-256", c.CurvePreferences)
+	certFile, keyFile, _, err := SelfSigned(t.TempDir(), "sensord", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _, err := Load(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		curve tls.CurveID
+		ok    bool
+	}{{tls.X25519, true}, {tls.CurveP256, true}, {tls.CurveP384, false}, {tls.CurveP521, false}} {
+		for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			c, s := net.Pipe()
+			errs := make(chan error, 1)
+			go func() { errs <- tls.Server(s, ServerConfig(cert)).Handshake(); s.Close() }()
+			err := tls.Client(c, &tls.Config{InsecureSkipVerify: true, CurvePreferences: []tls.CurveID{tc.curve}, MinVersion: version, MaxVersion: version}).Handshake()
+			c.Close()
+			<-errs
+			if (err == nil) != tc.ok {
+				t.Errorf("a client offering only %v over TLS %x: handshake error %v, want success %v", tc.curve, version, err, tc.ok)
+			}
+		}
 	}
 }
