@@ -87,7 +87,7 @@ func (d *daemon) openFront(handler http.Handler) (*front, error) {
 		f.lns = append(f.lns, l)
 		f.secure = append(f.secure, secure)
 		f.servers = append(f.servers, &http.Server{
-			Handler:           d.conns.Serving(closeUnwantedBody(h)),
+			Handler:           d.conns.Serving(h),
 			ConnState:         d.conns.ConnState,
 			ConnContext:       d.conns.ConnContext,
 			MaxHeaderBytes:    maxHeaderBytes,
@@ -171,18 +171,6 @@ func (f *front) shutdown(ctx context.Context) error {
 		errs = append(errs, srv.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
-}
-
-// closeUnwantedBody answers a GET or HEAD that announces a body (which no
-// sensord endpoint reads) and then closes the connection, instead of
-// keeping it to read and throw away a body that may never come.
-func closeUnwantedBody(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.ContentLength > 0 || len(r.TransferEncoding) > 0) {
-			w.Header().Set("Connection", "close")
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // redirectHTTPS answers every plain request with a permanent redirect to
