@@ -10,8 +10,8 @@ LISTEN  ?= 127.0.0.1:8080
 # Debian packages the tests use: a real browser for the dashboard, systemd's
 # tools for `systemd-analyze verify`, Python's websockets for a second,
 # independent wss:// client, prlimit for the descriptor-limit test,
-# Mosquitto for the MQTT bridge.
-TEST_DEBS := chromium systemd python3-websockets util-linux mosquitto mosquitto-clients
+# Mosquitto for the MQTT bridge, chattr for the read-only-disk tests.
+TEST_DEBS := chromium systemd python3-websockets util-linux mosquitto mosquitto-clients e2fsprogs
 
 .PHONY: all build build-arm64 build-armv6 run test test-stress test-deps vet fuzz bench clean
 

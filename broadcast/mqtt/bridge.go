@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +83,9 @@ const (
 	// reportEvery rate-limits OnState for a state that repeats with the
 	// same reason (a wrong password refused at every attempt).
 	reportEvery = time.Minute
+	// stableAfter is how long a connection must last for the back-off
+	// to start again from MinBackoff.
+	stableAfter = 30 * time.Second
 	// maxTopicLen bounds the topic of a passed-on message, like
 	// MaxPayload its payload.
 	maxTopicLen = 512
@@ -161,6 +166,7 @@ type Stats struct {
 	Passed        uint64 // of those, passed to OnMessage
 	RateDropped   uint64 // refused over MaxRate
 	SizeDropped   uint64 // refused over MaxPayload or the topic bound
+	Oversize      uint64 // packets over MaxPacket, dropped as their header arrived
 	Connects      uint64 // connections made
 	ConnectErrors uint64 // attempts that failed
 	PublishErrors uint64 // publishes not acknowledged (each ends the connection)
@@ -184,7 +190,7 @@ type Bridge struct {
 	hasLatest  bool
 
 	published, received, passed, rateDropped, sizeDropped atomic.Uint64
-	connects, connectErrors, publishErrors                atomic.Uint64
+	connects, connectErrors, publishErrors, oversize      atomic.Uint64
 	connected                                             atomic.Bool
 }
 
@@ -306,6 +312,7 @@ func (b *Bridge) Stats() Stats {
 		Passed:        b.passed.Load(),
 		RateDropped:   b.rateDropped.Load(),
 		SizeDropped:   b.sizeDropped.Load(),
+		Oversize:      b.oversize.Load(),
 		Connects:      b.connects.Load(),
 		ConnectErrors: b.connectErrors.Load(),
 		PublishErrors: b.publishErrors.Load(),
@@ -364,8 +371,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 		lost := make(chan error, 1)
 		c, err := b.connect(ctx, lost)
 		if err == nil {
-			failures = 0
+			up := b.o.Now()
 			err = b.serve(ctx, c, lost)
+			// Only a connection that held counts as recovery: one the
+			// broker's data ends at once each time (an oversized retained
+			// packet it cannot skip) backs off like a refusal does.
+			if b.o.Now().Sub(up) >= stableAfter {
+				failures = 0
+			}
 			if ctx.Err() != nil {
 				b.goodbye(c)
 				return nil
@@ -395,12 +408,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 // connect makes one connection attempt.
 func (b *Bridge) connect(ctx context.Context, lost chan error) (paho.Client, error) {
 	po := paho.NewClientOptions()
-	scheme := "tcp://"
-	if b.broker.TLS {
-		scheme = "ssl://"
-		po.SetTLSConfig(&tls.Config{RootCAs: b.o.RootCAs, ServerName: b.broker.Host, MinVersion: tls.VersionTLS12})
-	}
-	po.AddBroker(scheme + b.broker.Addr())
+	po.AddBroker("tcp://" + b.broker.Addr())
+	po.SetCustomOpenConnectionFn(b.dial)
 	po.SetClientID(b.o.ClientID)
 	po.SetUsername(b.broker.Username)
 	po.SetPassword(b.broker.Password)
@@ -433,6 +442,28 @@ func (b *Bridge) connect(ctx context.Context, lost chan error) (paho.Client, err
 		return nil, fmt.Errorf("%w to %s: %v", ErrConnect, b.broker, err)
 	}
 	return c, nil
+}
+
+// dial opens the broker connection for the client library: TCP, TLS for
+// mqtts://, and the packet bound (limitConn) on what is read, so that no
+// packet over MaxPacket is ever held whole.
+func (b *Bridge) dial(_ *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", b.broker.Addr())
+	if err != nil {
+		return nil, err
+	}
+	if b.broker.TLS {
+		tc := tls.Client(c, &tls.Config{RootCAs: b.o.RootCAs, ServerName: b.broker.Host, MinVersion: tls.VersionTLS12})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tc
+	}
+	return newLimitConn(c, MaxPacket, func(int) { b.oversize.Add(1) }), nil
 }
 
 // message is one publish of a batch.

@@ -37,20 +37,23 @@ const (
 // config is the daemon's whole configuration, as parsed from flags and the
 // environment.
 type config struct {
-	Listen    string
-	Sensor    string
-	Pin       string
-	Capture   string
-	Bus       string
-	Period    time.Duration
-	Topic     string
-	WholeMsg  bool
-	Mode      string
-	URL       string
-	Token     string
-	Version   bool
-	EnvErrors string
-	LogLevel  string
+	Listen   string
+	Sensor   string
+	Pin      string
+	Capture  string
+	Bus      string
+	Period   time.Duration
+	Topic    string
+	WholeMsg bool
+	Mode     string
+	URL      string
+	Token    string
+	// OwnerToken is the owner credential every writing request needs
+	// ("": writing is off).
+	OwnerToken string
+	Version    bool
+	EnvErrors  string
+	LogLevel   string
 
 	AllowedHosts  string
 	TLSCert       string
@@ -106,11 +109,12 @@ func (c *config) settings() *flagenv.Set {
 	s.Var(flagenv.Choice{P: &c.Capture, Default: "auto", Choices: sensors.Captures()}, "capture", "DHT22 edge timing: auto, cdev (GPIO character device), mmap (/dev/gpiomem busy loop)")
 	s.Var(flagenv.Text{P: &c.Bus}, "i2c-bus", "I2C bus for bme280, aht20, am2320 (default: the first, usually 1)")
 	s.Var(flagenv.Duration{P: &c.Period, Default: 2 * time.Second, Max: maxPeriod}, "period", "time between readings, at least the sensor's minimum ("+minPeriods()+")")
-	s.Var(flagenv.Text{P: &c.Topic, Default: "sensors/dht22", Check: checkTopic}, "topic", "topic of every reading")
+	s.Var(flagenv.Text{P: &c.Topic, Default: "sensors/dht22", Check: bounded(checkTopic)}, "topic", "topic of every reading")
 	s.Var(flagenv.Bool{P: &c.WholeMsg}, "wholemsg", "send the whole message {topic,payload,_msgid} instead of the payload only")
 	s.Var(flagenv.Choice{P: &c.Mode, Default: "server", Choices: []string{"server", "client", "both"}}, "mode", "server (serve /ws/sensors), client (send readings to -url), or both")
 	s.Var(flagenv.Text{P: &c.URL, Check: checkWSURL}, "url", "ws:// or wss:// URL to send readings to in client mode").Show = redactURL
 	s.Var(flagenv.Text{P: &c.Token}, "token", "bearer token every endpoint requires (empty: none)").Show = secret
+	s.Var(flagenv.Text{P: &c.OwnerToken, Check: checkOwnerToken}, "owner-token", "the owner's bearer token: needed to change anything (update uploads, pushes) and grants all -token grants (empty: writing is off)").Show = secret
 	s.Var(flagenv.Bool{P: &c.Version}, "version", "print the version and exit")
 	s.Var(flagenv.Choice{P: &c.EnvErrors, Default: "exit", Choices: []string{"exit", "warn"}}, "env-errors", "a bad SENSORD_* value: exit (status 2) or warn (log it, use the default)")
 	s.Var(flagenv.Choice{P: &c.LogLevel, Default: "info", Choices: []string{"debug", "info", "warn", "error"}}, "log-level", "the least important log lines written")
@@ -225,6 +229,12 @@ func (c *config) rules() []func() error {
 			}
 			return nil
 		},
+		func() error {
+			if c.OwnerToken != "" && c.OwnerToken == c.Token {
+				return flagenv.Blame("owner-token", "must differ from -token: whoever may read would otherwise also change the appliance")
+			}
+			return nil
+		},
 		c.checkHistory,
 		c.checkName,
 		c.checkMQTT,
@@ -234,6 +244,25 @@ func (c *config) rules() []func() error {
 func checkListen(v string) error {
 	if _, _, err := net.SplitHostPort(v); err != nil {
 		return errors.New("is not host:port (for example :80 or 127.0.0.1:8080)")
+	}
+	return nil
+}
+
+// Bounds of -owner-token: long enough that guessing it, slowed as
+// guard.Owner slows guesses, is hopeless; short enough for a header.
+const minOwnerToken, maxOwnerToken = 8, 256
+
+func checkOwnerToken(v string) error {
+	if v == "" {
+		return nil
+	}
+	if len(v) < minOwnerToken || len(v) > maxOwnerToken {
+		return fmt.Errorf("must be %d to %d characters (a long random one, e.g. from openssl rand -hex 16)", minOwnerToken, maxOwnerToken)
+	}
+	for _, r := range v {
+		if r <= ' ' || r == 0x7f {
+			return errors.New("must not hold spaces or control characters (it is sent in an Authorization header)")
+		}
 	}
 	return nil
 }

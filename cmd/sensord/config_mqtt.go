@@ -25,6 +25,26 @@ const maxNameLen = 63
 // Assistant id and a URL without escaping.
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
+// maxMQTTText bounds every MQTT string flag (the URL, the login, the
+// topic prefixes and the filter): a topic or a login of more than a few
+// dozen bytes is a mistake, and each of these goes into every packet the
+// bridge sends or names every message it gets; 256 bytes is far more than
+// any real one, and refusing it at start beats truncating it later.
+const maxMQTTText = 256
+
+// bounded is check with the length bound of maxMQTTText in front.
+func bounded(check func(string) error) func(string) error {
+	return func(v string) error {
+		if len(v) > maxMQTTText {
+			return fmt.Errorf("is %d bytes long, more than the %d an MQTT setting may have", len(v), maxMQTTText)
+		}
+		if check == nil {
+			return nil
+		}
+		return check(v)
+	}
+}
+
 // mqttURLExamples ends a bad -mqtt-url's message.
 const mqttURLExamples = " (for example mqtt://homeassistant.local:1883 or mqtts://broker:8883)"
 
@@ -33,13 +53,13 @@ const mqttURLExamples = " (for example mqtt://homeassistant.local:1883 or mqtts:
 // bridge is turned on.
 func (c *config) mqttSettings(s *flagenv.Set) {
 	s.Var(flagenv.Text{P: &c.Name, Check: checkName}, "name", "the device's name in the dashboard, MQTT topics and Home Assistant: letters, digits, -, _ (default: the hostname)")
-	s.Var(flagenv.Text{P: &c.MQTTURL, Check: checkMQTTURL}, "mqtt-url", "MQTT broker, mqtt://host:1883 or mqtts://host:8883 (empty: MQTT off)").Show = redactMQTTURL
-	s.Var(flagenv.Text{P: &c.MQTTUser}, "mqtt-user", "MQTT user name")
-	s.Var(flagenv.Text{P: &c.MQTTPassword}, "mqtt-password", "MQTT password (never logged or shown)").Show = secret
+	s.Var(flagenv.Text{P: &c.MQTTURL, Check: bounded(checkMQTTURL)}, "mqtt-url", "MQTT broker, mqtt://host:1883 or mqtts://host:8883 (empty: MQTT off)").Show = redactMQTTURL
+	s.Var(flagenv.Text{P: &c.MQTTUser, Check: bounded(nil)}, "mqtt-user", "MQTT user name")
+	s.Var(flagenv.Text{P: &c.MQTTPassword, Check: bounded(nil)}, "mqtt-password", "MQTT password (never logged or shown)").Show = secret
 	s.Var(flagenv.Text{P: &c.MQTTCA}, "mqtt-ca", "PEM file of the CA that signed an mqtts:// broker's certificate (default: the system's roots)")
-	s.Var(flagenv.Text{P: &c.MQTTPrefix, Default: "sensors", Check: checkMQTTPrefix}, "mqtt-prefix", "first level of the topics readings go to: <prefix>/<name>/temperature")
-	s.Var(flagenv.Text{P: &c.MQTTDiscovery, Default: "homeassistant", Check: checkMQTTDiscovery}, "mqtt-discovery", "Home Assistant's discovery prefix (empty: no discovery)")
-	s.Var(flagenv.Text{P: &c.MQTTSubscribe, Default: "sensors/#", Check: checkMQTTSubscribe}, "mqtt-subscribe", "MQTT topic filter passed to /ws/dashboard (empty: subscribe nothing)")
+	s.Var(flagenv.Text{P: &c.MQTTPrefix, Default: "sensors", Check: bounded(checkMQTTPrefix)}, "mqtt-prefix", "first level of the topics readings go to: <prefix>/<name>/temperature")
+	s.Var(flagenv.Text{P: &c.MQTTDiscovery, Default: "homeassistant", Check: bounded(checkMQTTDiscovery)}, "mqtt-discovery", "Home Assistant's discovery prefix (empty: no discovery)")
+	s.Var(flagenv.Text{P: &c.MQTTSubscribe, Default: "sensors/#", Check: bounded(checkMQTTSubscribe)}, "mqtt-subscribe", "MQTT topic filter passed to /ws/dashboard (empty: subscribe nothing)")
 }
 
 // defaultName is the hostname's first label, the name a Pi already answers

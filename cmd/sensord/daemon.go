@@ -14,6 +14,7 @@ import (
 	"sensord/broadcast"
 	"sensord/broadcast/mqtt"
 	"sensord/cmd/sensord/internal/connlimit"
+	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/linklog"
 	"sensord/cmd/sensord/internal/readings"
@@ -56,14 +57,39 @@ const (
 
 	// maxConns bounds the connections open at once (HTTP and WebSocket,
 	// all paths): a WebSocket path's 10,000 clients plus room for
-	// browsers and scripts. An idle connection costs ~5 KiB (kernel
-	// and Go), so this is ~75 MB at worst, within a 512 MB Pi.
+	// browsers and scripts.
 	maxConns = 15000
 	// fdReserve is what the connection bound leaves of the descriptor
 	// limit for everything else: the listeners, the GPIO chip and line,
 	// the journal and notify sockets, client mode's dial, /proc reads, a
 	// history database. A few dozen are in use; 128 leaves room.
 	fdReserve = 128
+
+	// connBudget is the memory all connections together may hold: a Pi
+	// Zero 2 W has 512 MB, of which the system takes ~150 MB and sensord's
+	// own work ~30 MB; 96 MiB leaves the rest to the page cache and the
+	// history database.
+	connBudget = 96 << 20
+	// pendingBudget is the part of connBudget that connections which
+	// have not completed a request may hold (a header being read, an
+	// unwanted body, a TLS handshake, idle keep-alive).
+	pendingBudget = 16 << 20
+	// pendingConnCost is the most one pending connection holds: its
+	// goroutine's stack, net/http's read and write buffers, a TLS
+	// record buffer of up to 18 KiB and the handshake messages within
+	// preRequestBytes, and a header within maxHeaderBytes.
+	pendingConnCost = 64 << 10
+	// establishedConnCost is what an established WebSocket client holds
+	// (its socket's buffers in the kernel, two goroutines' stacks, a
+	// small read buffer): about 5 KiB, see BENCHMARKS.md.
+	establishedConnCost = 6 << 10
+	// preRequestBytes bounds what a connection may send before its first
+	// request reaches a handler: a TLS ClientHello (2 KiB from a browser,
+	// a few more with many session tickets) and a request header.
+	preRequestBytes = 24 << 10
+	// maxHeaderBytes bounds a request header (net/http's default is
+	// 1 MiB): sensord's requests carry a cookie or a token at most.
+	maxHeaderBytes = 8 << 10
 
 	// statusEvery rate-limits STATUS= updates (fast sim periods,
 	// connect/disconnect storms); systemd only needs the current picture.
@@ -94,6 +120,8 @@ type daemon struct {
 	conns *connlimit.Limit
 	// tlsFingerprint is the SHA-256 of -tls-cert's leaf ("" without TLS).
 	tlsFingerprint string
+	// owner is the owner credential's gate (-owner-token).
+	owner *guard.Owner
 	// hostsRefused counts requests refused by -allowed-hosts.
 	hostsRefused atomic.Uint64
 	bridge       *mqtt.Bridge // nil without -mqtt-url
@@ -118,7 +146,9 @@ type daemon struct {
 func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logger, now func() time.Time) (*daemon, error) {
 	dev = sensor.Calibrated(dev, cfg.offsets())
 	d := &daemon{cfg: cfg, log: log, now: now, started: now(), warnings: warnings, dev: dev}
+	d.owner = guard.NewOwner(cfg.OwnerToken, cfg.Token, log, time.Now)
 	d.update = newUpdatePanel(log)
+	d.update.Writable = d.owner.Writable()
 	d.openHistory()
 	backoff := maxBackoff(cfg.Period)
 	p, err := sensor.NewPoller(dev, &sensor.PollOpts{
@@ -181,14 +211,20 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	return d, nil
 }
 
-// connCap is the connection bound for a descriptor limit of nofile: at
-// most maxConns, and fdReserve below the limit.
+// connCap is the bound on all connections for a descriptor limit of
+// nofile: at most maxConns, fdReserve below the limit, and within
+// connBudget with pendingBudget's share pending and the rest established.
 func connCap(nofile uint64) int {
 	if nofile <= fdReserve {
 		return 1
 	}
-	return int(min(nofile-fdReserve, maxConns))
+	byMemory := uint64(pendingCap() + (connBudget-pendingBudget)/establishedConnCost)
+	return int(min(nofile-fdReserve, maxConns, byMemory))
 }
+
+// pendingCap is the bound on connections that have not completed a
+// request: pendingBudget over the most each holds.
+func pendingCap() int { return pendingBudget / pendingConnCost }
 
 // maxBackoff caps the poller's retry back-off: long enough not to hammer a
 // sensor that is gone, short enough that it is noticed coming back, and

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -43,23 +44,21 @@ func (d *daemon) openFront(handler http.Handler) (*front, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tls: host name: %w", err)
 		}
-		var made bool
-		certFile, keyFile, made, err = tlscert.SelfSigned(cfg.TLSAuto, host, time.Now())
-		if err != nil {
-			return nil, err
-		}
-		if made {
-			d.log.Info("made a self-signed certificate", "dir", cfg.TLSAuto, "host", host+".local")
-		}
+		certFile, keyFile = d.autoCert(host)
 	}
 	if certFile != "" {
 		cert, fp, err := tlscert.Load(certFile, keyFile)
-		if err != nil {
+		switch {
+		case err != nil && cfg.TLSCert == "":
+			// -tls-auto's files went bad between making and loading them.
+			d.degrade("tls-auto: " + err.Error() + "; serving plain HTTP")
+		case err != nil:
 			return nil, badFlag("tls-cert", "%v", err)
+		default:
+			conf = tlscert.ServerConfig(cert)
+			d.tlsFingerprint = fp
+			d.log.Info("tls certificate", "file", certFile, "sha256", fp, "subject", cert.Leaf.Subject.String(), "not_after", cert.Leaf.NotAfter)
 		}
-		conf = tlscert.ServerConfig(cert)
-		d.tlsFingerprint = fp
-		d.log.Info("tls certificate", "file", certFile, "sha256", fp, "subject", cert.Leaf.Subject.String(), "not_after", cert.Leaf.NotAfter)
 	}
 	lns, err := systemd.Listeners()
 	if err != nil {
@@ -77,7 +76,7 @@ func (d *daemon) openFront(handler http.Handler) (*front, error) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err != nil {
 		return nil, fmt.Errorf("descriptor limit: %w", err)
 	}
-	d.conns = connlimit.New(connCap(nofile.Cur))
+	d.conns = connlimit.New(connCap(nofile.Cur), pendingCap(), preRequestBytes)
 
 	f := &front{log: d.log, activate: activated}
 	add := func(ln net.Listener, h http.Handler, secure bool) {
@@ -88,7 +87,10 @@ func (d *daemon) openFront(handler http.Handler) (*front, error) {
 		f.lns = append(f.lns, l)
 		f.secure = append(f.secure, secure)
 		f.servers = append(f.servers, &http.Server{
-			Handler:           h,
+			Handler:           d.conns.Serving(h),
+			ConnState:         d.conns.ConnState,
+			ConnContext:       d.conns.ConnContext,
+			MaxHeaderBytes:    maxHeaderBytes,
 			ReadHeaderTimeout: readHeaderTimeout,
 			ReadTimeout:       readTimeout,
 			WriteTimeout:      writeTimeout,
@@ -117,6 +119,36 @@ func (d *daemon) openFront(handler http.Handler) (*front, error) {
 		}
 	}
 	return f, nil
+}
+
+// autoCert is -tls-auto's certificate: made or kept by tlscert.SelfSigned;
+// when that fails (a full or read-only disk), the pair already there if it
+// still loads (expired or for another name, but the last good one),
+// else none: the daemon then serves plain HTTP, and says why on /healthz
+// and the dashboard instead of not starting.
+func (d *daemon) autoCert(host string) (certFile, keyFile string) {
+	dir := d.cfg.TLSAuto
+	certFile, keyFile, made, err := tlscert.SelfSigned(dir, host, time.Now())
+	if err == nil {
+		if made {
+			d.log.Info("made a self-signed certificate", "dir", dir, "host", host+".local")
+		}
+		return certFile, keyFile
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if _, _, lerr := tlscert.Load(certFile, keyFile); lerr == nil {
+		d.degrade(fmt.Sprintf("tls-auto: cannot renew the certificate in %s (%v); serving the last one", dir, err))
+		return certFile, keyFile
+	}
+	d.degrade(fmt.Sprintf("tls-auto: cannot make a certificate in %s (%v); serving plain HTTP", dir, err))
+	return "", ""
+}
+
+// degrade records a problem that the daemon works around: logged, and
+// shown on /healthz and the dashboard with the settings' warnings.
+func (d *daemon) degrade(problem string) {
+	d.log.Warn("degraded", "problem", problem)
+	d.warnings = append(d.warnings, problem)
 }
 
 // serve runs every server; the first to fail sends its error.

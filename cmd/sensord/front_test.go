@@ -375,6 +375,33 @@ func TestTLSAutoMakesASelfSignedCertificateAndKeepsIt(t *testing.T) {
 	}
 }
 
+// TestTLSAutoOnAReadOnlyDiskServesPlainHTTPAndSaysSo: with nowhere to
+// write a certificate, sensord starts anyway, serves plain HTTP, warns on
+// /healthz, and leaves no file behind.
+func TestTLSAutoOnAReadOnlyDiskServesPlainHTTPAndSaysSo(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "tls")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i (e2fsprogs): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
+	addr := freeAddr(t)
+	p := startCmd(t, exec.Command(binary, "-sensor", "sim", "-listen", addr, "-tls-auto", dir), nil)
+	p.addr = addr
+	p.waitHTTP(t)
+	var h health.Report
+	getJSON(t, "http://"+addr+"/healthz", &h)
+	if !strings.Contains(strings.Join(h.Warnings, "\n"), "tls-auto") || h.TLSFingerprint != "" {
+		t.Errorf("healthz warnings %q, fingerprint %q; want a tls-auto warning and no TLS", h.Warnings, h.TLSFingerprint)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("files left in the read-only directory: %v", ents)
+	}
+}
+
 // make run with the port taken: the failure says why, with the port-80
 // hint only for a privileged port, and no dashboard URL is printed for a
 // server that is not there.

@@ -6,7 +6,6 @@ package main
 import (
 	"bufio"
 	be "encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -177,71 +176,5 @@ func TestHalfOpenHeadersDoNotPinMemory(t *testing.T) {
 	var h health.Report
 	if code := getJSON(t, "http://"+p.addr+"/healthz", &h); code != http.StatusOK || h.Clients["api"] != conns {
 		t.Errorf("healthz %d, api clients %d; want 200 and %d", code, h.Clients["api"], conns)
-	}
-}
-
-// TestStalledRequestsAreClosedAndTheDaemonKeepsItsDescriptors: with 1,024
-// descriptors, 1,100 connections whose headers promise a body that never
-// comes. They must be closed after the read timeout, the daemon must
-// stay under its limit (the excess refused at once), and afterwards serve
-// /healthz and new WebSockets again.
-func TestStalledRequestsAreClosedAndTheDaemonKeepsItsDescriptors(t *testing.T) {
-	const conns, limit = 1100, 1024
-	p := startPlain(t, []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", limit, limit)})
-	pid := p.cmd.Process.Pid
-	held := make([]net.Conn, 0, conns)
-	t.Cleanup(func() {
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	for i := range conns {
-		c, err := net.Dial("tcp", p.addr)
-		if err != nil {
-			t.Fatalf("connection %d: %v", i, err)
-		}
-		held = append(held, c)
-		fmt.Fprintf(c, "POST /healthz HTTP/1.1\r\nHost: %s\r\nContent-Length: 1000\r\n\r\n", p.addr)
-	}
-	if fds := openFDs(t, pid); fds >= limit {
-		t.Errorf("daemon has %d fds open, at its limit of %d", fds, limit)
-	}
-	// Every stalled connection ends (the daemon closes it): after the read
-	// timeout, or at once when it was over the bound.
-	deadline := time.Now().Add(testutil.Scale(readTimeout + 30*time.Second))
-	var wg sync.WaitGroup
-	open := make(chan int, conns)
-	for i, c := range held {
-		wg.Go(func() {
-			c.SetReadDeadline(deadline)
-			// EOF or a reset (a connection refused over the bound is
-			// closed with its request unread) both mean closed.
-			if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
-				open <- i
-			}
-		})
-	}
-	wg.Wait()
-	close(open)
-	if n := len(open); n > 0 {
-		t.Fatalf("%d of %d stalled connections still open after %s", n, conns, readTimeout+30*time.Second)
-	}
-	var h health.Report
-	if code := getJSON(t, "http://"+p.addr+"/healthz", &h); code != http.StatusOK {
-		t.Errorf("healthz %d after the stalled requests, want 200", code)
-	}
-	c := dial(t, "ws://"+p.addr+"/ws/sensors")
-	if f := readText(t, c, 10*time.Second); !readingRE.MatchString(f) {
-		t.Errorf("new WebSocket got %q", f)
-	}
-	resp, err := http.Get("http://" + p.addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	want := fmt.Sprintf("sensord_connections_max %d\n", limit-fdReserve)
-	if !strings.Contains(string(b), want) || strings.Contains(string(b), "sensord_connections_refused_total 0\n") {
-		t.Errorf("metrics lack %q or refused nothing:\n%s", want, b)
 	}
 }

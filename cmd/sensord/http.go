@@ -29,9 +29,11 @@ func (d *daemon) routes() http.Handler {
 	mux.Handle("GET /api/history", d.history)
 	mux.Handle("GET /metrics", promtext.Handler(d.writeMetrics))
 	d.update.register(mux)
-	var h http.Handler = mux
+	// Every request that may change something goes through the owner's
+	// check here, whichever route it is for.
+	h := d.owner.Writes(mux)
 	if d.cfg.Token != "" {
-		h = guard.Token(d.cfg.Token, h)
+		h = guard.Token(d.cfg.Token, d.owner, h)
 	}
 	return d.hostGuard(h)
 }

@@ -82,10 +82,16 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 	}
 	if d.conns != nil {
 		m.One("sensord_connections", "gauge", "Open HTTP and WebSocket connections (all paths).", float64(d.conns.Open()))
-		m.One("sensord_connections_max", "gauge", "The bound on open connections (below the descriptor limit).", float64(d.conns.Max()))
-		m.One("sensord_connections_refused_total", "counter", "Connections closed at once for being over the bound.", float64(d.conns.Refused()))
+		m.One("sensord_connections_max", "gauge", "The bound on open connections (below the descriptor limit and within the memory budget).", float64(d.conns.Max()))
+		m.One("sensord_connections_refused_total", "counter", "Connections closed at once for being over the bound with no pending one to close instead.", float64(d.conns.Refused()))
+		m.One("sensord_connections_pending", "gauge", "Open connections that have not completed a request (header, handshake, unwanted body, idle).", float64(d.conns.Pending()))
+		m.One("sensord_connections_pending_max", "gauge", "The bound on those, from the memory budget.", float64(d.conns.MaxPending()))
+		m.One("sensord_connections_evicted_total", "counter", "Pending connections closed, longest waiting first, to make room for new ones.", float64(d.conns.Evicted()))
 	}
 	d.update.writeMetrics(m)
+	m.One("sensord_owner_token_wrong_total", "counter", "Requests that carried a wrong owner token (-owner-token).", float64(d.owner.Wrong()))
+	m.One("sensord_owner_token_throttled_total", "counter", "Requests refused unchecked because their address sent too many wrong owner tokens.", float64(d.owner.Throttled()))
+	m.One("sensord_writes_off_total", "counter", "Writing requests refused because no owner token is configured.", float64(d.owner.Off()))
 	m.One("sensord_hosts_refused_total", "counter", "Requests refused for a Host not in -allowed-hosts.", float64(d.hostsRefused.Load()))
 	m.One("sensord_ws_buffer_bytes", "gauge", "Bytes WebSocket clients hold in partial messages and queued replies (all paths).", float64(d.budget.Used()))
 	m.One("sensord_ws_buffer_limit_bytes", "gauge", "The bound on those bytes.", float64(d.budget.Limit()))

@@ -217,7 +217,8 @@ func (d *daemon) writeMQTTMetrics(m *promtext.Writer) {
 	} {
 		m.One(c.name, c.typ, c.help, c.v)
 	}
-	m.Family("sensord_mqtt_refused_total", "counter", "Subscribed messages not passed to /ws/dashboard, by reason (rate: over the message rate bound; size: payload or topic over the size bound).")
+	m.Family("sensord_mqtt_refused_total", "counter", "Subscribed messages not passed to /ws/dashboard, by reason (rate: over the message rate bound; size: payload or topic over the size bound; packet: over the 64 KiB packet bound, dropped as its header arrived, never read into memory).")
 	m.Sample("sensord_mqtt_refused_total", `reason="rate"`, float64(s.RateDropped))
 	m.Sample("sensord_mqtt_refused_total", `reason="size"`, float64(s.SizeDropped))
+	m.Sample("sensord_mqtt_refused_total", `reason="packet"`, float64(s.Oversize))
 }

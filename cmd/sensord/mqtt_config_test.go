@@ -54,6 +54,14 @@ func TestMQTTAndNameFlags(t *testing.T) {
 		{[]string{"-mqtt-url", "mqtt://broker", "-mqtt-prefix", ""}, "mqtt-prefix"},
 		{[]string{"-mqtt-url", "mqtt://broker", "-mqtt-discovery", "ha/+"}, "mqtt-discovery"},
 		{[]string{"-mqtt-url", "mqtt://broker", "-mqtt-subscribe", "sensors/#/x"}, "mqtt-subscribe"},
+		{[]string{"-mqtt-prefix", strings.Repeat("p", 64<<10)}, "mqtt-prefix"},
+		{[]string{"-mqtt-prefix", strings.Repeat("p", maxMQTTText+1)}, "mqtt-prefix"},
+		{[]string{"-mqtt-subscribe", strings.Repeat("s/", 200) + "#"}, "mqtt-subscribe"},
+		{[]string{"-mqtt-discovery", strings.Repeat("d", maxMQTTText+1)}, "mqtt-discovery"},
+		{[]string{"-mqtt-url", "mqtt://" + strings.Repeat("b", maxMQTTText)}, "mqtt-url"},
+		{[]string{"-mqtt-user", strings.Repeat("u", maxMQTTText+1)}, "mqtt-user"},
+		{[]string{"-mqtt-password", strings.Repeat("w", maxMQTTText+1)}, "mqtt-password"},
+		{[]string{"-topic", strings.Repeat("t", maxMQTTText+1)}, "topic"},
 	} {
 		t.Run("refuses "+strings.Join(tt.args, " "), func(t *testing.T) {
 			_, _, err := parseConfig(append([]string{"-sensor", "sim"}, tt.args...), env(), io.Discard)
@@ -63,6 +71,12 @@ func TestMQTTAndNameFlags(t *testing.T) {
 			}
 		})
 	}
+	t.Run("settings at the length bound are taken", func(t *testing.T) {
+		c, _, err := parseConfig([]string{"-sensor", "sim", "-mqtt-prefix", strings.Repeat("p", maxMQTTText)}, env(), io.Discard)
+		if err != nil || len(c.MQTTPrefix) != maxMQTTText {
+			t.Errorf("err %v", err)
+		}
+	})
 	t.Run("a bad URL from the environment is reported without its password", func(t *testing.T) {
 		_, w, err := parseConfig(nil, env("SENSORD_ENV_ERRORS", "warn", "SENSORD_SENSOR", "sim", "SENSORD_MQTT_URL", "http://pi:hunter2@broker"), io.Discard)
 		if err != nil {

@@ -47,10 +47,21 @@ const maxUploadBytes = 768<<20 + 64<<10
 // ReadTimeout is for small requests.
 const uploadTimeout = 20 * time.Minute
 
+// minUploadRate is the slowest an upload may arrive, averaged over each
+// uploadRateWindow: a Pi's Wi-Fi carries hundreds of KiB a second even
+// when poor, and at this rate a 250 MiB bundle would still arrive in nine
+// hours; slower is a peer holding the single upload slot hostage, so the
+// upload is broken off and the slot freed.
+const (
+	minUploadRate    = 8 << 10 // bytes a second
+	uploadRateWindow = 30 * time.Second
+)
+
 // updatePanel serves the dashboard's view of the A/B updater:
 //
 //	GET  /api/update   running slot and version, pending trial, last outcome
 //	POST /api/update   the request body is a bundle: spooled for the updater
+//	                   (the owner token is checked in front, by guard.Owner)
 //
 // sensord stays unprivileged: it never writes a slot or the slot state. An
 // upload is written to SpoolDir (a temporary name, synced, its signature
@@ -63,8 +74,13 @@ const uploadTimeout = 20 * time.Minute
 type updatePanel struct {
 	BootPath, StatePath, LastPath, KeyPath, SpoolDir string
 	MaxBytes                                         int64
-	Now                                              func() time.Time
-	Log                                              *slog.Logger
+	MinRate                                          int64         // minUploadRate
+	RateWindow                                       time.Duration // uploadRateWindow
+	// Writable: an owner token is configured, so uploads are possible
+	// (guard.Owner checks each one).
+	Writable bool
+	Now      func() time.Time
+	Log      *slog.Logger
 
 	uploading sync.Mutex    // one upload at a time
 	refused   atomic.Uint64 // uploads answered 4xx/5xx
@@ -75,7 +91,7 @@ func newUpdatePanel(log *slog.Logger) *updatePanel {
 	return &updatePanel{
 		BootPath: updateBootPath, StatePath: updateStatePath, LastPath: updateLastPath,
 		KeyPath: updateKeyPath, SpoolDir: updateSpoolDir,
-		MaxBytes: maxUploadBytes, Now: time.Now, Log: log,
+		MaxBytes: maxUploadBytes, MinRate: minUploadRate, RateWindow: uploadRateWindow, Now: time.Now, Log: log,
 	}
 }
 
@@ -93,16 +109,19 @@ type updateInfo struct {
 	Trial     string            `json:"trial,omitempty"` // the slot that boots on trial next
 	Last      map[string]string `json:"last,omitempty"`  // outcome, version, slot, time, detail
 	// Pending: an upload waits for (or is in) the updater.
-	Pending bool   `json:"pending"`
-	Error   string `json:"error,omitempty"`
+	Pending bool `json:"pending"`
+	// Writable is false while writing is off (no -owner-token): the
+	// panel then says how to turn it on instead of offering an upload.
+	Writable bool   `json:"writable"`
+	Error    string `json:"error,omitempty"`
 }
 
 func (u *updatePanel) info() updateInfo {
 	b, err := update.ReadBoot(u.BootPath)
 	if errors.Is(err, os.ErrNotExist) {
-		return updateInfo{}
+		return updateInfo{Writable: u.Writable}
 	}
-	in := updateInfo{Available: true, Slot: b.Slot, Mode: b.Mode}
+	in := updateInfo{Available: true, Slot: b.Slot, Mode: b.Mode, Writable: u.Writable}
 	if err != nil {
 		in.Error = err.Error()
 		return in
@@ -148,6 +167,7 @@ var (
 	errUpdateUnavailable = errors.New("updates need the A/B image (this system was not booted through its initramfs)")
 	errUpdateBusy        = errors.New("an update is already being uploaded or installed")
 	errUpdateOrigin      = errors.New("upload from another site's page refused")
+	errUpdateSlow        = errors.New("upload arriving too slowly: broken off to free the upload for others")
 )
 
 func (u *updatePanel) spool(w http.ResponseWriter, r *http.Request) (int, error) {
@@ -195,11 +215,14 @@ func (u *updatePanel) spool(w http.ResponseWriter, r *http.Request) (int, error)
 			os.Remove(tmp.Name())
 		}
 	}()
-	n, err := io.Copy(tmp, http.MaxBytesReader(w, r.Body, u.MaxBytes))
+	body := &rateReader{r: http.MaxBytesReader(w, r.Body, u.MaxBytes), rc: rc, now: u.Now, min: u.MinRate, window: u.RateWindow, deadline: u.Now().Add(uploadTimeout)}
+	n, err := io.Copy(tmp, body)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, fmt.Errorf("bundle larger than a root slot can take (%d bytes)", u.MaxBytes)
+	case errors.Is(err, errUpdateSlow):
+		return http.StatusRequestTimeout, fmt.Errorf("%w: under %d bytes/s over %s", errUpdateSlow, u.MinRate, u.RateWindow)
 	case err != nil:
 		return http.StatusBadRequest, fmt.Errorf("upload broken off after %d bytes: %w", n, err)
 	}
@@ -221,6 +244,43 @@ func (u *updatePanel) spool(w http.ResponseWriter, r *http.Request) (int, error)
 	keep = true
 	u.Log.Info("update uploaded, handed to the updater", "version", b.Manifest.Version, "bytes", n)
 	return http.StatusAccepted, nil
+}
+
+// rateReader fails with errUpdateSlow once a window passes in which
+// fewer than min bytes a second arrived; it moves the connection's read
+// deadline to each window's end, so that a body that stops altogether is
+// caught too.
+type rateReader struct {
+	r        io.Reader
+	rc       *http.ResponseController
+	now      func() time.Time
+	min      int64
+	window   time.Duration
+	deadline time.Time // the whole upload's
+
+	start time.Time // of the current window; zero before the first read
+	n     int64     // bytes in it
+}
+
+func (b *rateReader) Read(p []byte) (int, error) {
+	now := b.now()
+	if b.start.IsZero() || now.Sub(b.start) >= b.window {
+		if !b.start.IsZero() && b.n < b.min*int64(now.Sub(b.start))/int64(time.Second) {
+			return 0, errUpdateSlow
+		}
+		b.start, b.n = now, 0
+		end := now.Add(b.window)
+		if end.After(b.deadline) {
+			end = b.deadline
+		}
+		b.rc.SetReadDeadline(end) //nolint:errcheck // a connection without deadlines keeps the overall bound
+	}
+	k, err := b.r.Read(p)
+	b.n += int64(k)
+	if errors.Is(err, os.ErrDeadlineExceeded) && b.now().Before(b.deadline) {
+		return k, errUpdateSlow
+	}
+	return k, err
 }
 
 // register and writeMetrics do nothing on a nil panel (a daemon built by

@@ -12,11 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/promtext"
 	"sensord/image/update"
+	"sensord/internal/testutil"
 )
 
 // updateFixture is an A/B appliance's files in a temporary directory: the
@@ -28,7 +31,10 @@ type updateFixture struct {
 	key   ed25519.PrivateKey
 }
 
-const updateTestToken = "s3cret"
+const (
+	updateTestToken = "s3cret"
+	updateTestOwner = "0wner-s3cret"
+)
 
 func newUpdateFixture(t *testing.T, booted bool) *updateFixture {
 	t.Helper()
@@ -59,7 +65,9 @@ func newUpdateFixture(t *testing.T, booted bool) *updateFixture {
 	p.SpoolDir = filepath.Join(dir, "spool")
 	mux := http.NewServeMux()
 	p.register(mux)
-	srv := httptest.NewServer(guard.Token(updateTestToken, mux))
+	owner := guard.NewOwner(updateTestOwner, updateTestToken, p.Log, time.Now)
+	p.Writable = owner.Writable()
+	srv := httptest.NewServer(guard.Token(updateTestToken, owner, owner.Writes(mux)))
 	t.Cleanup(srv.Close)
 	return &updateFixture{panel: p, srv: srv, key: key}
 }
@@ -80,7 +88,7 @@ func (f *updateFixture) post(t *testing.T, body []byte, hdr map[string]string) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+updateTestToken)
+	req.Header.Set("Authorization", "Bearer "+updateTestOwner)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -201,18 +209,63 @@ func TestUpdateUploadOverTheLimitIsRefused(t *testing.T) {
 	}
 }
 
-func TestUpdateUploadNeedsTheToken(t *testing.T) {
+func TestUpdateUploadNeedsTheOwnerToken(t *testing.T) {
 	f := newUpdateFixture(t, true)
-	resp, err := http.Post(f.srv.URL+"/api/update", "application/octet-stream", bytes.NewReader(bundleBytes(t, f.key, "2.0", []byte("x"))))
+	body := bundleBytes(t, f.key, "2.0", []byte("x"))
+	for _, tc := range []struct {
+		name, auth, say string
+	}{
+		{"no token at all is refused", "", "token"},
+		{"the read token alone is refused", "Bearer " + updateTestToken, "needs the owner token"},
+		{"a wrong owner token is refused", "Bearer 0wner-wrong", "token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, msg := f.post(t, body, map[string]string{"Authorization": tc.auth})
+			if code != http.StatusUnauthorized || !strings.Contains(msg, tc.say) {
+				t.Errorf("%d %s, want 401 saying %q", code, msg, tc.say)
+			}
+			if _, err := f.spooled(); err == nil {
+				t.Error("spooled")
+			}
+		})
+	}
+}
+
+func TestUpdateUploadIsOffWithoutAnOwnerToken(t *testing.T) {
+	f := newUpdateFixture(t, true)
+	owner := guard.NewOwner("", updateTestToken, f.panel.Log, time.Now)
+	f.panel.Writable = owner.Writable()
+	mux := http.NewServeMux()
+	f.panel.register(mux)
+	srv := httptest.NewServer(guard.Token(updateTestToken, owner, owner.Writes(mux)))
+	defer srv.Close()
+	for _, auth := range []string{"Bearer " + updateTestToken} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/update", bytes.NewReader(bundleBytes(t, f.key, "2.0", []byte("x"))))
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "SENSORD_OWNER_TOKEN") || !strings.Contains(string(b), "writing is off") {
+			t.Errorf("%s: %d %s, want 403 saying writing is off and how to turn it on", auth, resp.StatusCode, b)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/update", nil)
+	req.Header.Set("Authorization", "Bearer "+updateTestToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var in updateInfo
+	json.NewDecoder(resp.Body).Decode(&in)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("upload without the token: %d, want 401", resp.StatusCode)
+	if in.Writable {
+		t.Error("GET /api/update says writable without an owner token")
 	}
 	if _, err := f.spooled(); err == nil {
-		t.Error("an upload without the token was spooled")
+		t.Error("spooled")
 	}
 }
 
@@ -223,5 +276,51 @@ func TestUpdatePanelMetricsCountUploads(t *testing.T) {
 	f.panel.writeMetrics(promtext.New(&b))
 	if !strings.Contains(b.String(), `sensord_update_uploads_total{result="refused"} 1`) {
 		t.Errorf("metrics:\n%s\nwant one refused upload", b.String())
+	}
+}
+
+// TestATrickleUploadIsBrokenOffAndFreesTheSlot: a peer sends a bundle a
+// byte at a time; on the panel's clock ten seconds pass per read, far
+// below the minimum rate. The upload must be broken off and the owner's
+// next upload accepted, not refused as busy.
+func TestATrickleUploadIsBrokenOffAndFreesTheSlot(t *testing.T) {
+	f := newUpdateFixture(t, true)
+	var mu sync.Mutex
+	clock := time.Now()
+	f.panel.Now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(10 * time.Second)
+		return clock
+	}
+	good := bundleBytes(t, f.key, "2.0", []byte("root"))
+	pr, pw := io.Pipe()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer pw.Close()
+		for i := 0; i < len(good) && i < 1000; i++ { // bounded: 10 s at most
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if _, err := pw.Write(good[i : i+1]); err != nil {
+				return
+			}
+		}
+	}()
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/api/update", pr)
+	req.Header.Set("Authorization", "Bearer "+updateTestOwner)
+	req.ContentLength = int64(len(good))
+	go func() {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	testutil.Until(t, 5*time.Second, func() bool { return f.panel.refused.Load() == 1 },
+		func() string { return "the trickle upload still holds the slot" })
+	if code, body := f.post(t, good, nil); code != http.StatusAccepted {
+		t.Errorf("the owner's upload after the trickle: %d %s, want 202", code, body)
 	}
 }

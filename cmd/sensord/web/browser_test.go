@@ -671,15 +671,19 @@ func TestDashboardWithTokenErrorsAndWarnings(t *testing.T) {
 		t.Error("the missing-token banner shows although the token was given")
 	}
 
-	// The daemon also accepts a cookie it set on the first request; drop it
-	// and restart, so the reconnect and the health polls can only pass by
-	// carrying the token themselves.
-	run(t, ctx, network.ClearBrowserCookies())
+	// Once the token was right, the daemon took it out of the address bar
+	// (it lives on in the cookie it set): restarted, the daemon lets the
+	// page's reconnect and health polls in on that cookie alone.
+	var search string
+	run(t, ctx, chromedp.Evaluate(`location.search`, &search))
+	if strings.Contains(search, "access_token") {
+		t.Errorf("the address bar still carries the token: %q", search)
+	}
 	d.stop()
 	waitFor(t, ctx, "reconnecting", 5*time.Second, func(v view) bool { return v.State == "reconnecting" })
 	restarted := time.Now()
 	startDaemonWith(t, d.addr, o)
-	waitFor(t, ctx, "live again with the token alone", 15*time.Second, func(v view) bool {
+	waitFor(t, ctx, "live again with the cookie", 15*time.Second, func(v view) bool {
 		return v.State == "live" && v.TS >= restarted.UnixMilli()
 	})
 	waitFor(t, ctx, "health polled with the token", 8*time.Second, func(v view) bool {

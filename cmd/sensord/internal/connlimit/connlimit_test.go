@@ -1,6 +1,7 @@
 package connlimit
 
 import (
+	"errors"
 	"io"
 	"net"
 	"syscall"
@@ -11,11 +12,14 @@ import (
 )
 
 func serve(t *testing.T, n int) (*Limit, net.Listener, chan net.Conn) {
+	return serveLimit(t, New(n, n, 0))
+}
+
+func serveLimit(t *testing.T, lim *Limit) (*Limit, net.Listener, chan net.Conn) {
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	lim := New(n)
 	l := lim.Listen(raw)
 	t.Cleanup(func() { l.Close() })
 	got := make(chan net.Conn, 16)
@@ -31,16 +35,35 @@ func serve(t *testing.T, n int) (*Limit, net.Listener, chan net.Conn) {
 	return lim, l, got
 }
 
-func TestConnectionsOverTheBoundAreClosedAndCounted(t *testing.T) {
-	lim, l, got := serve(t, 2)
-	var held []net.Conn
-	for range 2 {
+// dialN makes n connections and returns the client ends and the
+// accepted ones.
+func dialN(t *testing.T, l net.Listener, got chan net.Conn, n int) (clients, held []net.Conn) {
+	t.Helper()
+	for range n {
 		c, err := net.Dial("tcp", l.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		t.Cleanup(func() { c.Close() })
+		clients = append(clients, c)
 		held = append(held, <-got)
+	}
+	return clients, held
+}
+
+// closed reports whether the server closed c's other end.
+func closed(t *testing.T, c net.Conn) bool {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(testutil.Scale(200 * time.Millisecond)))
+	_, err := c.Read(make([]byte, 1))
+	return err == io.EOF
+}
+
+func TestConnectionsOverTheBoundAreClosedAndCountedWhenNoneIsPending(t *testing.T) {
+	lim, l, got := serve(t, 2)
+	_, held := dialN(t, l, got, 2)
+	for _, c := range held {
+		lim.set(find(c), stateBusy)
 	}
 	extra, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
@@ -51,8 +74,8 @@ func TestConnectionsOverTheBoundAreClosedAndCounted(t *testing.T) {
 	if _, err := extra.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("third connection: read %v, want EOF (closed by the listener)", err)
 	}
-	if lim.Refused() != 1 || lim.Open() != 2 {
-		t.Fatalf("Refused %d Open %d, want 1 and 2", lim.Refused(), lim.Open())
+	if lim.Refused() != 1 || lim.Open() != 2 || lim.Evicted() != 0 {
+		t.Fatalf("Refused %d Open %d Evicted %d, want 1, 2 and 0 (busy ones are never evicted)", lim.Refused(), lim.Open(), lim.Evicted())
 	}
 
 	// Closing one (twice: the slot is given back once) makes room.
@@ -95,4 +118,44 @@ func TestAcceptedConnectionsKeepTheirSocket(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestANewConnectionEvictsTheOneWaitingLongestNeverABusyOrEstablishedOne(t *testing.T) {
+	lim, l, got := serveLimit(t, New(4, 2, 0))
+	clients, held := dialN(t, l, got, 2)
+	lim.set(find(held[0]), stateBusy)
+	lim.set(find(held[1]), stateEstablished)
+	// Two pending: the bound on pending ones is reached.
+	pc, _ := dialN(t, l, got, 2)
+	// A fifth: over both bounds; the oldest pending (pc[0]) makes room.
+	c5, _ := dialN(t, l, got, 1)
+	if !closed(t, pc[0]) {
+		t.Error("the connection pending longest is still open")
+	}
+	for i, c := range []net.Conn{clients[0], clients[1], pc[1], c5[0]} {
+		if closed(t, c) {
+			t.Errorf("connection %d was closed", i)
+		}
+	}
+	if lim.Evicted() != 1 || lim.Refused() != 0 || lim.Open() != 4 || lim.Pending() != 2 {
+		t.Errorf("evicted %d refused %d open %d pending %d; want 1, 0, 4, 2", lim.Evicted(), lim.Refused(), lim.Open(), lim.Pending())
+	}
+	// A connection that finishes a request and goes idle waits anew: it
+	// is now the newest pending, so the next eviction takes pc[1].
+	lim.set(find(held[0]), statePending)
+	dialN(t, l, got, 1)
+	if !closed(t, pc[1]) || closed(t, clients[0]) {
+		t.Error("eviction did not take the connection waiting longest")
+	}
+}
+
+func TestBytesBeforeTheFirstRequestAreBounded(t *testing.T) {
+	lim, l, got := serveLimit(t, New(4, 4, 100))
+	clients, held := dialN(t, l, got, 1)
+	go clients[0].Write(make([]byte, 300))
+	n, err := io.Copy(io.Discard, held[0])
+	if n != 100 || !errors.Is(err, ErrPreRequest) {
+		t.Errorf("read %d bytes, %v; want 100 and ErrPreRequest", n, err)
+	}
+	_ = lim
 }

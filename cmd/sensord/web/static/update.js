@@ -4,9 +4,24 @@
 // a signed bundle (POST api/update); sensord spools it and the updater
 // installs it and reboots into it on trial. Off the A/B image
 // (available: false) nothing is shown.
+//
+// Uploading needs the owner token (-owner-token): the form asks for it the
+// first time, keeps it in this browser (localStorage) and sends it as
+// Authorization: Bearer; a refused token is forgotten and asked again.
+// With no owner token configured (writable: false) the panel says how to
+// turn writing on instead of offering the upload.
 (() => {
   'use strict';
   const POLL_EVERY = 10000; // ms between api/update polls
+  const OWNER_KEY = 'sensord.ownerToken'; // localStorage key of the owner token
+  const OFF_TEXT = 'Writing is off: updates need an owner token. Set SENSORD_OWNER_TOKEN in sensord.conf (or start sensord with -owner-token) and restart it.';
+
+  function stored() {
+    try { return localStorage.getItem(OWNER_KEY) || ''; } catch (e) { return ''; }
+  }
+  function store(v) {
+    try { if (v) localStorage.setItem(OWNER_KEY, v); else localStorage.removeItem(OWNER_KEY); } catch (e) { /* private mode */ }
+  }
 
   const url = window.sensord.url; // hub.js
   function el(tag, cls, text) {
@@ -41,12 +56,19 @@
   file.accept = '.update';
   file.required = true;
   label.appendChild(file);
+  const ownerLabel = el('label', 'owner-token', 'Owner token ');
+  const owner = el('input');
+  owner.type = 'password';
+  owner.id = 'owner-token';
+  owner.autocomplete = 'current-password';
+  ownerLabel.appendChild(owner);
+  ownerLabel.hidden = true;
   const button = el('button', '', 'Upload and install');
   button.type = 'submit';
   const status = el('p', 'update-status');
   status.id = 'update-status';
   status.setAttribute('role', 'status');
-  form.append(label, button, status);
+  form.append(label, ownerLabel, button, status);
   dl.parentNode.appendChild(form);
 
   function show(x) {
@@ -56,6 +78,16 @@
     }
     slotRow.hidden = false;
     form.hidden = false;
+    form.dataset.writable = x.writable ? 'yes' : 'no';
+    label.hidden = button.hidden = !x.writable;
+    if (!x.writable) {
+      ownerLabel.hidden = true;
+      status.textContent = OFF_TEXT;
+      status.dataset.result = 'off';
+    } else if (status.dataset.result === 'off') {
+      status.textContent = '';
+      delete status.dataset.result;
+    }
     let slot = x.slot + ' (' + x.mode + ')';
     if (x.version) slot += ' · version ' + x.version;
     if (x.trial) slot += ' · slot ' + x.trial + ' boots on trial next';
@@ -90,18 +122,41 @@
     ev.preventDefault();
     const f = file.files && file.files[0];
     if (!f || busy) return;
+    if (owner.value) store(owner.value);
+    const token = stored();
+    if (!token) {
+      ownerLabel.hidden = false;
+      owner.required = true;
+      owner.focus();
+      status.textContent = 'Enter the owner token (the one set with SENSORD_OWNER_TOKEN or -owner-token); this browser keeps it.';
+      return;
+    }
     busy = true;
     button.disabled = true;
     status.textContent = 'Uploading ' + f.name + ' (' + Math.round(f.size / 1048576) + ' MiB) and checking its signature…';
     try {
       const res = await fetch(url('api/update'), {
         method: 'POST', body: f, cache: 'no-store',
-        headers: { 'Content-Type': 'application/octet-stream' },
+        headers: { 'Content-Type': 'application/octet-stream', 'Authorization': 'Bearer ' + token },
       });
       let body = {};
       try { body = await res.json(); } catch (e) { /* not JSON */ }
       status.textContent = res.ok ? 'Accepted: ' + (body.status || '') : 'Refused: ' + (body.error || res.status + ' ' + res.statusText);
       status.dataset.result = res.ok ? 'accepted' : 'refused';
+      if (res.status === 401) {
+        // A wrong or changed owner token: forget it and ask again.
+        store('');
+        owner.value = '';
+        ownerLabel.hidden = false;
+        owner.required = true;
+        status.textContent = 'Wrong owner token: enter it again. ' + (body.error || '');
+      } else if (res.status === 403) {
+        status.dataset.result = 'off';
+      } else {
+        ownerLabel.hidden = true;
+        owner.required = false;
+        owner.value = '';
+      }
     } catch (e) {
       status.textContent = 'Upload failed: ' + e;
       status.dataset.result = 'failed';
