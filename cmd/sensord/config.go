@@ -81,6 +81,7 @@ type config struct {
 	MQTTPrefix     string
 	MQTTDiscovery  string
 	MQTTSubscribe  string
+	alertConfig
 }
 
 // usageError is a configuration mistake: main prints it as one line and
@@ -128,6 +129,7 @@ func (c *config) settings() *flagenv.Set {
 	s.Var(flagenv.Bool{P: &c.SimNoResp}, "sim-no-response", "sim: never answer the start pulse")
 	c.historySettings(s)
 	c.mqttSettings(s)
+	c.alertSettings(s)
 	return s
 }
 
@@ -228,6 +230,7 @@ func (c *config) rules() []func() error {
 		c.checkHistory,
 		c.checkName,
 		c.checkMQTT,
+		c.checkAlerts,
 	}
 }
 
