@@ -111,6 +111,7 @@ type daemon struct {
 	watch    *sensorwatch.Watch
 	checker  *health.Checker // /healthz
 	update   *updatePanel    // the A/B updater's panel and upload (update.go)
+	alerts   *alerting       // the alert rules and their outputs (alerts.go)
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health
@@ -178,6 +179,7 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	if d.bridge, err = d.newBridge(); err != nil {
 		return nil, err
 	}
+	d.alerts = d.newAlerts()
 	return d, nil
 }
 
@@ -207,6 +209,7 @@ func (d *daemon) start(ctx context.Context) *sync.WaitGroup {
 	})
 	wg.Go(func() { d.systemStats(ctx) })
 	wg.Go(func() { d.watch.Run(ctx) })
+	wg.Go(func() { d.alerts.run(ctx) })
 	if d.store != nil {
 		wg.Go(func() { d.runHistory(ctx) })
 	}
@@ -262,6 +265,7 @@ func (d *daemon) publish(r sensor.Reading) {
 		d.store.Add(r)
 	}
 	d.publishMQTT(r)
+	d.alerts.observe(r)
 	d.log.Debug("reading", "temperature", r.Temperature, "humidity", r.Humidity)
 	d.updateStatus()
 }

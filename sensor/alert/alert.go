@@ -48,8 +48,8 @@ const (
 )
 
 // NoReadingPeriods is how many periods without a good reading raise
-// NoReading: more than the sensor watch's three, so a failing sensor is
-// first named as failing, and a single slow read never raises it.
+// NoReading: enough that one or two failed reads, which a DHT22 has now
+// and then, and their retries never raise it.
 const NoReadingPeriods = 5
 
 // IsBuiltin reports whether name is a built-in rule's.
