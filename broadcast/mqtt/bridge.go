@@ -128,6 +128,7 @@ type Opts struct {
 	Device    Device
 	Entities  []Entity      // announced to Home Assistant; DefaultEntities
 	Period    time.Duration // reading period, for expire_after; required
+	Alerts    []AlertRule   // alert rules announced as binary sensors (see PublishAlert)
 
 	QueueLen   int           // DefaultQueueLen
 	MaxRate    int           // DefaultMaxRate
@@ -182,6 +183,7 @@ type Bridge struct {
 	lastReport time.Time
 	latest     Reading
 	hasLatest  bool
+	alerts     alertState
 
 	published, received, passed, rateDropped, sizeDropped atomic.Uint64
 	connects, connectErrors, publishErrors                atomic.Uint64
@@ -535,8 +537,16 @@ func (b *Bridge) announce(ctx context.Context, c paho.Client) error {
 			}
 			msgs = append(msgs, message{b.discoveryTopic(e), cfg, true})
 		}
+		am, err := b.alertDiscovery()
+		if err != nil {
+			return fmt.Errorf("mqtt: discovery config: %w", err)
+		}
+		msgs = append(msgs, am...)
 	}
-	return b.send(ctx, c, msgs...)
+	if err := b.send(ctx, c, msgs...); err != nil {
+		return err
+	}
+	return b.sendAlerts(ctx, c, true)
 }
 
 // serve runs one connection until it is lost, a publish fails or ctx ends.
@@ -567,6 +577,9 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 			older, err := b.flush(ctx, c, false)
 			if err == nil {
 				err = b.sendBacklog(ctx, c, older)
+			}
+			if err == nil {
+				err = b.sendAlerts(ctx, c, false)
 			}
 			if err != nil {
 				return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"sensord/broadcast"
+	"sensord/broadcast/mqtt"
 	"sensord/cmd/sensord/internal/promtext"
 	"sensord/sensor"
 	"sensord/sensor/alert"
@@ -64,7 +65,28 @@ func (d *daemon) newAlerts() *alerting {
 	for _, r := range eng.Rules() {
 		d.log.Debug("alert rule", "rule", r.String())
 	}
-	return &alerting{d: d, eng: eng}
+	a := &alerting{d: d, eng: eng}
+	if d.bridge != nil {
+		a.outs = append(a.outs, mqttAlerts{d.bridge})
+	}
+	return a
+}
+
+// mqttAlerts retains each rule's latest alert on the broker.
+type mqttAlerts struct{ b *mqtt.Bridge }
+
+func (m mqttAlerts) sendAlert(ev alert.Event) { m.b.PublishAlert(ev.Name, ev.AppendJSON(nil)) }
+
+// mqttAlertRules are the rules Home Assistant is told of, the built-in
+// ones included.
+func mqttAlertRules(rules []alert.Rule) []mqtt.AlertRule {
+	var out []mqtt.AlertRule
+	for _, r := range rules {
+		out = append(out, mqtt.AlertRule{Name: r.Name, Title: "Alert " + r.Name})
+	}
+	return append(out,
+		mqtt.AlertRule{Name: alert.SensorFailing, Title: "Sensor failing"},
+		mqtt.AlertRule{Name: alert.NoReading, Title: "No reading"})
 }
 
 // topic is ev's topic on the WebSocket paths.
@@ -73,10 +95,16 @@ func (a *alerting) topic(name string) string { return a.d.cfg.Topic + alertTopic
 // run publishes the alerts active at start (kept across a restart), then
 // checks the built-in rules until ctx ends.
 func (a *alerting) run(ctx context.Context) {
+	// Under mu, so a first reading that clears one of them comes after.
+	a.mu.Lock()
 	for _, ev := range a.eng.Active() {
 		a.d.log.Warn("alert active", "alert", ev.Name, "metric", ev.Metric, "value", ev.Value, "threshold", ev.Threshold, "since", ev.Time)
 		a.publishWS(ev)
+		if a.d.bridge != nil {
+			mqttAlerts{a.d.bridge}.sendAlert(ev)
+		}
 	}
+	a.mu.Unlock()
 	t := time.NewTicker(alertCheckEvery)
 	defer t.Stop()
 	for {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"sensord/broadcast/mqtt/mosquittotest"
 	"sensord/internal/testutil"
 )
 
@@ -139,5 +140,35 @@ func TestDeadSensorRaisesTheBuiltinAlerts(t *testing.T) {
 	}
 	if !names["sensor_failing"] || !names["no_reading"] {
 		t.Fatalf("raised %v", names)
+	}
+}
+
+// With MQTT on, the alert is retained on the broker and each rule is a
+// Home Assistant binary sensor of class problem.
+func TestAlertRetainedOnTheBrokerWithABinarySensor(t *testing.T) {
+	t.Parallel()
+	broker := mosquittotest.Start(t, mosquittotest.Opts{})
+	start(t, nil, "-name", "kitchen", "-mqtt-url", broker.URL(), "-sim-temp", "25", "-alert", "warm: temperature > 20")
+	w := broker.Watch(t, "#")
+	m, _ := w.Next(t, 0, "the alert", mosquittotest.OnTopic("sensors/kitchen/alert/warm"))
+	if !strings.HasPrefix(m.Payload, fmt.Sprintf(alertShape, "warm", "raised", "temperature", "25", "20")) {
+		t.Fatalf("alert on the broker: %q", m.Payload)
+	}
+	late := broker.Watch(t, "#")
+	m, _ = late.Next(t, 0, "the retained alert", mosquittotest.OnTopic("sensors/kitchen/alert/warm"))
+	if !m.Retained {
+		t.Fatal("the alert is not retained")
+	}
+	for _, rule := range []string{"warm", "sensor_failing", "no_reading"} {
+		m, _ = late.Next(t, 0, rule+"'s binary sensor", func(m mosquittotest.Msg) bool {
+			return strings.HasPrefix(m.Topic, "homeassistant/binary_sensor/") && strings.HasSuffix(m.Topic, "_alert_"+rule+"/config")
+		})
+		var cfg struct {
+			DeviceClass string `json:"device_class"`
+			StateTopic  string `json:"state_topic"`
+		}
+		if err := json.Unmarshal([]byte(m.Payload), &cfg); err != nil || cfg.DeviceClass != "problem" || cfg.StateTopic != "sensors/kitchen/alert/"+rule {
+			t.Errorf("%s: %+v %v", m.Topic, cfg, err)
+		}
 	}
 }
