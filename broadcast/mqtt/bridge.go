@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"sensord/internal/backoff"
 )
 
 // Availability payloads on <prefix>/<name>/status, Home Assistant's
@@ -340,12 +341,7 @@ func (b *Bridge) setState(state string, reason string, attempts int) {
 // from MinBackoff up to MaxBackoff, with the upper half jittered so a house
 // of devices does not reconnect in step, and never below MinBackoff.
 func (b *Bridge) backoff(n int) time.Duration {
-	base := float64(MaxBackoff)
-	if n < 32 {
-		base = math.Min(float64(MinBackoff)*math.Exp2(float64(n-1)), float64(MaxBackoff))
-	}
-	d := time.Duration(base/2 + b.o.Rand()*base/2)
-	return max(d, MinBackoff)
+	return backoff.Delay(n, MinBackoff, MaxBackoff, MinBackoff, b.o.Rand())
 }
 
 // Run connects, publishes and subscribes until ctx is cancelled, then
