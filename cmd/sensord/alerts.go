@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"sensord/broadcast"
 	"sensord/broadcast/mqtt"
+	"sensord/cmd/sensord/internal/linklog"
 	"sensord/cmd/sensord/internal/promtext"
 	"sensord/sensor"
 	"sensord/sensor/alert"
@@ -45,6 +47,8 @@ type alerting struct {
 	d    *daemon
 	eng  *alert.Engine
 	outs []alertOutput
+	// webhook is -alert-webhook's sender, nil without one.
+	webhook *alert.Webhook
 	// mu makes judging and sending one step, so the outputs get the
 	// events of the poller and of the health checks in the engine's order.
 	mu sync.Mutex
@@ -69,6 +73,25 @@ func (d *daemon) newAlerts() *alerting {
 	if d.bridge != nil {
 		a.outs = append(a.outs, mqttAlerts{d.bridge})
 	}
+	if u := d.cfg.AlertWebhook; u != "" {
+		link := linklog.New("alert webhook", "check that -alert-webhook is right and its receiver runs and is reachable", d.log, time.Now)
+		wh, err := alert.NewWebhook(u, alert.WebhookOpts{OnResult: func(ev alert.Event, err error) {
+			switch {
+			case err == nil:
+				link.Up("url", redactURL(u))
+			case errors.Is(err, alert.ErrRefused):
+				d.log.Error("alert webhook refused an alert", "alert", ev.Name, "state", ev.State, "err", err, "fix", "check -alert-webhook's URL")
+			default:
+				link.Failed(err.Error(), "url", redactURL(u))
+			}
+		}})
+		if err != nil { // checkWebhook let it through: it cannot fail here
+			d.log.Error("alert webhook off", "err", err)
+		} else {
+			a.webhook = wh
+			a.outs = append(a.outs, webhookAlerts{wh})
+		}
+	}
 	return a
 }
 
@@ -76,6 +99,11 @@ func (d *daemon) newAlerts() *alerting {
 type mqttAlerts struct{ b *mqtt.Bridge }
 
 func (m mqttAlerts) sendAlert(ev alert.Event) { m.b.PublishAlert(ev.Name, ev.AppendJSON(nil)) }
+
+// webhookAlerts queues each alert for -alert-webhook.
+type webhookAlerts struct{ w *alert.Webhook }
+
+func (h webhookAlerts) sendAlert(ev alert.Event) { h.w.Send(ev) }
 
 // mqttAlertRules are the rules Home Assistant is told of, the built-in
 // ones included.
@@ -105,6 +133,11 @@ func (a *alerting) run(ctx context.Context) {
 		}
 	}
 	a.mu.Unlock()
+	if a.webhook != nil {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { a.webhook.Run(ctx) })
+	}
 	t := time.NewTicker(alertCheckEvery)
 	defer t.Stop()
 	for {
@@ -178,6 +211,14 @@ func (a *alerting) writeMetrics(m *promtext.Writer) {
 			v = 1
 		}
 		m.Sample("sensord_alert_active", fmt.Sprintf(`name=%q`, r.Name), v)
+	}
+	if a.webhook != nil {
+		ws := a.webhook.Stats()
+		m.One("sensord_alert_webhook_sent_total", "counter", "Alerts -alert-webhook's receiver took.", float64(ws.Sent))
+		m.One("sensord_alert_webhook_failures_total", "counter", "POSTs to -alert-webhook that failed and were retried.", float64(ws.Failures))
+		m.One("sensord_alert_webhook_refused_total", "counter", "Alerts -alert-webhook's receiver refused for good (4xx), not retried.", float64(ws.Refused))
+		m.One("sensord_alert_webhook_dropped_total", "counter", "Alerts dropped, oldest first, from the full webhook queue.", float64(ws.Dropped))
+		m.One("sensord_alert_webhook_queued", "gauge", "Alerts waiting for -alert-webhook's receiver.", float64(ws.Queued))
 	}
 	m.One("sensord_alert_state_errors_total", "counter", "Writes of the active alerts to -history-dir that failed.", float64(st.SaveErrors))
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -171,4 +173,28 @@ func TestAlertRetainedOnTheBrokerWithABinarySensor(t *testing.T) {
 			t.Errorf("%s: %+v %v", m.Topic, cfg, err)
 		}
 	}
+}
+
+// -alert-webhook gets the alert as the same JSON, with ntfy's headers.
+func TestAlertPostedToTheWebhook(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r.Method + " " + r.Header.Get("Content-Type") + " " + r.Header.Get("Title") + " " + string(b)
+	}))
+	t.Cleanup(hook.Close)
+	p := start(t, nil, "-sim-temp", "25", "-alert", "warm: temperature > 20", "-alert-webhook", hook.URL+"/fish-tank")
+	select {
+	case g := <-got:
+		want := "POST application/json sensord alert warm raised " + fmt.Sprintf(alertShape, "warm", "raised", "temperature", "25", "20")
+		if !strings.HasPrefix(g, want) {
+			t.Fatalf("webhook got %q, want %q...", g, want)
+		}
+	case <-time.After(testutil.Scale(30 * time.Second)):
+		t.Fatalf("no POST\n%s", p.logs())
+	}
+	testutil.Until(t, 10*time.Second, func() bool {
+		return strings.Contains(getText(t, "http://"+p.addr+"/metrics"), "sensord_alert_webhook_sent_total 1\n")
+	}, func() string { return grepLines(getText(t, "http://"+p.addr+"/metrics"), "webhook") })
 }
