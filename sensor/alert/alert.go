@@ -8,13 +8,16 @@
 // or past its clear value, which lies on the other side of the threshold
 // (hysteresis), for as long. Rules judge fresh readings only: while no
 // reading comes they keep their state, and the built-in rules speak.
-// Active alerts are kept in a Store, so a restart neither raises them again
-// nor forgets to clear them.
+// Active alerts are kept in a Store (FileStore: a small JSON file written
+// atomically), so a restart neither raises them again nor forgets to
+// clear them. A Webhook POSTs every event to one URL, in order, retried
+// with back-off from a bounded queue.
 //
 // # Concurrency
 //
 // An Engine's methods are safe from any goroutine; each event is returned
-// to exactly one caller, in the order the engine decided them.
+// to exactly one caller, in the order the engine decided them. A
+// Webhook's Send is safe from any goroutine, its Run belongs to one.
 package alert
 
 import (
