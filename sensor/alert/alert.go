@@ -55,6 +55,12 @@ const (
 // and then, and their retries never raise it.
 const NoReadingPeriods = 5
 
+// MinNoReading is the shortest wait before NoReading is raised, however
+// short the period: a first read after start-up, a read's own timeout
+// and the poller's retry back-off take seconds, and a fast period must
+// not raise it at every start.
+const MinNoReading = 10 * time.Second
+
 // IsBuiltin reports whether name is a built-in rule's.
 func IsBuiltin(name string) bool { return name == SensorFailing || name == NoReading }
 
@@ -103,7 +109,8 @@ type Health struct {
 type Options struct {
 	Rules []Rule
 	// Period is the sensor's; NoReading is raised after NoReadingPeriods
-	// of them, and rules forget a pending hold over such a gap.
+	// of them (MinNoReading at least), and rules forget a pending hold
+	// over a gap of as many periods.
 	Period time.Duration
 	// FailingAfter is how long without a good reading the sensor watch
 	// takes to call a failing sensor failing (SensorFailing's threshold).
@@ -150,7 +157,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e := &Engine{o: o, states: map[string]*ruleState{}, builtin: map[string]Rule{
 		SensorFailing: {Name: SensorFailing, Metric: ReadingAge, Above: true, Threshold: seconds(o.FailingAfter)},
-		NoReading:     {Name: NoReading, Metric: ReadingAge, Above: true, Threshold: seconds(NoReadingPeriods * o.Period)},
+		NoReading:     {Name: NoReading, Metric: ReadingAge, Above: true, Threshold: seconds(max(NoReadingPeriods*o.Period, MinNoReading))},
 	}}
 	e.rules = append(slices.Clone(o.Rules), e.builtin[SensorFailing], e.builtin[NoReading])
 	for _, r := range e.rules {
