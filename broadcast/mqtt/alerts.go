@@ -9,8 +9,17 @@ import (
 )
 
 // AlertMetric is the topic level of the alerts: each rule's latest alert
-// message is retained on <prefix>/<name>/alert/<rule>.
+// message is retained on <prefix>/<name>/alert/<rule>, and whether it is
+// raised on <prefix>/<name>/alert/<rule>/state, ON or OFF (Home
+// Assistant's binary sensor payloads), for every rule from the start,
+// raised or not.
 const AlertMetric = "alert"
+
+// The alert state payloads.
+const (
+	AlertOn  = "ON"
+	AlertOff = "OFF"
+)
 
 // AlertRule is an alert rule announced to Home Assistant as a binary
 // sensor of device class problem, on while the rule's alert is raised.
@@ -19,17 +28,12 @@ type AlertRule struct {
 	Title string // shown in Home Assistant, e.g. "Alert hot"
 }
 
-// alertValueTemplate turns the alert message into the binary sensor's
-// state: on while raised.
-const alertValueTemplate = "{{ 'ON' if value_json.state == 'raised' else 'OFF' }}"
-
 // HABinaryConfig is one Home Assistant MQTT binary sensor discovery
 // config, as its MQTT binary sensor documentation names the keys.
 type HABinaryConfig struct {
 	Name                string   `json:"name"`
 	UniqueID            string   `json:"unique_id"`
 	StateTopic          string   `json:"state_topic"`
-	ValueTemplate       string   `json:"value_template"`
 	JSONAttributesTopic string   `json:"json_attributes_topic"`
 	AvailabilityTopic   string   `json:"availability_topic"`
 	PayloadAvailable    string   `json:"payload_available"`
@@ -39,28 +43,37 @@ type HABinaryConfig struct {
 	Origin              haOrigin `json:"origin"`
 }
 
-// alertState is the latest message of each rule and which of them the
-// broker has not acknowledged yet. Only the latest counts: the broker
-// retains one message a topic, so an alert raised and cleared while the
-// broker was away reaches it as cleared.
+// alertState is the latest state and message of each rule and which of
+// them the broker has not acknowledged yet. Only the latest counts: the
+// broker retains one message a topic, so an alert raised and cleared
+// while the broker was away reaches it as cleared.
 type alertState struct {
 	mu      sync.Mutex
-	latest  map[string][]byte
+	latest  map[string]alertNow
 	pending map[string]bool
+}
+
+type alertNow struct {
+	raised bool
+	msg    []byte // nil: none yet in this run
 }
 
 // AlertTopic is <prefix>/<name>/alert/<rule>.
 func (b *Bridge) AlertTopic(rule string) string { return b.topic(AlertMetric + "/" + rule) }
 
-// PublishAlert hands the bridge rule's alert message (the alert JSON) to
-// retain on AlertTopic(rule); it returns at once.
-func (b *Bridge) PublishAlert(rule string, msg []byte) {
+// PublishAlert hands the bridge rule's state and its alert message (the
+// alert JSON; nil for a rule that has none yet, whose state alone is
+// published) to retain on AlertTopic(rule); it returns at once.
+func (b *Bridge) PublishAlert(rule string, raised bool, msg []byte) {
 	a := &b.alerts
 	a.mu.Lock()
 	if a.latest == nil {
-		a.latest, a.pending = map[string][]byte{}, map[string]bool{}
+		a.latest, a.pending = map[string]alertNow{}, map[string]bool{}
 	}
-	a.latest[rule], a.pending[rule] = msg, true
+	if msg == nil {
+		msg = a.latest[rule].msg
+	}
+	a.latest[rule], a.pending[rule] = alertNow{raised: raised, msg: msg}, true
 	a.mu.Unlock()
 	select {
 	case b.wake <- struct{}{}:
@@ -74,11 +87,18 @@ func (b *Bridge) sendAlerts(ctx context.Context, c paho.Client, all bool) error 
 	a := &b.alerts
 	a.mu.Lock()
 	var msgs []message
-	sent := map[string][]byte{}
-	for rule, m := range a.latest {
+	sent := map[string]bool{}
+	for rule, st := range a.latest {
 		if all || a.pending[rule] {
-			msgs = append(msgs, message{b.AlertTopic(rule), m, true})
-			sent[rule] = m
+			if st.msg != nil {
+				msgs = append(msgs, message{b.AlertTopic(rule), st.msg, true})
+			}
+			on := AlertOff
+			if st.raised {
+				on = AlertOn
+			}
+			msgs = append(msgs, message{b.AlertTopic(rule) + "/" + StateMetric, []byte(on), true})
+			sent[rule] = true
 			delete(a.pending, rule)
 		}
 	}
@@ -105,8 +125,7 @@ func (b *Bridge) alertDiscovery() ([]message, error) {
 		cfg, err := json.Marshal(HABinaryConfig{
 			Name:                r.Title,
 			UniqueID:            id,
-			StateTopic:          b.AlertTopic(r.Name),
-			ValueTemplate:       alertValueTemplate,
+			StateTopic:          b.AlertTopic(r.Name) + "/" + StateMetric,
 			JSONAttributesTopic: b.AlertTopic(r.Name),
 			AvailabilityTopic:   b.topic(StatusMetric),
 			PayloadAvailable:    Online,

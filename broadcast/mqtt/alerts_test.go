@@ -18,12 +18,16 @@ func TestAlertsAreRetainedAndAnnouncedAsProblemBinarySensors(t *testing.T) {
 	run(t, b)
 	waitState(t, b, "connected")
 	raised := `{"type":"alert","name":"hot","state":"raised","metric":"temperature","value":30.4,"threshold":30,"timestamp":1763856000123}`
-	b.PublishAlert("hot", []byte(raised))
+	b.PublishAlert("sensor_failing", false, nil)
+	b.PublishAlert("hot", true, []byte(raised))
 
 	w := watch(t, broker, "#")
-	g, _ := w.Next(t, 0, "the alert", onTopic("sensors/kitchen/alert/hot"))
-	if g.Payload != raised || !g.Retained {
-		t.Fatalf("alert: got %q retained=%v", g.Payload, g.Retained)
+	for topic, want := range map[string]string{"sensors/kitchen/alert/hot": raised, "sensors/kitchen/alert/hot/state": "ON",
+		"sensors/kitchen/alert/sensor_failing/state": "OFF"} {
+		g, _ := w.Next(t, 0, topic, onTopic(topic))
+		if g.Payload != want || !g.Retained {
+			t.Fatalf("%s: got %q retained=%v, want %q", topic, g.Payload, g.Retained, want)
+		}
 	}
 	for _, rule := range []string{"hot", "sensor_failing"} {
 		topic := "homeassistant/binary_sensor/sensord_0123456789abcdef_alert_" + rule + "/config"
@@ -33,9 +37,9 @@ func TestAlertsAreRetainedAndAnnouncedAsProblemBinarySensors(t *testing.T) {
 			t.Fatalf("%s: %v retained=%v", topic, err, g.Retained)
 		}
 		for k, want := range map[string]any{
-			"device_class": "problem", "state_topic": "sensors/kitchen/alert/" + rule, "name": "Alert " + rule,
-			"value_template":     "{{ 'ON' if value_json.state == 'raised' else 'OFF' }}",
-			"availability_topic": "sensors/kitchen/status", "unique_id": "sensord_0123456789abcdef_alert_" + rule,
+			"device_class": "problem", "state_topic": "sensors/kitchen/alert/" + rule + "/state", "name": "Alert " + rule,
+			"json_attributes_topic": "sensors/kitchen/alert/" + rule,
+			"availability_topic":    "sensors/kitchen/status", "unique_id": "sensord_0123456789abcdef_alert_" + rule,
 		} {
 			if cfg[k] != want {
 				t.Errorf("%s: %s is %v, want %v", topic, k, cfg[k], want)
@@ -51,13 +55,17 @@ func TestAlertsAreRetainedAndAnnouncedAsProblemBinarySensors(t *testing.T) {
 	broker.Stop()
 	waitState(t, b, "disconnected")
 	cleared := `{"type":"alert","name":"hot","state":"cleared","metric":"temperature","value":28.9,"threshold":29,"timestamp":1763856060123}`
-	b.PublishAlert("hot", []byte(raised))
-	b.PublishAlert("hot", []byte(cleared))
+	b.PublishAlert("hot", true, []byte(raised))
+	b.PublishAlert("hot", false, []byte(cleared))
 	broker.Start()
 	waitState(t, b, "connected")
 	late := watch(t, broker, "sensors/kitchen/alert/#")
-	g, _ = late.Next(t, 0, "the alert after the outage", onTopic("sensors/kitchen/alert/hot"))
+	g, _ := late.Next(t, 0, "the alert after the outage", onTopic("sensors/kitchen/alert/hot"))
 	if g.Payload != cleared || !g.Retained {
 		t.Fatalf("after the outage: got %q retained=%v, want the clear", g.Payload, g.Retained)
+	}
+	g, _ = late.Next(t, 0, "the state after the outage", onTopic("sensors/kitchen/alert/hot/state"))
+	if g.Payload != "OFF" || !g.Retained {
+		t.Fatalf("after the outage: state %q retained=%v, want OFF", g.Payload, g.Retained)
 	}
 }

@@ -95,10 +95,12 @@ func (d *daemon) newAlerts() *alerting {
 	return a
 }
 
-// mqttAlerts retains each rule's latest alert on the broker.
+// mqttAlerts retains each rule's latest alert and state on the broker.
 type mqttAlerts struct{ b *mqtt.Bridge }
 
-func (m mqttAlerts) sendAlert(ev alert.Event) { m.b.PublishAlert(ev.Name, ev.AppendJSON(nil)) }
+func (m mqttAlerts) sendAlert(ev alert.Event) {
+	m.b.PublishAlert(ev.Name, ev.State == alert.Raised, ev.AppendJSON(nil))
+}
 
 // webhookAlerts queues each alert for -alert-webhook.
 type webhookAlerts struct{ w *alert.Webhook }
@@ -125,11 +127,20 @@ func (a *alerting) topic(name string) string { return a.d.cfg.Topic + alertTopic
 func (a *alerting) run(ctx context.Context) {
 	// Under mu, so a first reading that clears one of them comes after.
 	a.mu.Lock()
+	active := map[string]bool{}
 	for _, ev := range a.eng.Active() {
+		active[ev.Name] = true
 		a.d.log.Warn("alert active", "alert", ev.Name, "metric", ev.Metric, "value", ev.Value, "threshold", ev.Threshold, "since", ev.Time)
 		a.publishWS(ev)
 		if a.d.bridge != nil {
 			mqttAlerts{a.d.bridge}.sendAlert(ev)
+		}
+	}
+	// The broker learns every other rule's state too: one it retains as
+	// raised from an earlier run whose state was not kept is stale.
+	for _, r := range a.eng.Rules() {
+		if a.d.bridge != nil && !active[r.Name] {
+			a.d.bridge.PublishAlert(r.Name, false, nil)
 		}
 	}
 	a.mu.Unlock()

@@ -169,8 +169,13 @@ func TestAlertRetainedOnTheBrokerWithABinarySensor(t *testing.T) {
 			DeviceClass string `json:"device_class"`
 			StateTopic  string `json:"state_topic"`
 		}
-		if err := json.Unmarshal([]byte(m.Payload), &cfg); err != nil || cfg.DeviceClass != "problem" || cfg.StateTopic != "sensors/kitchen/alert/"+rule {
+		if err := json.Unmarshal([]byte(m.Payload), &cfg); err != nil || cfg.DeviceClass != "problem" || cfg.StateTopic != "sensors/kitchen/alert/"+rule+"/state" {
 			t.Errorf("%s: %+v %v", m.Topic, cfg, err)
+		}
+		want := map[string]string{"warm": "ON", "sensor_failing": "OFF", "no_reading": "OFF"}[rule]
+		m, _ = late.Next(t, 0, rule+"'s state", mosquittotest.OnTopic("sensors/kitchen/alert/"+rule+"/state"))
+		if m.Payload != want || !m.Retained {
+			t.Errorf("%s: %q retained=%v, want %s", m.Topic, m.Payload, m.Retained, want)
 		}
 	}
 }
