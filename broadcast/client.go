@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"sensord/broadcast/internal/fanout"
+	"sensord/internal/backoff"
 )
 
 // Defaults for zero ClientOpts fields.
@@ -302,12 +303,7 @@ func (c *Client) Run(ctx context.Context) error {
 // backoff is the delay before retry number n (n >= 1): MinBackoff doubling
 // up to MaxBackoff, drawn from [d/2, d].
 func (c *Client) backoff(n int) time.Duration {
-	d := c.o.MinBackoff
-	for i := 1; i < n && d < c.o.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.o.MaxBackoff)
-	return d/2 + time.Duration(c.jitter()*float64(d/2))
+	return backoff.Delay(n, c.o.MinBackoff, c.o.MaxBackoff, 0, c.jitter())
 }
 
 func dialReason(err error, resp *http.Response) string {

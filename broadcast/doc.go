@@ -20,8 +20,10 @@
 //
 // # Concurrency
 //
-// Server: Publish, History, Clients, Stats, Progress and Close are safe from
-// any number of goroutines; Publish never waits for a client. ServeHTTP is
+// Server: Publish, PublishRetained, History, Clients, Stats, Progress and
+// Close are safe from any number of goroutines; neither publish waits for
+// a client (PublishRetained only for other PublishRetained calls and
+// joining clients' look at the retained messages). ServeHTTP is
 // called by net/http. OnMessage runs on the sending client's reader
 // goroutine and OnEvent on the client's own goroutines: neither may block
 // for long; both may call Publish (that is how a reply is sent).

@@ -405,6 +405,32 @@ func (s *Server) Publish(m Message) error {
 	}
 }
 
+// ErrRetainSession: PublishRetained is for broadcasts.
+var ErrRetainSession = errors.New("broadcast: a message to one session cannot be retained")
+
+// PublishRetained publishes the broadcast m as Publish does and, with
+// keep, retains it as its topic's message for late joiners, the way an
+// MQTT broker keeps a retained message: every client that connects later
+// and wants the topic gets it before anything else, however many messages
+// have passed since, until PublishRetained publishes on that topic again
+// (without keep, the topic then retains nothing more than the ring
+// holds). For state that outlives the ring, such as an active alert.
+func (s *Server) PublishRetained(m Message, keep bool) error {
+	if m.Session != "" {
+		return ErrRetainSession
+	}
+	if m.ID == "" {
+		m.ID = s.ids.next()
+	}
+	data, bin, err := encodePayload(&m, s.o.WholeMsg)
+	if err != nil {
+		return err
+	}
+	s.eng.PublishHeld(&fanout.Frame[Message]{Topic: m.Topic, Wire: fanout.Encode(bin, data), Meta: m}, keep)
+	s.published.Add(1)
+	return nil
+}
+
 // History returns the retained broadcast messages whose topic matches the
 // MQTT filter ("" matches all), oldest first, at most the newest n (n <= 0:
 // all). Payloads are as published. Safe from any goroutine.

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -17,6 +16,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"sensord/internal/backoff"
 )
 
 // Availability payloads on <prefix>/<name>/status, Home Assistant's
@@ -133,6 +134,7 @@ type Opts struct {
 	Device    Device
 	Entities  []Entity      // announced to Home Assistant; DefaultEntities
 	Period    time.Duration // reading period, for expire_after; required
+	Alerts    []AlertRule   // alert rules announced as binary sensors (see PublishAlert)
 
 	QueueLen   int           // DefaultQueueLen
 	MaxRate    int           // DefaultMaxRate
@@ -188,6 +190,7 @@ type Bridge struct {
 	lastReport time.Time
 	latest     Reading
 	hasLatest  bool
+	alerts     alertState
 
 	published, received, passed, rateDropped, sizeDropped atomic.Uint64
 	connects, connectErrors, publishErrors, oversize      atomic.Uint64
@@ -345,12 +348,7 @@ func (b *Bridge) setState(state string, reason string, attempts int) {
 // from MinBackoff up to MaxBackoff, with the upper half jittered so a house
 // of devices does not reconnect in step, and never below MinBackoff.
 func (b *Bridge) backoff(n int) time.Duration {
-	base := float64(MaxBackoff)
-	if n < 32 {
-		base = math.Min(float64(MinBackoff)*math.Exp2(float64(n-1)), float64(MaxBackoff))
-	}
-	d := time.Duration(base/2 + b.o.Rand()*base/2)
-	return max(d, MinBackoff)
+	return backoff.Delay(n, MinBackoff, MaxBackoff, MinBackoff, b.o.Rand())
 }
 
 // Run connects, publishes and subscribes until ctx is cancelled, then
@@ -566,8 +564,16 @@ func (b *Bridge) announce(ctx context.Context, c paho.Client) error {
 			}
 			msgs = append(msgs, message{b.discoveryTopic(e), cfg, true})
 		}
+		am, err := b.alertDiscovery()
+		if err != nil {
+			return fmt.Errorf("mqtt: discovery config: %w", err)
+		}
+		msgs = append(msgs, am...)
 	}
-	return b.send(ctx, c, msgs...)
+	if err := b.send(ctx, c, msgs...); err != nil {
+		return err
+	}
+	return b.sendAlerts(ctx, c, true)
 }
 
 // serve runs one connection until it is lost, a publish fails or ctx ends.
@@ -598,6 +604,9 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 			older, err := b.flush(ctx, c, false)
 			if err == nil {
 				err = b.sendBacklog(ctx, c, older)
+			}
+			if err == nil {
+				err = b.sendAlerts(ctx, c, false)
 			}
 			if err != nil {
 				return err

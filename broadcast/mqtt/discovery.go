@@ -101,17 +101,22 @@ func (b *Bridge) discoveryConfig(e Entity) ([]byte, error) {
 		Unit:                e.Unit,
 		Precision:           e.Precision,
 		ExpireAfter:         expireAfter(b.o.Period),
-		Device: haDevice{
-			Identifiers:  []string{"sensord_" + b.o.Device.ID},
-			Name:         b.o.Device.Name,
-			Manufacturer: "sensord",
-			Model:        b.o.Device.Model,
-			SWVersion:    b.o.Device.SWVersion,
-			ConfigURL:    b.o.Device.ConfigURL,
-		},
-		Origin: haOrigin{Name: "sensord", SWVersion: b.o.Device.SWVersion},
+		Device:              b.haDevice(),
+		Origin:              haOrigin{Name: "sensord", SWVersion: b.o.Device.SWVersion},
 	}
 	return json.Marshal(c)
+}
+
+// haDevice is the device block every config of the bridge carries.
+func (b *Bridge) haDevice() haDevice {
+	return haDevice{
+		Identifiers:  []string{"sensord_" + b.o.Device.ID},
+		Name:         b.o.Device.Name,
+		Manufacturer: "sensord",
+		Model:        b.o.Device.Model,
+		SWVersion:    b.o.Device.SWVersion,
+		ConfigURL:    b.o.Device.ConfigURL,
+	}
 }
 
 // discoveryTopic is where entity e's config is retained.

@@ -84,6 +84,7 @@ type config struct {
 	MQTTPrefix     string
 	MQTTDiscovery  string
 	MQTTSubscribe  string
+	alertConfig
 }
 
 // usageError is a configuration mistake: main prints it as one line and
@@ -132,6 +133,7 @@ func (c *config) settings() *flagenv.Set {
 	s.Var(flagenv.Bool{P: &c.SimNoResp}, "sim-no-response", "sim: never answer the start pulse")
 	c.historySettings(s)
 	c.mqttSettings(s)
+	c.alertSettings(s)
 	return s
 }
 
@@ -238,6 +240,7 @@ func (c *config) rules() []func() error {
 		c.checkHistory,
 		c.checkName,
 		c.checkMQTT,
+		c.checkAlerts,
 	}
 }
 

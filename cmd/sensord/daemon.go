@@ -139,6 +139,7 @@ type daemon struct {
 	watch    *sensorwatch.Watch
 	checker  *health.Checker // /healthz
 	update   *updatePanel    // the A/B updater's panel and upload (update.go)
+	alerts   *alerting       // the alert rules and their outputs (alerts.go)
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health
@@ -208,6 +209,7 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	if d.bridge, err = d.newBridge(); err != nil {
 		return nil, err
 	}
+	d.alerts = d.newAlerts()
 	return d, nil
 }
 
@@ -243,6 +245,7 @@ func (d *daemon) start(ctx context.Context) *sync.WaitGroup {
 	})
 	wg.Go(func() { d.systemStats(ctx) })
 	wg.Go(func() { d.watch.Run(ctx) })
+	wg.Go(func() { d.alerts.run(ctx) })
 	if d.store != nil {
 		wg.Go(func() { d.runHistory(ctx) })
 	}
@@ -298,6 +301,7 @@ func (d *daemon) publish(r sensor.Reading) {
 		d.store.Add(r)
 	}
 	d.publishMQTT(r)
+	d.alerts.observe(r)
 	d.log.Debug("reading", "temperature", r.Temperature, "humidity", r.Humidity)
 	d.updateStatus()
 }

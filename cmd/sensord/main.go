@@ -15,7 +15,8 @@
 // system's figures (sysstat, connlimit). The files here build those from
 // the flags and join them: daemon.go the loops, http.go the routes,
 // front.go the listeners, metrics.go the catalogue of /metrics, mqtt.go
-// and history.go the bridge and the store.
+// and history.go the bridge and the store, alerts.go the alert rules'
+// outputs (the rules are sensor/alert).
 package main
 
 import (

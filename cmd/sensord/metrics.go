@@ -105,5 +105,6 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 	}
 	m.One("sensord_history_requests_refused_total", "counter", "/api/history requests answered 400 (bad parameters, too many rows).", float64(d.history.Refused()))
 	d.writeMQTTMetrics(m)
+	d.alerts.writeMetrics(m)
 	m.One("sensord_heap_bytes", "gauge", "Go heap bytes in use.", float64(sysstat.HeapBytes()))
 }

@@ -79,6 +79,7 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 		Subscribe: cfg.MQTTSubscribe,
 		Period:    cfg.Period,
 		Entities:  mqttEntities(),
+		Alerts:    mqttAlertRules(cfg.Alerts),
 		Device: mqtt.Device{
 			ID:        deviceID(cfg.Name),
 			Name:      cfg.Name,

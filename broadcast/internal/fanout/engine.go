@@ -1,9 +1,11 @@
 package fanout
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,6 +173,14 @@ type Engine[M any] struct {
 	passWG    sync.WaitGroup
 	loopBatch *batch // the loop's, as a pass worker
 
+	// heldMu guards held: per topic, the frame PublishHeld keeps for
+	// late joiners and its ring sequence. It is taken around the ring
+	// publish of a held frame and around a joiner's look at held, so a
+	// joiner either sees the entry with its sequence, or the frame is
+	// published after the joiner's cursor and reaches it as any other.
+	heldMu sync.Mutex
+	held   map[string]heldFrame[M]
+
 	st struct {
 		connects, disconnects, replies, sent, lost,
 		dropped, stalls, repliesDropped atomic.Uint64
@@ -204,6 +214,7 @@ func New[M any](o Options) (*Engine[M], error) {
 		base:      o.Now(),
 		passStart: make(chan struct{}),
 		loopBatch: newBatch(maxBatch),
+		held:      map[string]heldFrame[M]{},
 	}
 	for range o.Writers - 1 {
 		go e.helper()
@@ -401,6 +412,46 @@ func (e *Engine[M]) remove(c *conn[M]) {
 // must be fresh (not a frame the ring may still hold) and is not changed
 // afterwards. Safe from any goroutine.
 func (e *Engine[M]) Publish(f *Frame[M]) { e.ring.Publish(f) }
+
+// heldFrame is a frame PublishHeld keeps, and its ring sequence.
+type heldFrame[M any] struct {
+	f   *Frame[M]
+	seq uint64
+}
+
+// PublishHeld publishes f as Publish does and, with hold, keeps it as
+// its topic's held frame: a connection that joins later gets it first in
+// its replay, however long ago the ring overwrote it (an alert that is
+// still active hours later), until PublishHeld publishes on that topic
+// again; without hold, that topic holds nothing from then on. Held
+// frames are few (one per topic, each kept by its caller's choice).
+// Safe from any goroutine; it waits only for other PublishHeld calls
+// and joiners' looks at the held frames, never for a connection.
+func (e *Engine[M]) PublishHeld(f *Frame[M], hold bool) {
+	e.heldMu.Lock()
+	defer e.heldMu.Unlock()
+	seq := e.ring.Publish(f)
+	if hold {
+		e.held[f.Topic] = heldFrame[M]{f: f, seq: seq}
+	} else {
+		delete(e.held, f.Topic)
+	}
+}
+
+// heldBefore returns the held frames published before seq whose topics
+// c wants, oldest first.
+func (e *Engine[M]) heldBefore(c *conn[M], seq uint64) []heldFrame[M] {
+	e.heldMu.Lock()
+	var out []heldFrame[M]
+	for _, h := range e.held {
+		if h.seq < seq && c.wants(h.f.Topic) {
+			out = append(out, h)
+		}
+	}
+	e.heldMu.Unlock()
+	slices.SortFunc(out, func(a, b heldFrame[M]) int { return cmp.Compare(a.seq, b.seq) })
+	return out
+}
 
 // Reply queues f for the connection joined with session only, whatever
 // its filters: ErrNoSession when that connection is gone, ErrBusy when

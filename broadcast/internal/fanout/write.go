@@ -334,8 +334,9 @@ func (c *conn[M]) start() {
 	c.drive()
 }
 
-// replay sends a late joiner the newest Replay messages of each topic it
-// subscribes to, oldest first, from the retained slots before its cursor.
+// replay sends a late joiner the held frames of the topics it subscribes
+// to (PublishHeld), then the newest Replay messages of each other topic,
+// each part oldest first, from the retained slots before its cursor.
 // start calls it while it owns c's writes, before its first drive
 // (so nobody else writes yet).
 func (c *conn[M]) replay() bool {
@@ -345,8 +346,13 @@ func (c *conn[M]) replay() bool {
 	}
 	start := c.rd.Cursor()
 	size := uint64(e.ring.Size())
-	var picked []*Frame[M]
+	// Held frames come first, and stand for their topic's replay.
+	held := e.heldBefore(c, start)
 	perTopic := map[string]int{}
+	for _, h := range held {
+		perTopic[h.f.Topic] = e.o.Replay
+	}
+	var picked []*Frame[M]
 	for seq := start - 1; seq > 0 && start-seq <= size; seq-- {
 		f, ok := e.ring.Get(seq)
 		if !ok {
@@ -357,6 +363,11 @@ func (c *conn[M]) replay() bool {
 		}
 		perTopic[f.Topic]++
 		picked = append(picked, f)
+	}
+	// picked is newest first and sent from its end: the held frames go
+	// there, oldest last.
+	for i := len(held) - 1; i >= 0; i-- {
+		picked = append(picked, held[i].f)
 	}
 	for len(picked) > 0 {
 		n := min(len(picked), maxBatch)

@@ -317,3 +317,51 @@ func digits(s string) bool {
 	}
 	return true
 }
+
+// List is a setting given several times: each -name on the command line
+// adds to it, and its environment variable holds several values separated
+// by Sep (SENSORD_ALERT="hot: ...; cold: ..."). Parse reads one value; a
+// value Parse refuses is named by its position, and nothing of that Set
+// is stored ("in part 2, ..."). Format writes a value back as Parse reads it.
+type List[T any] struct {
+	P      *[]T
+	Sep    string
+	Parse  func(string) (T, error)
+	Format func(T) string
+}
+
+func (l List[T]) setDefault() { *l.P = nil }
+
+func (l List[T]) Kind() string { return "value" }
+
+func (l List[T]) String() string {
+	if l.P == nil {
+		return ""
+	}
+	parts := make([]string, len(*l.P))
+	for i, v := range *l.P {
+		parts[i] = l.Format(v)
+	}
+	return strings.Join(parts, l.Sep+" ")
+}
+
+func (l List[T]) Set(v string) error {
+	var add []T
+	items := strings.Split(v, l.Sep)
+	for i, s := range items {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		x, err := l.Parse(s)
+		if err != nil {
+			if len(items) > 1 {
+				return fmt.Errorf("in part %d, %q %w", i+1, s, err)
+			}
+			return err
+		}
+		add = append(add, x)
+	}
+	*l.P = append(*l.P, add...)
+	return nil
+}

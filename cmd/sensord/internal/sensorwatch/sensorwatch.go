@@ -167,3 +167,11 @@ func Explain(kind, lastErr string, wr Wiring) (problem, fix string) {
 	}
 	return fmt.Sprintf("the sensor %s fails: %s", where, lastErr), wiring
 }
+
+// Failing reports whether the last check found the sensor failing: the
+// built-in sensor_failing alert follows it.
+func (w *Watch) Failing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failing
+}

@@ -1,0 +1,71 @@
+package mqtt
+
+import (
+	"encoding/json"
+	"testing"
+
+	"sensord/broadcast/mqtt/mosquittotest"
+)
+
+// Each rule is announced as a binary sensor of class problem whose state
+// follows the retained alert message; the broker keeps the latest, also
+// when it changed while the broker was away.
+func TestAlertsAreRetainedAndAnnouncedAsProblemBinarySensors(t *testing.T) {
+	t.Parallel()
+	broker := mosquittotest.Start(t, mosquittotest.Opts{})
+	b := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant",
+		Alerts: []AlertRule{{Name: "hot", Title: "Alert hot"}, {Name: "sensor_failing", Title: "Alert sensor_failing"}}})
+	run(t, b)
+	waitState(t, b, "connected")
+	raised := `{"type":"alert","name":"hot","state":"raised","metric":"temperature","value":30.4,"threshold":30,"timestamp":1763856000123}`
+	b.PublishAlert("sensor_failing", false, nil)
+	b.PublishAlert("hot", true, []byte(raised))
+
+	w := watch(t, broker, "#")
+	for topic, want := range map[string]string{"sensors/kitchen/alert/hot": raised, "sensors/kitchen/alert/hot/state": "ON",
+		"sensors/kitchen/alert/sensor_failing/state": "OFF"} {
+		g, _ := w.Next(t, 0, topic, onTopic(topic))
+		if g.Payload != want || !g.Retained {
+			t.Fatalf("%s: got %q retained=%v, want %q", topic, g.Payload, g.Retained, want)
+		}
+	}
+	for _, rule := range []string{"hot", "sensor_failing"} {
+		topic := "homeassistant/binary_sensor/sensord_0123456789abcdef_alert_" + rule + "/config"
+		g, _ := w.Next(t, 0, topic, onTopic(topic))
+		var cfg map[string]any
+		if err := json.Unmarshal([]byte(g.Payload), &cfg); err != nil || !g.Retained {
+			t.Fatalf("%s: %v retained=%v", topic, err, g.Retained)
+		}
+		for k, want := range map[string]any{
+			"device_class": "problem", "state_topic": "sensors/kitchen/alert/" + rule + "/state", "name": "Alert " + rule,
+			"json_attributes_topic": "sensors/kitchen/alert/" + rule,
+			"availability_topic":    "sensors/kitchen/status", "unique_id": "sensord_0123456789abcdef_alert_" + rule,
+		} {
+			if cfg[k] != want {
+				t.Errorf("%s: %s is %v, want %v", topic, k, cfg[k], want)
+			}
+		}
+		if dev, _ := cfg["device"].(map[string]any); dev == nil || dev["identifiers"].([]any)[0] != "sensord_0123456789abcdef" {
+			t.Errorf("%s: device %v is not the sensors' device", topic, cfg["device"])
+		}
+	}
+
+	// Raised and cleared while the broker is down: the broker gets the
+	// clear, retained, when it is back.
+	broker.Stop()
+	waitState(t, b, "disconnected")
+	cleared := `{"type":"alert","name":"hot","state":"cleared","metric":"temperature","value":28.9,"threshold":29,"timestamp":1763856060123}`
+	b.PublishAlert("hot", true, []byte(raised))
+	b.PublishAlert("hot", false, []byte(cleared))
+	broker.Start()
+	waitState(t, b, "connected")
+	late := watch(t, broker, "sensors/kitchen/alert/#")
+	g, _ := late.Next(t, 0, "the alert after the outage", onTopic("sensors/kitchen/alert/hot"))
+	if g.Payload != cleared || !g.Retained {
+		t.Fatalf("after the outage: got %q retained=%v, want the clear", g.Payload, g.Retained)
+	}
+	g, _ = late.Next(t, 0, "the state after the outage", onTopic("sensors/kitchen/alert/hot/state"))
+	if g.Payload != "OFF" || !g.Retained {
+		t.Fatalf("after the outage: state %q retained=%v, want OFF", g.Payload, g.Retained)
+	}
+}

@@ -1,0 +1,221 @@
+package alert
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sensord/sensor"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+const period = 2 * time.Second
+
+func mustRule(t *testing.T, s string) Rule {
+	t.Helper()
+	r, err := ParseRule(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// feed gives e one reading of temperature temps[i] (tenths) every period
+// from start and returns every event, as "name state value".
+func feed(t *testing.T, e *Engine, start time.Time, temps ...sensor.Deci) []string {
+	t.Helper()
+	var got []string
+	for i, v := range temps {
+		evs, err := e.Observe(sensor.Reading{Temperature: v, Humidity: 500, Time: start.Add(time.Duration(i) * period)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			got = append(got, ev.Name+" "+string(ev.State)+" "+ev.Value.String())
+		}
+	}
+	return got
+}
+
+func newEngine(t *testing.T, store Store, rules ...string) *Engine {
+	t.Helper()
+	var rs []Rule
+	for _, s := range rules {
+		rs = append(rs, mustRule(t, s))
+	}
+	e, err := New(Options{Rules: rs, Period: period, FailingAfter: 3*period + time.Second, Store: store, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestEngineHoldAndHysteresis(t *testing.T) {
+	tests := []struct {
+		name  string
+		rule  string
+		temps []sensor.Deci
+		want  string
+	}{
+		{"raises at the first reading past the threshold without a hold", "hot: temperature > 30 clear 29",
+			[]sensor.Deci{290, 301, 302}, "hot raised 30.1"},
+		{"the threshold itself is not past it", "hot: temperature > 30 clear 29",
+			[]sensor.Deci{300, 300}, ""},
+		{"raises once the value has held for the hold time", "hot: temperature > 30 for 4s clear 29",
+			[]sensor.Deci{301, 302, 303, 304}, "hot raised 30.3"},
+		{"a dip restarts the hold", "hot: temperature > 30 for 4s clear 29",
+			[]sensor.Deci{301, 302, 299, 301, 302, 303}, "hot raised 30.3"},
+		{"clears only at the clear value", "hot: temperature > 30 clear 29",
+			[]sensor.Deci{301, 295, 291, 290}, "hot raised 30.1|hot cleared 29.0"},
+		{"clearing holds as long as raising", "hot: temperature > 30 for 2s clear 29",
+			[]sensor.Deci{301, 301, 280, 291, 280, 280}, "hot raised 30.1|hot cleared 28.0"},
+		{"a falling rule", "freeze: temperature < 3 clear 4",
+			[]sensor.Deci{50, 29, 35, 40}, "freeze raised 2.9|freeze cleared 4.0"},
+		{"a value wandering around the threshold raises once and never flaps", "hot: temperature > 30",
+			[]sensor.Deci{299, 301, 298, 302, 297, 301, 299, 303, 296, 300, 301, 297}, "hot raised 30.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEngine(t, nil, tt.rule)
+			got := strings.Join(feed(t, e, t0, tt.temps...), "|")
+			if got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEngineDerivedMetricsUseTheSensorsValues(t *testing.T) {
+	e := newEngine(t, nil, "dew: dew_point > 10", "ah: absolute_humidity > 9")
+	rd := sensor.Reading{Temperature: 250, Humidity: 600, Time: t0}
+	evs, err := e.Observe(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp, _ := sensor.DewPoint(rd.Temperature, rd.Humidity)
+	ah := sensor.AbsoluteHumidity(rd.Temperature, rd.Humidity)
+	if len(evs) != 2 || evs[0].Value != dp || evs[1].Value != ah {
+		t.Fatalf("got %+v, want dew point %v and absolute humidity %v", evs, dp, ah)
+	}
+}
+
+func TestEngineGapForgetsAHold(t *testing.T) {
+	e := newEngine(t, nil, "hot: temperature > 30 for 10s clear 29")
+	got := feed(t, e, t0, 301)
+	// The next reading comes a minute later: the minute is no evidence.
+	got = append(got, feed(t, e, t0.Add(time.Minute), 301, 301, 301, 301, 301, 301)...)
+	if want := "hot raised 30.1"; strings.Join(got, "|") != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if n := len(e.Active()); n != 1 || !e.Active()[0].Time.Equal(t0.Add(time.Minute+10*time.Second)) {
+		t.Fatalf("active %+v, want raised 10 s after the gap", e.Active())
+	}
+}
+
+func TestBuiltinRules(t *testing.T) {
+	now := t0
+	e, err := New(Options{Period: period, FailingAfter: 7 * time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(h Health) string {
+		t.Helper()
+		evs, err := e.Check(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, ev := range evs {
+			s = append(s, ev.Name+" "+string(ev.State)+" "+ev.Value.String())
+		}
+		return strings.Join(s, "|")
+	}
+	start := t0
+	steps := []struct {
+		name string
+		at   time.Duration
+		h    Health
+		want string
+	}{
+		{"nothing while the first reading is due", 5 * time.Second, Health{Started: start}, ""},
+		{"no reading for five periods raises no_reading", 11 * time.Second, Health{Started: start}, "no_reading raised 11.0"},
+		{"the watch calling the sensor failing raises sensor_failing", 12 * time.Second, Health{Started: start, Failing: true}, "sensor_failing raised 12.0"},
+		{"still failing raises nothing more", 20 * time.Second, Health{Started: start, Failing: true}, ""},
+		{"a good reading clears both", 21 * time.Second, Health{Started: start, LastGood: start.Add(21 * time.Second)}, "sensor_failing cleared 0.0|no_reading cleared 0.0"},
+		{"readings every period raise nothing", 29 * time.Second, Health{Started: start, LastGood: start.Add(28 * time.Second)}, ""},
+	}
+	for _, s := range steps {
+		now = start.Add(s.at)
+		if got := check(s.h); got != s.want {
+			t.Fatalf("%s: got %q, want %q", s.name, got, s.want)
+		}
+	}
+}
+
+func TestStateSurvivesARestart(t *testing.T) {
+	store := FileStore{Path: filepath.Join(t.TempDir(), "alerts.json")}
+	e := newEngine(t, store, "hot: temperature > 30 clear 29", "cold: temperature < 10")
+	if got := feed(t, e, t0, 310); strings.Join(got, "|") != "hot raised 31.0" {
+		t.Fatalf("got %q", got)
+	}
+
+	t.Run("a restarted engine has the alert active, and a reading still past it raises nothing", func(t *testing.T) {
+		e2 := newEngine(t, store, "hot: temperature > 30 clear 29", "cold: temperature < 10")
+		act := e2.Active()
+		if len(act) != 1 || act[0].Name != "hot" || !act[0].Time.Equal(t0) || act[0].Value != 310 || act[0].Threshold != 300 {
+			t.Fatalf("active after restart: %+v", act)
+		}
+		if got := feed(t, e2, t0.Add(time.Minute), 305); len(got) != 0 {
+			t.Fatalf("got %q, want nothing", got)
+		}
+		if got := feed(t, e2, t0.Add(2*time.Minute), 280); strings.Join(got, "|") != "hot cleared 28.0" {
+			t.Fatalf("got %q, want the clear", got)
+		}
+	})
+	t.Run("after the clear a third start has nothing active", func(t *testing.T) {
+		if act := newEngine(t, store, "hot: temperature > 30 clear 29").Active(); len(act) != 0 {
+			t.Fatalf("active: %+v", act)
+		}
+	})
+	t.Run("a rule redefined on another metric forgets the old state", func(t *testing.T) {
+		feed(t, newEngine(t, store, "hot: temperature > 30 clear 29"), t0.Add(time.Hour), 310)
+		if act := newEngine(t, store, "hot: humidity > 30").Active(); len(act) != 0 {
+			t.Fatalf("active: %+v", act)
+		}
+	})
+}
+
+func TestStateFileProblems(t *testing.T) {
+	dir := t.TempDir()
+	t.Run("a file that does not parse is an error beside an engine with none active", func(t *testing.T) {
+		p := filepath.Join(dir, "bad.json")
+		os.WriteFile(p, []byte("{not json"), 0o644)
+		rs := []Rule{mustRule(t, "hot: temperature > 30")}
+		e, err := New(Options{Rules: rs, Period: period, Store: FileStore{Path: p}})
+		if !errors.Is(err, ErrStore) || e == nil || len(e.Active()) != 0 {
+			t.Fatalf("got %v, %v", e, err)
+		}
+	})
+	t.Run("a save that fails is reported and counted, the alert still raised", func(t *testing.T) {
+		p := filepath.Join(dir, "missing-dir", "alerts.json")
+		e := newEngine(t, FileStore{Path: p}, "hot: temperature > 30")
+		evs, err := e.Observe(sensor.Reading{Temperature: 310, Time: t0})
+		if !errors.Is(err, ErrStore) || len(evs) != 1 || e.Stats().SaveErrors != 1 {
+			t.Fatalf("got %v, %v, %+v", evs, err, e.Stats())
+		}
+	})
+}
+
+func TestEventJSON(t *testing.T) {
+	ev := Event{Name: "hot", State: Raised, Metric: Temperature, Value: 304, Threshold: 300, Time: time.UnixMilli(1763856000123)}
+	got, _ := json.Marshal(ev)
+	want := `{"type":"alert","name":"hot","state":"raised","metric":"temperature","value":30.4,"threshold":30,"timestamp":1763856000123}`
+	if string(got) != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}
