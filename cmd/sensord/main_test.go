@@ -133,6 +133,17 @@ func (p *proc) waitHTTP(t *testing.T) {
 	}
 }
 
+// waitReadings waits until the daemon retains at least n readings.
+func (p *proc) waitReadings(t *testing.T, n int) {
+	t.Helper()
+	var hist []json.RawMessage
+	testutil.Until(t, 30*time.Second, func() bool {
+		hist = nil
+		getJSON(t, "http://"+p.addr+"/api/history", &hist)
+		return len(hist) >= n
+	}, func() string { return fmt.Sprintf("%d readings, want %d\n%s", len(hist), n, p.logs()) })
+}
+
 // stop signals the process and returns its exit code (-1 when killed).
 func (p *proc) stop(t *testing.T, sig syscall.Signal) int {
 	t.Helper()
