@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -108,9 +109,15 @@ type daemon struct {
 	store    *history.Store    // nil when it could not be opened
 	storeErr string            // why store is nil
 	history  *readings.History // /api/history
-	watch    *sensorwatch.Watch
-	checker  *health.Checker // /healthz
-	update   *updatePanel    // the A/B updater's panel and upload (update.go)
+	backup   *readings.Backup  // /api/history/backup
+	restore  *readings.Restore // /api/history/restore
+	// ownerOnly guards the history's write endpoints (a restore) with the
+	// owner's credential; until one can be checked it refuses them all.
+	ownerOnly func(http.Handler) http.Handler
+	writes    *linklog.Log // the history's commits: a WARN when they fail
+	watch     *sensorwatch.Watch
+	checker   *health.Checker // /healthz
+	update    *updatePanel    // the A/B updater's panel and upload (update.go)
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health

@@ -66,8 +66,11 @@ const (
 
 const (
 	schemaVersion = 1
-	minuteMS      = int64(time.Minute / time.Millisecond)
-	hourMS        = int64(time.Hour / time.Millisecond)
+	// pageSize is SQLite's smallest page: each commit rewrites the pages
+	// its rows went to, and small ones are cheap to rewrite.
+	pageSize = 512
+	minuteMS = int64(time.Minute / time.Millisecond)
+	hourMS   = int64(time.Hour / time.Millisecond)
 )
 
 // Errors a caller can tell apart with errors.Is.
@@ -149,14 +152,14 @@ type Commit struct {
 
 // Stats are the store's counters since Open.
 type Stats struct {
-	Queued     int       // readings waiting for the next commit
-	Written    uint64    // readings committed
-	Commits    uint64    // commits that succeeded
-	Failed     uint64    // commits that failed (the readings are retried)
-	Dropped    uint64    // readings lost: queue full, or a failing disk
-	Busy       uint64    // heavy queries refused with ErrBusy
-	LastError  string    // the last commit's error, "" once one succeeds
-	Err        error     // the same error, for errors.Is; nil once one succeeds
+	Queued    int    // readings waiting for the next commit
+	Written   uint64 // readings committed
+	Commits   uint64 // commits that succeeded
+	Failed    uint64 // commits that failed (the readings are retried)
+	Dropped   uint64 // readings lost: queue full, or a failing disk
+	Busy      uint64 // heavy queries refused with ErrBusy
+	LastError string // the last commit's error, "" once one succeeds
+	Err       error  // the same error, for errors.Is; nil once one succeeds
 	// FailingSince is when the commits began to fail (zero while they work).
 	FailingSince time.Time
 	LastCommit   time.Time // when the last commit succeeded
@@ -209,7 +212,7 @@ type Store struct {
 // precede WAL: the driver runs the _pragma list before _journal_mode.
 func dsn(path string, writer bool) string {
 	q := url.Values{}
-	q.Add("_pragma", "page_size(512)")
+	q.Add("_pragma", "page_size("+strconv.Itoa(pageSize)+")")
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
 	// Readers never wait for the writer under WAL; the busy timeout
@@ -421,7 +424,10 @@ func (s *Store) queued() []sensor.Reading {
 // more when ctx ends. It returns nil then, or the final commit's error.
 // When ctx ends, every query still running is cancelled.
 func (s *Store) Run(ctx context.Context) error {
-	stopQueries := context.AfterFunc(ctx, func() { s.queries().stop() })
+	// The queries of this run's life end with ctx; those started after Run
+	// has returned get a new one.
+	life := s.queries()
+	stopQueries := context.AfterFunc(ctx, life.stop)
 	defer stopQueries()
 	defer s.reopenQueries()
 	tick := time.NewTicker(s.o.CommitInterval)
@@ -464,6 +470,7 @@ func (s *Store) Run(ctx context.Context) error {
 		case <-tick.C:
 			_ = flush(ctx) // counted; the readings wait for the next tick
 		case <-ctx.Done():
+			life.stop() // at once, not when the AfterFunc gets its turn
 			return flush(context.WithoutCancel(ctx))
 		}
 	}
