@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -10,12 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"sensord/cmd/sensord/internal/health"
 	"sensord/internal/testutil"
+	"sensord/sensor"
 	"sensord/sensor/history"
 )
 
@@ -200,4 +203,81 @@ func smallDisk(t *testing.T, size string) string {
 		}
 	})
 	return dir
+}
+
+func TestUnderTwentyYearQueriesSensordAnswers429NeverA500AndStopsInSeconds(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	end := time.Now().Truncate(time.Hour)
+	{
+		s, err := history.Open(filepath.Join(dir, "history.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mins []history.Point
+		// A minute row every ten minutes: every hour row of the year, at a
+		// tenth of the import's time.
+		for ts := end.Add(-365 * 24 * time.Hour); ts.Before(end); ts = ts.Add(10 * time.Minute) {
+			v := sensor.Deci(200 + ts.Unix()/60%50)
+			mins = append(mins, history.Point{Time: ts, N: 30, Temperature: history.Summary{Min: v - 3, Mean: v, Max: v + 3}, Humidity: history.Summary{Min: 400, Mean: 450, Max: 500}})
+		}
+		if err := s.Import(context.Background(), nil, mins); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	p := start(t, nil, "-history-dir", dir, "-history-commit-interval", "1s")
+	year := fmt.Sprintf("http://%s/api/history?from=%d&step=1h", p.addr, end.Add(-365*24*time.Hour+time.Minute).UnixMilli())
+	var mu sync.Mutex
+	seen := map[int]int{}
+	count := func(code int) int { mu.Lock(); defer mu.Unlock(); return seen[code] }
+	load, stopLoad := context.WithCancel(context.Background())
+	defer stopLoad()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			for load.Err() == nil {
+				req, _ := http.NewRequestWithContext(load, "GET", year, nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return // the daemon has stopped
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusTooManyRequests {
+					if resp.Header.Get("Retry-After") == "" {
+						t.Errorf("429 without Retry-After")
+					}
+					// A client that polls again soon, sooner than asked.
+					select {
+					case <-load.Done():
+					case <-time.After(100 * time.Millisecond):
+					}
+				}
+				mu.Lock()
+				seen[resp.StatusCode]++
+				mu.Unlock()
+			}
+		})
+	}
+	// A script's one-hour query is answered beside the load.
+	testutil.Until(t, 60*time.Second, func() bool { return count(200) >= 4 && count(429) >= 4 },
+		func() string { mu.Lock(); defer mu.Unlock(); return fmt.Sprintf("answers so far: %v", seen) })
+	var rows []map[string]any
+	if code := getJSON(t, "http://"+p.addr+"/api/history", &rows); code != 200 {
+		t.Errorf("a one-hour query under load: %d", code)
+	}
+	began := time.Now()
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status %d after SIGTERM under load", code)
+	}
+	if took := time.Since(began); took > testutil.Scale(5*time.Second) {
+		t.Errorf("SIGTERM under twenty year-long queries took %s, want a few seconds", took)
+	}
+	stopLoad()
+	wg.Wait()
+	t.Logf("answers under load: %v", seen)
+	if seen[200] == 0 || seen[http.StatusTooManyRequests] == 0 || seen[http.StatusInternalServerError] > 0 {
+		t.Errorf("answers %v: want 200s, 429s beyond the bound and never a 500", seen)
+	}
 }
