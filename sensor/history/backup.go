@@ -87,12 +87,13 @@ func (sn *snapshot) rawStart() (int64, bool, error) {
 // row limit and without holding them in memory: per-minute rollups
 // (N > 1) before the oldest raw reading, raw readings (N = 1) from it on,
 // queued readings included. minutes tells fn's caller before the first
-// row whether any rollup rows can come. It is a heavy query (ErrBusy).
+// row whether any rollup rows can come. Over more than LightSpan it is a
+// heavy query (ErrBusy).
 func (s *Store) Export(ctx context.Context, from, to time.Time, start func(minutes bool) error, fn func(Point) error) error {
 	if !from.Before(to) {
 		return fmt.Errorf("%w: from %s is not before to %s", ErrQuery, from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
-	sn, err := s.begin(ctx, true)
+	sn, err := s.begin(ctx, to.Sub(from) > LightSpan)
 	if err != nil {
 		return err
 	}
@@ -315,7 +316,7 @@ func (s *Store) Restore(ctx context.Context, r io.Reader) error {
 		if !ok {
 			return errors.New("the SQLite driver has no online backup")
 		}
-		b, err := rs.NewRestore("file:" + name + "?mode=ro")
+		b, err := rs.NewRestore(fileURI(name) + "?mode=ro")
 		if err != nil {
 			return err
 		}
@@ -334,7 +335,7 @@ func (s *Store) Restore(ctx context.Context, r io.Reader) error {
 // checkFile opens the file at name and checks that it is a whole SQLite
 // database with this sensord's schema.
 func checkFile(ctx context.Context, name string) error {
-	db, err := sql.Open("sqlite", "file:"+name+"?mode=ro")
+	db, err := sql.Open("sqlite", fileURI(name)+"?mode=ro")
 	if err != nil {
 		return fmt.Errorf("history: restore: %w", err)
 	}

@@ -236,3 +236,57 @@ func TestNoSourceReadsPastTo(t *testing.T) {
 		t.Fatalf("%+v; want one step of the 2700 readings before %s", got, to)
 	}
 }
+
+// FuzzRestore: any file offered for a restore is refused with
+// ErrNotHistory (the history left as it was) or is a whole sensord
+// history; never a panic, never a half-replaced store.
+func FuzzRestore(f *testing.F) {
+	dir := f.TempDir()
+	s := filled(&testing.T{}, filepath.Join(dir, "seed.db"), 50)
+	var good bytes.Buffer
+	if _, err := s.Backup(context.Background(), &good, nil); err != nil {
+		f.Fatal(err)
+	}
+	s.Close()
+	f.Add(good.Bytes())
+	f.Add([]byte("SQLite format 3\x00"))
+	f.Add(good.Bytes()[:pageSize*2])
+	f.Add([]byte{})
+	n := 0
+	f.Fuzz(func(t *testing.T, file []byte) {
+		n++
+		st := filled(t, filepath.Join(t.TempDir(), "h.db"), 10)
+		err := st.Restore(context.Background(), bytes.NewReader(file))
+		got := count(t, st)
+		switch {
+		case err == nil && got != 50:
+			t.Fatalf("restore of a file of %d bytes: %v; the store holds %d readings", len(file), err, got)
+		case err != nil && !errors.Is(err, ErrNotHistory):
+			t.Fatalf("restore failed without ErrNotHistory: %v", err)
+		case err != nil && got != 10:
+			t.Fatalf("a refused restore left %d readings, want the 10 before", got)
+		}
+	})
+}
+
+func TestADirectoryNamedWithHashOrQuestionMarkHoldsTheDatabase(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a#b?c%20d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "h.db")
+	s := filled(t, path, 10)
+	if got := count(t, s); got != 10 {
+		t.Fatalf("%d readings", got)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		t.Fatalf("the database is not at %s: %v", path, err)
+	}
+	var buf bytes.Buffer
+	if _, err := s.Backup(context.Background(), &buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restore(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -226,7 +226,13 @@ func dsn(path string, writer bool) string {
 	if path == "" {
 		return "file::memory:?" + q.Encode()
 	}
-	return "file:" + path + "?" + q.Encode()
+	return fileURI(path) + "?" + q.Encode()
+}
+
+// fileURI is path as an SQLite file: URI. SQLite decodes %XX in the path
+// and ends it at ? or #, which a directory's name may hold.
+func fileURI(path string) string {
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 }
 
 // Open opens (or creates) the database at path and brings its schema up to

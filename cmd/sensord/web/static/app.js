@@ -104,9 +104,10 @@
     if (isFinite(d)) skew = d - Date.now();
   }
 
-  let historyBusy = false;
+  let historyBusy = false, historyAgain = false;
   async function loadHistory() {
-    if (historyBusy) return;
+    // A reconnect while a load runs must still fill what it missed.
+    if (historyBusy) { historyAgain = true; return; }
     historyBusy = true;
     try {
       // The last hour, or fewer readings when the sensor is fast, so the
@@ -131,6 +132,7 @@
       // The stream still works without history; the next connect retries.
     } finally {
       historyBusy = false;
+      if (historyAgain) { historyAgain = false; loadHistory(); }
     }
   }
 
@@ -731,7 +733,9 @@
   draw();
   loadHistory();
   window.sensord.on('state', setState);
-  window.sensord.on('open', loadHistory); // fills whatever happened while we were away
+  // fills whatever happened while we were away, in the live view and in
+  // a stored range
+  window.sensord.on('open', () => { loadHistory(); if (range !== 'live') loadStored(); });
   window.sensord.on('frame', onFrame);
   window.sensord.on('health', onHealth);
   setInterval(tick, 1000);
