@@ -82,7 +82,9 @@ func TestASecondSensordOnTheSameHistorySaysAnotherHoldsItAndRunsOn(t *testing.T)
 	start(t, nil, "-history-dir", dir)
 	began := time.Now()
 	p2 := start(t, nil, "-history-dir", dir)
-	if took := time.Since(began); took > testutil.Scale(5*time.Second) {
+	took := time.Since(began)
+	t.Logf("SIGTERM under load: stopped in %s", took)
+	if took > testutil.Scale(5*time.Second) {
 		t.Errorf("the second sensord took %s to answer; it must not wait for the lock", took)
 	}
 	var h health.Report
@@ -271,7 +273,9 @@ func TestUnderTwentyYearQueriesSensordAnswers429NeverA500AndStopsInSeconds(t *te
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit status %d after SIGTERM under load", code)
 	}
-	if took := time.Since(began); took > testutil.Scale(5*time.Second) {
+	took := time.Since(began)
+	t.Logf("SIGTERM under load: stopped in %s", took)
+	if took > testutil.Scale(5*time.Second) {
 		t.Errorf("SIGTERM under twenty year-long queries took %s, want a few seconds", took)
 	}
 	stopLoad()

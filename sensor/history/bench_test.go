@@ -149,14 +149,16 @@ func BenchmarkUnderLoad(b *testing.B) {
 						answered.Add(1)
 					case errors.Is(err, ErrBusy):
 						refused.Add(1)
-						select {
-						case <-load.Done():
-						case <-time.After(100 * time.Millisecond):
-						}
 					case errors.Is(err, ErrClosed) || load.Err() != nil:
 						cut.Add(1) // cancelled by the stop
 					default:
 						failed.Add(1)
+					}
+					if err != nil { // a client waits a moment before it asks again
+						select {
+						case <-load.Done():
+						case <-time.After(100 * time.Millisecond):
+						}
 					}
 				}
 			})
