@@ -648,9 +648,15 @@
     let step = RANGES[range].step || 0;
     if (step) {
       for (const s of STEPS) if (s < step && (to - historyStart) / step < 60) step = s;
-      u.searchParams.set('step', (step / 60000) + 'm');
+      // Under an hour of history: every reading, when they fit.
+      if ((to - historyStart) / step < 60 && (to - historyStart) / period() <= 5000) step = 0;
+      if (step) u.searchParams.set('step', (step / 60000) + 'm');
+      else u.searchParams.delete('step');
     }
     u.searchParams.set('from', String(step ? Math.floor(historyStart / step) * step : historyStart));
+    // The server's clock is known to a second (its Date header): a young
+    // history's newest readings may lie up to a second past "now".
+    u.searchParams.set('to', String(to + 1000));
   }
 
   function noteStart() {
@@ -676,7 +682,8 @@
         noteStart();
         const v = rangeQuery('');
         clipToStart(v);
-        if (v.href !== u.href) { loadStored(); return; } // the range starts later than asked
+        const same = (k) => v.searchParams.get(k) === u.searchParams.get(k);
+        if (!same('from') || !same('step')) { loadStored(); return; } // the range starts later than asked
       }
       const body = await res.json();
       if (gen !== storedGen) return;
