@@ -61,8 +61,8 @@ const HeaderStart = "History-Start"
 // is never read as seconds, nor a number in seconds as 1970.
 const secondsBelow = 100_000_000_000
 
-// params are the parameters /api/history knows; access_token is the
-// guard's (-token) and passes through.
+// params are the parameters /api/history reads and checks; access_token
+// is the guard's (-token). Others are left alone.
 var params = map[string]bool{"from": true, "to": true, "step": true, "format": true, "access_token": true}
 
 // Latest serves /api/latest from the newest good reading (false before
@@ -235,7 +235,7 @@ func parseQuery(v url.Values, now time.Time) (request, error) {
 	var req request
 	for k, vs := range v {
 		if !params[k] {
-			return req, fmt.Errorf("%w: unknown parameter %q: /api/history takes from, to, step and format", ErrParam, k)
+			continue // another part's (a cache buster, a proxy's): not ours to refuse
 		}
 		if len(vs) > 1 {
 			return req, fmt.Errorf("%w: %s is given %d times", ErrParam, k, len(vs))
