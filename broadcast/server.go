@@ -69,6 +69,10 @@ type ServerOpts struct {
 	// NoReplay: a late joiner gets only what is published after it
 	// joined (a server whose messages are replies has nothing to replay).
 	NoReplay bool
+	// Resume, if set, serves ?since=<Unix ms>: the client gets what it
+	// finds instead of the replay, then the live stream (resume.go).
+	// Without it, or without since, a client gets the replay as usual.
+	Resume Resumer
 	// Lapped is what happens to a client a whole ring behind.
 	Lapped Policy
 	// ReadLimit is the largest incoming frame; over it the client is
@@ -158,6 +162,8 @@ type Server struct {
 	reserved atomic.Int64
 
 	published, rejected atomic.Uint64
+
+	resumes chan struct{} // a token per resume in progress (MaxResumes)
 }
 
 // NewServer returns a server; o may be nil. It starts the engine's
@@ -168,6 +174,7 @@ func NewServer(o *ServerOpts) *Server {
 		s.o = *o
 	}
 	s.o.normalize()
+	s.resumes = make(chan struct{}, MaxResumes)
 	var seed [4]byte
 	_, _ = rand.Read(seed[:])
 	s.ids.prefix = binary.BigEndian.Uint32(seed[:])
@@ -278,7 +285,8 @@ func (o *ServerOpts) normalize() {
 }
 
 // ServeHTTP upgrades the request to a WebSocket client of this path.
-// Query: topic=<MQTT filter> (repeatable), access_token=<token>.
+// Query: topic=<MQTT filter> (repeatable), access_token=<token>, and
+// with ServerOpts.Resume since=<Unix ms>.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.o.Token != "" && !Authorized(r, s.o.Token) {
 		s.rejected.Add(1)
@@ -303,6 +311,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.rejected.Add(1)
 		http.Error(w, "broadcast: shutting down", http.StatusServiceUnavailable)
 		return
+	}
+	if s.o.Resume != nil {
+		since, ok, err := parseSince(r.URL.RawQuery)
+		if err != nil {
+			s.reserved.Add(-1)
+			s.rejected.Add(1)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if ok {
+			s.resume(w, r, since, filters)
+			return
+		}
 	}
 	// Take the mark before the 101 goes out: whatever is published once
 	// the client has seen its handshake complete reaches it.

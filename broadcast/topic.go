@@ -61,3 +61,17 @@ func matchValid(f, topic string) bool {
 		f, topic = frest, trest
 	}
 }
+
+// matchAny reports whether topic matches one of filters (each checked with
+// ValidFilter); no filters means everything.
+func matchAny(filters []string, topic string) bool {
+	if len(filters) == 0 {
+		return true
+	}
+	for _, f := range filters {
+		if matchValid(f, topic) {
+			return true
+		}
+	}
+	return false
+}

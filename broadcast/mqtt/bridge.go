@@ -41,6 +41,12 @@ const (
 	// function node split.
 	DefaultPrefix = "sensors"
 
+	// DefaultBackfillRate: readings a second sent from history after an
+	// outage. A day at a 2 s period (43,200) takes 7 minutes; a broker on a
+	// Pi takes that in its stride and the live readings go on meanwhile.
+	DefaultBackfillRate = 100
+	// backfillBatches: a back-fill goes out in this many batches a second.
+	backfillBatches = 10
 	// DefaultQueueLen bounds the readings kept while the broker is
 	// unreachable: at the default 2 s period, eight and a half minutes,
 	// a few tens of KiB. Older readings are dropped first.
@@ -145,6 +151,16 @@ type Opts struct {
 	OnMessage func(HubMessage) // required with Subscribe; must not block
 	OnState   func(State)      // optional; must not block
 
+	// Backfill, if set, is the history the readings came from: it calls
+	// fn with each stored reading in [from, to), oldest first. Readings
+	// the full queue dropped while the broker was away are sent from it
+	// after a reconnect (backlog: state topic, not retained, oldest first),
+	// at most BackfillRate a second; OnBackfill, if set, is told how many.
+	// Without it a full queue drops the oldest for good.
+	Backfill     func(ctx context.Context, from, to time.Time, fn func(Reading) error) error
+	BackfillRate int // DefaultBackfillRate
+	OnBackfill   func(n int, from, to time.Time)
+
 	Now  func() time.Time // time.Now
 	Rand func() float64   // uniform in [0,1) for jitter; math/rand/v2's Float64
 }
@@ -172,6 +188,7 @@ type Stats struct {
 	Connects      uint64 // connections made
 	ConnectErrors uint64 // attempts that failed
 	PublishErrors uint64 // publishes not acknowledged (each ends the connection)
+	Backfilled    uint64 // readings sent again from Backfill after the queue dropped them
 }
 
 // Bridge is one broker connection's publisher and subscriber.
@@ -183,6 +200,14 @@ type Bridge struct {
 
 	wake     chan struct{} // cap 1: Publish's nudge to Run
 	haOnline chan struct{} // cap 1: Home Assistant's birth message
+
+	// Run's goroutine alone: every reading up to filled is delivered (or
+	// still in the queue); newestSent is the newest sent as current.
+	filled, newestSent time.Time
+	// seenDropped is the queue's drop count the last back-fill covered: a
+	// back-fill is due only once the queue has dropped more.
+	seenDropped uint64
+	backfilled  atomic.Uint64
 
 	mu         sync.Mutex // guards state, err, lastReport, latest, hasLatest
 	state      State
@@ -242,6 +267,7 @@ func New(o Opts) (*Bridge, error) {
 		}
 	}
 	def(&o.QueueLen, DefaultQueueLen)
+	def(&o.BackfillRate, DefaultBackfillRate)
 	def(&o.MaxRate, DefaultMaxRate)
 	def(&o.MaxBurst, DefaultMaxBurst)
 	def(&o.MaxPayload, DefaultMaxPayload)
@@ -319,6 +345,7 @@ func (b *Bridge) Stats() Stats {
 		Connects:      b.connects.Load(),
 		ConnectErrors: b.connectErrors.Load(),
 		PublishErrors: b.publishErrors.Load(),
+		Backfilled:    b.backfilled.Load(),
 	}
 }
 
@@ -538,17 +565,82 @@ func (b *Bridge) flush(ctx context.Context, c paho.Client, republish bool) (olde
 		b.q.putBack(rs)
 		return nil, err
 	}
+	b.newestSent = newest.Time
+	if err := b.backfill(ctx, c, rs[0].Time); err != nil {
+		b.q.putBack(rs[:len(rs)-1])
+		return nil, err
+	}
 	return rs[:len(rs)-1], nil
 }
 
 func (b *Bridge) sendBacklog(ctx context.Context, c paho.Client, rs []Reading) error {
-	if len(rs) == 0 {
+	if len(rs) > 0 {
+		if err := b.send(ctx, c, b.backlog(rs)...); err != nil {
+			b.q.putBack(rs)
+			return err
+		}
+	}
+	if b.newestSent.After(b.filled) {
+		b.filled = b.newestSent
+	}
+	return nil
+}
+
+// backfill sends, from Backfill, the readings after filled (every one up
+// to it is delivered) and before to (the oldest in hand): those the full
+// queue dropped. It advances filled with each batch acknowledged, so a
+// connection lost halfway resumes where it stopped.
+func (b *Bridge) backfill(ctx context.Context, c paho.Client, to time.Time) error {
+	_, dropped := b.q.stats()
+	if b.o.Backfill == nil || b.filled.IsZero() || dropped == b.seenDropped {
 		return nil
 	}
-	if err := b.send(ctx, c, b.backlog(rs)...); err != nil {
-		b.q.putBack(rs)
-		return err
+	from := b.filled.Add(time.Millisecond)
+	if !from.Before(to) {
+		b.seenDropped = dropped
+		return nil
 	}
+	batchLen := max(1, b.o.BackfillRate/backfillBatches)
+	pause := time.Second / backfillBatches
+	batch := make([]Reading, 0, batchLen)
+	n := 0
+	sendBatch := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := b.send(ctx, c, b.backlog(batch)...); err != nil {
+			return err
+		}
+		n += len(batch)
+		b.backfilled.Add(uint64(len(batch)))
+		b.filled = batch[len(batch)-1].Time
+		batch = batch[:0]
+		t := time.NewTimer(pause)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err := b.o.Backfill(ctx, from, to, func(r Reading) error {
+		batch = append(batch, r)
+		if len(batch) < batchLen {
+			return nil
+		}
+		return sendBatch()
+	})
+	if err == nil {
+		err = sendBatch()
+	}
+	if n > 0 && b.o.OnBackfill != nil {
+		b.o.OnBackfill(n, from, to)
+	}
+	if err != nil {
+		return fmt.Errorf("mqtt: back-fill from history: %w", err)
+	}
+	b.seenDropped = dropped
 	return nil
 }
 

@@ -17,7 +17,11 @@
 // on every topic, retained, so retained state is current at once; the older
 // ones follow on the state topic only, not retained, oldest first (each
 // carries its own timestamp), so they reach live subscribers without
-// setting a retained value or a Home Assistant state back in time.
+// setting a retained value or a Home Assistant state back in time. With
+// Opts.Backfill (a history of the readings), the ones the queue dropped
+// follow the newest from there, the same way, at most BackfillRate a
+// second; the bridge keeps the time up to which every reading is
+// delivered, so a link lost halfway resumes without sending one twice.
 // Reconnects back off exponentially with jitter, never faster than
 // MinBackoff.
 //

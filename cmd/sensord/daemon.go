@@ -130,12 +130,21 @@ type daemon struct {
 	// is stuck (longer than the worst back-off plus a blocked read's timeout).
 	stuckAfter time.Duration
 
+	// seamMu makes adding a reading to the store and publishing it on
+	// /ws/sensors one step for a resume (resume.go); lastPublished is the
+	// newest reading's time published so, guarded by it.
+	seamMu        sync.Mutex
+	lastPublished time.Time
+
 	statusMu   sync.Mutex // guards lastStatus
 	lastStatus time.Time
 
 	store    *history.Store    // nil when it could not be opened
 	storeErr string            // why store is nil
 	history  *readings.History // /api/history
+	backup   *readings.Backup  // /api/history/backup
+	restore  *readings.Restore // /api/history/restore
+	writes   *linklog.Log      // the history's commits: a WARN when they fail
 	watch    *sensorwatch.Watch
 	checker  *health.Checker // /healthz
 	update   *updatePanel    // the A/B updater's panel and upload (update.go)
@@ -171,7 +180,11 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 		d.updateStatus()
 	}
 	d.budget = broadcast.NewBudget(broadcast.DefaultBudget)
-	d.sensors = broadcast.NewServer(&broadcast.ServerOpts{WholeMsg: cfg.WholeMsg, RingSize: historyRing, OnEvent: onEvent, Budget: d.budget})
+	so := &broadcast.ServerOpts{WholeMsg: cfg.WholeMsg, RingSize: historyRing, OnEvent: onEvent, Budget: d.budget}
+	if d.store != nil {
+		so.Resume = d.resumeSensors
+	}
+	d.sensors = broadcast.NewServer(so)
 	d.dash = broadcast.NewServer(&broadcast.ServerOpts{OnEvent: onEvent, Budget: d.budget})
 	d.api = broadcast.NewServer(&broadcast.ServerOpts{NoReplay: true, OnEvent: onEvent, OnMessage: d.newAnswerer().Answer, Budget: d.budget})
 	if cfg.Mode != "server" {
@@ -288,7 +301,14 @@ func (d *daemon) servers() map[string]*broadcast.Server {
 // that carries readings.
 func (d *daemon) publish(r sensor.Reading) {
 	m := broadcast.Message{Topic: d.cfg.Topic, Payload: r}
-	if err := d.sensors.Publish(m); err != nil {
+	d.seamMu.Lock()
+	if d.store != nil {
+		d.store.Add(r)
+	}
+	err := d.sensors.Publish(m)
+	d.lastPublished = r.Time
+	d.seamMu.Unlock()
+	if err != nil {
 		d.log.Warn("publish", "path", "/ws/sensors", "err", err)
 	}
 	if err := d.dash.Publish(m); err != nil {
@@ -296,9 +316,6 @@ func (d *daemon) publish(r sensor.Reading) {
 	}
 	if d.client != nil {
 		d.client.Publish(m)
-	}
-	if d.store != nil {
-		d.store.Add(r)
 	}
 	d.publishMQTT(r)
 	d.alerts.observe(r)

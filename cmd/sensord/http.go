@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"sensord/broadcast"
@@ -26,7 +27,7 @@ func (d *daemon) routes() http.Handler {
 	mux.Handle("GET /ws/dashboard", d.dash)
 	mux.Handle("GET /healthz", d.checker)
 	mux.Handle("GET /api/latest", readings.Latest(d.poller.Latest))
-	mux.Handle("GET /api/history", d.history)
+	d.historyRoutes(mux)
 	mux.Handle("GET /metrics", promtext.Handler(d.writeMetrics))
 	d.update.register(mux)
 	// Every request that may change something goes through the owner's
@@ -68,7 +69,7 @@ func (d *daemon) newChecker() *health.Checker {
 		Version:  version,
 		Sensor:   d.poller.Stats,
 		Alive:    d.healthy,
-		Degraded: []func() string{d.mqttDown},
+		Degraded: []func() string{d.mqttDown, d.historyDown},
 		Describe: d.describe,
 	}
 }
@@ -89,6 +90,9 @@ func (d *daemon) describe(h *health.Report) {
 	h.Name = d.cfg.Name
 	h.MQTT = d.mqttHealth()
 	h.Warnings = d.warnings
+	if why := d.historyDown(); why != "" {
+		h.Warnings = append(slices.Clone(d.warnings), why)
+	}
 	h.Extra = d.healthExtra()
 }
 

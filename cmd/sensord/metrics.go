@@ -103,7 +103,15 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 		m.One("sensord_history_commit_failures_total", "counter", "History commits that failed (retried).", float64(hs.Failed))
 		m.One("sensord_history_queued", "gauge", "Readings waiting for the next history commit.", float64(hs.Queued))
 	}
-	m.One("sensord_history_requests_refused_total", "counter", "/api/history requests answered 400 (bad parameters, too many rows).", float64(d.history.Refused()))
+	m.One("sensord_history_requests_refused_total", "counter", "/api/history requests answered 400 (bad parameters, too many rows) and restores refused for their file.", float64(d.history.Refused()))
+	m.One("sensord_history_requests_busy_total", "counter", "History queries answered 429: more long queries at once than the store runs.", float64(d.history.Busy()))
+	if d.store != nil {
+		failing := 0.0
+		if d.store.Stats().Err != nil {
+			failing = 1
+		}
+		m.One("sensord_history_write_failing", "gauge", "1 while history commits fail (a full disk, a damaged file), else 0.", failing)
+	}
 	d.writeMQTTMetrics(m)
 	d.alerts.writeMetrics(m)
 	m.One("sensord_heap_bytes", "gauge", "Go heap bytes in use.", float64(sysstat.HeapBytes()))

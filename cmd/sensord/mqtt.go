@@ -14,12 +14,14 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"sensord/broadcast"
 	"sensord/broadcast/mqtt"
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/promtext"
 	"sensord/sensor"
+	"sensord/sensor/history"
 )
 
 // machineIDFile identifies this installation: systemd makes it on the first
@@ -100,6 +102,15 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 			d.log.Info("mqtt", "broker", s.Broker, "state", s.State, "reason", s.Reason)
 		},
 	}
+	if d.store != nil && cfg.HistoryDir != "" {
+		// Readings the queue drops while the broker is away come back
+		// from the history: an outage as long as -history-raw-retention
+		// loses nothing on the state topic.
+		o.Backfill = d.mqttBackfill
+		o.OnBackfill = func(n int, from, to time.Time) {
+			d.log.Info("mqtt back-filled readings from history", "readings", n, "from", from.UTC().Format(time.RFC3339), "to", to.UTC().Format(time.RFC3339))
+		}
+	}
 	b, err := mqtt.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: %w", err)
@@ -107,6 +118,17 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 	d.log.Info("mqtt bridge", "broker", b.Broker().String(), "user", b.Broker().Username, "name", cfg.Name,
 		"topics", b.Topic("#"), "discovery", cfg.MQTTDiscovery, "subscribe", cfg.MQTTSubscribe)
 	return b, nil
+}
+
+// mqttBackfill is the bridge's Backfill: the stored readings of [from,
+// to), as publishMQTT makes them.
+func (d *daemon) mqttBackfill(ctx context.Context, from, to time.Time, fn func(mqtt.Reading) error) error {
+	return d.store.Export(ctx, from, to, func(bool) error { return nil }, func(p history.Point) error {
+		if p.N != 1 {
+			return nil // a rollup: past raw retention
+		}
+		return fn(mqttReading(sensor.Reading{Temperature: p.Temperature.Mean, Humidity: p.Humidity.Mean, Time: p.Time}))
+	})
 }
 
 // runBridge is the bridge's loop, for start.
@@ -121,11 +143,12 @@ func (d *daemon) publishMQTT(r sensor.Reading) {
 	if d.bridge == nil {
 		return
 	}
-	d.bridge.Publish(mqtt.Reading{
-		Values: mqttValues(r),
-		State:  r.AppendJSON(make([]byte, 0, 96)),
-		Time:   r.Time,
-	})
+	d.bridge.Publish(mqttReading(r))
+}
+
+// mqttReading is r as the bridge publishes it.
+func mqttReading(r sensor.Reading) mqtt.Reading {
+	return mqtt.Reading{Values: mqttValues(r), State: r.AppendJSON(make([]byte, 0, 96)), Time: r.Time}
 }
 
 // Metrics derived from each reading (sensor/derive.go), published and
@@ -210,6 +233,7 @@ func (d *daemon) writeMQTTMetrics(m *promtext.Writer) {
 		{"sensord_mqtt_published_total", "counter", "MQTT messages the broker acknowledged.", float64(s.Published)},
 		{"sensord_mqtt_queued", "gauge", "Readings waiting for the broker.", float64(s.Queued)},
 		{"sensord_mqtt_queue_dropped_total", "counter", "Readings dropped, oldest first, from the full queue while the broker was unreachable.", float64(s.QueueDropped)},
+		{"sensord_mqtt_backfilled_total", "counter", "Readings the full queue dropped, sent again from the history store (with -history-dir).", float64(s.Backfilled)},
 		{"sensord_mqtt_connects_total", "counter", "Connections made to the broker.", float64(s.Connects)},
 		{"sensord_mqtt_connect_errors_total", "counter", "Connection attempts that failed.", float64(s.ConnectErrors)},
 		{"sensord_mqtt_publish_errors_total", "counter", "Publishes the broker did not acknowledge in time (each ends the connection).", float64(s.PublishErrors)},

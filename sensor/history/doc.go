@@ -26,12 +26,25 @@
 // commit. A query covering minutes not yet rolled up aggregates the raw rows
 // of those minutes on the fly, so a rollup's delay never shows.
 //
-// The connection takes SQLite's exclusive lock before entering WAL mode, so
-// the WAL index lives in the heap instead of a memory-mapped -shm file that
-// the kernel would write back after every commit (three quarters of the
-// bytes reaching the card, see BENCHMARKS.md). The store therefore uses a
-// single connection: queries and commits take turns, which at one commit a
-// minute and queries of tens of milliseconds nobody notices.
+// # Readers beside the writer
+//
+// One writer connection (Run's commits, Import, Restore) and up to
+// MaxReaders read connections. Under WAL a reader reads a snapshot while
+// the writer commits, so a long query holds up neither the commits nor
+// the other queries; the -shm file that WAL's readers share is the price
+// (see BENCHMARKS.md). A query over more than LightSpan is heavy: at most
+// MaxHeavy run at once and one more fails at once with ErrBusy, so that
+// light queries and the writer keep a core. Steps of whole hours read the
+// hourly rollups whatever the query's from (they start on the hour).
+//
+// Backup streams a consistent copy (VACUUM INTO a file beside the
+// database) that any sqlite3 shell opens; Restore checks a file
+// (integrity_check, the schema) before it replaces the history in one
+// transaction through SQLite's online backup. Export streams any range
+// without a row limit.
+//
+// A flock on the database's ".lock" file, holding the owner's process
+// ID, keeps a second process off it: Open fails with ErrInUse at once.
 //
 // # Power loss
 //
@@ -43,8 +56,8 @@
 //
 // Add may be called from any goroutine and never blocks: a full queue drops
 // the reading and counts it (Stats.Dropped). Run is the one writer and must
-// run in exactly one goroutine. Query and Stats are safe from anywhere, also
-// while Run writes (they wait for the one connection). Close after Run has
-// returned. One process at a time: a second Open of the same file, in
-// another process, fails while the first holds it.
+// run in exactly one goroutine. Query, Export, Backup, Restore, Start and
+// Stats are safe from anywhere, also while Run writes; when Run's context
+// ends, the queries running are cancelled (ErrClosed). Close after Run has
+// returned. One process at a time (ErrInUse).
 package history

@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -62,39 +63,122 @@ func (q Query) Rows() (int, error) {
 
 // Query answers q, oldest row first; steps without readings are left out.
 // A raw query over more than MaxRows readings fails with ErrTooManyRows.
+// A step of whole hours starts at From rounded down to its hour, so that
+// the hourly rollups serve it whatever From is. A query over more than
+// LightSpan is heavy: with MaxHeavy running it fails at once with ErrBusy.
 func (s *Store) Query(ctx context.Context, q Query) ([]Point, error) {
 	if _, err := q.Rows(); err != nil {
 		return nil, err
 	}
 	from, to := q.From.UnixMilli(), q.To.UnixMilli()
-	if q.Step > 0 {
+	switch {
+	case q.Step > 0 && q.Step%time.Hour == 0:
+		from = floorHour(from)
+	case q.Step > 0:
 		from = floorMinute(from)
 	}
-	// Readings not committed yet count too, so an answer is never a commit
-	// interval behind. commitMu keeps a commit from landing between the
-	// copy of the queue and the read of the database.
-	s.commitMu.RLock()
-	defer s.commitMu.RUnlock()
+	sn, err := s.begin(ctx, q.To.Sub(q.From) > LightSpan)
+	if err != nil {
+		return nil, err
+	}
+	defer sn.end()
 	var mem []sensor.Reading
-	for _, r := range s.queued() {
+	for _, r := range sn.mem {
 		if t := r.Time.UnixMilli(); t >= from && t < to {
 			mem = append(mem, r)
 		}
 	}
 	slices.SortFunc(mem, func(a, b sensor.Reading) int { return a.Time.Compare(b.Time) })
 	if q.Step == 0 {
-		out, err := s.queryRaw(ctx, from, to)
+		out, err := sn.queryRaw(from, to)
 		if err != nil {
-			return nil, err
+			return nil, why(sn.life, err)
 		}
 		return mergeRaw(out, mem)
 	}
 	step := q.Step.Milliseconds()
-	out, err := s.queryStep(ctx, from, to, step)
+	out, err := sn.queryStep(from, to, step)
 	if err != nil {
-		return nil, err
+		return nil, why(sn.life, err)
 	}
 	return mergeStep(out, mem, from, step), nil
+}
+
+// snapshot is one read: a read transaction on a connection of its own,
+// the rollup marks of its snapshot and the readings queued beside it.
+type snapshot struct {
+	ctx            context.Context
+	life           context.Context // the store's query life it runs in
+	tx             *sql.Tx
+	mem            []sensor.Reading
+	rolled, hourly int64
+	end            func()
+}
+
+// begin starts a read. Its context ends with ctx or when Run's does. A
+// heavy read takes one of MaxHeavy tokens or fails with ErrBusy.
+func (s *Store) begin(ctx context.Context, heavy bool) (*snapshot, error) {
+	life := s.queries()
+	if life.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	var undo []func()
+	end := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	if heavy {
+		select {
+		case s.heavy <- struct{}{}:
+			undo = append(undo, func() { <-s.heavy })
+		default:
+			s.busy.Add(1)
+			return nil, fmt.Errorf("%w (%d running)", ErrBusy, MaxHeavy)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(life.ctx, cancel)
+	undo = append(undo, func() { stop(); cancel() })
+	// The connection first, then commitMu: in memory the writer holds the
+	// one connection while it waits for commitMu.
+	conn, err := s.rd.Conn(ctx)
+	if err != nil {
+		end()
+		return nil, why(life.ctx, fmt.Errorf("history: query: %w", err))
+	}
+	undo = append(undo, func() { conn.Close() })
+	sn := &snapshot{ctx: ctx, end: end, life: life.ctx}
+	err = func() error {
+		s.commitMu.RLock()
+		defer s.commitMu.RUnlock()
+		tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("history: query: %w", err)
+		}
+		undo = append(undo, func() { tx.Rollback() })
+		sn.tx = tx
+		// The first read fixes the snapshot (WAL): before any later commit.
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT v FROM meta WHERE k = 'rolled'), (SELECT v FROM meta WHERE k = 'hourly')`).Scan(&sn.rolled, &sn.hourly); err != nil {
+			return fmt.Errorf("history: rollup marks: %w", err)
+		}
+		sn.mem = s.queued()
+		return nil
+	}()
+	sn.end = end
+	if err != nil {
+		end()
+		return nil, why(life.ctx, err)
+	}
+	return sn, nil
+}
+
+// why names a query's failure: ErrClosed when Run's end (life) cancelled it.
+func why(life context.Context, err error) error {
+	if life.Err() != nil && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return classify(err)
 }
 
 // mergeRaw adds the queued readings mem (sorted) to the raw rows db,
@@ -161,13 +245,8 @@ func (s Summary) with(v sensor.Deci, n int) Summary {
 	}
 }
 
-func (s *Store) queryRaw(ctx context.Context, from, to int64) ([]Point, error) {
-	// One read transaction: the day list and the rows of one snapshot.
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("history: query: %w", err)
-	}
-	defer tx.Rollback()
+func (sn *snapshot) queryRaw(from, to int64) ([]Point, error) {
+	ctx, tx := sn.ctx, sn.tx
 	days, err := rawDays(ctx, tx)
 	if err != nil {
 		return nil, err
@@ -218,25 +297,17 @@ const stepRawSQL = `UNION ALL SELECT %[2]d + ms, 1, temp, temp, temp, hum, hum, 
 		WHERE ms >= ?6 - %[2]d AND ms < ?2 - %[2]d
 	`
 
-func (s *Store) queryStep(ctx context.Context, from, to, step int64) ([]Point, error) {
-	// One read transaction: the mark, the minutes and the raw rows of one
-	// snapshot, even while the writer rolls up.
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("history: query: %w", err)
+func (sn *snapshot) queryStep(from, to, step int64) ([]Point, error) {
+	ctx, tx := sn.ctx, sn.tx
+	// The three sources' ranges, each within [from, to) and each ending
+	// where its rollup ends: hour rows up to the hourly mark (for steps of
+	// whole hours from a whole hour), minute rows up to the rollup mark,
+	// raw rows for the rest. No source reaches past to.
+	hourTo := from
+	if step%hourMS == 0 && from%hourMS == 0 {
+		hourTo = min(max(min(sn.hourly, floorHour(to)), from), to)
 	}
-	defer tx.Rollback()
-	var mark, hm int64
-	if err := tx.QueryRowContext(ctx, `SELECT (SELECT v FROM meta WHERE k = 'rolled'), (SELECT v FROM meta WHERE k = 'hourly')`).Scan(&mark, &hm); err != nil {
-		return nil, fmt.Errorf("history: rollup marks: %w", err)
-	}
-	// Hour rows serve only steps made of whole hours from a whole hour.
-	if step%hourMS != 0 || from%hourMS != 0 {
-		hm = from
-	}
-	// The three sources' ranges, each within [from, to).
-	hourTo := min(max(hm, from), to)
-	minTo := min(max(mark, hourTo), to)
+	minTo := min(max(min(sn.rolled, floorMinute(to)), hourTo), to)
 	days, err := rawDays(ctx, tx)
 	if err != nil {
 		return nil, err

@@ -5,10 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -44,12 +49,28 @@ const (
 	// MinRawRetention: the rollup reads the raw rows of whole minutes, so
 	// they must outlive the hour between two rollups.
 	MinRawRetention = 2 * time.Hour
+	// MaxReaders bounds the read connections: MaxHeavy for the heavy
+	// queries, backups and exports, and the rest for light ones, so a light
+	// query never waits behind a heavy one. Each connection keeps a page
+	// cache of up to 2 MiB.
+	MaxReaders = MaxHeavy + 2
+	// MaxHeavy bounds the heavy queries (spans beyond LightSpan, backups,
+	// exports) that run at once. A heavy query keeps a core busy for up to
+	// a second on a Pi: two leave the writer and light queries room even
+	// on a single core. Beyond it a heavy query fails at once with ErrBusy.
+	MaxHeavy = 2
+	// LightSpan is the longest query that counts as light: the dashboard's
+	// last hour and last day, which every open page reloads.
+	LightSpan = 25 * time.Hour
 )
 
 const (
 	schemaVersion = 1
-	minuteMS      = int64(time.Minute / time.Millisecond)
-	hourMS        = int64(time.Hour / time.Millisecond)
+	// pageSize is SQLite's smallest page: each commit rewrites the pages
+	// its rows went to, and small ones are cheap to rewrite.
+	pageSize = 512
+	minuteMS = int64(time.Minute / time.Millisecond)
+	hourMS   = int64(time.Hour / time.Millisecond)
 )
 
 // Errors a caller can tell apart with errors.Is.
@@ -62,6 +83,19 @@ var (
 	ErrNewerSchema = errors.New("history: database schema is newer than this sensord")
 	// ErrOpts: an option is out of range.
 	ErrOpts = errors.New("history: bad option")
+	// ErrBusy: MaxHeavy heavy queries are running; try again in a moment.
+	ErrBusy = errors.New("history: busy with other long queries")
+	// ErrInUse: another process (another sensord) holds the database.
+	ErrInUse = errors.New("history: the database is in use by another sensord")
+	// ErrClosed: the store is shutting down.
+	ErrClosed = errors.New("history: shutting down")
+	// ErrDiskFull, ErrDamaged and ErrReadOnly name why a write failed.
+	ErrDiskFull = errors.New("history: the disk is full")
+	ErrDamaged  = errors.New("history: the database file is damaged")
+	ErrReadOnly = errors.New("history: the database cannot be written (read-only file or file system)")
+	// ErrNotHistory: a file offered for a restore is not a sensord history
+	// database this sensord can use.
+	ErrNotHistory = errors.New("history: not a usable sensord history database")
 )
 
 // Opts configures a Store. The zero value of a field is not a default:
@@ -76,6 +110,8 @@ type Opts struct {
 	// OnCommit, if set, is called by Run after each commit that
 	// succeeded, with what it wrote.
 	OnCommit func(Commit)
+	// OnError, if set, is called by Run after each commit that failed.
+	OnError func(error)
 }
 
 // DefaultOpts returns the defaults: 7 days raw, 1 year of minutes, a commit
@@ -116,40 +152,93 @@ type Commit struct {
 
 // Stats are the store's counters since Open.
 type Stats struct {
-	Queued     int       // readings waiting for the next commit
-	Written    uint64    // readings committed
-	Commits    uint64    // commits that succeeded
-	Failed     uint64    // commits that failed (the readings are retried)
-	Dropped    uint64    // readings lost: queue full, or a failing disk
-	LastError  string    // the last commit's error, "" once one succeeds
-	LastCommit time.Time // when the last commit succeeded
+	Queued    int    // readings waiting for the next commit
+	Written   uint64 // readings committed
+	Commits   uint64 // commits that succeeded
+	Failed    uint64 // commits that failed (the readings are retried)
+	Dropped   uint64 // readings lost: queue full, or a failing disk
+	Busy      uint64 // heavy queries refused with ErrBusy
+	LastError string // the last commit's error, "" once one succeeds
+	Err       error  // the same error, for errors.Is; nil once one succeeds
+	// FailingSince is when the commits began to fail (zero while they work).
+	FailingSince time.Time
+	LastCommit   time.Time // when the last commit succeeded
 }
 
 // Store is an open history database.
 type Store struct {
-	db   *sql.DB
+	// db is the writer's one connection: Run's commits, Import, Restore.
+	db *sql.DB
+	// rd holds the read connections (up to MaxReaders). Under WAL a
+	// reader reads its snapshot while the writer commits. In memory rd
+	// is db: each connection to :memory: is a database of its own.
+	rd   *sql.DB
 	path string
 	o    Opts
+	lock *os.File // the lock file's descriptor, holding its flock; nil in memory
+
+	// heavy is the semaphore of heavy queries: a token per running one.
+	heavy chan struct{}
+	// closing ends every query's context once Run's context ends, so a
+	// shutdown never waits for one; Run makes a new one once it has
+	// returned, Close ends it for good. closeMu guards both.
+	closeMu sync.Mutex
+	closing context.Context
+	stop    context.CancelFunc
+	closed  bool
 
 	// Counters: Run and Add write, Stats reads.
-	written, commits, failed, dropped atomic.Uint64
+	written, commits, failed, dropped, busy atomic.Uint64
 
-	// commitMu makes a commit and a query exclusive: Run holds it for
-	// writing from its commit until the readings leave inflight, a query
-	// for reading from copying the queue until it has read the database.
-	// So a query sees each reading exactly once, on disk or in the queue.
+	// commitMu orders the moment a commit lands against the moment a
+	// query takes its snapshot: Run holds it for writing around COMMIT and
+	// the clearing of inflight (milliseconds), a query for reading while it
+	// starts its read transaction and copies the queue. So a query sees each
+	// reading exactly once, in its snapshot or in the queue, and neither
+	// waits for the other's real work.
 	commitMu sync.RWMutex
 
 	mu         sync.Mutex       // guards the fields below
 	pending    []sensor.Reading // added since the last commit began
 	inflight   []sensor.Reading // being committed (kept after a failed commit)
-	lastErr    string
+	lastErr    error
 	lastCommit time.Time
+	failSince  time.Time // when the current run of failed commits began
+}
+
+// dsn is the connection string for path with SQLite's settings: WAL
+// (readers and a backup read beside the writer), FULL sync, 512-byte pages.
+// page_size only takes effect on a database not yet created and must
+// precede WAL: the driver runs the _pragma list before _journal_mode.
+func dsn(path string, writer bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "page_size("+strconv.Itoa(pageSize)+")")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	// Readers never wait for the writer under WAL; the busy timeout
+	// covers a checkpoint's brief lock and a second writer's restore.
+	q.Set("_busy_timeout", "5000")
+	if writer {
+		// The write lock at BEGIN, so a transaction never fails halfway
+		// when it would upgrade from reading.
+		q.Set("_txlock", "immediate")
+	}
+	if path == "" {
+		return "file::memory:?" + q.Encode()
+	}
+	return fileURI(path) + "?" + q.Encode()
+}
+
+// fileURI is path as an SQLite file: URI. SQLite decodes %XX in the path
+// and ends it at ? or #, which a directory's name may hold.
+func fileURI(path string) string {
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 }
 
 // Open opens (or creates) the database at path and brings its schema up to
 // date; an empty path keeps it in memory, lost at Close. It starts
-// nothing: call Run to write.
+// nothing: call Run to write. A database another process holds fails
+// with ErrInUse.
 func Open(path string, o *Opts) (*Store, error) {
 	opts := DefaultOpts()
 	if o != nil {
@@ -158,40 +247,116 @@ func Open(path string, o *Opts) (*Store, error) {
 	if err := opts.Check(); err != nil {
 		return nil, err
 	}
-	// Set on every new connection. page_size only takes effect on a
-	// database not yet created and must precede WAL: the driver runs the
-	// _pragma list before _journal_mode.
-	q := url.Values{}
-	q.Add("_pragma", "page_size(512)")
-	// Exclusive locking before WAL: the wal-index lives in the heap, not
-	// in a memory-mapped -shm file the kernel writes back after every
-	// commit. The price is one connection (below).
-	q.Add("_pragma", "locking_mode(EXCLUSIVE)")
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_busy_timeout", "10000")
-	dsn := "file:" + path + "?" + q.Encode()
-	if path == "" {
-		dsn = "file::memory:?" + q.Encode()
+	s := &Store{path: path, o: opts, heavy: make(chan struct{}, MaxHeavy)}
+	s.reopenQueries()
+	if path != "" {
+		l, err := lockFile(path)
+		if err != nil {
+			return nil, err
+		}
+		s.lock = l
 	}
-	db, err := sql.Open("sqlite", dsn)
+	fail := func(err error) (*Store, error) {
+		s.closeAll()
+		return nil, fmt.Errorf("history: open %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		return fail(err)
+	}
+	s.db = db
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := s.migrate(); err != nil {
+		return fail(classify(err))
+	}
+	s.rd = db
+	if path != "" {
+		rd, err := sql.Open("sqlite", dsn(path, false))
+		if err != nil {
+			return fail(err)
+		}
+		rd.SetMaxOpenConns(MaxReaders)
+		rd.SetMaxIdleConns(MaxReaders)
+		s.rd = rd
+	}
+	return s, nil
+}
+
+// queryLife is the life of the queries started under it.
+type queryLife struct {
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
+// queries is the current queryLife.
+func (s *Store) queries() queryLife {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	return queryLife{s.closing, s.stop}
+}
+
+// reopenQueries lets queries run again after Run's end cancelled them,
+// unless Close has been called.
+func (s *Store) reopenQueries() {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closing != nil && s.closing.Err() == nil {
+		return
+	}
+	if s.closed {
+		return
+	}
+	s.closing, s.stop = context.WithCancel(context.Background())
+}
+
+// closeAll releases what Open took.
+func (s *Store) closeAll() error {
+	s.closeMu.Lock()
+	s.closed = true
+	s.stop()
+	s.closeMu.Unlock()
+	var errs []error
+	if s.rd != nil && s.rd != s.db {
+		errs = append(errs, s.rd.Close())
+	}
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close()) // releases the flock
+	}
+	return errors.Join(errs...)
+}
+
+// lockFile takes the lock that keeps a second sensord off path: an
+// exclusive flock on path+".lock", which holds the owner's process ID for
+// the error message. SQLite's own locks would let a second process open
+// the file and then fight the first for every commit.
+func lockFile(path string) (*os.File, error) {
+	name := path + ".lock"
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("history: open %s: %w", path, err)
 	}
-	{
-		// One connection: exclusive locking admits no second, and each
-		// connection to :memory: is a database of its own.
-		db.SetMaxOpenConns(1)
-		db.SetMaxIdleConns(1)
-		db.SetConnMaxLifetime(0)
-		db.SetConnMaxIdleTime(0)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			who := "another sensord"
+			if pid := strings.TrimSpace(string(b)); pid != "" {
+				who += " (process " + pid + ")"
+			}
+			return nil, fmt.Errorf("%w: %s holds %s; stop it, or give this one another -history-dir", ErrInUse, who, name)
+		}
+		return nil, fmt.Errorf("history: locking %s: %w", name, err)
 	}
-	s := &Store{db: db, path: path, o: opts}
-	if err := s.migrate(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("history: open %s: %w", path, err)
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return s, nil
+	return f, nil
 }
 
 // Path is the database file.
@@ -263,7 +428,14 @@ func (s *Store) queued() []sensor.Reading {
 // Run is the writer: it commits the queued readings every CommitInterval,
 // rolls up and purges every MaintainEvery, and commits what is queued once
 // more when ctx ends. It returns nil then, or the final commit's error.
+// When ctx ends, every query still running is cancelled.
 func (s *Store) Run(ctx context.Context) error {
+	// The queries of this run's life end with ctx; those started after Run
+	// has returned get a new one.
+	life := s.queries()
+	stopQueries := context.AfterFunc(ctx, life.stop)
+	defer stopQueries()
+	defer s.reopenQueries()
 	tick := time.NewTicker(s.o.CommitInterval)
 	defer tick.Stop()
 	var lastMaint time.Time // zero: the first commit maintains
@@ -276,24 +448,22 @@ func (s *Store) Run(ctx context.Context) error {
 
 		now := s.o.Now()
 		maint := now.Sub(lastMaint) >= s.o.MaintainEvery || now.Before(lastMaint)
-		s.commitMu.Lock()
-		defer s.commitMu.Unlock()
 		c, err := s.commit(ctx, batch, now, maint)
 		if err != nil {
 			// The readings stay in flight for the next try.
 			s.failed.Add(1)
-			s.setErr(err.Error(), time.Time{})
+			s.setErr(err, time.Time{})
+			if s.o.OnError != nil {
+				s.o.OnError(err)
+			}
 			return err
 		}
 		if maint {
 			lastMaint = now
 		}
-		s.mu.Lock()
-		s.inflight = nil
-		s.mu.Unlock()
 		s.written.Add(uint64(len(batch)))
 		s.commits.Add(1)
-		s.setErr("", now)
+		s.setErr(nil, now)
 		if s.o.OnCommit != nil {
 			s.o.OnCommit(c)
 		}
@@ -306,46 +476,60 @@ func (s *Store) Run(ctx context.Context) error {
 		case <-tick.C:
 			_ = flush(ctx) // counted; the readings wait for the next tick
 		case <-ctx.Done():
+			life.stop() // at once, not when the AfterFunc gets its turn
 			return flush(context.WithoutCancel(ctx))
 		}
 	}
 }
 
-func (s *Store) setErr(msg string, at time.Time) {
+func (s *Store) setErr(err error, at time.Time) {
 	s.mu.Lock()
-	s.lastErr = msg
-	if !at.IsZero() {
+	defer s.mu.Unlock()
+	if err == nil {
+		s.lastErr, s.failSince = nil, time.Time{}
 		s.lastCommit = at
+		return
 	}
-	s.mu.Unlock()
+	if s.lastErr == nil {
+		s.failSince = s.o.Now()
+	}
+	s.lastErr = err
 }
 
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{
-		Queued:     len(s.pending) + len(s.inflight),
-		Written:    s.written.Load(),
-		Commits:    s.commits.Load(),
-		Failed:     s.failed.Load(),
-		Dropped:    s.dropped.Load(),
-		LastError:  s.lastErr,
-		LastCommit: s.lastCommit,
+	st := Stats{
+		Queued:       len(s.pending) + len(s.inflight),
+		Written:      s.written.Load(),
+		Commits:      s.commits.Load(),
+		Failed:       s.failed.Load(),
+		Dropped:      s.dropped.Load(),
+		Busy:         s.busy.Load(),
+		Err:          s.lastErr,
+		FailingSince: s.failSince,
+		LastCommit:   s.lastCommit,
 	}
+	if s.lastErr != nil {
+		st.LastError = s.lastErr.Error()
+	}
+	return st
 }
 
-// Close closes the database; SQLite checkpoints the WAL into it. Call it
-// after Run has returned.
+// Close cancels the queries still running and closes the database;
+// SQLite checkpoints the WAL into it. Call it after Run has returned.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	if err := s.closeAll(); err != nil {
 		return fmt.Errorf("history: close: %w", err)
 	}
 	return nil
 }
 
 // commit writes batch in one transaction, and when maint is set rolls up
-// the finished minutes and purges what is past its retention.
+// the finished minutes and purges what is past its retention. The work
+// happens outside commitMu; only the COMMIT and the clearing of the
+// readings in flight hold it.
 func (s *Store) commit(ctx context.Context, batch []sensor.Reading, now time.Time, maint bool) (Commit, error) {
 	c := Commit{Rows: len(batch), Maintained: maint}
 	if len(batch) == 0 && !maint {
@@ -353,13 +537,13 @@ func (s *Store) commit(ctx context.Context, batch []sensor.Reading, now time.Tim
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return c, fmt.Errorf("history: begin: %w", err)
+		return c, classify(fmt.Errorf("history: begin: %w", err))
 	}
 	defer tx.Rollback()
 	if len(batch) > 0 {
 		oldest, err := insertRaw(ctx, tx, batch)
 		if err != nil {
-			return c, err
+			return c, classify(err)
 		}
 		c.Newest = batch[len(batch)-1].Time
 		for _, r := range batch {
@@ -368,18 +552,49 @@ func (s *Store) commit(ctx context.Context, batch []sensor.Reading, now time.Tim
 			}
 		}
 		if err := reroll(ctx, tx, oldest); err != nil {
-			return c, err
+			return c, classify(err)
 		}
 	}
 	if maint {
 		if err := s.maintain(ctx, tx, now); err != nil {
-			return c, err
+			return c, classify(err)
 		}
 	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	if err := tx.Commit(); err != nil {
-		return c, fmt.Errorf("history: commit: %w", err)
+		return c, classify(fmt.Errorf("history: commit: %w", err))
 	}
+	s.mu.Lock()
+	s.inflight = nil
+	s.mu.Unlock()
 	return c, nil
+}
+
+// SQLite's primary result codes that name a cause (sqlite3.h).
+const (
+	sqliteReadOnly = 8
+	sqliteCorrupt  = 11
+	sqliteFull     = 13
+	sqliteNotADB   = 26
+)
+
+// classify wraps err with the sentinel of its cause, when SQLite names
+// one: a full disk, a damaged file, a read-only one.
+func classify(err error) error {
+	var se interface{ Code() int }
+	if err == nil || !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case sqliteFull:
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
+	case sqliteCorrupt, sqliteNotADB:
+		return fmt.Errorf("%w: %w", ErrDamaged, err)
+	case sqliteReadOnly:
+		return fmt.Errorf("%w: %w", ErrReadOnly, err)
+	}
+	return err
 }
 
 // insertRaw writes readings into their days' tables (a later one with the

@@ -37,6 +37,9 @@ type conn[M any] struct {
 	remote  string
 	filters []string // MQTT filters; nil: everything
 	idx     int      // its index in Engine.reg; guarded by Engine.regMu
+	// preset, when not nil, is the replay JoinReplay was given: written
+	// instead of the retained frames, then dropped. Owned by start.
+	preset [][]byte
 
 	// rd is the writer's ring cursor: it starts at the Mark the caller
 	// took before the upgrade response (so nothing published after the

@@ -362,6 +362,23 @@ func (e *Engine[M]) Join(nc net.Conn, mark uint64, session, remote string, filte
 	return true
 }
 
+// JoinReplay is Join with replay, complete frames (Encode's), written
+// first in place of the retained frames, whatever the filters: a client
+// that resumes gets what the caller found for it up to mark, then the
+// frames published from mark on. A nil replay is an empty one.
+func (e *Engine[M]) JoinReplay(nc net.Conn, mark uint64, session, remote string, filters []string, replay [][]byte) bool {
+	c := e.newConn(nc, mark, filters, session, remote)
+	c.preset = replay
+	if c.preset == nil {
+		c.preset = [][]byte{}
+	}
+	if !e.join(c) {
+		return false
+	}
+	c.start()
+	return true
+}
+
 // join makes c, just made and owned by the caller (newConn), one of the
 // engine's connections: registered, in sessions, counted, announced, with
 // its reader running. It is false (and c closed) when the engine is

@@ -341,6 +341,9 @@ func (c *conn[M]) start() {
 // (so nobody else writes yet).
 func (c *conn[M]) replay() bool {
 	e := c.e
+	if c.preset != nil {
+		return c.replayPreset()
+	}
 	if e.o.Replay <= 0 {
 		return true
 	}
@@ -381,6 +384,23 @@ func (c *conn[M]) replay() bool {
 			return false
 		}
 		e.st.sent.Add(uint64(n))
+	}
+	return true
+}
+
+// replayPreset writes JoinReplay's frames, maxBatch at a time, and lets
+// them go.
+func (c *conn[M]) replayPreset() bool {
+	frames := c.preset
+	c.preset = nil
+	for len(frames) > 0 {
+		n := min(len(frames), maxBatch)
+		if err := c.write(frames[:n]); err != nil {
+			c.dropSlow(err)
+			return false
+		}
+		c.e.st.sent.Add(uint64(n))
+		frames = frames[n:]
 	}
 	return true
 }

@@ -310,3 +310,25 @@ func writePNG(path string, img image.Image) error {
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
+
+func TestANewDevicesLongRangesShowItsFirstReadingsAndSayWhereHistoryStarts(t *testing.T) {
+	d := startDaemonWith(t, "", daemonOpts{args: []string{"-history-dir", t.TempDir()}})
+	ctx := tab(t)
+	open(t, ctx, d.url("/"))
+	waitFor(t, ctx, "live with values and the health known", 10*time.Second, func(v view) bool {
+		return v.State == "live" && hasValues(v) && v.Status != "–"
+	})
+	// A few seconds of readings held, so that there is a line to draw.
+	waitChart(t, ctx, "fifteen live readings", func(c chartState) bool { return c.Range == "live" && c.Points >= 15 })
+	for _, rng := range []string{"30d", "1y"} {
+		t.Run(rng, func(t *testing.T) {
+			run(t, ctx, chromedp.Click(`.ranges button[data-range="`+rng+`"]`, chromedp.ByQuery))
+			waitChart(t, ctx, "range "+rng+" with the first readings", func(c chartState) bool { return c.Range == rng && c.Points >= 2 })
+			var note string
+			run(t, ctx, chromedp.Evaluate(`(() => { const e = document.getElementById('history-start'); return e.hidden ? '' : e.textContent; })()`, &note))
+			if !strings.HasPrefix(note, "History starts ") {
+				t.Errorf("range %s: history-start note %q, want where the history begins", rng, note)
+			}
+		})
+	}
+}

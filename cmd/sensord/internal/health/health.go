@@ -262,4 +262,9 @@ type History struct {
 	Written   uint64 `json:"written"`
 	Dropped   uint64 `json:"dropped"`
 	LastWrite int64  `json:"last_write,omitempty"` // ms since the epoch
+	// FailingSince is when commits began to fail (ms), Fix what to do.
+	FailingSince int64  `json:"failing_since,omitempty"`
+	Fix          string `json:"fix,omitempty"`
+	// Start is the oldest reading held (ms): where the history begins.
+	Start int64 `json:"start,omitempty"`
 }

@@ -21,10 +21,11 @@ const RepeatEvery = time.Minute
 
 // Log is one link's log (client mode's connection to -url, say).
 type Log struct {
-	name string // "client mode", "mqtt"
-	fix  string
-	log  *slog.Logger
-	now  func() time.Time
+	fix string
+	log *slog.Logger
+	now func() time.Time
+
+	words Words
 
 	mu         sync.Mutex // guards the fields below
 	down       bool
@@ -33,10 +34,24 @@ type Log struct {
 	lastRepeat time.Time
 }
 
+// Words are a log's messages. A link's are "<name> link down", "<name>
+// link still down", "<name> link restored" and "<name> connected".
+type Words struct {
+	Down, StillDown, Back string
+	// First is the line of the first success; "" logs none.
+	First string
+}
+
 // New returns the log of the link called name ("client mode"), whose
 // WARN lines suggest fix, on log, timed by now.
 func New(name, fix string, log *slog.Logger, now func() time.Time) *Log {
-	return &Log{name: name, fix: fix, log: log, now: now}
+	return NewWords(Words{Down: name + " link down", StillDown: name + " link still down", Back: name + " link restored", First: name + " connected"}, fix, log, now)
+}
+
+// NewWords is New for a part that is not a link (the history's writes):
+// the same lines, at the same rate, in its own words.
+func NewWords(w Words, fix string, log *slog.Logger, now func() time.Time) *Log {
+	return &Log{words: w, fix: fix, log: log, now: now}
 }
 
 // Up records a working link; attrs go on its line.
@@ -44,9 +59,9 @@ func (l *Log) Up(attrs ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.down {
-		l.log.Info(l.name+" link restored", append(attrs, "down_for", l.now().Sub(l.since).Round(time.Second), "failed_attempts", l.failures)...)
-	} else if l.since.IsZero() {
-		l.log.Info(l.name+" connected", attrs...)
+		l.log.Info(l.words.Back, append(attrs, "down_for", l.now().Sub(l.since).Round(time.Second), "failed_attempts", l.failures)...)
+	} else if l.since.IsZero() && l.words.First != "" {
+		l.log.Info(l.words.First, attrs...)
 	}
 	l.down, l.failures, l.since = false, 0, l.now()
 }
@@ -60,9 +75,9 @@ func (l *Log) Failed(reason string, attrs ...any) {
 	switch {
 	case !l.down:
 		l.down, l.since, l.lastRepeat = true, now, now
-		l.log.Warn(l.name+" link down", append(attrs, "reason", reason, "fix", l.fix)...)
+		l.log.Warn(l.words.Down, append(attrs, "reason", reason, "fix", l.fix)...)
 	case now.Sub(l.lastRepeat) >= RepeatEvery:
 		l.lastRepeat = now
-		l.log.Warn(l.name+" link still down", append(attrs, "down_for", now.Sub(l.since).Round(time.Second), "failed_attempts", l.failures, "reason", reason, "fix", l.fix)...)
+		l.log.Warn(l.words.StillDown, append(attrs, "down_for", now.Sub(l.since).Round(time.Second), "failed_attempts", l.failures, "reason", reason, "fix", l.fix)...)
 	}
 }

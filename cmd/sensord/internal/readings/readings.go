@@ -41,7 +41,29 @@ var ErrParam = errors.New("bad parameter")
 // Store is what History needs of the history store.
 type Store interface {
 	Query(ctx context.Context, q history.Query) ([]history.Point, error)
+	// Export streams a raw range without a row limit (format=csv).
+	Export(ctx context.Context, from, to time.Time, start func(minutes bool) error, fn func(history.Point) error) error
+	// Start is the oldest reading held, for the History-Start header.
+	Start(ctx context.Context) (time.Time, bool, error)
 }
+
+// retryAfter is what a 429 asks a client to wait: a heavy query takes
+// about a second on a Pi, so one has usually ended by then.
+const retryAfter = 2 * time.Second
+
+// HeaderStart carries the time of the oldest reading held, in Unix ms, on
+// every /api/history answer that has one: where the history begins.
+const HeaderStart = "History-Start"
+
+// secondsBelow: a number in from= or to= below it is Unix seconds
+// (until the year 5138), at or above it Unix milliseconds (from March
+// 1973 on). No reading is older than 1973, so a number in milliseconds
+// is never read as seconds, nor a number in seconds as 1970.
+const secondsBelow = 100_000_000_000
+
+// params are the parameters /api/history reads and checks; access_token
+// is the guard's (-token). Others are left alone.
+var params = map[string]bool{"from": true, "to": true, "step": true, "format": true, "access_token": true}
 
 // Latest serves /api/latest from the newest good reading (false before
 // the first, answered 404).
@@ -66,14 +88,24 @@ type History struct {
 	Unavailable string
 
 	refused atomic.Uint64 // requests answered 400
+	busy    atomic.Uint64 // requests answered 429
 }
 
 // Refused counts the requests answered 400 (bad parameters, too many rows).
 func (h *History) Refused() uint64 { return h.refused.Load() }
 
+// Busy counts the requests answered 429 (too many long queries at once).
+func (h *History) Busy() uint64 { return h.busy.Load() }
+
 // ServeHTTP implements http.Handler.
 func (h *History) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req, err := parseQuery(r.URL.Query(), h.Now())
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		h.refused.Add(1)
+		httpjson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("%v: the query string does not parse: %v", ErrParam, err))
+		return
+	}
+	req, err := parseQuery(v, h.Now())
 	if err != nil {
 		h.refused.Add(1)
 		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
@@ -85,14 +117,16 @@ func (h *History) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	pts, err := h.Store.Query(ctx, req.Query)
-	switch {
-	case errors.Is(err, history.ErrTooManyRows) || errors.Is(err, history.ErrQuery):
-		h.refused.Add(1)
-		httpjson.WriteError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "history: "))
+	if start, ok, err := h.Store.Start(ctx); err == nil && ok {
+		w.Header().Set(HeaderStart, strconv.FormatInt(start.UnixMilli(), 10))
+	}
+	if req.CSV && req.Query.Step == 0 {
+		h.export(w, r, req.Query)
 		return
-	case err != nil:
-		httpjson.WriteError(w, http.StatusInternalServerError, err.Error())
+	}
+	pts, err := h.Store.Query(ctx, req.Query)
+	if err != nil {
+		h.fail(w, err)
 		return
 	}
 	stepped := req.Query.Step > 0
@@ -107,9 +141,86 @@ func (h *History) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, rows)
 }
 
+// fail answers a query the store could not answer, in words: 400 for a
+// query it refuses, 429 with Retry-After while too many long queries
+// run, 503 when it is shutting down or the query ran out of time, 507
+// for a full disk, 500 for the rest.
+func (h *History) fail(w http.ResponseWriter, err error) {
+	msg := strings.TrimPrefix(err.Error(), "history: ")
+	switch {
+	case errors.Is(err, history.ErrTooManyRows) || errors.Is(err, history.ErrQuery):
+		h.refused.Add(1)
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
+	case errors.Is(err, history.ErrBusy):
+		h.busy.Add(1)
+		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
+		httpjson.WriteError(w, http.StatusTooManyRequests, msg+"; try again in a few seconds")
+	case errors.Is(err, history.ErrClosed):
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "sensord is shutting down; try again once it is back")
+	case errors.Is(err, context.DeadlineExceeded):
+		w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
+		httpjson.WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("the query took longer than %s; ask for a shorter range or a coarser step", queryTimeout))
+	case errors.Is(err, history.ErrDiskFull):
+		httpjson.WriteError(w, http.StatusInsufficientStorage, msg)
+	default:
+		httpjson.WriteError(w, http.StatusInternalServerError, msg)
+	}
+}
+
+// export streams a raw range as CSV without a row limit: rollup rows
+// where the raw readings have been purged, every reading after.
+func (h *History) export(w http.ResponseWriter, r *http.Request, q history.Query) {
+	ctx, cancel := context.WithTimeout(r.Context(), exportTimeout)
+	defer cancel()
+	rc := http.NewResponseController(w)
+	var cw *csv.Writer
+	stepped, rows := false, 0
+	err := h.Store.Export(ctx, q.From, q.To, func(minutes bool) error {
+		stepped = minutes
+		csvHead(w, q)
+		cw = csv.NewWriter(w)
+		return cw.Write(csvHeader(stepped))
+	}, func(p history.Point) error {
+		rows++
+		if rows%exportChunk == 0 {
+			// The server's write timeout is for one answer of ordinary size;
+			// an export gets it afresh for each chunk it sends.
+			rc.SetWriteDeadline(time.Now().Add(exportChunkWait)) //nolint:errcheck // a recorder in tests has none
+			cw.Flush()
+			if err := cw.Error(); err != nil {
+				return err
+			}
+		}
+		return cw.Write(csvRecord(newRow(p, stepped), stepped))
+	})
+	switch {
+	case err == nil:
+		cw.Flush()
+	case cw == nil:
+		h.fail(w, err) // nothing sent yet: an answer in words
+	default:
+		// Part of the file is out: a trailing line a reader cannot miss,
+		// and the connection is cut so no client takes it as whole.
+		cw.Flush()
+		fmt.Fprintf(w, "# export stopped: %s\n", strings.TrimPrefix(err.Error(), "history: "))
+		panic(http.ErrAbortHandler)
+	}
+}
+
 // queryTimeout bounds one /api/history query; a year at an hour a
 // step takes well under a second on a Pi.
 const queryTimeout = 20 * time.Second
+
+// exportTimeout bounds one CSV export: a week of readings every 2 s is
+// 300,000 rows, ~25 MB, a minute or two over slow Wi-Fi.
+const exportTimeout = 10 * time.Minute
+
+// exportChunk rows (~80 KiB) go out between two write deadlines, each
+// exportChunkWait away: a client that takes longer for one is gone.
+const (
+	exportChunk     = 1000
+	exportChunkWait = 30 * time.Second
+)
 
 // request is a parsed /api/history query.
 type request struct {
@@ -117,12 +228,18 @@ type request struct {
 	CSV   bool
 }
 
-// parseQuery reads from, to (RFC 3339 or Unix milliseconds), step
+// parseQuery reads from, to (RFC 3339, Unix seconds or milliseconds), step
 // (raw, or a whole number of minutes as a duration: 1m, 15m, 1h, 24h) and
 // format (json or csv). Missing ones default to the last hour, raw, JSON.
 func parseQuery(v url.Values, now time.Time) (request, error) {
 	var req request
 	for k, vs := range v {
+		if !params[k] {
+			continue // another part's (a cache buster, a proxy's): not ours to refuse
+		}
+		if len(vs) > 1 {
+			return req, fmt.Errorf("%w: %s is given %d times", ErrParam, k, len(vs))
+		}
 		for _, s := range vs {
 			if len(s) > maxParam {
 				return req, fmt.Errorf("%w: %s is longer than %d characters", ErrParam, k, maxParam)
@@ -169,18 +286,23 @@ func parseQuery(v url.Values, now time.Time) (request, error) {
 	return req, nil
 }
 
-// parseTime reads RFC 3339 (2026-03-01T12:00:00Z) or Unix milliseconds.
+// parseTime reads RFC 3339 (2026-03-01T12:00:00Z), Unix milliseconds
+// or Unix seconds (told apart by size: secondsBelow).
 func parseTime(s string) (time.Time, error) {
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-		// Years 0..9999 only: beyond that time.Time cannot print it.
-		if ms < -62135596800000 || ms > 253402300799999 {
-			return time.Time{}, errors.New("milliseconds out of range")
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		switch {
+		case n < 0:
+			return time.Time{}, errors.New("is before 1970: give Unix seconds or milliseconds since 1970, or RFC 3339")
+		case n < secondsBelow:
+			return time.Unix(n, 0), nil
+		case n > 253402300799999: // beyond the year 9999 time.Time cannot print it
+			return time.Time{}, errors.New("is after the year 9999")
 		}
-		return time.UnixMilli(ms), nil
+		return time.UnixMilli(n), nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, errors.New("not RFC 3339 (2026-03-01T12:00:00Z) nor Unix milliseconds")
+		return time.Time{}, errors.New("not RFC 3339 (2026-03-01T12:00:00Z), Unix seconds nor Unix milliseconds")
 	}
 	return t, nil
 }
@@ -220,29 +342,45 @@ func newRow(p history.Point, stepped bool) row {
 }
 
 func writeCSV(w http.ResponseWriter, q history.Query, rows []row, stepped bool) {
+	csvHead(w, q)
+	cw := csv.NewWriter(w)
+	cw.Write(csvHeader(stepped))
+	for _, r := range rows {
+		cw.Write(csvRecord(r, stepped))
+	}
+	cw.Flush()
+}
+
+// csvHead sets the headers of a CSV answer: a file to save, named after
+// its range.
+func csvHead(w http.ResponseWriter, q history.Query) {
 	name := fmt.Sprintf("sensord-%s-%s.csv", q.From.UTC().Format("20060102T1504Z"), q.To.UTC().Format("20060102T1504Z"))
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	w.Header().Set("Cache-Control", "no-store")
-	cw := csv.NewWriter(w)
+}
+
+func csvHeader(stepped bool) []string {
 	head := []string{"time", "timestamp", "temperature_c", "humidity_percent", "dew_point_c", "absolute_humidity_g_m3"}
 	if stepped {
 		head = append(head, "readings", "temperature_min_c", "temperature_max_c", "humidity_min_percent", "humidity_max_percent")
 	}
-	cw.Write(head)
-	for _, r := range rows {
-		dp := ""
-		if r.DewPoint != nil {
-			dp = r.DewPoint.String()
-		}
-		rec := []string{time.UnixMilli(r.Timestamp).UTC().Format(time.RFC3339Nano), strconv.FormatInt(r.Timestamp, 10),
-			r.Temperature.String(), r.Humidity.String(), dp, r.AbsoluteHumidity.String()}
-		if stepped {
-			rec = append(rec, strconv.Itoa(r.N), r.TemperatureMin.String(), r.TemperatureMax.String(), r.HumidityMin.String(), r.HumidityMax.String())
-		}
-		cw.Write(rec)
+	return head
+}
+
+// csvRecord is r as a CSV record; a row without its step fields (a raw
+// reading in a stepped file) counts one reading.
+func csvRecord(r row, stepped bool) []string {
+	dp := ""
+	if r.DewPoint != nil {
+		dp = r.DewPoint.String()
 	}
-	cw.Flush()
+	rec := []string{time.UnixMilli(r.Timestamp).UTC().Format(time.RFC3339Nano), strconv.FormatInt(r.Timestamp, 10),
+		r.Temperature.String(), r.Humidity.String(), dp, r.AbsoluteHumidity.String()}
+	if stepped {
+		rec = append(rec, strconv.Itoa(r.N), r.TemperatureMin.String(), r.TemperatureMax.String(), r.HumidityMin.String(), r.HumidityMax.String())
+	}
+	return rec
 }
 
 // latestBody is /api/latest: the sensor_update keys plus derived values.

@@ -35,6 +35,12 @@ func TestQueryParametersParseOrSayWhy(t *testing.T) {
 		{"too many steps", "from=2025-01-01T00:00:00Z&step=1m", "too many rows", history.Query{}, false},
 		{"a bad format", "format=xml", "format=\"xml\" is not json or csv", history.Query{}, false},
 		{"an absurd length", "from=" + strings.Repeat("9", 100), "longer than", history.Query{}, false},
+		{"Unix seconds are read as seconds, not as 1970", "from=1772323200&to=1772326800", "",
+			history.Query{From: time.Unix(1772323200, 0), To: time.Unix(1772326800, 0)}, false},
+		{"a time before 1970", "from=-5", "before 1970", history.Query{}, false},
+		{"another part's parameter is left alone", "x=1", "", history.Query{From: now.Add(-time.Hour), To: now}, false},
+		{"a parameter given twice", "step=1m&step=1h", "given 2 times", history.Query{}, false},
+		{"the guard's token passes", "access_token=x", "", history.Query{From: now.Add(-time.Hour), To: now}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := url.ParseQuery(tc.query)
@@ -87,14 +93,35 @@ func FuzzQuery(f *testing.F) {
 
 // store answers every query with pts, or err.
 type store struct {
-	pts []history.Point
-	err error
-	got history.Query
+	pts   []history.Point
+	err   error
+	got   history.Query
+	start time.Time
 }
 
 func (s *store) Query(_ context.Context, q history.Query) ([]history.Point, error) {
 	s.got = q
 	return s.pts, s.err
+}
+
+func (s *store) Export(_ context.Context, from, to time.Time, start func(bool) error, fn func(history.Point) error) error {
+	s.got = history.Query{From: from, To: to}
+	if s.err != nil {
+		return s.err
+	}
+	if err := start(false); err != nil {
+		return err
+	}
+	for _, p := range s.pts {
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *store) Start(context.Context) (time.Time, bool, error) {
+	return s.start, !s.start.IsZero(), nil
 }
 
 func serve(h http.Handler, target string) *httptest.ResponseRecorder {
@@ -135,6 +162,23 @@ func TestHistoryAnswersJSONAndCSVFromTheStore(t *testing.T) {
 	}
 }
 
+func TestARawCSVIsStreamedFromTheExportAndEveryAnswerSaysWhereHistoryStarts(t *testing.T) {
+	var pts []history.Point
+	for i := range history.MaxRows + 10 {
+		pts = append(pts, history.Point{Time: at.Add(-time.Duration(i+1) * time.Second), N: 1, Temperature: stat(214), Humidity: stat(482)})
+	}
+	s := &store{pts: pts, start: at.Add(-48 * time.Hour)}
+	h := &History{Now: func() time.Time { return at }, Store: s}
+	rec := serve(h, "/api/history?format=csv&from=2026-02-01T00:00:00Z")
+	lines := strings.Split(strings.TrimSpace(rec.Body.String()), "\n")
+	if rec.Code != 200 || len(lines) != history.MaxRows+11 || !strings.HasSuffix(lines[0], "absolute_humidity_g_m3") {
+		t.Fatalf("%d, %d lines (%q...); want the header and every one of %d rows", rec.Code, len(lines), lines[0], len(pts))
+	}
+	if got := rec.Header().Get(HeaderStart); got != "1772193600000" {
+		t.Errorf("%s = %q, want the store's start", HeaderStart, got)
+	}
+}
+
 func TestHistoryRefusesWhatItCannotAnswer(t *testing.T) {
 	h := &History{Now: func() time.Time { return at }, Store: &store{err: history.ErrTooManyRows}}
 	for _, tc := range []struct {
@@ -146,6 +190,10 @@ func TestHistoryRefusesWhatItCannotAnswer(t *testing.T) {
 		{"a bad parameter is a 400, counted", "/api/history?format=xml", h, 400, 1},
 		{"a query the store refuses is a 400, counted", "/api/history", h, 400, 2},
 		{"a store that fails is a 500", "/api/history", &History{Now: h.Now, Store: &store{err: errors.New("disk I/O error")}}, 500, 0},
+		{"a query string that does not parse is a 400, counted", "/api/history?from=%zz", h, 400, 3},
+		{"too many long queries is a 429", "/api/history", &History{Now: h.Now, Store: &store{err: history.ErrBusy}}, 429, 0},
+		{"a query out of time is a 503", "/api/history", &History{Now: h.Now, Store: &store{err: context.DeadlineExceeded}}, 503, 0},
+		{"a shutdown is a 503", "/api/history", &History{Now: h.Now, Store: &store{err: history.ErrClosed}}, 503, 0},
 		{"no store is a 503 with the reason", "/api/history", &History{Now: h.Now, Unavailable: "read-only file system"}, 503, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -158,6 +206,9 @@ func TestHistoryRefusesWhatItCannotAnswer(t *testing.T) {
 				t.Errorf("Refused = %d, want %d", h.Refused(), tc.refused)
 			}
 		})
+	}
+	if rec := serve(&History{Now: h.Now, Store: &store{err: history.ErrBusy}}, "/api/history"); rec.Header().Get("Retry-After") != "2" {
+		t.Errorf("429 without Retry-After: %v", rec.Header())
 	}
 	rec := serve(&History{Now: h.Now, Unavailable: "read-only file system"}, "/api/history")
 	if !strings.Contains(rec.Body.String(), "history is unavailable: read-only file system") {

@@ -37,6 +37,7 @@
   let range = loadRange(); // 'live' or a key of RANGES
   let stored = null;     // rows of the stored range: {t, c, h, c0, c1, h0, h1}, or null while loading
   let storedFrom = 0, storedTo = 0, storedStep = 0;
+  let historyStart = 0;  // ms of the oldest reading held (History-Start), 0 while unknown
 
   function loadUnit() {
     try { return localStorage.getItem(UNIT_KEY) === 'F' ? 'F' : 'C'; } catch (e) { return 'C'; }
@@ -103,9 +104,10 @@
     if (isFinite(d)) skew = d - Date.now();
   }
 
-  let historyBusy = false;
+  let historyBusy = false, historyAgain = false;
   async function loadHistory() {
-    if (historyBusy) return;
+    // A reconnect while a load runs must still fill what it missed.
+    if (historyBusy) { historyAgain = true; return; }
     historyBusy = true;
     try {
       // The last hour, or fewer readings when the sensor is fast, so the
@@ -130,6 +132,7 @@
       // The stream still works without history; the next connect retries.
     } finally {
       historyBusy = false;
+      if (historyAgain) { historyAgain = false; loadHistory(); }
     }
   }
 
@@ -576,7 +579,9 @@
     if (h.tls_fingerprint) set('d-tls', h.tls_fingerprint, 'compare with the certificate your browser shows');
     const hi = x.history;
     if (hi) {
-      if (hi.enabled) set('h-history', hi.path ? 'on disk' : 'in memory only', (hi.path || 'lost at restart; set -history-dir') + (hi.error ? ' · ' + hi.error : ''), '', Number(hi.written || 0).toLocaleString() + ' readings written');
+      if (hi.enabled && hi.failing_since) {
+        set('h-history', 'cannot be written', hi.error || '', 'bad', (hi.fix || '') + (hi.dropped ? ' · ' + Number(hi.dropped).toLocaleString() + ' readings lost' : ''));
+      } else if (hi.enabled) set('h-history', hi.path ? 'on disk' : 'in memory only', (hi.path || 'lost at restart; set -history-dir') + (hi.error ? ' · ' + hi.error : ''), '', Number(hi.written || 0).toLocaleString() + ' readings written' + (hi.start ? ' since ' + new Date(hi.start).toLocaleDateString() : ''));
       else set('h-history', 'unavailable', hi.error || '', 'bad');
     }
     const cal = x.calibration || {};
@@ -630,15 +635,56 @@
     return u;
   }
 
+  // STEPS are the steps a stored range may fall back to, coarsest first.
+  const STEPS = [12 * 3600000, 3600000, 900000, 120000, 60000];
+
+  // clipToStart starts a stored range where the history starts, with a
+  // step fine enough to draw what there is: a new device's first day
+  // shows in the 30-day and 1-year ranges.
+  function clipToStart(u) {
+    if (range === 'live' || !historyStart || u.searchParams.get('format') === 'csv') return;
+    const from = Number(u.searchParams.get('from')), to = Number(u.searchParams.get('to'));
+    if (historyStart <= from) return;
+    let step = RANGES[range].step || 0;
+    if (step) {
+      for (const s of STEPS) if (s < step && (to - historyStart) / step < 60) step = s;
+      // Under an hour of history: every reading, when they fit.
+      if ((to - historyStart) / step < 60 && (to - historyStart) / period() <= 5000) step = 0;
+      if (step) u.searchParams.set('step', (step / 60000) + 'm');
+      else u.searchParams.delete('step');
+    }
+    u.searchParams.set('from', String(step ? Math.floor(historyStart / step) * step : historyStart));
+    // The server's clock is known to a second (its Date header): a young
+    // history's newest readings may lie up to a second past "now".
+    u.searchParams.set('to', String(to + 1000));
+  }
+
+  function noteStart() {
+    const el = $('history-start');
+    const from = range === 'live' ? 0 : Date.now() + skew - RANGES[range].span;
+    el.hidden = !historyStart || range === 'live' || historyStart <= from;
+    if (!el.hidden) el.textContent = 'History starts ' + new Date(historyStart).toLocaleString() + ': nothing is stored before it.';
+  }
+
   async function loadStored() {
     clearTimeout(storedTimer);
     if (range === 'live') return;
     const gen = ++storedGen;
     const u = rangeQuery('');
+    clipToStart(u);
     try {
       const res = await fetch(u.href, { cache: 'no-store' });
       if (gen !== storedGen) return;
       if (res.status === 401) { showAuth(true); return; }
+      const hs = Number(res.headers.get('History-Start'));
+      if (hs > 0 && hs !== historyStart) {
+        historyStart = hs;
+        noteStart();
+        const v = rangeQuery('');
+        clipToStart(v);
+        const same = (k) => v.searchParams.get(k) === u.searchParams.get(k);
+        if (!same('from') || !same('step')) { loadStored(); return; } // the range starts later than asked
+      }
       const body = await res.json();
       if (gen !== storedGen) return;
       if (!res.ok || !Array.isArray(body)) {
@@ -669,6 +715,7 @@
     storedGen++;
     clearTimeout(storedTimer);
     updateDownload();
+    noteStart();
     draw(); // at once, so nothing reads the old range's chart meanwhile
     loadStored();
   }
@@ -687,13 +734,15 @@
   $('host').textContent = location.host;
   $('auth-host').textContent = location.host;
   $('ws-host').textContent = location.host;
-  for (const [id, p] of [['link-health', 'healthz'], ['link-history', 'api/history'], ['link-metrics', 'metrics']]) $(id).href = url(p);
+  for (const [id, p] of [['link-health', 'healthz'], ['link-history', 'api/history'], ['link-metrics', 'metrics'], ['backup', 'api/history/backup']]) $(id).href = url(p);
   setUnit(unit);
   setRange(range);
   draw();
   loadHistory();
   window.sensord.on('state', setState);
-  window.sensord.on('open', loadHistory); // fills whatever happened while we were away
+  // fills whatever happened while we were away, in the live view and in
+  // a stored range
+  window.sensord.on('open', () => { loadHistory(); if (range !== 'live') loadStored(); });
   window.sensord.on('frame', onFrame);
   window.sensord.on('health', onHealth);
   setInterval(tick, 1000);
