@@ -66,6 +66,10 @@ type config struct {
 	// tcgCPUs and icount shape the TCG guest (see runGuest).
 	tcgCPUs int
 	icount  string
+	// responderArgs are added to every case's responder command line;
+	// tcgResponderArgs and tcgReads replace it and reads under TCG.
+	responderArgs, tcgResponderArgs string
+	tcgReads                        int
 }
 
 func main() {
@@ -84,8 +88,11 @@ func main() {
 	flag.StringVar(&c.work, "work", "build/kerneltest", "where the initramfs is built")
 	flag.StringVar(&c.accel, "accel", "auto", "auto: KVM, or TCG when KVM is missing or cannot boot the kernel; kvm; tcg")
 	flag.DurationVar(&c.bootWait, "boot-wait", 90*time.Second, "how long a guest may take to reach its init before it counts as not booting")
+	flag.StringVar(&c.responderArgs, "responder-args", "-rt 40", "added to every responder: -rt 40 is SCHED_FIFO below the kernel's interrupt threads (50), so they still stamp and queue every edge, and above the reader")
+	flag.StringVar(&c.tcgResponderArgs, "tcg-responder-args", "", "responder arguments under TCG: on one vCPU a real-time responder would starve the edge interrupt's new thread")
+	flag.IntVar(&c.tcgReads, "tcg-reads", 200, "reads per capture case under TCG (about 4 reads a second)")
 	flag.IntVar(&c.tcgCPUs, "tcg-cpus", 1, "guest vCPUs under TCG")
-	flag.StringVar(&c.icount, "icount", "shift=1,sleep=off", "qemu -icount under TCG: guest time counted in instructions, so the responder's schedule and the kernel's timestamps share one clock")
+	flag.StringVar(&c.icount, "icount", "shift=0,sleep=off", "qemu -icount under TCG: guest time counted in instructions, so the responder's schedule and the kernel's timestamps share one clock")
 	flag.Parse()
 	rc, err := run(context.Background(), c, os.Stdout)
 	if err != nil {
@@ -193,6 +200,7 @@ func runGuest(ctx context.Context, c config, vmlinuz, modDir string, kvm bool, o
 		// starve the reader's vCPU. On one vCPU the kernel preempts the
 		// responder for the edge interrupts and its thread, as it would.
 		cpus, rcpu = c.tcgCPUs, c.tcgCPUs-1
+		c.responderArgs, c.reads = c.tcgResponderArgs, c.tcgReads
 		accel = []string{"-accel", "tcg", "-icount", c.icount, "-cpu", "max"}
 	}
 	initrd, err := buildInitramfs(c, modDir, rcpu)
@@ -307,8 +315,8 @@ func buildInitramfs(c config, modDir string, responderCPU int) (string, error) {
 	if responderCPU > 1 {
 		readers = fmt.Sprintf("0-%d", responderCPU-1)
 	}
-	conf := fmt.Sprintf("CASES=%q\nREADS=%d\nPERIOD=%s\nSENSORD_TIME=%s\nRESPONDER_ARGS=\"\"\nRESPONDER_CPU=%d\nREADER_CPU=%s\n",
-		c.cases, c.reads, c.period, c.sensordFor, responderCPU, readers)
+	conf := fmt.Sprintf("CASES=%q\nREADS=%d\nPERIOD=%s\nSENSORD_TIME=%s\nRESPONDER_ARGS=%q\nRESPONDER_CPU=%d\nREADER_CPU=%s\n",
+		c.cases, c.reads, c.period, c.sensordFor, " "+c.responderArgs, responderCPU, readers)
 	if err := os.WriteFile(filepath.Join(root, "etc/kerneltest.conf"), []byte(conf), 0o644); err != nil {
 		return "", err
 	}
