@@ -13,6 +13,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs run /run
 ip link set lo up
+hostname kerneltest
 . /etc/kerneltest.conf
 
 say() { echo "kerneltest: $*"; }

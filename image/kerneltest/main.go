@@ -8,8 +8,9 @@
 //
 //	kernel-test: <case>: N of M reads decoded (P %), W wrong values
 //
-// then "kernel-test: exit status S". S is 1 when a case fell below its
-// target (MinPercent), published a wrong value, or gave no result.
+// then "kernel-test: exit status S". S is 1 when a case published a wrong
+// value, gave no result, or, under KVM, fell below its target
+// (minPercent).
 package main
 
 import (
@@ -147,6 +148,9 @@ func run(ctx context.Context, c config, out io.Writer) (int, error) {
 		}
 	}
 	fmt.Fprintf(out, "kerneltest: took %.0f s\n", time.Since(start).Seconds())
+	if !kvm {
+		fmt.Fprintln(out, "kerneltest: TCG: the success-rate targets are not applied (its clock is not a real CPU's); every case must still give a result and no wrong value")
+	}
 	rc := 0
 	if !g.done {
 		fmt.Fprintf(out, "kerneltest: the guest did not finish: %s\n", g.why)
@@ -168,7 +172,7 @@ func run(ctx context.Context, c config, out io.Writer) (int, error) {
 		p, _ := strconv.ParseFloat(m[4], 64)
 		wrong, _ := strconv.Atoi(m[5])
 		total, _ := strconv.Atoi(m[3])
-		if wrong > 0 || total == 0 || p < t.minPercent {
+		if wrong > 0 || total == 0 || (kvm && p < t.minPercent) {
 			rc = 1
 		}
 	}

@@ -106,8 +106,14 @@ static void armed(void) {
 		close(fd);
 		if (n > 0) {
 			buf[n] = 0;
-			if (strstr(buf, "sensord"))
+			if (strstr(buf, "sensord")) {
+				// The interrupt's thread is new and becomes real-time only
+				// when it first runs: let it, before the frame's
+				// SCHED_FIFO would starve it.
+				const struct timespec settle = {.tv_sec = 0, .tv_nsec = 200000};
+				nanosleep(&settle, NULL);
 				return;
+			}
 		}
 		nanosleep(&step, NULL);
 	}
