@@ -90,7 +90,7 @@ func main() {
 	flag.StringVar(&c.accel, "accel", "auto", "auto: KVM, or TCG when KVM is missing or cannot boot the kernel; kvm; tcg")
 	flag.DurationVar(&c.bootWait, "boot-wait", 90*time.Second, "how long a guest may take to reach its init before it counts as not booting")
 	flag.StringVar(&c.responderArgs, "responder-args", "-rt 40", "added to every responder: -rt 40 is SCHED_FIFO below the kernel's interrupt threads (50), so they still stamp and queue every edge, and above the reader")
-	flag.StringVar(&c.tcgResponderArgs, "tcg-responder-args", "", "responder arguments under TCG: on one vCPU a real-time responder would starve the edge interrupt's new thread")
+	flag.StringVar(&c.tcgResponderArgs, "tcg-responder-args", "-rt 40", "responder arguments under TCG (on its one vCPU the responder waits for the edge interrupt's thread before it turns real-time)")
 	flag.IntVar(&c.tcgReads, "tcg-reads", 200, "reads per capture case under TCG (about 4 reads a second)")
 	flag.IntVar(&c.tcgCPUs, "tcg-cpus", 1, "guest vCPUs under TCG")
 	flag.StringVar(&c.icount, "icount", "shift=0,sleep=off", "qemu -icount under TCG: guest time counted in instructions, so the responder's schedule and the kernel's timestamps share one clock")
