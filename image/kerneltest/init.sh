@@ -81,6 +81,39 @@ run_case() {
 	say "case $name: reader exit $rc"
 }
 
+# others: what sensord says when another program holds its line, and when
+# the chip goes away and comes back. Observations, not a pass/fail.
+others() {
+	rm -rf /run/kt && mkdir -p /run/kt
+	taskset -c $READER_CPU /bin/sensors.test -test.run '^TestKernel$' -kernel.case others -kernel.mode hold -kernel.dir /run/kt -kernel.duration 3s &
+	hold=$!
+	wait_for /run/kt/held 100 || fail "others: the holder did not start"
+	timeout 10 /bin/sensord -sensor dht22 -capture cdev -pin GPIO4 -listen 127.0.0.1:8080 > /run/busy.log 2>&1
+	say "others: sensord while another program holds the line: exit $?: $(grep -v level=INFO /run/busy.log | head -n 2 | tr '\n' ' ')"
+	wait $hold
+	/bin/responder -line $line -dir /run/kt -cpu $RESPONDER_CPU $RESPONDER_ARGS -values walk &
+	rpid=$!
+	taskset -c $READER_CPU /bin/sensord -sensor dht22 -capture cdev -pin GPIO4 -listen 127.0.0.1:8080 > /run/gone.log 2>&1 &
+	spid=$!
+	i=0; while ! grep -q 'level=INFO msg=listening' /run/gone.log && [ $i -lt 100 ]; do i=$((i + 1)); usleep 100000; done
+	i=0; while ! wget -q -O /dev/null http://127.0.0.1:8080/api/latest 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); usleep 100000; done
+	say "others: sensord reading: $(wget -q -O - http://127.0.0.1:8080/api/latest 2>&1 | head -c 120)"
+	echo 0 > $sim/live
+	say "others: chip removed (live 0): rmmod gpio-sim: $(rmmod gpio-sim 2>&1 || true)"
+	i=0; while [ $i -lt 60 ]; do i=$((i + 1)); usleep 100000; done
+	say "others: sensord with the chip gone: $(kill -0 $spid 2>/dev/null && echo running || echo exited); healthz: $(wget -q -O - http://127.0.0.1:8080/healthz 2>&1 | head -c 200 | tr '\n' ' ')"
+	echo 1 > $sim/live
+	line=/sys/devices/platform/$(cat $sim/dev_name)/$(cat $sim/bank0/chip_name)/sim_gpio4
+	kill -TERM $rpid; wait $rpid
+	/bin/responder -line $line -dir /run/kt -cpu $RESPONDER_CPU $RESPONDER_ARGS -values walk > /dev/null &
+	rpid=$!
+	i=0; while [ $i -lt 60 ]; do i=$((i + 1)); usleep 100000; done
+	say "others: chip back (live 1, $(cat $sim/bank0/chip_name)): sensord $(kill -0 $spid 2>/dev/null && echo running || echo exited); healthz: $(wget -q -O - http://127.0.0.1:8080/healthz 2>&1 | head -c 200 | tr '\n' ' ')"
+	grep -v level=INFO /run/gone.log | head -n 4 | sed 's/^/kerneltest:   /'
+	kill -TERM $spid $rpid 2>/dev/null
+	wait $spid $rpid
+}
+
 for c in $CASES; do
 	case $c in
 	best) run_case best - -- -kernel.reads $READS -kernel.period $PERIOD ;;
@@ -88,6 +121,7 @@ for c in $CASES; do
 	jitter20) run_case jitter20 - -jitter 20 -- -kernel.reads $READS -kernel.period $PERIOD ;;
 	hog) run_case hog hog -- -kernel.reads $READS -kernel.period $PERIOD ;;
 	sensord) run_case sensord - -values walk -- -kernel.mode sensord -kernel.duration $SENSORD_TIME ;;
+	others) others ;;
 	*) say "unknown case $c" ;;
 	esac
 done

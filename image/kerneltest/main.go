@@ -36,14 +36,17 @@ type target struct {
 	// and sensord at its real period are held to the 99.9 %; the
 	// harsher cases are published, not held to a rate.
 	minPercent float64
+	// observe: the case prints what it saw and has no result line.
+	observe bool
 }
 
 var cases = []target{
-	{"best", 99.9},
-	{"jitter10", 0},
-	{"jitter20", 0},
-	{"hog", 0},
-	{"sensord", 99.9},
+	{"best", 99.9, false},
+	{"jitter10", 0, false},
+	{"jitter20", 0, false},
+	{"hog", 0, false},
+	{"sensord", 99.9, false},
+	{"others", 0, true},
 }
 
 // resultLine is the guest's result for one case.
@@ -162,6 +165,9 @@ func run(ctx context.Context, c config, out io.Writer) (int, error) {
 			if k.name == name {
 				t = k
 			}
+		}
+		if t.observe {
+			continue
 		}
 		m, ok := g.results[name]
 		if !ok {

@@ -31,7 +31,7 @@ import (
 
 var (
 	ktCase     = flag.String("kernel.case", "", "the case's name in the result line")
-	ktMode     = flag.String("kernel.mode", "capture", "capture: read through the capture code; sensord: watch a running sensord")
+	ktMode     = flag.String("kernel.mode", "capture", "capture: read through the capture code; sensord: watch a running sensord; hold: hold the line")
 	ktPin      = flag.String("kernel.pin", "GPIO4", "the DHT22's line")
 	ktReads    = flag.Int("kernel.reads", 2000, "reads to make (capture)")
 	ktPeriod   = flag.Duration("kernel.period", 20*time.Millisecond, "time between reads (capture)")
@@ -93,6 +93,19 @@ func TestKernel(t *testing.T) {
 		kernelCapture(t)
 	case "sensord":
 		kernelSensord(t)
+	case "hold":
+		// Another program holding the line: request it and keep it for
+		// -kernel.duration.
+		l, err := openCdev(*ktPin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("kerneltest: %s: holding %s for %v\n", *ktCase, l, *ktDuration)
+		if err := os.WriteFile(*ktDir+"/held", nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(*ktDuration) // holding the line is the whole job
+		l.Close()
 	default:
 		t.Fatalf("kerneltest: unknown -kernel.mode %q", *ktMode)
 	}
