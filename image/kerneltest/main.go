@@ -88,7 +88,7 @@ func main() {
 	flag.DurationVar(&c.sensordFor, "sensord-for", 64*time.Second, "how long sensord reads at its own 2 s period")
 	flag.IntVar(&c.cpus, "cpus", 2, "guest vCPUs (the responder has CPU 1 to itself)")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "the whole guest run's deadline")
-	flag.StringVar(&c.cases, "cases", "best jitter10 jitter20 hog sensord", "cases to run, in order")
+	flag.StringVar(&c.cases, "cases", "best jitter10 jitter20 hog sensord others", "cases to run, in order")
 	flag.StringVar(&c.work, "work", "build/kerneltest", "where the initramfs is built")
 	flag.StringVar(&c.accel, "accel", "auto", "auto: KVM, or TCG when KVM is missing or cannot boot the kernel; kvm; tcg")
 	flag.DurationVar(&c.bootWait, "boot-wait", 90*time.Second, "how long a guest may take to reach its init before it counts as not booting")
