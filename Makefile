@@ -95,3 +95,4 @@ clean:
 	rm -rf build
 
 -include image/image.mk
+-include image/kerneltest/kerneltest.mk

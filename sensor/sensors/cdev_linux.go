@@ -4,6 +4,7 @@ package sensors
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warthog618/go-gpiocdev"
+	"github.com/warthog618/go-gpiocdev/uapi"
 	"golang.org/x/sys/unix"
 
 	"sensord/sensor/dht22"
@@ -19,8 +21,14 @@ import (
 
 const (
 	// eventBuffer is the kernel's event queue for the line: the kernel
-	// default is 16, fewer than the 84 edges of a frame.
+	// default is 16, fewer than the 84 edges of a frame, and when the
+	// queue is full the kernel drops the oldest edge. go-gpiocdev's
+	// WithEventBufferSize does not reach the kernel (v0.9.1 leaves the
+	// request's field zero), so the line is requested through its uapi
+	// package.
 	eventBuffer = 256
+	// eventSize is the size of struct gpio_v2_line_event.
+	eventSize = 48
 	// lateGrace is how long Edges waits past its timeout for events the
 	// kernel already stamped but the watcher goroutine has not handed over.
 	lateGrace = 5 * time.Millisecond
@@ -28,18 +36,21 @@ const (
 	frameEdges = 84
 )
 
-// cdevLine is a dht22.EdgeLine over the GPIO character device (uAPI v2),
-// through go-gpiocdev. The line is requested once, as an input with the
-// pull-up and both-edge detection; a start pulse reconfigures it as an output
-// driving low, and the release reconfigures it back. The kernel stamps every
-// edge with CLOCK_MONOTONIC in its interrupt handler; gpiocdev's watcher
-// goroutine reads the events and hands them to events.
+// cdevLine is a dht22.EdgeLine over the GPIO character device (uAPI v2).
+// The line is requested once, as an input with the pull-up and both-edge
+// detection and an event queue of eventBuffer; a start pulse reconfigures it
+// as an output driving low, and the release reconfigures it back. The kernel
+// stamps every edge with CLOCK_MONOTONIC in its interrupt handler; the
+// watcher goroutine reads the events and hands them to events.
 type cdevLine struct {
 	name string // "gpiochip0:4 (GPIO4, pinctrl-bcm2835)"
-	line *gpiocdev.Line
+	fd   int    // the line request
+	stop int    // eventfd: written by Close to end the watcher
+	// watched is closed when the watcher goroutine has returned.
+	watched chan struct{}
 
-	// events is written by gpiocdev's watcher goroutine (handle) and read
-	// by Edges; dropped counts events that found it full.
+	// events is written by the watcher goroutine (handle) and read by
+	// Edges; dropped counts events that found it full.
 	events  chan gpiocdev.LineEvent
 	dropped atomic.Uint64
 
@@ -51,6 +62,9 @@ type cdevLine struct {
 	// loaded machine cannot make them flaky).
 	grace time.Duration
 }
+
+// inputFlags is the line's configuration between start pulses.
+const inputFlags = uapi.LineFlagV2Input | uapi.LineFlagV2BiasPullUp | uapi.LineFlagV2EdgeRising | uapi.LineFlagV2EdgeFalling
 
 var _ dht22.EdgeLine = (*cdevLine)(nil)
 
@@ -86,35 +100,81 @@ func openCdev(pin string) (*cdevLine, error) {
 	}
 	chip := c.name
 	l := &cdevLine{
-		name:   fmt.Sprintf("%s:%d (%s, %s)", chip, offset, pin, c.label),
-		events: make(chan gpiocdev.LineEvent, eventBuffer),
+		name:    fmt.Sprintf("%s:%d (%s, %s)", chip, offset, pin, c.label),
+		events:  make(chan gpiocdev.LineEvent, eventBuffer),
+		watched: make(chan struct{}),
 	}
-	line, err := gpiocdev.RequestLine(chip, offset,
-		gpiocdev.WithConsumer("sensord"),
-		gpiocdev.WithPullUp,
-		gpiocdev.WithBothEdges,
-		gpiocdev.WithEventBufferSize(eventBuffer),
-		gpiocdev.WithEventHandler(l.handle),
-	)
+	if c.lines > 0 && offset >= c.lines {
+		return nil, fmt.Errorf("sensors: cdev capture: %s: no such line on %s; check -pin (BCM numbering, e.g. GPIO4)", l.name, chip)
+	}
+	f, err := os.Open("/dev/" + chip)
+	if err != nil {
+		return nil, fmt.Errorf("sensors: cdev capture: %w", err)
+	}
+	req := uapi.LineRequest{Lines: 1, EventBufferSize: eventBuffer, Config: uapi.LineConfig{Flags: inputFlags}}
+	req.Offsets[0] = uint32(offset)
+	copy(req.Consumer[:len(req.Consumer)-1], "sensord")
+	err = uapi.GetLine(f.Fd(), &req)
+	f.Close()
 	switch {
-	case errors.Is(err, os.ErrPermission) || errors.Is(err, gpiocdev.ErrPermissionDenied):
+	case errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES):
 		return nil, fmt.Errorf("sensors: cdev capture: %s: permission denied; add the service user to the gpio group (usermod -aG gpio sensord)", l.name)
 	case errors.Is(err, syscall.EBUSY):
 		return nil, fmt.Errorf("sensors: cdev capture: %s is in use by another program or driver (e.g. dtoverlay=dht11 in config.txt); free it or pick another -pin", l.name)
-	case errors.Is(err, gpiocdev.ErrInvalidOffset):
-		return nil, fmt.Errorf("sensors: cdev capture: %s: no such line on %s; check -pin (BCM numbering, e.g. GPIO4)", l.name, chip)
+	case errors.Is(err, syscall.ENOTTY):
+		return nil, fmt.Errorf("sensors: cdev capture: %s: the kernel offers only GPIO uAPI v1; needs Linux 5.10 or later, or use -capture mmap", l.name)
 	case err != nil:
 		return nil, fmt.Errorf("sensors: cdev capture: requesting %s: %w (needs Linux 5.10 or later)", l.name, err)
 	}
-	if line.UapiAbiVersion() < 2 {
-		line.Close()
-		return nil, fmt.Errorf("sensors: cdev capture: %s: the kernel offers only GPIO uAPI v1; needs Linux 5.10 or later, or use -capture mmap", l.name)
+	l.fd = int(req.Fd)
+	if l.stop, err = unix.Eventfd(0, unix.EFD_CLOEXEC); err != nil {
+		unix.Close(l.fd)
+		return nil, fmt.Errorf("sensors: cdev capture: eventfd: %w", err)
 	}
-	l.line = line
+	go l.watch()
 	return l, nil
 }
 
-// handle runs on gpiocdev's watcher goroutine: hand over, never block.
+// watch reads the line's events until Close: each read takes what the
+// kernel has queued, up to a queue's worth.
+func (l *cdevLine) watch() {
+	defer close(l.watched)
+	buf := make([]byte, eventBuffer*eventSize)
+	fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}, {Fd: int32(l.stop), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return
+		}
+		if fds[1].Revents != 0 {
+			return
+		}
+		if fds[0].Revents&unix.POLLIN == 0 {
+			if fds[0].Revents != 0 {
+				return // the chip went away (POLLERR, POLLHUP)
+			}
+			continue
+		}
+		n, err := unix.Read(l.fd, buf)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+				continue
+			}
+			return
+		}
+		for b := buf[:n]; len(b) >= eventSize; b = b[eventSize:] {
+			typ := gpiocdev.LineEventFallingEdge
+			if uapi.LineEventID(binary.NativeEndian.Uint32(b[8:12])) == uapi.LineEventRisingEdge {
+				typ = gpiocdev.LineEventRisingEdge
+			}
+			l.handle(gpiocdev.LineEvent{Timestamp: time.Duration(binary.NativeEndian.Uint64(b[0:8])), Type: typ})
+		}
+	}
+}
+
+// handle runs on the watcher goroutine: hand over, never block.
 func (l *cdevLine) handle(e gpiocdev.LineEvent) {
 	select {
 	case l.events <- e:
@@ -126,7 +186,9 @@ func (l *cdevLine) handle(e gpiocdev.LineEvent) {
 func (l *cdevLine) String() string { return l.name }
 
 func (l *cdevLine) DriveLow() error {
-	if err := l.line.Reconfigure(gpiocdev.AsOutput(0)); err != nil {
+	cfg := uapi.LineConfig{Flags: uapi.LineFlagV2Output, NumAttrs: 1}
+	cfg.Attrs[0] = uapi.LineConfigAttribute{Attr: uapi.OutputValues(0).Encode(), Mask: 1}
+	if err := uapi.SetLineConfigV2(uintptr(l.fd), &cfg); err != nil {
 		return fmt.Errorf("sensors: %s as output: %w", l.name, err)
 	}
 	return nil
@@ -143,7 +205,7 @@ func (l *cdevLine) Release() error {
 		return fmt.Errorf("sensors: clock_gettime: %w", err)
 	}
 	l.relAt, l.relWall = time.Duration(ts.Nano()), time.Now()
-	if err := l.line.Reconfigure(gpiocdev.WithBothEdges); err != nil {
+	if err := uapi.SetLineConfigV2(uintptr(l.fd), &uapi.LineConfig{Flags: inputFlags}); err != nil {
 		return fmt.Errorf("sensors: %s as input: %w", l.name, err)
 	}
 	return nil
@@ -184,4 +246,13 @@ func (l *cdevLine) Edges(ctx context.Context, dst []dht22.Edge, timeout time.Dur
 	return n, nil
 }
 
-func (l *cdevLine) Close() error { return l.line.Close() }
+// Close ends the watcher and releases the line.
+func (l *cdevLine) Close() error {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	_, werr := unix.Write(l.stop, one[:])
+	if werr == nil {
+		<-l.watched
+	}
+	return errors.Join(werr, unix.Close(l.stop), unix.Close(l.fd))
+}

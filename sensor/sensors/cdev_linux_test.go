@@ -4,12 +4,16 @@ package sensors
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/warthog618/go-gpiocdev"
+	"github.com/warthog618/go-gpiocdev/uapi"
+	"golang.org/x/sys/unix"
 
+	"sensord/internal/testutil"
 	"sensord/sensor/dht22"
 )
 
@@ -76,5 +80,47 @@ func TestCdevHandleNeverBlocks(t *testing.T) {
 	}
 	if got := l.dropped.Load(); got != 3 {
 		t.Errorf("dropped %d, want 3", got)
+	}
+}
+
+func TestCdevWatchParsesKernelEvents(t *testing.T) {
+	// A pipe stands in for the line request: the watcher reads struct
+	// gpio_v2_line_event records (48 bytes: timestamp_ns, id, offset,
+	// seqno, line_seqno, padding) and hands each over in order.
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[1])
+	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &cdevLine{name: "test", fd: p[0], stop: stop, watched: make(chan struct{}), events: make(chan gpiocdev.LineEvent, eventBuffer)}
+	go l.watch()
+	var rec [2 * eventSize]byte
+	binary.NativeEndian.PutUint64(rec[0:], 1234567)
+	binary.NativeEndian.PutUint32(rec[8:], uint32(uapi.LineEventFallingEdge))
+	binary.NativeEndian.PutUint64(rec[eventSize:], 1234667)
+	binary.NativeEndian.PutUint32(rec[eventSize+8:], uint32(uapi.LineEventRisingEdge))
+	if _, err := unix.Write(p[1], rec[:]); err != nil {
+		t.Fatal(err)
+	}
+	want := []gpiocdev.LineEvent{
+		{Timestamp: 1234567, Type: gpiocdev.LineEventFallingEdge},
+		{Timestamp: 1234667, Type: gpiocdev.LineEventRisingEdge},
+	}
+	for i, w := range want {
+		select {
+		case got := <-l.events:
+			if got.Timestamp != w.Timestamp || got.Type != w.Type {
+				t.Errorf("event %d = %+v, want %+v", i, got, w)
+			}
+		case <-time.After(testutil.Scale(10 * time.Second)):
+			t.Fatalf("event %d never handed over", i)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 }

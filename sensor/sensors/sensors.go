@@ -29,6 +29,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -205,17 +207,73 @@ func openDHT22(c Config, log *slog.Logger) (sensor.Sensor, error) {
 }
 
 func openCdevDHT22(pin string, opts *dht22.Opts, log *slog.Logger) (sensor.Sensor, error) {
-	line, err := openCdev(pin)
+	open := func() (*dht22.Dev, func() error, error) {
+		line, err := openCdev(pin)
+		if err != nil {
+			return nil, nil, err
+		}
+		dev, err := dht22.NewEdge(line, opts)
+		if err != nil {
+			line.Close()
+			return nil, nil, fmt.Errorf("sensors: %w", err)
+		}
+		return dev, line.Close, nil
+	}
+	dev, release, err := open()
 	if err != nil {
 		return nil, err
 	}
-	dev, err := dht22.NewEdge(line, opts)
-	if err != nil {
-		line.Close()
-		return nil, fmt.Errorf("sensors: %w", err)
+	log.Info("sensor opened", "kind", "dht22", "pin", pin, "capture", "cdev", "strategy", dev.Capture(), "line", dev.String())
+	return &reopening{pin: pin, name: dev.String(), open: open, dev: dev, release: release}, nil
+}
+
+// reopening is a DHT22 on a GPIO character-device line that survives its
+// chip going away: a read that finds the line gone (ENODEV: the chip's
+// driver unbound, its module unloaded, a gpio-sim bank removed) releases it,
+// and each later read requests the line again, so the sensor comes back
+// with the chip, whatever number the chip gets.
+type reopening struct {
+	pin  string
+	name string // the first line's name, for String
+	open func() (*dht22.Dev, func() error, error)
+
+	mu      sync.Mutex // serialises reads and Halt; guards the fields below
+	dev     *dht22.Dev // nil while the line is gone
+	release func() error
+}
+
+// ErrLineGone is returned (wrapped) while the sensor's GPIO chip has gone
+// away.
+var ErrLineGone = errors.New("sensors: the GPIO chip went away")
+
+func (r *reopening) String() string { return r.name }
+
+func (r *reopening) Read(ctx context.Context) (sensor.Reading, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dev == nil {
+		dev, release, err := r.open()
+		if err != nil {
+			return sensor.Reading{}, fmt.Errorf("%w (driver unbound or module unloaded): %s cannot be requested again yet: %w", ErrLineGone, r.pin, err)
+		}
+		r.dev, r.release = dev, release
 	}
-	log.Info("sensor opened", "kind", "dht22", "pin", pin, "capture", "cdev", "strategy", dev.Capture(), "line", line.String())
-	return &halter{Sensor: dev, release: line.Close}, nil
+	rd, err := r.dev.Read(ctx)
+	if errors.Is(err, syscall.ENODEV) {
+		r.release()
+		r.dev = nil
+		return rd, fmt.Errorf("%w (driver unbound or module unloaded) under %s; requesting it again at the next read: %w", ErrLineGone, r.pin, err)
+	}
+	return rd, err
+}
+
+func (r *reopening) Halt() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dev == nil {
+		return nil
+	}
+	return errors.Join(r.dev.Halt(), r.release())
 }
 
 // gpiomem is the Raspberry Pi OS device node for the GPIO registers.

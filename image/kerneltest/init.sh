@@ -1,0 +1,129 @@
+#!/bin/busybox sh
+# init.sh: PID 1 of the kernel test's guest (image/kerneltest/README.md).
+# Loads gpio-sim, makes a bank that stands in for the Pi's header (28
+# lines, so GPIO4 is line 4 of the only chip, as on a Pi), then runs each
+# case of /etc/kerneltest.conf: the responder on CPU 1 plays the DHT22 on
+# line 4, the reader (the shipped capture code, or sensord itself) runs on
+# CPU 0. Every line the host acts on starts with "kerneltest:" or
+# "kernel-test:"; the guest powers off at the end.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs run /run
+ip link set lo up
+hostname kerneltest
+. /etc/kerneltest.conf
+
+say() { echo "kerneltest: $*"; }
+fail() { say "FAILED: $*"; poweroff -f; }
+
+say "kernel $(uname -r), $(nproc) CPUs, $(grep -c ^processor /proc/cpuinfo) online"
+insmod /lib/modules/configfs.ko || fail "insmod configfs"
+insmod /lib/modules/gpio-sim.ko || fail "insmod gpio-sim"
+mount -t configfs configfs /sys/kernel/config || fail "mount configfs"
+sim=/sys/kernel/config/gpio-sim/header
+mkdir $sim $sim/bank0 || fail "gpio-sim: mkdir"
+echo 28 > $sim/bank0/num_lines
+echo 1 > $sim/live || fail "gpio-sim: live"
+dev=$(cat $sim/dev_name)
+chip=$(cat $sim/bank0/chip_name)
+line=/sys/devices/platform/$dev/$chip/sim_gpio4
+[ -w $line/pull ] || fail "no $line/pull"
+say "gpio-sim: $dev, /dev/$chip, line 4 at $line"
+
+# wait_for FILE TENTHS: until FILE exists, at most TENTHS tenths of a second.
+wait_for() {
+	i=0
+	while [ ! -e "$1" ]; do
+		i=$((i + 1))
+		[ $i -gt "$2" ] && return 1
+		usleep 100000
+	done
+}
+
+# run_case NAME HOG RESPONDER-ARGS -- READER-ARGS
+run_case() {
+	name=$1 hog=$2
+	shift 2
+	rargs=""
+	while [ "$1" != "--" ]; do rargs="$rargs $1"; shift; done
+	shift
+	rm -rf /run/kt && mkdir -p /run/kt
+	/bin/responder -line $line -dir /run/kt -cpu $RESPONDER_CPU $RESPONDER_ARGS $rargs &
+	rpid=$!
+	wait_for /run/kt/next 50 || fail "$name: the responder did not start"
+	hpid=""
+	if [ "$hog" = hog ]; then
+		# One spinning shell per CPU but the responder's: the reader's.
+		taskset -c $READER_CPU sh -c 'while :; do :; done' &
+		hpid=$!
+	fi
+	spid=""
+	if [ "$name" = sensord ]; then
+		taskset -c $READER_CPU /bin/sensord -sensor dht22 -capture cdev -pin GPIO4 -listen 127.0.0.1:8080 > /run/sensord.log 2>&1 &
+		spid=$!
+	fi
+	say "case $name: responder$RESPONDER_ARGS$rargs"
+	taskset -c $READER_CPU /bin/sensors.test -test.run '^TestKernel$' -kernel.case "$name" -kernel.dir /run/kt "$@"
+	rc=$?
+	[ -n "$hpid" ] && kill $hpid
+	if [ -n "$spid" ]; then
+		kill -TERM $spid
+		wait $spid
+		say "sensord: $(grep -c . /run/sensord.log) log lines, of which $(grep -c 'level=WARN\|level=ERROR' /run/sensord.log) WARN/ERROR; first lines:"
+		head -n 5 /run/sensord.log | sed 's/^/kerneltest:   /'
+		grep 'level=WARN\|level=ERROR' /run/sensord.log | head -n 5 | sed 's/^/kerneltest:   /'
+	fi
+	kill -TERM $rpid
+	wait $rpid
+	say "case $name: reader exit $rc"
+}
+
+# others: what sensord says when another program holds its line, and when
+# the chip goes away and comes back. Observations, not a pass/fail.
+others() {
+	rm -rf /run/kt && mkdir -p /run/kt
+	taskset -c $READER_CPU /bin/sensors.test -test.run '^TestKernel$' -kernel.case others -kernel.mode hold -kernel.dir /run/kt -kernel.duration 3s &
+	hold=$!
+	wait_for /run/kt/held 100 || fail "others: the holder did not start"
+	timeout 10 /bin/sensord -sensor dht22 -capture cdev -pin GPIO4 -listen 127.0.0.1:8080 > /run/busy.log 2>&1
+	say "others: sensord while another program holds the line: exit $?: $(grep -v level=INFO /run/busy.log | head -n 2 | tr '\n' ' ')"
+	wait $hold
+	/bin/responder -line $line -dir /run/kt -cpu $RESPONDER_CPU $RESPONDER_ARGS -values walk &
+	rpid=$!
+	taskset -c $READER_CPU /bin/sensord -sensor dht22 -capture cdev -pin GPIO4 -listen 127.0.0.1:8080 > /run/gone.log 2>&1 &
+	spid=$!
+	i=0; while ! grep -q 'level=INFO msg=listening' /run/gone.log && [ $i -lt 100 ]; do i=$((i + 1)); usleep 100000; done
+	i=0; while ! wget -q -O /dev/null http://127.0.0.1:8080/api/latest 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); usleep 100000; done
+	say "others: sensord reading: $(wget -q -O - http://127.0.0.1:8080/api/latest 2>&1 | head -c 120)"
+	echo 0 > $sim/live
+	say "others: chip removed (live 0): rmmod gpio-sim: $(rmmod gpio-sim 2>&1 || true)"
+	i=0; while [ $i -lt 60 ]; do i=$((i + 1)); usleep 100000; done
+	say "others: sensord with the chip gone: $(kill -0 $spid 2>/dev/null && echo running || echo exited); healthz: $(wget -q -O - http://127.0.0.1:8080/healthz 2>&1 | head -c 200 | tr '\n' ' ')"
+	echo 1 > $sim/live
+	line=/sys/devices/platform/$(cat $sim/dev_name)/$(cat $sim/bank0/chip_name)/sim_gpio4
+	kill -TERM $rpid; wait $rpid
+	/bin/responder -line $line -dir /run/kt -cpu $RESPONDER_CPU $RESPONDER_ARGS -values walk > /dev/null &
+	rpid=$!
+	i=0; while [ $i -lt 60 ]; do i=$((i + 1)); usleep 100000; done
+	say "others: chip back (live 1, $(cat $sim/bank0/chip_name)): sensord $(kill -0 $spid 2>/dev/null && echo running || echo exited); healthz: $(wget -q -O - http://127.0.0.1:8080/healthz 2>&1 | head -c 200 | tr '\n' ' ')"
+	grep -v level=INFO /run/gone.log | head -n 4 | sed 's/^/kerneltest:   /'
+	kill -TERM $spid $rpid 2>/dev/null
+	wait $spid $rpid
+}
+
+for c in $CASES; do
+	case $c in
+	best) run_case best - -- -kernel.reads $READS -kernel.period $PERIOD ;;
+	jitter10) run_case jitter10 - -jitter 10 -- -kernel.reads $READS -kernel.period $PERIOD ;;
+	jitter20) run_case jitter20 - -jitter 20 -- -kernel.reads $READS -kernel.period $PERIOD ;;
+	hog) run_case hog hog -- -kernel.reads $READS -kernel.period $PERIOD ;;
+	sensord) run_case sensord - -values walk -- -kernel.mode sensord -kernel.duration $SENSORD_TIME ;;
+	others) others ;;
+	*) say "unknown case $c" ;;
+	esac
+done
+say "done"
+poweroff -f
