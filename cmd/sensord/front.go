@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -87,7 +88,7 @@ func (d *daemon) openFront(handler http.Handler) (*front, error) {
 		f.lns = append(f.lns, l)
 		f.secure = append(f.secure, secure)
 		f.servers = append(f.servers, &http.Server{
-			Handler:           d.conns.Serving(h),
+			Handler:           d.conns.Serving(refuseGetBody(h)),
 			ConnState:         d.conns.ConnState,
 			ConnContext:       d.conns.ConnContext,
 			MaxHeaderBytes:    maxHeaderBytes,
@@ -171,6 +172,33 @@ func (f *front) shutdown(ctx context.Context) error {
 		errs = append(errs, srv.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// getBodyWriteWait bounds the write of refuseGetBody's short answer.
+const getBodyWriteWait = time.Second
+
+// getBodyAnswer is refuseGetBody's whole answer, written on the bare
+// connection.
+const getBodyAnswer = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 57\r\n\r\na GET or HEAD request must not carry a body; none is read"
+
+// refuseGetBody answers a GET or HEAD that announces a body (no sensord
+// endpoint reads one) with 400 and closes the connection at once. Left to
+// net/http, the connection would stay open to read and throw away a body
+// that may never come, or linger half a second after a close: memory a
+// peer could multiply by thousands of connections. HTTP/2 cannot be
+// hijacked and frames its bodies itself: it goes on to the handler.
+func refuseGetBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.ContentLength != 0 {
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				_ = c.SetWriteDeadline(time.Now().Add(getBodyWriteWait))
+				_, _ = io.WriteString(c, getBodyAnswer)
+				_ = c.Close()
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // redirectHTTPS answers every plain request with a permanent redirect to

@@ -176,23 +176,39 @@ func (l *Limit) unlink(c *conn) {
 
 // set moves c to state s; pending puts it at the end of the list (it
 // starts waiting now). A closed or established connection stays so.
+// Connections come back to pending from busy without passing Accept, so
+// this is the other place the pending bound is kept: at the bound, the
+// one pending longest is closed to make room, as Accept does.
 func (l *Limit) set(c *conn, s state) {
 	if c == nil {
 		return
 	}
+	var victim *conn
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	switch {
 	case c.state == stateClosed || c.state == stateEstablished:
+		l.mu.Unlock()
 		return
 	case c.state == statePending:
 		l.unlink(c)
 	}
 	if s == statePending {
+		if l.npending >= l.maxPending {
+			victim = l.head
+			if victim != nil {
+				l.unlink(victim)
+				victim.state = stateClosed
+			}
+		}
 		l.push(c)
-		return
+	} else {
+		c.state = s
 	}
-	c.state = s
+	l.mu.Unlock()
+	if victim != nil {
+		l.evicted.Add(1)
+		_ = victim.Close()
+	}
 }
 
 // find is the limit's connection under c (a *tls.Conn's too), or nil.

@@ -159,3 +159,29 @@ func TestBytesBeforeTheFirstRequestAreBounded(t *testing.T) {
 	}
 	_ = lim
 }
+
+// Connections come back to pending from busy without passing Accept: a
+// burst of requests answered at once must not leave more than MaxPending
+// pending, or a peer holds memory past the budget by keeping its
+// connections busy while they are accepted.
+func TestConnectionsBackFromBusyKeepThePendingBound(t *testing.T) {
+	lim, l, got := serveLimit(t, New(16, 2, 0))
+	clients, held := dialN(t, l, got, 6)
+	for _, c := range held {
+		lim.set(find(c), stateBusy)
+	}
+	if lim.Pending() != 0 {
+		t.Fatalf("pending %d with every connection busy, want 0", lim.Pending())
+	}
+	for _, c := range held {
+		lim.set(find(c), statePending)
+	}
+	if lim.Pending() != 2 || lim.Evicted() != 4 || lim.Open() != 2 {
+		t.Fatalf("pending %d evicted %d open %d; want 2, 4 and 2", lim.Pending(), lim.Evicted(), lim.Open())
+	}
+	for i, c := range clients {
+		if want := i < 4; closed(t, c) != want {
+			t.Errorf("connection %d closed: %v, want %v (the ones waiting longest go)", i, !want, want)
+		}
+	}
+}
