@@ -40,9 +40,8 @@ func TestFleetOfFiftyOnOneBrokerShowsOnOneDashboard(t *testing.T) {
 	status := broker.Watch(t, "sensors/+/status")
 	var pubs []*proc
 	for i := range fleetSize {
-		cmd := exec.Command(bin, "-sensor", "sim", "-period", fleetPeriod.String(), "-listen", freeAddr(t),
-			"-name", fmt.Sprintf("pi-%02d", i), "-mqtt-url", broker.URL(), "-mqtt-discovery", "", "-mqtt-subscribe", "")
-		pubs = append(pubs, startCmd(t, cmd, nil))
+		pubs = append(pubs, startWith(t, bin, nil, "-sensor", "sim", "-period", fleetPeriod.String(),
+			"-name", fmt.Sprintf("pi-%02d", i), "-mqtt-url", broker.URL(), "-mqtt-discovery", "", "-mqtt-subscribe", ""))
 	}
 	online := map[string]bool{}
 	for i := 0; len(online) < fleetSize; {
@@ -53,12 +52,9 @@ func TestFleetOfFiftyOnOneBrokerShowsOnOneDashboard(t *testing.T) {
 	}
 
 	begin := time.Now()
-	addr := freeAddr(t)
-	hub := startCmd(t, exec.Command(bin, "-sensor", "sim", "-period", "2s", "-listen", addr,
-		"-name", "hub", "-mqtt-url", broker.URL(), "-mqtt-discovery", ""), nil)
-	hub.addr = addr
-	hub.waitHTTP(t)
-	c := dial(t, "ws://"+addr+"/ws/dashboard")
+	hub := startWith(t, bin, nil, "-sensor", "sim", "-period", "2s",
+		"-name", "hub", "-mqtt-url", broker.URL(), "-mqtt-discovery", "")
+	c := dial(t, "ws://"+hub.addr+"/ws/dashboard")
 	seen := map[string]bool{}
 	for len(seen) < fleetSize && time.Since(begin) < fleetShowBy {
 		var m struct{ Type, Source, Metric, Value string }
@@ -88,7 +84,7 @@ func TestFleetOfFiftyOnOneBrokerShowsOnOneDashboard(t *testing.T) {
 		}
 	}()
 	hubMetric := func() float64 {
-		return promValue(t, getText(t, "http://"+addr+"/metrics"), "sensord_mqtt_received_total")
+		return promValue(t, getText(t, "http://"+hub.addr+"/metrics"), "sensord_mqtt_received_total")
 	}
 	cpu0b, cpu0h, cpu0p := cpuTime(t, broker.PID()), cpuTime(t, hub.cmd.Process.Pid), pubsCPU(t, pubs)
 	recv0 := hubMetric()

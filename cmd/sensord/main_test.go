@@ -83,14 +83,53 @@ func freeAddr(t *testing.T) string {
 // start runs sensord with the simulated sensor on a free loopback port plus
 // args, and waits until it answers HTTP. env entries are added to a clean
 // environment (no NOTIFY_SOCKET or SENSORD_* leaks in from the test runner).
+//
+// freeAddr's port is free when it is picked, not when sensord binds it:
+// another test may take it in between. A start that loses that race is
+// tried again on a new port, up to startTries times.
 func start(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	addr := freeAddr(t)
-	all := append([]string{"-sensor", "sim", "-period", "100ms", "-listen", addr}, args...)
-	p := startCmd(t, exec.Command(binary, all...), env)
-	p.addr = addr
-	p.waitHTTP(t)
-	return p
+	return startWith(t, binary, env, append([]string{"-sensor", "sim", "-period", "100ms"}, args...)...)
+}
+
+// startWith runs bin with args and -listen on a free loopback port, and
+// waits until it answers HTTP.
+func startWith(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	for try := 1; ; try++ {
+		addr := freeAddr(t)
+		p := startCmd(t, exec.Command(bin, append(args, "-listen", addr)...), env)
+		p.addr = addr
+		if try < startTries && p.lostPort(t) {
+			continue
+		}
+		p.waitHTTP(t)
+		return p
+	}
+}
+
+// startTries bounds start's tries at a free port.
+const startTries = 3
+
+// lostPort waits until p answers HTTP or exits, and reports whether it
+// exited because its port was taken.
+func (p *proc) lostPort(t *testing.T) bool {
+	t.Helper()
+	exited := false
+	testutil.Until(t, 30*time.Second, func() bool {
+		select {
+		case <-p.done:
+			exited = true
+			return true
+		default:
+		}
+		resp, err := http.Get("http://" + p.addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	}, func() string { return fmt.Sprintf("sensord did not answer on %s\n%s", p.addr, p.logs()) })
+	return exited && strings.Contains(p.logs(), "address already in use")
 }
 
 func startCmd(t *testing.T, cmd *exec.Cmd, env []string) *proc {
