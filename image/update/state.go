@@ -99,32 +99,40 @@ func ReadState(path string) (State, error) {
 
 // WriteFileAtomic replaces path with data so that a power cut leaves
 // either the old or the new content: a synced temporary file, a rename,
-// a synced directory.
+// a synced directory. Every step's error is returned, and on any error
+// the old file is left as it was and the temporary file is removed.
 func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
-		return fmt.Errorf("update: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
 		return fmt.Errorf("update: write %s: %w", path, err)
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("update: %w", err)
+	renamed := false
+	defer func() {
+		if !renamed {
+			os.Remove(tmp.Name())
+		}
+	}()
+	werr := tmp.Chmod(0o644)
+	if werr == nil {
+		_, werr = tmp.Write(data)
+	}
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("update: write %s: %w", path, werr)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("update: %w", err)
+		return fmt.Errorf("update: write %s: %w", path, err)
 	}
+	renamed = true
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("update: %w", err)
+		return fmt.Errorf("update: sync %s: %w", dir, err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
