@@ -81,6 +81,11 @@ type config struct {
 	MQTTPrefix     string
 	MQTTDiscovery  string
 	MQTTSubscribe  string
+
+	// RuntimeDir is $RUNTIME_DIRECTORY, systemd's RuntimeDirectory=, not a
+	// flag: where sensord writes its verdict for the update's health gate
+	// (verdict.go).
+	RuntimeDir string
 }
 
 // usageError is a configuration mistake: main prints it as one line and
