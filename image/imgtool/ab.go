@@ -66,13 +66,15 @@ func runAB(cmd string, args []string, stdout io.Writer) (bool, error) {
 		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 		keyPath := fs.String("key", "", "ed25519 private key (PKCS#8 PEM)")
 		version := fs.String("version", "", "the version the root holds")
-		release := fs.Uint64("release", 0, "the release number (image/README.md, \"Release numbers\")")
+		release := fs.Uint64("release", 0, "the release number (image/README.md, \"Release numbers\"); 0 writes none, for cards from before release numbers")
 		kernel := fs.String("kernel", "", "the kernel release whose modules the root holds")
 		out := fs.String("out", "", "bundle file to write")
 		if err := fs.Parse(args); err != nil {
 			return true, err
 		}
-		if fs.NArg() != 1 || *version == "" || *release == 0 || *kernel == "" || *out == "" {
+		given := false
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == "release" })
+		if fs.NArg() != 1 || *version == "" || !given || *kernel == "" || *out == "" {
 			return true, errors.New("usage: imgtool bundle -key K -version V -release R -kernel K -out FILE SQUASHFS")
 		}
 		return true, writeBundle(*keyPath, update.Manifest{Compatible: update.Compatible, Version: *version, Release: *release, Kernel: *kernel}, *out, fs.Arg(0))

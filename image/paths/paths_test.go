@@ -30,7 +30,7 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 		{"ExecStart=" + Sensorctl + " boot", []string{units + "sensord-update.service"}},
 		{"$root" + Sensorctl, []string{abSh}},
 		{"$root" + UpdateKey, []string{abSh}},
-		{"EnvironmentFile=-" + Settings, []string{units + "sensord-update.service", sensordU}},
+		{"EnvironmentFile=-" + Settings, []string{sensordU}},
 		{"ExecStart=" + Sensord + " ", []string{sensordU}},
 		{"StateDirectory=" + filepath.Base(StateDir), []string{sensordU}},
 		{"RuntimeDirectory=" + filepath.Base(RuntimeDir), []string{sensordU}},
