@@ -365,3 +365,45 @@ func FuzzParseState(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadHead: an upload's first bytes, as sensord reads them before it
+// spools anything: never a panic, and a head that opens is the bundle's.
+func FuzzReadHead(f *testing.F) {
+	key := newKey(f)
+	pub := key.Public().(ed25519.PublicKey)
+	f.Add(bundle(f, key, []byte("payload"), "k"))
+	f.Add([]byte(Magic + "\x00\x00\x00\x05{}"))
+	f.Add([]byte(Magic + "\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		head, err := ReadHead(bytes.NewReader(data))
+		if !bytes.HasPrefix(data, head) {
+			t.Fatalf("ReadHead returned bytes that are not the input's start")
+		}
+		if err != nil {
+			return
+		}
+		if _, err := Open(bytes.NewReader(head), pub); err == nil {
+			if _, err := Open(bytes.NewReader(data), pub); err != nil {
+				t.Errorf("the head opens, the whole does not: %v", err)
+			}
+		}
+	})
+}
+
+func FuzzParseOutcome(f *testing.F) {
+	f.Add("outcome=rolled-back\nversion=v2\nrelease=3\nslot=B\ntime=2026-12-01T10:00:00Z\nrule=never-alive\ndetail=x; y\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := ParseOutcome(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		b, err := o.Marshal()
+		if err != nil {
+			return
+		}
+		back, err := ParseOutcome(bytes.NewReader(b))
+		if err != nil || back != o {
+			t.Errorf("%q: read back as %+v (%v), want %+v", s, back, err, o)
+		}
+	})
+}
