@@ -182,11 +182,25 @@ func runGate(ctx context.Context, g *update.Gate, path string, now func() time.T
 	}
 }
 
+// sensorAtInstall is the sensor's state for the trial's health gate,
+// asking again while a sensord that has just started has not finished its
+// first read, for at most update.SensorSettle.
+func sensorAtInstall(path string, now func() time.Time, sleep func(time.Duration)) string {
+	deadline := now().Add(update.SensorSettle)
+	for {
+		state, waiting := update.SensorAtInstall(path, now())
+		if !waiting || now().After(deadline) {
+			return state
+		}
+		sleep(healthPoll)
+	}
+}
+
 // install installs the bundle at path and says what happened; a refusal
 // is recorded as the last outcome.
 func install(u *update.Updater, path string, downgrade bool, out io.Writer) error {
 	durable()
-	sensor := update.SensorAtInstall(paths.Verdict, time.Now())
+	sensor := sensorAtInstall(paths.Verdict, time.Now, time.Sleep)
 	m, err := u.Install(path, update.InstallOptions{AllowDowngrade: downgrade, SensorAtInstall: sensor})
 	if err != nil {
 		// A refused bundle leaves the slots as they were; say so.

@@ -74,3 +74,38 @@ func TestRunGateStopsWithItsContext(t *testing.T) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
 }
+
+func TestSensorAtInstallWaitsForTheFirstRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "verdict")
+	now := time.Now()
+	clock := func() time.Time { return now }
+	write := func(v update.Verdict) {
+		b, _ := json.Marshal(v)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(path, now, now)
+	}
+	// sensord has just started: its first verdict is written before any
+	// read; the next one, after a good read, says reading.
+	write(update.Verdict{Seq: 1, Alive: true, SensorWaiting: true})
+	sleeps := 0
+	got := sensorAtInstall(path, clock, func(d time.Duration) {
+		sleeps++
+		now = now.Add(d)
+		write(update.Verdict{Seq: 2, Alive: true, SensorReading: true})
+	})
+	if got != update.SensorReading || sleeps != 1 {
+		t.Errorf("got %s after %d waits, want reading after one", got, sleeps)
+	}
+	// A sensord that never finishes a read: not reading, after SensorSettle.
+	write(update.Verdict{Seq: 1, Alive: true, SensorWaiting: true})
+	start := now
+	got = sensorAtInstall(path, clock, func(d time.Duration) {
+		now = now.Add(d)
+		write(update.Verdict{Seq: 1, Alive: true, SensorWaiting: true})
+	})
+	if got != update.SensorNotReading || now.Sub(start) < update.SensorSettle {
+		t.Errorf("got %s after %s, want not-reading after %s", got, now.Sub(start), update.SensorSettle)
+	}
+}

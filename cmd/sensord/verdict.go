@@ -60,6 +60,7 @@ func (d *daemon) verdict(seq uint64, now time.Time) update.Verdict {
 	}
 	st := d.poller.Stats()
 	v.SensorReading = st.Successes > 0 && now.Sub(st.LastSuccess) <= update.SensorFresh
+	v.SensorWaiting = st.Reads == 0
 	if !v.SensorReading {
 		v.SensorProblem = "no good reading within " + update.SensorFresh.String()
 		if st.LastError != "" {

@@ -94,7 +94,7 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 		return err
 	}
 
-	t.phase("bundles: N+1, never-healthy, tampered, foreign key")
+	t.phase("bundles: N+1, never-healthy, hangs, breaks the sensor, older, same, tampered, foreign key")
 	v, err := t.makeBundles(ctx)
 	if err != nil {
 		return err
@@ -206,6 +206,11 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 
 	t.phase("install N+1 (fresh, after the power cut)")
 	t.guest(ctx, "mkdir -p /run/stick && mount -o ro /dev/vdb /run/stick")
+	// The sensor reads here, and the install must record that: the trial
+	// then has to keep it reading (rule alive-and-sensor).
+	if err := t.waitGuest(ctx, 5*time.Minute, "grep -o '\"alive\":true.*\"sensor_reading\":true' /run/sensord/verdict >/dev/null && echo reading", "reading"); err != nil {
+		t.fail("sensord's verdict never showed the sensor reading: %v", err)
+	}
 	start := time.Now()
 	r, _ = t.guestLong(ctx, "sensorctl update /run/stick/good.update 2>&1")
 	t.check(r.Status == 0 && strings.Contains(r.Out, "boots on trial"), "sensorctl update good.update: %q", strings.Join(r.Lines(), " | "))

@@ -57,6 +57,9 @@ type Verdict struct {
 	// SensorReading: a good reading within SensorFresh.
 	SensorReading bool   `json:"sensor_reading"`
 	SensorProblem string `json:"sensor_problem,omitempty"`
+	// SensorWaiting: no read has finished since sensord started, so the
+	// sensor is neither reading nor failing yet.
+	SensorWaiting bool `json:"sensor_waiting,omitempty"`
 }
 
 // ReadVerdict reads the verdict file at path; stale is true when it was
@@ -76,14 +79,23 @@ func ReadVerdict(path string, now time.Time) (v Verdict, stale bool, err error) 
 	return v, now.Sub(fi.ModTime()) > VerdictStale, nil
 }
 
+// SensorSettle bounds how long an install waits for a sensord that has
+// just started to finish its first read (SensorWaiting): a DHT22 read
+// ends within a few seconds, read or failed.
+const SensorSettle = 30 * time.Second
+
 // SensorAtInstall is the sensor's state to record at install time, from
-// the running sensord's verdict file.
-func SensorAtInstall(path string, now time.Time) string {
+// the running sensord's verdict file; waiting is true while sensord has
+// not finished its first read (ask again, up to SensorSettle).
+func SensorAtInstall(path string, now time.Time) (state string, waiting bool) {
 	v, stale, err := ReadVerdict(path, now)
-	if err != nil || stale || !v.Alive || !v.SensorReading {
-		return SensorNotReading
+	if err != nil || stale || !v.Alive {
+		return SensorNotReading, false
 	}
-	return SensorReading
+	if v.SensorReading {
+		return SensorReading, false
+	}
+	return SensorNotReading, v.SensorWaiting
 }
 
 // Gate decides a trial from a series of verdicts (doc.go, "What commits a

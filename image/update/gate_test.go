@@ -96,18 +96,20 @@ func TestSensorAtInstallFromTheVerdictFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "verdict")
 	now := time.Now()
-	if got := SensorAtInstall(path, now); got != SensorNotReading {
-		t.Errorf("no verdict file: %s", got)
+	if got, waiting := SensorAtInstall(path, now); got != SensorNotReading || waiting {
+		t.Errorf("no verdict file: %s, waiting %v", got, waiting)
 	}
 	for _, tc := range []struct {
-		body string
-		age  time.Duration
-		want string
+		body    string
+		age     time.Duration
+		want    string
+		waiting bool
 	}{
-		{`{"seq":3,"alive":true,"sensor_reading":true}`, 0, SensorReading},
-		{`{"seq":3,"alive":true,"sensor_reading":false}`, 0, SensorNotReading},
-		{`{"seq":3,"alive":true,"sensor_reading":true}`, VerdictStale + time.Second, SensorNotReading},
-		{`not json`, 0, SensorNotReading},
+		{`{"seq":3,"alive":true,"sensor_reading":true}`, 0, SensorReading, false},
+		{`{"seq":3,"alive":true,"sensor_reading":false}`, 0, SensorNotReading, false},
+		{`{"seq":1,"alive":true,"sensor_reading":false,"sensor_waiting":true}`, 0, SensorNotReading, true},
+		{`{"seq":3,"alive":true,"sensor_reading":true}`, VerdictStale + time.Second, SensorNotReading, false},
+		{`not json`, 0, SensorNotReading, false},
 	} {
 		if err := os.WriteFile(path, []byte(tc.body), 0o644); err != nil {
 			t.Fatal(err)
@@ -115,8 +117,8 @@ func TestSensorAtInstallFromTheVerdictFile(t *testing.T) {
 		if err := os.Chtimes(path, now.Add(-tc.age), now.Add(-tc.age)); err != nil {
 			t.Fatal(err)
 		}
-		if got := SensorAtInstall(path, now); got != tc.want {
-			t.Errorf("%s written %s ago: %s, want %s", tc.body, tc.age, got, tc.want)
+		if got, waiting := SensorAtInstall(path, now); got != tc.want || waiting != tc.waiting {
+			t.Errorf("%s written %s ago: %s (waiting %v), want %s (waiting %v)", tc.body, tc.age, got, waiting, tc.want, tc.waiting)
 		}
 	}
 }
