@@ -1,6 +1,6 @@
 # ab.sh: the A/B parts of the image build, sourced by build.sh (which
-# defines here, root, work, out, name, version, imgtool, disk_id, uuid_of,
-# SOURCE_DATE_EPOCH). image/README.md, "A/B updates", says how they fit.
+# defines here, root, work, out, name, version, release, imgtool, disk_id,
+# uuid_of, SOURCE_DATE_EPOCH). image/README.md, "A/B updates", says how they fit.
 
 ab_key=${IMAGE_KEY:-$here/keys/TEST-ONLY-update-key.pem}
 [ -r "$ab_key" ] || { echo "build: IMAGE_KEY $ab_key is not readable" >&2; exit 1; }
@@ -41,6 +41,7 @@ ab_boot() {
 	ird=$work/initrd-ab
 	install -D -m 0755 "$here/initramfs/sensord-slot" "$ird/scripts/local-top/sensord-slot"
 	install -D -m 0755 "$here/initramfs/sensord-data" "$ird/scripts/local-bottom/sensord-data"
+	install -D -m 0644 "$here/initramfs/sensord-state" "$ird/scripts/sensord-state"
 	# run_scripts sources ORDER: each script, then the variables it left.
 	for d in local-top/sensord-slot local-bottom/sensord-data; do
 		printf '/scripts/%s "$@"\n[ -e /conf/param.conf ] && . /conf/param.conf\n' "$d" > "$ird/scripts/${d%/*}/ORDER"
@@ -69,7 +70,7 @@ ab_root() {
 	mkdir -p "$data/update" "$data/overlay/etc/upper" "$data/overlay/var/upper" "$data/overlay/root/upper" \
 		"$data/overlay/etc/work" "$data/overlay/var/work" "$data/overlay/root/work"
 	chmod 0700 "$data/overlay/root/upper"
-	printf 'committed=A\nversion_A=%s\n' "$version" > "$data/update/state"
+	"$imgtool" state -version "$version" -release "$release" > "$data/update/state"
 	find "$data" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 	datafs=$work/data.ext4
 	truncate -s "$DATA_BYTES" "$datafs"
@@ -85,5 +86,5 @@ ab_bundle() {
 	kver=$(ls "$root/usr/lib/modules")
 	[ "$(echo "$kver" | wc -l)" = 1 ] || { echo "build: want one kernel in the root, have: $kver" >&2; exit 1; }
 	bundle=$out/$name.update
-	"$imgtool" bundle -key "$ab_key" -version "$version" -kernel "$kver" -out "$bundle" "$rootfs"
+	"$imgtool" bundle -key "$ab_key" -version "$version" -release "$release" -kernel "$kver" -out "$bundle" "$rootfs"
 }

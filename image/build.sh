@@ -27,13 +27,28 @@
 # IMAGE_BASE=FILE.tar to use that base tarball instead of the cached one
 # (development only: the cache key no longer describes the image),
 # IMAGE_KEY=FILE the ed25519 key bundles are signed with (default: the
-# repository's test key, image/keys/TEST-ONLY-update-key.pem).
+# repository's test key, image/keys/TEST-ONLY-update-key.pem),
+# IMAGE_RELEASE=N the bundle's release number (default: the number of
+# commits up to HEAD; image/README.md, "Release numbers").
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 out=$1 version=$2 bin=$3 service=$4 socket=$5
 cache=${IMAGE_CACHE:-/var/cache/sensord-image}
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$here" log -1 --format=%ct)}
+# The release number orders bundles (an updater refuses one that is not
+# newer than what it runs): the commit count grows with every commit on a
+# branch, but a shallow clone counts only what it fetched.
+if [ -z "${IMAGE_RELEASE:-}" ]; then
+	if [ "$(git -C "$here" rev-parse --is-shallow-repository)" = true ]; then
+		# Too low a number is refused by every updater that runs a newer
+		# one: safe for a test build, wrong for a release.
+		echo "build: WARNING: a shallow clone counts only the commits it fetched; for a release, git fetch --unshallow or set IMAGE_RELEASE" >&2
+	fi
+	IMAGE_RELEASE=$(git -C "$here" rev-list --count HEAD)
+fi
+case "$IMAGE_RELEASE" in '' | *[!0-9]* | 0) echo "build: IMAGE_RELEASE=$IMAGE_RELEASE is not a positive whole number" >&2; exit 1 ;; esac
+release=$IMAGE_RELEASE
 export LC_ALL=C TZ=UTC
 name=sensord-$version-arm64
 

@@ -66,10 +66,10 @@ board-test: image-deps build-arm64
 		$(GO) run ./image/boottest -image $(IMAGE_FILE) -board $$b -qemu $$q || exit 1; \
 	done
 
-# The A/B update test: the same image and its bundle, then five boots under
+# The A/B update test: the same image and its bundle, then ten boots under
 # qemu (image/README.md, "make update-test"). The simulated sensor never
 # hangs here: a trial must be able to stay healthy.
 update-test: image-deps build-arm64
 	IMAGE_XZ=0 $(IMAGE_BUILD)
 	$(GO) run ./image/boottest -update -image $(IMAGE_FILE) -bundle build/$(IMAGE_NAME).update \
-		-hang-after 1000h -timeout 60m
+		-hang-after 1000h -timeout 75m

@@ -1,12 +1,18 @@
 // Command sensorctl is the appliance's privileged updater (root only):
 //
-//	sensorctl update FILE   verify a signed bundle, write it to the slot that
-//	                        is not running, boot it on trial at the next reboot
-//	sensorctl status        running slot and version, pending trial, last outcome
+//	sensorctl update [--allow-downgrade] FILE
+//	                        verify a signed bundle, write it to the slot that
+//	                        is not running, boot it on trial at the next
+//	                        reboot; a bundle whose release is not newer than
+//	                        the committed slot's is refused unless
+//	                        --allow-downgrade says it is meant
+//	sensorctl status        running slot, version and release, pending trial,
+//	                        last outcome and the rule that decided it
 //	sensorctl boot          at every boot (sensord-update.service): report a
-//	                        rollback; on a trial boot, commit once sensord's
-//	                        /healthz has answered 200 for -healthy-for, or
-//	                        reboot (back into the committed slot) after -within
+//	                        rollback; on a trial boot, run the health gate
+//	                        (package update, "What commits a trial") on
+//	                        sensord's verdict file: commit, or reboot back
+//	                        into the committed slot
 //	sensorctl mark-good     commit the running trial slot now
 //	sensorctl install-spool FILE
 //	                        install a bundle sensord spooled from the
@@ -23,7 +29,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -32,32 +37,12 @@ import (
 	"syscall"
 	"time"
 
+	"sensord/image/paths"
 	"sensord/image/update"
 )
 
-// Where things are on the appliance (image/build.sh and
-// image/initramfs/sensord-slot put them there).
-const (
-	keyPath   = "/usr/lib/sensord/update-key.pem"
-	statePath = "/data/update/state"
-	lastPath  = "/data/update/last"
-	bootPath  = "/run/sensord-boot"
-	// takenPath is where install-spool moves a spooled upload before it
-	// reads it: a directory only root can write, on the same filesystem
-	// as sensord's spool (/var), so sensord can no longer swap the name.
-	takenPath = "/var/lib/sensord-update/upload.update"
-)
-
-// Health gate defaults: a trial is committed after sensord has answered
-// healthy for a minute without a failure, and given up (rebooted back)
-// when that has not happened within ten minutes of starting to wait,
-// which covers an emulated cold boot.
-const (
-	defaultHealthyFor = 60 * time.Second
-	defaultWithin     = 10 * time.Minute
-	healthPoll        = 2 * time.Second
-	healthTimeout     = 5 * time.Second
-)
+// healthPoll is how often the health gate reads sensord's verdict.
+const healthPoll = 2 * time.Second
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout); err != nil {
@@ -67,11 +52,11 @@ func main() {
 }
 
 func newUpdater(log io.Writer) (*update.Updater, error) {
-	key, err := update.ReadPublicKey(keyPath)
+	key, err := update.ReadPublicKey(paths.UpdateKey)
 	if err != nil {
 		return nil, err
 	}
-	boot, err := update.ReadBoot(bootPath)
+	boot, err := update.ReadBoot(paths.Boot)
 	if err != nil {
 		return nil, fmt.Errorf("%w (not booted through the A/B initramfs?)", err)
 	}
@@ -80,7 +65,7 @@ func newUpdater(log io.Writer) (*update.Updater, error) {
 		return nil, err
 	}
 	return &update.Updater{
-		Key: key, StatePath: statePath, LastPath: lastPath, Boot: boot,
+		Key: key, StatePath: paths.State, LastPath: paths.Last, Boot: boot,
 		Kernel: cstr(uts.Release[:]),
 		Device: func(s string) (*os.File, error) { return os.OpenFile(boot.SlotDevice(s), os.O_RDWR, 0) },
 		Now:    time.Now,
@@ -101,33 +86,29 @@ func cstr(b []int8) string {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: sensorctl update FILE | status | boot | mark-good | install-spool FILE")
+		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE")
 	}
 	switch args[0] {
 	case "update":
-		if len(args) != 2 {
-			return errors.New("usage: sensorctl update FILE")
+		fs := flag.NewFlagSet("update", flag.ContinueOnError)
+		fs.SetOutput(out)
+		downgrade := fs.Bool("allow-downgrade", false, "install a bundle whose release is not newer than the committed slot's (going back on purpose)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return errors.New("usage: sensorctl update [--allow-downgrade] FILE")
 		}
 		u, err := newUpdater(out)
 		if err != nil {
 			return err
 		}
-		durable()
-		m, err := u.Install(args[1])
-		if err != nil {
-			// A refused bundle leaves the slots as they were; say so.
-			if lerr := u.Last("refused", m.Version, "", err.Error()); lerr != nil {
-				fmt.Fprintln(os.Stderr, "sensorctl:", lerr)
-			}
-			return fmt.Errorf("%w\nnothing was changed: slot %s stays committed", err, u.Boot.Slot)
-		}
-		fmt.Fprintln(out, "reboot to try it: systemctl reboot")
-		return nil
+		return install(u, fs.Arg(0), *downgrade, out)
 	case "install-spool":
 		if len(args) != 2 {
 			return errors.New("usage: sensorctl install-spool FILE")
 		}
-		return installSpool(args[1], takenPath, out)
+		return installSpool(args[1], paths.Taken, out)
 	case "status":
 		return status(out)
 	case "mark-good":
@@ -135,12 +116,16 @@ func run(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return u.MarkGood()
+		if u.Boot.Mode != update.ModeTrial {
+			fmt.Fprintf(out, "slot %s is not on trial (%s): nothing to commit\n", u.Boot.Slot, u.Boot.Mode)
+			return nil
+		}
+		return u.MarkGood(update.RuleMarkGood, "committed by hand (sensorctl mark-good)")
 	case "boot":
 		fs := flag.NewFlagSet("boot", flag.ContinueOnError)
-		url := fs.String("url", "http://127.0.0.1/healthz", "sensord's health endpoint")
-		healthyFor := fs.Duration("healthy-for", defaultHealthyFor, "commit after this long healthy without a break")
-		within := fs.Duration("within", defaultWithin, "reboot (roll back) when not committed by then")
+		verdict := fs.String("verdict", paths.Verdict, "sensord's verdict file")
+		healthyFor := fs.Duration("healthy-for", update.DefaultHealthyFor, "commit after sensord has been alive this long without a break")
+		within := fs.Duration("within", update.DefaultWithin, "reboot (roll back) when not committed by then")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
@@ -155,78 +140,97 @@ func run(args []string, out io.Writer) error {
 			fmt.Fprintf(out, "slot %s (%s), nothing on trial\n", u.Boot.Slot, u.Boot.Mode)
 			return nil
 		}
+		st, err := u.Trial()
+		if err != nil {
+			return err
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
-		fmt.Fprintf(out, "slot %s on trial: committing after sensord is healthy for %s (giving up after %s)\n", u.Boot.Slot, *healthyFor, *within)
-		if err := waitHealthy(ctx, *url, os.Getenv("SENSORD_TOKEN"), *healthyFor, *within); err != nil {
-			if ctx.Err() != nil {
-				return err
-			}
-			fmt.Fprintf(out, "trial of slot %s failed: %v; rebooting into the committed slot\n", u.Boot.Slot, err)
-			return exec.Command("systemctl", "reboot").Run()
+		g := &update.Gate{HealthyFor: *healthyFor, Within: *within, SensorRequired: st.SensorAtInstall == update.SensorReading}
+		fmt.Fprintf(out, "slot %s on trial: committing once sensord is alive for %s%s (giving up after %s)\n", u.Boot.Slot, *healthyFor,
+			map[bool]string{true: " with its sensor reading, as it was at install", false: " (the sensor was not reading at install: it does not count)"}[g.SensorRequired], *within)
+		d, err := runGate(ctx, g, *verdict, time.Now, healthPoll)
+		if err != nil {
+			return err
 		}
-		return u.MarkGood()
+		if d.Commit {
+			return u.MarkGood(d.Rule, d.Reason)
+		}
+		if err := u.GiveUp(d.Rule, d.Reason); err != nil {
+			fmt.Fprintln(os.Stderr, "sensorctl:", err)
+		}
+		return exec.Command("systemctl", "reboot").Run()
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-// waitHealthy polls url until it has answered 200 for healthyFor without
-// a failure in between, or within has passed.
-func waitHealthy(ctx context.Context, url, token string, healthyFor, within time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, within)
-	defer cancel()
-	client := &http.Client{Timeout: healthTimeout}
-	var since time.Time
-	last := "no answer yet"
+// runGate reads the verdict file at path every poll and hands it to g
+// until g decides (or ctx ends).
+func runGate(ctx context.Context, g *update.Gate, path string, now func() time.Time, poll time.Duration) (update.Decision, error) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := client.Do(req)
-		ok := false
-		if err == nil {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-			resp.Body.Close()
-			ok = resp.StatusCode == http.StatusOK
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		switch {
-		case !ok:
-			since = time.Time{}
-		case since.IsZero():
-			since = time.Now()
-		case time.Since(since) >= healthyFor:
-			return nil
+		v, _, err := update.ReadVerdict(path, now())
+		if d := g.Observe(now(), v, err); d.Done {
+			return d, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("sensord not healthy for %s within %s (last: %s)", healthyFor, within, last)
-		case <-time.After(healthPoll):
+			return update.Decision{}, ctx.Err()
+		case <-t.C:
 		}
 	}
 }
 
-func status(out io.Writer) error {
-	b, err := update.ReadBoot(bootPath)
-	if err != nil {
-		return err
-	}
-	st, err := update.ReadState(statePath)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "slot=%s\nmode=%s\nversion=%s\ncommitted=%s\ntrial=%s\n",
-		b.Slot, b.Mode, st["version_"+b.Slot], st["committed"], st["trial"])
-	if last, err := update.ReadState(lastPath); err == nil {
-		for _, k := range []string{"outcome", "version", "slot", "time", "detail"} {
-			fmt.Fprintf(out, "last_%s=%s\n", k, last[k])
+// sensorAtInstall is the sensor's state for the trial's health gate,
+// asking again while a sensord that has just started has not finished its
+// first read, for at most update.SensorSettle.
+func sensorAtInstall(path string, now func() time.Time, sleep func(time.Duration)) string {
+	deadline := now().Add(update.SensorSettle)
+	for {
+		state, waiting := update.SensorAtInstall(path, now())
+		if !waiting || now().After(deadline) {
+			return state
 		}
+		sleep(healthPoll)
+	}
+}
+
+// install installs the bundle at path and says what happened; a refusal
+// is recorded as the last outcome.
+func install(u *update.Updater, path string, downgrade bool, out io.Writer) error {
+	durable()
+	sensor := sensorAtInstall(paths.Verdict, time.Now, time.Sleep)
+	m, err := u.Install(path, update.InstallOptions{AllowDowngrade: downgrade, SensorAtInstall: sensor})
+	if err != nil {
+		// A refused bundle leaves the slots as they were; say so.
+		if lerr := u.Record(update.Outcome{Outcome: update.OutcomeRefused, Version: m.Version, Release: m.Release, Detail: err.Error()}); lerr != nil {
+			fmt.Fprintln(os.Stderr, "sensorctl:", lerr)
+		}
+		return fmt.Errorf("%w\nnothing was changed: slot %s stays committed", err, u.Boot.Slot)
+	}
+	fmt.Fprintln(out, "reboot to try it: systemctl reboot")
+	return nil
+}
+
+func status(out io.Writer) error {
+	b, err := update.ReadBoot(paths.Boot)
+	if err != nil {
+		return err
+	}
+	st, err := update.ReadState(paths.State)
+	if err != nil {
+		return err
+	}
+	run := st.Slot(b.Slot)
+	fmt.Fprintf(out, "slot=%s\nmode=%s\nversion=%s\nrelease=%d\ncommitted=%s\ntrial=%s\n",
+		b.Slot, b.Mode, run.Version, run.Release, st.Committed, st.Trial)
+	if st.SensorAtInstall != "" {
+		fmt.Fprintf(out, "sensor_at_install=%s\n", st.SensorAtInstall)
+	}
+	if last, err := update.ReadOutcome(paths.Last); err == nil {
+		fmt.Fprintf(out, "last_outcome=%s\nlast_version=%s\nlast_release=%d\nlast_slot=%s\nlast_time=%s\nlast_rule=%s\nlast_detail=%s\n",
+			last.Outcome, last.Version, last.Release, last.Slot, last.Time, last.Rule, last.Detail)
 	}
 	return nil
 }
@@ -252,18 +256,16 @@ func installSpool(spooled, taken string, out io.Writer) error {
 	}
 	if fi, err := os.Lstat(taken); err != nil || !fi.Mode().IsRegular() {
 		err = fmt.Errorf("the upload %s is not a regular file (%v)", spooled, err)
-		u.Last("refused", "", "", err.Error())
-		return err
-	}
-	durable()
-	m, err := u.Install(taken)
-	if err != nil {
-		if lerr := u.Last("refused", m.Version, "", err.Error()); lerr != nil {
+		if lerr := u.Record(update.Outcome{Outcome: update.OutcomeRefused, Detail: err.Error()}); lerr != nil {
 			fmt.Fprintln(os.Stderr, "sensorctl:", lerr)
 		}
-		return fmt.Errorf("%w\nnothing was changed: slot %s stays committed", err, u.Boot.Slot)
+		return err
 	}
-	fmt.Fprintf(out, "uploaded version %s installed: rebooting into its trial\n", m.Version)
+	// An upload never downgrades: going back is only for root, over SSH.
+	if err := install(u, taken, false, io.Discard); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "uploaded bundle installed: rebooting into its trial")
 	return exec.Command("systemctl", "reboot").Run()
 }
 

@@ -2,44 +2,110 @@ package main
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync/atomic"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"sensord/image/update"
 )
 
-func TestWaitHealthyCommitsOnlyAfterAnUnbrokenHealthyStretch(t *testing.T) {
-	var calls atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer tok" {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
+// fakeSensord rewrites a verdict file each time the clock is read, as a
+// running sensord does every few seconds, and moves the clock by step.
+type fakeSensord struct {
+	t     *testing.T
+	path  string
+	v     update.Verdict
+	write bool // false: sensord is not running, nothing is written
+	now   time.Time
+	step  time.Duration
+}
+
+func (f *fakeSensord) clock() time.Time {
+	f.now = f.now.Add(f.step)
+	if f.write {
+		f.v.Seq++
+		b, _ := json.Marshal(f.v)
+		if err := os.WriteFile(f.path, b, 0o600); err != nil {
+			f.t.Fatal(err)
 		}
-		// Unhealthy for the first answers, healthy after.
-		if calls.Add(1) <= 2 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	}))
-	defer srv.Close()
-	if err := waitHealthy(context.Background(), srv.URL, "tok", time.Millisecond, time.Minute); err != nil {
-		t.Fatal(err)
+		os.Chtimes(f.path, f.now, f.now)
 	}
-	if n := calls.Load(); n < 4 {
-		t.Errorf("committed after %d answers; want the two 503s and two 200s at least", n)
+	return f.now
+}
+
+func TestRunGateReadsTheVerdictFile(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		v              update.Verdict
+		write          bool
+		sensorRequired bool
+		commit         bool
+		rule           string
+	}{
+		{"alive, sensor failing before and after: commits", update.Verdict{Alive: true}, true, false, true, update.RuleAlive},
+		{"alive, sensor reading as at install: commits", update.Verdict{Alive: true, SensorReading: true}, true, true, true, update.RuleAliveAndSensor},
+		{"alive, the sensor that read at install broken: rolls back", update.Verdict{Alive: true}, true, true, false, update.RuleSensorBroken},
+		{"no sensord: rolls back", update.Verdict{}, false, false, false, update.RuleNeverAlive},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeSensord{t: t, path: filepath.Join(t.TempDir(), "verdict"), v: tc.v, write: tc.write,
+				now: time.Unix(1e9, 0), step: 2 * time.Second}
+			g := &update.Gate{HealthyFor: time.Minute, Within: 10 * time.Minute, SensorRequired: tc.sensorRequired}
+			d, err := runGate(context.Background(), g, f.path, f.clock, time.Microsecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Commit != tc.commit || d.Rule != tc.rule {
+				t.Errorf("got %+v, want commit=%v by %s", d, tc.commit, tc.rule)
+			}
+		})
 	}
 }
 
-func TestWaitHealthyGivesUp(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
-	defer srv.Close()
-	err := waitHealthy(context.Background(), srv.URL, "", time.Millisecond, 100*time.Millisecond)
-	if err == nil || !strings.Contains(err.Error(), "503") {
-		t.Errorf("got %v, want a give-up naming the last 503", err)
+func TestRunGateStopsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f := &fakeSensord{t: t, path: filepath.Join(t.TempDir(), "verdict"), now: time.Unix(1e9, 0), step: time.Second}
+	g := &update.Gate{HealthyFor: time.Minute, Within: 10 * time.Minute}
+	if _, err := runGate(ctx, g, f.path, f.clock, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+}
+
+func TestSensorAtInstallWaitsForTheFirstRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "verdict")
+	now := time.Now()
+	clock := func() time.Time { return now }
+	write := func(v update.Verdict) {
+		b, _ := json.Marshal(v)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(path, now, now)
+	}
+	// sensord has just started: its first verdict is written before any
+	// read; the next one, after a good read, says reading.
+	write(update.Verdict{Seq: 1, Alive: true, SensorWaiting: true})
+	sleeps := 0
+	got := sensorAtInstall(path, clock, func(d time.Duration) {
+		sleeps++
+		now = now.Add(d)
+		write(update.Verdict{Seq: 2, Alive: true, SensorReading: true})
+	})
+	if got != update.SensorReading || sleeps != 1 {
+		t.Errorf("got %s after %d waits, want reading after one", got, sleeps)
+	}
+	// A sensord that never finishes a read: not reading, after SensorSettle.
+	write(update.Verdict{Seq: 1, Alive: true, SensorWaiting: true})
+	start := now
+	got = sensorAtInstall(path, clock, func(d time.Duration) {
+		now = now.Add(d)
+		write(update.Verdict{Seq: 1, Alive: true, SensorWaiting: true})
+	})
+	if got != update.SensorNotReading || now.Sub(start) < update.SensorSettle {
+		t.Errorf("got %s after %s, want not-reading after %s", got, now.Sub(start), update.SensorSettle)
 	}
 }

@@ -85,6 +85,11 @@ type config struct {
 	MQTTDiscovery  string
 	MQTTSubscribe  string
 	alertConfig
+
+	// RuntimeDir is $RUNTIME_DIRECTORY, systemd's RuntimeDirectory=, not a
+	// flag: where sensord writes its verdict for the update's health gate
+	// (verdict.go).
+	RuntimeDir string
 }
 
 // usageError is a configuration mistake: main prints it as one line and

@@ -267,6 +267,7 @@ func (d *daemon) start(ctx context.Context) *sync.WaitGroup {
 			d.log.Error("watchdog", "err", err)
 		}
 	})
+	wg.Go(func() { d.runVerdict(ctx, d.cfg.RuntimeDir) })
 	if d.bridge != nil {
 		wg.Go(func() { d.runBridge(ctx) })
 	}

@@ -82,6 +82,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		fmt.Fprintln(stdout, "sensord", version)
 		return exitOK
 	}
+	cfg.RuntimeDir, _ = lookup("RUNTIME_DIRECTORY")
 	if _, set := lookup("GOGC"); !set {
 		debug.SetGCPercent(gcPercent)
 	}

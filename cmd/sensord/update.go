@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -17,25 +18,15 @@ import (
 
 	"sensord/cmd/sensord/internal/httpjson"
 	"sensord/cmd/sensord/internal/promtext"
+	"sensord/image/paths"
 	"sensord/image/update"
 )
 
-// Where the A/B image keeps what the dashboard's update panel shows and
-// where an upload goes (image/README.md, "A/B updates"). sensord only
-// reads the first four; the privileged updater (sensorctl, root) writes
-// them. The spool directory is inside sensord's StateDirectory=, the one
-// place its unit lets it write.
-const (
-	updateBootPath  = "/run/sensord-boot"
-	updateStatePath = "/data/update/state"
-	updateLastPath  = "/data/update/last"
-	updateKeyPath   = "/usr/lib/sensord/update-key.pem"
-	updateSpoolDir  = "/var/lib/sensord/update-spool"
-	// updateSpoolName is the name the root path unit
-	// (sensord-update-spool.path) waits for; an upload is renamed to it
-	// only once it is complete, synced and its signature checked.
-	updateSpoolName = "bundle.update"
-)
+// updateSpoolName is the name the root path unit
+// (sensord-update-spool.path) waits for; an upload is renamed to it only
+// once it is complete, synced, its signature checked and its release
+// found newer than the committed slot's.
+const updateSpoolName = paths.SpoolName
 
 // maxUploadBytes bounds an uploaded bundle: the root slot it is written
 // to is 768 MiB (image/layout), and the bundle's header is a few hundred
@@ -89,8 +80,8 @@ type updatePanel struct {
 
 func newUpdatePanel(log *slog.Logger) *updatePanel {
 	return &updatePanel{
-		BootPath: updateBootPath, StatePath: updateStatePath, LastPath: updateLastPath,
-		KeyPath: updateKeyPath, SpoolDir: updateSpoolDir,
+		BootPath: paths.Boot, StatePath: paths.State, LastPath: paths.Last,
+		KeyPath: paths.UpdateKey, SpoolDir: paths.SpoolDir,
 		MaxBytes: maxUploadBytes, MinRate: minUploadRate, RateWindow: uploadRateWindow, Now: time.Now, Log: log,
 	}
 }
@@ -103,17 +94,33 @@ type updateInfo struct {
 	Slot      string `json:"slot,omitempty"`
 	// Mode is committed, trial (this boot is on trial, not yet
 	// committed) or rolled-back (the trial before this boot failed).
-	Mode      string            `json:"mode,omitempty"`
-	Version   string            `json:"version,omitempty"` // what the slot state says the running slot holds
-	Committed string            `json:"committed,omitempty"`
-	Trial     string            `json:"trial,omitempty"` // the slot that boots on trial next
-	Last      map[string]string `json:"last,omitempty"`  // outcome, version, slot, time, detail
+	Mode      string `json:"mode,omitempty"`
+	Version   string `json:"version,omitempty"` // what the slot state says the running slot holds
+	Release   uint64 `json:"release,omitempty"` // its release number (0: unknown)
+	Committed string `json:"committed,omitempty"`
+	Trial     string `json:"trial,omitempty"` // the slot that boots on trial next
+	// SensorAtInstall: whether the sensor read well when the pending or
+	// running trial was installed (package update, "What commits a trial").
+	SensorAtInstall string    `json:"sensor_at_install,omitempty"`
+	Last            *lastInfo `json:"last,omitempty"`
 	// Pending: an upload waits for (or is in) the updater.
 	Pending bool `json:"pending"`
 	// Writable is false while writing is off (no -owner-token): the
 	// panel then says how to turn it on instead of offering an upload.
 	Writable bool   `json:"writable"`
 	Error    string `json:"error,omitempty"`
+}
+
+// lastInfo is the last update attempt's outcome (update.Outcome); Rule
+// names what decided a commit or a rollback.
+type lastInfo struct {
+	Outcome string `json:"outcome"`
+	Version string `json:"version,omitempty"`
+	Release uint64 `json:"release,omitempty"`
+	Slot    string `json:"slot,omitempty"`
+	Time    string `json:"time,omitempty"`
+	Rule    string `json:"rule,omitempty"`
+	Detail  string `json:"detail,omitempty"`
 }
 
 func (u *updatePanel) info() updateInfo {
@@ -131,12 +138,10 @@ func (u *updatePanel) info() updateInfo {
 		in.Error = err.Error()
 		return in
 	}
-	in.Version, in.Committed, in.Trial = st["version_"+b.Slot], st["committed"], st["trial"]
-	if last, err := update.ReadState(u.LastPath); err == nil {
-		in.Last = map[string]string{}
-		for _, k := range []string{"outcome", "version", "slot", "time", "detail"} {
-			in.Last[k] = last[k]
-		}
+	run := st.Slot(b.Slot)
+	in.Version, in.Release, in.Committed, in.Trial, in.SensorAtInstall = run.Version, run.Release, st.Committed, st.Trial, st.SensorAtInstall
+	if o, err := update.ReadOutcome(u.LastPath); err == nil {
+		in.Last = &lastInfo{Outcome: o.Outcome, Version: o.Version, Release: o.Release, Slot: o.Slot, Time: o.Time, Rule: o.Rule, Detail: o.Detail}
 	}
 	_, err = os.Lstat(filepath.Join(u.SpoolDir, updateSpoolName))
 	in.Pending = err == nil
@@ -216,7 +221,24 @@ func (u *updatePanel) spool(w http.ResponseWriter, r *http.Request) (int, error)
 		}
 	}()
 	body := &rateReader{r: http.MaxBytesReader(w, r.Body, u.MaxBytes), rc: rc, now: u.Now, min: u.MinRate, window: u.RateWindow, deadline: u.Now().Add(uploadTimeout)}
+	// The header first: a bundle signed by another key, or not newer than
+	// what runs, is refused before anything is spooled.
+	head, err := update.ReadHead(body)
+	if err != nil {
+		return http.StatusUnprocessableEntity, err
+	}
+	b, err := update.Open(bytes.NewReader(head), ed25519.PublicKey(key))
+	if err != nil {
+		return http.StatusUnprocessableEntity, err
+	}
+	if status, err := u.checkRelease(b.Manifest); err != nil {
+		return status, err
+	}
+	if _, err := tmp.Write(head); err != nil {
+		return http.StatusInsufficientStorage, fmt.Errorf("spool: %w", err)
+	}
 	n, err := io.Copy(tmp, body)
+	n += int64(len(head))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
@@ -229,20 +251,23 @@ func (u *updatePanel) spool(w http.ResponseWriter, r *http.Request) (int, error)
 	if err := tmp.Sync(); err != nil {
 		return http.StatusInsufficientStorage, fmt.Errorf("spool: %w", err)
 	}
-	// The signature and the sizes, here and now, so a wrong file gets its
+	// The payload's size and hash, here and now, so a wrong file gets its
 	// answer in the browser; the updater checks everything again.
-	b, err := update.Open(tmp, ed25519.PublicKey(key))
+	b, err = update.Open(tmp, ed25519.PublicKey(key))
 	if err != nil {
 		return http.StatusUnprocessableEntity, err
 	}
 	if err := b.Verify(n); err != nil {
 		return http.StatusUnprocessableEntity, err
 	}
+	if err := tmp.Close(); err != nil {
+		return http.StatusInsufficientStorage, fmt.Errorf("spool: %w", err)
+	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return http.StatusInternalServerError, fmt.Errorf("spool: %w", err)
 	}
 	keep = true
-	u.Log.Info("update uploaded, handed to the updater", "version", b.Manifest.Version, "bytes", n)
+	u.Log.Info("update uploaded, handed to the updater", "version", b.Manifest.Version, "release", b.Manifest.Release, "bytes", n)
 	return http.StatusAccepted, nil
 }
 
@@ -281,6 +306,24 @@ func (b *rateReader) Read(p []byte) (int, error) {
 		return k, errUpdateSlow
 	}
 	return k, err
+}
+
+// checkRelease refuses, with the updater's words, a bundle that is not
+// newer than the committed slot or is the running one: an upload never
+// goes back (only root can, over SSH: sensorctl update --allow-downgrade).
+func (u *updatePanel) checkRelease(m update.Manifest) (int, error) {
+	b, err := update.ReadBoot(u.BootPath)
+	if err != nil {
+		return http.StatusInternalServerError, err
+	}
+	st, err := update.ReadState(u.StatePath)
+	if err != nil {
+		return http.StatusInternalServerError, err
+	}
+	if err := update.CheckRelease(st, b.Slot, m); err != nil {
+		return http.StatusConflict, fmt.Errorf("%w; an upload cannot go back: as root, over SSH, sensorctl update --allow-downgrade FILE", err)
+	}
+	return 0, nil
 }
 
 // register and writeMetrics do nothing on a nil panel (a daemon built by

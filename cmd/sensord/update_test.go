@@ -59,8 +59,8 @@ func newUpdateFixture(t *testing.T, booted bool) *updateFixture {
 	if booted {
 		write("sensord-boot", "slot=B\nmode=rolled-back\npartuuid=1234abcd\nfailed=A\n")
 	}
-	p.StatePath = write("state", "committed=B\nversion_A=1.1\nversion_B=1.0\n")
-	p.LastPath = write("last", "outcome=rolled-back\nversion=1.1\nslot=A\ntime=2026-12-01T10:00:00Z\ndetail=trial boot never became healthy; running slot B\n")
+	p.StatePath = write("state", "committed=B\nversion_A=1.1\nrelease_A=11\nversion_B=1.0\nrelease_B=10\n")
+	p.LastPath = write("last", "outcome=rolled-back\nversion=1.1\nrelease=11\nslot=A\ntime=2026-12-01T10:00:00Z\nrule=sensor-broken\ndetail=the sensor read well at install but not within 10m0s of the trial\n")
 	p.KeyPath = write("key.pem", string(pem))
 	p.SpoolDir = filepath.Join(dir, "spool")
 	mux := http.NewServeMux()
@@ -72,10 +72,15 @@ func newUpdateFixture(t *testing.T, booted bool) *updateFixture {
 	return &updateFixture{panel: p, srv: srv, key: key}
 }
 
+// bundleBytes is a bundle of release 20, newer than the fixture's slots.
 func bundleBytes(t *testing.T, key ed25519.PrivateKey, version string, payload []byte) []byte {
+	return bundleRelease(t, key, version, 20, payload)
+}
+
+func bundleRelease(t *testing.T, key ed25519.PrivateKey, version string, release uint64, payload []byte) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	m := update.Manifest{Compatible: update.Compatible, Version: version, Kernel: "7.3.4+deb13-arm64"}
+	m := update.Manifest{Compatible: update.Compatible, Version: version, Release: release, Kernel: "7.3.4+deb13-arm64"}
 	if err := update.Write(&b, m, bytes.NewReader(payload), key); err != nil {
 		t.Fatal(err)
 	}
@@ -118,11 +123,11 @@ func TestUpdatePanelShowsSlotVersionAndLastOutcome(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
-	if !got.Available || got.Slot != "B" || got.Mode != "rolled-back" || got.Version != "1.0" || got.Committed != "B" || got.Pending {
-		t.Errorf("got %+v, want slot B rolled back, running 1.0, nothing pending", got)
+	if !got.Available || got.Slot != "B" || got.Mode != "rolled-back" || got.Version != "1.0" || got.Release != 10 || got.Committed != "B" || got.Pending {
+		t.Errorf("got %+v, want slot B rolled back, running 1.0 (release 10), nothing pending", got)
 	}
-	if got.Last["outcome"] != "rolled-back" || got.Last["version"] != "1.1" || got.Last["slot"] != "A" {
-		t.Errorf("last = %v, want the rollback of 1.1 in slot A", got.Last)
+	if got.Last == nil || got.Last.Outcome != "rolled-back" || got.Last.Version != "1.1" || got.Last.Slot != "A" || got.Last.Rule != "sensor-broken" {
+		t.Errorf("last = %+v, want the rollback of 1.1 in slot A by the sensor-broken rule", got.Last)
 	}
 }
 
@@ -183,6 +188,12 @@ func TestUpdateUploadRefusesBadBundlesAndSpoolsNothing(t *testing.T) {
 		{"a tampered payload", tampered, nil, http.StatusUnprocessableEntity, "SHA-256 differs"},
 		{"a truncated bundle", good[:len(good)-1], nil, http.StatusUnprocessableEntity, "the manifest says"},
 		{"a post from another site's page", good, map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden, "another site"},
+		{"an older release", bundleRelease(t, f.key, "0.9", 9, payload), nil, http.StatusConflict,
+			"bundle release 9 (version 0.9) is not newer than the committed slot B's release 10 (version 1.0)"},
+		{"the running release", bundleRelease(t, f.key, "1.0", 10, payload), nil, http.StatusConflict,
+			"is the release already running in slot B (release 10, version 1.0)"},
+		{"a bundle without a release number", bundleRelease(t, f.key, "0.1", 0, payload), nil, http.StatusConflict,
+			"carries no release number"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			status, body := f.post(t, c.body, c.hdr)

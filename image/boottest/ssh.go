@@ -33,7 +33,12 @@ func (t *test) ssh(ctx context.Context, key, cmd string) (stdout, stderr string,
 	// A login under emulation takes seconds (sshd execs a session process
 	// per connection, the key exchange runs on an emulated CPU); a minute
 	// and a half bounds a stuck one without failing a slow one.
-	cctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	return t.sshWithin(ctx, 90*time.Second, key, cmd)
+}
+
+// sshWithin is ssh with room for a longer command (an install).
+func (t *test) sshWithin(ctx context.Context, d time.Duration, key, cmd string) (stdout, stderr string, err error) {
+	cctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	c := exec.CommandContext(cctx, "ssh", "-F", "/dev/null", "-i", key, "-p", strconv.Itoa(t.sshPort),
 		"-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30",

@@ -51,10 +51,14 @@ const (
 	maxEarlyReboots = 2
 )
 
-// runUpdate is make update-test: version N boots from slot A; bad bundles
-// are refused; an install killed half-way leaves A booting; N+1 boots on
-// trial in B and is committed; a bundle whose sensord never becomes healthy
-// is rolled back; the data partition is the same all along.
+// runUpdate is make update-test: version N boots from slot A; bad, older
+// and same-release bundles are refused; an install killed half-way leaves
+// A booting; N+1 boots on trial in B and is committed; a bundle whose
+// sensord never becomes healthy and one whose boot hangs are rolled back;
+// an older release goes in only with --allow-downgrade over SSH; a trial
+// on a Pi whose sensor fails before and after commits, and one that breaks
+// a reading sensor rolls back; the data partition is the same all along
+// (image/README.md, "make update-test").
 func (t *test) runUpdate(ctx context.Context) (err error) {
 	t.phase("prepare: copy image, settings, kernel")
 	dir, err := os.MkdirTemp("", "sensord-updatetest-")
@@ -91,7 +95,7 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 		return err
 	}
 
-	t.phase("bundles: N+1, never-healthy, tampered, foreign key")
+	t.phase("bundles: N+1, never-healthy, hangs, breaks the sensor, older, same, tampered, foreign key")
 	v, err := t.makeBundles(ctx)
 	if err != nil {
 		return err
@@ -163,17 +167,25 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 	t.guest(ctx, "mkdir -p /etc/systemd/system/sensord-update.service.d && printf '[Service]\\nExecStart=\\nExecStart=/usr/local/sbin/sensorctl boot -healthy-for "+testHealthyFor+" -within "+testWithin+"\\n' > /etc/systemd/system/sensord-update.service.d/test.conf")
 	t.guest(ctx, "mkdir -p /run/stick && mount -o ro /dev/vdb /run/stick && ls /run/stick")
 
-	t.phase("refuse: tampered and foreign-key bundles")
-	state, _ := t.guest(ctx, "cat /data/update/state")
+	t.phase("refuse: tampered, foreign-key, older and same-release bundles")
+	state, _ := t.guest(ctx, "sha256sum /data/update/state; cat /data/update/state")
 	for _, c := range []struct{ file, want string }{
 		{"tampered.update", "does not match its signed hash"},
 		{"foreign.update", "signed by another key"},
+		{"older.update", fmt.Sprintf("bundle release %d (version %s) is not newer than the committed slot A's release %d (version %s)", v.release-1, v.older, v.release, v.n)},
+		{"same.update", fmt.Sprintf("bundle release %d (version %s) is the release already running in slot A (release %d, version %s)", v.release, v.n, v.release, v.n)},
 	} {
-		r, _ := t.guest(ctx, "sensorctl update /run/stick/"+c.file+" 2>&1")
-		t.check(r.Status != 0 && strings.Contains(r.Out, c.want), "%s refused (%q): %q", c.file, c.want, strings.Join(r.Lines(), " | "))
+		r, _ := t.guestLong(ctx, "sensorctl update /run/stick/"+c.file+" 2>&1")
+		t.check(r.Status != 0 && strings.Contains(strings.Join(r.Lines(), " "), c.want), "%s refused (%q): %q", c.file, c.want, strings.Join(r.Lines(), " | "))
 	}
-	after, _ := t.guest(ctx, "cat /data/update/state")
-	t.check(after.Out == state.Out, "slot state unchanged by the refused bundles: %q", strings.Join(after.Lines(), " "))
+	// The dashboard's upload refuses the older release before spooling it.
+	status, body, err := t.upload(ctx, v.olderPath)
+	t.check(err == nil && status == http.StatusConflict && strings.Contains(body, "is not newer than the committed slot A") && strings.Contains(body, "--allow-downgrade"),
+		"dashboard upload of the older release refused with the reason: %d %s %v", status, body, err)
+	r, _ = t.guest(ctx, "ls -A /var/lib/sensord/update-spool | wc -l")
+	t.check(r.Status == 0 && strings.TrimSpace(r.Out) == "0", "nothing spooled for the refused upload: %q", r.Out)
+	after, _ := t.guest(ctx, "sha256sum /data/update/state; cat /data/update/state")
+	t.check(after.Out == state.Out, "slot state byte-identical after the refused bundles: %q", strings.Join(after.Lines(), " "))
 
 	t.phase("power cut: qemu killed while slot B is written")
 	t.guest(ctx, "(sensorctl update /run/stick/good.update > /run/install.log 2>&1 &)")
@@ -195,6 +207,11 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 
 	t.phase("install N+1 (fresh, after the power cut)")
 	t.guest(ctx, "mkdir -p /run/stick && mount -o ro /dev/vdb /run/stick")
+	// The sensor reads here, and the install must record that: the trial
+	// then has to keep it reading (rule alive-and-sensor).
+	if err := t.waitGuest(ctx, 5*time.Minute, "grep -o '\"alive\":true.*\"sensor_reading\":true' /run/sensord/verdict >/dev/null && echo reading", "reading"); err != nil {
+		t.fail("sensord's verdict never showed the sensor reading: %v", err)
+	}
 	start := time.Now()
 	r, _ = t.guestLong(ctx, "sensorctl update /run/stick/good.update 2>&1")
 	t.check(r.Status == 0 && strings.Contains(r.Out, "boots on trial"), "sensorctl update good.update: %q", strings.Join(r.Lines(), " | "))
@@ -218,18 +235,19 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 		t.number("trial boot: dashboard to committed: %.0f s", time.Since(start).Seconds())
 	}
 	r, _ = t.guest(ctx, "sensorctl status")
-	t.check(r.Has("last_outcome=committed") && r.Has("version="+v.next), "sensorctl status after the commit: %q", strings.Join(r.Lines(), " | "))
+	t.check(r.Has("last_outcome=committed") && r.Has("version="+v.next) && r.Has(fmt.Sprintf("release=%d", v.release+1)) && r.Has("last_rule="+update.RuleAliveAndSensor),
+		"sensorctl status after the commit (the sensor read at install and on trial): %q", strings.Join(r.Lines(), " | "))
 	t.check(t.dataFingerprint(ctx) == fp, "data partition unchanged by the update")
 
 	t.expectPanel(ctx, "after the commit", func(in updatePanel) bool {
-		return in.Slot == "B" && in.Mode == update.ModeTrial && in.Version == v.next && in.Committed == "B" && in.Last["outcome"] == "committed"
+		return in.Slot == "B" && in.Mode == update.ModeTrial && in.Version == v.next && in.Committed == "B" && in.Last.Outcome == "committed" && in.Last.Rule == update.RuleAliveAndSensor
 	})
 
 	// The dashboard's way in: the bundle is uploaded over HTTP to sensord,
 	// which spools it; the root path unit installs it and reboots.
 	t.phase("upload, on the dashboard, a bundle whose sensord never becomes healthy")
 	start = time.Now()
-	status, body, err := t.upload(ctx, v.badPath)
+	status, body, err = t.upload(ctx, v.badPath)
 	t.check(err == nil && status == http.StatusAccepted, "dashboard upload of the never-healthy bundle accepted: %d %s %v", status, body, err)
 	if err := t.waitQemuExit(10 * time.Minute); err != nil {
 		t.fail("the upload was never installed and rebooted into: %v", err)
@@ -254,11 +272,11 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 	t.expectBoot(ctx, "B", update.ModeRolledBack)
 	t.expectVersion(ctx, v.next)
 	r, _ = t.guest(ctx, "journalctl -b -u sensord-update -o cat --no-pager | grep 'rolled back'")
-	t.check(strings.Contains(r.Out, "version "+v.bad+" rolled back"), "the journal says the update was rolled back: %q", strings.Join(r.Lines(), " | "))
+	t.check(strings.Contains(r.Out, "version "+v.bad+" rolled back by rule "+update.RuleNeverAlive), "the journal says the update was rolled back, and by which rule: %q", strings.Join(r.Lines(), " | "))
 	r, _ = t.guest(ctx, "sensorctl status")
-	t.check(r.Has("last_outcome=rolled-back") && r.Has("last_version="+v.bad), "sensorctl status after the rollback: %q", strings.Join(r.Lines(), " | "))
+	t.check(r.Has("last_outcome=rolled-back") && r.Has("last_version="+v.bad) && r.Has("last_rule="+update.RuleNeverAlive), "sensorctl status after the rollback: %q", strings.Join(r.Lines(), " | "))
 	t.expectPanel(ctx, "after the rollback", func(in updatePanel) bool {
-		return in.Slot == "B" && in.Mode == update.ModeRolledBack && in.Version == v.next && in.Last["outcome"] == "rolled-back" && in.Last["version"] == v.bad
+		return in.Slot == "B" && in.Mode == update.ModeRolledBack && in.Version == v.next && in.Last.Outcome == "rolled-back" && in.Last.Version == v.bad && in.Last.Rule == update.RuleNeverAlive
 	})
 	t.check(t.dataFingerprint(ctx) == fp, "data partition unchanged by the rollback")
 
@@ -299,8 +317,82 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 	t.expectBoot(ctx, "B", update.ModeRolledBack)
 	t.expectVersion(ctx, v.next)
 	r, _ = t.guest(ctx, "sensorctl status")
-	t.check(r.Has("last_outcome=rolled-back") && r.Has("last_version="+v.hang), "sensorctl status after the watchdog reset: %q", strings.Join(r.Lines(), " | "))
+	t.check(r.Has("last_outcome=rolled-back") && r.Has("last_version="+v.hang) && r.Has("last_rule="+update.RuleBootEnded), "sensorctl status after the watchdog reset: %q", strings.Join(r.Lines(), " | "))
 	t.check(t.dataFingerprint(ctx) == fp, "data partition unchanged by the watchdog reset")
+
+	// The sensor rule, one way: a Pi whose sensor fails before the update
+	// and after it commits the trial. The sensor is made to fail by a
+	// drop-in on /etc (the data partition, so every slot sees it); the
+	// update is the older release, installed on purpose as root over SSH.
+	t.phase("sensor failing; downgrade over SSH with --allow-downgrade")
+	const sensorOff = "/etc/systemd/system/sensord.service.d/update-test-sensor-off.conf"
+	t.guest(ctx, "mkdir -p /etc/systemd/system/sensord.service.d && printf '[Service]\\nEnvironment=SENSORD_SIM_NO_RESPONSE=true\\n' > "+sensorOff+" && systemctl daemon-reload && systemctl restart sensord")
+	if err := t.waitGuest(ctx, 5*time.Minute, "grep -o '\"alive\":true.*\"sensor_reading\":false' /run/sensord/verdict >/dev/null && echo failing", "failing"); err != nil {
+		t.fail("sensord's verdict never showed the sensor failing: %v", err)
+	}
+	t.guest(ctx, "mkdir -p /run/stick && mount -o ro /dev/vdb /run/stick")
+	out, errOut, err := t.sshWithin(ctx, 10*time.Minute, t.key, "sensorctl update /run/stick/older.update 2>&1; echo rc=$?")
+	t.check(err == nil && strings.Contains(out, "rc=1") && strings.Contains(out, "--allow-downgrade"), "over SSH without --allow-downgrade, the older release is refused: %q %q %v", out, errOut, err)
+	start = time.Now()
+	out, errOut, err = t.sshWithin(ctx, 10*time.Minute, t.key, "sensorctl update --allow-downgrade /run/stick/older.update 2>&1; echo rc=$?")
+	t.check(err == nil && strings.Contains(out, "rc=0") && strings.Contains(out, "boots on trial"), "over SSH, --allow-downgrade installs the older release: %q %q %v", out, errOut, err)
+	t.number("downgrade install over SSH: %.0f s", time.Since(start).Seconds())
+	r, _ = t.guest(ctx, "sensorctl status")
+	t.check(r.Has("trial=A") && r.Has("sensor_at_install="+update.SensorNotReading), "the trial is pending, the sensor recorded as not reading: %q", strings.Join(r.Lines(), " | "))
+	if err := reboot(3 * time.Minute); err != nil {
+		return err
+	}
+	if err := boot("8, the older release on trial in slot A, sensor failing", true); err != nil {
+		return err
+	}
+	t.expectBoot(ctx, "A", update.ModeTrial)
+	if err := t.waitGuest(ctx, 5*time.Minute, "sensorctl status | grep -x committed=A", "committed=A"); err != nil {
+		t.fail("the trial with a sensor failing before and after never committed: %v", err)
+		t.explain(ctx, "journalctl -b -u sensord-update --no-pager | tail -n 20; cat /run/sensord/verdict")
+	}
+	r, _ = t.guest(ctx, "sensorctl status")
+	t.check(r.Has("committed=A") && r.Has("version="+v.older) && r.Has(fmt.Sprintf("release=%d", v.release-1)) && r.Has("last_rule="+update.RuleAlive),
+		"a trial whose sensor failed before and after committed by the alive rule: %q", strings.Join(r.Lines(), " | "))
+	r, _ = t.guest(ctx, "journalctl -b -u sensord-update -o cat --no-pager | grep committed")
+	t.check(strings.Contains(r.Out, "committed by rule "+update.RuleAlive), "the journal names the rule: %q", strings.Join(r.Lines(), " | "))
+
+	// The other way: the sensor reads, the update breaks it, the trial
+	// rolls back.
+	t.phase("sensor reading; install a release that breaks it")
+	t.guest(ctx, "rm "+sensorOff+" && systemctl daemon-reload && systemctl restart sensord")
+	if err := t.waitGuest(ctx, 5*time.Minute, "grep -o '\"alive\":true.*\"sensor_reading\":true' /run/sensord/verdict >/dev/null && echo reading", "reading"); err != nil {
+		t.fail("sensord's verdict never showed the sensor reading again: %v", err)
+	}
+	t.guest(ctx, "mkdir -p /run/stick && mount -o ro /dev/vdb /run/stick")
+	r, _ = t.guestLong(ctx, "sensorctl update /run/stick/breaks.update 2>&1")
+	t.check(r.Status == 0 && strings.Contains(r.Out, "sensor at install: "+update.SensorReading), "sensorctl update breaks.update, the sensor reading at install: %q", strings.Join(r.Lines(), " | "))
+	if err := reboot(3 * time.Minute); err != nil {
+		return err
+	}
+	if err := boot("9, the sensor-breaking release on trial in slot B", true); err != nil {
+		return err
+	}
+	t.expectBoot(ctx, "B", update.ModeTrial)
+	start = time.Now()
+	if err := t.waitQemuExit(8 * time.Minute); err != nil {
+		t.fail("the trial that broke the sensor never rebooted: %v", err)
+		return err
+	}
+	t.pass("the trial that broke a reading sensor rebooted by itself")
+	t.number("sensor-breaking trial: dashboard to reboot (health gate %s): %.0f s", testWithin, time.Since(start).Seconds())
+	if err := boot("10, rolled back to slot A", true); err != nil {
+		return err
+	}
+	t.expectBoot(ctx, "A", update.ModeRolledBack)
+	r, _ = t.guest(ctx, "sensorctl status")
+	t.check(r.Has("version="+v.older) && r.Has("last_outcome=rolled-back") && r.Has("last_version="+v.breaks) && r.Has("last_rule="+update.RuleSensorBroken),
+		"sensorctl status after the sensor-breaking trial: %q", strings.Join(r.Lines(), " | "))
+	r, _ = t.guest(ctx, "journalctl -b -u sensord-update -o cat --no-pager | grep 'rolled back'")
+	t.check(strings.Contains(r.Out, "version "+v.breaks+" rolled back by rule "+update.RuleSensorBroken), "the journal says which rule rolled it back: %q", strings.Join(r.Lines(), " | "))
+	t.expectPanel(ctx, "after the sensor-breaking trial", func(in updatePanel) bool {
+		return in.Slot == "A" && in.Mode == update.ModeRolledBack && in.Version == v.older && in.Last.Outcome == "rolled-back" && in.Last.Rule == update.RuleSensorBroken
+	})
+	t.check(t.dataFingerprint(ctx) == fp, "data partition unchanged by the sensor rule's updates")
 	t.stopQemu()
 
 	fatAfter, err := t.bootPartitionHash()
@@ -313,15 +405,21 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 }
 
 type bundles struct {
-	n, next, bad, hang  string
-	goodBytes, badBytes int64
-	badPath             string // on the host: the dashboard upload sends it
+	n, next, bad, hang, older, breaks string
+	release                           uint64 // the image's release (R)
+	goodBytes, badBytes               int64
+	badPath                           string // on the host: the dashboard upload sends it
+	olderPath                         string // on the host: an upload that must be refused
 }
 
-// makeBundles writes the test's bundles onto a second disk (a stick): good
-// (the image's root with sensord built as version N+1), bad (sensord
-// replaced by a program that exits at once), tampered (good with one
-// payload byte flipped) and foreign (good's payload signed by a new key).
+// makeBundles writes the test's bundles onto a second disk (a stick), each
+// with its release number, R being the image's: good (R+1: the image's
+// root with sensord built as version N+next), bad (R+2: sensord replaced
+// by a program that exits at once), hang (R+3: good's root), breaks (R+4:
+// good's root with a drop-in that stops the simulated sensor answering),
+// older (R-1: good's root), same (the image's own bundle, R), tampered
+// (good with one payload byte flipped) and foreign (good's payload signed
+// by a new key).
 func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 	var v bundles
 	key, err := update.ReadPrivateKey(t.opts.update.key)
@@ -337,8 +435,11 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 	if err != nil {
 		return v, err
 	}
-	v.n = b.Manifest.Version
-	v.next, v.bad, v.hang = v.n+"+next", v.n+"+broken", v.n+"+hangs"
+	v.n, v.release = b.Manifest.Version, b.Manifest.Release
+	if v.release < 2 {
+		return v, fmt.Errorf("the image's bundle has release %d: want 2 or more, so an older one can be made", v.release)
+	}
+	v.next, v.bad, v.hang, v.older, v.breaks = v.n+"+next", v.n+"+broken", v.n+"+hangs", v.n+"-older", v.n+"+nosensor"
 	work := filepath.Join(t.dir, "bundles")
 	stick := filepath.Join(t.dir, "stick")
 	for _, d := range []string{work, stick} {
@@ -372,7 +473,7 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 		// zstd at a low level: the test's bundles need speed, not size.
 		return run([]string{"SOURCE_DATE_EPOCH=0"}, "mksquashfs", tree, out, "-noappend", "-comp", "zstd", "-Xcompression-level", "3", "-quiet", "-no-progress")
 	}
-	sign := func(payload, out, version string, k ed25519.PrivateKey) error {
+	sign := func(payload, out, version string, release uint64, k ed25519.PrivateKey) error {
 		p, err := os.Open(payload)
 		if err != nil {
 			return err
@@ -382,7 +483,7 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 		if err != nil {
 			return err
 		}
-		m := update.Manifest{Compatible: update.Compatible, Version: version, Kernel: b.Manifest.Kernel}
+		m := update.Manifest{Compatible: update.Compatible, Version: version, Release: release, Kernel: b.Manifest.Kernel}
 		if err := update.Write(o, m, p, k); err != nil {
 			o.Close()
 			return err
@@ -393,12 +494,24 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 	if err := squash(good); err != nil {
 		return v, err
 	}
-	if err := sign(good, filepath.Join(stick, "good.update"), v.next, key); err != nil {
+	if err := sign(good, filepath.Join(stick, "good.update"), v.next, v.release+1, key); err != nil {
 		return v, err
 	}
 	// The same root as good, named otherwise: its trial is the one the
 	// test hangs (pid1stop, built for the guest, on the stick too).
-	if err := sign(good, filepath.Join(stick, "hang.update"), v.hang, key); err != nil {
+	if err := sign(good, filepath.Join(stick, "hang.update"), v.hang, v.release+3, key); err != nil {
+		return v, err
+	}
+	// An older release (good's root again: what counts is the signed
+	// release) and the image's own bundle, the release that runs.
+	v.olderPath = filepath.Join(t.dir, "older.update")
+	if err := sign(good, v.olderPath, v.older, v.release-1, key); err != nil {
+		return v, err
+	}
+	if err := run(nil, "cp", "--sparse=always", v.olderPath, filepath.Join(stick, "older.update")); err != nil {
+		return v, err
+	}
+	if err := run(nil, "cp", "--sparse=always", t.opts.update.bundle, filepath.Join(stick, "same.update")); err != nil {
 		return v, err
 	}
 	if err := run([]string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64"}, "go", "build", "-trimpath",
@@ -409,7 +522,7 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 	if err != nil {
 		return v, err
 	}
-	if err := sign(good, filepath.Join(stick, "foreign.update"), v.next, foreign); err != nil {
+	if err := sign(good, filepath.Join(stick, "foreign.update"), v.next, v.release+1, foreign); err != nil {
 		return v, err
 	}
 	gb, err := os.ReadFile(filepath.Join(stick, "good.update"))
@@ -422,6 +535,26 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 		return v, err
 	}
 	gb = nil
+	// A release that breaks the sensor: sensord runs, its simulated sensor
+	// no longer answers (the settings file sets no SENSORD_SIM_NO_RESPONSE,
+	// so the unit's Environment= holds).
+	dropin := filepath.Join(tree, "etc/systemd/system/sensord.service.d/update-test-break-sensor.conf")
+	if err := os.MkdirAll(filepath.Dir(dropin), 0o755); err != nil {
+		return v, err
+	}
+	if err := os.WriteFile(dropin, []byte("[Service]\nEnvironment=SENSORD_SIM_NO_RESPONSE=true\n"), 0o644); err != nil {
+		return v, err
+	}
+	breaks := filepath.Join(work, "breaks.squashfs")
+	if err := squash(breaks); err != nil {
+		return v, err
+	}
+	if err := sign(breaks, filepath.Join(stick, "breaks.update"), v.breaks, v.release+4, key); err != nil {
+		return v, err
+	}
+	if err := os.Remove(dropin); err != nil {
+		return v, err
+	}
 	broken := "#!/bin/sh\necho 'sensord (update test): this build never becomes healthy' >&2\nexit 1\n"
 	if err := os.WriteFile(bin, []byte(broken), 0o755); err != nil {
 		return v, err
@@ -430,11 +563,11 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 	if err := squash(bad); err != nil {
 		return v, err
 	}
-	if err := sign(bad, filepath.Join(stick, "bad.update"), v.bad, key); err != nil {
+	if err := sign(bad, filepath.Join(stick, "bad.update"), v.bad, v.release+2, key); err != nil {
 		return v, err
 	}
 	t.stick = filepath.Join(t.dir, "stick.img")
-	if err := run(nil, "truncate", "-s", strconv.FormatInt(5*v.goodBytes+64<<20, 10), t.stick); err != nil {
+	if err := run(nil, "truncate", "-s", strconv.FormatInt(9*v.goodBytes+64<<20, 10), t.stick); err != nil {
 		return v, err
 	}
 	if err := run(nil, "mkfs.ext4", "-q", "-F", "-d", stick, t.stick); err != nil {
@@ -448,7 +581,8 @@ func (t *test) makeBundles(ctx context.Context) (bundles, error) {
 		v.badBytes = fi.Size()
 	}
 	os.RemoveAll(stick)
-	t.logf("bundles: N=%s, N+1=%s (%d bytes), never healthy=%s, hangs=%s, tampered, foreign key", v.n, v.next, v.goodBytes, v.bad, v.hang)
+	t.logf("bundles: N=%s (release %d), N+1=%s (%d bytes), never healthy=%s, hangs=%s, breaks the sensor=%s, older=%s (release %d), same, tampered, foreign key",
+		v.n, v.release, v.next, v.goodBytes, v.bad, v.hang, v.breaks, v.older, v.release-1)
 	return v, nil
 }
 
@@ -601,12 +735,15 @@ func (t *test) killQemu() {
 
 // updatePanel is what the dashboard's GET /api/update answers.
 type updatePanel struct {
-	Available bool              `json:"available"`
-	Slot      string            `json:"slot"`
-	Mode      string            `json:"mode"`
-	Version   string            `json:"version"`
-	Committed string            `json:"committed"`
-	Last      map[string]string `json:"last"`
+	Available bool   `json:"available"`
+	Slot      string `json:"slot"`
+	Mode      string `json:"mode"`
+	Version   string `json:"version"`
+	Release   uint64 `json:"release"`
+	Committed string `json:"committed"`
+	Last      struct {
+		Outcome, Version, Slot, Rule string
+	} `json:"last"`
 }
 
 // expectPanel checks the dashboard's update panel (the JSON its device

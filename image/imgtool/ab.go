@@ -16,7 +16,8 @@ import (
 //
 //	imgtool layout-ab -root-image-bytes N -disk-id ID -sfdisk FILE
 //	imgtool pubkey -key PRIVATE.pem                 public key PEM to stdout
-//	imgtool bundle -key PRIVATE.pem -version V -kernel K -out FILE SQUASHFS
+//	imgtool bundle -key PRIVATE.pem -version V -release R -kernel K -out FILE SQUASHFS
+//	imgtool state -version V -release R            the image's first slot state to stdout
 func runAB(cmd string, args []string, stdout io.Writer) (bool, error) {
 	switch cmd {
 	case "layout-ab":
@@ -65,20 +66,39 @@ func runAB(cmd string, args []string, stdout io.Writer) (bool, error) {
 		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 		keyPath := fs.String("key", "", "ed25519 private key (PKCS#8 PEM)")
 		version := fs.String("version", "", "the version the root holds")
+		release := fs.Uint64("release", 0, "the release number (image/README.md, \"Release numbers\"); 0 writes none, for cards from before release numbers")
 		kernel := fs.String("kernel", "", "the kernel release whose modules the root holds")
 		out := fs.String("out", "", "bundle file to write")
 		if err := fs.Parse(args); err != nil {
 			return true, err
 		}
-		if fs.NArg() != 1 || *version == "" || *kernel == "" || *out == "" {
-			return true, errors.New("usage: imgtool bundle -key K -version V -kernel K -out FILE SQUASHFS")
+		given := false
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == "release" })
+		if fs.NArg() != 1 || *version == "" || !given || *kernel == "" || *out == "" {
+			return true, errors.New("usage: imgtool bundle -key K -version V -release R -kernel K -out FILE SQUASHFS")
 		}
-		return true, writeBundle(*keyPath, *version, *kernel, *out, fs.Arg(0))
+		return true, writeBundle(*keyPath, update.Manifest{Compatible: update.Compatible, Version: *version, Release: *release, Kernel: *kernel}, *out, fs.Arg(0))
+	case "state":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		version := fs.String("version", "", "the version slot A holds")
+		release := fs.Uint64("release", 0, "its release number")
+		if err := fs.Parse(args); err != nil {
+			return true, err
+		}
+		if *version == "" || *release == 0 {
+			return true, errors.New("usage: imgtool state -version V -release R")
+		}
+		b, err := update.State{Committed: update.SlotA, A: update.SlotInfo{Version: *version, Release: *release}}.Marshal()
+		if err != nil {
+			return true, err
+		}
+		_, err = stdout.Write(b)
+		return true, err
 	}
 	return false, nil
 }
 
-func writeBundle(keyPath, version, kernel, out, payload string) error {
+func writeBundle(keyPath string, m update.Manifest, out, payload string) error {
 	key, err := update.ReadPrivateKey(keyPath)
 	if err != nil {
 		return err
@@ -94,7 +114,6 @@ func writeBundle(keyPath, version, kernel, out, payload string) error {
 		return err
 	}
 	defer os.Remove(tmp)
-	m := update.Manifest{Compatible: update.Compatible, Version: version, Kernel: kernel}
 	if err := update.Write(f, m, in, key); err != nil {
 		f.Close()
 		return err
@@ -105,6 +124,6 @@ func writeBundle(keyPath, version, kernel, out, payload string) error {
 	if err := os.Rename(tmp, out); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "imgtool: %s: version %s, signed by key %s\n", out, version, update.KeyID(key.Public().(ed25519.PublicKey)))
+	fmt.Fprintf(os.Stderr, "imgtool: %s: version %s, release %d, signed by key %s\n", out, m.Version, m.Release, update.KeyID(key.Public().(ed25519.PublicKey)))
 	return nil
 }

@@ -78,3 +78,16 @@ func read(t *testing.T, path string) string {
 	}
 	return strings.TrimSpace(string(b)) + "\n"
 }
+
+func TestStateCommandWritesTheFirstSlotState(t *testing.T) {
+	var b bytes.Buffer
+	if err := run([]string{"state", "-version", "v1.2", "-release", "42"}, &b); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := b.String(), "committed=A\nversion_A=v1.2\nrelease_A=42\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if err := run([]string{"state", "-version", "v1.2"}, &b); err == nil {
+		t.Error("a state without a release was written")
+	}
+}

@@ -1,19 +1,3 @@
-// Package update reads, writes and verifies sensord's signed update bundles
-// and keeps the A/B slot state the initramfs boots by.
-//
-// A bundle is one file (image/README.md, "Update bundles"):
-//
-//	magic      "SENSORD-BUNDLE-1\n"           17 bytes
-//	length     manifest length, big-endian     4 bytes (at most MaxManifestBytes)
-//	manifest   JSON, see Manifest
-//	signature  ed25519 over magic+length+manifest  64 bytes
-//	payload    the root slot's squashfs image, Manifest.PayloadBytes long
-//
-// The signature covers the manifest, and the manifest carries the payload's
-// SHA-256 and length, so the payload is checked by streaming it through the
-// hash: nothing of a bundle is trusted, written or acted upon before the
-// signature over its manifest verifies, and a slot is made bootable only
-// after the bytes written to it hash to the signed value.
 package update
 
 import (
@@ -53,8 +37,13 @@ var (
 
 // Manifest describes a bundle's payload.
 type Manifest struct {
-	Compatible    string `json:"compatible"`
-	Version       string `json:"version"`
+	Compatible string `json:"compatible"`
+	Version    string `json:"version"`
+	// Release orders bundles: each build's is higher than every earlier
+	// one's (image/README.md, "Release numbers"). Absent (0) in bundles
+	// built before release numbers; omitted when 0, so such a bundle can
+	// still be made for cards whose updater knows no release field.
+	Release       uint64 `json:"release,omitempty"`
 	Kernel        string `json:"kernel"` // the kernel release whose modules the root slot holds
 	PayloadBytes  int64  `json:"payload_bytes"`
 	PayloadSHA256 string `json:"payload_sha256"`
@@ -217,7 +206,36 @@ func Open(r io.ReaderAt, pub ed25519.PublicKey) (*Bundle, error) {
 	if m.PayloadBytes <= 0 || len(m.PayloadSHA256) != 64 {
 		return nil, fmt.Errorf("%w: manifest without payload size or hash", ErrFormat)
 	}
+	// The version goes into the slot state's KEY=value lines.
+	if err := checkValue("version", m.Version); err != nil {
+		return nil, fmt.Errorf("%w: manifest: %w", ErrFormat, err)
+	}
 	return &Bundle{Manifest: m, Offset: int64(len(head) + len(sig)), r: r}, nil
+}
+
+// ReadHead reads a bundle's header and signature from the start of r (an
+// upload as it arrives), without checking them: Open(bytes.NewReader(head))
+// does. The bytes are returned whatever the error, so a caller can keep
+// what it read.
+func ReadHead(r io.Reader) ([]byte, error) {
+	fixed := make([]byte, len(Magic)+4)
+	if n, err := io.ReadFull(r, fixed); err != nil {
+		return fixed[:n], fmt.Errorf("%w: %w", ErrFormat, err)
+	}
+	if string(fixed[:len(Magic)]) != Magic {
+		return fixed, fmt.Errorf("%w: no %q at its start", ErrFormat, Magic[:len(Magic)-1])
+	}
+	n := binary.BigEndian.Uint32(fixed[len(Magic):])
+	if n == 0 || n > MaxManifestBytes {
+		return fixed, fmt.Errorf("%w: manifest length %d", ErrFormat, n)
+	}
+	rest := make([]byte, int(n)+ed25519.SignatureSize)
+	k, err := io.ReadFull(r, rest)
+	head := append(fixed, rest[:k]...)
+	if err != nil {
+		return head, fmt.Errorf("%w: short header: %w", ErrFormat, err)
+	}
+	return head, nil
 }
 
 // Payload is the payload's bytes as the file holds them (unverified until

@@ -14,6 +14,7 @@ var (
 	ErrBusy         = errors.New("update: a trial is pending")
 	ErrIncompatible = errors.New("update: bundle is not for this appliance")
 	ErrTooBig       = errors.New("update: payload larger than the slot")
+	ErrNotNewer     = errors.New("update: bundle is not newer than what runs")
 )
 
 // TrialTries is how many boots a new slot gets before the initramfs goes
@@ -36,18 +37,51 @@ type Updater struct {
 
 func (u *Updater) logf(format string, a ...any) { fmt.Fprintf(u.Log, format+"\n", a...) }
 
-// Last records the outcome of the last update attempt (KEY=value lines).
-func (u *Updater) Last(outcome, version, slot, detail string) error {
-	st := State{"outcome": outcome, "version": version, "slot": slot, "detail": detail,
-		"time": u.Now().UTC().Format(time.RFC3339)}
-	return WriteFileAtomic(u.LastPath, st.Bytes())
+// Record writes o as the last update attempt's outcome, stamped now.
+func (u *Updater) Record(o Outcome) error {
+	o.Time = u.Now().UTC().Format(time.RFC3339)
+	return WriteOutcome(u.LastPath, o)
+}
+
+// InstallOptions are the choices of the person installing.
+type InstallOptions struct {
+	// AllowDowngrade installs a bundle whose release is not newer than
+	// the committed slot's (sensorctl update --allow-downgrade, as root).
+	AllowDowngrade bool
+	// SensorAtInstall is whether the sensor reads well now
+	// (SensorReading, SensorNotReading): the trial must keep it reading.
+	SensorAtInstall string
+}
+
+// CheckRelease refuses a bundle whose release is the running slot's or
+// not newer than the committed slot's, naming both; a bundle or slot
+// without a release number counts as release 0.
+func CheckRelease(st State, running string, m Manifest) error {
+	run := st.Slot(running)
+	if m.Release == run.Release {
+		return fmt.Errorf("%w: bundle release %d (version %s) is the release already running in slot %s (release %d, version %s)%s",
+			ErrNotNewer, m.Release, m.Version, running, run.Release, run.Version, noRelease(m))
+	}
+	com := st.Slot(st.Committed)
+	if m.Release <= com.Release {
+		return fmt.Errorf("%w: bundle release %d (version %s) is not newer than the committed slot %s's release %d (version %s)%s",
+			ErrNotNewer, m.Release, m.Version, st.Committed, com.Release, com.Version, noRelease(m))
+	}
+	return nil
+}
+
+func noRelease(m Manifest) string {
+	if m.Release == 0 {
+		return "; the bundle carries no release number (built before release numbers), which counts as release 0"
+	}
+	return ""
 }
 
 // Install verifies the bundle at path and writes it to the slot that is
 // not running, then makes that slot the trial for the next boot. Until the
 // last step nothing the boot reads has changed: an error (or a power cut)
 // at any point leaves the running slot committed.
-func (u *Updater) Install(path string) (Manifest, error) {
+func (u *Updater) Install(path string, o InstallOptions) (Manifest, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Manifest{}, fmt.Errorf("update: %w", err)
@@ -79,13 +113,19 @@ func (u *Updater) Install(path string) (Manifest, error) {
 	// Busy while a trial waits for its boot, and while the running slot is
 	// a trial not yet committed (writing the other slot would overwrite
 	// the one to roll back to).
-	if st["trial"] != "" {
-		return m, fmt.Errorf("%w: slot %s (%s) boots on trial next; reboot first", ErrBusy, st["trial"], st["version_"+st["trial"]])
+	if st.Trial != "" {
+		return m, fmt.Errorf("%w: slot %s (%s) boots on trial next; reboot first", ErrBusy, st.Trial, st.Slot(st.Trial).Version)
 	}
-	if st["committed"] != u.Boot.Slot {
+	if st.Committed != u.Boot.Slot {
 		return m, fmt.Errorf("%w: the running slot %s is on trial; wait until it is committed", ErrBusy, u.Boot.Slot)
 	}
-	u.logf("bundle %s: version %s, %d bytes, signed by key %s", path, m.Version, m.PayloadBytes, m.KeyID)
+	if err := CheckRelease(st, u.Boot.Slot, m); err != nil {
+		if !o.AllowDowngrade {
+			return m, fmt.Errorf("%w; to go back on purpose, as root: sensorctl update --allow-downgrade FILE", err)
+		}
+		u.logf("installing anyway (--allow-downgrade): %v", err)
+	}
+	u.logf("bundle %s: version %s, release %d, %d bytes, signed by key %s", path, m.Version, m.Release, m.PayloadBytes, m.KeyID)
 	if err := b.Verify(fi.Size()); err != nil {
 		return m, err
 	}
@@ -105,10 +145,11 @@ func (u *Updater) Install(path string) (Manifest, error) {
 		return m, fmt.Errorf("%w: %d bytes for a %d-byte slot", ErrTooBig, m.PayloadBytes, size)
 	}
 	// The slot is not bootable while it is written: the state names it
-	// neither committed nor trial, and its old version is forgotten first.
-	delete(st, "version_"+target)
-	delete(st, "failed")
-	if err := WriteFileAtomic(u.StatePath, st.Bytes()); err != nil {
+	// neither committed nor trial, and its old contents are forgotten first.
+	*st.Slot(target) = SlotInfo{}
+	st.Failed = ""
+	st.SensorAtInstall = ""
+	if err := WriteState(u.StatePath, st); err != nil {
 		return m, err
 	}
 	u.logf("writing slot %s (%s)", target, dev.Name())
@@ -127,21 +168,41 @@ func (u *Updater) Install(path string) (Manifest, error) {
 		return m, fmt.Errorf("update: slot %s after writing: %w", target, err)
 	}
 	u.logf("slot %s written and read back in %.1fs", target, u.Now().Sub(start).Seconds())
-	st["version_"+target] = m.Version
-	st["trial"] = target
-	st["tries"] = fmt.Sprint(TrialTries)
-	if err := WriteFileAtomic(u.StatePath, st.Bytes()); err != nil {
+	*st.Slot(target) = SlotInfo{Version: m.Version, Release: m.Release}
+	st.Trial = target
+	st.Tries = TrialTries
+	st.SensorAtInstall = o.SensorAtInstall
+	if st.SensorAtInstall == "" {
+		st.SensorAtInstall = SensorNotReading
+	}
+	if err := WriteState(u.StatePath, st); err != nil {
 		return m, err
 	}
-	if err := u.Last("installed", m.Version, target, "boots on trial at the next reboot"); err != nil {
+	if err := u.Record(Outcome{Outcome: OutcomeInstalled, Version: m.Version, Release: m.Release, Slot: target,
+		Detail: "boots on trial at the next reboot; the sensor was " + st.SensorAtInstall + " at install"}); err != nil {
 		return m, err
 	}
-	u.logf("slot %s (version %s) boots on trial at the next reboot; slot %s stays committed until it is healthy", target, m.Version, u.Boot.Slot)
+	u.logf("slot %s (version %s, release %d) boots on trial at the next reboot; slot %s stays committed until the trial passes its health gate (sensor at install: %s)",
+		target, m.Version, m.Release, u.Boot.Slot, st.SensorAtInstall)
 	return m, nil
 }
 
-// MarkGood commits the running trial slot.
-func (u *Updater) MarkGood() error {
+// Trial is the running trial's state, for the health gate: nil when this
+// boot is not a trial.
+func (u *Updater) Trial() (*State, error) {
+	if u.Boot.Mode != ModeTrial {
+		return nil, nil
+	}
+	st, err := ReadState(u.StatePath)
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// MarkGood commits the running trial slot; rule and detail say what
+// decided (a Gate's Decision, or RuleMarkGood).
+func (u *Updater) MarkGood(rule, detail string) error {
 	if u.Boot.Mode != ModeTrial {
 		return nil
 	}
@@ -149,20 +210,33 @@ func (u *Updater) MarkGood() error {
 	if err != nil {
 		return err
 	}
-	st["committed"] = u.Boot.Slot
-	delete(st, "trial")
-	delete(st, "tries")
-	delete(st, "failed")
-	if err := WriteFileAtomic(u.StatePath, st.Bytes()); err != nil {
+	st.Committed = u.Boot.Slot
+	st.Trial, st.Tries, st.Failed, st.SensorAtInstall = "", 0, "", ""
+	if err := WriteState(u.StatePath, st); err != nil {
 		return err
 	}
-	v := st["version_"+u.Boot.Slot]
-	u.logf("slot %s (version %s) is healthy: committed", u.Boot.Slot, v)
-	return u.Last("committed", v, u.Boot.Slot, "healthy on its trial boot")
+	in := st.Slot(u.Boot.Slot)
+	u.logf("slot %s (version %s, release %d) committed by rule %s: %s", u.Boot.Slot, in.Version, in.Release, rule, detail)
+	return u.Record(Outcome{Outcome: OutcomeCommitted, Version: in.Version, Release: in.Release, Slot: u.Boot.Slot, Rule: rule, Detail: detail})
+}
+
+// GiveUp records, before the reboot that rolls the trial back, which rule
+// failed it; ReportRollback names that rule on the next boot.
+func (u *Updater) GiveUp(rule, detail string) error {
+	st, err := ReadState(u.StatePath)
+	if err != nil {
+		return err
+	}
+	in := st.Slot(u.Boot.Slot)
+	u.logf("trial of slot %s (version %s) failed by rule %s: %s; rebooting into the committed slot %s", u.Boot.Slot, in.Version, rule, detail, st.Committed)
+	return u.Record(Outcome{Outcome: OutcomeGaveUp, Version: in.Version, Release: in.Release, Slot: u.Boot.Slot, Rule: rule, Detail: detail})
 }
 
 // ReportRollback records, on the boot after a failed trial, that the
-// initramfs went back to the committed slot.
+// initramfs went back to the committed slot, and which rule decided: the
+// health gate's, when it gave up, or RuleBootEnded when the trial boot
+// ended before the gate decided (a crash, a watchdog reset, a panic, a
+// power cut).
 func (u *Updater) ReportRollback() error {
 	if u.Boot.Mode != ModeRolledBack {
 		return nil
@@ -172,8 +246,13 @@ func (u *Updater) ReportRollback() error {
 		return err
 	}
 	failed := u.Boot.Failed
-	v := st["version_"+failed]
-	u.logf("update to version %s rolled back: its trial boot in slot %s never became healthy; running slot %s (version %s)",
-		v, failed, u.Boot.Slot, st["version_"+u.Boot.Slot])
-	return u.Last("rolled-back", v, failed, fmt.Sprintf("trial boot never became healthy; running slot %s", u.Boot.Slot))
+	in := st.Slot(failed)
+	rule, why := RuleBootEnded, "the trial boot ended before its health gate decided (crash, hang reset by the watchdog, kernel panic or power cut)"
+	if last, err := ReadOutcome(u.LastPath); err == nil && last.Outcome == OutcomeGaveUp && last.Slot == failed && last.Version == in.Version {
+		rule, why = last.Rule, last.Detail
+	}
+	u.logf("update to version %s rolled back by rule %s: its trial boot in slot %s never became healthy (%s); running slot %s (version %s)",
+		in.Version, rule, failed, why, u.Boot.Slot, st.Slot(u.Boot.Slot).Version)
+	return u.Record(Outcome{Outcome: OutcomeRolledBack, Version: in.Version, Release: in.Release, Slot: failed, Rule: rule,
+		Detail: fmt.Sprintf("%s; running slot %s", why, u.Boot.Slot)})
 }

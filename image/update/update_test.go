@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +23,12 @@ func newKey(t testing.TB) ed25519.PrivateKey {
 }
 
 func bundle(t testing.TB, key ed25519.PrivateKey, payload []byte, kernel string) []byte {
+	return bundleRelease(t, key, payload, kernel, "v2", 2)
+}
+
+func bundleRelease(t testing.TB, key ed25519.PrivateKey, payload []byte, kernel, version string, release uint64) []byte {
 	var b bytes.Buffer
-	m := Manifest{Compatible: Compatible, Version: "v2", Kernel: kernel}
+	m := Manifest{Compatible: Compatible, Version: version, Release: release, Kernel: kernel}
 	if err := Write(&b, m, bytes.NewReader(payload), key); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +94,7 @@ func newRig(t *testing.T, key ed25519.PublicKey, slotBytes int64) *rig {
 		r.slots[s] = p
 	}
 	state := filepath.Join(dir, "state")
-	if err := os.WriteFile(state, []byte("committed=A\nversion_A=v1\n"), 0o644); err != nil {
+	if err := os.WriteFile(state, []byte("committed=A\nversion_A=v1\nrelease_A=1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r.u = &Updater{
@@ -104,6 +109,7 @@ func newRig(t *testing.T, key ed25519.PublicKey, slotBytes int64) *rig {
 }
 
 func (r *rig) state(t *testing.T) State {
+	t.Helper()
 	st, err := ReadState(r.u.StatePath)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +129,7 @@ func TestInstallWritesOtherSlotAndSetsTrial(t *testing.T) {
 	key := newKey(t)
 	r := newRig(t, key.Public().(ed25519.PublicKey), 4096)
 	payload := bytes.Repeat([]byte{7}, 3000)
-	if _, err := r.u.Install(writeFile(t, bundle(t, key, payload, "k1"))); err != nil {
+	if _, err := r.u.Install(writeFile(t, bundle(t, key, payload, "k1")), InstallOptions{}); err != nil {
 		t.Fatalf("%v\n%s", err, r.log.String())
 	}
 	got, _ := os.ReadFile(r.slots[SlotB])
@@ -135,34 +141,34 @@ func TestInstallWritesOtherSlotAndSetsTrial(t *testing.T) {
 		t.Error("the running slot A was touched")
 	}
 	st := r.state(t)
-	if st["committed"] != SlotA || st["trial"] != SlotB || st.Tries() != TrialTries || st["version_B"] != "v2" {
-		t.Errorf("state %v", st)
+	if st.Committed != SlotA || st.Trial != SlotB || st.Tries != TrialTries || st.B != (SlotInfo{"v2", 2}) || st.SensorAtInstall != SensorNotReading {
+		t.Errorf("state %+v", st)
 	}
 	// A second install while the trial is pending is refused.
-	if _, err := r.u.Install(writeFile(t, bundle(t, key, payload, "k1"))); !errors.Is(err, ErrBusy) {
+	if _, err := r.u.Install(writeFile(t, bundle(t, key, payload, "k1")), InstallOptions{}); !errors.Is(err, ErrBusy) {
 		t.Errorf("second install: %v, want ErrBusy", err)
 	}
 
 	// The trial boot commits.
 	r.u.Boot = Boot{Slot: SlotB, Mode: ModeTrial}
-	if err := r.u.MarkGood(); err != nil {
+	if err := r.u.MarkGood(RuleMarkGood, "by hand"); err != nil {
 		t.Fatal(err)
 	}
 	st = r.state(t)
-	if st["committed"] != SlotB || st["trial"] != "" {
-		t.Errorf("after MarkGood: %v", st)
+	if st.Committed != SlotB || st.Trial != "" || st.SensorAtInstall != "" {
+		t.Errorf("after MarkGood: %+v", st)
 	}
-	last, _ := ReadState(r.u.LastPath)
-	if last["outcome"] != "committed" || last["version"] != "v2" {
-		t.Errorf("last %v", last)
+	last, _ := ReadOutcome(r.u.LastPath)
+	if last.Outcome != OutcomeCommitted || last.Version != "v2" || last.Release != 2 || last.Rule != RuleMarkGood {
+		t.Errorf("last %+v", last)
 	}
 	// Committed, still in the boot that was the trial: the next install
 	// goes to slot A.
-	if _, err := r.u.Install(writeFile(t, bundle(t, key, payload, "k1"))); err != nil {
+	if _, err := r.u.Install(writeFile(t, bundleRelease(t, key, payload, "k1", "v3", 3)), InstallOptions{SensorAtInstall: SensorReading}); err != nil {
 		t.Fatalf("install after the commit: %v", err)
 	}
-	if st := r.state(t); st["trial"] != SlotA {
-		t.Errorf("after the second install: %v", st)
+	if st := r.state(t); st.Trial != SlotA || st.A != (SlotInfo{"v3", 3}) || st.SensorAtInstall != SensorReading {
+		t.Errorf("after the second install: %+v", st)
 	}
 }
 
@@ -170,7 +176,7 @@ func TestInstallRefusedWhileRunningAnUncommittedTrial(t *testing.T) {
 	key := newKey(t)
 	r := newRig(t, key.Public().(ed25519.PublicKey), 4096)
 	r.u.Boot = Boot{Slot: SlotB, Mode: ModeTrial}
-	if _, err := r.u.Install(writeFile(t, bundle(t, key, []byte("p"), "k1"))); !errors.Is(err, ErrBusy) {
+	if _, err := r.u.Install(writeFile(t, bundle(t, key, []byte("p"), "k1")), InstallOptions{}); !errors.Is(err, ErrBusy) {
 		t.Errorf("got %v, want ErrBusy", err)
 	}
 }
@@ -190,11 +196,13 @@ func TestInstallRefusalsChangeNothing(t *testing.T) {
 		"another key":    {bundle(t, newKey(t), payload, "k1"), 4096, ErrForeign},
 		"other kernel":   {bundle(t, key, payload, "k2"), 4096, ErrIncompatible},
 		"slot too small": {good, 2048, ErrTooBig},
+		"older release":  {bundleRelease(t, key, payload, "k1", "v0", 0), 4096, ErrNotNewer},
+		"same release":   {bundleRelease(t, key, payload, "k1", "v1", 1), 4096, ErrNotNewer},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := newRig(t, key.Public().(ed25519.PublicKey), tc.slot)
 			before, _ := os.ReadFile(r.u.StatePath)
-			if _, err := r.u.Install(writeFile(t, tc.data)); !errors.Is(err, tc.want) {
+			if _, err := r.u.Install(writeFile(t, tc.data), InstallOptions{}); !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 			after, _ := os.ReadFile(r.u.StatePath)
@@ -216,26 +224,107 @@ func TestReportRollback(t *testing.T) {
 	if err := r.u.ReportRollback(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(r.log.String(), "version v2 rolled back") {
+	if !strings.Contains(r.log.String(), "version v2 rolled back by rule boot-ended") {
 		t.Errorf("log %q", r.log.String())
 	}
-	last, _ := ReadState(r.u.LastPath)
-	if last["outcome"] != "rolled-back" || last["version"] != "v2" {
-		t.Errorf("last %v", last)
+	last, _ := ReadOutcome(r.u.LastPath)
+	if last.Outcome != OutcomeRolledBack || last.Version != "v2" || last.Rule != RuleBootEnded {
+		t.Errorf("last %+v", last)
+	}
+
+	// When the gate gave up, the rollback names the gate's rule.
+	r.log.Reset()
+	r.u.Boot = Boot{Slot: SlotB, Mode: ModeTrial}
+	if err := r.u.GiveUp(RuleSensorBroken, "the sensor stopped"); err != nil {
+		t.Fatal(err)
+	}
+	r.u.Boot = Boot{Slot: SlotA, Mode: ModeRolledBack, Failed: SlotB}
+	if err := r.u.ReportRollback(); err != nil {
+		t.Fatal(err)
+	}
+	last, _ = ReadOutcome(r.u.LastPath)
+	if last.Outcome != OutcomeRolledBack || last.Rule != RuleSensorBroken || !strings.Contains(last.Detail, "the sensor stopped") {
+		t.Errorf("last after the gate gave up %+v", last)
 	}
 }
 
 func TestStateRoundTrip(t *testing.T) {
-	st, err := ParseState(strings.NewReader("# c\ncommitted=A\n\ntrial=B\ntries=1\n"))
+	in := "# c\ncommitted=B\n\ntrial=A\ntries=1\nversion_A=v2\nrelease_A=7\nversion_B=v1\nfuture=x\n"
+	st, err := ParseState(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := ParseState(bytes.NewReader(st.Bytes()))
-	if err != nil || len(back) != 3 || back["trial"] != "B" || back.Tries() != 1 {
-		t.Errorf("%v %v", back, err)
+	want := State{Committed: SlotB, Trial: SlotA, Tries: 1, A: SlotInfo{"v2", 7}, B: SlotInfo{"v1", 0}, Unknown: []string{"future=x"}}
+	if !reflect.DeepEqual(st, want) {
+		t.Errorf("got %+v, want %+v", st, want)
 	}
-	if _, err := ParseState(strings.NewReader("garbage\n")); err == nil {
-		t.Error("a line without = parsed")
+	b, err := st.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); got != "committed=B\ntrial=A\ntries=1\nversion_A=v2\nrelease_A=7\nversion_B=v1\nfuture=x\n" {
+		t.Errorf("written as %q", got)
+	}
+	for _, bad := range []string{"garbage\n", "committed=C\n", "tries=x\n", "tries=10\n", "release_A=-1\n"} {
+		if _, err := ParseState(strings.NewReader(bad)); !errors.Is(err, ErrState) {
+			t.Errorf("%q: got %v, want ErrState", bad, err)
+		}
+	}
+	st.A.Version = "v2\ncommitted=A"
+	if _, err := st.Marshal(); !errors.Is(err, ErrState) {
+		t.Errorf("a version with a line break was written: %v", err)
+	}
+}
+
+func TestCheckReleaseNamesBothVersions(t *testing.T) {
+	st := State{Committed: SlotA, A: SlotInfo{"v1.4", 14}, B: SlotInfo{"v1.3", 13}}
+	for _, tc := range []struct {
+		name    string
+		m       Manifest
+		wantErr bool
+		words   []string
+	}{
+		{"a newer release installs", Manifest{Version: "v1.5", Release: 15}, false, nil},
+		{"the running release is refused", Manifest{Version: "v1.4", Release: 14}, true,
+			[]string{"release 14 (version v1.4) is the release already running in slot A (release 14, version v1.4)"}},
+		{"an older release is refused", Manifest{Version: "v1.3", Release: 13}, true,
+			[]string{"bundle release 13 (version v1.3) is not newer than the committed slot A's release 14 (version v1.4)"}},
+		{"a bundle without a release is release 0", Manifest{Version: "v1.0"}, true,
+			[]string{"release 0 (version v1.0)", "carries no release number"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckRelease(st, SlotA, tc.m)
+			if (err != nil) != tc.wantErr || (err != nil && !errors.Is(err, ErrNotNewer)) {
+				t.Fatalf("got %v, want error %v", err, tc.wantErr)
+			}
+			for _, w := range tc.words {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+		})
+	}
+	// A card whose slots carry no release yet (installed before release
+	// numbers) takes any bundle that has one.
+	if err := CheckRelease(State{Committed: SlotA, A: SlotInfo{Version: "old"}}, SlotA, Manifest{Release: 1}); err != nil {
+		t.Errorf("release 1 on a card without releases: %v", err)
+	}
+}
+
+func TestInstallDowngradeOnlyWhenAllowed(t *testing.T) {
+	key := newKey(t)
+	r := newRig(t, key.Public().(ed25519.PublicKey), 4096)
+	os.WriteFile(r.u.StatePath, []byte("committed=A\nversion_A=v5\nrelease_A=5\n"), 0o644)
+	older := writeFile(t, bundleRelease(t, key, bytes.Repeat([]byte{3}, 100), "k1", "v3", 3))
+	_, err := r.u.Install(older, InstallOptions{})
+	if !errors.Is(err, ErrNotNewer) || !strings.Contains(err.Error(), "--allow-downgrade") {
+		t.Fatalf("got %v, want ErrNotNewer naming --allow-downgrade", err)
+	}
+	if _, err := r.u.Install(older, InstallOptions{AllowDowngrade: true}); err != nil {
+		t.Fatalf("with AllowDowngrade: %v", err)
+	}
+	if st := r.state(t); st.Trial != SlotB || st.B != (SlotInfo{"v3", 3}) {
+		t.Errorf("state %+v", st)
 	}
 }
 
@@ -256,13 +345,65 @@ func FuzzOpen(f *testing.F) {
 
 func FuzzParseState(f *testing.F) {
 	f.Add("committed=A\ntrial=B\ntries=1\n")
+	f.Add("committed=B\nfailed=A\nversion_A=v1\nrelease_A=3\nsensor_at_install=reading\nx=y\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		st, err := ParseState(strings.NewReader(s))
 		if err != nil {
 			return
 		}
-		if _, err := ParseState(bytes.NewReader(st.Bytes())); err != nil && !strings.Contains(s, "\r") {
-			t.Errorf("round trip of %q: %v", s, err)
+		b, err := st.Marshal()
+		if err != nil {
+			return // a value the line format cannot carry
+		}
+		back, err := ParseState(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("round trip of %q: %v", s, err)
+		}
+		b2, err := back.Marshal()
+		if err != nil || !bytes.Equal(b, b2) {
+			t.Errorf("%q written as %q, then as %q (%v)", s, b, b2, err)
+		}
+	})
+}
+
+// FuzzReadHead: an upload's first bytes, as sensord reads them before it
+// spools anything: never a panic, and a head that opens is the bundle's.
+func FuzzReadHead(f *testing.F) {
+	key := newKey(f)
+	pub := key.Public().(ed25519.PublicKey)
+	f.Add(bundle(f, key, []byte("payload"), "k"))
+	f.Add([]byte(Magic + "\x00\x00\x00\x05{}"))
+	f.Add([]byte(Magic + "\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		head, err := ReadHead(bytes.NewReader(data))
+		if !bytes.HasPrefix(data, head) {
+			t.Fatalf("ReadHead returned bytes that are not the input's start")
+		}
+		if err != nil {
+			return
+		}
+		if _, err := Open(bytes.NewReader(head), pub); err == nil {
+			if _, err := Open(bytes.NewReader(data), pub); err != nil {
+				t.Errorf("the head opens, the whole does not: %v", err)
+			}
+		}
+	})
+}
+
+func FuzzParseOutcome(f *testing.F) {
+	f.Add("outcome=rolled-back\nversion=v2\nrelease=3\nslot=B\ntime=2026-12-01T10:00:00Z\nrule=never-alive\ndetail=x; y\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := ParseOutcome(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		b, err := o.Marshal()
+		if err != nil {
+			return
+		}
+		back, err := ParseOutcome(bytes.NewReader(b))
+		if err != nil || back != o {
+			t.Errorf("%q: read back as %+v (%v), want %+v", s, back, err, o)
 		}
 	})
 }

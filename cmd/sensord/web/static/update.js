@@ -90,6 +90,7 @@
     }
     let slot = x.slot + ' (' + x.mode + ')';
     if (x.version) slot += ' · version ' + x.version;
+    if (x.release) slot += ' (release ' + x.release + ')';
     if (x.trial) slot += ' · slot ' + x.trial + ' boots on trial next';
     $set('u-slot', slot);
     const l = x.last;
@@ -98,6 +99,7 @@
       let t = l.outcome;
       if (l.version) t += ': version ' + l.version;
       if (l.slot) t += ' in slot ' + l.slot;
+      if (l.rule) t += ' · rule ' + l.rule;
       if (l.detail) t += ' · ' + l.detail;
       if (l.time) t += ' · ' + l.time;
       $set('u-last', t);

@@ -1,0 +1,55 @@
+// Package paths names the places on the appliance that more than one of
+// its parts use: the Go programs (sensord, sensorctl), the systemd units
+// (image/rootfs/etc/systemd/system, systemd/) and the build and initramfs
+// scripts (image/ab.sh, image/initramfs). The units and scripts cannot
+// import it; paths_test.go checks that they spell each path the same.
+package paths
+
+// The data partition: everything written at run time, the slot state.
+const (
+	Data       = "/data"
+	DataLabel  = "sensord-data"
+	DataDevice = "/dev/disk/by-label/" + DataLabel
+	// StateOnData and LastOnData are relative to the data partition's
+	// root: the initramfs and the build see it elsewhere than at Data.
+	StateOnData = "update/state"
+	LastOnData  = "update/last"
+	// State is the slot state (package update's State), Last the last
+	// update's outcome (Outcome).
+	State = Data + "/" + StateOnData
+	Last  = Data + "/" + LastOnData
+)
+
+// Boot is where the initramfs tells the running system which slot it
+// booted and how (package update's Boot).
+const Boot = "/run/sensord-boot"
+
+// The programs, their settings and the key bundles must be signed with.
+const (
+	Sensord   = "/usr/local/bin/sensord"
+	Sensorctl = "/usr/local/sbin/sensorctl"
+	Settings  = "/boot/firmware/sensord.conf"
+	UpdateKey = "/usr/lib/sensord/update-key.pem"
+)
+
+// sensord's own directories (its unit's StateDirectory= and
+// RuntimeDirectory=, the only places it may write).
+const (
+	StateDir = "/var/lib/sensord"
+	// SpoolDir is where sensord spools a dashboard upload; SpoolName is the
+	// name the root path unit waits for, given only to a complete,
+	// signature-checked upload.
+	SpoolDir  = StateDir + "/update-spool"
+	SpoolName = "bundle.update"
+	Spooled   = SpoolDir + "/" + SpoolName
+	// RuntimeDir is in /run (RAM): sensord's verdict on itself, rewritten
+	// every few seconds, for the trial's health gate.
+	RuntimeDir  = "/run/sensord"
+	VerdictName = "verdict"
+	Verdict     = RuntimeDir + "/" + VerdictName
+)
+
+// Taken is where `sensorctl install-spool` moves a spooled upload before
+// reading it: a directory only root can write, on the same filesystem as
+// SpoolDir, so sensord can no longer swap the file.
+const Taken = "/var/lib/sensord-update/upload.update"

@@ -1,0 +1,88 @@
+package update
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// bootInShell runs the initramfs's own state functions
+// (image/initramfs/sensord-state) with sh on the state file at path, the
+// way sensord-slot does at boot, and returns the slot and mode chosen.
+func bootInShell(t *testing.T, path string) (slot, mode string) {
+	t.Helper()
+	lib, err := filepath.Abs("../initramfs/sensord-state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `. "$1"
+state_read "$2"
+if state_choose; then state_write "$2" || exit 1; fi
+echo "$slot $mode"`
+	out, err := exec.Command("sh", "-c", script, "sh", lib, path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sh: %v: %s", err, out)
+	}
+	slot, mode, _ = strings.Cut(strings.TrimSpace(string(out)), " ")
+	return slot, mode
+}
+
+// TestInitramfsReadsWhatGoWrites: the two readers of the slot state agree.
+// Go writes each state, the shell chooses the slot and rewrites the file,
+// and Go reads the result: the slot, the mode, and every key the shell
+// does not interpret (versions, releases, the sensor at install, keys of
+// a later version) come back as Go wrote them, in the Go writer's order.
+func TestInitramfsReadsWhatGoWrites(t *testing.T) {
+	slots := func(st State) State {
+		st.A = SlotInfo{"v1.4", 14}
+		st.B = SlotInfo{"v1.5", 15}
+		st.Unknown = []string{"from_a_later_version=x"}
+		return st
+	}
+	for _, tc := range []struct {
+		name       string
+		in, want   State
+		slot, mode string
+	}{
+		{"committed, nothing pending: boots the committed slot, state unchanged",
+			slots(State{Committed: SlotA}), slots(State{Committed: SlotA}), SlotA, ModeCommitted},
+		{"a trial with a try left: takes the try, boots the trial",
+			slots(State{Committed: SlotA, Trial: SlotB, Tries: 1, SensorAtInstall: SensorReading}),
+			slots(State{Committed: SlotA, Trial: SlotB, Tries: 0, SensorAtInstall: SensorReading}), SlotB, ModeTrial},
+		{"a trial without a try left: rolls back, notes the failed slot",
+			slots(State{Committed: SlotB, Trial: SlotA, Tries: 0, SensorAtInstall: SensorNotReading}),
+			slots(State{Committed: SlotB, Failed: SlotA, SensorAtInstall: SensorNotReading}), SlotB, ModeRolledBack},
+		{"after a rollback: the committed slot, failed kept",
+			slots(State{Committed: SlotB, Failed: SlotA}), slots(State{Committed: SlotB, Failed: SlotA}), SlotB, ModeCommitted},
+		{"an image's first state",
+			State{Committed: SlotA, A: SlotInfo{"v1", 1}}, State{Committed: SlotA, A: SlotInfo{"v1", 1}}, SlotA, ModeCommitted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "state")
+			if err := WriteState(path, tc.in); err != nil {
+				t.Fatal(err)
+			}
+			slot, mode := bootInShell(t, path)
+			if slot != tc.slot || mode != tc.mode {
+				t.Errorf("the initramfs booted slot %s (%s), want %s (%s)", slot, mode, tc.slot, tc.mode)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := tc.want.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("the initramfs left\n%s\nwant (Go's writer)\n%s", got, want)
+			}
+			if _, err := ReadState(path); err != nil {
+				t.Errorf("Go cannot read what the initramfs wrote: %v", err)
+			}
+		})
+	}
+}
