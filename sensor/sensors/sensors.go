@@ -207,10 +207,14 @@ func openDHT22(c Config, log *slog.Logger) (sensor.Sensor, error) {
 }
 
 func openCdevDHT22(pin string, opts *dht22.Opts, log *slog.Logger) (sensor.Sensor, error) {
+	lineName := "" // the first line's own name (chip:offset, its label, the chip's driver), for the log
 	open := func() (*dht22.Dev, func() error, error) {
 		line, err := openCdev(pin)
 		if err != nil {
 			return nil, nil, err
+		}
+		if lineName == "" {
+			lineName = line.String()
 		}
 		dev, err := dht22.NewEdge(line, opts)
 		if err != nil {
@@ -223,7 +227,7 @@ func openCdevDHT22(pin string, opts *dht22.Opts, log *slog.Logger) (sensor.Senso
 	if err != nil {
 		return nil, err
 	}
-	log.Info("sensor opened", "kind", "dht22", "pin", pin, "capture", "cdev", "strategy", dev.Capture(), "line", dev.String())
+	log.Info("sensor opened", "kind", "dht22", "pin", pin, "capture", "cdev", "strategy", dev.Capture(), "line", lineName)
 	return &reopening{pin: pin, name: dev.String(), open: open, dev: dev, release: release}, nil
 }
 
