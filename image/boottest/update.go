@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"sensord/image/settings"
 	"sensord/image/update"
 )
 
@@ -777,6 +778,7 @@ func (t *test) upload(ctx context.Context, path string) (int, string, error) {
 	}
 	req.ContentLength = fi.Size()
 	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Authorization", "Bearer "+settings.BootTestOwnerToken)
 	resp, err := (&http.Client{Timeout: 15 * time.Minute}).Do(req)
 	if err != nil {
 		return 0, "", err

@@ -16,6 +16,11 @@ const (
 	BootTestWiFiPassphrase = "correct horse battery staple"
 )
 
+// BootTestOwnerToken is the owner token (SENSORD_OWNER_TOKEN) of the boot
+// test's image copy: the update test uploads bundles on the dashboard
+// with it, as an owner would.
+const BootTestOwnerToken = "boottest-owner-token"
+
 // BootTest is what `make image-test` (image/boottest) sets in its copy of
 // the image's sensord.conf: the simulated sensor, hanging after hangAfter so
 // the watchdog has something to catch, BootTestHostname, the BootTestWiFi
@@ -32,5 +37,6 @@ func BootTest(hangAfter time.Duration, sshPubkey string) map[string]string {
 		"SSH_PUBKEY":             sshPubkey,
 		"SENSORD_SENSOR":         "sim",
 		"SENSORD_SIM_HANG_AFTER": hangAfter.String(),
+		"SENSORD_OWNER_TOKEN":    BootTestOwnerToken,
 	}
 }
