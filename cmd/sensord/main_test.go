@@ -100,37 +100,19 @@ func startWith(t *testing.T, bin string, env []string, args ...string) *proc {
 		addr := freeAddr(t)
 		p := startCmd(t, exec.Command(bin, append(args, "-listen", addr)...), env)
 		p.addr = addr
-		if try < startTries && p.lostPort(t) {
+		exited := p.waitUp(t)
+		if exited && try < startTries && strings.Contains(p.logs(), "address already in use") {
 			continue
 		}
-		p.waitHTTP(t)
+		if exited {
+			t.Fatalf("sensord exited early: %v\n%s", p.err, p.logs())
+		}
 		return p
 	}
 }
 
 // startTries bounds start's tries at a free port.
 const startTries = 3
-
-// lostPort waits until p answers HTTP or exits, and reports whether it
-// exited because its port was taken.
-func (p *proc) lostPort(t *testing.T) bool {
-	t.Helper()
-	exited := false
-	testutil.Until(t, 30*time.Second, func() bool {
-		select {
-		case <-p.done:
-			exited = true
-			return true
-		default:
-		}
-		resp, err := http.Get("http://" + p.addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	}, func() string { return fmt.Sprintf("sensord did not answer on %s\n%s", p.addr, p.logs()) })
-	return exited && strings.Contains(p.logs(), "address already in use")
-}
 
 func startCmd(t *testing.T, cmd *exec.Cmd, env []string) *proc {
 	t.Helper()
@@ -153,7 +135,15 @@ func startCmd(t *testing.T, cmd *exec.Cmd, env []string) *proc {
 
 func (p *proc) waitHTTP(t *testing.T) {
 	t.Helper()
-	exited := false
+	if p.waitUp(t) {
+		t.Fatalf("sensord exited early: %v\n%s", p.err, p.logs())
+	}
+}
+
+// waitUp waits until p answers HTTP or exits, and reports whether it
+// exited.
+func (p *proc) waitUp(t *testing.T) (exited bool) {
+	t.Helper()
 	testutil.Until(t, 30*time.Second, func() bool {
 		select {
 		case <-p.done:
@@ -167,9 +157,7 @@ func (p *proc) waitHTTP(t *testing.T) {
 		}
 		return err == nil
 	}, func() string { return fmt.Sprintf("sensord did not answer on %s\n%s", p.addr, p.logs()) })
-	if exited {
-		t.Fatalf("sensord exited early: %v\n%s", p.err, p.logs())
-	}
+	return exited
 }
 
 // waitReadings waits until the daemon retains at least n readings.
