@@ -452,26 +452,6 @@ func (s *Server) PublishRetained(m Message, keep bool) error {
 	return nil
 }
 
-// History returns the retained broadcast messages whose topic matches the
-// MQTT filter ("" matches all), oldest first, at most the newest n (n <= 0:
-// all). Payloads are as published. Safe from any goroutine.
-func (s *Server) History(filter string, n int) []Message {
-	var out []Message
-	for f := range s.eng.Retained {
-		if filter != "" && !MatchTopic(filter, f.Topic) {
-			continue
-		}
-		out = append(out, f.Meta)
-		if n > 0 && len(out) == n {
-			break
-		}
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out
-}
-
 // Clients is the number of connected clients.
 func (s *Server) Clients() int { return s.eng.Clients() }
 
