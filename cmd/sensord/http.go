@@ -87,7 +87,7 @@ func (d *daemon) describe(h *health.Report) {
 		h.Client = &health.Client{URL: broadcast.RedactURL(d.cfg.URL), State: cs.State, Reason: cs.Reason, Attempts: cs.Attempts, Dropped: cs.Dropped}
 	}
 	h.TLSFingerprint = d.tlsFingerprint
-	h.Name = d.cfg.Name
+	h.Name = d.name()
 	h.MQTT = d.mqttHealth()
 	h.Warnings = d.warnings
 	if why := d.historyDown(); why != "" {

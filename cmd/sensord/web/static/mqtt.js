@@ -1,8 +1,8 @@
-// sensord dashboard: the device's name as the heading, the MQTT link's state
-// and a panel of every source and metric seen on -mqtt-subscribe (the
-// {"type":"mqtt",...} messages of WS ws/dashboard) with its latest value
-// and age, so one Pi's page shows the whole house. Separate from app.js; both
-// take the socket's messages and the healthz polls from hub.js.
+// sensord dashboard: the MQTT link's state and a panel of every source and
+// metric seen on -mqtt-subscribe (the {"type":"mqtt",...} messages of WS
+// ws/dashboard) with its latest value and age, so one Pi's page shows the
+// whole house. Separate from app.js (which owns the heading and the device's
+// name); both take the socket's messages and the healthz polls from hub.js.
 (() => {
   'use strict';
   const AGE_EVERY = 1000;       // ms between age refreshes
@@ -83,10 +83,6 @@
   }
 
   function showLink(h) {
-    if (h.name) {
-      const h1 = document.querySelector('.brand h1');
-      if (h1) h1.textContent = h.name;
-    }
     const q = h.mqtt;
     if (!q) { link.textContent = ''; return; }
     panel.hidden = false;
