@@ -15,7 +15,6 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"sensord/internal/backoff"
 )
@@ -461,10 +460,7 @@ func (b *Bridge) connect(ctx context.Context, lost chan error) (paho.Client, err
 		return nil, ctx.Err()
 	}
 	if err := tok.Error(); err != nil {
-		if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) {
-			return nil, fmt.Errorf("%w of user %q at %s: %v (check the user name and password)", ErrAuth, b.broker.Username, b.broker, err)
-		}
-		return nil, fmt.Errorf("%w to %s: %v", ErrConnect, b.broker, err)
+		return nil, explain(b.broker, err)
 	}
 	return c, nil
 }
@@ -484,7 +480,7 @@ func (b *Bridge) dial(_ *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 		tc := tls.Client(c, &tls.Config{RootCAs: b.o.RootCAs, ServerName: b.broker.Host, MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", errHandshake, err)
 		}
 		c = tc
 	}
