@@ -181,6 +181,7 @@ type Stats struct {
 	QueueDropped  uint64 // readings dropped from a full queue
 	Received      uint64 // messages that arrived on the subscription
 	Passed        uint64 // of those, passed to OnMessage
+	Own           uint64 // of those, the device's own topics, not passed (see onMessage)
 	RateDropped   uint64 // refused over MaxRate
 	SizeDropped   uint64 // refused over MaxPayload or the topic bound
 	Oversize      uint64 // packets over MaxPacket, dropped as their header arrived
@@ -216,7 +217,7 @@ type Bridge struct {
 	hasLatest  bool
 	alerts     alertState
 
-	published, received, passed, rateDropped, sizeDropped atomic.Uint64
+	published, received, passed, own, rateDropped, sizeDropped atomic.Uint64
 	connects, connectErrors, publishErrors, oversize      atomic.Uint64
 	connected                                             atomic.Bool
 }
@@ -338,6 +339,7 @@ func (b *Bridge) Stats() Stats {
 		QueueDropped:  dropped,
 		Received:      b.received.Load(),
 		Passed:        b.passed.Load(),
+		Own:           b.own.Load(),
 		RateDropped:   b.rateDropped.Load(),
 		SizeDropped:   b.sizeDropped.Load(),
 		Oversize:      b.oversize.Load(),
@@ -750,8 +752,18 @@ func (b *Bridge) subscribe(ctx context.Context, c paho.Client) error {
 
 // onMessage runs on the client library's goroutine: it checks the bounds
 // and hands the message on, never waiting.
+//
+// The device's own topics (<prefix>/<name>/...) come back whenever the
+// subscription covers them, as the default sensors/# does. They are not
+// handed on: the dashboard shows the device's readings already, and a
+// device must not appear as a stranger among the other sources of its own
+// page.
 func (b *Bridge) onMessage(_ paho.Client, m paho.Message) {
 	b.received.Add(1)
+	if strings.HasPrefix(m.Topic(), b.topic("")) {
+		b.own.Add(1)
+		return
+	}
 	if len(m.Payload()) > b.o.MaxPayload || len(m.Topic()) > maxTopicLen {
 		b.sizeDropped.Add(1)
 		return

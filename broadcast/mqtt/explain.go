@@ -48,7 +48,7 @@ func explain(b Broker, err error) error {
 	switch {
 	case errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword), errors.Is(err, packets.ErrorRefusedNotAuthorised):
 		e.kind = ErrAuth
-		e.words = fmt.Sprintf("the broker refused the login of user %q: check the user name and password in -mqtt-url (mqtt://user:password@host) or -mqtt-user and -mqtt-password", b.Username)
+		e.words = fmt.Sprintf("it does not accept user %q with that password: check the user name and password in -mqtt-url (mqtt://user:password@host) or -mqtt-user and -mqtt-password", b.Username)
 	case errors.As(err, &dns):
 		e.words = fmt.Sprintf("the name %q is not known on this network: check the host in -mqtt-url, or use the broker's IP address", b.Host)
 	case errors.Is(err, syscall.ECONNREFUSED):

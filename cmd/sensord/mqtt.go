@@ -241,6 +241,7 @@ func (d *daemon) writeMQTTMetrics(m *promtext.Writer) {
 		{"sensord_mqtt_publish_errors_total", promtext.Counter, "Publishes the broker did not acknowledge in time (each ends the connection).", float64(s.PublishErrors)},
 		{"sensord_mqtt_received_total", promtext.Counter, "Messages that arrived on -mqtt-subscribe.", float64(s.Received)},
 		{"sensord_mqtt_passed_total", promtext.Counter, "Of those, passed to /ws/dashboard.", float64(s.Passed)},
+		{"sensord_mqtt_own_total", promtext.Counter, "Of those, this device's own topics, not passed to /ws/dashboard (the dashboard shows its own readings already).", float64(s.Own)},
 	} {
 		m.One(c.name, c.typ, c.help, c.v)
 	}
