@@ -77,6 +77,9 @@ func TestMQTTPanelShowsEverySourceAndTheLinkState(t *testing.T) {
 	if r := row(v, "garage", "door"); r[2] != "open" || !strings.HasSuffix(r[3], " s") {
 		t.Errorf("garage row %q", r)
 	}
+	if r := row(v, "attic", "temperature"); r[2] != "12.5 °C" {
+		t.Errorf("attic row %q: want the value with its unit", r)
+	}
 	if v.Rows[0][0] != "attic" || v.Rows[1][0] != "garage" {
 		t.Errorf("rows %q not sorted by source", v.Rows)
 	}
