@@ -18,6 +18,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"sensord/internal/backoff"
+	"sensord/internal/ratelimit"
 )
 
 // Availability payloads on <prefix>/<name>/status, Home Assistant's
@@ -196,7 +197,7 @@ type Bridge struct {
 	o      Opts
 	broker Broker
 	q      *queue
-	lim    *limiter
+	lim    *ratelimit.Bucket
 
 	wake     chan struct{} // cap 1: Publish's nudge to Run
 	haOnline chan struct{} // cap 1: Home Assistant's birth message
@@ -284,7 +285,7 @@ func New(o Opts) (*Bridge, error) {
 		o:        o,
 		broker:   br,
 		q:        newQueue(o.QueueLen),
-		lim:      newLimiter(o.MaxRate, o.MaxBurst),
+		lim:      ratelimit.New(o.MaxRate, o.MaxBurst),
 		wake:     make(chan struct{}, 1),
 		haOnline: make(chan struct{}, 1),
 	}
@@ -761,7 +762,7 @@ func (b *Bridge) onMessage(_ paho.Client, m paho.Message) {
 		return
 	}
 	now := b.o.Now()
-	if !b.lim.allow(now) {
+	if !b.lim.Allow(now) {
 		b.rateDropped.Add(1)
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/linklog"
+	"sensord/cmd/sensord/internal/push"
 	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/internal/sensorwatch"
 	"sensord/cmd/sensord/internal/sysstat"
@@ -149,6 +150,7 @@ type daemon struct {
 	checker  *health.Checker // /healthz
 	update   *updatePanel    // the A/B updater's panel and upload (update.go)
 	alerts   *alerting       // the alert rules and their outputs (alerts.go)
+	push     *push.Sender    // messages from outside: POST /api/send, the MQTT command topic
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health
@@ -223,6 +225,7 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 		return nil, err
 	}
 	d.alerts = d.newAlerts()
+	d.push = push.NewSender(d.wsPaths(), time.Now)
 	return d, nil
 }
 
@@ -296,6 +299,19 @@ func (d *daemon) close(ctx context.Context) {
 
 func (d *daemon) servers() map[string]*broadcast.Server {
 	return map[string]*broadcast.Server{"sensors": d.sensors, "api": d.api, "dashboard": d.dash}
+}
+
+// wsPaths are the WebSocket paths served (client mode serves no
+// /ws/sensors), by URL path.
+func (d *daemon) wsPaths() map[string]*broadcast.Server {
+	paths := map[string]*broadcast.Server{}
+	for name, s := range d.servers() {
+		if name == "sensors" && d.cfg.Mode == "client" {
+			continue
+		}
+		paths["/ws/"+name] = s
+	}
+	return paths
 }
 
 // publish is the poller's sink: every validated reading goes to every path
