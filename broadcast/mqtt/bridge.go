@@ -151,6 +151,10 @@ type Opts struct {
 
 	OnMessage func(HubMessage) // required with Subscribe; must not block
 	OnState   func(State)      // optional; must not block
+	// OnCommand, if set, gets the payload of every message published on
+	// the command topic <prefix>/<name>/send (CommandMetric) but
+	// retained ones; it must not block.
+	OnCommand func(payload []byte)
 
 	// Backfill, if set, is the history the readings came from: it calls
 	// fn with each stored reading in [from, to), oldest first. Readings
@@ -190,6 +194,12 @@ type Stats struct {
 	ConnectErrors uint64 // attempts that failed
 	PublishErrors uint64 // publishes not acknowledged (each ends the connection)
 	Backfilled    uint64 // readings sent again from Backfill after the queue dropped them
+	Commands      uint64 // messages on the command topic
+	// CommandsRetained: of those, retained ones, ignored (one left on
+	// the broker would run again at every connect).
+	CommandsRetained uint64
+	EventsPublished  uint64 // client events the broker acknowledged
+	EventsDropped    uint64 // client events dropped: over a bound, or the broker away
 }
 
 // Bridge is one broker connection's publisher and subscriber.
@@ -217,6 +227,9 @@ type Bridge struct {
 	latest     Reading
 	hasLatest  bool
 	alerts     alertState
+	events     eventQueue
+
+	commands, commandsRetained atomic.Uint64
 
 	published, received, passed, rateDropped, sizeDropped atomic.Uint64
 	connects, connectErrors, publishErrors, oversize      atomic.Uint64
@@ -289,6 +302,7 @@ func New(o Opts) (*Bridge, error) {
 		wake:     make(chan struct{}, 1),
 		haOnline: make(chan struct{}, 1),
 	}
+	b.events.lim = ratelimit.New(EventRate, EventBurst)
 	b.state = State{Broker: br.String(), State: "connecting", Since: o.Now()}
 	return b, nil
 }
@@ -347,6 +361,11 @@ func (b *Bridge) Stats() Stats {
 		ConnectErrors: b.connectErrors.Load(),
 		PublishErrors: b.publishErrors.Load(),
 		Backfilled:    b.backfilled.Load(),
+
+		Commands:         b.commands.Load(),
+		CommandsRetained: b.commandsRetained.Load(),
+		EventsPublished:  b.events.published.Load(),
+		EventsDropped:    b.events.dropped.Load(),
 	}
 }
 
@@ -701,6 +720,9 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 			if err == nil {
 				err = b.sendAlerts(ctx, c, false)
 			}
+			if err == nil {
+				err = b.sendEvents(ctx, c)
+			}
 			if err != nil {
 				return err
 			}
@@ -725,17 +747,25 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 }
 
 func (b *Bridge) subscribe(ctx context.Context, c paho.Client) error {
-	subs := map[string]paho.MessageHandler{}
+	type sub struct {
+		h   paho.MessageHandler
+		qos byte
+	}
+	// QoS 0 for the hub: a dashboard wants the latest value, not a
+	// redelivered old one. QoS 1 for commands: an alert pushed by an
+	// automation must arrive.
+	subs := map[string]sub{}
 	if b.o.Subscribe != "" {
-		subs[b.o.Subscribe] = b.onMessage
+		subs[b.o.Subscribe] = sub{b.onMessage, 0}
 	}
 	if b.o.Discovery != "" {
-		subs[b.o.Discovery+"/status"] = b.onHAStatus
+		subs[b.o.Discovery+"/status"] = sub{b.onHAStatus, 0}
 	}
-	for filter, h := range subs {
-		// QoS 0 for the hub: a dashboard wants the latest value, not a
-		// redelivered old one.
-		tok := c.Subscribe(filter, 0, h)
+	if b.o.OnCommand != nil && !b.commandInSubscribe() {
+		subs[b.topic(CommandMetric)] = sub{b.onCommand, 1}
+	}
+	for filter, s := range subs {
+		tok := c.Subscribe(filter, s.qos, s.h)
 		t := time.NewTimer(publishTimeout)
 		select {
 		case <-tok.Done():
@@ -755,7 +785,11 @@ func (b *Bridge) subscribe(ctx context.Context, c paho.Client) error {
 
 // onMessage runs on the client library's goroutine: it checks the bounds
 // and hands the message on, never waiting.
-func (b *Bridge) onMessage(_ paho.Client, m paho.Message) {
+func (b *Bridge) onMessage(c paho.Client, m paho.Message) {
+	if b.o.OnCommand != nil && m.Topic() == b.topic(CommandMetric) {
+		b.onCommand(c, m)
+		return
+	}
 	b.received.Add(1)
 	if len(m.Payload()) > b.o.MaxPayload || len(m.Topic()) > maxTopicLen {
 		b.sizeDropped.Add(1)

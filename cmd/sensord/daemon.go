@@ -13,6 +13,7 @@ import (
 
 	"sensord/broadcast"
 	"sensord/broadcast/mqtt"
+	"sensord/cmd/sensord/internal/api"
 	"sensord/cmd/sensord/internal/connlimit"
 	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/health"
@@ -151,6 +152,7 @@ type daemon struct {
 	update   *updatePanel    // the A/B updater's panel and upload (update.go)
 	alerts   *alerting       // the alert rules and their outputs (alerts.go)
 	push     *push.Sender    // messages from outside: POST /api/send, the MQTT command topic
+	pushLog  pushLog         // refused MQTT pushes' log lines (push.go)
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health
@@ -177,18 +179,32 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 		Name: dev.String(), Wiring: sensorwatch.Wiring{Sensor: cfg.Sensor, Pin: cfg.Pin, Bus: cfg.Bus}}
 	d.checker = d.newChecker()
 
-	onEvent := func(e broadcast.Event) {
-		log.Debug("client", "event", e.Kind, "session", e.Session, "remote", e.Remote, "clients", e.Clients)
-		d.updateStatus()
+	onEvent := func(path string) func(broadcast.Event) {
+		return func(e broadcast.Event) {
+			log.Debug("client", "event", e.Kind, "path", path, "session", e.Session, "remote", e.Remote, "clients", e.Clients)
+			d.updateStatus()
+			d.publishClientEvent(path, e)
+		}
 	}
 	d.budget = broadcast.NewBudget(broadcast.DefaultBudget)
-	so := &broadcast.ServerOpts{WholeMsg: cfg.WholeMsg, RingSize: historyRing, OnEvent: onEvent, Budget: d.budget}
+	so := &broadcast.ServerOpts{WholeMsg: cfg.WholeMsg, RingSize: historyRing, OnEvent: onEvent("/ws/sensors"), Budget: d.budget,
+		OnMessage: d.clientSaid("/ws/sensors")}
 	if d.store != nil {
 		so.Resume = d.resumeSensors
 	}
 	d.sensors = broadcast.NewServer(so)
-	d.dash = broadcast.NewServer(&broadcast.ServerOpts{OnEvent: onEvent, Budget: d.budget})
-	d.api = broadcast.NewServer(&broadcast.ServerOpts{NoReplay: true, OnEvent: onEvent, OnMessage: d.newAnswerer().Answer, Budget: d.budget})
+	d.dash = broadcast.NewServer(&broadcast.ServerOpts{OnEvent: onEvent("/ws/dashboard"), OnMessage: d.clientSaid("/ws/dashboard"), Budget: d.budget})
+	answer, said := d.newAnswerer().Answer, d.clientSaid("/ws/api")
+	apiMessage := answer
+	if said != nil {
+		apiMessage = func(in broadcast.Incoming) {
+			answer(in)
+			if !api.IsAction(in) {
+				said(in)
+			}
+		}
+	}
+	d.api = broadcast.NewServer(&broadcast.ServerOpts{NoReplay: true, OnEvent: onEvent("/ws/api"), OnMessage: apiMessage, Budget: d.budget})
 	if cfg.Mode != "server" {
 		var tc *tls.Config
 		if cfg.URLCA != "" {
