@@ -138,7 +138,7 @@ func TestMQTTCommandTopicPushesAndClientEventsCarryTheSession(t *testing.T) {
 
 			// A client that goes is announced with its session.
 			a.Close()
-			i = nextEvent(t, w, i, push.EventDisconnect, &ev)
+			nextEvent(t, w, i, push.EventDisconnect, &ev)
 			if ev.Session != list[0].Session || ev.Clients != 1 {
 				t.Errorf("disconnect event %+v", ev)
 			}
