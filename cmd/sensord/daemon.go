@@ -47,7 +47,9 @@ const (
 	readHeaderTimeout = 10 * time.Second
 	// readTimeout bounds reading a whole request, body included: a request
 	// whose headers promise a body that never comes is closed after it.
-	// sensord's endpoints take no body, so the headers' 10 s plus a little.
+	// sensord's endpoints take no body or a small one (a push, 132 KiB at
+	// most; an update upload keeps its own deadlines), so the headers'
+	// 10 s plus a little.
 	readTimeout = 15 * time.Second
 	// writeTimeout bounds writing a response (from the end of the request
 	// headers): /api/history is the largest, ~150 KiB, seconds even on

@@ -7,6 +7,7 @@ package main
 // _session, so that a flow elsewhere can answer it later.
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -61,7 +62,7 @@ func (d *daemon) pushFromMQTT(payload []byte) {
 	}
 	p, err := push.ParseJSON(payload)
 	if err == nil && p.Path == "" {
-		err = push.ErrPath
+		err = fmt.Errorf(`%w: the message has no "path" (one of %v)`, push.ErrPath, d.push.Paths())
 	}
 	if err != nil {
 		d.pushRefused(d.push.Refuse(err))
