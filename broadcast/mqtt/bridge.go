@@ -791,6 +791,9 @@ func (b *Bridge) onMessage(c paho.Client, m paho.Message) {
 		return
 	}
 	b.received.Add(1)
+	if b.control(m.Topic()) {
+		return
+	}
 	if len(m.Payload()) > b.o.MaxPayload || len(m.Topic()) > maxTopicLen {
 		b.sizeDropped.Add(1)
 		return

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -101,6 +102,22 @@ func (b *Bridge) sendEvents(ctx context.Context, c paho.Client) error {
 // every matching handler): a push would go out twice.
 func (b *Bridge) commandInSubscribe() bool {
 	return b.o.Subscribe != "" && broadcast.MatchTopic(b.o.Subscribe, b.topic(CommandMetric))
+}
+
+// control reports whether topic is a device's control traffic under the
+// prefix, any device's: its command topic or its clients' events. They
+// are not readings, and are not passed to the dashboards: one client's
+// messages and session are not for every browser.
+func (b *Bridge) control(topic string) bool {
+	rest, ok := strings.CutPrefix(topic, b.o.Prefix+"/")
+	if !ok {
+		return false
+	}
+	levels := strings.SplitN(rest, "/", 3) // name, metric, more
+	if len(levels) < 2 {
+		return false
+	}
+	return levels[1] == ClientMetric || (levels[1] == CommandMetric && len(levels) == 2)
 }
 
 // onCommand runs on the client library's goroutine: a message on the
