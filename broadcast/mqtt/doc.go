@@ -43,7 +43,7 @@
 // Publish, PublishEvent, State and Stats are safe from any goroutine and
 // never wait for the network: Publish copies the reading into the queue
 // under a mutex that no one holds across I/O, and wakes the bridge's
-// goroutine. Run is called
-// once and owns the broker connection; OnState and OnMessage are called from
-// the bridge's and the client library's goroutines and must not block.
+// goroutine. Run is called once and owns the broker connection; OnState,
+// OnMessage and OnCommand are called from the bridge's and the client
+// library's goroutines and must not block.
 package mqtt
