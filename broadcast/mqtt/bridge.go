@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"sensord/internal/backoff"
+	"sensord/internal/ratelimit"
 )
 
 // Availability payloads on <prefix>/<name>/status, Home Assistant's
@@ -149,6 +150,10 @@ type Opts struct {
 
 	OnMessage func(HubMessage) // required with Subscribe; must not block
 	OnState   func(State)      // optional; must not block
+	// OnCommand, if set, gets the payload of every message published on
+	// the command topic <prefix>/<name>/send (CommandMetric) but
+	// retained ones; it must not block.
+	OnCommand func(payload []byte)
 
 	// Backfill, if set, is the history the readings came from: it calls
 	// fn with each stored reading in [from, to), oldest first. Readings
@@ -189,6 +194,12 @@ type Stats struct {
 	ConnectErrors uint64 // attempts that failed
 	PublishErrors uint64 // publishes not acknowledged (each ends the connection)
 	Backfilled    uint64 // readings sent again from Backfill after the queue dropped them
+	Commands      uint64 // messages on the command topic
+	// CommandsRetained: of those, retained ones, ignored (one left on
+	// the broker would run again at every connect).
+	CommandsRetained uint64
+	EventsPublished  uint64 // client events the broker acknowledged
+	EventsDropped    uint64 // client events dropped: over a bound, or the broker away
 }
 
 // Bridge is one broker connection's publisher and subscriber.
@@ -196,7 +207,7 @@ type Bridge struct {
 	o      Opts
 	broker Broker
 	q      *queue
-	lim    *limiter
+	lim    *ratelimit.Bucket
 
 	wake     chan struct{} // cap 1: Publish's nudge to Run
 	haOnline chan struct{} // cap 1: Home Assistant's birth message
@@ -216,6 +227,9 @@ type Bridge struct {
 	latest     Reading
 	hasLatest  bool
 	alerts     alertState
+	events     eventQueue
+
+	commands, commandsRetained atomic.Uint64
 
 	published, received, passed, own, rateDropped, sizeDropped atomic.Uint64
 	connects, connectErrors, publishErrors, oversize      atomic.Uint64
@@ -284,10 +298,11 @@ func New(o Opts) (*Bridge, error) {
 		o:        o,
 		broker:   br,
 		q:        newQueue(o.QueueLen),
-		lim:      newLimiter(o.MaxRate, o.MaxBurst),
+		lim:      ratelimit.New(o.MaxRate, o.MaxBurst),
 		wake:     make(chan struct{}, 1),
 		haOnline: make(chan struct{}, 1),
 	}
+	b.events.lim = ratelimit.New(EventRate, EventBurst)
 	b.state = State{Broker: br.String(), State: "connecting", Since: o.Now()}
 	return b, nil
 }
@@ -347,6 +362,11 @@ func (b *Bridge) Stats() Stats {
 		ConnectErrors: b.connectErrors.Load(),
 		PublishErrors: b.publishErrors.Load(),
 		Backfilled:    b.backfilled.Load(),
+
+		Commands:         b.commands.Load(),
+		CommandsRetained: b.commandsRetained.Load(),
+		EventsPublished:  b.events.published.Load(),
+		EventsDropped:    b.events.dropped.Load(),
 	}
 }
 
@@ -698,6 +718,9 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 			if err == nil {
 				err = b.sendAlerts(ctx, c, false)
 			}
+			if err == nil {
+				err = b.sendEvents(ctx, c)
+			}
 			if err != nil {
 				return err
 			}
@@ -722,17 +745,25 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 }
 
 func (b *Bridge) subscribe(ctx context.Context, c paho.Client) error {
-	subs := map[string]paho.MessageHandler{}
+	type sub struct {
+		h   paho.MessageHandler
+		qos byte
+	}
+	// QoS 0 for the hub: a dashboard wants the latest value, not a
+	// redelivered old one. QoS 1 for commands: an alert pushed by an
+	// automation must arrive.
+	subs := map[string]sub{}
 	if b.o.Subscribe != "" {
-		subs[b.o.Subscribe] = b.onMessage
+		subs[b.o.Subscribe] = sub{b.onMessage, 0}
 	}
 	if b.o.Discovery != "" {
-		subs[b.o.Discovery+"/status"] = b.onHAStatus
+		subs[b.o.Discovery+"/status"] = sub{b.onHAStatus, 0}
 	}
-	for filter, h := range subs {
-		// QoS 0 for the hub: a dashboard wants the latest value, not a
-		// redelivered old one.
-		tok := c.Subscribe(filter, 0, h)
+	if b.o.OnCommand != nil && !b.commandInSubscribe() {
+		subs[b.topic(CommandMetric)] = sub{b.onCommand, 1}
+	}
+	for filter, s := range subs {
+		tok := c.Subscribe(filter, s.qos, s.h)
 		t := time.NewTimer(publishTimeout)
 		select {
 		case <-tok.Done():
@@ -757,11 +788,20 @@ func (b *Bridge) subscribe(ctx context.Context, c paho.Client) error {
 // subscription covers them, as the default sensors/# does. They are not
 // handed on: the dashboard shows the device's readings already, and a
 // device must not appear as a stranger among the other sources of its own
-// page.
-func (b *Bridge) onMessage(_ paho.Client, m paho.Message) {
+// page. Other devices' command and client topics (control) are not handed
+// on either: one client's messages and session must not reach every
+// browser.
+func (b *Bridge) onMessage(c paho.Client, m paho.Message) {
+	if b.o.OnCommand != nil && m.Topic() == b.topic(CommandMetric) {
+		b.onCommand(c, m)
+		return
+	}
 	b.received.Add(1)
 	if strings.HasPrefix(m.Topic(), b.topic("")) {
 		b.own.Add(1)
+		return
+	}
+	if b.control(m.Topic()) {
 		return
 	}
 	if len(m.Payload()) > b.o.MaxPayload || len(m.Topic()) > maxTopicLen {
@@ -769,7 +809,7 @@ func (b *Bridge) onMessage(_ paho.Client, m paho.Message) {
 		return
 	}
 	now := b.o.Now()
-	if !b.lim.allow(now) {
+	if !b.lim.Allow(now) {
 		b.rateDropped.Add(1)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"sensord/broadcast"
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/promtext"
+	"sensord/cmd/sensord/internal/push"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/sensor"
 )
@@ -116,5 +117,11 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 	}
 	d.writeMQTTMetrics(m)
 	d.alerts.writeMetrics(m)
+	ps := d.push.Stats()
+	m.One("sensord_pushes_total", promtext.Counter, "Messages from outside (POST /api/send, the MQTT command topic) sent to a path's clients.", float64(ps.Sent))
+	m.Family("sensord_pushes_refused_total", promtext.Counter, "Messages from outside refused, by reason (invalid: malformed, empty, too large or an unknown path; rate: over the push rate bound; session: for a client that has gone or is on another path, dropped, never broadcast).")
+	for _, r := range push.Reasons {
+		m.Sample("sensord_pushes_refused_total", fmt.Sprintf(`reason=%q`, r), float64(ps.Refused[r]))
+	}
 	m.One("sensord_heap_bytes", promtext.Gauge, "Go heap bytes in use.", float64(sysstat.HeapBytes()))
 }

@@ -94,6 +94,7 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 				d.log.Debug("publish", "path", "/ws/dashboard", "err", err)
 			}
 		},
+		OnCommand: d.pushFromMQTT,
 		OnState: func(s mqtt.State) {
 			if s.State == "disconnected" && s.Reason != "stopped" {
 				d.log.Warn("mqtt", "broker", s.Broker, "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
@@ -249,4 +250,8 @@ func (d *daemon) writeMQTTMetrics(m *promtext.Writer) {
 	m.Sample("sensord_mqtt_refused_total", `reason="rate"`, float64(s.RateDropped))
 	m.Sample("sensord_mqtt_refused_total", `reason="size"`, float64(s.SizeDropped))
 	m.Sample("sensord_mqtt_refused_total", `reason="packet"`, float64(s.Oversize))
+	m.One("sensord_mqtt_commands_total", promtext.Counter, "Messages on the command topic <prefix>/<name>/send (refusals are in sensord_pushes_refused_total).", float64(s.Commands))
+	m.One("sensord_mqtt_commands_retained_total", promtext.Counter, "Retained messages on the command topic, ignored: one left on the broker would run again at every connect.", float64(s.CommandsRetained))
+	m.One("sensord_mqtt_client_events_total", promtext.Counter, "WebSocket client events (connect, disconnect, message) the broker acknowledged.", float64(s.EventsPublished))
+	m.One("sensord_mqtt_client_events_dropped_total", promtext.Counter, "WebSocket client events dropped: over the size or rate bound, the queue full, or the broker away.", float64(s.EventsDropped))
 }
