@@ -232,8 +232,8 @@ type Bridge struct {
 	commands, commandsRetained atomic.Uint64
 
 	published, received, passed, own, rateDropped, sizeDropped atomic.Uint64
-	connects, connectErrors, publishErrors, oversize      atomic.Uint64
-	connected                                             atomic.Bool
+	connects, connectErrors, publishErrors, oversize           atomic.Uint64
+	connected                                                  atomic.Bool
 }
 
 // New checks o and returns a Bridge; nothing connects until Run.
