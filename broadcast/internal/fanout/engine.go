@@ -139,9 +139,15 @@ type Engine[M any] struct {
 	// that Reply never waits.
 	sessions sync.Map
 
-	// mu guards closed and wg.Add against Close's wg.Wait.
-	mu      sync.Mutex
-	closed  bool
+	// mu guards closed, started and wg.Add against Close's wg.Wait.
+	mu     sync.Mutex
+	closed bool
+	// started is set, under mu, when the loop and helpers are started:
+	// at the first Join, not in New, so that an engine nobody joins (a
+	// path without clients, a test's) runs no goroutine. idle mirrors
+	// !started for Progress, which must not take mu.
+	started bool
+	idle    atomic.Bool
 	wg      sync.WaitGroup // one per connection (done by its finish)
 	closing chan struct{}  // closed by Close
 	done    chan struct{}  // closed when the loop returns
@@ -187,9 +193,9 @@ type Engine[M any] struct {
 	}
 }
 
-// New returns an engine, with its loop (passes, heartbeats, progress) and
-// Writers-1 helpers running until Close. The ring size must be a power of
-// two >= 2.
+// New returns an engine. Its loop (passes, heartbeats, progress) and
+// Writers-1 helpers start at the first Join and run until Close; New
+// itself starts no goroutine. The ring size must be a power of two >= 2.
 func New[M any](o Options) (*Engine[M], error) {
 	ring, err := NewRing[Frame[M]](o.RingSize)
 	if err != nil {
@@ -216,11 +222,22 @@ func New[M any](o Options) (*Engine[M], error) {
 		loopBatch: newBatch(maxBatch),
 		held:      map[string]heldFrame[M]{},
 	}
-	for range o.Writers - 1 {
+	e.idle.Store(true)
+	return e, nil
+}
+
+// startLocked starts the loop and the helpers once; e.mu is held.
+func (e *Engine[M]) startLocked() {
+	if e.started {
+		return
+	}
+	e.started = true
+	e.markProgress(e.o.Now())
+	e.idle.Store(false)
+	for range e.o.Writers - 1 {
 		go e.helper()
 	}
 	go e.loop()
-	return e, nil
 }
 
 // loop is the engine's housekeeping goroutine: it turns ring publishes into
@@ -398,6 +415,7 @@ func (e *Engine[M]) join(c *conn[M]) bool {
 		_ = c.nc.Close()
 		return false
 	}
+	e.startLocked()
 	e.wg.Add(1)
 	e.mu.Unlock()
 	e.sessions.Store(c.session, c)
@@ -579,10 +597,16 @@ func (e *Engine[M]) Stats() Stats {
 }
 
 // Progress is the time of the loop's last tick (at least once a second
-// while it runs; New's time before the first). It carries the clock's
-// monotonic reading (time.Now's), so time.Since(Progress()) measures real
-// time even when the wall clock is stepped.
-func (e *Engine[M]) Progress() time.Time { return e.base.Add(time.Duration(e.progress.Load())) }
+// while it runs; the clock's current time while no Join has started it).
+// It carries the clock's monotonic reading (time.Now's), so
+// time.Since(Progress()) measures real time even when the wall clock is
+// stepped.
+func (e *Engine[M]) Progress() time.Time {
+	if e.idle.Load() {
+		return e.o.Now() // no loop yet: nothing to be stuck
+	}
+	return e.base.Add(time.Duration(e.progress.Load()))
+}
 
 // Closing reports whether Close has been called.
 func (e *Engine[M]) Closing() bool {
@@ -604,6 +628,11 @@ func (e *Engine[M]) Close(ctx context.Context) error {
 	if !e.closed {
 		e.closed = true
 		close(e.closing)
+		if !e.started {
+			// Never joined: no loop will close done, and none may start.
+			e.started = true
+			close(e.done)
+		}
 	}
 	e.mu.Unlock()
 	all := make(chan struct{})
