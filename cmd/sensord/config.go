@@ -1,12 +1,14 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -223,8 +225,14 @@ func (c *config) rules() []func() error {
 			return nil
 		},
 		func() error {
-			if c.URLCA != "" && !strings.HasPrefix(c.URL, "wss://") {
+			if c.URLCA == "" {
+				return nil
+			}
+			if !strings.HasPrefix(c.URL, "wss://") {
 				return flagenv.Blame("url-ca", "is only for a wss:// -url")
+			}
+			if _, err := loadCA(c.URLCA); err != nil {
+				return flagenv.Blame("url-ca", "is no CA file: %v", err)
 			}
 			return nil
 		},
@@ -359,4 +367,17 @@ func (c *config) sensorConfig() sensors.Config {
 			Humidity:    c.SimHumidity,
 		},
 	}
+}
+
+// loadCA reads a PEM file of CA certificates (-url-ca, -mqtt-ca).
+func loadCA(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
 }

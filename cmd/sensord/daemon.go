@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -210,13 +208,9 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	if cfg.Mode != "server" {
 		var tc *tls.Config
 		if cfg.URLCA != "" {
-			pem, err := os.ReadFile(cfg.URLCA)
+			pool, err := loadCA(cfg.URLCA)
 			if err != nil {
 				return nil, badFlag("url-ca", "%v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, badFlag("url-ca", "%s holds no PEM certificate", cfg.URLCA)
 			}
 			tc = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 		}
