@@ -139,7 +139,7 @@ step chroot
 chroot "$root" systemd-sysusers sensord.conf
 chroot "$root" systemctl enable \
 	sensord.socket sensord.service \
-	sensord-settings.service sensord-growroot.service sensord-sshkeys.service \
+	sensord-imager.service sensord-settings.service sensord-growroot.service sensord-sshkeys.service \
 	systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
 	avahi-daemon.service sensord-update.service sensord-update-spool.path
 # systemd-firstboot would ask on the console for a time zone and a root
