@@ -6,15 +6,16 @@
 //
 // What it does, in order (each phase is timed and reported):
 //
-//  1. makes two fresh ed25519 key pairs with ssh-keygen (in a temporary
+//  1. makes three fresh ed25519 key pairs with ssh-keygen (in a temporary
 //     directory removed at the end); copies the image (sparse), grows the
 //     copy by 1 GiB as a bigger card would be, and replaces the boot
-//     partition's sensord.conf with one that selects the simulated sensor,
-//     makes it hang after -hang-after, and sets HOSTNAME=sensord-boottest,
-//     a Wi-Fi network (WIFI_COUNTRY, WIFI_SSID, WIFI_PASSPHRASE) and
-//     SSH_PUBKEY to the first public key (settings.BootTest; the only change
-//     to the image); takes the kernel, initrd and cmdline.txt from the
-//     image's own boot partition (mtools, no mounts);
+//     partition's sensord.conf with one that selects the simulated sensor
+//     and makes it hang after -hang-after (settings.BootTestSensord); the
+//     host name, a hidden Wi-Fi network and the first two public keys come
+//     as Raspberry Pi Imager 2 writes them (imager.go: its golden
+//     cloud-init files, cmdline.txt changed as Imager changes it); takes
+//     the kernel, initrd and cmdline.txt from the copy's boot partition
+//     (mtools, no mounts);
 //  2. boots it: qemu-system-aarch64 -M virt -cpu cortex-a72, the copy as a
 //     virtio disk, user networking forwarding two free 127.0.0.1 ports to
 //     the guest's ports 80 and 22; the serial console on a unix socket
@@ -25,7 +26,9 @@
 //     (SENSORD_MQTT_URL=mqtt://10.0.2.2:<port> in the copy's sensord.conf)
 //     holds the readings, online and the Home Assistant discovery configs,
 //     retained (mqtt.go);
-//  4. over the console: sensord is active, has a watchdog, no unit failed,
+//  4. over the console: Imager's files were imported into sensord.conf
+//     before it was applied, once, and marked done (imager.go);
+//     sensord is active, has a watchdog, no unit failed,
 //     the root filesystem grew; boot-to-READY from systemd's own timestamps;
 //     hostname and /etc/hostname are the HOSTNAME set, and avahi announces
 //     it as <name>.local; ssh.service is
