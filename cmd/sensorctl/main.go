@@ -292,7 +292,7 @@ func durable() { syscall.Sync() }
 func imagerImport(dir, conf string, out io.Writer) error {
 	r, err := cloudinit.Import(dir, conf)
 	if err != nil {
-		return fmt.Errorf("Raspberry Pi Imager settings not imported, %s not changed: %w", conf, err)
+		return fmt.Errorf("imager-import: Raspberry Pi Imager settings not imported, %s not changed: %w", conf, err)
 	}
 	if len(r.Found) > 0 {
 		fmt.Fprintf(out, "Raspberry Pi Imager settings found on the boot partition (%s); carried over into %s once:\n", strings.Join(r.Found, ", "), conf)
