@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,13 +80,6 @@ type ServerOpts struct {
 	ReadLimit int64
 	// MaxClients: upgrades beyond it get 503. Default 10000.
 	MaxClients int
-	// AllowedOrigins: browsers from these origins ("https://host:port", or
-	// "*") may connect besides the same origin. Requests without an Origin
-	// header (non-browsers) are always allowed. Others get 403.
-	AllowedOrigins []string
-	// Token: "" none; else "Authorization: Bearer <Token>" or
-	// ?access_token=<Token> is required, 401 without it.
-	Token string
 	// HandshakeTimeout bounds writing the upgrade response (reading the
 	// request is bounded by http.Server.ReadHeaderTimeout). Default 10 s.
 	HandshakeTimeout time.Duration
@@ -213,7 +206,10 @@ func NewServer(o *ServerOpts) *Server {
 		// buffer. The engine does not use gorilla's writer at all (it
 		// writes pre-framed bytes), so this pool stays empty in practice.
 		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     s.checkOrigin,
+		// CheckOrigin nil: gorilla's own check, a browser's Origin must be
+		// this Host (requests without Origin are not browsers and pass).
+		// Which origins and tokens may reach the server at all is the
+		// front door's decision, in front of it, not this package's.
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			s.rejected.Add(1)
 			// RFC 6455 4.4: a handshake refused for its version learns the
@@ -285,15 +281,10 @@ func (o *ServerOpts) normalize() {
 }
 
 // ServeHTTP upgrades the request to a WebSocket client of this path.
-// Query: topic=<MQTT filter> (repeatable), access_token=<token>, and
-// with ServerOpts.Resume since=<Unix ms>.
+// Query: topic=<MQTT filter> (repeatable) and with ServerOpts.Resume
+// since=<Unix ms>; other parameters (the front door's access_token) are
+// not this package's.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.o.Token != "" && !Authorized(r, s.o.Token) {
-		s.rejected.Add(1)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="sensord"`)
-		http.Error(w, "broadcast: missing or wrong token", http.StatusUnauthorized)
-		return
-	}
 	filters, err := parseFilters(r.URL.RawQuery)
 	if err != nil {
 		s.rejected.Add(1)
@@ -369,25 +360,6 @@ func parseFilters(rawQuery string) ([]string, error) {
 	return filters, nil
 }
 
-// checkOrigin allows requests without Origin (not a browser), the same
-// origin, and AllowedOrigins.
-func (s *Server) checkOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err == nil && strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	for _, a := range s.o.AllowedOrigins {
-		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
-			return true
-		}
-	}
-	return false
-}
-
 // Publish sends m to the clients of this path. A broadcast (no Session) is
 // encoded once and stored in the ring: wait-free, it never waits for a
 // client. A reply (Session set) goes to that client's bounded queue:
@@ -406,7 +378,7 @@ func (s *Server) Publish(m Message) error {
 	if err != nil {
 		return err
 	}
-	f := &fanout.Frame[Message]{Topic: m.Topic, Wire: fanout.Encode(bin, data), Meta: m}
+	f := &fanout.Frame[Message]{Topic: m.Topic, Wire: fanout.Encode(bin, data), Meta: m, Live: m.Live}
 	if m.Session == "" {
 		s.eng.Publish(f)
 		s.published.Add(1)
@@ -452,28 +424,27 @@ func (s *Server) PublishRetained(m Message, keep bool) error {
 	return nil
 }
 
-// History returns the retained broadcast messages whose topic matches the
-// MQTT filter ("" matches all), oldest first, at most the newest n (n <= 0:
-// all). Payloads are as published. Safe from any goroutine.
-func (s *Server) History(filter string, n int) []Message {
-	var out []Message
-	for f := range s.eng.Retained {
-		if filter != "" && !MatchTopic(filter, f.Topic) {
-			continue
-		}
-		out = append(out, f.Meta)
-		if n > 0 && len(out) == n {
-			break
-		}
+// Clients is the number of connected clients.
+func (s *Server) Clients() int { return s.eng.Clients() }
+
+// ClientList describes the connected clients, oldest first.
+func (s *Server) ClientList() []ClientInfo {
+	conns := s.eng.Conns()
+	out := make([]ClientInfo, len(conns))
+	for i, c := range conns {
+		out[i] = ClientInfo{Session: c.Session, Remote: c.Remote, Since: c.Since, Filters: c.Filters}
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
+	slices.SortStableFunc(out, func(a, b ClientInfo) int { return a.Since.Compare(b.Since) })
 	return out
 }
 
-// Clients is the number of connected clients.
-func (s *Server) Clients() int { return s.eng.Clients() }
+// HasSession reports whether the client with session is connected.
+func (s *Server) HasSession(session string) bool { return s.eng.Has(session) }
+
+// Reach is the number of connected clients whose filters want topic: those
+// a broadcast on it published now goes to. It looks at every client, so it
+// is for rare messages (a push from outside), not for every publish.
+func (s *Server) Reach(topic string) int { return s.eng.Wanting(topic) }
 
 // Stats returns the counters. Safe from any goroutine.
 func (s *Server) Stats() ServerStats {

@@ -4,7 +4,6 @@ package main
 // mqtt.go.
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -159,17 +158,4 @@ func (c *config) checkMQTT() error {
 		return flagenv.Blame("mqtt-ca", "is no CA file: %v", err)
 	}
 	return nil
-}
-
-// loadCA reads a PEM file of CA certificates.
-func loadCA(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
 }

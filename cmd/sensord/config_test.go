@@ -216,6 +216,9 @@ func TestSettingsRefuseAlikeFromTheCommandLineAndTheEnvironment(t *testing.T) {
 		{"humidity-offset", "-51", "-51", "is outside -50..50 %RH"},
 		{"wholemsg", "yes", "yes", "is not true or false"},
 		{"listen", "localhost", "localhost", "is not host:port (for example :80 or 127.0.0.1:8080)"},
+		{"listen", ":99999", ":99999", `has port "99999"; want a number from 0 to 65535 (for example :80 or 127.0.0.1:8080)`},
+		{"listen", ":http-alt", ":http-alt", `has port "http-alt"; want a number from 0 to 65535 (for example :80 or 127.0.0.1:8080)`},
+		{"listen", "my_host:80", "my_host:80", `has host "my_host", which is neither an IP address nor a host name (for example :80 or 127.0.0.1:8080)`},
 		{"pin", "", `""`, "names no pin; name the GPIO pin, for example GPIO4"},
 		{"topic", "sensors/#", "sensors/#", "must be a non-empty topic without the wildcards + and #"},
 		{"url", "http://u:pw@x/", "http://REDACTED@x/", "is not a ws:// or wss:// URL"},
@@ -284,6 +287,7 @@ func TestRulesBlameOneFlagAndItsDefaultSatisfiesThem(t *testing.T) {
 		{"rollups kept less long than readings", []string{"SENSORD_HISTORY_RAW_RETENTION", "48h", "SENSORD_HISTORY_RETENTION", "24h"}, `-history-retention: SENSORD_HISTORY_RETENTION="24h" is below -history-raw-retention (48h)`},
 		{"a CA for mqtt://", []string{"SENSORD_MQTT_URL", "mqtt://b", "SENSORD_MQTT_CA", ca}, `-mqtt-ca: SENSORD_MQTT_CA="` + ca + `" is for mqtts:// URLs; -mqtt-url is mqtt://b:1883`},
 		{"a CA file that holds none", []string{"SENSORD_MQTT_URL", "mqtts://b", "SENSORD_MQTT_CA", ca}, `-mqtt-ca: SENSORD_MQTT_CA="` + ca + `" is no CA file: ` + ca + ` holds no PEM certificate`},
+		{"a -url CA file that holds none", []string{"SENSORD_MODE", "client", "SENSORD_URL", "wss://x/", "SENSORD_URL_CA", ca}, `-url-ca: SENSORD_URL_CA="` + ca + `" is no CA file: ` + ca + ` holds no PEM certificate`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := append([]string{"SENSORD_SENSOR", "sim"}, tc.env...)
