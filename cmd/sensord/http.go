@@ -69,7 +69,7 @@ func (d *daemon) newChecker() *health.Checker {
 		Version:  version,
 		Sensor:   d.poller.Stats,
 		Alive:    d.healthy,
-		Degraded: []func() string{d.mqttDown, d.historyDown},
+		Degraded: []func() string{d.clockDown, d.mqttDown, d.historyDown},
 		Describe: d.describe,
 	}
 }
@@ -89,6 +89,8 @@ func (d *daemon) describe(h *health.Report) {
 	h.TLSFingerprint = d.tlsFingerprint
 	h.Name = d.cfg.Name
 	h.MQTT = d.mqttHealth()
+	c := d.clockHealth()
+	h.Clock = &c
 	h.Warnings = d.warnings
 	if why := d.historyDown(); why != "" {
 		h.Warnings = append(slices.Clone(d.warnings), why)

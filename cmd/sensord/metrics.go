@@ -112,6 +112,7 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 		}
 		m.One("sensord_history_write_failing", "gauge", "1 while history commits fail (a full disk, a damaged file), else 0.", failing)
 	}
+	d.writeClockMetrics(m)
 	d.writeMQTTMetrics(m)
 	d.alerts.writeMetrics(m)
 	m.One("sensord_heap_bytes", "gauge", "Go heap bytes in use.", float64(sysstat.HeapBytes()))

@@ -498,6 +498,17 @@
       (s.last_error ? ' · ' + s.last_error : '');
   }
 
+  // The clock banner: with -clock-hold and the clock not yet set, readings
+  // wait in memory; it says so, and what to do.
+  function renderClockBanner(c) {
+    if (!c) return;
+    const waiting = !!c.hold && !c.trusted;
+    $('clock-banner').hidden = !waiting;
+    if (!waiting) return;
+    $('cb-held').textContent = Number(c.held || 0).toLocaleString();
+    $('cb-fix').textContent = c.fix ? c.fix.charAt(0).toUpperCase() + c.fix.slice(1) + '.' : '';
+  }
+
   function showAuth(on) {
     $('auth').hidden = !on;
   }
@@ -559,6 +570,7 @@
     const x = h.extra || {};
     const dev = x.device || {};
     renderSensorBanner(s);
+    renderClockBanner(h.clock);
     if (x.name) {
       $('name').textContent = x.name;
       if (!latest) document.title = x.name;
