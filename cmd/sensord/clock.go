@@ -51,10 +51,14 @@ func (d *daemon) newClock() {
 	}
 }
 
-// hold reports whether r waits for the clock (and keeps it if so). A
-// reading taken before the clock was trusted and handed over after gets
-// the trusted stamp too.
-func (d *daemon) hold(r *sensor.Reading) bool {
+// mono is the monotonic time now on the clock of held readings and of the
+// history's AddAt.
+func (d *daemon) mono() time.Duration { return time.Since(d.clk.base) }
+
+// hold reports whether r, taken at monotonic time mono, waits for the
+// clock (and keeps it if so). A reading taken before the clock was
+// trusted and handed over after gets the trusted stamp too.
+func (d *daemon) hold(r *sensor.Reading, mono time.Duration) bool {
 	if !d.cfg.ClockHold {
 		return false
 	}
@@ -62,7 +66,7 @@ func (d *daemon) hold(r *sensor.Reading) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.trusted {
-		c.held.Add(*r, time.Since(c.base))
+		c.held.Add(*r, mono)
 		return true
 	}
 	// Both times carry monotonic readings, so Before compares those.
@@ -96,10 +100,10 @@ func (d *daemon) clockTrusted(wall time.Time, mono time.Duration, by string) {
 	// How far the clock moved from where the start's clock would be now.
 	step := wall.Round(0).Sub(c.base.Round(0).Add(mono)).Round(time.Second)
 	n, dropped := c.held.Len(), c.held.Dropped()
-	c.held.Drain(wall, mono, func(r sensor.Reading, at time.Time) {
+	c.held.Drain(wall, mono, func(r sensor.Reading, at time.Time, taken time.Duration) {
 		r.Time = at
 		if d.store != nil {
-			d.store.Add(r)
+			d.store.AddAt(r, taken)
 		}
 		d.publishMQTT(r)
 	})

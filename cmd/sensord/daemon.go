@@ -307,10 +307,11 @@ func (d *daemon) servers() map[string]*broadcast.Server {
 // it is but waits for the clock before history and MQTT (clock.go).
 func (d *daemon) publish(r sensor.Reading) {
 	m := broadcast.Message{Topic: d.cfg.Topic, Payload: r}
-	held := d.hold(&r)
+	mono := d.mono()
+	held := d.hold(&r, mono)
 	d.seamMu.Lock()
 	if d.store != nil && !held {
-		d.store.Add(r)
+		d.store.AddAt(r, mono)
 	}
 	err := d.sensors.Publish(m)
 	d.lastPublished = r.Time

@@ -41,14 +41,13 @@ func (h *Hold[T]) Len() int { return len(h.buf) }
 func (h *Hold[T]) Dropped() uint64 { return h.dropped }
 
 // Drain hands every held value to fn, oldest first, with its wall time as
-// the trusted clock puts it: wall and mono are the two clocks read at one
-// moment, so a value taken at monotonic m happened at wall - (mono - m).
-// The hold is empty afterwards.
-func (h *Hold[T]) Drain(wall time.Time, mono time.Duration, fn func(v T, at time.Time)) {
-	wall = wall.Round(0) // a wall time: no monotonic reading to confuse Sub
+// the trusted clock puts it and the monotonic time it was taken at: wall
+// and mono are the two clocks read at one moment, so a value taken at
+// monotonic m happened at wall - (mono - m). The hold is empty afterwards.
+func (h *Hold[T]) Drain(wall time.Time, mono time.Duration, fn func(v T, at time.Time, taken time.Duration)) {
 	for i := range h.buf {
 		e := h.buf[(h.next+i)%len(h.buf)]
-		fn(e.v, Stamp(wall, mono, e.mono))
+		fn(e.v, Stamp(wall, mono, e.mono), e.mono)
 	}
 	h.buf, h.next = nil, 0
 }

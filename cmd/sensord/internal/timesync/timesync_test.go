@@ -153,7 +153,7 @@ func TestHoldStampsWithTheOffsetAtTrust(t *testing.T) {
 	fc.step(2*365*24*time.Hour + 17*time.Minute)
 	truth := fc.now()
 	var got []time.Time
-	h.Drain(fc.now(), fc.since(), func(v int, at time.Time) { got = append(got, at) })
+	h.Drain(fc.now(), fc.since(), func(v int, at time.Time, _ time.Duration) { got = append(got, at) })
 	for i, at := range got {
 		want := truth.Add(-time.Duration(6-2*i) * time.Second)
 		if !at.Equal(want) {
@@ -171,7 +171,7 @@ func TestHoldDropsTheOldestBeyondItsBound(t *testing.T) {
 		h.Add(i, time.Duration(i)*time.Second)
 	}
 	var got []int
-	h.Drain(time.Unix(100, 0), 10*time.Second, func(v int, _ time.Time) { got = append(got, v) })
+	h.Drain(time.Unix(100, 0), 10*time.Second, func(v int, _ time.Time, _ time.Duration) { got = append(got, v) })
 	if want := []int{2, 3, 4}; len(got) != 3 || got[0] != want[0] || got[2] != want[2] {
 		t.Errorf("kept %v, want %v", got, want)
 	}
