@@ -9,12 +9,22 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"sensord/cmd/sensord/internal/health"
+	"sensord/cmd/sensord/internal/httpjson"
 	"sensord/cmd/sensord/internal/promtext"
 	"sensord/cmd/sensord/internal/timesync"
+	"sensord/image/paths"
+	"sensord/internal/atomicfile"
 	"sensord/sensor"
 )
 
@@ -31,6 +41,8 @@ type clockHold struct {
 	clock *timesync.Clock
 	// base is the origin of the monotonic times of held readings.
 	base time.Time
+	// refused counts POST /api/clock requests refused.
+	refused atomic.Uint64
 
 	mu        sync.Mutex // guards the fields below, and orders the drain before every later reading
 	trusted   bool
@@ -154,4 +166,70 @@ func (d *daemon) writeClockMetrics(m *promtext.Writer) {
 	m.One("sensord_clock_trusted", "gauge", "1 once the wall clock is set (time server, battery-backed clock, or the owner), else 0.", trusted)
 	m.One("sensord_clock_held", "gauge", "Readings held for the clock (-clock-hold), not yet stored or sent to MQTT.", float64(h.Held))
 	m.One("sensord_clock_held_dropped_total", "counter", "Held readings dropped, oldest first, beyond the bound of a day's readings.", float64(h.Dropped))
+	m.One("sensord_clock_requests_refused_total", "counter", "Requests to set the clock (POST /api/clock) refused: a bad body, no clock helper, a failed hand-over.", float64(d.clk.refused.Load()))
+}
+
+// clockAnswer is POST /api/clock's answer.
+type clockAnswer struct {
+	Trusted bool   `json:"trusted"`
+	By      string `json:"by,omitempty"`
+	// Requested: the clock differed and the root helper was asked to set it.
+	Requested bool   `json:"requested,omitempty"`
+	Message   string `json:"message"`
+}
+
+// setClock is POST /api/clock, {"time": <the browser's Date.now()>}, owner
+// only (routes' gate). A clock within timesync.Agree of the browser's is
+// confirmed as it is; otherwise sensord, which may not set the clock,
+// leaves the request for the root helper (sensord-setclock.path) and
+// trusts the clock once it reads what the browser said.
+func (d *daemon) setClock(w http.ResponseWriter, r *http.Request) {
+	c := d.clk.clock
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, timesync.MaxRequestBytes))
+	if err != nil {
+		d.clk.refused.Add(1)
+		httpjson.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(`the body is larger than %d bytes; send {"time": <milliseconds since 1970>}`, timesync.MaxRequestBytes))
+		return
+	}
+	target, err := timesync.ParseRequest(body)
+	if err != nil {
+		d.clk.refused.Add(1)
+		httpjson.WriteError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), timesync.ErrRequest.Error()+": "))
+		return
+	}
+	if st := c.Status(); st.Trusted {
+		httpjson.Write(w, http.StatusOK, clockAnswer{Trusted: true, By: st.By, Message: "the clock is already set (by " + st.By + "); nothing changed"})
+		return
+	}
+	c.Expect(target, d.mono())
+	if c.Check() {
+		c.Trust()
+		d.log.Info("clock confirmed by the owner's browser", "off_by", time.Now().Round(0).Sub(target).Round(time.Millisecond).String())
+		httpjson.Write(w, http.StatusOK, clockAnswer{Trusted: true, By: timesync.BySetting, Message: "the clock agrees with this browser's: confirmed"})
+		return
+	}
+	off := time.Now().Round(0).Sub(target).Round(time.Second)
+	if d.cfg.RuntimeDir == "" {
+		d.clk.refused.Add(1)
+		httpjson.WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("the clock is %s off this browser's and this sensord cannot set it (it runs without the image's clock helper): set the system clock (timedatectl set-time) and it follows", off))
+		return
+	}
+	req := filepath.Join(d.cfg.RuntimeDir, paths.ClockRequestName)
+	if err := atomicfile.WriteFile(req, timesync.Request(target, boottime()), 0o600); err != nil {
+		d.clk.refused.Add(1)
+		httpjson.WriteError(w, http.StatusInternalServerError, "could not pass the request on: "+err.Error())
+		return
+	}
+	d.log.Info("owner asked to set the clock from the browser", "to", target.UTC().Format(time.RFC3339), "off_by", off.String())
+	httpjson.Write(w, http.StatusAccepted, clockAnswer{Requested: true, Message: fmt.Sprintf("the clock is %s off this browser's: asked the system to set it; readings are stored once it is", off)})
+}
+
+// boottime is CLOCK_BOOTTIME, the clock sensord-setclock reads as
+// /proc/uptime.
+func boottime() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }

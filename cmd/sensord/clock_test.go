@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -153,4 +156,120 @@ func TestWithoutClockHoldReadingsAreStoredAtOnce(t *testing.T) {
 	if h.Clock.Trusted || h.Clock.Hold || h.Clock.Held != 0 || strings.HasPrefix(h.Reason, "clock") {
 		t.Errorf("/healthz without -clock-hold: %q %+v", h.Reason, h.Clock)
 	}
+}
+
+// postClock posts body to /api/clock with the owner token owner ("" none).
+func postClock(t *testing.T, p *inproc, owner, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, p.url("/api/clock"), strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if owner != "" {
+		req.Header.Set("Authorization", "Bearer "+owner)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// neverSynced is a system whose clock no time server has set.
+func neverSynced() timesync.Verdict {
+	return timesync.Verdict{Why: "no time server has answered"}
+}
+
+// TestTheOwnerSetsTheClockFromTheBrowser: a browser whose clock agrees
+// confirms the clock at once and the held readings are stored; one whose
+// clock differs leaves a request for the root helper, and the clock is
+// trusted once it reads what the browser said. Bad bodies get 400 with
+// the reason; without the owner token nothing happens.
+func TestTheOwnerSetsTheClockFromTheBrowser(t *testing.T) {
+	t.Parallel()
+	const owner = "owner-token-1"
+	t.Run("a browser that agrees confirms the clock", func(t *testing.T) {
+		t.Parallel()
+		p := newInproc(t, "-clock-hold", "-owner-token", owner, "-history-dir", t.TempDir(), "-history-commit-interval", "1s")
+		p.d.clk.clock.Source = neverSynced
+		p.wg.Go(func() { p.d.runHistory(p.ctx) })
+		p.wg.Go(func() { p.d.runClock(p.ctx) })
+		p.runPoller()
+		testutil.Until(t, 10*time.Second, func() bool { return p.d.clockHealth().Held >= 3 }, func() string { return "nothing held" })
+
+		if code, _ := postClock(t, p, "", fmt.Sprintf(`{"time":%d}`, time.Now().UnixMilli())); code != http.StatusUnauthorized {
+			t.Errorf("without the owner token: %d, want 401", code)
+		}
+		for _, body := range []string{`{"time":1765008000}`, `{"time":"now"}`, `not json`, `{"time":1,"x":2}`} {
+			if code, msg := postClock(t, p, owner, body); code != http.StatusBadRequest || !strings.Contains(msg, `"error"`) {
+				t.Errorf("%s: %d %s, want 400 with the reason", body, code, msg)
+			}
+		}
+		if m := getText(t, p.url("/metrics")); !strings.Contains(m, "\nsensord_clock_requests_refused_total 4\n") {
+			t.Errorf("refusals not counted:\n%s", grepLines(m, "sensord_clock"))
+		}
+		if p.d.clk.clock.Status().Trusted {
+			t.Fatal("trusted after refused requests")
+		}
+		code, msg := postClock(t, p, owner, fmt.Sprintf(`{"time":%d}`, time.Now().UnixMilli()))
+		if code != http.StatusOK || !strings.Contains(msg, `"trusted":true`) {
+			t.Fatalf("a browser that agrees: %d %s", code, msg)
+		}
+		testutil.Until(t, 10*time.Second, func() bool { return p.d.store.Stats().Written >= 3 }, func() string { return "held readings not stored" })
+		if h := p.d.clockHealth(); !h.Trusted || h.By != timesync.BySetting {
+			t.Errorf("clock %+v, want trusted by the owner", h)
+		}
+	})
+	t.Run("a browser that differs asks the helper, and the clock follows", func(t *testing.T) {
+		t.Parallel()
+		p := newInproc(t, "-clock-hold", "-owner-token", owner)
+		p.d.cfg.RuntimeDir = t.TempDir()
+		c := p.d.clk.clock
+		var polls atomic.Int64
+		c.Source = func() timesync.Verdict { polls.Add(1); return neverSynced() }
+		c.Every = 10 * time.Millisecond
+		// The appliance's clock: the card's saved date, until the helper
+		// sets it.
+		var set atomic.Bool
+		const behind = 400 * 24 * time.Hour
+		c.Now = func() time.Time {
+			if set.Load() {
+				return time.Now()
+			}
+			return time.Now().Add(-behind)
+		}
+		p.wg.Go(func() { p.d.runClock(p.ctx) })
+		browser := time.Now()
+		code, msg := postClock(t, p, owner, fmt.Sprintf(`{"time":%d}`, browser.UnixMilli()))
+		if code != http.StatusAccepted || !strings.Contains(msg, `"requested":true`) {
+			t.Fatalf("a browser that differs: %d %s", code, msg)
+		}
+		b, err := os.ReadFile(filepath.Join(p.d.cfg.RuntimeDir, "clock-request"))
+		if err != nil || !strings.HasPrefix(string(b), fmt.Sprintf("%d ", browser.UnixMilli())) {
+			t.Fatalf("request for the helper: %q %v", b, err)
+		}
+		// Three polls after the request: nothing changes before the clock does.
+		seen := polls.Load()
+		testutil.Until(t, 10*time.Second, func() bool { return polls.Load() >= seen+3 }, func() string { return "the clock is not polled" })
+		if c.Status().Trusted {
+			t.Fatal("trusted before the clock was set")
+		}
+		set.Store(true) // what sensord-setclock does
+		testutil.Until(t, 10*time.Second, func() bool { return c.Status().Trusted }, func() string { return "the set clock is not trusted" })
+		if c.Status().By != timesync.BySetting {
+			t.Errorf("trusted by %q", c.Status().By)
+		}
+	})
+	t.Run("without the helper the owner is told to set the clock", func(t *testing.T) {
+		t.Parallel()
+		p := newInproc(t, "-clock-hold", "-owner-token", owner)
+		p.d.clk.clock.Source = neverSynced
+		code, msg := postClock(t, p, owner, fmt.Sprintf(`{"time":%d}`, time.Now().Add(time.Hour).UnixMilli()))
+		if code != http.StatusServiceUnavailable || !strings.Contains(msg, "timedatectl") {
+			t.Errorf("%d %s", code, msg)
+		}
+	})
 }

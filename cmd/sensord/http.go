@@ -30,6 +30,7 @@ func (d *daemon) routes() http.Handler {
 	d.historyRoutes(mux)
 	mux.Handle("GET /metrics", promtext.Handler(d.writeMetrics))
 	d.update.register(mux)
+	mux.HandleFunc("POST /api/clock", d.setClock)
 	// Every request that may change something goes through the owner's
 	// check here, whichever route it is for.
 	h := d.owner.Writes(mux)

@@ -34,6 +34,7 @@ the default.`,
 					{Name: "WIFI_SSID", Example: "MyNetwork", Doc: "Wi-Fi: the network's name."},
 					{Name: "WIFI_PASSPHRASE", Example: "my secret passphrase", Doc: "Wi-Fi: the WPA2/WPA3 passphrase (8 to 63 characters); leave it empty\nfor an open network."},
 					{Name: "SSH_PUBKEY", Example: "ssh-ed25519 AAAA... me@laptop", Doc: "SSH: one public key (the line in ~/.ssh/id_ed25519.pub) allowed to\nlog in as root. Without a key the SSH server stays off."},
+					{Name: "NTP_SERVER", Example: "192.168.1.1", Doc: "Time server(s) on your own network, separated by spaces, for a network\nwithout Internet (your router, Home Assistant). A Pi has no clock of its\nown: until a time server answers, readings wait in memory (see\nSENSORD_CLOCK_HOLD), or the owner sets the clock on the dashboard."},
 				},
 			},
 			{

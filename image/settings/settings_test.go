@@ -100,6 +100,7 @@ func TestSettingsScriptReadsWhatRenderWrites(t *testing.T) {
 		"WIFI_SSID":       "Home # 2 'guest'",
 		"WIFI_PASSPHRASE": "pa$$ `word` $(x) ;|&",
 		"SSH_PUBKEY":      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB me@laptop",
+		"NTP_SERVER":      "192.168.1.1 router.lan",
 		"SENSORD_PERIOD":  "5s",
 	}
 	var b bytes.Buffer

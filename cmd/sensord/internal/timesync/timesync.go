@@ -166,8 +166,37 @@ type Clock struct {
 
 	mu     sync.Mutex
 	status Status
-	set    chan struct{} // closed by Set
+	set    chan struct{} // closed by Trust
 	once   sync.Once
+	// expect is what the owner said the clock should read (Expect).
+	expect     time.Time
+	expectMono time.Duration
+}
+
+// Agree is how close the clock must come to what Expect said: a request's
+// way from a browser and both clocks' own error.
+const Agree = 2 * time.Second
+
+// Expect records that the clock should read target at monotonic time
+// mono (an owner's browser said so); once it does, to within Agree, the
+// clock counts as set by the owner. A clock that agrees already does at
+// the next Check.
+func (c *Clock) Expect(target time.Time, mono time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expect, c.expectMono = target.Round(0), mono
+}
+
+// agrees reports whether the clock reads what Expect said, now.
+func (c *Clock) agrees() bool {
+	c.mu.Lock()
+	target, at := c.expect, c.expectMono
+	c.mu.Unlock()
+	if target.IsZero() {
+		return false
+	}
+	want := target.Add(c.Mono() - at)
+	return c.Now().Round(0).Sub(want).Abs() <= Agree
 }
 
 // Status returns the clock's current state; before Run's first look it
@@ -204,6 +233,9 @@ func (c *Clock) Check() bool {
 	}
 	c.mu.Unlock()
 	v := c.Source()
+	if !v.Trusted && c.agrees() {
+		v = Verdict{Trusted: true, By: BySetting}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !v.Trusted {

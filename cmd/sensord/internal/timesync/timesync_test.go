@@ -179,3 +179,20 @@ func TestHoldDropsTheOldestBeyondItsBound(t *testing.T) {
 		t.Errorf("dropped %d, want 2", h.Dropped())
 	}
 }
+
+func TestClockAgreesWithWhatTheOwnerExpects(t *testing.T) {
+	var fc fakeClocks
+	fc.wall.Store(time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	c := &Clock{Source: func() Verdict { return Verdict{Why: "no"} }, Now: fc.now, Mono: fc.since}
+	truth := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	c.Expect(truth, fc.since())
+	if c.Check() {
+		t.Fatal("trusted while two years off what the owner said")
+	}
+	fc.tick(5 * time.Second)
+	// The helper sets the clock, a little late and 1.5 s off.
+	fc.wall.Store(truth.Add(5*time.Second + 1500*time.Millisecond).UnixNano())
+	if !c.Check() || c.Status().By != BySetting {
+		t.Fatalf("not trusted once the clock agrees: %+v", c.Status())
+	}
+}
