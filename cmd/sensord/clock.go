@@ -119,7 +119,7 @@ func (d *daemon) clockTrusted(wall time.Time, mono time.Duration, by string) {
 		}
 		d.publishMQTT(r)
 	})
-	if n > 0 || d.cfg.ClockHold {
+	if n > 0 {
 		d.log.Info("clock set: held readings stored with their correct times", "by", by, "step", step.String(), "readings", n, "dropped", dropped)
 		return
 	}
