@@ -54,4 +54,10 @@ func TestClockBannerSaysReadingsWaitAndTheOwnerConfirmsTheClock(t *testing.T) {
 	run(t, ctx, chromedp.SendKeys("#cb-owner", owner, chromedp.ByID), chromedp.Click("#cb-set", chromedp.ByID))
 	until(t, func() bool { return strings.Contains(text("#cb-status"), "agrees") }, "the clock confirmed")
 	until(t, func() bool { return !visible("#clock-banner") }, "the banner gone")
+	// The chart starts again from history, which now holds the readings.
+	until(t, func() bool {
+		var n int
+		run(t, ctx, chromedp.Evaluate(`Number(document.getElementById('chart-svg').dataset.points)`, &n))
+		return n >= 3
+	}, "the chart refilled from history")
 }

@@ -500,9 +500,15 @@
 
   // The clock banner: with -clock-hold and the clock not yet set, readings
   // wait in memory; it says so, and what to do.
+  // Once the clock is set, the live points drawn so far carry the unset
+  // clock's times: they go, and the history (stamped correctly) replaces
+  // them, so the chart has no stretch back to the card's old date.
+  let clockWaiting = false;
   function renderClockBanner(c) {
     if (!c) return;
     const waiting = !!c.hold && !c.trusted;
+    if (clockWaiting && !waiting) { pts.length = 0; loadHistory(); }
+    clockWaiting = waiting;
     $('clock-banner').hidden = !waiting;
     if (!waiting) return;
     $('cb-held').textContent = Number(c.held || 0).toLocaleString();
