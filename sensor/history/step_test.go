@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,4 +128,66 @@ func TestAClockThatStepsNeverCorruptsHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	samePoints(t, "hourly rollups once the raw rows went", q, summarise(want, first.Truncate(time.Hour), time.Hour))
+}
+
+// flushQueued is one of Run's commits, at the time now.
+func (s *Store) flushQueued(ctx context.Context, now time.Time, maint bool) (Commit, error) {
+	batch, shifts := s.takeQueued()
+	return s.commitQueued(ctx, shifts, batch, now, maint)
+}
+
+// TestAStepDuringCommitsMovesEveryReadingOnce feeds readings while Run
+// commits every few ms, the clock stepping back by an hour and then
+// forward by a day midway: readings in the queue, in flight and on disk
+// at each step all end up once at their time on the final clock.
+func TestAStepDuringCommitsMovesEveryReadingOnce(t *testing.T) {
+	o := DefaultOpts()
+	o.CommitInterval = 3 * time.Millisecond
+	var mu sync.Mutex
+	clk := &stepClocks{wall: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clk.wall }
+	o.Mono = func() time.Duration { mu.Lock(); defer mu.Unlock(); return clk.mono }
+	s := openTest(t, filepath.Join(t.TempDir(), "h.db"), &o)
+	stop := runAsync(s)
+	type taken struct {
+		r    sensor.Reading
+		mono time.Duration
+	}
+	var all []taken
+	for i := range 3000 {
+		mu.Lock()
+		switch i {
+		case 1000:
+			clk.wall = clk.wall.Add(-time.Hour)
+		case 2000:
+			clk.wall = clk.wall.Add(24 * time.Hour)
+		}
+		clk.tick(2 * time.Second)
+		r := wave(clk.wall)
+		mono := clk.mono
+		mu.Unlock()
+		all = append(all, taken{r, mono})
+		s.AddAt(r, mono)
+		if i%50 == 0 {
+			time.Sleep(time.Millisecond) // let commits land between the steps
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var got []Point
+	err := s.Export(context.Background(), clk.wall.Add(-48*time.Hour), clk.wall.Add(time.Hour), func(bool) error { return nil },
+		func(p Point) error { got = append(got, p); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(all) {
+		t.Fatalf("%d rows, want %d", len(got), len(all))
+	}
+	for i, a := range all {
+		want := clk.wall.Add(a.mono - clk.mono)
+		if !got[i].Time.Equal(want) || got[i].Temperature.Mean != a.r.Temperature {
+			t.Fatalf("row %d at %s, want %s", i, got[i].Time.UTC(), want.UTC())
+		}
+	}
 }

@@ -49,7 +49,12 @@ type runClock struct {
 }
 
 // shift moves the stored raw rows of [from, to] (Unix ms) by by ms.
-type shift struct{ from, to, by int64 }
+// inflight: readings were in flight (being committed) when it came; if
+// that commit fails, they are still in memory and move there (takeQueued).
+type shift struct {
+	from, to, by int64
+	inflight     bool
+}
 
 // AddAt is Add for a reading taken at mono on Opts.Mono's clock: a wall
 // clock step since the previous such reading moves the readings of this
@@ -80,16 +85,21 @@ func (s *Store) shiftLocked(step time.Duration) {
 	if rc.lastMono-rc.firstMono > window {
 		rc.firstWall, rc.firstMono = rc.lastWall.Add(-window), rc.lastMono-window
 	}
-	from, to := rc.firstWall.UnixMilli(), rc.lastWall.UnixMilli()
-	s.shifts = append(s.shifts, shift{from: from, to: to, by: step.Milliseconds()})
-	for _, q := range [][]sensor.Reading{s.pending, s.inflight} {
-		for i := range q {
-			if t := q[i].Time.UnixMilli(); t >= from && t <= to {
-				q[i].Time = q[i].Time.Add(step)
-			}
+	sh := shift{from: rc.firstWall.UnixMilli(), to: rc.lastWall.UnixMilli(), by: step.Milliseconds(), inflight: len(s.inflight) > 0}
+	s.shifts = append(s.shifts, sh)
+	// The queue moves now; the readings in flight belong to the writer
+	// until its commit ends (takeQueued).
+	sh.move(s.pending)
+	rc.firstWall, rc.lastWall = rc.firstWall.Add(step), rc.lastWall.Add(step)
+}
+
+// move re-stamps the readings of rs in the shift's range.
+func (sh shift) move(rs []sensor.Reading) {
+	for i := range rs {
+		if t := rs[i].Time.UnixMilli(); t >= sh.from && t <= sh.to {
+			rs[i].Time = rs[i].Time.Add(time.Duration(sh.by) * time.Millisecond)
 		}
 	}
-	rc.firstWall, rc.lastWall = rc.firstWall.Add(step), rc.lastWall.Add(step)
 }
 
 // youngFrom is the oldest stamp (Unix ms) of the rows this run stored

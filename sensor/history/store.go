@@ -456,9 +456,10 @@ func (s *Store) Run(ctx context.Context) error {
 	defer tick.Stop()
 	var lastMaint time.Time // zero: the first commit maintains
 	flush := func(ctx context.Context) error {
+		batch, shifts := s.takeQueued()
 		now := s.o.Now()
 		maint := now.Sub(lastMaint) >= s.o.MaintainEvery || now.Before(lastMaint)
-		c, err := s.flushQueued(ctx, now, maint)
+		c, err := s.commitQueued(ctx, shifts, batch, now, maint)
 		if err != nil {
 			// The readings stay in flight for the next try.
 			s.failed.Add(1)
@@ -544,15 +545,28 @@ func (s *Store) commit(ctx context.Context, batch []sensor.Reading, now time.Tim
 	return s.commitShifted(ctx, nil, batch, now, maint)
 }
 
-// flushQueued commits what is queued and the re-stampings asked for, as
-// Run does at each tick.
-func (s *Store) flushQueued(ctx context.Context, now time.Time, maint bool) (Commit, error) {
+// takeQueued moves the queued readings in flight and returns them with
+// the re-stampings asked for, for the next commit.
+func (s *Store) takeQueued() ([]sensor.Reading, []shift) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Readings still in flight after a failed commit have not moved with
+	// the steps that came during it (they were not on disk to move): they
+	// move now, before they are, and the steps' moves on disk pass them.
+	for i := range s.shifts {
+		if s.shifts[i].inflight {
+			s.shifts[i].move(s.inflight)
+			s.shifts[i].inflight = false
+		}
+	}
 	s.inflight = append(s.inflight, s.pending...)
 	s.pending = nil
-	batch := s.inflight // Add never touches inflight, so no copy
-	shifts := s.shifts
-	s.mu.Unlock()
+	return s.inflight, s.shifts // Add never touches inflight, so no copy
+}
+
+// commitQueued commits what takeQueued returned; once it succeeds, those
+// re-stampings are done.
+func (s *Store) commitQueued(ctx context.Context, shifts []shift, batch []sensor.Reading, now time.Time, maint bool) (Commit, error) {
 	c, err := s.commitShifted(ctx, shifts, batch, now, maint)
 	if err == nil && len(shifts) > 0 {
 		s.mu.Lock()
