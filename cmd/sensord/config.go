@@ -64,6 +64,9 @@ type config struct {
 	TLSAuto       string
 	URLCA         string
 	HTTPSRedirect bool
+	// ClockHold holds readings back from history and MQTT until the wall
+	// clock can be trusted (clock.go).
+	ClockHold bool
 
 	SimJitter    time.Duration
 	SimErrorRate float64
@@ -132,6 +135,7 @@ func (c *config) settings() *flagenv.Set {
 	s.Var(flagenv.OptionalTenths[sensor.Deci]{P: &c.SimTemp, Min: minSimTemp, Max: maxSimTemp, Unit: "degrees C"}, "sim-temp", "sim: fixed temperature in C, e.g. -10.1 (empty: a slow random walk)")
 	s.Var(flagenv.OptionalTenths[sensor.Deci]{P: &c.SimHumidity, Min: minSimHumidity, Max: maxSimHumidity, Unit: "%RH"}, "sim-humidity", "sim: fixed humidity in %RH, e.g. 48.2 (empty: a slow random walk)")
 	s.Var(flagenv.Bool{P: &c.SimNoResp}, "sim-no-response", "sim: never answer the start pulse")
+	s.Var(flagenv.Bool{P: &c.ClockHold}, "clock-hold", "until the clock is set (NTP, a battery-backed clock, or the owner from the dashboard), keep readings in memory instead of writing them to history and MQTT, then store them with correct times (on for a Pi without a clock; the image sets it)")
 	c.frontSettings(s)
 	c.historySettings(s)
 	c.mqttSettings(s)

@@ -154,6 +154,7 @@ type daemon struct {
 	alerts   *alerting       // the alert rules and their outputs (alerts.go)
 	push     *push.Sender    // messages from outside: POST /api/send, the MQTT command topic
 	pushLog  pushLog         // refused MQTT pushes' log lines (push.go)
+	clk      *clockHold      // the clock's trust and the readings held for it (clock.go)
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health
@@ -164,6 +165,7 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	d.owner = guard.NewOwner(cfg.OwnerToken, cfg.Token, log, time.Now)
 	d.update = newUpdatePanel(log)
 	d.update.Writable = d.owner.Writable()
+	d.newClock()
 	d.openHistory()
 	backoff := maxBackoff(cfg.Period)
 	p, err := sensor.NewPoller(dev, &sensor.PollOpts{
@@ -275,6 +277,7 @@ func (d *daemon) start(ctx context.Context) *sync.WaitGroup {
 	wg.Go(func() { d.systemStats(ctx) })
 	wg.Go(func() { d.watch.Run(ctx) })
 	wg.Go(func() { d.alerts.run(ctx) })
+	wg.Go(func() { d.runClock(ctx) })
 	if d.store != nil {
 		wg.Go(func() { d.runHistory(ctx) })
 	}
@@ -329,11 +332,15 @@ func (d *daemon) wsPaths() map[string]*broadcast.Server {
 
 // publish is the poller's sink: every validated reading goes to every path
 // that carries readings.
+// With -clock-hold, a reading taken before the clock is set goes live as
+// it is but waits for the clock before history and MQTT (clock.go).
 func (d *daemon) publish(r sensor.Reading) {
 	m := broadcast.Message{Topic: d.cfg.Topic, Payload: r}
+	mono := d.mono()
+	held := d.hold(&r, mono)
 	d.seamMu.Lock()
-	if d.store != nil {
-		d.store.Add(r)
+	if d.store != nil && !held {
+		d.store.AddAt(r, mono)
 	}
 	err := d.sensors.Publish(m)
 	d.lastPublished = r.Time
@@ -347,7 +354,9 @@ func (d *daemon) publish(r sensor.Reading) {
 	if d.client != nil {
 		d.client.Publish(m)
 	}
-	d.publishMQTT(r)
+	if !held {
+		d.publishMQTT(r)
+	}
 	d.alerts.observe(r)
 	d.log.Debug("reading", "temperature", r.Temperature, "humidity", r.Humidity)
 	d.updateStatus()

@@ -49,6 +49,8 @@ func (d *daemon) openHistory() {
 		path = filepath.Join(dir, historyFile)
 	}
 	o := d.cfg.historyOpts()
+	// One monotonic clock for the held readings and the store's steps.
+	o.Mono = d.mono
 	d.writes = linklog.NewWords(linklog.Words{Down: "history cannot be written", StillDown: "history still cannot be written", Back: "history writes resumed"},
 		"", d.log, time.Now)
 	o.OnError = func(err error) { d.writes.Failed(err.Error(), "fix", writeFix(err)) }

@@ -35,6 +35,7 @@ func (d *daemon) routes() http.Handler {
 	mux.Handle("POST /api/send", d.push.SendHandler())
 	mux.Handle("GET /api/clients", d.owner.Guard(d.push.ClientsHandler()))
 	d.update.register(mux)
+	mux.HandleFunc("POST /api/clock", d.setClock)
 	// Every request that may change something goes through the owner's
 	// check here, whichever route it is for.
 	h := d.owner.Writes(mux)
@@ -74,7 +75,7 @@ func (d *daemon) newChecker() *health.Checker {
 		Version:  version,
 		Sensor:   d.poller.Stats,
 		Alive:    d.healthy,
-		Degraded: []func() string{d.mqttDown, d.historyDown},
+		Degraded: []func() string{d.clockDown, d.mqttDown, d.historyDown},
 		Describe: d.describe,
 	}
 }
@@ -94,6 +95,8 @@ func (d *daemon) describe(h *health.Report) {
 	h.TLSFingerprint = d.tlsFingerprint
 	h.Name = d.name()
 	h.MQTT = d.mqttHealth()
+	c := d.clockHealth()
+	h.Clock = &c
 	h.Warnings = d.warnings
 	if why := d.historyDown(); why != "" {
 		h.Warnings = append(slices.Clone(d.warnings), why)

@@ -116,6 +116,7 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 		}
 		m.One("sensord_history_write_failing", promtext.Gauge, "1 while history commits fail (a full disk, a damaged file), else 0.", failing)
 	}
+	d.writeClockMetrics(m)
 	d.writeMQTTMetrics(m)
 	d.alerts.writeMetrics(m)
 	ps := d.push.Stats()

@@ -47,6 +47,12 @@ const (
 	RuntimeDir  = "/run/sensord"
 	VerdictName = "verdict"
 	Verdict     = RuntimeDir + "/" + VerdictName
+	// ClockRequest is where sensord leaves the owner's request to set the
+	// clock (POST /api/clock) for the root helper SetClock, which
+	// sensord-setclock.path starts when the file appears.
+	ClockRequestName = "clock-request"
+	ClockRequest     = RuntimeDir + "/" + ClockRequestName
+	SetClock         = "/usr/local/sbin/sensord-setclock"
 )
 
 // Taken is where `sensorctl install-spool` moves a spooled upload before

@@ -30,6 +30,9 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 		{"ExecStart=" + Sensorctl + " boot", []string{units + "sensord-update.service"}},
 		{"ExecStart=" + Sensorctl + " imager-import", []string{units + "sensord-imager.service"}},
 		{"ConditionPathExists=|" + filepath.Dir(Settings) + "/user-data", []string{units + "sensord-imager.service"}},
+		{"PathExists=" + ClockRequest, []string{units + "sensord-setclock.path"}},
+		{"ExecStart=" + SetClock, []string{units + "sensord-setclock.service"}},
+		{"req=" + ClockRequest, []string{"../rootfs" + SetClock}},
 		{"$root" + Sensorctl, []string{abSh}},
 		{"$root" + UpdateKey, []string{abSh}},
 		{"EnvironmentFile=-" + Settings, []string{sensordU}},
@@ -64,7 +67,7 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 func TestNoOtherUpdatePaths(t *testing.T) {
 	known := map[string]bool{}
 	for _, p := range []string{Data, DataDevice, State, Last, Boot, Sensord, Sensorctl, Settings, UpdateKey,
-		StateDir, SpoolDir, Spooled, RuntimeDir, Verdict, Taken} {
+		StateDir, SpoolDir, Spooled, RuntimeDir, Verdict, Taken, ClockRequest} {
 		known[p] = true
 	}
 	path := regexp.MustCompile(`/[\w./@-]+`)

@@ -103,6 +103,7 @@ func TestSettingsScriptReadsWhatRenderWrites(t *testing.T) {
 		"SSH_PUBKEY_3":    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC me@desk",
 		"WIFI_PSK":        strings.Repeat("0f", 32),
 		"TIMEZONE":        "America/Argentina/Buenos_Aires",
+		"NTP_SERVER":      "192.168.1.1 router.lan",
 		"SENSORD_PERIOD":  "5s",
 	}
 	var b bytes.Buffer

@@ -47,6 +47,16 @@
 // transaction through SQLite's online backup. Export streams any range
 // without a row limit.
 //
+// # A clock that steps
+//
+// AddAt takes a reading with its monotonic time (Opts.Mono's clock). When
+// the wall clock steps between two readings (forward by years at a Pi's
+// first NTP answer, back at a correction), the readings this run stored
+// before the step, within ShiftWindow, move by the step, with their
+// rollups: rows stay in the order taken, none is left at a wrong date,
+// and retention counts real age; rows this run wrote less than a
+// retention ago (by the monotonic clock) are never purged (steps.go).
+//
 // A flock on the database's ".lock" file, holding the owner's process
 // ID, keeps a second process off it: Open fails with ErrInUse at once.
 //

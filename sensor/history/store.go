@@ -107,6 +107,9 @@ type Opts struct {
 	MaintainEvery   time.Duration // time between two rollup-and-purge passes
 	// Now is the clock retention is measured against.
 	Now func() time.Time
+	// Mono is a monotonic clock (any origin), the one AddAt's times are
+	// on: it tells a reading's real age when the wall clock has stepped.
+	Mono func() time.Duration
 	// OnCommit, if set, is called by Run after each commit that
 	// succeeded, with what it wrote.
 	OnCommit func(Commit)
@@ -123,7 +126,14 @@ func DefaultOpts() Opts {
 		CommitInterval:  DefaultCommitInterval,
 		MaintainEvery:   DefaultMaintainEvery,
 		Now:             time.Now,
+		Mono:            monotonic(),
 	}
+}
+
+// monotonic is a monotonic clock from now on.
+func monotonic() func() time.Duration {
+	start := time.Now()
+	return func() time.Duration { return time.Since(start) }
 }
 
 // Check reports the first option out of range.
@@ -137,7 +147,7 @@ func (o *Opts) Check() error {
 		return fmt.Errorf("%w: commit interval %s is not positive", ErrOpts, o.CommitInterval)
 	case o.MaintainEvery <= 0:
 		return fmt.Errorf("%w: maintenance interval %s is not positive", ErrOpts, o.MaintainEvery)
-	case o.Now == nil:
+	case o.Now == nil || o.Mono == nil:
 		return fmt.Errorf("%w: no clock", ErrOpts)
 	}
 	return nil
@@ -201,6 +211,8 @@ type Store struct {
 	mu         sync.Mutex       // guards the fields below
 	pending    []sensor.Reading // added since the last commit began
 	inflight   []sensor.Reading // being committed (kept after a failed commit)
+	run        runClock         // this run's readings on the clock (steps.go)
+	shifts     []shift          // re-stampings of stored rows for the next commit
 	lastErr    error
 	lastCommit time.Time
 	failSince  time.Time // when the current run of failed commits began
@@ -411,6 +423,10 @@ func (s *Store) migrate() error {
 func (s *Store) Add(r sensor.Reading) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.addLocked(r)
+}
+
+func (s *Store) addLocked(r sensor.Reading) {
 	if len(s.pending)+len(s.inflight) >= QueueSize {
 		s.dropped.Add(1)
 		return
@@ -440,15 +456,10 @@ func (s *Store) Run(ctx context.Context) error {
 	defer tick.Stop()
 	var lastMaint time.Time // zero: the first commit maintains
 	flush := func(ctx context.Context) error {
-		s.mu.Lock()
-		s.inflight = append(s.inflight, s.pending...)
-		s.pending = nil
-		batch := s.inflight // Add never touches inflight, so no copy
-		s.mu.Unlock()
-
+		batch, shifts := s.takeQueued()
 		now := s.o.Now()
 		maint := now.Sub(lastMaint) >= s.o.MaintainEvery || now.Before(lastMaint)
-		c, err := s.commit(ctx, batch, now, maint)
+		c, err := s.commitQueued(ctx, shifts, batch, now, maint)
 		if err != nil {
 			// The readings stay in flight for the next try.
 			s.failed.Add(1)
@@ -461,7 +472,7 @@ func (s *Store) Run(ctx context.Context) error {
 		if maint {
 			lastMaint = now
 		}
-		s.written.Add(uint64(len(batch)))
+		s.written.Add(uint64(c.Rows))
 		s.commits.Add(1)
 		s.setErr(nil, now)
 		if s.o.OnCommit != nil {
@@ -531,8 +542,44 @@ func (s *Store) Close() error {
 // happens outside commitMu; only the COMMIT and the clearing of the
 // readings in flight hold it.
 func (s *Store) commit(ctx context.Context, batch []sensor.Reading, now time.Time, maint bool) (Commit, error) {
+	return s.commitShifted(ctx, nil, batch, now, maint)
+}
+
+// takeQueued moves the queued readings in flight and returns them with
+// the re-stampings asked for, for the next commit.
+func (s *Store) takeQueued() ([]sensor.Reading, []shift) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Readings still in flight after a failed commit have not moved with
+	// the steps that came during it (they were not on disk to move): they
+	// move now, before they are, and the steps' moves on disk pass them.
+	for i := range s.shifts {
+		if s.shifts[i].inflight {
+			s.shifts[i].move(s.inflight)
+			s.shifts[i].inflight = false
+		}
+	}
+	s.inflight = append(s.inflight, s.pending...)
+	s.pending = nil
+	return s.inflight, s.shifts // Add never touches inflight, so no copy
+}
+
+// commitQueued commits what takeQueued returned; once it succeeds, those
+// re-stampings are done.
+func (s *Store) commitQueued(ctx context.Context, shifts []shift, batch []sensor.Reading, now time.Time, maint bool) (Commit, error) {
+	c, err := s.commitShifted(ctx, shifts, batch, now, maint)
+	if err == nil && len(shifts) > 0 {
+		s.mu.Lock()
+		s.shifts = s.shifts[len(shifts):]
+		s.mu.Unlock()
+	}
+	return c, err
+}
+
+// commitShifted is commit, moving stored rows by shifts first.
+func (s *Store) commitShifted(ctx context.Context, shifts []shift, batch []sensor.Reading, now time.Time, maint bool) (Commit, error) {
 	c := Commit{Rows: len(batch), Maintained: maint}
-	if len(batch) == 0 && !maint {
+	if len(batch) == 0 && len(shifts) == 0 && !maint {
 		return c, nil
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -540,6 +587,11 @@ func (s *Store) commit(ctx context.Context, batch []sensor.Reading, now time.Tim
 		return c, classify(fmt.Errorf("history: begin: %w", err))
 	}
 	defer tx.Rollback()
+	for _, sh := range shifts {
+		if err := applyShift(ctx, tx, sh); err != nil {
+			return c, classify(err)
+		}
+	}
 	if len(batch) > 0 {
 		oldest, err := insertRaw(ctx, tx, batch)
 		if err != nil {
@@ -723,7 +775,10 @@ func (s *Store) maintain(ctx context.Context, tx *sql.Tx, now time.Time) error {
 	if err := advanceMark(ctx, tx, cut); err != nil {
 		return err
 	}
-	rawCut := min(max(rolled, cut), now.Add(-s.o.RawRetention).UnixMilli())
+	// Retention counts real age: rows this run wrote less than a
+	// retention ago (by the monotonic clock) stay, whatever the wall clock
+	// says now (it may have stepped since they were stamped).
+	rawCut := min(max(rolled, cut), now.Add(-s.o.RawRetention).UnixMilli(), s.youngFrom(s.o.RawRetention))
 	days, err := rawDays(ctx, tx)
 	if err != nil {
 		return err
@@ -736,7 +791,7 @@ func (s *Store) maintain(ctx context.Context, tx *sql.Tx, now time.Time) error {
 			return fmt.Errorf("history: purge: %w", err)
 		}
 	}
-	old := now.Add(-s.o.RollupRetention).UnixMilli()
+	old := min(now.Add(-s.o.RollupRetention).UnixMilli(), s.youngFrom(s.o.RollupRetention))
 	if _, err := tx.ExecContext(ctx, `DELETE FROM minute WHERE t < ?`, old); err != nil {
 		return fmt.Errorf("history: purge: %w", err)
 	}

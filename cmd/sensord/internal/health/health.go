@@ -187,6 +187,8 @@ type Report struct {
 	MQTT           *MQTT    `json:"mqtt,omitempty"`
 	Warnings       []string `json:"warnings"`
 	Extra          Extra    `json:"extra"`
+	// Clock is the wall clock's state (absent where Describe gives none).
+	Clock *Clock `json:"clock,omitempty"`
 }
 
 // Sensor is the sensor's part: its counters and its state in words.
@@ -212,6 +214,19 @@ type SensorState struct {
 	Fix         string `json:"fix,omitempty"`
 	Since       int64  `json:"since,omitempty"` // ms: when it started failing
 	FailedReads uint64 `json:"failed_reads,omitempty"`
+}
+
+// Clock is the wall clock's state: whether it can be trusted and, with
+// -clock-hold, the readings held until it can.
+type Clock struct {
+	Trusted bool   `json:"trusted"`
+	By      string `json:"by,omitempty"`    // what set it: timesyncd, kernel-ntp, rtc, owner
+	Since   int64  `json:"since,omitempty"` // ms: when it became trusted
+	Hold    bool   `json:"hold"`            // -clock-hold
+	Held    int    `json:"held"`            // readings waiting for it
+	Dropped uint64 `json:"dropped"`         // held readings dropped beyond the bound
+	Problem string `json:"problem,omitempty"`
+	Fix     string `json:"fix,omitempty"`
 }
 
 // Client is client mode's link to -url.

@@ -498,6 +498,66 @@
       (s.last_error ? ' · ' + s.last_error : '');
   }
 
+  // The clock banner: with -clock-hold and the clock not yet set, readings
+  // wait in memory; it says so, and what to do.
+  // Once the clock is set, the live points drawn so far carry the unset
+  // clock's times: they go, and the history (stamped correctly) replaces
+  // them, so the chart has no stretch back to the card's old date.
+  let clockWaiting = false;
+  function renderClockBanner(c) {
+    if (!c) return;
+    const waiting = !!c.hold && !c.trusted;
+    if (clockWaiting && !waiting) { pts.length = 0; loadHistory(); }
+    clockWaiting = waiting;
+    $('clock-banner').hidden = !waiting;
+    if (!waiting) return;
+    $('cb-held').textContent = Number(c.held || 0).toLocaleString();
+    $('cb-fix').textContent = c.fix ? c.fix.charAt(0).toUpperCase() + c.fix.slice(1) + '.' : '';
+  }
+
+  // The clock banner's button sends this browser's clock (owner only): a
+  // clock that agrees is confirmed, one that differs is set by the
+  // appliance's root helper; the banner goes with the next health poll.
+  // The owner token is kept where the update panel keeps it.
+  const OWNER_KEY = 'sensord.ownerToken';
+  $('cb-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const input = $('cb-owner'), status = $('cb-status');
+    if (input.value) { try { localStorage.setItem(OWNER_KEY, input.value); } catch (e) { /* private mode */ } }
+    let token = '';
+    try { token = localStorage.getItem(OWNER_KEY) || ''; } catch (e) { token = input.value; }
+    if (!token) {
+      $('cb-owner-label').hidden = false;
+      input.focus();
+      status.textContent = 'Enter the owner token (SENSORD_OWNER_TOKEN); this browser keeps it.';
+      return;
+    }
+    status.textContent = 'Sending this browser\'s clock…';
+    try {
+      const res = await fetch(url('api/clock'), {
+        method: 'POST', cache: 'no-store',
+        headers: { 'Content-Type': 'application/json', 'Authorization': 'Bearer ' + token },
+        body: JSON.stringify({ time: Date.now() }),
+      });
+      let body = {};
+      try { body = await res.json(); } catch (e) { /* not JSON */ }
+      status.textContent = res.ok ? (body.message || 'Done') : 'Refused: ' + (body.error || res.status + ' ' + res.statusText);
+      status.dataset.result = res.ok ? (body.trusted ? 'trusted' : 'requested') : 'refused';
+      if (res.status === 401) {
+        try { localStorage.removeItem(OWNER_KEY); } catch (e) { /* private mode */ }
+        input.value = '';
+        $('cb-owner-label').hidden = false;
+      } else if (res.ok) {
+        input.value = '';
+        $('cb-owner-label').hidden = true;
+        window.sensord.pollHealth();
+      }
+    } catch (e) {
+      status.textContent = 'Sending failed: ' + e;
+      status.dataset.result = 'failed';
+    }
+  });
+
   function showAuth(on) {
     $('auth').hidden = !on;
   }
@@ -559,6 +619,7 @@
     const x = h.extra || {};
     const dev = x.device || {};
     renderSensorBanner(s);
+    renderClockBanner(h.clock);
     if (h.name) {
       $('name').textContent = h.name;
       if (!latest) document.title = h.name;
