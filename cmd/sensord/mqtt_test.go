@@ -53,17 +53,15 @@ func TestMQTTPublishesRetainedReadingsDiscoveryAndOnlineThenTheWillAfterKill9(t 
 	w.Next(t, 0, "online", func(m mosquittotest.Msg) bool {
 		return m.Topic == "sensors/kitchen/status" && m.Payload == "online"
 	})
-	configs := map[string]bool{}
-	for i := 0; len(configs) < 4; {
-		m, j := w.Next(t, i, "discovery config", func(m mosquittotest.Msg) bool { return strings.HasSuffix(m.Topic, "/config") })
-		configs[m.Topic] = true
-		i = j + 1
-	}
+	w.Next(t, 0, "the device's discovery config", func(m mosquittotest.Msg) bool {
+		return strings.HasPrefix(m.Topic, "homeassistant/device/") && strings.HasSuffix(m.Topic, "/config")
+	})
 	// Retained: a subscriber arriving later gets all of it from the broker.
 	late := broker.Watch(t, "#")
 	seen := map[string]bool{}
-	// Four values, state, status and four discovery configs.
-	for i := 0; len(seen) < 10; {
+	// Four values, state, status, the device's discovery config and the
+	// two built-in alerts' states.
+	for i := 0; len(seen) < 9; {
 		m, j := late.Next(t, i, "retained message", func(m mosquittotest.Msg) bool { return m.Retained })
 		seen[m.Topic] = true
 		i = j + 1
@@ -72,7 +70,7 @@ func TestMQTTPublishesRetainedReadingsDiscoveryAndOnlineThenTheWillAfterKill9(t 
 		}
 		if strings.HasSuffix(m.Topic, "/config") {
 			var c map[string]any
-			if err := json.Unmarshal([]byte(m.Payload), &c); err != nil || c["state_topic"] == nil || c["device"] == nil {
+			if err := json.Unmarshal([]byte(m.Payload), &c); err != nil || c["cmps"] == nil || c["device"] == nil || c["origin"] == nil {
 				t.Errorf("discovery %s: %v %s", m.Topic, err, m.Payload)
 			}
 		}
