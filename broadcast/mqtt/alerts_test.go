@@ -18,9 +18,13 @@ func TestAlertsAreRetainedAndAnnouncedAsProblemBinarySensors(t *testing.T) {
 	run(t, b)
 	waitState(t, b, "connected")
 	raised := `{"type":"alert","name":"hot","state":"raised","metric":"temperature","value":30.4,"threshold":30,"timestamp":1763856000123}`
+	live := watch(t, broker, "sensors/kitchen/alert/#")
 	b.PublishAlert("sensor_failing", false, nil)
 	b.PublishAlert("hot", true, []byte(raised))
+	live.Next(t, 0, "hot's state", onTopic("sensors/kitchen/alert/hot/state"))
+	live.Next(t, 0, "sensor_failing's state", onTopic("sensors/kitchen/alert/sensor_failing/state"))
 
+	// A subscriber that comes later gets it all from the retained store.
 	w := watch(t, broker, "#")
 	for topic, want := range map[string]string{"sensors/kitchen/alert/hot": raised, "sensors/kitchen/alert/hot/state": "ON",
 		"sensors/kitchen/alert/sensor_failing/state": "OFF"} {
