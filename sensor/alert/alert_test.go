@@ -143,11 +143,12 @@ func TestBuiltinRules(t *testing.T) {
 		want string
 	}{
 		{"nothing while the first reading is due", 5 * time.Second, Health{Started: start}, ""},
-		{"no reading for five periods raises no_reading", 11 * time.Second, Health{Started: start}, "no_reading raised 11.0"},
 		{"the watch calling the sensor failing raises sensor_failing", 12 * time.Second, Health{Started: start, Failing: true}, "sensor_failing raised 12.0"},
-		{"still failing raises nothing more", 20 * time.Second, Health{Started: start, Failing: true}, ""},
-		{"a good reading clears both", 21 * time.Second, Health{Started: start, LastGood: start.Add(21 * time.Second)}, "sensor_failing cleared 0.0|no_reading cleared 0.0"},
-		{"readings every period raise nothing", 29 * time.Second, Health{Started: start, LastGood: start.Add(28 * time.Second)}, ""},
+		{"nothing more while the poller retries", 38 * time.Second, Health{Started: start, Failing: true}, ""},
+		{"no reading past the retries raises no_reading", 39 * time.Second, Health{Started: start, Failing: true}, "no_reading raised 39.0"},
+		{"still failing raises nothing more", 45 * time.Second, Health{Started: start, Failing: true}, ""},
+		{"a good reading clears both", 46 * time.Second, Health{Started: start, LastGood: start.Add(46 * time.Second)}, "sensor_failing cleared 0.0|no_reading cleared 0.0"},
+		{"readings every period raise nothing", 54 * time.Second, Health{Started: start, LastGood: start.Add(53 * time.Second)}, ""},
 	}
 	for _, s := range steps {
 		now = start.Add(s.at)
@@ -217,5 +218,31 @@ func TestEventJSON(t *testing.T) {
 	want := `{"type":"alert","name":"hot","state":"raised","metric":"temperature","value":30.4,"threshold":30,"timestamp":1763856000123}`
 	if string(got) != want {
 		t.Fatalf("got %s, want %s", got, want)
+	}
+}
+
+// A sensor that fails a few reads in a row is retried with the poller's
+// back-off; no_reading must wait that out, or it would be raised and
+// cleared again at every such run (a flapping alert), and it must say so
+// at the moment Home Assistant's expire_after gives the entities up too.
+func TestNoReadingWaitsOutThePollersRetries(t *testing.T) {
+	now := t0
+	e, err := New(Options{Period: period, FailingAfter: time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At a 2 s period the reads after a good one come at 2 s, then, each
+	// failing, 2, 4, 8, 10 and 10 s apart: 36 s for five failed reads.
+	silent := sensor.PeriodicOpts(period).Silence(NoReadingFailures)
+	for _, after := range []time.Duration{11 * time.Second, 16 * time.Second, silent} {
+		now = t0.Add(after)
+		if evs, _ := e.Check(Health{Started: t0, LastGood: t0}); len(evs) != 0 {
+			t.Fatalf("%s after the last good reading, while the poller still retries: %+v", after, evs)
+		}
+	}
+	now = t0.Add(silent + period + time.Second)
+	evs, _ := e.Check(Health{Started: t0, LastGood: t0})
+	if len(evs) != 1 || evs[0].Name != NoReading || evs[0].State != Raised {
+		t.Fatalf("after the retries: %+v, want no_reading raised", evs)
 	}
 }
