@@ -3,6 +3,7 @@ package alert
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -244,5 +245,51 @@ func TestNoReadingWaitsOutThePollersRetries(t *testing.T) {
 	evs, _ := e.Check(Health{Started: t0, LastGood: t0})
 	if len(evs) != 1 || evs[0].Name != NoReading || evs[0].State != Raised {
 		t.Fatalf("after the retries: %+v, want no_reading raised", evs)
+	}
+}
+
+// Every metric a rule may name holds before it raises and clears only at
+// its clear value, held as long: the derived two judged on the values the
+// sensor package derives from each reading.
+func TestEveryMetricHoldsAndClearsAtItsClearValue(t *testing.T) {
+	dp := func(temp, hum sensor.Deci) sensor.Deci { v, _ := sensor.DewPoint(temp, hum); return v }
+	ah := sensor.AbsoluteHumidity
+	type rd struct{ temp, hum sensor.Deci }
+	for _, tt := range []struct {
+		rule       string
+		readings   []rd
+		raiseAt    int // index of the reading that raises
+		clearAt    int // index of the reading that clears
+		raiseValue sensor.Deci
+		clearValue sensor.Deci
+	}{
+		// Falls below 3 °C for 4 s, back at 4 °C for 4 s.
+		{"freeze: temperature < 3 for 4s clear 4", []rd{{29, 500}, {28, 500}, {20, 500}, {35, 500}, {40, 500}, {41, 500}, {42, 500}},
+			2, 6, 20, 42},
+		{"damp: humidity > 70 for 4s clear 65", []rd{{200, 710}, {200, 720}, {200, 730}, {200, 660}, {200, 650}, {200, 640}, {200, 640}},
+			2, 6, 730, 640},
+		{"condensation: dew_point > 18 for 4s clear 15", []rd{{250, 700}, {250, 700}, {250, 700}, {250, 600}, {250, 500}, {250, 500}, {250, 500}},
+			2, 6, dp(250, 700), dp(250, 500)},
+		{"muggy: absolute_humidity > 15 for 4s clear 12", []rd{{250, 700}, {250, 700}, {250, 700}, {250, 600}, {250, 500}, {250, 500}, {250, 500}},
+			2, 6, ah(250, 700), ah(250, 500)},
+	} {
+		t.Run(tt.rule, func(t *testing.T) {
+			e := newEngine(t, nil, tt.rule)
+			name := mustRule(t, tt.rule).Name
+			var got []string
+			for i, r := range tt.readings {
+				evs, err := e.Observe(sensor.Reading{Temperature: r.temp, Humidity: r.hum, Time: t0.Add(time.Duration(i) * period)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, ev := range evs {
+					got = append(got, fmt.Sprintf("%d %s %s %s", i, ev.Name, ev.State, ev.Value))
+				}
+			}
+			want := fmt.Sprintf("%d %s raised %s|%d %s cleared %s", tt.raiseAt, name, tt.raiseValue, tt.clearAt, name, tt.clearValue)
+			if strings.Join(got, "|") != want {
+				t.Fatalf("got %q, want %q", strings.Join(got, "|"), want)
+			}
+		})
 	}
 }
