@@ -41,8 +41,9 @@ const (
 
 // The built-in rules' names.
 const (
-	// SensorFailing is raised while the sensor's reads fail (as the
-	// daemon's sensor watch decides it) and cleared by a good reading.
+	// SensorFailing is raised when the sensor's reads fail (as the
+	// daemon's sensor watch decides it) and cleared once the sensor has
+	// read well for SensorFailingClearAfter.
 	SensorFailing = "sensor_failing"
 	// NoReading is raised when no good reading has come for longer than
 	// NoReadingAfter, failing or not (a read that blocks), and cleared by
@@ -258,18 +259,36 @@ func (e *Engine) Check(h Health) ([]Event, error) {
 	var out []Event
 	for _, name := range []string{SensorFailing, NoReading} {
 		r, st := e.builtin[name], e.states[name]
-		bad := age > r.Threshold
+		bad, hold := age > r.Threshold, time.Duration(0)
 		if name == SensorFailing {
-			bad = h.Failing
+			bad, hold = h.Failing, SensorFailingClearAfter(e.o.Period)
 		}
+		switch {
+		case bad && !st.active:
+			out = append(out, e.flip(r, st, age, now))
+		case bad:
+			st.pending = time.Time{}
 		// Only a good reading after the raise clears it: a sensor watch
 		// that has not looked yet (after a restart) says nothing.
-		if bad != st.active && (bad || h.LastGood.After(st.raised.Time)) {
-			out = append(out, e.flip(r, st, age, now))
+		case st.active && h.LastGood.After(st.raised.Time):
+			if st.pending.IsZero() {
+				st.pending = now
+			}
+			if now.Sub(st.pending) >= hold {
+				out = append(out, e.flip(r, st, age, now))
+			}
 		}
 	}
 	return out, e.save(out)
 }
+
+// SensorFailingClearAfter is how long the sensor must read without being
+// called failing before SensorFailing clears: as long as NoReading waits.
+// The watch calls a sensor failing after a couple of failed reads and
+// well at the next good one, so a sensor that fails now and then would
+// otherwise raise and clear it at every run of failures; this way it is
+// one alert while the sensor keeps failing now and then.
+func SensorFailingClearAfter(period time.Duration) time.Duration { return NoReadingAfter(period) }
 
 // flip moves st to the other state and returns the event. e.mu is held.
 func (e *Engine) flip(r Rule, st *ruleState, v sensor.Deci, at time.Time) Event {

@@ -148,8 +148,10 @@ func TestBuiltinRules(t *testing.T) {
 		{"nothing more while the poller retries", 38 * time.Second, Health{Started: start, Failing: true}, ""},
 		{"no reading past the retries raises no_reading", 39 * time.Second, Health{Started: start, Failing: true}, "no_reading raised 39.0"},
 		{"still failing raises nothing more", 45 * time.Second, Health{Started: start, Failing: true}, ""},
-		{"a good reading clears both", 46 * time.Second, Health{Started: start, LastGood: start.Add(46 * time.Second)}, "sensor_failing cleared 0.0|no_reading cleared 0.0"},
+		{"a good reading clears no_reading", 46 * time.Second, Health{Started: start, LastGood: start.Add(46 * time.Second)}, "no_reading cleared 0.0"},
 		{"readings every period raise nothing", 54 * time.Second, Health{Started: start, LastGood: start.Add(53 * time.Second)}, ""},
+		{"sensor_failing clears once the sensor has read well as long as no_reading waits", 84 * time.Second,
+			Health{Started: start, LastGood: start.Add(84 * time.Second)}, "sensor_failing cleared 0.0"},
 	}
 	for _, s := range steps {
 		now = start.Add(s.at)
@@ -291,5 +293,55 @@ func TestEveryMetricHoldsAndClearsAtItsClearValue(t *testing.T) {
 				t.Fatalf("got %q, want %q", strings.Join(got, "|"), want)
 			}
 		})
+	}
+}
+
+// A sensor that fails now and then (the watch calls it failing after a
+// couple of failed reads, and well again at the next good one) is one
+// sensor_failing alert, raised at the first run of failures and cleared
+// once it has read well for as long as no_reading waits, not a raise and
+// a clear at every run.
+func TestSensorFailingDoesNotFlapOnASensorThatFailsNowAndThen(t *testing.T) {
+	now := t0
+	e, err := New(Options{Period: period, FailingAfter: 7 * time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	lastGood := t0
+	// Every 10 s a run of failed reads long enough for the watch to call
+	// the sensor failing for 4 s, then good readings again, for 2 minutes.
+	for s := 0; s <= 120; s++ {
+		now = t0.Add(time.Duration(s) * time.Second)
+		failing := s%10 >= 6
+		if !failing && s%2 == 0 {
+			lastGood = now
+		}
+		evs, err := e.Check(Health{Started: t0, LastGood: lastGood, Failing: failing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			got = append(got, fmt.Sprintf("%d s %s %s", s, ev.Name, ev.State))
+		}
+	}
+	if want := "6 s sensor_failing raised"; strings.Join(got, "|") != want {
+		t.Fatalf("got %q, want one raise that stays while the sensor keeps failing now and then", got)
+	}
+	// Reading well from then on clears it once it has held.
+	for s := 121; s <= 200; s++ {
+		now = t0.Add(time.Duration(s) * time.Second)
+		if s%2 == 0 {
+			lastGood = now
+		}
+		evs, _ := e.Check(Health{Started: t0, LastGood: lastGood})
+		for _, ev := range evs {
+			got = append(got, fmt.Sprintf("%d s %s %s", s, ev.Name, ev.State))
+		}
+	}
+	hold := NoReadingAfter(period)
+	want := fmt.Sprintf("6 s sensor_failing raised|%d s sensor_failing cleared", 120+int(hold.Seconds()))
+	if strings.Join(got, "|") != want {
+		t.Fatalf("got %q, want %q", strings.Join(got, "|"), want)
 	}
 }
