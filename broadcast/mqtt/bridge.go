@@ -70,6 +70,15 @@ const (
 	MinBackoff = time.Second
 	MaxBackoff = 60 * time.Second
 
+	// DefaultHandoverPause is the wait between the steps of the
+	// discovery hand-over (see discovery): Home Assistant unloads the
+	// entities {"migrate_discovery":true} names in tasks of its own, and
+	// the next step's configs must not find them still loaded (it would
+	// refuse their unique_ids as taken); its docs check the log between
+	// the steps. A second is ample for Home Assistant on a Pi, and the
+	// hand-over happens once a run.
+	DefaultHandoverPause = time.Second
+
 	// DefaultBirthDelay is the longest random wait before the configs are
 	// sent again after Home Assistant announces itself, so a house of
 	// devices does not answer in the same instant (Home Assistant's MQTT
@@ -150,6 +159,9 @@ type Opts struct {
 	MaxBurst   int           // DefaultMaxBurst
 	MaxPayload int           // DefaultMaxPayload
 	BirthDelay time.Duration // DefaultBirthDelay
+	// HandoverPause is the wait between the discovery hand-over's steps;
+	// DefaultHandoverPause.
+	HandoverPause time.Duration
 
 	OnMessage func(HubMessage) // required with Subscribe; must not block
 	OnState   func(State)      // optional; must not block
@@ -285,6 +297,9 @@ func New(o Opts) (*Bridge, error) {
 	def(&o.MaxPayload, DefaultMaxPayload)
 	if o.BirthDelay <= 0 {
 		o.BirthDelay = DefaultBirthDelay
+	}
+	if o.HandoverPause <= 0 {
+		o.HandoverPause = DefaultHandoverPause
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -667,7 +682,16 @@ func (b *Bridge) announce(ctx context.Context, c paho.Client) error {
 	if err != nil {
 		return err
 	}
-	for _, msgs := range steps {
+	for i, msgs := range steps {
+		if i > 0 {
+			t := time.NewTimer(b.o.HandoverPause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
 		if err := b.send(ctx, c, msgs...); err != nil {
 			return err
 		}

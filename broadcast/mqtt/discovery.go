@@ -257,7 +257,7 @@ func (b *Bridge) deviceConfig() (message, error) {
 }
 
 // discovery is what announce sends to Home Assistant, in steps each sent
-// and acknowledged before the next: the configs of the configured form,
+// and acknowledged HandoverPause before the next: the configs of the configured form,
 // and at the first announce of a run (handover) the documented
 // migrate_discovery handshake from the other form around them, so that
 // entities a card announced in the other form keep their unique_id and

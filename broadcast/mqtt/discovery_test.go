@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"sensord/broadcast/mqtt/mosquittotest"
 )
@@ -156,11 +157,13 @@ func TestMigrationFromTheEntityFormFollowsHomeAssistantsHandshake(t *testing.T) 
 	run(t, b)
 
 	var lastMigrate, device, firstClear int
+	var migratedAt time.Time
 	for _, topic := range entityTopics() {
-		_, i := w.Next(t, seen+1, "migrate_discovery on "+topic, func(m got) bool {
+		m, i := w.Next(t, seen+1, "migrate_discovery on "+topic, func(m got) bool {
 			return m.Topic == topic && m.Payload == `{"migrate_discovery":true}`
 		})
 		lastMigrate = max(lastMigrate, i)
+		migratedAt = m.At
 	}
 	dm, device := w.Next(t, seen+1, "the device config", onTopic(deviceTopic))
 	firstClear = len(w.All()) + 1<<20
@@ -170,6 +173,11 @@ func TestMigrationFromTheEntityFormFollowsHomeAssistantsHandshake(t *testing.T) 
 	}
 	if !(lastMigrate < device && device < firstClear) {
 		t.Errorf("order: last migrate_discovery #%d, device config #%d, first empty payload #%d; want them in that order", lastMigrate, device, firstClear)
+	}
+	// Home Assistant unloads the old entities before the device config
+	// comes.
+	if gap := dm.At.Sub(migratedAt); gap < DefaultHandoverPause/2 {
+		t.Errorf("device config %s after migrate_discovery, want about %s", gap, DefaultHandoverPause)
 	}
 	var cfg struct {
 		Components map[string]map[string]any `json:"cmps"`
