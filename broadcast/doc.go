@@ -15,15 +15,26 @@
 // # Messages
 //
 // Payload []byte goes out as a binary frame, a string as text as is, anything
-// else as JSON text; an empty payload is not sent. With WholeMsg the frame is
-// {"topic":..,"payload":..,"_msgid":..} (never the session).
+// else as JSON text (RawJSON as it is); an empty payload is not sent. With
+// WholeMsg the frame is {"topic":..,"payload":..,"_msgid":..} (never the
+// session). A Live message skips late joiners' replay.
+//
+// # Sessions
+//
+// Every client gets a session id when it connects, 16 lower-case hex
+// digits like the id Node-RED's websocket nodes give a client (its
+// _session is {"type":"websocket","id":<id>}). A Message with Session
+// reaches that client only; one for a client that has gone is dropped
+// and counted (ServerStats.RepliesDropped), never broadcast. ClientList
+// names the connected clients and their sessions.
 //
 // # Concurrency
 //
-// Server: Publish, PublishRetained, History, Clients, Stats, Progress and
-// Close are safe from any number of goroutines; neither publish waits for
-// a client (PublishRetained only for other PublishRetained calls and
-// joining clients' look at the retained messages). ServeHTTP is
+// Server: Publish, PublishRetained, History, Clients, ClientList,
+// HasSession, Reach, Stats, Progress and Close are safe from any number
+// of goroutines; neither publish waits for a client (PublishRetained only
+// for other PublishRetained calls and joining clients' look at the
+// retained messages). ServeHTTP is
 // called by net/http. OnMessage runs on the sending client's reader
 // goroutine and OnEvent on the client's own goroutines: neither may block
 // for long; both may call Publish (that is how a reply is sent).

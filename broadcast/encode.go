@@ -1,6 +1,7 @@
 package broadcast
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -42,6 +43,20 @@ func empty(p any) bool {
 // as is, anything else (json.RawMessage included) as JSON text.
 // With whole set, the frame is the whole message as JSON text.
 func encodePayload(m *Message, whole bool) (data []byte, bin bool, err error) {
+	if raw, ok := m.Payload.(RawJSON); ok {
+		if !whole {
+			return raw, false, nil
+		}
+		// An Encoder that leaves <, > and & alone keeps raw's bytes
+		// (json.Marshal would escape them); raw must be valid JSON.
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(wholeMsg{Topic: m.Topic, Payload: json.RawMessage(raw), MsgID: m.ID}); err != nil {
+			return nil, false, fmt.Errorf("broadcast: encode message: %w", err)
+		}
+		return bytes.TrimSuffix(b.Bytes(), []byte("\n")), false, nil
+	}
 	if whole {
 		p := m.Payload
 		if b, ok := p.([]byte); ok {

@@ -105,3 +105,23 @@ func waitStuckInWrite(t testing.TB, in string) {
 		return false
 	}, func() string { return "no goroutine blocked writing in (*conn[...])." + in })
 }
+
+// history returns the retained broadcast messages whose topic matches the
+// MQTT filter ("" matches all), oldest first, at most the newest n (n <= 0:
+// all). Payloads are as published. Safe from any goroutine.
+func (s *Server) history(filter string, n int) []Message {
+	var out []Message
+	for f := range s.eng.Retained {
+		if filter != "" && !MatchTopic(filter, f.Topic) {
+			continue
+		}
+		out = append(out, f.Meta)
+		if n > 0 && len(out) == n {
+			break
+		}
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}

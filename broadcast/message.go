@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Message is one message for the clients of a path (Node-RED's msg).
@@ -19,6 +20,23 @@ type Message struct {
 	Session string
 	// ID is the _msgid; generated when empty.
 	ID string
+	// Live: a broadcast that reaches the clients connected when it is
+	// published and no later one, as websocket-out's does (a pushed
+	// notice); a late joiner's replay skips it.
+	Live bool
+}
+
+// RawJSON is a payload that is JSON text already, sent as it is (never
+// re-encoded): a text frame, or with WholeMsg the message's payload
+// verbatim.
+type RawJSON []byte
+
+// ClientInfo describes one connected client (Server.ClientList).
+type ClientInfo struct {
+	Session string    // its session: Publish a Message with it to reach this client only
+	Remote  string    // the peer's address and port
+	Since   time.Time // when it connected
+	Filters []string  // its ?topic= filters; nil: every topic
 }
 
 // Incoming is one frame received from a client (websocket-in).

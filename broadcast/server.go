@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -406,7 +407,7 @@ func (s *Server) Publish(m Message) error {
 	if err != nil {
 		return err
 	}
-	f := &fanout.Frame[Message]{Topic: m.Topic, Wire: fanout.Encode(bin, data), Meta: m}
+	f := &fanout.Frame[Message]{Topic: m.Topic, Wire: fanout.Encode(bin, data), Meta: m, Live: m.Live}
 	if m.Session == "" {
 		s.eng.Publish(f)
 		s.published.Add(1)
@@ -452,28 +453,27 @@ func (s *Server) PublishRetained(m Message, keep bool) error {
 	return nil
 }
 
-// History returns the retained broadcast messages whose topic matches the
-// MQTT filter ("" matches all), oldest first, at most the newest n (n <= 0:
-// all). Payloads are as published. Safe from any goroutine.
-func (s *Server) History(filter string, n int) []Message {
-	var out []Message
-	for f := range s.eng.Retained {
-		if filter != "" && !MatchTopic(filter, f.Topic) {
-			continue
-		}
-		out = append(out, f.Meta)
-		if n > 0 && len(out) == n {
-			break
-		}
+// Clients is the number of connected clients.
+func (s *Server) Clients() int { return s.eng.Clients() }
+
+// ClientList describes the connected clients, oldest first.
+func (s *Server) ClientList() []ClientInfo {
+	conns := s.eng.Conns()
+	out := make([]ClientInfo, len(conns))
+	for i, c := range conns {
+		out[i] = ClientInfo{Session: c.Session, Remote: c.Remote, Since: c.Since, Filters: c.Filters}
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
+	slices.SortStableFunc(out, func(a, b ClientInfo) int { return a.Since.Compare(b.Since) })
 	return out
 }
 
-// Clients is the number of connected clients.
-func (s *Server) Clients() int { return s.eng.Clients() }
+// HasSession reports whether the client with session is connected.
+func (s *Server) HasSession(session string) bool { return s.eng.Has(session) }
+
+// Reach is the number of connected clients whose filters want topic: those
+// a broadcast on it published now goes to. It looks at every client, so it
+// is for rare messages (a push from outside), not for every publish.
+func (s *Server) Reach(topic string) int { return s.eng.Wanting(topic) }
 
 // Stats returns the counters. Safe from any goroutine.
 func (s *Server) Stats() ServerStats {

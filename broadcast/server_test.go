@@ -75,7 +75,7 @@ func TestEmptyPayloadIsNotSent(t *testing.T) {
 	if _, got := read(t, c); got != "first real" {
 		t.Fatalf("got %q, want the first non-empty message", got)
 	}
-	if n := len(s.History("", 0)); n != 1 {
+	if n := len(s.history("", 0)); n != 1 {
 		t.Errorf("History has %d messages, want 1", n)
 	}
 }
@@ -304,7 +304,7 @@ func TestHistoryReturnsRetainedMessagesOldestFirst(t *testing.T) {
 		{"s/a", 1, "[5]"},
 		{"s/+", 2, "[4 5]"},
 	} {
-		if got := fmtAny(payloads(s.History(tc.filter, tc.n))); got != tc.want {
+		if got := fmtAny(payloads(s.history(tc.filter, tc.n))); got != tc.want {
 			t.Errorf("History(%q, %d) = %s, want %s", tc.filter, tc.n, got, tc.want)
 		}
 	}

@@ -9,7 +9,7 @@
 #   make update-test  A/B updates under qemu: install, trial, commit, rollback,
 #                     refused bundles, a power cut mid-install
 #
-# All three need root (apt-get, binfmt_misc, chroot). The Debian base root
+# All of them need root (apt-get, binfmt_misc, chroot). The Debian base root
 # filesystem is cached outside the repo, in $(IMAGE_CACHE): the first build
 # takes 12-15 min more than the next ones. See image/README.md.
 

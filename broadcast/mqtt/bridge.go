@@ -15,9 +15,9 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"sensord/internal/backoff"
+	"sensord/internal/ratelimit"
 )
 
 // Availability payloads on <prefix>/<name>/status, Home Assistant's
@@ -165,6 +165,10 @@ type Opts struct {
 
 	OnMessage func(HubMessage) // required with Subscribe; must not block
 	OnState   func(State)      // optional; must not block
+	// OnCommand, if set, gets the payload of every message published on
+	// the command topic <prefix>/<name>/send (CommandMetric) but
+	// retained ones; it must not block.
+	OnCommand func(payload []byte)
 
 	// Backfill, if set, is the history the readings came from: it calls
 	// fn with each stored reading in [from, to), oldest first. Readings
@@ -197,6 +201,7 @@ type Stats struct {
 	QueueDropped  uint64 // readings dropped from a full queue
 	Received      uint64 // messages that arrived on the subscription
 	Passed        uint64 // of those, passed to OnMessage
+	Own           uint64 // of those, the device's own topics, not passed (see onMessage)
 	RateDropped   uint64 // refused over MaxRate
 	SizeDropped   uint64 // refused over MaxPayload or the topic bound
 	Oversize      uint64 // packets over MaxPacket, dropped as their header arrived
@@ -204,6 +209,12 @@ type Stats struct {
 	ConnectErrors uint64 // attempts that failed
 	PublishErrors uint64 // publishes not acknowledged (each ends the connection)
 	Backfilled    uint64 // readings sent again from Backfill after the queue dropped them
+	Commands      uint64 // messages on the command topic
+	// CommandsRetained: of those, retained ones, ignored (one left on
+	// the broker would run again at every connect).
+	CommandsRetained uint64
+	EventsPublished  uint64 // client events the broker acknowledged
+	EventsDropped    uint64 // client events dropped: over a bound, or the broker away
 }
 
 // Bridge is one broker connection's publisher and subscriber.
@@ -211,7 +222,7 @@ type Bridge struct {
 	o      Opts
 	broker Broker
 	q      *queue
-	lim    *limiter
+	lim    *ratelimit.Bucket
 
 	wake     chan struct{} // cap 1: Publish's nudge to Run
 	haOnline chan struct{} // cap 1: Home Assistant's birth message
@@ -234,10 +245,13 @@ type Bridge struct {
 	latest     Reading
 	hasLatest  bool
 	alerts     alertState
+	events     eventQueue
 
-	published, received, passed, rateDropped, sizeDropped atomic.Uint64
-	connects, connectErrors, publishErrors, oversize      atomic.Uint64
-	connected                                             atomic.Bool
+	commands, commandsRetained atomic.Uint64
+
+	published, received, passed, own, rateDropped, sizeDropped atomic.Uint64
+	connects, connectErrors, publishErrors, oversize           atomic.Uint64
+	connected                                                  atomic.Bool
 }
 
 // New checks o and returns a Bridge; nothing connects until Run.
@@ -311,10 +325,11 @@ func New(o Opts) (*Bridge, error) {
 		o:        o,
 		broker:   br,
 		q:        newQueue(o.QueueLen),
-		lim:      newLimiter(o.MaxRate, o.MaxBurst),
+		lim:      ratelimit.New(o.MaxRate, o.MaxBurst),
 		wake:     make(chan struct{}, 1),
 		haOnline: make(chan struct{}, 1),
 	}
+	b.events.lim = ratelimit.New(EventRate, EventBurst)
 	b.state = State{Broker: br.String(), State: "connecting", Since: o.Now()}
 	return b, nil
 }
@@ -366,6 +381,7 @@ func (b *Bridge) Stats() Stats {
 		QueueDropped:  dropped,
 		Received:      b.received.Load(),
 		Passed:        b.passed.Load(),
+		Own:           b.own.Load(),
 		RateDropped:   b.rateDropped.Load(),
 		SizeDropped:   b.sizeDropped.Load(),
 		Oversize:      b.oversize.Load(),
@@ -373,6 +389,11 @@ func (b *Bridge) Stats() Stats {
 		ConnectErrors: b.connectErrors.Load(),
 		PublishErrors: b.publishErrors.Load(),
 		Backfilled:    b.backfilled.Load(),
+
+		Commands:         b.commands.Load(),
+		CommandsRetained: b.commandsRetained.Load(),
+		EventsPublished:  b.events.published.Load(),
+		EventsDropped:    b.events.dropped.Load(),
 	}
 }
 
@@ -488,10 +509,7 @@ func (b *Bridge) connect(ctx context.Context, lost chan error) (paho.Client, err
 		return nil, ctx.Err()
 	}
 	if err := tok.Error(); err != nil {
-		if errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(err, packets.ErrorRefusedNotAuthorised) {
-			return nil, fmt.Errorf("%w of user %q at %s: %v (check the user name and password)", ErrAuth, b.broker.Username, b.broker, err)
-		}
-		return nil, fmt.Errorf("%w to %s: %v", ErrConnect, b.broker, err)
+		return nil, explain(b.broker, err)
 	}
 	return c, nil
 }
@@ -511,7 +529,7 @@ func (b *Bridge) dial(_ *url.URL, _ paho.ClientOptions) (net.Conn, error) {
 		tc := tls.Client(c, &tls.Config{RootCAs: b.o.RootCAs, ServerName: b.broker.Host, MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", errHandshake, err)
 		}
 		c = tc
 	}
@@ -732,6 +750,9 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 			if err == nil {
 				err = b.sendAlerts(ctx, c, false)
 			}
+			if err == nil {
+				err = b.sendEvents(ctx, c)
+			}
 			if err != nil {
 				return err
 			}
@@ -756,17 +777,25 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 }
 
 func (b *Bridge) subscribe(ctx context.Context, c paho.Client) error {
-	subs := map[string]paho.MessageHandler{}
+	type sub struct {
+		h   paho.MessageHandler
+		qos byte
+	}
+	// QoS 0 for the hub: a dashboard wants the latest value, not a
+	// redelivered old one. QoS 1 for commands: an alert pushed by an
+	// automation must arrive.
+	subs := map[string]sub{}
 	if b.o.Subscribe != "" {
-		subs[b.o.Subscribe] = b.onMessage
+		subs[b.o.Subscribe] = sub{b.onMessage, 0}
 	}
 	if b.o.Discovery != "" {
-		subs[b.o.Discovery+"/status"] = b.onHAStatus
+		subs[b.o.Discovery+"/status"] = sub{b.onHAStatus, 0}
 	}
-	for filter, h := range subs {
-		// QoS 0 for the hub: a dashboard wants the latest value, not a
-		// redelivered old one.
-		tok := c.Subscribe(filter, 0, h)
+	if b.o.OnCommand != nil && !b.commandInSubscribe() {
+		subs[b.topic(CommandMetric)] = sub{b.onCommand, 1}
+	}
+	for filter, s := range subs {
+		tok := c.Subscribe(filter, s.qos, s.h)
 		t := time.NewTimer(publishTimeout)
 		select {
 		case <-tok.Done():
@@ -786,14 +815,33 @@ func (b *Bridge) subscribe(ctx context.Context, c paho.Client) error {
 
 // onMessage runs on the client library's goroutine: it checks the bounds
 // and hands the message on, never waiting.
-func (b *Bridge) onMessage(_ paho.Client, m paho.Message) {
+//
+// The device's own topics (<prefix>/<name>/...) come back whenever the
+// subscription covers them, as the default sensors/# does. They are not
+// handed on: the dashboard shows the device's readings already, and a
+// device must not appear as a stranger among the other sources of its own
+// page. Other devices' command and client topics (control) are not handed
+// on either: one client's messages and session must not reach every
+// browser.
+func (b *Bridge) onMessage(c paho.Client, m paho.Message) {
+	if b.o.OnCommand != nil && m.Topic() == b.topic(CommandMetric) {
+		b.onCommand(c, m)
+		return
+	}
 	b.received.Add(1)
+	if strings.HasPrefix(m.Topic(), b.topic("")) {
+		b.own.Add(1)
+		return
+	}
+	if b.control(m.Topic()) {
+		return
+	}
 	if len(m.Payload()) > b.o.MaxPayload || len(m.Topic()) > maxTopicLen {
 		b.sizeDropped.Add(1)
 		return
 	}
 	now := b.o.Now()
-	if !b.lim.allow(now) {
+	if !b.lim.Allow(now) {
 		b.rateDropped.Add(1)
 		return
 	}

@@ -32,13 +32,21 @@
 // dashboard hub's {"type":"mqtt",...} message, the shape the third reference
 // flow's function node builds from Node-RED's mqtt-in node. The rate and
 // size of what is passed on are bounded (MaxRate, MaxPayload) and what is
-// refused is counted.
+// refused is counted. The devices' control topics under the prefix, the
+// command topic <prefix>/<name>/send and the client events
+// <prefix>/<name>/client/..., are not passed on.
+//
+// Commands: with OnCommand, what arrives on the device's command topic
+// (but retained messages) goes to it; PublishEvent sends the WebSocket
+// clients' events to <prefix>/<name>/client/<event>, bounded in size,
+// rate and number waiting (see commands.go).
 //
 // # Concurrency
 //
-// Publish, State and Stats are safe from any goroutine and never wait for
-// the network: Publish copies the reading into the queue under a mutex that
-// no one holds across I/O, and wakes the bridge's goroutine. Run is called
-// once and owns the broker connection; OnState and OnMessage are called from
-// the bridge's and the client library's goroutines and must not block.
+// Publish, PublishEvent, State and Stats are safe from any goroutine and
+// never wait for the network: Publish copies the reading into the queue
+// under a mutex that no one holds across I/O, and wakes the bridge's
+// goroutine. Run is called once and owns the broker connection; OnState,
+// OnMessage and OnCommand are called from the bridge's and the client
+// library's goroutines and must not block.
 package mqtt

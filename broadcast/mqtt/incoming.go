@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -81,35 +80,4 @@ func appendString(b []byte, s string) []byte {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s) // a string always encodes
 	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
-}
-
-// limiter is a token bucket: rate tokens a second, at most burst saved up.
-// It is what keeps a flood on the broker from flooding the browsers.
-type limiter struct {
-	mu     sync.Mutex // guards tokens and last
-	rate   float64
-	burst  float64
-	tokens float64
-	last   time.Time
-}
-
-func newLimiter(rate, burst int) *limiter {
-	return &limiter{rate: float64(rate), burst: float64(burst), tokens: float64(burst)}
-}
-
-// allow takes one token at now, if there is one.
-func (l *limiter) allow(now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.last.IsZero() {
-		if dt := now.Sub(l.last).Seconds(); dt > 0 {
-			l.tokens = min(l.burst, l.tokens+dt*l.rate)
-		}
-	}
-	l.last = now
-	if l.tokens < 1 {
-		return false
-	}
-	l.tokens--
-	return true
 }

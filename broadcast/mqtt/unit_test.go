@@ -89,32 +89,6 @@ func TestHubMessageShape(t *testing.T) {
 	}
 }
 
-func TestLimiterRefillsAtTheRateUpToTheBurst(t *testing.T) {
-	l := newLimiter(10, 5)
-	t0 := time.Unix(1000, 0)
-	n := 0
-	for range 100 {
-		if l.allow(t0) {
-			n++
-		}
-	}
-	if n != 5 {
-		t.Fatalf("burst let %d through, want 5", n)
-	}
-	if !l.allow(t0.Add(100*time.Millisecond)) || l.allow(t0.Add(100*time.Millisecond)) {
-		t.Error("0.1 s at 10/s should refill exactly one token")
-	}
-	n = 0
-	for range 100 {
-		if l.allow(t0.Add(time.Hour)) {
-			n++
-		}
-	}
-	if n != 5 {
-		t.Errorf("after an hour %d through, want the burst of 5", n)
-	}
-}
-
 // Home Assistant must not show an entity as unavailable while the poller
 // is still retrying a failing sensor with its back-off.
 func TestExpireAfterOutlastsTheRetryBackoff(t *testing.T) {

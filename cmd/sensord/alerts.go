@@ -208,14 +208,14 @@ func (a *alerting) publishWS(ev alert.Event) {
 // writeMetrics adds the alerts' counters and states to /metrics.
 func (a *alerting) writeMetrics(m *promtext.Writer) {
 	st := a.eng.Stats()
-	m.Family("sensord_alerts_total", "counter", "Alerts raised and cleared, by state.")
+	m.Family("sensord_alerts_total", promtext.Counter, "Alerts raised and cleared, by state.")
 	m.Sample("sensord_alerts_total", fmt.Sprintf(`state=%q`, alert.Raised), float64(st.Raised))
 	m.Sample("sensord_alerts_total", fmt.Sprintf(`state=%q`, alert.Cleared), float64(st.Cleared))
 	active := map[string]bool{}
 	for _, ev := range st.Active {
 		active[ev.Name] = true
 	}
-	m.Family("sensord_alert_active", "gauge", "1 while the rule's alert is raised, by rule.")
+	m.Family("sensord_alert_active", promtext.Gauge, "1 while the rule's alert is raised, by rule.")
 	for _, r := range a.eng.Rules() {
 		v := 0.0
 		if active[r.Name] {
@@ -225,11 +225,11 @@ func (a *alerting) writeMetrics(m *promtext.Writer) {
 	}
 	if a.webhook != nil {
 		ws := a.webhook.Stats()
-		m.One("sensord_alert_webhook_sent_total", "counter", "Alerts -alert-webhook's receiver took.", float64(ws.Sent))
-		m.One("sensord_alert_webhook_failures_total", "counter", "POSTs to -alert-webhook that failed and were retried.", float64(ws.Failures))
-		m.One("sensord_alert_webhook_refused_total", "counter", "Alerts -alert-webhook's receiver refused for good (4xx), not retried.", float64(ws.Refused))
-		m.One("sensord_alert_webhook_dropped_total", "counter", "Alerts dropped, oldest first, from the full webhook queue.", float64(ws.Dropped))
-		m.One("sensord_alert_webhook_queued", "gauge", "Alerts waiting for -alert-webhook's receiver.", float64(ws.Queued))
+		m.One("sensord_alert_webhook_sent_total", promtext.Counter, "Alerts -alert-webhook's receiver took.", float64(ws.Sent))
+		m.One("sensord_alert_webhook_failures_total", promtext.Counter, "POSTs to -alert-webhook that failed and were retried.", float64(ws.Failures))
+		m.One("sensord_alert_webhook_refused_total", promtext.Counter, "Alerts -alert-webhook's receiver refused for good (4xx), not retried.", float64(ws.Refused))
+		m.One("sensord_alert_webhook_dropped_total", promtext.Counter, "Alerts dropped, oldest first, from the full webhook queue.", float64(ws.Dropped))
+		m.One("sensord_alert_webhook_queued", promtext.Gauge, "Alerts waiting for -alert-webhook's receiver.", float64(ws.Queued))
 	}
-	m.One("sensord_alert_state_errors_total", "counter", "Writes of the active alerts to -history-dir that failed.", float64(st.SaveErrors))
+	m.One("sensord_alert_state_errors_total", promtext.Counter, "Writes of the active alerts to -history-dir that failed.", float64(st.SaveErrors))
 }

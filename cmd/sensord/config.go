@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -250,11 +251,41 @@ func (c *config) rules() []func() error {
 	}
 }
 
+// checkListen refuses at parse time what net.Listen would refuse only
+// when the daemon binds: a missing or non-numeric port, one out of range,
+// a host that is neither an address nor a host name.
 func checkListen(v string) error {
-	if _, _, err := net.SplitHostPort(v); err != nil {
-		return errors.New("is not host:port (for example :80 or 127.0.0.1:8080)")
+	const example = " (for example :80 or 127.0.0.1:8080)"
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return errors.New("is not host:port" + example)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("has port %q; want a number from 0 to 65535%s", port, example)
+	}
+	if host != "" && net.ParseIP(host) == nil && !hostName(host) {
+		return fmt.Errorf("has host %q, which is neither an IP address nor a host name%s", host, example)
 	}
 	return nil
+}
+
+// hostName reports whether h is a syntactically valid DNS host name
+// (RFC 1123 labels: letters, digits and inner hyphens, at most 63 each).
+func hostName(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Bounds of -owner-token: long enough that guessing it, slowed as

@@ -13,10 +13,12 @@ import (
 
 	"sensord/broadcast"
 	"sensord/broadcast/mqtt"
+	"sensord/cmd/sensord/internal/api"
 	"sensord/cmd/sensord/internal/connlimit"
 	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/linklog"
+	"sensord/cmd/sensord/internal/push"
 	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/internal/sensorwatch"
 	"sensord/cmd/sensord/internal/sysstat"
@@ -45,7 +47,9 @@ const (
 	readHeaderTimeout = 10 * time.Second
 	// readTimeout bounds reading a whole request, body included: a request
 	// whose headers promise a body that never comes is closed after it.
-	// sensord's endpoints take no body, so the headers' 10 s plus a little.
+	// sensord's endpoints take no body or a small one (a push, 132 KiB at
+	// most; an update upload keeps its own deadlines), so the headers'
+	// 10 s plus a little.
 	readTimeout = 15 * time.Second
 	// writeTimeout bounds writing a response (from the end of the request
 	// headers): /api/history is the largest, ~150 KiB, seconds even on
@@ -149,6 +153,8 @@ type daemon struct {
 	checker  *health.Checker // /healthz
 	update   *updatePanel    // the A/B updater's panel and upload (update.go)
 	alerts   *alerting       // the alert rules and their outputs (alerts.go)
+	push     *push.Sender    // messages from outside: POST /api/send, the MQTT command topic
+	pushLog  pushLog         // refused MQTT pushes' log lines (push.go)
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health
@@ -172,18 +178,32 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 		Name: dev.String(), Wiring: sensorwatch.Wiring{Sensor: cfg.Sensor, Pin: cfg.Pin, Bus: cfg.Bus}}
 	d.checker = d.newChecker()
 
-	onEvent := func(e broadcast.Event) {
-		log.Debug("client", "event", e.Kind, "session", e.Session, "remote", e.Remote, "clients", e.Clients)
-		d.updateStatus()
+	onEvent := func(path string) func(broadcast.Event) {
+		return func(e broadcast.Event) {
+			log.Debug("client", "event", e.Kind, "path", path, "session", e.Session, "remote", e.Remote, "clients", e.Clients)
+			d.updateStatus()
+			d.publishClientEvent(path, e)
+		}
 	}
 	d.budget = broadcast.NewBudget(broadcast.DefaultBudget)
-	so := &broadcast.ServerOpts{WholeMsg: cfg.WholeMsg, RingSize: historyRing, OnEvent: onEvent, Budget: d.budget}
+	so := &broadcast.ServerOpts{WholeMsg: cfg.WholeMsg, RingSize: historyRing, OnEvent: onEvent("/ws/sensors"), Budget: d.budget,
+		OnMessage: d.clientSaid("/ws/sensors")}
 	if d.store != nil {
 		so.Resume = d.resumeSensors
 	}
 	d.sensors = broadcast.NewServer(so)
-	d.dash = broadcast.NewServer(&broadcast.ServerOpts{OnEvent: onEvent, Budget: d.budget})
-	d.api = broadcast.NewServer(&broadcast.ServerOpts{NoReplay: true, OnEvent: onEvent, OnMessage: d.newAnswerer().Answer, Budget: d.budget})
+	d.dash = broadcast.NewServer(&broadcast.ServerOpts{OnEvent: onEvent("/ws/dashboard"), OnMessage: d.clientSaid("/ws/dashboard"), Budget: d.budget})
+	answer, said := d.newAnswerer().Answer, d.clientSaid("/ws/api")
+	apiMessage := answer
+	if said != nil {
+		apiMessage = func(in broadcast.Incoming) {
+			answer(in)
+			if !api.IsAction(in) {
+				said(in)
+			}
+		}
+	}
+	d.api = broadcast.NewServer(&broadcast.ServerOpts{NoReplay: true, OnEvent: onEvent("/ws/api"), OnMessage: apiMessage, Budget: d.budget})
 	if cfg.Mode != "server" {
 		var tc *tls.Config
 		if cfg.URLCA != "" {
@@ -220,6 +240,7 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 		return nil, err
 	}
 	d.alerts = d.newAlerts()
+	d.push = push.NewSender(d.wsPaths(), time.Now)
 	return d, nil
 }
 
@@ -286,6 +307,19 @@ func (d *daemon) close(ctx context.Context) {
 
 func (d *daemon) servers() map[string]*broadcast.Server {
 	return map[string]*broadcast.Server{"sensors": d.sensors, "api": d.api, "dashboard": d.dash}
+}
+
+// wsPaths are the WebSocket paths served (client mode serves no
+// /ws/sensors), by URL path.
+func (d *daemon) wsPaths() map[string]*broadcast.Server {
+	paths := map[string]*broadcast.Server{}
+	for name, s := range d.servers() {
+		if name == "sensors" && d.cfg.Mode == "client" {
+			continue
+		}
+		paths["/ws/"+name] = s
+	}
+	return paths
 }
 
 // publish is the poller's sink: every validated reading goes to every path

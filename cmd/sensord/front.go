@@ -223,6 +223,9 @@ func redirectHTTPS(tlsAddr net.Addr) http.Handler {
 // listenError explains a failed bind; privileged ports get the hint of
 // how to bind them.
 func listenError(addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listen on %s: %w (another sensord, or another server, already uses this port: stop it or choose another -listen)", addr, err)
+	}
 	_, p, _ := net.SplitHostPort(addr)
 	if n, perr := strconv.Atoi(p); perr == nil && n > 0 && n < 1024 {
 		return fmt.Errorf("listen on %s: %w (ports below 1024 need root, CAP_NET_BIND_SERVICE or sensord.socket)", addr, err)

@@ -417,7 +417,8 @@ func TestABindThatFailsSaysWhyAndPrintsNoURL(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("exit %v, want 1\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "address already in use") || strings.Contains(string(out), "dashboard") ||
+	if !strings.Contains(string(out), "address already in use") || !strings.Contains(string(out), "another sensord") ||
+		strings.Contains(string(out), "dashboard") ||
 		strings.Contains(string(out), "1024") || strings.Contains(string(out), "port 80") {
 		t.Errorf("want the bind error, no URL and no privileged-port hint:\n%s", out)
 	}

@@ -139,7 +139,6 @@ func (d *daemon) runHistory(ctx context.Context) {
 func (d *daemon) healthExtra() health.Extra {
 	o := d.cfg.offsets()
 	e := health.Extra{
-		Name:        d.name(),
 		Calibration: health.Calibration{TemperatureOffset: o.Temperature.Float(), HumidityOffset: o.Humidity.Float()},
 		Device:      sysstat.ReadDevice(),
 	}

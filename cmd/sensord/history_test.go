@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -161,7 +160,7 @@ const historyOwner = "history-owner-0123"
 
 func TestAFullDiskWarnsDegradesHealthCountsDropsAndRecovers(t *testing.T) {
 	t.Parallel()
-	dir := smallDisk(t, "2m")
+	dir := testutil.SmallDisk(t, "size=2m")
 	p := start(t, nil, "-history-dir", dir, "-history-commit-interval", "1s")
 	health := func() (int, health.Report) {
 		var h health.Report
@@ -203,25 +202,6 @@ func TestAFullDiskWarnsDegradesHealthCountsDropsAndRecovers(t *testing.T) {
 	if n := strings.Count(p.logs(), "history cannot be written"); n != 1 {
 		t.Errorf("%d WARN lines for one outage shorter than a minute, want 1", n)
 	}
-}
-
-// smallDisk mounts a tmpfs of size in a new directory (the tests run as
-// root, as the appliance's do).
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "small")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mounting a %s tmpfs (the test needs root): %v: %s", size, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
 }
 
 func TestUnderTwentyYearQueriesSensordAnswers429NeverA500AndStopsInSeconds(t *testing.T) {

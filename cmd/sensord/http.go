@@ -29,6 +29,11 @@ func (d *daemon) routes() http.Handler {
 	mux.Handle("GET /api/latest", readings.Latest(d.poller.Latest))
 	d.historyRoutes(mux)
 	mux.Handle("GET /metrics", promtext.Handler(d.writeMetrics))
+	// A push writes to the clients: the owner's gate below covers it as
+	// it covers every POST. The client list is a read, so it gets the
+	// owner's check of its own: sessions and addresses are the owner's.
+	mux.Handle("POST /api/send", d.push.SendHandler())
+	mux.Handle("GET /api/clients", d.owner.Guard(d.push.ClientsHandler()))
 	d.update.register(mux)
 	// Every request that may change something goes through the owner's
 	// check here, whichever route it is for.
@@ -87,7 +92,7 @@ func (d *daemon) describe(h *health.Report) {
 		h.Client = &health.Client{URL: broadcast.RedactURL(d.cfg.URL), State: cs.State, Reason: cs.Reason, Attempts: cs.Attempts, Dropped: cs.Dropped}
 	}
 	h.TLSFingerprint = d.tlsFingerprint
-	h.Name = d.cfg.Name
+	h.Name = d.name()
 	h.MQTT = d.mqttHealth()
 	h.Warnings = d.warnings
 	if why := d.historyDown(); why != "" {

@@ -95,6 +95,7 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 				d.log.Debug("publish", "path", "/ws/dashboard", "err", err)
 			}
 		},
+		OnCommand: d.pushFromMQTT,
 		OnState: func(s mqtt.State) {
 			if s.State == "disconnected" && s.Reason != "stopped" {
 				d.log.Warn("mqtt", "broker", s.Broker, "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
@@ -226,24 +227,31 @@ func (d *daemon) writeMQTTMetrics(m *promtext.Writer) {
 		up = 1
 	}
 	for _, c := range []struct {
-		name, typ, help string
-		v               float64
+		name string
+		typ  promtext.Type
+		help string
+		v    float64
 	}{
-		{"sensord_mqtt_connected", "gauge", "1 while the MQTT broker link is up.", up},
-		{"sensord_mqtt_published_total", "counter", "MQTT messages the broker acknowledged.", float64(s.Published)},
-		{"sensord_mqtt_queued", "gauge", "Readings waiting for the broker.", float64(s.Queued)},
-		{"sensord_mqtt_queue_dropped_total", "counter", "Readings dropped, oldest first, from the full queue while the broker was unreachable.", float64(s.QueueDropped)},
-		{"sensord_mqtt_backfilled_total", "counter", "Readings the full queue dropped, sent again from the history store (with -history-dir).", float64(s.Backfilled)},
-		{"sensord_mqtt_connects_total", "counter", "Connections made to the broker.", float64(s.Connects)},
-		{"sensord_mqtt_connect_errors_total", "counter", "Connection attempts that failed.", float64(s.ConnectErrors)},
-		{"sensord_mqtt_publish_errors_total", "counter", "Publishes the broker did not acknowledge in time (each ends the connection).", float64(s.PublishErrors)},
-		{"sensord_mqtt_received_total", "counter", "Messages that arrived on -mqtt-subscribe.", float64(s.Received)},
-		{"sensord_mqtt_passed_total", "counter", "Of those, passed to /ws/dashboard.", float64(s.Passed)},
+		{"sensord_mqtt_connected", promtext.Gauge, "1 while the MQTT broker link is up.", up},
+		{"sensord_mqtt_published_total", promtext.Counter, "MQTT messages the broker acknowledged.", float64(s.Published)},
+		{"sensord_mqtt_queued", promtext.Gauge, "Readings waiting for the broker.", float64(s.Queued)},
+		{"sensord_mqtt_queue_dropped_total", promtext.Counter, "Readings dropped, oldest first, from the full queue while the broker was unreachable.", float64(s.QueueDropped)},
+		{"sensord_mqtt_backfilled_total", promtext.Counter, "Readings the full queue dropped, sent again from the history store (with -history-dir).", float64(s.Backfilled)},
+		{"sensord_mqtt_connects_total", promtext.Counter, "Connections made to the broker.", float64(s.Connects)},
+		{"sensord_mqtt_connect_errors_total", promtext.Counter, "Connection attempts that failed.", float64(s.ConnectErrors)},
+		{"sensord_mqtt_publish_errors_total", promtext.Counter, "Publishes the broker did not acknowledge in time (each ends the connection).", float64(s.PublishErrors)},
+		{"sensord_mqtt_received_total", promtext.Counter, "Messages that arrived on -mqtt-subscribe.", float64(s.Received)},
+		{"sensord_mqtt_passed_total", promtext.Counter, "Of those, passed to /ws/dashboard.", float64(s.Passed)},
+		{"sensord_mqtt_own_total", promtext.Counter, "Of those, this device's own topics, not passed to /ws/dashboard (the dashboard shows its own readings already).", float64(s.Own)},
 	} {
 		m.One(c.name, c.typ, c.help, c.v)
 	}
-	m.Family("sensord_mqtt_refused_total", "counter", "Subscribed messages not passed to /ws/dashboard, by reason (rate: over the message rate bound; size: payload or topic over the size bound; packet: over the 64 KiB packet bound, dropped as its header arrived, never read into memory).")
+	m.Family("sensord_mqtt_refused_total", promtext.Counter, "Subscribed messages not passed to /ws/dashboard, by reason (rate: over the message rate bound; size: payload or topic over the size bound; packet: over the 64 KiB packet bound, dropped as its header arrived, never read into memory).")
 	m.Sample("sensord_mqtt_refused_total", `reason="rate"`, float64(s.RateDropped))
 	m.Sample("sensord_mqtt_refused_total", `reason="size"`, float64(s.SizeDropped))
 	m.Sample("sensord_mqtt_refused_total", `reason="packet"`, float64(s.Oversize))
+	m.One("sensord_mqtt_commands_total", promtext.Counter, "Messages on the command topic <prefix>/<name>/send (refusals are in sensord_pushes_refused_total).", float64(s.Commands))
+	m.One("sensord_mqtt_commands_retained_total", promtext.Counter, "Retained messages on the command topic, ignored: one left on the broker would run again at every connect.", float64(s.CommandsRetained))
+	m.One("sensord_mqtt_client_events_total", promtext.Counter, "WebSocket client events (connect, disconnect, message) the broker acknowledged.", float64(s.EventsPublished))
+	m.One("sensord_mqtt_client_events_dropped_total", promtext.Counter, "WebSocket client events dropped: over the size or rate bound, the queue full, or the broker away.", float64(s.EventsDropped))
 }

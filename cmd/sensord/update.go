@@ -340,7 +340,7 @@ func (u *updatePanel) writeMetrics(m *promtext.Writer) {
 	if u == nil {
 		return
 	}
-	m.Family("sensord_update_uploads_total", "counter", "Update bundles uploaded on the dashboard, by result (refused: not a bundle, bad signature, too big, busy, broken off).")
+	m.Family("sensord_update_uploads_total", promtext.Counter, "Update bundles uploaded on the dashboard, by result (refused: not a bundle, bad signature, too big, busy, broken off).")
 	m.Sample("sensord_update_uploads_total", `result="accepted"`, float64(u.accepted.Load()))
 	m.Sample("sensord_update_uploads_total", `result="refused"`, float64(u.refused.Load()))
 }

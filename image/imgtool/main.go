@@ -3,14 +3,13 @@
 // the logic is tested Go (packages image/settings and image/layout).
 //
 //	imgtool settings [-set KEY=value]...        sensord.conf to stdout
-//	imgtool layout -root-bytes N -sfdisk FILE    shell assignments to stdout,
-//	                                             the sfdisk script to FILE
 //	imgtool dtbs                                 "SRC DST" per device tree
 //	                                             to copy to the FAT
 //	imgtool bootfiles [-check DIR]               the files the FAT must hold;
 //	                                             -check: fail naming those
 //	                                             DIR lacks (package image/boards)
-//	imgtool layout-ab|pubkey|bundle ...           the A/B image (ab.go)
+//	imgtool layout-ab|pubkey|bundle ...          the A/B image: partition
+//	                                             table, key, bundle (ab.go)
 package main
 
 import (
@@ -22,7 +21,6 @@ import (
 	"strings"
 
 	"sensord/image/boards"
-	"sensord/image/layout"
 	"sensord/image/settings"
 )
 
@@ -48,7 +46,7 @@ func (s setFlags) Set(v string) error {
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: imgtool settings|layout|dtbs|bootfiles|layout-ab|pubkey|bundle [flags]")
+		return errors.New("usage: imgtool settings|dtbs|bootfiles|layout-ab|pubkey|bundle [flags]")
 	}
 	if ok, err := runAB(args[0], args[1:], stdout); ok {
 		return err
@@ -62,34 +60,6 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 		return settings.Render(stdout, settings.Appliance(), set)
-	case "layout":
-		fs := flag.NewFlagSet("layout", flag.ContinueOnError)
-		root := fs.Int64("root-bytes", 0, "space the root tree uses, in bytes")
-		free := fs.Int64("root-free-bytes", 0, "free space to leave in the root filesystem (0: 25 % + 64 MiB)")
-		boot := fs.Int64("boot-bytes", 0, "boot partition size (0: 256 MiB)")
-		id := fs.Uint64("disk-id", 0x5e450d00, "MBR disk identifier")
-		sf := fs.String("sfdisk", "", "write the sfdisk script to this file")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		p, err := layout.Make(layout.Spec{RootUsedBytes: *root, RootFreeBytes: *free, BootBytes: *boot, DiskID: uint32(*id)})
-		if err != nil {
-			return err
-		}
-		if *sf != "" {
-			f, err := os.Create(*sf)
-			if err != nil {
-				return err
-			}
-			if err := p.WriteSfdisk(f); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
-			}
-		}
-		return p.WriteShell(stdout)
 	case "dtbs":
 		for _, c := range boards.DTBs() {
 			if _, err := fmt.Fprintln(stdout, c.Src, c.Dst); err != nil {

@@ -25,7 +25,7 @@ func TestSettingsCommandMatchesGolden(t *testing.T) {
 func TestLayoutCommandWritesBothFiles(t *testing.T) {
 	sf := filepath.Join(t.TempDir(), "table")
 	var b bytes.Buffer
-	if err := run([]string{"layout", "-root-bytes", "1048576000", "-sfdisk", sf}, &b); err != nil {
+	if err := run([]string{"layout-ab", "-root-image-bytes", "209715200", "-disk-id", "0x5e450d00", "-sfdisk", sf}, &b); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []struct{ got, golden string }{{b.String(), "layout.sh"}, {read(t, sf), "layout.sfdisk"}} {

@@ -6,8 +6,8 @@ import (
 	"sensord/image/layout"
 )
 
-func ExamplePlan_WriteSfdisk() {
-	p, err := layout.Make(layout.Spec{RootUsedBytes: 600 << 20, DiskID: 0x5e450d00})
+func ExamplePlanAB_WriteSfdisk() {
+	p, err := layout.MakeAB(layout.SpecAB{RootImageBytes: 200 << 20, DiskID: 0x5e450d00})
 	if err != nil {
 		panic(err)
 	}
@@ -19,5 +19,7 @@ func ExamplePlan_WriteSfdisk() {
 	// sector-size: 512
 	//
 	// start=8192, size=524288, type=c, bootable
-	// start=532480, size=1671168, type=83
+	// start=532480, size=1572864, type=83
+	// start=2105344, size=1572864, type=83
+	// start=3678208, size=131072, type=83
 }

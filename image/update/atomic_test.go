@@ -8,26 +8,9 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-)
 
-// smallFS mounts a tmpfs of the given options on a fresh directory and
-// unmounts it at the end of the test: a real filesystem that really fills.
-func smallFS(t *testing.T, opts string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root (make test runs as root)")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "sensord-update-test", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs %s: %v: %s", opts, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
+	"sensord/internal/testutil"
+)
 
 // entries lists dir's names, so a leftover temporary file shows.
 func entries(t *testing.T, dir string) []string {
@@ -69,7 +52,7 @@ func TestWriteFileAtomicRefusalsKeepTheOldFile(t *testing.T) {
 			[]byte("committed=B\n"), []error{syscall.ENOTEMPTY, syscall.EEXIST}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := smallFS(t, tc.opts)
+			dir := testutil.SmallDisk(t, tc.opts)
 			path := filepath.Join(dir, "state")
 			target := path
 			if errors.Is(tc.want[0], syscall.ENOTEMPTY) {

@@ -9,10 +9,13 @@
 // rollups to us and rewrite a whole 4 KiB page per commit; a file format of
 // our own would have to earn the crash safety SQLite already has.
 //
-// Two tables: raw readings, kept for Opts.RawRetention (default 7 days), and
-// per-minute rollups (count, min, sum and max of temperature and humidity in
-// tenths), kept for Opts.RollupRetention (default 1 year). Sums rather than
-// means make rollups merge exactly into coarser steps.
+// Three kinds of table: raw readings, one table per day, kept for
+// Opts.RawRetention (default 7 days); per-minute rollups (count, min, sum
+// and max of temperature and humidity in tenths) and per-hour rollups of
+// the same, kept for Opts.RollupRetention (default 1 year), so a year's
+// chart reads 8,760 hour rows instead of half a million minutes. Sums
+// rather than means make rollups merge exactly into coarser steps. A meta
+// table holds how far minutes and hours have been rolled up.
 //
 // # Writes and an SD card
 //
@@ -20,8 +23,9 @@
 // committed in one transaction every Opts.CommitInterval (default a minute),
 // and on Run's return. The database uses 512-byte pages, SQLite's smallest:
 // each commit rewrites the page the new rows went to, and a small one is
-// cheap to rewrite. Raw rows live in one table per day (raw.go), so a
-// day past its retention goes with a DROP TABLE instead of row deletes. Minutes are rolled up and old
+// cheap to rewrite. Raw rows live in one table per day (raw.go), so a day
+// past its retention goes with a DROP TABLE instead of row deletes. Minutes
+// are rolled up and old
 // rows purged once every Opts.MaintainEvery (default an hour), inside a
 // commit. A query covering minutes not yet rolled up aggregates the raw rows
 // of those minutes on the fly, so a rollup's delay never shows.

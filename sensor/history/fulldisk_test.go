@@ -5,32 +5,12 @@ package history
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"sensord/internal/testutil"
 )
-
-// tmpfs mounts a file system of size bytes in a new directory and returns
-// it; the test needs root (the appliance's tests run as root).
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "small")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mounting a %s tmpfs (the test needs root): %v: %s", size, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // fill writes a file in dir until the file system is full.
 func fill(t *testing.T, dir string) string {
@@ -52,7 +32,7 @@ func fill(t *testing.T, dir string) string {
 }
 
 func TestAFullDiskFailsCommitsWithItsCauseCountsDropsAndRecoversByItself(t *testing.T) {
-	dir := tmpfs(t, "4m")
+	dir := testutil.SmallDisk(t, "size=4m")
 	o := DefaultOpts()
 	o.CommitInterval = 10 * time.Millisecond
 	var failures []error

@@ -62,7 +62,7 @@ type Config struct {
 }
 
 // Kinds lists the sensor kinds Open accepts.
-func Kinds() []string { return []string{"dht22", "sim", "bme280", "aht20", "am2320"} }
+func Kinds() []string { return append([]string{"dht22", "sim"}, i2cenv.Chips()...) }
 
 // Captures lists the capture strategies Open accepts for dht22 and sim.
 func Captures() []string { return []string{"auto", "cdev", "mmap"} }

@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // codeAbort asks the writer to drop the connection without a close frame
@@ -35,8 +36,9 @@ type conn[M any] struct {
 	raw     syscall.RawConn // nc's descriptor for non-blocking writes; nil: always drive
 	session string
 	remote  string
-	filters []string // MQTT filters; nil: everything
-	idx     int      // its index in Engine.reg; guarded by Engine.regMu
+	since   time.Time // when it joined (Options.Now)
+	filters []string  // MQTT filters; nil: everything
+	idx     int       // its index in Engine.reg; guarded by Engine.regMu
 	// preset, when not nil, is the replay JoinReplay was given: written
 	// instead of the retained frames, then dropped. Owned by start.
 	preset [][]byte
@@ -86,6 +88,7 @@ func (e *Engine[M]) newConn(nc net.Conn, mark uint64, filters []string, session,
 		nc:         nc,
 		session:    session,
 		remote:     remote,
+		since:      e.o.Now(),
 		filters:    filters,
 		rd:         e.ring.ReaderAt(mark),
 		readerDone: make(chan struct{}),

@@ -13,8 +13,8 @@
 //
 // # Who may call what
 //
-// Publish, PublishHeld, Reply, Retained, Mark, Clients, Stats, Progress,
-// Closing and Close are safe from any number of goroutines. Join is called from the
+// Publish, PublishHeld, Reply, Retained, Mark, Clients, Conns, Wanting,
+// Has, Stats, Progress, Closing and Close are safe from any number of goroutines. Join is called from the
 // goroutine that did the upgrade and returns once the connection's replay
 // is written. OnMessage runs on the connection's reader goroutine,
 // OnJoin on Join's, OnLeave on the connection's last writer.

@@ -516,6 +516,49 @@ func (e *Engine[M]) Retained(yield func(*Frame[M]) bool) {
 	}
 }
 
+// ConnInfo describes one joined connection, for a list of clients.
+type ConnInfo struct {
+	Session string
+	Remote  string    // the peer's address, as Join was given it
+	Since   time.Time // when it joined
+	Filters []string  // its topic filters; nil: everything
+}
+
+// Conns returns the connections joined now, in no particular order.
+// Safe from any goroutine; it holds the registry's lock while it copies,
+// as a join or a leave does.
+func (e *Engine[M]) Conns() []ConnInfo {
+	e.regMu.Lock()
+	defer e.regMu.Unlock()
+	out := make([]ConnInfo, len(e.reg))
+	for i, c := range e.reg {
+		out[i] = ConnInfo{Session: c.session, Remote: c.remote, Since: c.since, Filters: c.filters}
+	}
+	return out
+}
+
+// Wanting is the number of joined connections whose filters match topic:
+// those a Publish on it now reaches. Safe from any goroutine; it costs a
+// look at every connection's filters, so it is for rare callers (a push
+// from outside), never for every publish.
+func (e *Engine[M]) Wanting(topic string) int {
+	e.regMu.Lock()
+	defer e.regMu.Unlock()
+	n := 0
+	for _, c := range e.reg {
+		if c.wants(topic) {
+			n++
+		}
+	}
+	return n
+}
+
+// Has reports whether the connection joined with session is still there.
+func (e *Engine[M]) Has(session string) bool {
+	_, ok := e.sessions.Load(session)
+	return ok
+}
+
 // Clients is the number of joined connections that have not ended.
 func (e *Engine[M]) Clients() int { return int(e.clients.Load()) }
 

@@ -26,6 +26,9 @@ type Frame[M any] struct {
 	// Meta is the caller's, kept with the frame while the ring retains it
 	// (package broadcast keeps the Message, for History).
 	Meta M
+	// Live frames reach the connections joined when they are published
+	// and no others: a late joiner's replay skips them.
+	Live bool
 }
 
 // Encode returns one complete, unmasked (server to client) frame with FIN

@@ -361,7 +361,7 @@ func (c *conn[M]) replay() bool {
 		if !ok {
 			continue // being written, or overwritten by a concurrent publish
 		}
-		if perTopic[f.Topic] >= e.o.Replay || !c.wants(f.Topic) {
+		if f.Live || perTopic[f.Topic] >= e.o.Replay || !c.wants(f.Topic) {
 			continue
 		}
 		perTopic[f.Topic]++

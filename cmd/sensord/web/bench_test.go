@@ -25,7 +25,7 @@ func BenchmarkServePage(b *testing.B) {
 	req.Header.Set("Accept-Encoding", "gzip, deflate, br")
 
 	b.Run("precompressed", func(b *testing.B) {
-		h := Handler()
+		h := defaultPage()
 		w := &discard{h: http.Header{}}
 		b.ReportAllocs()
 		for b.Loop() {

@@ -10,9 +10,9 @@ import (
 
 // The daemon mounts the dashboard at "/" beside its API; the longer
 // patterns win, so /api/... and /ws/... never reach the page's handler.
-func ExampleHandler() {
+func ExampleNew() {
 	mux := http.NewServeMux()
-	mux.Handle("/", web.Handler())
+	mux.Handle("/", web.New(web.Options{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"status":"ok"}`) })
 
 	req := httptest.NewRequest("GET", "/", nil)

@@ -62,20 +62,37 @@ func TestMQTTPanelShowsEverySourceAndTheLinkState(t *testing.T) {
 	d := startDaemonWith(t, "", daemonOpts{args: []string{"-name", "kitchen", "-mqtt-url", broker.URL(), "-mqtt-discovery", ""}})
 	ctx := tab(t)
 	open(t, ctx, d.url("/"))
-	v := waitMQTTView(t, ctx, "the link connected and the own readings listed", func(v mqttView) bool {
-		return v.State == "connected" && row(v, "kitchen", "temperature") != nil && row(v, "kitchen", "humidity") != nil
-	})
+	v := waitMQTTView(t, ctx, "the link connected", func(v mqttView) bool { return v.State == "connected" })
 	if v.Hidden || v.H1 != "kitchen" || !strings.Contains(v.Link, broker.Addr()) {
 		t.Errorf("panel %+v", v)
 	}
+	// The device's own readings come back on sensors/# but are not listed
+	// as another source; other devices' are, sorted by source.
+	own := broker.Watch(t, "sensors/kitchen/temperature")
 	broker.Publish(t, "sensors/garage/door", false, "open")
-	v = waitMQTTView(t, ctx, "another source", func(v mqttView) bool { return row(v, "garage", "door") != nil })
+	broker.Publish(t, "sensors/attic/temperature", false, "12.5")
+	v = waitMQTTView(t, ctx, "two other sources", func(v mqttView) bool {
+		return row(v, "garage", "door") != nil && row(v, "attic", "temperature") != nil
+	})
 	if r := row(v, "garage", "door"); r[2] != "open" || !strings.HasSuffix(r[3], " s") {
 		t.Errorf("garage row %q", r)
 	}
-	// Rows are sorted by source: garage before kitchen.
-	if v.Rows[0][0] != "garage" {
+	if r := row(v, "attic", "temperature"); r[2] != "12.5 °C" {
+		t.Errorf("attic row %q: want the value with its unit", r)
+	}
+	if v.Rows[0][0] != "attic" || v.Rows[1][0] != "garage" {
 		t.Errorf("rows %q not sorted by source", v.Rows)
+	}
+	// Messages reach the panel in the order the broker sent them: once a
+	// later marker shows, an own reading before it would have shown too.
+	own.Next(t, 0, "an own reading on the broker", func(mosquittotest.Msg) bool { return true })
+	broker.Publish(t, "sensors/garage/door", false, "closed")
+	v = waitMQTTView(t, ctx, "the marker after an own reading", func(v mqttView) bool {
+		r := row(v, "garage", "door")
+		return r != nil && r[2] == "closed"
+	})
+	if row(v, "kitchen", "temperature") != nil || len(v.Rows) != 2 {
+		t.Errorf("the device lists itself as another source: rows %q", v.Rows)
 	}
 	// Both panels live on the page's one socket (hub.js): the daemon
 	// counts one dashboard client, not one per panel.

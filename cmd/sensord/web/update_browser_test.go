@@ -54,7 +54,7 @@ func (s *updatePanelStandIn) posts() []string {
 func serveWithUpdatePanel(t *testing.T, panel http.Handler) string {
 	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle("/", Handler())
+	mux.Handle("/", defaultPage())
 	mux.Handle("/api/update", panel)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

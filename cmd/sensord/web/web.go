@@ -120,15 +120,11 @@ type handler struct {
 	csp   string
 }
 
-// Handler returns the dashboard's http.Handler, meant to be mounted at "/"
-// of the daemon's mux (the API and WebSocket paths take precedence there by
+// New returns the dashboard's http.Handler, meant to be mounted at "/" of
+// the daemon's mux (the API and WebSocket paths take precedence there by
 // being longer patterns). It answers GET and HEAD for "/", "/index.html" and
-// the page's assets, 404 for any other path and 405 for other methods.
-//
-// Handler compresses the page when called; call it once and reuse the result.
-func Handler() http.Handler { return New(Options{}) }
-
-// New is Handler with options.
+// the page's assets, 404 for any other path and 405 for other methods. It
+// compresses the page when called: call it once and reuse the result.
 func New(o Options) http.Handler {
 	h, err := newHandler(files, o)
 	if err != nil {

@@ -116,7 +116,7 @@ func TestPageLoadsNothingFromOutside(t *testing.T) {
 }
 
 func TestHandlerServesEachFileWithItsType(t *testing.T) {
-	h := Handler()
+	h := defaultPage()
 	tests := []struct {
 		path, ctype string
 	}{
@@ -149,7 +149,7 @@ func TestHandlerServesEachFileWithItsType(t *testing.T) {
 }
 
 func TestHandlerGzipsWhenTheClientAcceptsIt(t *testing.T) {
-	h := Handler()
+	h := defaultPage()
 	plain := body(t, get(t, h, "GET", "/", nil))
 	tests := []struct {
 		accept string
@@ -194,7 +194,7 @@ func TestHandlerGzipsWhenTheClientAcceptsIt(t *testing.T) {
 }
 
 func TestHandlerAnswersRevalidationWith304(t *testing.T) {
-	h := Handler()
+	h := defaultPage()
 	for _, accept := range []string{"", "gzip"} {
 		t.Run("Accept-Encoding "+accept, func(t *testing.T) {
 			first := get(t, h, "GET", "/", map[string]string{"Accept-Encoding": accept})
@@ -233,7 +233,7 @@ func TestHandlerAnswersRevalidationWith304(t *testing.T) {
 }
 
 func TestPageLinksVersionedAssetsThatAreCachedForever(t *testing.T) {
-	h := Handler()
+	h := defaultPage()
 	page := string(body(t, get(t, h, "GET", "/", nil)))
 	links := regexp.MustCompile(`(?:src|href)="([a-z]+\.(?:js|css|svg))\?v=([A-Za-z0-9_-]+)"`).FindAllStringSubmatch(page, -1)
 	if len(links) != 6 {
@@ -259,7 +259,7 @@ func TestPageLinksVersionedAssetsThatAreCachedForever(t *testing.T) {
 }
 
 func TestPageHeadersKeepItToItsOrigin(t *testing.T) {
-	res := get(t, Handler(), "GET", "/", nil)
+	res := get(t, defaultPage(), "GET", "/", nil)
 	c := res.Header.Get("Content-Security-Policy")
 	for _, want := range []string{"default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"} {
 		if !strings.Contains(c, want) {
@@ -272,7 +272,7 @@ func TestPageHeadersKeepItToItsOrigin(t *testing.T) {
 }
 
 func TestHandlerRejectsOtherPathsAndMethods(t *testing.T) {
-	h := Handler()
+	h := defaultPage()
 	tests := []struct {
 		method, path string
 		want         int
@@ -312,7 +312,7 @@ func TestHandlerRejectsOtherPathsAndMethods(t *testing.T) {
 func TestHandlerOverRealHTTP(t *testing.T) {
 	// net/http's client asks for gzip and decompresses transparently; this
 	// proves the bytes survive a real connection, not just a recorder.
-	srv := httptest.NewServer(Handler())
+	srv := httptest.NewServer(defaultPage())
 	defer srv.Close()
 	res, err := srv.Client().Get(srv.URL + "/")
 	if err != nil {
@@ -329,7 +329,7 @@ func TestHandlerOverRealHTTP(t *testing.T) {
 }
 
 func TestHandlerAnswersRangeWith206(t *testing.T) {
-	h := Handler()
+	h := defaultPage()
 	for _, accept := range []string{"", "gzip"} {
 		t.Run("Accept-Encoding "+accept, func(t *testing.T) {
 			whole := get(t, h, "GET", "/app.js", map[string]string{"Accept-Encoding": accept})
@@ -386,7 +386,7 @@ func TestHandlerAnswersRangeWith206(t *testing.T) {
 func TestHandlerOverRealHTTPRevalidatesRangesAndHeads(t *testing.T) {
 	// A real client and connection: the 304, the 206 and HEAD's empty
 	// body are what a browser gets on the wire, not a recorder's view.
-	srv := httptest.NewServer(Handler())
+	srv := httptest.NewServer(defaultPage())
 	defer srv.Close()
 	c := srv.Client()
 	do := func(method string, hdr map[string]string) (*http.Response, []byte) {
@@ -501,7 +501,7 @@ func TestHandlerWritesTheCachedBytesInOneWrite(t *testing.T) {
 	// ServeContent's io.CopyN would copy through a buffer the size of
 	// the file, allocated for each response; the cached bytes go out
 	// as they are, in one Write, whole or a range of them.
-	h := Handler()
+	h := defaultPage()
 	want := len(body(t, get(t, h, "GET", "/app.js", nil)))
 	for _, tc := range []struct {
 		rng  string
@@ -518,3 +518,7 @@ func TestHandlerWritesTheCachedBytesInOneWrite(t *testing.T) {
 		}
 	}
 }
+
+// defaultPage is the page with default options; it compresses the page when
+// called, so a test calls it once and reuses the result.
+func defaultPage() http.Handler { return New(Options{}) }

@@ -58,6 +58,19 @@ type Answerer struct {
 	Latest func() (sensor.Reading, bool)
 }
 
+// IsAction reports whether in asks for one of the actions Answer knows:
+// /ws/api's own requests, which nobody but Answer needs to see.
+func IsAction(in broadcast.Incoming) bool {
+	if !in.JSON {
+		return false
+	}
+	switch action, _ := in.Msg["action"].(string); action {
+	case ActionStatus, ActionLatest:
+		return true
+	}
+	return false
+}
+
 // Answer replies to one request; it is /ws/api's OnMessage.
 func (a *Answerer) Answer(in broadcast.Incoming) {
 	reply := func(v any) {

@@ -238,10 +238,10 @@ type MQTT struct {
 	Dropped   uint64 `json:"dropped"`
 }
 
-// Extra is what the dashboard shows besides: the device's name, the
-// calibration in force, the history store's state and the device itself.
+// Extra is what the dashboard shows besides: the calibration in force,
+// the history store's state and the device itself. The device's name is
+// Health.Name, its one place.
 type Extra struct {
-	Name        string         `json:"name"`
 	Calibration Calibration    `json:"calibration"`
 	History     History        `json:"history"`
 	Device      sysstat.Device `json:"device"`

@@ -19,11 +19,26 @@ import (
 // ContentType is what Prometheus expects for this format.
 const ContentType = "text/plain; version=0.0.4; charset=utf-8"
 
+// Type is a metric family's type. It is not a string, so a family's type
+// can only be one of the constants below, never a misspelt literal.
+type Type int
+
 // The metric types sensord uses.
 const (
-	Counter = "counter"
-	Gauge   = "gauge"
+	Counter Type = iota + 1
+	Gauge
 )
+
+// String is the type as the TYPE line spells it.
+func (t Type) String() string {
+	switch t {
+	case Counter:
+		return "counter"
+	case Gauge:
+		return "gauge"
+	}
+	return "untyped"
+}
 
 // Writer writes one exposition to w. Write errors are the caller's
 // connection going away; the exposition is abandoned with it, so they are
@@ -36,7 +51,7 @@ type Writer struct {
 func New(w io.Writer) *Writer { return &Writer{w: w} }
 
 // Family starts a metric family: its help text (on one line) and its type.
-func (p *Writer) Family(name, typ, help string) {
+func (p *Writer) Family(name string, typ Type, help string) {
 	fmt.Fprintf(p.w, "# HELP %s %s\n# TYPE %s %s\n", name, strings.ReplaceAll(help, "\n", " "), name, typ)
 }
 
@@ -50,7 +65,7 @@ func (p *Writer) Sample(name, labels string, v float64) {
 }
 
 // One writes a family that has a single unlabelled sample.
-func (p *Writer) One(name, typ, help string, v float64) {
+func (p *Writer) One(name string, typ Type, help string, v float64) {
 	p.Family(name, typ, help)
 	p.Sample(name, "", v)
 }

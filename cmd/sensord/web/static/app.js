@@ -165,7 +165,7 @@
   }
 
   function deviceName() {
-    return (health && health.extra && health.extra.name) || 'sensord';
+    return (health && health.name) || 'sensord';
   }
 
   function renderRanges() {
@@ -559,9 +559,9 @@
     const x = h.extra || {};
     const dev = x.device || {};
     renderSensorBanner(s);
-    if (x.name) {
-      $('name').textContent = x.name;
-      if (!latest) document.title = x.name;
+    if (h.name) {
+      $('name').textContent = h.name;
+      if (!latest) document.title = h.name;
     }
     $('h-cpu-label').textContent = dev.cores ? 'CPU load (1 min, ' + dev.cores + (dev.cores === 1 ? ' core)' : ' cores)') : 'CPU load (1 min)';
     set('h-cpu', sys && isFinite(sys.cpu) ? Number(sys.cpu).toFixed(2) : '–');

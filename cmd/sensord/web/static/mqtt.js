@@ -1,12 +1,15 @@
-// sensord dashboard: the device's name as the heading, the MQTT link's state
-// and a panel of every source and metric seen on -mqtt-subscribe (the
-// {"type":"mqtt",...} messages of WS ws/dashboard) with its latest value
-// and age, so one Pi's page shows the whole house. Separate from app.js; both
-// take the socket's messages and the healthz polls from hub.js.
+// sensord dashboard: the MQTT link's state and a panel of every source and
+// metric seen on -mqtt-subscribe (the {"type":"mqtt",...} messages of WS
+// ws/dashboard) with its latest value and age, so one Pi's page shows the
+// whole house. Separate from app.js (which owns the heading and the device's
+// name); both take the socket's messages and the healthz polls from hub.js.
 (() => {
   'use strict';
   const AGE_EVERY = 1000;       // ms between age refreshes
   const MAX_ROWS = 500;         // sources x metrics kept: a flood of topics must not grow the page without end
+  // Units of the metrics sensord itself publishes (and other devices that
+  // use the same names): a bare "21.4" says nothing about what it is.
+  const UNITS = { temperature: '°C', humidity: '%', dew_point: '°C', absolute_humidity: 'g/m³' };
   function el(tag, cls, text) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -29,8 +32,12 @@
   const head = table.createTHead().insertRow();
   for (const h of ['Source', 'Metric', 'Value', 'Age']) head.appendChild(el('th', '', h));
   const body = table.createTBody();
+  // A narrow screen scrolls the table sideways rather than breaking its
+  // words every few letters.
+  const scroll = el('div', 'mqtt-scroll');
+  scroll.appendChild(table);
   const empty = el('p', 'mqtt-empty', 'No messages on the subscription yet.');
-  panel.append(title, link, table, empty);
+  panel.append(title, link, scroll, empty);
 
   const rows = new Map(); // "source\u0000metric" -> {tr, value, age, ts}
 
@@ -76,17 +83,15 @@
     const ts = Number(m.timestamp) || Date.now();
     if (ts < r.ts) return; // an older message (a replayed backlog) does not replace a newer value
     r.ts = ts;
-    r.value.textContent = String(m.value);
+    const unit = UNITS[metric];
+    const value = String(m.value);
+    r.value.textContent = unit && value.trim() !== '' && isFinite(Number(value)) ? value + ' ' + unit : value;
     r.age.textContent = fmtAge(Date.now() - ts);
     empty.hidden = true;
     panel.hidden = false;
   }
 
   function showLink(h) {
-    if (h.name) {
-      const h1 = document.querySelector('.brand h1');
-      if (h1) h1.textContent = h.name;
-    }
     const q = h.mqtt;
     if (!q) { link.textContent = ''; return; }
     panel.hidden = false;
