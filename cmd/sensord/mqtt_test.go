@@ -48,14 +48,22 @@ func TestMQTTPublishesRetainedReadingsDiscoveryAndOnlineThenTheWillAfterKill9(t 
 		t.Errorf("state %q is not the sensor_update JSON", m.Payload)
 	}
 	// Everything the daemon retains must have reached the broker before a
-	// late subscriber can be expected to get it from there: the status
-	// and the four discovery configs may go out after the first readings.
+	// late subscriber can be expected to get it from there: the status,
+	// the discovery config and the alerts' states may go out after the
+	// first readings.
 	w.Next(t, 0, "online", func(m mosquittotest.Msg) bool {
 		return m.Topic == "sensors/kitchen/status" && m.Payload == "online"
 	})
 	w.Next(t, 0, "the device's discovery config", func(m mosquittotest.Msg) bool {
 		return strings.HasPrefix(m.Topic, "homeassistant/device/") && strings.HasSuffix(m.Topic, "/config")
 	})
+	// The hand-over from the entity form ends with its last step: the old
+	// per-entity configs emptied, the last rule's last.
+	_, end := w.Next(t, 0, "the end of the discovery hand-over", func(m mosquittotest.Msg) bool {
+		return strings.HasSuffix(m.Topic, "_alert_no_reading/config") && m.Payload == ""
+	})
+	// Then the alerts' states.
+	w.Next(t, end, "the built-in alerts' state", mosquittotest.OnTopic("sensors/kitchen/alert/no_reading/state"))
 	// Retained: a subscriber arriving later gets all of it from the broker.
 	late := broker.Watch(t, "#")
 	seen := map[string]bool{}
