@@ -23,10 +23,17 @@ type liveServer struct {
 	s    *Server
 	hs   *http.Server
 	opts ServerOpts
+	// token, when set, is required as a bearer header or access_token
+	// (the daemon's front door does this in front of the server).
+	token string
 }
 
 func newLiveServer(t *testing.T, o ServerOpts) *liveServer {
-	ls := &liveServer{t: t, addr: "127.0.0.1:0", got: make(chan string, 100), opts: o}
+	return newLiveServerWithToken(t, o, "")
+}
+
+func newLiveServerWithToken(t *testing.T, o ServerOpts, token string) *liveServer {
+	ls := &liveServer{t: t, addr: "127.0.0.1:0", got: make(chan string, 100), opts: o, token: token}
 	ls.start()
 	t.Cleanup(ls.stop)
 	return ls
@@ -42,6 +49,15 @@ func (ls *liveServer) start() {
 	o.OnMessage = func(in Incoming) { ls.got <- string(in.Raw) }
 	ls.s = NewServer(&o)
 	ls.hs = &http.Server{Handler: ls.s}
+	if ls.token != "" {
+		ls.hs.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Bearer "+ls.token && r.URL.Query().Get("access_token") != ls.token {
+				http.Error(w, "no token", http.StatusUnauthorized)
+				return
+			}
+			ls.s.ServeHTTP(w, r)
+		})
+	}
 	go ls.hs.Serve(l)
 }
 
@@ -104,7 +120,7 @@ func TestNewClientRejectsURLsThatAreNotWebSockets(t *testing.T) {
 }
 
 func TestClientDeliversToARealServerWithTheSameEncoding(t *testing.T) {
-	ls := newLiveServer(t, ServerOpts{Token: "tok"})
+	ls := newLiveServerWithToken(t, ServerOpts{}, "tok")
 	c, _ := NewClient(ls.url(), &ClientOpts{Header: http.Header{"Authorization": {"Bearer tok"}}})
 	runClient(t, c)
 	waitState(t, c, StateConnected)

@@ -425,7 +425,7 @@ func TestMaxClientsAnswers503(t *testing.T) {
 }
 
 func TestOriginCheck(t *testing.T) {
-	_, hs := testServer(t, &ServerOpts{AllowedOrigins: []string{"http://dashboard.example"}})
+	_, hs := testServer(t, nil)
 	host := strings.TrimPrefix(hs.URL, "http://")
 	for _, tc := range []struct {
 		origin string
@@ -433,7 +433,6 @@ func TestOriginCheck(t *testing.T) {
 	}{
 		{"", http.StatusSwitchingProtocols},
 		{"http://" + host, http.StatusSwitchingProtocols},
-		{"http://dashboard.example", http.StatusSwitchingProtocols},
 		{"http://evil.example", http.StatusForbidden},
 	} {
 		h := http.Header{}
@@ -446,32 +445,6 @@ func TestOriginCheck(t *testing.T) {
 		}
 		if resp == nil || resp.StatusCode != tc.want {
 			t.Errorf("Origin %q: resp %v, want %d", tc.origin, resp, tc.want)
-		}
-	}
-}
-
-func TestTokenIsRequired(t *testing.T) {
-	_, hs := testServer(t, &ServerOpts{Token: "s3cret"})
-	for _, tc := range []struct {
-		name, query, auth string
-		want              int
-	}{
-		{"no token", "", "", http.StatusUnauthorized},
-		{"wrong bearer", "", "Bearer nope", http.StatusUnauthorized},
-		{"bearer header", "", "Bearer s3cret", http.StatusSwitchingProtocols},
-		{"query for browsers", "?access_token=s3cret", "", http.StatusSwitchingProtocols},
-		{"wrong query", "?access_token=s3cre", "", http.StatusUnauthorized},
-	} {
-		h := http.Header{}
-		if tc.auth != "" {
-			h.Set("Authorization", tc.auth)
-		}
-		ws, resp, _ := websocket.DefaultDialer.Dial(wsURL(hs, "/"+tc.query), h)
-		if ws != nil {
-			ws.Close()
-		}
-		if resp == nil || resp.StatusCode != tc.want {
-			t.Errorf("%s: resp %v, want %d", tc.name, resp, tc.want)
 		}
 	}
 }

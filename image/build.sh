@@ -5,7 +5,8 @@
 #
 #   image/build.sh OUTDIR VERSION BINARY SERVICE SOCKET
 #
-# writes OUTDIR/sensord-VERSION-arm64.{img,img.xz,sha256,manifest} and the
+# writes OUTDIR/sensord-VERSION-arm64.{img,img.xz,sha256,manifest}, Raspberry
+# Pi Imager's OUTDIR/sensord-VERSION-arm64.rpi-imager-manifest and the
 # signed update bundle OUTDIR/sensord-VERSION-arm64.update (ab.sh).
 #
 # Steps, each timed:
@@ -20,7 +21,7 @@
 #   root      the read-only root slot: squashfs; the data partition: ext4
 #   bundle    the root slot signed as an update bundle
 #   assemble  sfdisk on the image file (A/B layout), dd the filesystems in
-#   xz, sha   compressed copy and checksums
+#   xz, sha   compressed copy and checksums; Imager's manifest
 #
 # Environment: SOURCE_DATE_EPOCH (default: the last commit's time),
 # IMAGE_CACHE (default /var/cache/sensord-image), IMAGE_XZ=0 to skip the .xz,
@@ -29,7 +30,9 @@
 # IMAGE_KEY=FILE the ed25519 key bundles are signed with (default: the
 # repository's test key, image/keys/TEST-ONLY-update-key.pem),
 # IMAGE_RELEASE=N the bundle's release number (default: the number of
-# commits up to HEAD; image/README.md, "Release numbers").
+# commits up to HEAD; image/README.md, "Release numbers"), IMAGE_URL=URL
+# where the .img.xz will be published (the Imager manifest's url; default:
+# its file:// path here).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -139,7 +142,7 @@ step chroot
 chroot "$root" systemd-sysusers sensord.conf
 chroot "$root" systemctl enable \
 	sensord.socket sensord.service \
-	sensord-settings.service sensord-growroot.service sensord-sshkeys.service \
+	sensord-imager.service sensord-settings.service sensord-growroot.service sensord-sshkeys.service \
 	systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
 	avahi-daemon.service sensord-update.service sensord-update-spool.path
 # systemd-firstboot would ask on the console for a time zone and a root
@@ -268,11 +271,20 @@ fi
 
 step sha
 (cd "$out" && sha256sum "$name.img" $([ -f "$name.img.xz" ] && echo "$name.img.xz") > "$name.sha256")
+# Raspberry Pi Imager's manifest (image/rpimanifest): opened in Imager 2 it
+# offers the OS customisation the first boot imports. Imager needs an
+# absolute URL: IMAGE_URL where the image is published, else this file.
+dl=$img
+[ ! -f "$img.xz" ] || dl=$img.xz
+"$imgtool" imager-manifest -version "$version" -url "${IMAGE_URL:-file://$(realpath "$dl")}" \
+	-date "$(date -u -d "@$SOURCE_DATE_EPOCH" +%F)" -img "$img" -download "$dl" -sha256 "$out/$name.sha256" \
+	> "$out/$name.rpi-imager-manifest"
 step done
 
 echo "build: $img"
 echo "build:   $(stat -c %s "$img") bytes ($((IMG_BYTES / 1048576)) MiB), root tree $((rootbytes / 1048576)) MiB, $npkg packages"
 [ ! -f "$img.xz" ] || echo "build:   $img.xz $(stat -c %s "$img.xz") bytes"
+echo "build:   Raspberry Pi Imager manifest $out/$name.rpi-imager-manifest"
 echo "build:   root slot squashfs $(stat -c %s "$rootfs") bytes in a $((SLOT_BYTES / 1048576)) MiB slot; bundle $bundle $(stat -c %s "$bundle") bytes"
 echo "build:   SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH root UUID $root_uuid, disk ID $disk_id"
 echo "build: time per step (total $(( $(date +%s) - t_start ))s):"

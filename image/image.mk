@@ -2,7 +2,8 @@
 # top-level Makefile (which defines VERSION, GO and build-arm64).
 #
 #   make image-deps   Debian packages the build needs; binfmt_misc for arm64
-#   make image        build/sensord-$(VERSION)-arm64.{img,img.xz,sha256,manifest}
+#   make image        build/sensord-$(VERSION)-arm64.{img,img.xz,sha256,manifest,
+#                     rpi-imager-manifest}
 #   make image-test   boot that image under qemu and prove it works
 #   make board-test   boot it as a Raspberry Pi 3 (qemu -M raspi3b), the way
 #                     the Pi's firmware would (image/README.md)

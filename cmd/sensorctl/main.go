@@ -18,6 +18,12 @@
 //	                        install a bundle sensord spooled from the
 //	                        dashboard (sensord-update-spool.path), then
 //	                        reboot into its trial
+//	sensorctl imager-import at boot, before sensord.conf is applied
+//	                        (sensord-imager.service): carry the settings
+//	                        Raspberry Pi Imager wrote to the boot partition
+//	                        (cloud-init user-data, network-config) into
+//	                        sensord.conf once, then mark its files done
+//	                        (package image/cloudinit)
 //
 // sensord itself stays unprivileged; the bundle format and the boot flow
 // are in image/README.md.
@@ -37,6 +43,7 @@ import (
 	"syscall"
 	"time"
 
+	"sensord/image/cloudinit"
 	"sensord/image/paths"
 	"sensord/image/update"
 )
@@ -86,7 +93,7 @@ func cstr(b []int8) string {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE")
+		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE | imager-import")
 	}
 	switch args[0] {
 	case "update":
@@ -111,6 +118,11 @@ func run(args []string, out io.Writer) error {
 		return installSpool(args[1], paths.Taken, out)
 	case "status":
 		return status(out)
+	case "imager-import":
+		if len(args) != 1 {
+			return errors.New("usage: sensorctl imager-import")
+		}
+		return imagerImport(filepath.Dir(paths.Settings), paths.Settings, out)
 	case "mark-good":
 		u, err := newUpdater(out)
 		if err != nil {
@@ -274,3 +286,19 @@ func installSpool(spooled, taken string, out io.Writer) error {
 // machine ID, settings) must survive a power cut during the install, and
 // the kernel would otherwise hold some of it in memory for up to 30 s.
 func durable() { syscall.Sync() }
+
+// imagerImport runs cloudinit.Import on the boot partition dir and says
+// in words what it took and what it left.
+func imagerImport(dir, conf string, out io.Writer) error {
+	r, err := cloudinit.Import(dir, conf)
+	if err != nil {
+		return fmt.Errorf("imager-import: Raspberry Pi Imager settings not imported, %s not changed: %w", conf, err)
+	}
+	if len(r.Found) > 0 {
+		fmt.Fprintf(out, "Raspberry Pi Imager settings found on the boot partition (%s); carried over into %s once:\n", strings.Join(r.Found, ", "), conf)
+	}
+	for _, l := range r.Lines() {
+		fmt.Fprintln(out, l)
+	}
+	return nil
+}

@@ -1,13 +1,15 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
-	"strconv"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,12 +108,12 @@ func badFlag(name, format string, args ...any) *usageError {
 var errHelp = flag.ErrHelp
 
 // settings defines every flag, each storing into its field of c, which
-// then holds the defaults. The flags of history, calibration, framing and
-// MQTT are defined beside their rules, in config_history.go and
-// config_mqtt.go.
+// then holds the defaults. The flags of the front door, of history and
+// calibration, of MQTT and of alerts are defined beside their rules, in
+// config_front.go, config_history.go, config_mqtt.go and config_alert.go.
 func (c *config) settings() *flagenv.Set {
 	s := flagenv.New(envPrefix)
-	s.Var(flagenv.Text{P: &c.Listen, Default: ":80", Check: checkListen}, "listen", "HTTP and WebSocket listen address (ignored when systemd passes a socket)")
+	s.Var(flagenv.Text{P: &c.Name, Check: checkName}, "name", "the device's name in the dashboard, MQTT topics and Home Assistant: letters, digits, -, _ (default: the hostname)")
 	s.Var(flagenv.Choice{P: &c.Sensor, Default: "dht22", Choices: sensors.Kinds()}, "sensor", "the sensor chip (sim: a simulated DHT22, no hardware)")
 	s.Var(flagenv.Text{P: &c.Pin, Default: "GPIO4", Check: checkPin}, "pin", "GPIO pin of the DHT22's data line")
 	s.Var(flagenv.Choice{P: &c.Capture, Default: "auto", Choices: sensors.Captures()}, "capture", "DHT22 edge timing: auto, cdev (GPIO character device), mmap (/dev/gpiomem busy loop)")
@@ -121,23 +123,17 @@ func (c *config) settings() *flagenv.Set {
 	s.Var(flagenv.Bool{P: &c.WholeMsg}, "wholemsg", "send the whole message {topic,payload,_msgid} instead of the payload only")
 	s.Var(flagenv.Choice{P: &c.Mode, Default: "server", Choices: []string{"server", "client", "both"}}, "mode", "server (serve /ws/sensors), client (send readings to -url), or both")
 	s.Var(flagenv.Text{P: &c.URL, Check: checkWSURL}, "url", "ws:// or wss:// URL to send readings to in client mode").Show = redactURL
-	s.Var(flagenv.Text{P: &c.Token}, "token", "bearer token every endpoint requires (empty: none)").Show = secret
-	s.Var(flagenv.Text{P: &c.OwnerToken, Check: checkOwnerToken}, "owner-token", "the owner's bearer token: needed to change anything (update uploads, pushes) and grants all -token grants (empty: writing is off)").Show = secret
 	s.Var(flagenv.Bool{P: &c.Version}, "version", "print the version and exit")
 	s.Var(flagenv.Choice{P: &c.EnvErrors, Default: "exit", Choices: []string{"exit", "warn"}}, "env-errors", "a bad SENSORD_* value: exit (status 2) or warn (log it, use the default)")
 	s.Var(flagenv.Choice{P: &c.LogLevel, Default: "info", Choices: []string{"debug", "info", "warn", "error"}}, "log-level", "the least important log lines written")
-	s.Var(flagenv.Text{P: &c.AllowedHosts, Check: checkAllowedHosts}, "allowed-hosts", "comma-separated host names (and addresses) the Host header may carry, against DNS rebinding (empty: any)")
-	s.Var(flagenv.Text{P: &c.TLSCert}, "tls-cert", "PEM certificate (chain) file: serve HTTPS and wss:// (with -tls-key)")
-	s.Var(flagenv.Text{P: &c.TLSKey}, "tls-key", "PEM private key file of -tls-cert")
-	s.Var(flagenv.Text{P: &c.TLSAuto}, "tls-auto", "without -tls-cert: serve HTTPS with a self-signed certificate for <hostname>.local kept in this directory (made at first start)")
 	s.Var(flagenv.Text{P: &c.URLCA}, "url-ca", "PEM CA file that -url's wss:// server certificate must chain to (empty: the system's roots)")
-	s.Var(flagenv.Bool{P: &c.HTTPSRedirect}, "https-redirect", "with -tls-cert and a second (plain) listener: answer plain HTTP with a redirect to https")
 	s.Var(flagenv.Duration{P: &c.SimJitter, Max: maxSimJitter}, "sim-jitter", "sim: timing jitter of each waveform edge, e.g. 5us")
 	s.Var(flagenv.Float{P: &c.SimErrorRate, Max: 1}, "sim-error-rate", "sim: probability 0..1 that a frame carries a flipped bit")
 	s.Var(flagenv.Duration{P: &c.SimHangAfter, Max: flagenv.NoMaximum}, "sim-hang-after", "sim: stop answering after this long, so reads block (proves the watchdog); 0 never")
 	s.Var(flagenv.OptionalTenths[sensor.Deci]{P: &c.SimTemp, Min: minSimTemp, Max: maxSimTemp, Unit: "degrees C"}, "sim-temp", "sim: fixed temperature in C, e.g. -10.1 (empty: a slow random walk)")
 	s.Var(flagenv.OptionalTenths[sensor.Deci]{P: &c.SimHumidity, Min: minSimHumidity, Max: maxSimHumidity, Unit: "%RH"}, "sim-humidity", "sim: fixed humidity in %RH, e.g. 48.2 (empty: a slow random walk)")
 	s.Var(flagenv.Bool{P: &c.SimNoResp}, "sim-no-response", "sim: never answer the start pulse")
+	c.frontSettings(s)
 	c.historySettings(s)
 	c.mqttSettings(s)
 	c.alertSettings(s)
@@ -224,8 +220,14 @@ func (c *config) rules() []func() error {
 			return nil
 		},
 		func() error {
-			if c.URLCA != "" && !strings.HasPrefix(c.URL, "wss://") {
+			if c.URLCA == "" {
+				return nil
+			}
+			if !strings.HasPrefix(c.URL, "wss://") {
 				return flagenv.Blame("url-ca", "is only for a wss:// -url")
+			}
+			if _, err := loadCA(c.URLCA); err != nil {
+				return flagenv.Blame("url-ca", "is no CA file: %v", err)
 			}
 			return nil
 		},
@@ -249,62 +251,6 @@ func (c *config) rules() []func() error {
 		c.checkMQTT,
 		c.checkAlerts,
 	}
-}
-
-// checkListen refuses at parse time what net.Listen would refuse only
-// when the daemon binds: a missing or non-numeric port, one out of range,
-// a host that is neither an address nor a host name.
-func checkListen(v string) error {
-	const example = " (for example :80 or 127.0.0.1:8080)"
-	host, port, err := net.SplitHostPort(v)
-	if err != nil {
-		return errors.New("is not host:port" + example)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("has port %q; want a number from 0 to 65535%s", port, example)
-	}
-	if host != "" && net.ParseIP(host) == nil && !hostName(host) {
-		return fmt.Errorf("has host %q, which is neither an IP address nor a host name%s", host, example)
-	}
-	return nil
-}
-
-// hostName reports whether h is a syntactically valid DNS host name
-// (RFC 1123 labels: letters, digits and inner hyphens, at most 63 each).
-func hostName(h string) bool {
-	if len(h) > 253 {
-		return false
-	}
-	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for _, r := range l {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// Bounds of -owner-token: long enough that guessing it, slowed as
-// guard.Owner slows guesses, is hopeless; short enough for a header.
-const minOwnerToken, maxOwnerToken = 8, 256
-
-func checkOwnerToken(v string) error {
-	if v == "" {
-		return nil
-	}
-	if len(v) < minOwnerToken || len(v) > maxOwnerToken {
-		return fmt.Errorf("must be %d to %d characters (a long random one, e.g. from openssl rand -hex 16)", minOwnerToken, maxOwnerToken)
-	}
-	for _, r := range v {
-		if r <= ' ' || r == 0x7f {
-			return errors.New("must not hold spaces or control characters (it is sent in an Authorization header)")
-		}
-	}
-	return nil
 }
 
 func checkPin(v string) error {
@@ -332,18 +278,6 @@ func checkWSURL(v string) error {
 	return nil
 }
 
-func checkAllowedHosts(v string) error {
-	if v == "" {
-		return nil
-	}
-	for _, h := range strings.Split(v, ",") {
-		if strings.TrimSpace(h) == "" {
-			return errors.New("has an empty entry")
-		}
-	}
-	return nil
-}
-
 // sensorConfig turns the flags into what sensors.Open takes.
 func (c *config) sensorConfig() sensors.Config {
 	return sensors.Config{
@@ -360,4 +294,112 @@ func (c *config) sensorConfig() sensors.Config {
 			Humidity:    c.SimHumidity,
 		},
 	}
+}
+
+// loadCA reads a PEM file of CA certificates (-url-ca, -mqtt-ca).
+func loadCA(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// maxNameLen bounds -name: it is a DNS label by default (the hostname), so
+// 63 bytes, and a topic level and a Home Assistant device name besides.
+const maxNameLen = 63
+
+// nameRE is what -name may hold: safe in a topic, a hostname, a Home
+// Assistant id and a URL without escaping.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// defaultName is the hostname's first label, the name a Pi already answers
+// to as <name>.local.
+func defaultName() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	name, _, _ := strings.Cut(h, ".")
+	return name
+}
+
+func checkName(v string) error {
+	if v != "" && (len(v) > maxNameLen || !nameRE.MatchString(v)) {
+		return fmt.Errorf("must be 1 to %d letters, digits, - or _ (it names the device in MQTT topics and Home Assistant)", maxNameLen)
+	}
+	return nil
+}
+
+// checkName is the rule that an empty -name takes the hostname's first
+// label, which must then be a name too.
+func (c *config) checkName() error {
+	if c.Name != "" {
+		return nil
+	}
+	h := defaultName()
+	if h == "" || checkName(h) != nil {
+		return &usageError{Flag: "name", Msg: fmt.Sprintf("the hostname %q is no name for the device: set -name to 1 to %d letters, digits, - or _", h, maxNameLen)}
+	}
+	c.Name = h
+	return nil
+}
+
+// unknownSettings warns about SENSORD_* variables in environ that name no
+// flag (a typo such as SENSORD_PERIDO would otherwise be silently ignored).
+func unknownSettings(environ []string) []string {
+	known := map[string]bool{}
+	s := new(config).settings()
+	for _, f := range s.Flags() {
+		known[s.EnvName(f.Name)] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, envPrefix) || known[k] {
+			continue
+		}
+		msg := k + " is not a sensord setting; it is ignored"
+		if near := nearestSetting(k, known); near != "" {
+			msg += " (did you mean " + near + "?)"
+		}
+		out = append(out, msg)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// nearestSetting returns the known name within two edits of k, if any.
+func nearestSetting(k string, known map[string]bool) string {
+	best, bestD := "", 3
+	for name := range known {
+		if d := editDistance(k, name); d < bestD || (d == bestD && name < best) {
+			best, bestD = name, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

@@ -1,14 +1,10 @@
 package main
 
-// The -name and -mqtt-* flags and their rules; the bridge's wiring is in
-// mqtt.go.
+// The -mqtt-* flags and their rules; the bridge's wiring is in mqtt.go.
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -16,14 +12,6 @@ import (
 	"sensord/broadcast/mqtt"
 	"sensord/cmd/sensord/internal/flagenv"
 )
-
-// maxNameLen bounds -name: it is a DNS label by default (the hostname), so
-// 63 bytes, and a topic level and a Home Assistant device name besides.
-const maxNameLen = 63
-
-// nameRE is what -name may hold: safe in a topic, a hostname, a Home
-// Assistant id and a URL without escaping.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // maxMQTTText bounds every MQTT string flag (the URL, the login, the
 // topic prefixes and the filter): a topic or a login of more than a few
@@ -48,11 +36,10 @@ func bounded(check func(string) error) func(string) error {
 // mqttURLExamples ends a bad -mqtt-url's message.
 const mqttURLExamples = " (for example mqtt://homeassistant.local:1883 or mqtts://broker:8883)"
 
-// mqttSettings defines -name and the -mqtt-* flags. The topic flags are
+// mqttSettings defines the -mqtt-* flags. The topic flags are
 // checked even while -mqtt-url is empty, so a mistake shows before the
 // bridge is turned on.
 func (c *config) mqttSettings(s *flagenv.Set) {
-	s.Var(flagenv.Text{P: &c.Name, Check: checkName}, "name", "the device's name in the dashboard, MQTT topics and Home Assistant: letters, digits, -, _ (default: the hostname)")
 	s.Var(flagenv.Text{P: &c.MQTTURL, Check: bounded(checkMQTTURL)}, "mqtt-url", "MQTT broker, mqtt://host:1883 or mqtts://host:8883 (empty: MQTT off)").Show = redactMQTTURL
 	s.Var(flagenv.Text{P: &c.MQTTUser, Check: bounded(nil)}, "mqtt-user", "MQTT user name")
 	s.Var(flagenv.Text{P: &c.MQTTPassword, Check: bounded(nil)}, "mqtt-password", "MQTT password (never logged or shown)").Show = secret
@@ -71,38 +58,6 @@ func discoveryForms() []string {
 		out = append(out, string(f))
 	}
 	return out
-}
-
-// defaultName is the hostname's first label, the name a Pi already answers
-// to as <name>.local.
-func defaultName() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return ""
-	}
-	name, _, _ := strings.Cut(h, ".")
-	return name
-}
-
-func checkName(v string) error {
-	if v != "" && (len(v) > maxNameLen || !nameRE.MatchString(v)) {
-		return fmt.Errorf("must be 1 to %d letters, digits, - or _ (it names the device in MQTT topics and Home Assistant)", maxNameLen)
-	}
-	return nil
-}
-
-// checkName is the rule that an empty -name takes the hostname's first
-// label, which must then be a name too.
-func (c *config) checkName() error {
-	if c.Name != "" {
-		return nil
-	}
-	h := defaultName()
-	if h == "" || checkName(h) != nil {
-		return &usageError{Flag: "name", Msg: fmt.Sprintf("the hostname %q is no name for the device: set -name to 1 to %d letters, digits, - or _", h, maxNameLen)}
-	}
-	c.Name = h
-	return nil
 }
 
 // redactMQTTURL is how messages show -mqtt-url: without its password,
@@ -170,17 +125,4 @@ func (c *config) checkMQTT() error {
 		return flagenv.Blame("mqtt-ca", "is no CA file: %v", err)
 	}
 	return nil
-}
-
-// loadCA reads a PEM file of CA certificates.
-func loadCA(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
 }

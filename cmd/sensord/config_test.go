@@ -287,6 +287,7 @@ func TestRulesBlameOneFlagAndItsDefaultSatisfiesThem(t *testing.T) {
 		{"rollups kept less long than readings", []string{"SENSORD_HISTORY_RAW_RETENTION", "48h", "SENSORD_HISTORY_RETENTION", "24h"}, `-history-retention: SENSORD_HISTORY_RETENTION="24h" is below -history-raw-retention (48h)`},
 		{"a CA for mqtt://", []string{"SENSORD_MQTT_URL", "mqtt://b", "SENSORD_MQTT_CA", ca}, `-mqtt-ca: SENSORD_MQTT_CA="` + ca + `" is for mqtts:// URLs; -mqtt-url is mqtt://b:1883`},
 		{"a CA file that holds none", []string{"SENSORD_MQTT_URL", "mqtts://b", "SENSORD_MQTT_CA", ca}, `-mqtt-ca: SENSORD_MQTT_CA="` + ca + `" is no CA file: ` + ca + ` holds no PEM certificate`},
+		{"a -url CA file that holds none", []string{"SENSORD_MODE", "client", "SENSORD_URL", "wss://x/", "SENSORD_URL_CA", ca}, `-url-ca: SENSORD_URL_CA="` + ca + `" is no CA file: ` + ca + ` holds no PEM certificate`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := append([]string{"SENSORD_SENSOR", "sim"}, tc.env...)

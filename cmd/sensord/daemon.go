@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,10 +26,11 @@ import (
 )
 
 const (
-	// historyRing is the /ws/sensors ring size: 2048 readings are 68
+	// sensorsRing is the /ws/sensors ring size: 2048 readings are 68
 	// minutes at the default 2 s period, a few hundred KiB of memory, room
-	// for a slow client to catch up. Stored history is sensor/history's.
-	historyRing = 2048
+	// for a slow client to catch up. It is no history: stored history is
+	// sensor/history's.
+	sensorsRing = 2048
 
 	// systemInterval is how often /ws/dashboard gets system stats, as in the
 	// reference flow's inject node.
@@ -186,7 +185,7 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 		}
 	}
 	d.budget = broadcast.NewBudget(broadcast.DefaultBudget)
-	so := &broadcast.ServerOpts{WholeMsg: cfg.WholeMsg, RingSize: historyRing, OnEvent: onEvent("/ws/sensors"), Budget: d.budget,
+	so := &broadcast.ServerOpts{WholeMsg: cfg.WholeMsg, RingSize: sensorsRing, OnEvent: onEvent("/ws/sensors"), Budget: d.budget,
 		OnMessage: d.clientSaid("/ws/sensors")}
 	if d.store != nil {
 		so.Resume = d.resumeSensors
@@ -207,13 +206,9 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	if cfg.Mode != "server" {
 		var tc *tls.Config
 		if cfg.URLCA != "" {
-			pem, err := os.ReadFile(cfg.URLCA)
+			pool, err := loadCA(cfg.URLCA)
 			if err != nil {
 				return nil, badFlag("url-ca", "%v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, badFlag("url-ca", "%s holds no PEM certificate", cfg.URLCA)
 			}
 			tc = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 		}

@@ -95,6 +95,7 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 	m.One("sensord_owner_token_wrong_total", promtext.Counter, "Requests that carried a wrong owner token (-owner-token).", float64(d.owner.Wrong()))
 	m.One("sensord_owner_token_throttled_total", promtext.Counter, "Requests refused unchecked because their address sent too many wrong owner tokens.", float64(d.owner.Throttled()))
 	m.One("sensord_writes_off_total", promtext.Counter, "Writing requests refused because no owner token is configured.", float64(d.owner.Off()))
+	m.One("sensord_writes_foreign_total", promtext.Counter, "Writing requests refused for coming from another site's page (Origin not this host).", float64(d.owner.Foreign()))
 	m.One("sensord_hosts_refused_total", promtext.Counter, "Requests refused for a Host not in -allowed-hosts.", float64(d.hostsRefused.Load()))
 	m.One("sensord_ws_buffer_bytes", promtext.Gauge, "Bytes WebSocket clients hold in partial messages and queued replies (all paths).", float64(d.budget.Used()))
 	m.One("sensord_ws_buffer_limit_bytes", promtext.Gauge, "The bound on those bytes.", float64(d.budget.Limit()))

@@ -8,10 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,20 +169,10 @@ func (u *updatePanel) handlePost(w http.ResponseWriter, r *http.Request) {
 var (
 	errUpdateUnavailable = errors.New("updates need the A/B image (this system was not booted through its initramfs)")
 	errUpdateBusy        = errors.New("an update is already being uploaded or installed")
-	errUpdateOrigin      = errors.New("upload from another site's page refused")
 	errUpdateSlow        = errors.New("upload arriving too slowly: broken off to free the upload for others")
 )
 
 func (u *updatePanel) spool(w http.ResponseWriter, r *http.Request) (int, error) {
-	// A page on another site cannot post here from the user's browser:
-	// with a token the cookie is SameSite=Strict; without one, Origin
-	// must be this host.
-	if o := r.Header.Get("Origin"); o != "" {
-		ou, err := url.Parse(o)
-		if err != nil || !strings.EqualFold(ou.Host, r.Host) {
-			return http.StatusForbidden, errUpdateOrigin
-		}
-	}
 	if _, err := os.Stat(u.BootPath); err != nil {
 		return http.StatusNotImplemented, errUpdateUnavailable
 	}

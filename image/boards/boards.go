@@ -33,6 +33,10 @@ type Model struct {
 	Firmware []string
 	// Overlays the image adds for this board (overlays/NAME.dtbo).
 	Overlays []string
+	// ImagerTag is Raspberry Pi Imager's device tag for the board's family
+	// in 64-bit mode (its device list and OS lists say pi3-64bit, pi4-64bit,
+	// pi5-64bit; the Zero 2 W and the CM3 are pi3, the 400 and the CM4 pi4).
+	ImagerTag string
 }
 
 // RP1I2COverlay enables the Pi 5's header I2C (GPIO2/3); its source is
@@ -48,18 +52,18 @@ var (
 // image/README.md.
 func Models() []Model {
 	return []Model{
-		{Name: "Raspberry Pi 3 Model B", DTB: "bcm2837-rpi-3-b.dtb", Firmware: pi3Firmware},
-		{Name: "Raspberry Pi 3 Model B+", DTB: "bcm2837-rpi-3-b-plus.dtb", Firmware: pi3Firmware},
-		{Name: "Raspberry Pi 3 Model A+", DTB: "bcm2837-rpi-3-a-plus.dtb", Firmware: pi3Firmware},
-		{Name: "Raspberry Pi Compute Module 3 (IO board)", DTB: "bcm2837-rpi-cm3-io3.dtb", Firmware: pi3Firmware},
-		{Name: "Raspberry Pi Zero 2 W", DTB: "bcm2837-rpi-zero-2-w.dtb", Firmware: pi3Firmware},
-		{Name: "Raspberry Pi 4 Model B", DTB: "bcm2711-rpi-4-b.dtb", Firmware: pi4Firmware},
-		{Name: "Raspberry Pi 400", DTB: "bcm2711-rpi-400.dtb", Firmware: pi4Firmware},
-		{Name: "Raspberry Pi Compute Module 4 (IO board)", DTB: "bcm2711-rpi-cm4-io.dtb", Firmware: pi4Firmware},
-		{Name: "Raspberry Pi 5 Model B (C1 stepping)", DTB: "bcm2712-rpi-5-b.dtb", Overlays: []string{RP1I2COverlay}},
+		{Name: "Raspberry Pi 3 Model B", DTB: "bcm2837-rpi-3-b.dtb", Firmware: pi3Firmware, ImagerTag: "pi3-64bit"},
+		{Name: "Raspberry Pi 3 Model B+", DTB: "bcm2837-rpi-3-b-plus.dtb", Firmware: pi3Firmware, ImagerTag: "pi3-64bit"},
+		{Name: "Raspberry Pi 3 Model A+", DTB: "bcm2837-rpi-3-a-plus.dtb", Firmware: pi3Firmware, ImagerTag: "pi3-64bit"},
+		{Name: "Raspberry Pi Compute Module 3 (IO board)", DTB: "bcm2837-rpi-cm3-io3.dtb", Firmware: pi3Firmware, ImagerTag: "pi3-64bit"},
+		{Name: "Raspberry Pi Zero 2 W", DTB: "bcm2837-rpi-zero-2-w.dtb", Firmware: pi3Firmware, ImagerTag: "pi3-64bit"},
+		{Name: "Raspberry Pi 4 Model B", DTB: "bcm2711-rpi-4-b.dtb", Firmware: pi4Firmware, ImagerTag: "pi4-64bit"},
+		{Name: "Raspberry Pi 400", DTB: "bcm2711-rpi-400.dtb", Firmware: pi4Firmware, ImagerTag: "pi4-64bit"},
+		{Name: "Raspberry Pi Compute Module 4 (IO board)", DTB: "bcm2711-rpi-cm4-io.dtb", Firmware: pi4Firmware, ImagerTag: "pi4-64bit"},
+		{Name: "Raspberry Pi 5 Model B (C1 stepping)", DTB: "bcm2712-rpi-5-b.dtb", Overlays: []string{RP1I2COverlay}, ImagerTag: "pi5-64bit"},
 		// The D0 stepping (2 GB boards, later 4 and 8 GB ones): Raspberry
 		// Pi's own firmware and kernel call its device tree bcm2712d0-*.
-		{Name: "Raspberry Pi 5 Model B (D0 stepping)", DTB: "bcm2712-d-rpi-5-b.dtb", Aliases: []string{"bcm2712d0-rpi-5-b.dtb"}, Overlays: []string{RP1I2COverlay}},
+		{Name: "Raspberry Pi 5 Model B (D0 stepping)", DTB: "bcm2712-d-rpi-5-b.dtb", Aliases: []string{"bcm2712d0-rpi-5-b.dtb"}, Overlays: []string{RP1I2COverlay}, ImagerTag: "pi5-64bit"},
 	}
 }
 

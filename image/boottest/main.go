@@ -6,15 +6,16 @@
 //
 // What it does, in order (each phase is timed and reported):
 //
-//  1. makes two fresh ed25519 key pairs with ssh-keygen (in a temporary
+//  1. makes three fresh ed25519 key pairs with ssh-keygen (in a temporary
 //     directory removed at the end); copies the image (sparse), grows the
 //     copy by 1 GiB as a bigger card would be, and replaces the boot
-//     partition's sensord.conf with one that selects the simulated sensor,
-//     makes it hang after -hang-after, and sets HOSTNAME=sensord-boottest,
-//     a Wi-Fi network (WIFI_COUNTRY, WIFI_SSID, WIFI_PASSPHRASE) and
-//     SSH_PUBKEY to the first public key (settings.BootTest; the only change
-//     to the image); takes the kernel, initrd and cmdline.txt from the
-//     image's own boot partition (mtools, no mounts);
+//     partition's sensord.conf with one that selects the simulated sensor
+//     and makes it hang after -hang-after (settings.BootTestSensord); the
+//     host name, a hidden Wi-Fi network and the first two public keys come
+//     as Raspberry Pi Imager 2 writes them (imager.go: its golden
+//     cloud-init files, cmdline.txt changed as Imager changes it); takes
+//     the kernel, initrd and cmdline.txt from the copy's boot partition
+//     (mtools, no mounts);
 //  2. boots it: qemu-system-aarch64 -M virt -cpu cortex-a72, the copy as a
 //     virtio disk, user networking forwarding two free 127.0.0.1 ports to
 //     the guest's ports 80 and 22; the serial console on a unix socket
@@ -25,7 +26,9 @@
 //     (SENSORD_MQTT_URL=mqtt://10.0.2.2:<port> in the copy's sensord.conf)
 //     holds the readings, online and the Home Assistant discovery configs,
 //     retained (mqtt.go);
-//  4. over the console: sensord is active, has a watchdog, no unit failed,
+//  4. over the console: Imager's files were imported into sensord.conf
+//     before it was applied, once, and marked done (imager.go);
+//     sensord is active, has a watchdog, no unit failed,
 //     the root filesystem grew; boot-to-READY from systemd's own timestamps;
 //     hostname and /etc/hostname are the HOSTNAME set, and avahi announces
 //     it as <name>.local; ssh.service is
@@ -81,8 +84,10 @@ type options struct {
 	keep      bool
 	qemu      string
 	smp       int
-	board     string        // board.go: boot as this Raspberry Pi instead of -M virt
-	update    updateOptions // -update: the A/B update test (update.go)
+	board     string // board.go: boot as this Raspberry Pi instead of -M virt
+	// imagerSeed: the directory of Raspberry Pi Imager's files (imager.go).
+	imagerSeed string
+	update     updateOptions // -update: the A/B update test (update.go)
 }
 
 func main() {
@@ -93,6 +98,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (disk copy, console log)")
 	flag.StringVar(&o.qemu, "qemu", "qemu-system-aarch64", "qemu binary")
 	flag.IntVar(&o.smp, "smp", 2, "guest CPUs")
+	flag.StringVar(&o.imagerSeed, "imager-seed", imagerSeedDir, "Raspberry Pi Imager's files put on the boot partition (image-test)")
 	flag.StringVar(&o.board, "board", "", "boot as this Raspberry Pi (qemu -M raspi3b, raspi4b) the way its firmware would, and check the board (board.go), instead of the appliance checks under -M virt")
 	o.update.flags()
 	flag.Parse()
@@ -149,9 +155,13 @@ type test struct {
 	sshPort int // host port forwarded to the guest's port 22
 	tlsPort int // host port forwarded to the guest's port 443
 
-	// The per-run SSH key pairs (private key files): key is SSH_PUBKEY's,
-	// otherKey an unrelated one the guest must refuse.
-	key, otherKey string
+	// The per-run SSH key pairs (private key files): key is SSH_PUBKEY's
+	// (the first of Imager's), key2 the second of Imager's (image-test
+	// only), otherKey an unrelated one the guest must refuse.
+	key, key2, otherKey string
+	// The Wi-Fi network the appliance must join (wifi.go).
+	wifiSSID   string
+	wifiHidden bool
 
 	mqtt *hostBroker // the host side's Mosquitto (mqtt.go)
 	// watchdog gets the time since qemu started of each expiry of the
@@ -249,10 +259,13 @@ func (t *test) run(ctx context.Context) (err error) {
 	if t.key, err = newKeyPair(ctx, keyDir, "id_appliance"); err != nil {
 		return err
 	}
+	if t.key2, err = newKeyPair(ctx, keyDir, "id_second"); err != nil {
+		return err
+	}
 	if t.otherKey, err = newKeyPair(ctx, keyDir, "id_other"); err != nil {
 		return err
 	}
-	kernel, initrd, cmdline, origRoot, err := t.prepare(ctx)
+	kernel, initrd, cmdline, origRoot, err := t.prepare(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -293,6 +306,9 @@ func (t *test) run(ctx context.Context) (err error) {
 	t.checkTLS(ctx)
 	t.checkMQTT(ctx)
 
+	t.phase("checks: Raspberry Pi Imager's settings imported")
+	t.checkImager(ctx)
+
 	t.phase("checks: HOSTNAME and SSH_PUBKEY")
 	t.checkHostname(ctx)
 	t.checkSSH(ctx, qemuStart)
@@ -308,8 +324,13 @@ func (t *test) run(ctx context.Context) (err error) {
 }
 
 // prepare makes the disk copy with the test's settings file, and takes the
-// kernel, initrd and command line out of its boot partition.
-func (t *test) prepare(ctx context.Context) (kernel, initrd, cmdline string, rootBytes int64, err error) {
+// kernel, initrd and command line out of its boot partition. With imager,
+// sensord.conf sets only the SENSORD_* lines and the host name, Wi-Fi and
+// SSH keys come from Raspberry Pi Imager's files (imager.go), with
+// cmdline.txt changed as Imager changes it; without, sensord.conf sets
+// them all (settings.BootTest).
+func (t *test) prepare(ctx context.Context, imager bool) (kernel, initrd, cmdline string, rootBytes int64, err error) {
+	t.wifiSSID = settings.BootTestWiFiSSID
 	disk := filepath.Join(t.dir, "disk.img")
 	if out, err := exec.CommandContext(ctx, "cp", "--sparse=always", t.opts.image, disk).CombinedOutput(); err != nil {
 		return "", "", "", 0, fmt.Errorf("copy image: %v: %s", err, out)
@@ -366,6 +387,19 @@ func (t *test) prepare(ctx context.Context) (kernel, initrd, cmdline string, roo
 	}
 	var conf strings.Builder
 	set := settings.BootTest(t.opts.hangAfter, strings.TrimSpace(string(pub)))
+	var seed map[string][]byte
+	var additions string
+	if imager {
+		set = settings.BootTestSensord(t.opts.hangAfter)
+		pub2, err := os.ReadFile(t.key2 + ".pub")
+		if err != nil {
+			return "", "", "", 0, err
+		}
+		if seed, additions, err = imagerSeed(t.opts.imagerSeed, strings.TrimSpace(string(pub)), strings.TrimSpace(string(pub2))); err != nil {
+			return "", "", "", 0, err
+		}
+		t.wifiSSID, t.wifiHidden = imagerSSID, true
+	}
 	if err := t.startBroker(set); err != nil {
 		return "", "", "", 0, err
 	}
@@ -381,6 +415,15 @@ func (t *test) prepare(ctx context.Context) (kernel, initrd, cmdline string, roo
 	}
 	t.logf("settings: SENSORD_SENSOR=sim SENSORD_SIM_HANG_AFTER=%s HOSTNAME=%s WIFI_COUNTRY=%s WIFI_SSID=%q SSH_PUBKEY=%s",
 		t.opts.hangAfter, set["HOSTNAME"], set["WIFI_COUNTRY"], set["WIFI_SSID"], set["SSH_PUBKEY"])
+	for name, b := range seed {
+		p := filepath.Join(t.dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return "", "", "", 0, err
+		}
+		if _, err := mtools("mcopy", "-i", fat, p, "::/"+name); err != nil {
+			return "", "", "", 0, err
+		}
+	}
 
 	cfg, err := mtools("mtype", "-i", fat, "::/config.txt")
 	if err != nil {
@@ -399,6 +442,17 @@ func (t *test) prepare(ctx context.Context) (kernel, initrd, cmdline string, roo
 	cl, err := mtools("mtype", "-i", fat, "::/cmdline.txt")
 	if err != nil {
 		return "", "", "", 0, err
+	}
+	if imager {
+		cl = []byte(imagerCmdline(string(cl), additions))
+		p := filepath.Join(t.dir, "cmdline.txt")
+		if err := os.WriteFile(p, cl, 0o644); err != nil {
+			return "", "", "", 0, err
+		}
+		if _, err := mtools("mcopy", "-o", "-i", fat, p, "::/cmdline.txt"); err != nil {
+			return "", "", "", 0, err
+		}
+		t.logf("Raspberry Pi Imager 2.0.11's files on the boot partition (%s, the run's two keys in place of the golden's); sensord.conf sets no HOSTNAME, WIFI_* or SSH_PUBKEY", t.opts.imagerSeed)
 	}
 	t.logf("boot partition: kernel %s, initrd %s, cmdline.txt %q", k, i, strings.TrimSpace(string(cl)))
 	return kernel, initrd, strings.TrimSpace(string(cl)), parts[3].Length, nil

@@ -114,6 +114,10 @@ func (t *test) checkSSH(ctx context.Context, qemuStart time.Time) {
 		machineID = l[len(l)-1]
 	}
 	t.login(ctx, qemuStart, machineID)
+	if t.key2 != "" {
+		out, errOut, err := t.ssh(ctx, t.key2, "id -un")
+		t.check(err == nil && strings.TrimSpace(out) == "root", "the second of Imager's keys logs in as root too: %v %q %q", err, out, errOut)
+	}
 	t.refused(ctx)
 }
 

@@ -87,7 +87,7 @@ func (t *test) runUpdate(ctx context.Context) (err error) {
 	if t.otherKey, err = newKeyPair(ctx, keyDir, "id_other"); err != nil {
 		return err
 	}
-	kernel, initrd, cmdline, _, err := t.prepare(ctx)
+	kernel, initrd, cmdline, _, err := t.prepare(ctx, false)
 	if err != nil {
 		return err
 	}

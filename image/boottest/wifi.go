@@ -51,12 +51,20 @@ func (t *test) checkWiFi(ctx context.Context) {
 	err := t.waitActive(ctx, "sensord-wifi@"+sta+".service", time.Minute)
 	t.check(err == nil, "udev started sensord-wifi@%s.service for the new radio (%v)", sta, err)
 
-	ssid := settings.BootTestWiFiSSID
+	// The access point holds the passphrase; the appliance (image-test)
+	// only the key Imager computed from it.
+	ssid := t.wifiSSID
 	apConf := []string{
 		"ctrl_interface=/run/boottest-ap", "network={", "ssid=" + hex.EncodeToString([]byte(ssid)),
 		"mode=2", fmt.Sprintf("frequency=%d", apFrequency), "key_mgmt=WPA-PSK", "proto=RSN",
-		"pairwise=CCMP", "group=CCMP", `psk="` + settings.BootTestWiFiPassphrase + `"`, "}",
+		"pairwise=CCMP", "group=CCMP", `psk="` + settings.BootTestWiFiPassphrase + `"`,
 	}
+	if t.wifiHidden {
+		// Beacons without the name: only a station that asks for it by
+		// name (scan_ssid=1) finds the network.
+		apConf = append(apConf, "ignore_broadcast_ssid=1")
+	}
+	apConf = append(apConf, "}")
 	network := []string{"[Match]", "Name=" + ap, "[Network]", "Address=" + apAddress, "DHCPServer=yes"}
 	cmd := strings.Join([]string{
 		"systemctl stop sensord-wifi@" + ap + ".service",
@@ -95,9 +103,9 @@ func (t *test) checkWiFi(ctx context.Context) {
 		}
 	}
 	log := strings.Join(lines, "\n")
-	t.check(len(lines) > 0 && lines[0] == "up" && strings.Contains(log, "(SSID='"+ssid+"'") &&
+	t.check(len(lines) > 0 && lines[0] == "up" && strings.Contains(log, "(SSID='"+wpaEscape(ssid)+"'") &&
 		strings.Contains(log, "Key negotiation completed") && strings.Contains(log, "CTRL-EVENT-CONNECTED"),
-		"%s joined WIFI_SSID %q with WIFI_PASSPHRASE (link up after the WPA handshake): %q", sta, ssid, strings.Join(lines, " | "))
+		"%s joined WIFI_SSID %q (hidden: %v) with its key (link up after the WPA handshake): %q", sta, ssid, t.wifiHidden, strings.Join(lines, " | "))
 	if t.check(strings.HasPrefix(addr, apPrefix), "systemd-networkd got %s an address by DHCP from the access point: %q", sta, addr) {
 		t.number("simulated radios up to Wi-Fi joined with a DHCP address: %.0f s", time.Since(up).Seconds())
 	}

@@ -10,6 +10,13 @@
 //	                                             DIR lacks (package image/boards)
 //	imgtool layout-ab|pubkey|bundle ...          the A/B image: partition
 //	                                             table, key, bundle (ab.go)
+//	imgtool imager-manifest -version V -url URL -date YYYY-MM-DD
+//	        -img FILE -download FILE -sha256 FILE
+//	                                             Raspberry Pi Imager's
+//	                                             manifest to stdout (package
+//	                                             image/rpimanifest); sizes
+//	                                             from the files, hashes from
+//	                                             the build's sha256sum list
 package main
 
 import (
@@ -18,9 +25,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"sensord/image/boards"
+	"sensord/image/rpimanifest"
 	"sensord/image/settings"
 )
 
@@ -46,12 +55,14 @@ func (s setFlags) Set(v string) error {
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: imgtool settings|dtbs|bootfiles|layout-ab|pubkey|bundle [flags]")
+		return errors.New("usage: imgtool settings|dtbs|bootfiles|layout-ab|pubkey|bundle|imager-manifest [flags]")
 	}
 	if ok, err := runAB(args[0], args[1:], stdout); ok {
 		return err
 	}
 	switch args[0] {
+	case "imager-manifest":
+		return imagerManifest(args[1:], stdout)
 	case "settings":
 		fs := flag.NewFlagSet("settings", flag.ContinueOnError)
 		set := setFlags{}
@@ -80,4 +91,44 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	return fmt.Errorf("unknown command %q (settings, layout, dtbs, bootfiles)", args[0])
+}
+
+// imagerManifest writes the Imager manifest of the files the build wrote.
+func imagerManifest(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("imager-manifest", flag.ContinueOnError)
+	var img rpimanifest.Image
+	fs.StringVar(&img.Version, "version", "", "the image's version")
+	fs.StringVar(&img.URL, "url", "", "where Imager downloads the image (file:// or https://)")
+	fs.StringVar(&img.ReleaseDate, "date", "", "release date, YYYY-MM-DD")
+	imgFile := fs.String("img", "", "the .img")
+	dl := fs.String("download", "", "the file at -url (the .img.xz, or the .img)")
+	sums := fs.String("sha256", "", "sha256sum's list of both files")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	list, err := os.ReadFile(*sums)
+	if err != nil {
+		return err
+	}
+	hash := map[string]string{}
+	for _, l := range strings.Split(string(list), "\n") {
+		if h, name, ok := strings.Cut(l, "  "); ok {
+			hash[name] = h
+		}
+	}
+	for _, f := range []struct {
+		path string
+		size *int64
+		sum  *string
+	}{{*imgFile, &img.ExtractSize, &img.ExtractSHA256}, {*dl, &img.DownloadSize, &img.DownloadSHA256}} {
+		fi, err := os.Stat(f.path)
+		if err != nil {
+			return err
+		}
+		*f.size = fi.Size()
+		if *f.sum = hash[filepath.Base(f.path)]; *f.sum == "" {
+			return fmt.Errorf("imager-manifest: %s lists no hash of %s", *sums, filepath.Base(f.path))
+		}
+	}
+	return rpimanifest.Write(stdout, img)
 }

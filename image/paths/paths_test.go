@@ -28,6 +28,8 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 		{"PathExists=" + Spooled, []string{units + "sensord-update-spool.path"}},
 		{"ExecStart=" + Sensorctl + " install-spool " + Spooled, []string{units + "sensord-update-spool.service"}},
 		{"ExecStart=" + Sensorctl + " boot", []string{units + "sensord-update.service"}},
+		{"ExecStart=" + Sensorctl + " imager-import", []string{units + "sensord-imager.service"}},
+		{"ConditionPathExists=|" + filepath.Dir(Settings) + "/user-data", []string{units + "sensord-imager.service"}},
 		{"$root" + Sensorctl, []string{abSh}},
 		{"$root" + UpdateKey, []string{abSh}},
 		{"EnvironmentFile=-" + Settings, []string{sensordU}},

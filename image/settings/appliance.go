@@ -21,6 +21,11 @@ value. Lines stay KEY=value: no spaces around "=", and put a value with
 spaces in double quotes ("like this"). Double quotes and backslashes are
 not allowed inside a value. Windows line endings are fine.
 
+Flashed with Raspberry Pi Imager's OS customisation? The first boot
+copies its host name, Wi-Fi, SSH keys and time zone into this file once
+(journalctl -u sensord-imager says what it took and what it left); from
+then on this file is the one that counts.
+
 A bad SENSORD_* value does not stop the appliance: sensord logs it
 (journalctl -u sensord), shows it on the dashboard and /healthz, and uses
 the default.`,
@@ -33,7 +38,12 @@ the default.`,
 					{Name: "WIFI_COUNTRY", Example: "GB", Doc: "Wi-Fi: your two-letter country code (the law decides which channels\nmay be used). Wired Ethernet needs none of the WIFI_* lines."},
 					{Name: "WIFI_SSID", Example: "MyNetwork", Doc: "Wi-Fi: the network's name."},
 					{Name: "WIFI_PASSPHRASE", Example: "my secret passphrase", Doc: "Wi-Fi: the WPA2/WPA3 passphrase (8 to 63 characters); leave it empty\nfor an open network."},
+					{Name: "WIFI_PSK", Example: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", Doc: "Wi-Fi: instead of WIFI_PASSPHRASE, the pre-computed WPA2 key (64 hex\ndigits), as Raspberry Pi Imager stores it. WPA2 only: a network that\nallows WPA3 only needs WIFI_PASSPHRASE."},
 					{Name: "SSH_PUBKEY", Example: "ssh-ed25519 AAAA... me@laptop", Doc: "SSH: one public key (the line in ~/.ssh/id_ed25519.pub) allowed to\nlog in as root. Without a key the SSH server stays off."},
+					{Name: "SSH_PUBKEY_2", Example: "", Doc: "SSH: more keys allowed to log in as root, one per line (up to SSH_PUBKEY_4)."},
+					{Name: "SSH_PUBKEY_3", Example: "", Doc: ""},
+					{Name: "SSH_PUBKEY_4", Example: "", Doc: ""},
+					{Name: "TIMEZONE", Example: "Europe/London", Doc: "Time zone (kept for the record: this image has no time zone database,\nso the appliance keeps UTC; the dashboard shows your browser's time)."},
 				},
 			},
 			{

@@ -29,12 +29,21 @@ const BootTestOwnerToken = "boottest-owner-token"
 // TestBootTestSettingsMatchGolden compares its rendering with, so the test
 // and the golden cannot drift apart.
 func BootTest(hangAfter time.Duration, sshPubkey string) map[string]string {
+	m := BootTestSensord(hangAfter)
+	m["HOSTNAME"] = BootTestHostname
+	m["WIFI_COUNTRY"] = BootTestWiFiCountry
+	m["WIFI_SSID"] = BootTestWiFiSSID
+	m["WIFI_PASSPHRASE"] = BootTestWiFiPassphrase
+	m["SSH_PUBKEY"] = sshPubkey
+	return m
+}
+
+// BootTestSensord is BootTest's SENSORD_* part alone: `make image-test`
+// leaves the appliance's own settings (host name, Wi-Fi, SSH keys) at
+// their defaults and gives them to the appliance the way Raspberry Pi
+// Imager does (image/boottest/imager.go).
+func BootTestSensord(hangAfter time.Duration) map[string]string {
 	return map[string]string{
-		"HOSTNAME":               BootTestHostname,
-		"WIFI_COUNTRY":           BootTestWiFiCountry,
-		"WIFI_SSID":              BootTestWiFiSSID,
-		"WIFI_PASSPHRASE":        BootTestWiFiPassphrase,
-		"SSH_PUBKEY":             sshPubkey,
 		"SENSORD_SENSOR":         "sim",
 		"SENSORD_SIM_HANG_AFTER": hangAfter.String(),
 		"SENSORD_OWNER_TOKEN":    BootTestOwnerToken,

@@ -8,7 +8,11 @@
 //   - systemd, through sensord.service's EnvironmentFile=, which passes every
 //     SENSORD_* line to the daemon as its flag's environment variable;
 //   - sensord-settings (image/rootfs/usr/local/sbin/sensord-settings), which
-//     applies HOSTNAME, WIFI_* and SSH_PUBKEY on every boot.
+//     applies HOSTNAME, WIFI_*, SSH_PUBKEY* and TIMEZONE on every boot.
+//
+// Edit changes a file a person may have edited, keeping everything else
+// in it: `sensorctl imager-import` carries Raspberry Pi Imager's settings
+// into it that way.
 //
 // So the file is plain KEY=value lines, # comments, values optionally in
 // double quotes, nothing a shell would expand. Every sensord flag is listed,
@@ -82,12 +86,16 @@ func Render(w io.Writer, f File, set map[string]string) error {
 			comment(bw, s.Doc)
 		}
 		for _, v := range s.Vars {
-			bw.WriteString("\n")
 			doc := v.Doc
 			if v.Flag != "" {
 				doc = "-" + v.Flag + ": " + doc
 			}
-			comment(bw, doc)
+			// A variable without a doc belongs to the one above it
+			// (SSH_PUBKEY_2, _3, ...): no blank line between them.
+			if doc != "" {
+				bw.WriteString("\n")
+				comment(bw, doc)
+			}
 			if val, ok := set[v.Name]; ok {
 				fmt.Fprintf(bw, "%s=%s\n", v.Name, quote(val))
 				continue
@@ -149,4 +157,108 @@ func (f File) Flags() map[string]Var {
 // SENSORD_<NAME>, upper case, dashes to underscores.
 func EnvName(flag string) string {
 	return "SENSORD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// SSHKeySlots is how many SSH keys the file holds: SSH_PUBKEY, then
+// SSH_PUBKEY_2 up to SSH_PUBKEY_<SSHKeySlots>.
+const SSHKeySlots = 4
+
+// SSHKeyName is the variable of the i-th key (from 1).
+func SSHKeyName(i int) string {
+	if i == 1 {
+		return "SSH_PUBKEY"
+	}
+	return fmt.Sprintf("SSH_PUBKEY_%d", i)
+}
+
+// Edit returns conf, a settings file of f's variables that a person may
+// have edited, with each variable in set made active with its value and
+// each in unset commented out; every other line stays as it was (CRLF
+// line ends become LF). A variable's value goes where it is active (the
+// last active line: the one both readers use; earlier ones are commented
+// out), else in place of its commented-out line, else at the end. Names
+// f does not list and values the readers would disagree on are errors,
+// and then nothing is returned.
+func Edit(conf []byte, f File, set map[string]string, unset []string) ([]byte, error) {
+	known := make(map[string]bool)
+	for _, s := range f.Sections {
+		for _, v := range s.Vars {
+			known[v.Name] = true
+		}
+	}
+	for _, k := range unset {
+		if !known[k] {
+			return nil, fmt.Errorf("settings: unknown variable %s", k)
+		}
+	}
+	for k, v := range set {
+		if !known[k] {
+			return nil, fmt.Errorf("settings: unknown variable %s", k)
+		}
+		if err := checkValue(v); err != nil {
+			return nil, fmt.Errorf("settings: %s: %w", k, err)
+		}
+	}
+	text := strings.ReplaceAll(string(conf), "\r\n", "\n")
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if text == "" {
+		lines = nil
+	}
+	// name returns the variable a line assigns and whether it is active.
+	name := func(l string) (string, bool) {
+		t := strings.TrimLeft(l, " \t")
+		active := !strings.HasPrefix(t, "#")
+		k, _, ok := strings.Cut(strings.TrimPrefix(t, "#"), "=")
+		if !ok || !known[k] {
+			return "", false
+		}
+		return k, active
+	}
+	lastActive, firstComment := map[string]int{}, map[string]int{}
+	for i, l := range lines {
+		if k, active := name(l); k != "" {
+			if active {
+				lastActive[k] = i
+			} else if _, ok := firstComment[k]; !ok {
+				firstComment[k] = i
+			}
+		}
+	}
+	off := map[string]bool{}
+	for _, k := range unset {
+		off[k] = true
+	}
+	var tail []string
+	for _, k := range sortedKeys(set) {
+		line := k + "=" + quote(set[k])
+		if i, ok := lastActive[k]; ok {
+			lines[i] = line
+		} else if i, ok := firstComment[k]; ok {
+			lines[i] = line
+			lastActive[k] = i
+		} else {
+			tail = append(tail, line)
+		}
+	}
+	for i, l := range lines {
+		k, active := name(l)
+		if !active || k == "" {
+			continue
+		}
+		_, setting := set[k]
+		if off[k] || setting && lastActive[k] != i {
+			lines[i] = "#" + strings.TrimLeft(l, " \t")
+		}
+	}
+	lines = append(lines, tail...)
+	return []byte(strings.Join(lines, "\n") + "\n"), nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -100,6 +100,9 @@ func TestSettingsScriptReadsWhatRenderWrites(t *testing.T) {
 		"WIFI_SSID":       "Home # 2 'guest'",
 		"WIFI_PASSPHRASE": "pa$$ `word` $(x) ;|&",
 		"SSH_PUBKEY":      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB me@laptop",
+		"SSH_PUBKEY_3":    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC me@desk",
+		"WIFI_PSK":        strings.Repeat("0f", 32),
+		"TIMEZONE":        "America/Argentina/Buenos_Aires",
 		"SENSORD_PERIOD":  "5s",
 	}
 	var b bytes.Buffer
@@ -194,4 +197,54 @@ func isZero(s string) bool {
 		return true
 	}
 	return false
+}
+
+func TestEditChangesOnlyTheNamedVariables(t *testing.T) {
+	var b bytes.Buffer
+	if err := Render(&b, Appliance(), map[string]string{"WIFI_PASSPHRASE": "old passphrase", "SENSORD_PERIOD": "5s"}); err != nil {
+		t.Fatal(err)
+	}
+	// A person's edits: CRLF, a duplicate active line (the last counts),
+	// a variable the rendered file does not have active.
+	person := strings.ReplaceAll(b.String(), "\n", "\r\n") + "HOSTNAME=first\r\nHOSTNAME=second\r\n"
+	got, err := Edit([]byte(person), Appliance(), map[string]string{
+		"HOSTNAME": "kitchen", "WIFI_SSID": "Home 2", "WIFI_PSK": strings.Repeat("ab", 32),
+	}, []string{"WIFI_PASSPHRASE", "SSH_PUBKEY_2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var active []string
+	for _, l := range strings.Split(string(got), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			active = append(active, l)
+		}
+	}
+	want := []string{`WIFI_SSID="Home 2"`, "WIFI_PSK=" + strings.Repeat("ab", 32), "SENSORD_PERIOD=5s", "HOSTNAME=kitchen"}
+	if strings.Join(active, "|") != strings.Join(want, "|") {
+		t.Errorf("active lines = %q, want %q", active, want)
+	}
+	if strings.Contains(string(got), "\r") || !strings.Contains(string(got), "\n#HOSTNAME=first\n") || !strings.Contains(string(got), `#WIFI_PASSPHRASE="old passphrase"`) {
+		t.Errorf("edited file:\n%s", got)
+	}
+	// What sensord-settings reads from it.
+	path := filepath.Join(t.TempDir(), "sensord.conf")
+	if err := os.WriteFile(path, got, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("sh", filepath.Join("..", "rootfs", "usr", "local", "sbin", "sensord-settings"), "--print", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if want := "WIFI_SSID=Home 2\nWIFI_PSK=" + strings.Repeat("ab", 32) + "\nHOSTNAME=kitchen\n"; string(out) != want {
+		t.Errorf("sensord-settings --print:\n%s\nwant\n%s", out, want)
+	}
+
+	for name, set := range map[string]map[string]string{
+		"an unknown name": {"HOSTNAM": "x"},
+		"a double quote":  {"WIFI_SSID": `a"b`},
+	} {
+		if out, err := Edit([]byte(person), Appliance(), set, nil); err == nil || out != nil {
+			t.Errorf("%s: Edit = %q, %v; want an error and nothing", name, out, err)
+		}
+	}
 }

@@ -11,16 +11,17 @@ import (
 // (the peer is gone, or a write failed).
 const codeAbort = -1
 
-// Writer states (conn.wstate).
+// Writer states (conn.writeState).
 const (
-	// wOwned: one goroutine owns the connection's writes (a pass worker,
+	// writeOwned: one goroutine owns the connection's writes (a pass worker,
 	// or a drive goroutine). Only the owner writes to nc, reads the ring
-	// cursor, or touches rest, pingGen and wdl. A finished connection
-	// stays owned for good, so nobody writes to it again.
-	wOwned uint32 = 1 << iota
-	// wAgain: someone asked for a flush while the connection was owned;
+	// cursor, or touches rest, heartbeatsSeen and writeDeadline. A
+	// finished connection stays owned for good, so nobody writes to it
+	// again.
+	writeOwned uint32 = 1 << iota
+	// writeAgain: someone asked for a flush while the connection was owned;
 	// the owner looks again before it lets go (see release).
-	wAgain
+	writeAgain
 )
 
 // conn is one client connection. It has one goroutine of its own, the
@@ -48,11 +49,11 @@ type conn[M any] struct {
 	// client sees the handshake complete is missed); used by the owner.
 	rd Reader[Frame[M]]
 
-	// wstate is wOwned|wAgain (claim, release). Its CAS steps are what
+	// writeState is writeOwned|writeAgain (claim, release). Its CAS steps are what
 	// pass the owner's fields from one owner to the next: a release
 	// happens-before the next claim (sync/atomic is sequentially
 	// consistent).
-	wstate atomic.Uint32
+	writeState atomic.Uint32
 
 	// replies: session replies, bounded; Publish sends without blocking.
 	// Made at the first reply (most clients never get one): written once
@@ -76,29 +77,29 @@ type conn[M any] struct {
 	closeCode atomic.Int32
 
 	// Owner only.
-	rest     [][]byte // what a non-blocking write left: the first frame cut where it stopped
-	restSent int      // data frames in rest (for Stats.Sent)
-	pingGen  uint64   // the heartbeat generation last answered
-	wdl      int64    // the write deadline set on nc (unix ns)
+	rest           [][]byte // what a non-blocking write left: the first frame cut where it stopped
+	restSent       int      // data frames in rest (for Stats.Sent)
+	heartbeatsSeen uint64   // the heartbeat generation last answered
+	writeDeadline  int64    // the write deadline set on nc (unix ns)
 }
 
 func (e *Engine[M]) newConn(nc net.Conn, mark uint64, filters []string, session, remote string) *conn[M] {
 	c := &conn[M]{
-		e:          e,
-		nc:         nc,
-		session:    session,
-		remote:     remote,
-		since:      e.o.Now(),
-		filters:    filters,
-		rd:         e.ring.ReaderAt(mark),
-		readerDone: make(chan struct{}),
-		gone:       make(chan struct{}),
-		room:       make(chan struct{}, 1),
-		pingGen:    e.hbGen.Load(),
+		e:              e,
+		nc:             nc,
+		session:        session,
+		remote:         remote,
+		since:          e.o.Now(),
+		filters:        filters,
+		rd:             e.ring.ReaderAt(mark),
+		readerDone:     make(chan struct{}),
+		gone:           make(chan struct{}),
+		room:           make(chan struct{}, 1),
+		heartbeatsSeen: e.heartbeats.Load(),
 	}
 	// Owned by Join from the start: through start, it writes the replay,
 	// then becomes the first drive.
-	c.wstate.Store(wOwned)
+	c.writeState.Store(writeOwned)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
@@ -120,36 +121,36 @@ func (c *conn[M]) replyQueue() chan *Frame[M] {
 }
 
 // claim makes the caller the owner of c's writes, or, when c is owned
-// already, tells the owner to look again (wAgain) and returns false.
+// already, tells the owner to look again (writeAgain) and returns false.
 func (c *conn[M]) claim() bool {
 	for {
-		st := c.wstate.Load()
-		if st&wOwned == 0 {
-			if c.wstate.CompareAndSwap(st, wOwned) {
+		st := c.writeState.Load()
+		if st&writeOwned == 0 {
+			if c.writeState.CompareAndSwap(st, writeOwned) {
 				return true
 			}
 			continue
 		}
-		if st&wAgain != 0 || c.wstate.CompareAndSwap(st, st|wAgain) {
+		if st&writeAgain != 0 || c.writeState.CompareAndSwap(st, st|writeAgain) {
 			return false
 		}
 	}
 }
 
 // release gives up ownership after a flush found nothing to do. It fails
-// (and clears wAgain: the owner flushes again and keeps ownership) when
+// (and clears writeAgain: the owner flushes again and keeps ownership) when
 // someone asked for a flush meanwhile.
 //
 // Ordering: a requester first makes its work visible (a reply queued, a
 // pong stored, a close code, a publish's W3; then the pass), then claims.
-// If its claim's CAS comes before release's, release sees wAgain; if
+// If its claim's CAS comes before release's, release sees writeAgain; if
 // after, the claim succeeds and the requester's side flushes. Either way
 // somebody flushes after the work was made visible.
 func (c *conn[M]) release() bool {
-	if c.wstate.CompareAndSwap(wOwned, 0) {
+	if c.writeState.CompareAndSwap(writeOwned, 0) {
 		return true
 	}
-	c.wstate.Store(wOwned) // it was wOwned|wAgain; only the owner changes that
+	c.writeState.Store(writeOwned) // it was writeOwned|writeAgain; only the owner changes that
 	return false
 }
 

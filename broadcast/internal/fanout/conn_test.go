@@ -99,9 +99,9 @@ func TestClaimReleaseNeverLosesWorkNorHasTwoOwners(t *testing.T) {
 		}
 		wg.Wait()
 		if n := todo.Load(); n != 0 {
-			t.Fatalf("round %d: %d requests left undone with no owner (state %b)", r, n, c.wstate.Load())
+			t.Fatalf("round %d: %d requests left undone with no owner (state %b)", r, n, c.writeState.Load())
 		}
-		if st := c.wstate.Load(); st != 0 {
+		if st := c.writeState.Load(); st != 0 {
 			t.Fatalf("round %d: state %b after the last release, want 0", r, st)
 		}
 	}

@@ -139,18 +139,24 @@ type Engine[M any] struct {
 	// that Reply never waits.
 	sessions sync.Map
 
-	// mu guards closed and wg.Add against Close's wg.Wait.
-	mu      sync.Mutex
-	closed  bool
+	// mu guards closed, started and wg.Add against Close's wg.Wait.
+	mu     sync.Mutex
+	closed bool
+	// started is set, under mu, when the loop and helpers are started:
+	// at the first Join, not in New, so that an engine nobody joins (a
+	// path without clients, a test's) runs no goroutine. idle mirrors
+	// !started for Progress, which must not take mu.
+	started bool
+	idle    atomic.Bool
 	wg      sync.WaitGroup // one per connection (done by its finish)
 	closing chan struct{}  // closed by Close
 	done    chan struct{}  // closed when the loop returns
 
 	clients atomic.Int64 // joined connections not yet removed
 
-	// hbGen counts heartbeats (written by the loop, read by writers). The
-	// loop runs a pass after it moves hbGen on.
-	hbGen atomic.Uint64
+	// heartbeats counts heartbeats (written by the loop, read by writers). The
+	// loop runs a pass after it moves heartbeats on.
+	heartbeats atomic.Uint64
 
 	// base is when New ran, with the monotonic clock reading (when Now
 	// gives one, as time.Now does). progress is the loop's last tick as
@@ -164,10 +170,10 @@ type Engine[M any] struct {
 	// regMu guards reg: every joined connection, each at its conn.idx.
 	regMu sync.Mutex
 	reg   []*conn[M]
-	// The pass (see pass): snap is the loop's copy of reg for the current
+	// The pass (see pass): passConns is the loop's copy of reg for the current
 	// pass, cursor the next index of it a worker takes, passStart one
 	// token per helper per pass, passWG the helpers still at it.
-	snap      []*conn[M]
+	passConns []*conn[M]
 	cursor    atomic.Int64
 	passStart chan struct{}
 	passWG    sync.WaitGroup
@@ -181,15 +187,15 @@ type Engine[M any] struct {
 	heldMu sync.Mutex
 	held   map[string]heldFrame[M]
 
-	st struct {
+	counts struct {
 		connects, disconnects, replies, sent, lost,
 		dropped, stalls, repliesDropped atomic.Uint64
 	}
 }
 
-// New returns an engine, with its loop (passes, heartbeats, progress) and
-// Writers-1 helpers running until Close. The ring size must be a power of
-// two >= 2.
+// New returns an engine. Its loop (passes, heartbeats, progress) and
+// Writers-1 helpers start at the first Join and run until Close; New
+// itself starts no goroutine. The ring size must be a power of two >= 2.
 func New[M any](o Options) (*Engine[M], error) {
 	ring, err := NewRing[Frame[M]](o.RingSize)
 	if err != nil {
@@ -216,11 +222,22 @@ func New[M any](o Options) (*Engine[M], error) {
 		loopBatch: newBatch(maxBatch),
 		held:      map[string]heldFrame[M]{},
 	}
-	for range o.Writers - 1 {
+	e.idle.Store(true)
+	return e, nil
+}
+
+// startLocked starts the loop and the helpers once; e.mu is held.
+func (e *Engine[M]) startLocked() {
+	if e.started {
+		return
+	}
+	e.started = true
+	e.markProgress(e.o.Now())
+	e.idle.Store(false)
+	for range e.o.Writers - 1 {
 		go e.helper()
 	}
 	go e.loop()
-	return e, nil
 }
 
 // loop is the engine's housekeeping goroutine: it turns ring publishes into
@@ -252,7 +269,7 @@ func (e *Engine[M]) loop() {
 			e.markProgress(now)
 			if !now.Before(nextPing) {
 				nextPing = now.Add(e.o.PingInterval)
-				e.hbGen.Add(1) // then the pass (see hbGen)
+				e.heartbeats.Add(1) // then the pass (see heartbeats)
 				e.pass()
 			}
 		}
@@ -279,22 +296,22 @@ func (e *Engine[M]) markProgress(t time.Time) { e.progress.Store(int64(t.Sub(e.b
 // A publish whose W3 came after A1 kicks again: another pass follows. One
 // whose W3 came before A1 is seen by A2: the worker that claims a
 // connection reads the ring after its claim; a claim that fails marks the
-// owner to look again (wAgain) after that publish. A connection
+// owner to look again (writeAgain) after that publish. A connection
 // registered after A2 copied reg looks at the ring itself (the drive in
 // conn.start) after its registration (join).
 func (e *Engine[M]) pass() {
 	e.regMu.Lock()
-	e.snap = append(e.snap[:0], e.reg...)
+	e.passConns = append(e.passConns[:0], e.reg...)
 	e.regMu.Unlock()
 	e.cursor.Store(0)
-	helpers := min(e.o.Writers-1, (len(e.snap)-1)/passChunk)
+	helpers := min(e.o.Writers-1, (len(e.passConns)-1)/passChunk)
 	e.passWG.Add(helpers)
 	for range helpers {
 		e.passStart <- struct{}{}
 	}
 	e.work(e.loopBatch)
 	e.passWG.Wait()
-	clear(e.snap) // let finished connections go
+	clear(e.passConns) // let finished connections go
 }
 
 // helper is a pass worker besides the loop; it runs until the loop ends.
@@ -308,13 +325,13 @@ func (e *Engine[M]) helper() {
 
 // work takes chunks of the pass's connections until none are left.
 func (e *Engine[M]) work(b *batch) {
-	n := int64(len(e.snap))
+	n := int64(len(e.passConns))
 	for {
 		i := e.cursor.Add(passChunk) - passChunk
 		if i >= n {
 			return
 		}
-		for _, c := range e.snap[i:min(i+passChunk, n)] {
+		for _, c := range e.passConns[i:min(i+passChunk, n)] {
 			c.service(b)
 		}
 	}
@@ -398,12 +415,13 @@ func (e *Engine[M]) join(c *conn[M]) bool {
 		_ = c.nc.Close()
 		return false
 	}
+	e.startLocked()
 	e.wg.Add(1)
 	e.mu.Unlock()
 	e.sessions.Store(c.session, c)
 	e.register(c)
 	n := e.clients.Add(1)
-	e.st.connects.Add(1)
+	e.counts.connects.Add(1)
 	if e.o.OnJoin != nil {
 		e.o.OnJoin(c.session, c.remote, int(n))
 	}
@@ -417,7 +435,7 @@ func (e *Engine[M]) remove(c *conn[M]) {
 	e.sessions.Delete(c.session)
 	e.unregister(c)
 	n := e.clients.Add(-1)
-	e.st.disconnects.Add(1)
+	e.counts.disconnects.Add(1)
 	if e.o.OnLeave != nil {
 		e.o.OnLeave(c.session, c.remote, int(n))
 	}
@@ -478,17 +496,17 @@ func (e *Engine[M]) heldBefore(c *conn[M], seq uint64) []heldFrame[M] {
 func (e *Engine[M]) Reply(session string, f *Frame[M]) error {
 	v, ok := e.sessions.Load(session)
 	if !ok {
-		e.st.repliesDropped.Add(1)
+		e.counts.repliesDropped.Add(1)
 		return ErrNoSession
 	}
 	c := v.(*conn[M])
 	if !e.o.Memory.Take(int64(len(f.Wire))) {
-		e.st.repliesDropped.Add(1)
+		e.counts.repliesDropped.Add(1)
 		return ErrBusy
 	}
 	select {
 	case c.replyQueue() <- f:
-		e.st.replies.Add(1)
+		e.counts.replies.Add(1)
 		select {
 		case <-c.gone: // finish has emptied the queue: take it back out
 			c.dropReplies()
@@ -498,7 +516,7 @@ func (e *Engine[M]) Reply(session string, f *Frame[M]) error {
 		return nil
 	default:
 		e.o.Memory.Give(int64(len(f.Wire)))
-		e.st.repliesDropped.Add(1)
+		e.counts.repliesDropped.Add(1)
 		c.requestClose(websocket.CloseTryAgainLater)
 		return ErrReplyOverflow
 	}
@@ -566,23 +584,29 @@ func (e *Engine[M]) Clients() int { return int(e.clients.Load()) }
 func (e *Engine[M]) Stats() Stats {
 	return Stats{
 		Clients:        e.Clients(),
-		Connects:       e.st.connects.Load(),
-		Disconnects:    e.st.disconnects.Load(),
-		Replies:        e.st.replies.Load(),
-		Sent:           e.st.sent.Load(),
-		Lost:           e.st.lost.Load(),
-		Dropped:        e.st.dropped.Load(),
-		Stalls:         e.st.stalls.Load(),
-		RepliesDropped: e.st.repliesDropped.Load(),
-		Heartbeats:     e.hbGen.Load(),
+		Connects:       e.counts.connects.Load(),
+		Disconnects:    e.counts.disconnects.Load(),
+		Replies:        e.counts.replies.Load(),
+		Sent:           e.counts.sent.Load(),
+		Lost:           e.counts.lost.Load(),
+		Dropped:        e.counts.dropped.Load(),
+		Stalls:         e.counts.stalls.Load(),
+		RepliesDropped: e.counts.repliesDropped.Load(),
+		Heartbeats:     e.heartbeats.Load(),
 	}
 }
 
 // Progress is the time of the loop's last tick (at least once a second
-// while it runs; New's time before the first). It carries the clock's
-// monotonic reading (time.Now's), so time.Since(Progress()) measures real
-// time even when the wall clock is stepped.
-func (e *Engine[M]) Progress() time.Time { return e.base.Add(time.Duration(e.progress.Load())) }
+// while it runs; the clock's current time while no Join has started it).
+// It carries the clock's monotonic reading (time.Now's), so
+// time.Since(Progress()) measures real time even when the wall clock is
+// stepped.
+func (e *Engine[M]) Progress() time.Time {
+	if e.idle.Load() {
+		return e.o.Now() // no loop yet: nothing to be stuck
+	}
+	return e.base.Add(time.Duration(e.progress.Load()))
+}
 
 // Closing reports whether Close has been called.
 func (e *Engine[M]) Closing() bool {
@@ -604,6 +628,11 @@ func (e *Engine[M]) Close(ctx context.Context) error {
 	if !e.closed {
 		e.closed = true
 		close(e.closing)
+		if !e.started {
+			// Never joined: no loop will close done, and none may start.
+			e.started = true
+			close(e.done)
+		}
 	}
 	e.mu.Unlock()
 	all := make(chan struct{})

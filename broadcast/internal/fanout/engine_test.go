@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -165,4 +166,50 @@ func settledStats(e *Engine[string], done func(Stats) bool) Stats {
 	st := e.Stats()
 	testutil.Within(20*time.Second, func() bool { st = e.Stats(); return done(st) })
 	return st
+}
+
+// New starts no goroutine: an engine nobody joins costs none, and Close
+// of such an engine returns at once. The first Join starts the loop and
+// the helpers.
+func TestNewStartsNoGoroutineUntilTheFirstJoin(t *testing.T) {
+	o := testOptions()
+	o.Writers = 4
+	before := runtime.NumGoroutine()
+	e, err := New[string](o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Publish(text("a", "published before any client"))
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after New, %d before", n, before)
+	}
+	if age := time.Since(e.Progress()); age > time.Second {
+		t.Errorf("an idle engine's progress is %v old: a watchdog would call it stuck", age)
+	}
+	sc, cc := tcpPair(t)
+	go io.Copy(io.Discard, cc)
+	if !e.Join(sc, e.Mark(), "s1", "peer", nil) {
+		t.Fatal("Join refused by an open engine")
+	}
+	// The loop, 3 helpers and the connection's reader at least.
+	if n := runtime.NumGoroutine(); n < before+5 {
+		t.Errorf("%d goroutines after the first Join, %d before: the loop and helpers did not start", n, before)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.Scale(10*time.Second))
+	defer cancel()
+	cc.Close()
+	if err := e.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	idle, err := New[string](o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Close(ctx); err != nil {
+		t.Fatalf("Close of an engine nobody joined: %v", err)
+	}
+	if idle.Join(sc, 0, "s2", "peer", nil) {
+		t.Error("Join accepted by a closed engine")
+	}
 }

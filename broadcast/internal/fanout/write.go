@@ -17,7 +17,7 @@ import (
 // with what was left unwritten. b is the worker's.
 func (c *conn[M]) service(b *batch) {
 	if !c.claim() {
-		return // its owner looks again (wAgain)
+		return // its owner looks again (writeAgain)
 	}
 	if c.raw == nil {
 		go c.drive()
@@ -129,7 +129,7 @@ func (c *conn[M]) flush(bt *batch, block bool) flushResult {
 			c.dropSlow(err)
 			return flushEnd
 		}
-		e.st.sent.Add(uint64(c.restSent))
+		e.counts.sent.Add(uint64(c.restSent))
 		return flushMore
 	}
 	if code != 0 {
@@ -160,11 +160,11 @@ func (c *conn[M]) flush(bt *batch, block bool) flushResult {
 			return flushHandOff
 		}
 		if !c.keepRest(b, n, sent) {
-			e.st.stalls.Add(1)
+			e.counts.stalls.Add(1)
 			return flushHandOff
 		}
 	}
-	e.st.sent.Add(uint64(sent))
+	e.counts.sent.Add(uint64(sent))
 	return flushMore // maybe more waiting
 }
 
@@ -177,8 +177,8 @@ func (c *conn[M]) collect(b [][]byte) (_ [][]byte, sent int) {
 			b = append(b, frame(opPong, *p))
 		}
 	}
-	if g := e.hbGen.Load(); g != c.pingGen && len(b) < cap(b) {
-		c.pingGen = g
+	if g := e.heartbeats.Load(); g != c.heartbeatsSeen && len(b) < cap(b) {
+		c.heartbeatsSeen = g
 		b = append(b, pingFrame)
 	}
 	if q := c.replies.Load(); q != nil {
@@ -194,10 +194,10 @@ func (c *conn[M]) collect(b [][]byte) (_ [][]byte, sent int) {
 	for len(b) < cap(b) {
 		f, _, lost, ok := c.rd.Next()
 		if lost > 0 {
-			e.st.lost.Add(lost)
+			e.counts.lost.Add(lost)
 			if e.o.DisconnectLapped {
 				if c.closeCode.CompareAndSwap(0, websocket.ClosePolicyViolation) {
-					e.st.dropped.Add(1)
+					e.counts.dropped.Add(1)
 				}
 				break
 			}
@@ -251,7 +251,7 @@ func (c *conn[M]) writeReplies(bt *batch) bool {
 			c.dropSlow(err)
 			return false
 		}
-		c.e.st.sent.Add(uint64(len(b)))
+		c.e.counts.sent.Add(uint64(len(b)))
 	}
 }
 
@@ -277,9 +277,9 @@ func (c *conn[M]) keepRest(b [][]byte, n, sent int) bool {
 // expired deadline fails every write on the socket.)
 func (c *conn[M]) deadline() {
 	o := &c.e.o
-	if now := o.Now().UnixNano(); c.wdl-now < int64(o.WriteWait/2) {
-		c.wdl = now + int64(o.WriteWait)
-		_ = c.nc.SetWriteDeadline(time.Unix(0, c.wdl))
+	if now := o.Now().UnixNano(); c.writeDeadline-now < int64(o.WriteWait/2) {
+		c.writeDeadline = now + int64(o.WriteWait)
+		_ = c.nc.SetWriteDeadline(time.Unix(0, c.writeDeadline))
 	}
 }
 
@@ -383,7 +383,7 @@ func (c *conn[M]) replay() bool {
 			c.dropSlow(err)
 			return false
 		}
-		e.st.sent.Add(uint64(n))
+		e.counts.sent.Add(uint64(n))
 	}
 	return true
 }
@@ -399,7 +399,7 @@ func (c *conn[M]) replayPreset() bool {
 			c.dropSlow(err)
 			return false
 		}
-		c.e.st.sent.Add(uint64(n))
+		c.e.counts.sent.Add(uint64(n))
 		frames = frames[n:]
 	}
 	return true
@@ -413,7 +413,7 @@ func (c *conn[M]) replayPreset() bool {
 func (c *conn[M]) dropSlow(err error) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() && c.closeCode.Load() != websocket.ClosePolicyViolation {
-		c.e.st.dropped.Add(1)
+		c.e.counts.dropped.Add(1)
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"sensord/broadcast"
 	"sensord/cmd/sensord/internal/httpjson"
 )
 
@@ -87,8 +86,8 @@ func Token(token string, owner *Owner, next http.Handler) http.Handler {
 				return
 			}
 		}
-		if broadcast.Authorized(r, token) {
-			if broadcast.TokenEqual(r.URL.Query().Get("access_token"), token) {
+		if Authorized(r, token) {
+			if TokenEqual(r.URL.Query().Get("access_token"), token) {
 				http.SetCookie(w, &http.Cookie{Name: Cookie, Value: cookie, Path: "/", MaxAge: int(cookieLife / time.Second),
 					Expires: time.Now().Add(cookieLife), HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 				if wantsHTML(r) && r.Method == http.MethodGet {
@@ -107,7 +106,7 @@ func Token(token string, owner *Owner, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if c, err := r.Cookie(Cookie); err == nil && broadcast.TokenEqual(c.Value, cookie) {
+		if c, err := r.Cookie(Cookie); err == nil && TokenEqual(c.Value, cookie) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"sensord/broadcast"
 	"sensord/cmd/sensord/internal/httpjson"
 )
 
@@ -40,9 +39,10 @@ const (
 
 // Messages of the refusals, saying how to get past them.
 const (
-	msgWritesOff = "writing is off: this sensord has no owner token. Set -owner-token (SENSORD_OWNER_TOKEN=... in sensord.conf) and restart it to allow updates and pushes"
-	msgNeedOwner = "this changes the appliance and needs the owner token: send Authorization: Bearer <owner token> (the one set with -owner-token or SENSORD_OWNER_TOKEN in sensord.conf)"
-	msgSlowDown  = "too many wrong owner tokens from this address: wait and try again"
+	msgWritesOff     = "writing is off: this sensord has no owner token. Set -owner-token (SENSORD_OWNER_TOKEN=... in sensord.conf) and restart it to allow updates and pushes"
+	msgForeignOrigin = "a page on another site cannot change this appliance: open its own dashboard, or send the request without an Origin header (curl, scripts)"
+	msgNeedOwner     = "this changes the appliance and needs the owner token: send Authorization: Bearer <owner token> (the one set with -owner-token or SENSORD_OWNER_TOKEN in sensord.conf)"
+	msgSlowDown      = "too many wrong owner tokens from this address: wait and try again"
 )
 
 // Owner is the owner credential (-owner-token): what every request that
@@ -64,6 +64,7 @@ type Owner struct {
 	wrong     atomic.Uint64 // wrong owner tokens presented
 	throttled atomic.Uint64 // requests refused for coming too soon after wrong ones
 	off       atomic.Uint64 // writes refused because writing is off
+	foreign   atomic.Uint64 // writes refused for coming from another site's page
 
 	mu       sync.Mutex // guards what follows
 	addrs    map[string]*strikes
@@ -104,6 +105,10 @@ func (o *Owner) Throttled() uint64 { return o.throttled.Load() }
 // Off counts the writes refused because no owner token is configured.
 func (o *Owner) Off() uint64 { return o.off.Load() }
 
+// Foreign is the number of writes refused for coming from another site's
+// page.
+func (o *Owner) Foreign() uint64 { return o.foreign.Load() }
+
 // verdict is what a request's credential turned out to be.
 type verdict int
 
@@ -130,7 +135,7 @@ func (o *Owner) verifyOnce(r *http.Request) (*http.Request, verdict, time.Durati
 // verify checks r's bearer token against the owner token, keeping the
 // address's record; after is the wait of a tooSoon.
 func (o *Owner) verify(r *http.Request) (v verdict, after time.Duration) {
-	tok, ok := broadcast.BearerToken(r.Header.Get("Authorization"))
+	tok, ok := BearerToken(r.Header.Get("Authorization"))
 	if !ok || !o.set {
 		return absent, 0
 	}
@@ -255,7 +260,9 @@ func (o *Owner) Guard(next http.Handler) http.Handler {
 // Writes puts Guard in front of every request to mux that may change
 // something (any method but GET, HEAD and OPTIONS) and that mux has a
 // route for, so that a writing endpoint added to mux is guarded without
-// a word; a request mux has no route for gets mux's 404 or 405.
+// a word; a request mux has no route for gets mux's 404 or 405. A write
+// that a browser sends from another site's page (its Origin is not this
+// Host) is refused with 403 before the credential is even looked at.
 func (o *Owner) Writes(mux *http.ServeMux) http.Handler {
 	guarded := o.Guard(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -266,6 +273,11 @@ func (o *Owner) Writes(mux *http.ServeMux) http.Handler {
 		}
 		if _, pattern := mux.Handler(r); pattern == "" {
 			mux.ServeHTTP(w, r)
+			return
+		}
+		if !SameOrigin(r) {
+			o.foreign.Add(1)
+			httpjson.WriteError(w, http.StatusForbidden, msgForeignOrigin)
 			return
 		}
 		guarded.ServeHTTP(w, r)

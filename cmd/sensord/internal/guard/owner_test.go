@@ -200,3 +200,45 @@ func TestOwnerTableStaysBoundedAndManyAddressesGainNothing(t *testing.T) {
 		t.Errorf("another address of the same /64: %d, want 429", rec.Code)
 	}
 }
+
+// A write from another site's page is refused whatever it carries; the
+// appliance's own page and clients without Origin (curl) pass.
+func TestAWriteFromAnotherSitesPageIsRefused(t *testing.T) {
+	f := newOwnerFixture("0wner-token", "")
+	for _, tc := range []struct {
+		origin string
+		want   int
+	}{
+		{"", http.StatusNoContent},
+		{"http://example.com", http.StatusNoContent}, // httptest's Host
+		{"http://evil.example", http.StatusForbidden},
+		{"null", http.StatusForbidden},
+	} {
+		req := httptest.NewRequest("POST", "/api/update", nil)
+		req.RemoteAddr = "192.0.2.1:1234"
+		req.Header.Set("Authorization", "Bearer 0wner-token")
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("Origin %q: %d %s, want %d", tc.origin, rec.Code, rec.Body, tc.want)
+		}
+		if tc.want == http.StatusForbidden && !strings.Contains(rec.Body.String(), "another site") {
+			t.Errorf("Origin %q: %s does not say why", tc.origin, rec.Body)
+		}
+	}
+	if n := f.o.Foreign(); n != 2 {
+		t.Errorf("Foreign() = %d, want 2", n)
+	}
+	// A read from another site's page is the browser's business (CORS):
+	// nothing here changes.
+	req := httptest.NewRequest("GET", "/healthz", nil)
+	req.Header.Set("Origin", "http://evil.example")
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNoContent {
+		t.Errorf("a read with a foreign Origin: %d", rec.Code)
+	}
+}
