@@ -147,13 +147,7 @@ func NewPoller(s Sensor, o *PollOpts) (*Poller, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
-	p.min = opts.MinPeriod
-	p.period = max(opts.Period, p.min)
-	p.maxBO = opts.MaxBackoff
-	if p.maxBO == 0 {
-		p.maxBO = 4 * p.period
-	}
-	p.maxBO = max(p.maxBO, p.period)
+	p.period, p.min, p.maxBO = opts.schedule()
 	p.stats.Errors = map[string]uint64{}
 	p.base = p.now()
 	return p, nil
@@ -238,16 +232,71 @@ func (p *Poller) Run(ctx context.Context, publish func(Reading)) error {
 // milliseconds stretch the period a little, and in exchange no scheduling
 // delay can make two reads closer than MinPeriod.
 func (p *Poller) wait(failures int) time.Duration {
+	return retryWait(p.period, p.min, p.maxBO, failures)
+}
+
+// retryWait is the wait after a read that ended failures consecutive
+// errors (0: a good read) for a Poller of that period, MinPeriod and
+// MaxBackoff.
+func retryWait(period, minPeriod, maxBO time.Duration, failures int) time.Duration {
 	if failures == 0 {
-		return p.period
+		return period
 	}
 	// Back off: MinPeriod, 2×, 4×, ... capped at maxBO. The first retry
 	// comes after MinPeriod, so one bad frame costs little.
-	gap := p.min
-	for i := 1; i < failures && gap < p.maxBO; i++ {
+	gap := minPeriod
+	for i := 1; i < failures && gap < maxBO; i++ {
 		gap *= 2
 	}
-	return min(gap, p.maxBO)
+	return min(gap, maxBO)
+}
+
+// schedule is o's period, MinPeriod and MaxBackoff with the defaults the
+// fields name applied.
+func (o PollOpts) schedule() (period, minPeriod, maxBO time.Duration) {
+	minPeriod = o.MinPeriod
+	period = max(o.Period, minPeriod)
+	maxBO = o.MaxBackoff
+	if maxBO == 0 {
+		maxBO = 4 * period
+	}
+	return period, minPeriod, max(maxBO, period)
+}
+
+// Silence is the longest a Poller with these options goes without
+// publishing while failures reads in a row fail and the next one is
+// good: the period after the last good read plus each retry's back-off,
+// not counting the reads' own time. Outputs that mark a value stale
+// after a while (Home Assistant's expire_after) take it from here, so
+// that a sensor that is retrying is not shown as gone.
+func (o PollOpts) Silence(failures int) time.Duration {
+	period, minPeriod, maxBO := o.schedule()
+	var d time.Duration
+	for n := range failures + 1 {
+		d += retryWait(period, minPeriod, maxBO, n)
+	}
+	return d
+}
+
+// The back-off of a sensor read at a fixed period (PeriodicOpts).
+const (
+	// BackoffPeriods is how many periods the wait between retries grows
+	// to: a sensor that is gone is not hammered at the full rate.
+	BackoffPeriods = 5
+	// BackoffCap bounds that wait for long periods, so that a sensor that
+	// comes back is read again within half a minute.
+	BackoffCap = 30 * time.Second
+)
+
+// PeriodicOpts are the PollOpts of a sensor read every period: reads no
+// closer than the period, and retries backing off from it to
+// BackoffPeriods periods (at most BackoffCap, never below the period).
+func PeriodicOpts(period time.Duration) PollOpts {
+	return PollOpts{
+		Period:     period,
+		MinPeriod:  period,
+		MaxBackoff: max(min(BackoffPeriods*period, BackoffCap), period),
+	}
 }
 
 // filterReading applies the plausibility filter to a valid reading r and

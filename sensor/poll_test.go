@@ -307,3 +307,24 @@ func ExamplePoller() {
 	// 21.4 °C 48.2 %RH
 	// reads: 1
 }
+
+func TestSilenceAddsThePeriodAndEachRetrysBackoff(t *testing.T) {
+	for _, tt := range []struct {
+		period   time.Duration
+		failures int
+		want     time.Duration
+	}{
+		{2 * time.Second, 0, 2 * time.Second},
+		// 2 s to the failed read, then 2, 4, 8 and twice the cap of 10.
+		{2 * time.Second, 5, 36 * time.Second},
+		// A minute's period: the back-off never goes below it.
+		{time.Minute, 2, 3 * time.Minute},
+		// 10 s: doubling from 10 s stops at the 30 s cap.
+		{10 * time.Second, 3, 10*time.Second + 10*time.Second + 20*time.Second + 30*time.Second},
+	} {
+		o := sensor.PeriodicOpts(tt.period)
+		if got := o.Silence(tt.failures); got != tt.want {
+			t.Errorf("period %s, %d failures: %s, want %s", tt.period, tt.failures, got, tt.want)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -26,21 +25,6 @@ const (
 type AlertRule struct {
 	Name  string // the rule's name: a topic level and part of the unique_id
 	Title string // shown in Home Assistant, e.g. "Alert hot"
-}
-
-// HABinaryConfig is one Home Assistant MQTT binary sensor discovery
-// config, as its MQTT binary sensor documentation names the keys.
-type HABinaryConfig struct {
-	Name                string   `json:"name"`
-	UniqueID            string   `json:"unique_id"`
-	StateTopic          string   `json:"state_topic"`
-	JSONAttributesTopic string   `json:"json_attributes_topic"`
-	AvailabilityTopic   string   `json:"availability_topic"`
-	PayloadAvailable    string   `json:"payload_available"`
-	PayloadNotAvailable string   `json:"payload_not_available"`
-	DeviceClass         string   `json:"device_class"`
-	Device              haDevice `json:"device"`
-	Origin              haOrigin `json:"origin"`
 }
 
 // alertState is the latest state and message of each rule and which of
@@ -115,29 +99,4 @@ func (b *Bridge) sendAlerts(ctx context.Context, c paho.Client, all bool) error 
 		a.mu.Unlock()
 	}
 	return err
-}
-
-// alertDiscovery is the retained config of every alert rule.
-func (b *Bridge) alertDiscovery() ([]message, error) {
-	var msgs []message
-	for _, r := range b.o.Alerts {
-		id := "sensord_" + b.o.Device.ID + "_alert_" + r.Name
-		cfg, err := json.Marshal(HABinaryConfig{
-			Name:                r.Title,
-			UniqueID:            id,
-			StateTopic:          b.AlertTopic(r.Name) + "/" + StateMetric,
-			JSONAttributesTopic: b.AlertTopic(r.Name),
-			AvailabilityTopic:   b.topic(StatusMetric),
-			PayloadAvailable:    Online,
-			PayloadNotAvailable: Offline,
-			DeviceClass:         "problem",
-			Device:              b.haDevice(),
-			Origin:              haOrigin{Name: "sensord", SWVersion: b.o.Device.SWVersion},
-		})
-		if err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, message{b.o.Discovery + "/binary_sensor/" + id + "/config", cfg, true})
-	}
-	return msgs, nil
 }

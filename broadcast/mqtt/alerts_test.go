@@ -18,9 +18,13 @@ func TestAlertsAreRetainedAndAnnouncedAsProblemBinarySensors(t *testing.T) {
 	run(t, b)
 	waitState(t, b, "connected")
 	raised := `{"type":"alert","name":"hot","state":"raised","metric":"temperature","value":30.4,"threshold":30,"timestamp":1763856000123}`
+	live := watch(t, broker, "sensors/kitchen/alert/#")
 	b.PublishAlert("sensor_failing", false, nil)
 	b.PublishAlert("hot", true, []byte(raised))
+	live.Next(t, 0, "hot's state", onTopic("sensors/kitchen/alert/hot/state"))
+	live.Next(t, 0, "sensor_failing's state", onTopic("sensors/kitchen/alert/sensor_failing/state"))
 
+	// A subscriber that comes later gets it all from the retained store.
 	w := watch(t, broker, "#")
 	for topic, want := range map[string]string{"sensors/kitchen/alert/hot": raised, "sensors/kitchen/alert/hot/state": "ON",
 		"sensors/kitchen/alert/sensor_failing/state": "OFF"} {
@@ -29,24 +33,27 @@ func TestAlertsAreRetainedAndAnnouncedAsProblemBinarySensors(t *testing.T) {
 			t.Fatalf("%s: got %q retained=%v, want %q", topic, g.Payload, g.Retained, want)
 		}
 	}
+	dc, _ := w.Next(t, 0, "the device config", onTopic(deviceTopic))
+	var dev struct {
+		Device     map[string]any            `json:"device"`
+		Components map[string]map[string]any `json:"cmps"`
+	}
+	if err := json.Unmarshal([]byte(dc.Payload), &dev); err != nil || !dc.Retained {
+		t.Fatalf("%s: %v retained=%v", deviceTopic, err, dc.Retained)
+	}
+	if ids, _ := dev.Device["identifiers"].([]any); len(ids) != 1 || ids[0] != "sensord_0123456789abcdef" {
+		t.Errorf("device %v is not the sensors' device", dev.Device)
+	}
 	for _, rule := range []string{"hot", "sensor_failing"} {
-		topic := "homeassistant/binary_sensor/sensord_0123456789abcdef_alert_" + rule + "/config"
-		g, _ := w.Next(t, 0, topic, onTopic(topic))
-		var cfg map[string]any
-		if err := json.Unmarshal([]byte(g.Payload), &cfg); err != nil || !g.Retained {
-			t.Fatalf("%s: %v retained=%v", topic, err, g.Retained)
-		}
+		id := "sensord_0123456789abcdef_alert_" + rule
+		cfg := dev.Components[id]
 		for k, want := range map[string]any{
-			"device_class": "problem", "state_topic": "sensors/kitchen/alert/" + rule + "/state", "name": "Alert " + rule,
-			"json_attributes_topic": "sensors/kitchen/alert/" + rule,
-			"availability_topic":    "sensors/kitchen/status", "unique_id": "sensord_0123456789abcdef_alert_" + rule,
+			"p": "binary_sensor", "device_class": "problem", "state_topic": "sensors/kitchen/alert/" + rule + "/state", "name": "Alert " + rule,
+			"json_attributes_topic": "sensors/kitchen/alert/" + rule, "unique_id": id,
 		} {
 			if cfg[k] != want {
-				t.Errorf("%s: %s is %v, want %v", topic, k, cfg[k], want)
+				t.Errorf("%s: %s is %v, want %v", id, k, cfg[k], want)
 			}
-		}
-		if dev, _ := cfg["device"].(map[string]any); dev == nil || dev["identifiers"].([]any)[0] != "sensord_0123456789abcdef" {
-			t.Errorf("%s: device %v is not the sensors' device", topic, cfg["device"])
 		}
 	}
 

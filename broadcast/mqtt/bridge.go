@@ -70,6 +70,15 @@ const (
 	MinBackoff = time.Second
 	MaxBackoff = 60 * time.Second
 
+	// DefaultHandoverPause is the wait between the steps of the
+	// discovery hand-over (see discovery): Home Assistant unloads the
+	// entities {"migrate_discovery":true} names in tasks of its own, and
+	// the next step's configs must not find them still loaded (it would
+	// refuse their unique_ids as taken); its docs check the log between
+	// the steps. A second is ample for Home Assistant on a Pi, and the
+	// hand-over happens once a run.
+	DefaultHandoverPause = time.Second
+
 	// DefaultBirthDelay is the longest random wait before the configs are
 	// sent again after Home Assistant announces itself, so a house of
 	// devices does not answer in the same instant (Home Assistant's MQTT
@@ -136,17 +145,23 @@ type Opts struct {
 	Prefix    string // first topic level; DefaultPrefix
 	Name      string // second topic level, the device's name; required
 	Discovery string // Home Assistant's discovery prefix; "" sends no discovery
-	Subscribe string // topic filter passed to OnMessage; "" subscribes nothing
-	Device    Device
-	Entities  []Entity      // announced to Home Assistant; DefaultEntities
-	Period    time.Duration // reading period, for expire_after; required
-	Alerts    []AlertRule   // alert rules announced as binary sensors (see PublishAlert)
+	// DiscoveryForm is the form of the discovery configs;
+	// DefaultDiscoveryForm.
+	DiscoveryForm DiscoveryForm
+	Subscribe     string // topic filter passed to OnMessage; "" subscribes nothing
+	Device        Device
+	Entities      []Entity      // announced to Home Assistant; DefaultEntities
+	Period        time.Duration // reading period, for expire_after; required
+	Alerts        []AlertRule   // alert rules announced as binary sensors (see PublishAlert)
 
 	QueueLen   int           // DefaultQueueLen
 	MaxRate    int           // DefaultMaxRate
 	MaxBurst   int           // DefaultMaxBurst
 	MaxPayload int           // DefaultMaxPayload
 	BirthDelay time.Duration // DefaultBirthDelay
+	// HandoverPause is the wait between the discovery hand-over's steps;
+	// DefaultHandoverPause.
+	HandoverPause time.Duration
 
 	OnMessage func(HubMessage) // required with Subscribe; must not block
 	OnState   func(State)      // optional; must not block
@@ -218,7 +233,10 @@ type Bridge struct {
 	// seenDropped is the queue's drop count the last back-fill covered: a
 	// back-fill is due only once the queue has dropped more.
 	seenDropped uint64
-	backfilled  atomic.Uint64
+	// handedOver: the discovery hand-over from the other form was
+	// acknowledged by the broker in this run (see discovery).
+	handedOver bool
+	backfilled atomic.Uint64
 
 	mu         sync.Mutex // guards state, err, lastReport, latest, hasLatest
 	state      State
@@ -257,6 +275,12 @@ func New(o Opts) (*Bridge, error) {
 	if strings.ContainsAny(o.Prefix, "+#") || strings.ContainsAny(o.Discovery, "+#") {
 		return nil, fmt.Errorf("%w: the prefixes must not hold the wildcards + and #", ErrOpts)
 	}
+	if o.DiscoveryForm == "" {
+		o.DiscoveryForm = DefaultDiscoveryForm
+	}
+	if o.DiscoveryForm != DeviceForm && o.DiscoveryForm != EntityForm {
+		return nil, fmt.Errorf("%w: discovery form %q is neither %q nor %q", ErrOpts, o.DiscoveryForm, DeviceForm, EntityForm)
+	}
 	if o.Subscribe != "" && o.OnMessage == nil {
 		return nil, fmt.Errorf("%w: Subscribe without OnMessage", ErrOpts)
 	}
@@ -287,6 +311,9 @@ func New(o Opts) (*Bridge, error) {
 	def(&o.MaxPayload, DefaultMaxPayload)
 	if o.BirthDelay <= 0 {
 		o.BirthDelay = DefaultBirthDelay
+	}
+	if o.HandoverPause <= 0 {
+		o.HandoverPause = DefaultHandoverPause
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -662,27 +689,32 @@ func (b *Bridge) backfill(ctx context.Context, c paho.Client, to time.Time) erro
 	return nil
 }
 
-// announce sends the availability, the discovery configs and, with latest,
-// the current reading again.
+// announce sends the availability, the discovery configs (with the
+// hand-over from the other form at the first announce of a run) and the
+// alerts' state.
 func (b *Bridge) announce(ctx context.Context, c paho.Client) error {
-	msgs := []message{{b.topic(StatusMetric), []byte(Online), true}}
-	if b.o.Discovery != "" {
-		for _, e := range b.o.Entities {
-			cfg, err := b.discoveryConfig(e)
-			if err != nil {
-				return fmt.Errorf("mqtt: discovery config: %w", err)
-			}
-			msgs = append(msgs, message{b.discoveryTopic(e), cfg, true})
-		}
-		am, err := b.alertDiscovery()
-		if err != nil {
-			return fmt.Errorf("mqtt: discovery config: %w", err)
-		}
-		msgs = append(msgs, am...)
-	}
-	if err := b.send(ctx, c, msgs...); err != nil {
+	if err := b.send(ctx, c, message{b.topic(StatusMetric), []byte(Online), true}); err != nil {
 		return err
 	}
+	steps, err := b.discovery(!b.handedOver)
+	if err != nil {
+		return err
+	}
+	for i, msgs := range steps {
+		if i > 0 {
+			t := time.NewTimer(b.o.HandoverPause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+		if err := b.send(ctx, c, msgs...); err != nil {
+			return err
+		}
+	}
+	b.handedOver = true
 	return b.sendAlerts(ctx, c, true)
 }
 

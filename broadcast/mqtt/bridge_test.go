@@ -33,7 +33,7 @@ func newBridge(t *testing.T, o Opts) *Bridge {
 func TestReadingsArriveOnEveryTopicRetainedWithOnlineAndDiscovery(t *testing.T) {
 	t.Parallel()
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
-	b := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant"})
+	b := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant", DiscoveryForm: EntityForm})
 	run(t, b)
 	waitState(t, b, "connected")
 	b.Publish(reading("21.4", "48.2", 1763856000123))
@@ -69,7 +69,7 @@ func TestReadingsArriveOnEveryTopicRetainedWithOnlineAndDiscovery(t *testing.T) 
 func TestDiscoveryConfigsCarryWhatHomeAssistantNeeds(t *testing.T) {
 	t.Parallel()
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
-	b := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant", Period: 2 * time.Second})
+	b := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant", DiscoveryForm: EntityForm, Period: 2 * time.Second})
 	run(t, b)
 	w := watch(t, broker, "homeassistant/#")
 	for _, tt := range []struct{ metric, class, unit string }{
@@ -111,8 +111,8 @@ func TestDiscoveryConfigsCarryWhatHomeAssistantNeeds(t *testing.T) {
 			if str("name") == "" {
 				t.Error("no name")
 			}
-			if exp, ok := c["expire_after"].(float64); !ok || exp != 10 || exp != float64(int(exp)) {
-				t.Errorf("expire_after %v, want the integer 10 (5 periods of 2 s)", c["expire_after"])
+			if exp, ok := c["expire_after"].(float64); !ok || exp != 38 || exp != float64(int(exp)) {
+				t.Errorf("expire_after %v, want the integer 38 (the poller's retries at a 2 s period, and one period)", c["expire_after"])
 			}
 			dev, ok := c["device"].(map[string]any)
 			if !ok {
@@ -146,7 +146,7 @@ func TestARenameKeepsTheUniqueIDs(t *testing.T) {
 func TestHomeAssistantBirthGetsTheConfigsAndStateAgain(t *testing.T) {
 	t.Parallel()
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
-	b := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant", BirthDelay: 200 * time.Millisecond})
+	b := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant", DiscoveryForm: EntityForm, BirthDelay: 200 * time.Millisecond})
 	run(t, b)
 	waitState(t, b, "connected")
 	b.Publish(reading("19.5", "40", 1763856000000))

@@ -8,9 +8,12 @@
 // QoS 1. <prefix>/<name>/status says online (retained) while connected; the
 // broker's last will turns it offline when the process dies or its network
 // goes, and a clean stop publishes offline itself. With a discovery prefix,
-// one retained Home Assistant discovery config per entity goes to
-// <discovery>/sensor/<unique_id>/config, and again (after a short random
-// delay, as Home Assistant asks) whenever <discovery>/status says online.
+// one retained Home Assistant discovery config for the device and all its
+// entities goes to <discovery>/device/<device id>/config (or, in the
+// entity form, one per entity to <discovery>/<platform>/<unique_id>/config),
+// after Home Assistant's migrate_discovery hand-over from the other form,
+// and again (after a short random delay, as Home Assistant asks) whenever
+// <discovery>/status says online.
 //
 // While the broker is unreachable, readings wait in a bounded queue that
 // drops the oldest (counted). On reconnect the newest reading goes out first

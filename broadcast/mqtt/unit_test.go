@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sensord/sensor"
 )
 
 func TestQueueDropsTheOldestAndPutsBackAtTheFront(t *testing.T) {
@@ -87,13 +89,25 @@ func TestHubMessageShape(t *testing.T) {
 	}
 }
 
-func TestExpireAfterIsAFewPeriodsInWholeSeconds(t *testing.T) {
+// Home Assistant must not show an entity as unavailable while the poller
+// is still retrying a failing sensor with its back-off.
+func TestExpireAfterOutlastsTheRetryBackoff(t *testing.T) {
 	for _, tt := range []struct {
 		p    time.Duration
 		want int
-	}{{100 * time.Millisecond, 10}, {2 * time.Second, 10}, {2500 * time.Millisecond, 13}, {time.Minute, 300}} {
-		if got := expireAfter(tt.p); got != tt.want {
+	}{
+		{100 * time.Millisecond, 10},  // the floor
+		{2 * time.Second, 38},         // 2+2+4+8+10+10 s of retries, one period more
+		{2500 * time.Millisecond, 48}, // 45 s of retries, one period more, whole seconds
+		{time.Minute, 420},            // the back-off never below the period
+	} {
+		got := expireAfter(tt.p)
+		if got != tt.want {
 			t.Errorf("period %s: %d, want %d", tt.p, got, tt.want)
+		}
+		silent := sensor.PeriodicOpts(tt.p).Silence(expireFailures)
+		if time.Duration(got)*time.Second <= silent {
+			t.Errorf("period %s: expire_after %d s is not longer than the %s the poller is silent over %d failed reads", tt.p, got, silent, expireFailures)
 		}
 	}
 }

@@ -161,16 +161,34 @@ func TestAlertRetainedOnTheBrokerWithABinarySensor(t *testing.T) {
 	if !m.Retained {
 		t.Fatal("the alert is not retained")
 	}
-	for _, rule := range []string{"warm", "sensor_failing", "no_reading"} {
-		m, _ = late.Next(t, 0, rule+"'s binary sensor", func(m mosquittotest.Msg) bool {
-			return strings.HasPrefix(m.Topic, "homeassistant/binary_sensor/") && strings.HasSuffix(m.Topic, "_alert_"+rule+"/config")
-		})
-		var cfg struct {
+	dm, _ := late.Next(t, 0, "the device's discovery config", func(m mosquittotest.Msg) bool {
+		return strings.HasPrefix(m.Topic, "homeassistant/device/sensord_") && strings.HasSuffix(m.Topic, "/config")
+	})
+	var dev struct {
+		Components map[string]struct {
+			Platform    string `json:"p"`
+			UniqueID    string `json:"unique_id"`
 			DeviceClass string `json:"device_class"`
+			Unit        string `json:"unit_of_measurement"`
 			StateTopic  string `json:"state_topic"`
+		} `json:"cmps"`
+	}
+	if err := json.Unmarshal([]byte(dm.Payload), &dev); err != nil {
+		t.Fatalf("%s: %v", dm.Topic, err)
+	}
+	byState := map[string]string{}
+	for id, c := range dev.Components {
+		if id != c.UniqueID {
+			t.Errorf("component %s has unique_id %s", id, c.UniqueID)
 		}
-		if err := json.Unmarshal([]byte(m.Payload), &cfg); err != nil || cfg.DeviceClass != "problem" || cfg.StateTopic != "sensors/kitchen/alert/"+rule+"/state" {
-			t.Errorf("%s: %+v %v", m.Topic, cfg, err)
+		byState[c.StateTopic] = c.Platform + " " + c.DeviceClass + " " + c.Unit
+	}
+	if got := byState["sensors/kitchen/absolute_humidity"]; got != "sensor absolute_humidity g/m³" {
+		t.Errorf("absolute humidity announced as %q, want sensor absolute_humidity g/m³", got)
+	}
+	for _, rule := range []string{"warm", "sensor_failing", "no_reading"} {
+		if got := byState["sensors/kitchen/alert/"+rule+"/state"]; got != "binary_sensor problem " {
+			t.Errorf("%s announced as %q, want a binary_sensor of class problem", rule, got)
 		}
 		want := map[string]string{"warm": "ON", "sensor_failing": "OFF", "no_reading": "OFF"}[rule]
 		m, _ = late.Next(t, 0, rule+"'s state", mosquittotest.OnTopic("sensors/kitchen/alert/"+rule+"/state"))

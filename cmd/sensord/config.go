@@ -89,6 +89,7 @@ type config struct {
 	MQTTCA         string
 	MQTTPrefix     string
 	MQTTDiscovery  string
+	MQTTForm       string
 	MQTTSubscribe  string
 	alertConfig
 

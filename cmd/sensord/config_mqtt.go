@@ -46,7 +46,18 @@ func (c *config) mqttSettings(s *flagenv.Set) {
 	s.Var(flagenv.Text{P: &c.MQTTCA}, "mqtt-ca", "PEM file of the CA that signed an mqtts:// broker's certificate (default: the system's roots)")
 	s.Var(flagenv.Text{P: &c.MQTTPrefix, Default: "sensors", Check: bounded(checkMQTTPrefix)}, "mqtt-prefix", "first level of the topics readings go to: <prefix>/<name>/temperature")
 	s.Var(flagenv.Text{P: &c.MQTTDiscovery, Default: "homeassistant", Check: bounded(checkMQTTDiscovery)}, "mqtt-discovery", "Home Assistant's discovery prefix (empty: no discovery)")
+	s.Var(flagenv.Choice{P: &c.MQTTForm, Default: string(mqtt.DefaultDiscoveryForm), Choices: discoveryForms()}, "mqtt-discovery-form",
+		"Home Assistant discovery: device (one config for the device, Home Assistant 2024.11 and later; entities announced one by one before move over with their history) or entity (one config per entity, for consumers without the device form)")
 	s.Var(flagenv.Text{P: &c.MQTTSubscribe, Default: "sensors/#", Check: bounded(checkMQTTSubscribe)}, "mqtt-subscribe", "MQTT topic filter passed to /ws/dashboard (empty: subscribe nothing)")
+}
+
+// discoveryForms are -mqtt-discovery-form's values.
+func discoveryForms() []string {
+	var out []string
+	for _, f := range mqtt.DiscoveryForms() {
+		out = append(out, string(f))
+	}
+	return out
 }
 
 // redactMQTTURL is how messages show -mqtt-url: without its password,

@@ -167,12 +167,9 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	d.update.Writable = d.owner.Writable()
 	d.newClock()
 	d.openHistory()
-	backoff := maxBackoff(cfg.Period)
-	p, err := sensor.NewPoller(dev, &sensor.PollOpts{
-		Period:     cfg.Period,
-		MinPeriod:  cfg.Period,
-		MaxBackoff: backoff,
-	})
+	pollOpts := sensor.PeriodicOpts(cfg.Period)
+	backoff := pollOpts.MaxBackoff
+	p, err := sensor.NewPoller(dev, &pollOpts)
 	if err != nil {
 		return nil, fmt.Errorf("poller: %w", err)
 	}
@@ -258,13 +255,6 @@ func connCap(nofile uint64) int {
 // pendingCap is the bound on connections that have not completed a
 // request: pendingBudget over the most each holds.
 func pendingCap() int { return pendingBudget / pendingConnCost }
-
-// maxBackoff caps the poller's retry back-off: long enough not to hammer a
-// sensor that is gone, short enough that it is noticed coming back, and
-// never below the period itself.
-func maxBackoff(period time.Duration) time.Duration {
-	return max(min(5*period, 30*time.Second), period)
-}
 
 // start runs the loops until ctx is cancelled; the WaitGroup ends with them.
 func (d *daemon) start(ctx context.Context) *sync.WaitGroup {

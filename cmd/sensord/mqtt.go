@@ -71,17 +71,18 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 		pool = p
 	}
 	o := mqtt.Opts{
-		URL:       cfg.MQTTURL,
-		Username:  cfg.MQTTUser,
-		Password:  cfg.MQTTPassword,
-		RootCAs:   pool,
-		Prefix:    cfg.MQTTPrefix,
-		Name:      cfg.Name,
-		Discovery: cfg.MQTTDiscovery,
-		Subscribe: cfg.MQTTSubscribe,
-		Period:    cfg.Period,
-		Entities:  mqttEntities(),
-		Alerts:    mqttAlertRules(cfg.Alerts),
+		URL:           cfg.MQTTURL,
+		Username:      cfg.MQTTUser,
+		Password:      cfg.MQTTPassword,
+		RootCAs:       pool,
+		Prefix:        cfg.MQTTPrefix,
+		Name:          cfg.Name,
+		Discovery:     cfg.MQTTDiscovery,
+		DiscoveryForm: mqtt.DiscoveryForm(cfg.MQTTForm),
+		Subscribe:     cfg.MQTTSubscribe,
+		Period:        cfg.Period,
+		Entities:      mqttEntities(),
+		Alerts:        mqttAlertRules(cfg.Alerts),
 		Device: mqtt.Device{
 			ID:        deviceID(cfg.Name),
 			Name:      cfg.Name,
@@ -117,7 +118,7 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 		return nil, fmt.Errorf("mqtt: %w", err)
 	}
 	d.log.Info("mqtt bridge", "broker", b.Broker().String(), "user", b.Broker().Username, "name", cfg.Name,
-		"topics", b.Topic("#"), "discovery", cfg.MQTTDiscovery, "subscribe", cfg.MQTTSubscribe)
+		"topics", b.Topic("#"), "discovery", cfg.MQTTDiscovery, "discovery_form", cfg.MQTTForm, "subscribe", cfg.MQTTSubscribe)
 	return b, nil
 }
 
@@ -161,12 +162,11 @@ const (
 
 // mqttEntities are the entities Home Assistant is told of: the sensor's
 // temperature and humidity, and the dew point and absolute humidity
-// computed from them. Absolute humidity has no Home Assistant device
-// class, so it goes without one.
+// computed from them, each with Home Assistant's device class and unit.
 func mqttEntities() []mqtt.Entity {
 	return append(slices.Clone(mqtt.DefaultEntities),
 		mqtt.Entity{Metric: metricDewPoint, Name: "Dew point", DeviceClass: "temperature", Unit: "°C", Precision: 1},
-		mqtt.Entity{Metric: metricAbsoluteHumidity, Name: "Absolute humidity", Unit: "g/m³", Precision: 1},
+		mqtt.Entity{Metric: metricAbsoluteHumidity, Name: "Absolute humidity", DeviceClass: "absolute_humidity", Unit: "g/m³", Precision: 1},
 	)
 }
 

@@ -25,6 +25,20 @@ func TestMQTTAndNameFlags(t *testing.T) {
 			t.Errorf("%+v", c)
 		}
 	})
+	t.Run("discovery takes the device form unless told the entity form", func(t *testing.T) {
+		c, _, err := parseConfig([]string{"-sensor", "sim"}, env(), io.Discard)
+		if err != nil || c.MQTTForm != "device" {
+			t.Errorf("default form %q, %v; want device", c.MQTTForm, err)
+		}
+		c, _, err = parseConfig([]string{"-sensor", "sim"}, env("SENSORD_MQTT_DISCOVERY_FORM", "entity"), io.Discard)
+		if err != nil || c.MQTTForm != "entity" {
+			t.Errorf("SENSORD_MQTT_DISCOVERY_FORM=entity gave %q, %v", c.MQTTForm, err)
+		}
+		_, _, err = parseConfig([]string{"-sensor", "sim", "-mqtt-discovery-form", "devices"}, env(), io.Discard)
+		if err == nil || !strings.HasPrefix(err.Error(), "-mqtt-discovery-form") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("a bad form: %v, want one line naming -mqtt-discovery-form", err)
+		}
+	})
 	t.Run("every flag also comes from SENSORD_*", func(t *testing.T) {
 		c, _, err := parseConfig(nil, env("SENSORD_SENSOR", "sim", "SENSORD_NAME", "kitchen", "SENSORD_MQTT_URL", "mqtt://ha.local",
 			"SENSORD_MQTT_USER", "u", "SENSORD_MQTT_PASSWORD", "p", "SENSORD_MQTT_PREFIX", "home/sensors",

@@ -48,22 +48,28 @@ func TestMQTTPublishesRetainedReadingsDiscoveryAndOnlineThenTheWillAfterKill9(t 
 		t.Errorf("state %q is not the sensor_update JSON", m.Payload)
 	}
 	// Everything the daemon retains must have reached the broker before a
-	// late subscriber can be expected to get it from there: the status
-	// and the four discovery configs may go out after the first readings.
+	// late subscriber can be expected to get it from there: the status,
+	// the discovery config and the alerts' states may go out after the
+	// first readings.
 	w.Next(t, 0, "online", func(m mosquittotest.Msg) bool {
 		return m.Topic == "sensors/kitchen/status" && m.Payload == "online"
 	})
-	configs := map[string]bool{}
-	for i := 0; len(configs) < 4; {
-		m, j := w.Next(t, i, "discovery config", func(m mosquittotest.Msg) bool { return strings.HasSuffix(m.Topic, "/config") })
-		configs[m.Topic] = true
-		i = j + 1
-	}
+	w.Next(t, 0, "the device's discovery config", func(m mosquittotest.Msg) bool {
+		return strings.HasPrefix(m.Topic, "homeassistant/device/") && strings.HasSuffix(m.Topic, "/config")
+	})
+	// The hand-over from the entity form ends with its last step: the old
+	// per-entity configs emptied, the last rule's last.
+	_, end := w.Next(t, 0, "the end of the discovery hand-over", func(m mosquittotest.Msg) bool {
+		return strings.HasSuffix(m.Topic, "_alert_no_reading/config") && m.Payload == ""
+	})
+	// Then the alerts' states.
+	w.Next(t, end, "the built-in alerts' state", mosquittotest.OnTopic("sensors/kitchen/alert/no_reading/state"))
 	// Retained: a subscriber arriving later gets all of it from the broker.
 	late := broker.Watch(t, "#")
 	seen := map[string]bool{}
-	// Four values, state, status and four discovery configs.
-	for i := 0; len(seen) < 10; {
+	// Four values, state, status, the device's discovery config and the
+	// two built-in alerts' states.
+	for i := 0; len(seen) < 9; {
 		m, j := late.Next(t, i, "retained message", func(m mosquittotest.Msg) bool { return m.Retained })
 		seen[m.Topic] = true
 		i = j + 1
@@ -72,7 +78,7 @@ func TestMQTTPublishesRetainedReadingsDiscoveryAndOnlineThenTheWillAfterKill9(t 
 		}
 		if strings.HasSuffix(m.Topic, "/config") {
 			var c map[string]any
-			if err := json.Unmarshal([]byte(m.Payload), &c); err != nil || c["state_topic"] == nil || c["device"] == nil {
+			if err := json.Unmarshal([]byte(m.Payload), &c); err != nil || c["cmps"] == nil || c["device"] == nil || c["origin"] == nil {
 				t.Errorf("discovery %s: %v %s", m.Topic, err, m.Payload)
 			}
 		}

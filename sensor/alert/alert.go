@@ -41,25 +41,40 @@ const (
 
 // The built-in rules' names.
 const (
-	// SensorFailing is raised while the sensor's reads fail (as the
-	// daemon's sensor watch decides it) and cleared by a good reading.
+	// SensorFailing is raised when the sensor's reads fail (as the
+	// daemon's sensor watch decides it) and cleared once the sensor has
+	// read well for SensorFailingClearAfter.
 	SensorFailing = "sensor_failing"
-	// NoReading is raised when no good reading has come for
-	// NoReadingPeriods periods, failing or not (a read that blocks), and
-	// cleared by the next good reading.
+	// NoReading is raised when no good reading has come for longer than
+	// NoReadingAfter, failing or not (a read that blocks), and cleared by
+	// the next good reading.
 	NoReading = "no_reading"
 )
 
-// NoReadingPeriods is how many periods without a good reading raise
-// NoReading: enough that one or two failed reads, which a DHT22 has now
-// and then, and their retries never raise it.
+// NoReadingPeriods is the gap in the readings, in periods, that makes a
+// rule forget a pending hold.
 const NoReadingPeriods = 5
+
+// NoReadingFailures is how many failed reads in a row, retried with the
+// poller's back-off (sensor.PeriodicOpts), NoReading waits out: a DHT22
+// that fails one read in two runs into five in a row about once in 32
+// runs, and an alert raised and cleared at each such run would flap.
+// Home Assistant's expire_after waits out as many (broadcast/mqtt).
+const NoReadingFailures = 5
 
 // MinNoReading is the shortest wait before NoReading is raised, however
 // short the period: a first read after start-up, a read's own timeout
 // and the poller's retry back-off take seconds, and a fast period must
 // not raise it at every start.
 const MinNoReading = 10 * time.Second
+
+// NoReadingAfter is how long without a good reading raises NoReading for
+// a sensor read every period: longer than the poller's retries of
+// NoReadingFailures failed reads take, plus one period for the reads
+// themselves, and at least MinNoReading.
+func NoReadingAfter(period time.Duration) time.Duration {
+	return max(sensor.PeriodicOpts(period).Silence(NoReadingFailures)+period, MinNoReading)
+}
 
 // IsBuiltin reports whether name is a built-in rule's.
 func IsBuiltin(name string) bool { return name == SensorFailing || name == NoReading }
@@ -108,9 +123,9 @@ type Health struct {
 // Options configure an Engine.
 type Options struct {
 	Rules []Rule
-	// Period is the sensor's; NoReading is raised after NoReadingPeriods
-	// of them (MinNoReading at least), and rules forget a pending hold
-	// over a gap of as many periods.
+	// Period is the sensor's; NoReading is raised after
+	// NoReadingAfter(Period), and rules forget a pending hold over a gap
+	// of NoReadingPeriods periods.
 	Period time.Duration
 	// FailingAfter is how long without a good reading the sensor watch
 	// takes to call a failing sensor failing (SensorFailing's threshold).
@@ -157,7 +172,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e := &Engine{o: o, states: map[string]*ruleState{}, builtin: map[string]Rule{
 		SensorFailing: {Name: SensorFailing, Metric: ReadingAge, Above: true, Threshold: seconds(o.FailingAfter)},
-		NoReading:     {Name: NoReading, Metric: ReadingAge, Above: true, Threshold: seconds(max(NoReadingPeriods*o.Period, MinNoReading))},
+		NoReading:     {Name: NoReading, Metric: ReadingAge, Above: true, Threshold: seconds(NoReadingAfter(o.Period))},
 	}}
 	e.rules = append(slices.Clone(o.Rules), e.builtin[SensorFailing], e.builtin[NoReading])
 	for _, r := range e.rules {
@@ -244,18 +259,36 @@ func (e *Engine) Check(h Health) ([]Event, error) {
 	var out []Event
 	for _, name := range []string{SensorFailing, NoReading} {
 		r, st := e.builtin[name], e.states[name]
-		bad := age > r.Threshold
+		bad, hold := age > r.Threshold, time.Duration(0)
 		if name == SensorFailing {
-			bad = h.Failing
+			bad, hold = h.Failing, SensorFailingClearAfter(e.o.Period)
 		}
+		switch {
+		case bad && !st.active:
+			out = append(out, e.flip(r, st, age, now))
+		case bad:
+			st.pending = time.Time{}
 		// Only a good reading after the raise clears it: a sensor watch
 		// that has not looked yet (after a restart) says nothing.
-		if bad != st.active && (bad || h.LastGood.After(st.raised.Time)) {
-			out = append(out, e.flip(r, st, age, now))
+		case st.active && h.LastGood.After(st.raised.Time):
+			if st.pending.IsZero() {
+				st.pending = now
+			}
+			if now.Sub(st.pending) >= hold {
+				out = append(out, e.flip(r, st, age, now))
+			}
 		}
 	}
 	return out, e.save(out)
 }
+
+// SensorFailingClearAfter is how long the sensor must read without being
+// called failing before SensorFailing clears: as long as NoReading waits.
+// The watch calls a sensor failing after a couple of failed reads and
+// well at the next good one, so a sensor that fails now and then would
+// otherwise raise and clear it at every run of failures; this way it is
+// one alert while the sensor keeps failing now and then.
+func SensorFailingClearAfter(period time.Duration) time.Duration { return NoReadingAfter(period) }
 
 // flip moves st to the other state and returns the event. e.mu is held.
 func (e *Engine) flip(r Rule, st *ruleState, v sensor.Deci, at time.Time) Event {

@@ -3,6 +3,7 @@ package alert
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,11 +144,14 @@ func TestBuiltinRules(t *testing.T) {
 		want string
 	}{
 		{"nothing while the first reading is due", 5 * time.Second, Health{Started: start}, ""},
-		{"no reading for five periods raises no_reading", 11 * time.Second, Health{Started: start}, "no_reading raised 11.0"},
 		{"the watch calling the sensor failing raises sensor_failing", 12 * time.Second, Health{Started: start, Failing: true}, "sensor_failing raised 12.0"},
-		{"still failing raises nothing more", 20 * time.Second, Health{Started: start, Failing: true}, ""},
-		{"a good reading clears both", 21 * time.Second, Health{Started: start, LastGood: start.Add(21 * time.Second)}, "sensor_failing cleared 0.0|no_reading cleared 0.0"},
-		{"readings every period raise nothing", 29 * time.Second, Health{Started: start, LastGood: start.Add(28 * time.Second)}, ""},
+		{"nothing more while the poller retries", 38 * time.Second, Health{Started: start, Failing: true}, ""},
+		{"no reading past the retries raises no_reading", 39 * time.Second, Health{Started: start, Failing: true}, "no_reading raised 39.0"},
+		{"still failing raises nothing more", 45 * time.Second, Health{Started: start, Failing: true}, ""},
+		{"a good reading clears no_reading", 46 * time.Second, Health{Started: start, LastGood: start.Add(46 * time.Second)}, "no_reading cleared 0.0"},
+		{"readings every period raise nothing", 54 * time.Second, Health{Started: start, LastGood: start.Add(53 * time.Second)}, ""},
+		{"sensor_failing clears once the sensor has read well as long as no_reading waits", 84 * time.Second,
+			Health{Started: start, LastGood: start.Add(84 * time.Second)}, "sensor_failing cleared 0.0"},
 	}
 	for _, s := range steps {
 		now = start.Add(s.at)
@@ -217,5 +221,127 @@ func TestEventJSON(t *testing.T) {
 	want := `{"type":"alert","name":"hot","state":"raised","metric":"temperature","value":30.4,"threshold":30,"timestamp":1763856000123}`
 	if string(got) != want {
 		t.Fatalf("got %s, want %s", got, want)
+	}
+}
+
+// A sensor that fails a few reads in a row is retried with the poller's
+// back-off; no_reading must wait that out, or it would be raised and
+// cleared again at every such run (a flapping alert), and it must say so
+// at the moment Home Assistant's expire_after gives the entities up too.
+func TestNoReadingWaitsOutThePollersRetries(t *testing.T) {
+	now := t0
+	e, err := New(Options{Period: period, FailingAfter: time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At a 2 s period the reads after a good one come at 2 s, then, each
+	// failing, 2, 4, 8, 10 and 10 s apart: 36 s for five failed reads.
+	silent := sensor.PeriodicOpts(period).Silence(NoReadingFailures)
+	for _, after := range []time.Duration{11 * time.Second, 16 * time.Second, silent} {
+		now = t0.Add(after)
+		if evs, _ := e.Check(Health{Started: t0, LastGood: t0}); len(evs) != 0 {
+			t.Fatalf("%s after the last good reading, while the poller still retries: %+v", after, evs)
+		}
+	}
+	now = t0.Add(silent + period + time.Second)
+	evs, _ := e.Check(Health{Started: t0, LastGood: t0})
+	if len(evs) != 1 || evs[0].Name != NoReading || evs[0].State != Raised {
+		t.Fatalf("after the retries: %+v, want no_reading raised", evs)
+	}
+}
+
+// Every metric a rule may name holds before it raises and clears only at
+// its clear value, held as long: the derived two judged on the values the
+// sensor package derives from each reading.
+func TestEveryMetricHoldsAndClearsAtItsClearValue(t *testing.T) {
+	dp := func(temp, hum sensor.Deci) sensor.Deci { v, _ := sensor.DewPoint(temp, hum); return v }
+	ah := sensor.AbsoluteHumidity
+	type rd struct{ temp, hum sensor.Deci }
+	for _, tt := range []struct {
+		rule       string
+		readings   []rd
+		raiseAt    int // index of the reading that raises
+		clearAt    int // index of the reading that clears
+		raiseValue sensor.Deci
+		clearValue sensor.Deci
+	}{
+		// Falls below 3 °C for 4 s, back at 4 °C for 4 s.
+		{"freeze: temperature < 3 for 4s clear 4", []rd{{29, 500}, {28, 500}, {20, 500}, {35, 500}, {40, 500}, {41, 500}, {42, 500}},
+			2, 6, 20, 42},
+		{"damp: humidity > 70 for 4s clear 65", []rd{{200, 710}, {200, 720}, {200, 730}, {200, 660}, {200, 650}, {200, 640}, {200, 640}},
+			2, 6, 730, 640},
+		{"condensation: dew_point > 18 for 4s clear 15", []rd{{250, 700}, {250, 700}, {250, 700}, {250, 600}, {250, 500}, {250, 500}, {250, 500}},
+			2, 6, dp(250, 700), dp(250, 500)},
+		{"muggy: absolute_humidity > 15 for 4s clear 12", []rd{{250, 700}, {250, 700}, {250, 700}, {250, 600}, {250, 500}, {250, 500}, {250, 500}},
+			2, 6, ah(250, 700), ah(250, 500)},
+	} {
+		t.Run(tt.rule, func(t *testing.T) {
+			e := newEngine(t, nil, tt.rule)
+			name := mustRule(t, tt.rule).Name
+			var got []string
+			for i, r := range tt.readings {
+				evs, err := e.Observe(sensor.Reading{Temperature: r.temp, Humidity: r.hum, Time: t0.Add(time.Duration(i) * period)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, ev := range evs {
+					got = append(got, fmt.Sprintf("%d %s %s %s", i, ev.Name, ev.State, ev.Value))
+				}
+			}
+			want := fmt.Sprintf("%d %s raised %s|%d %s cleared %s", tt.raiseAt, name, tt.raiseValue, tt.clearAt, name, tt.clearValue)
+			if strings.Join(got, "|") != want {
+				t.Fatalf("got %q, want %q", strings.Join(got, "|"), want)
+			}
+		})
+	}
+}
+
+// A sensor that fails now and then (the watch calls it failing after a
+// couple of failed reads, and well again at the next good one) is one
+// sensor_failing alert, raised at the first run of failures and cleared
+// once it has read well for as long as no_reading waits, not a raise and
+// a clear at every run.
+func TestSensorFailingDoesNotFlapOnASensorThatFailsNowAndThen(t *testing.T) {
+	now := t0
+	e, err := New(Options{Period: period, FailingAfter: 7 * time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	lastGood := t0
+	// Every 10 s a run of failed reads long enough for the watch to call
+	// the sensor failing for 4 s, then good readings again, for 2 minutes.
+	for s := 0; s <= 120; s++ {
+		now = t0.Add(time.Duration(s) * time.Second)
+		failing := s%10 >= 6
+		if !failing && s%2 == 0 {
+			lastGood = now
+		}
+		evs, err := e.Check(Health{Started: t0, LastGood: lastGood, Failing: failing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			got = append(got, fmt.Sprintf("%d s %s %s", s, ev.Name, ev.State))
+		}
+	}
+	if want := "6 s sensor_failing raised"; strings.Join(got, "|") != want {
+		t.Fatalf("got %q, want one raise that stays while the sensor keeps failing now and then", got)
+	}
+	// Reading well from then on clears it once it has held.
+	for s := 121; s <= 200; s++ {
+		now = t0.Add(time.Duration(s) * time.Second)
+		if s%2 == 0 {
+			lastGood = now
+		}
+		evs, _ := e.Check(Health{Started: t0, LastGood: lastGood})
+		for _, ev := range evs {
+			got = append(got, fmt.Sprintf("%d s %s %s", s, ev.Name, ev.State))
+		}
+	}
+	hold := NoReadingAfter(period)
+	want := fmt.Sprintf("6 s sensor_failing raised|%d s sensor_failing cleared", 120+int(hold.Seconds()))
+	if strings.Join(got, "|") != want {
+		t.Fatalf("got %q, want %q", strings.Join(got, "|"), want)
 	}
 }

@@ -36,6 +36,10 @@ const (
 	maxAnswer = 4 << 10
 )
 
+// ntfyMessage is the notification text ntfy makes of the alert JSON:
+// "hot raised: temperature 30.4, threshold 30".
+const ntfyMessage = "{{.name}} {{.state}}: {{.metric}} {{.value}}, threshold {{.threshold}}"
+
 // ErrWebhook is wrapped by every webhook error; ErrRefused by an answer
 // that refuses the alert for good (not retried).
 var (
@@ -66,8 +70,9 @@ type WebhookStats struct {
 // one URL, in order: the first alert is retried with back-off until the
 // receiver takes it, and only then the next is sent, so a receiver that
 // was down gets every alert once, in order, when it is back. A plain
-// ntfy topic URL works: ntfy shows the JSON as the message, and the
-// Title, Tags and Priority headers give the notification its words.
+// ntfy topic URL works: ntfy makes the message of the JSON with the
+// X-Template and X-Message headers, and the Title, Tags and Priority
+// headers give the notification its title, icon and urgency.
 //
 // Send is safe from any goroutine; Run is called once.
 type Webhook struct {
@@ -195,8 +200,13 @@ func (w *Webhook) post(ctx context.Context, ev Event) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "sensord")
-	// ntfy's headers; other receivers ignore them.
+	// ntfy's headers; other receivers ignore them. ntfy (2.10 and later)
+	// fills X-Message from the JSON body's fields (X-Template), so a
+	// plain topic URL shows words; an older ntfy shows the JSON. Rule
+	// names hold no braces, so the title is no template.
 	req.Header.Set("Title", fmt.Sprintf("sensord alert %s %s", ev.Name, ev.State))
+	req.Header.Set("X-Template", "yes")
+	req.Header.Set("X-Message", ntfyMessage)
 	if ev.State == Raised {
 		req.Header.Set("Tags", "warning")
 		req.Header.Set("Priority", "high")

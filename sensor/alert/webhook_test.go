@@ -8,11 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"text/template"
 	"time"
+	"unicode/utf8"
 
 	"sensord/internal/testutil"
 )
@@ -213,5 +216,69 @@ func TestWebhookRefusalIsNotRetried(t *testing.T) {
 	}
 	if _, err := NewWebhook("ntfy.sh/x", WebhookOpts{}); !errors.Is(err, ErrWebhook) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// ntfyReceiver takes a POST the way ntfy's publish endpoint does (its
+// docs, "Publishing" and "Message templating"): a body of valid UTF-8 up
+// to 4096 bytes is the message, else it becomes an attachment; with
+// X-Template set, the body must be JSON and X-Message and X-Title are Go
+// templates filled from it.
+func ntfyReceiver(t *testing.T, got chan<- string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || !utf8.Valid(body) || len(body) > 4096 {
+			got <- "attachment, not a message"
+			return
+		}
+		msg, title := string(body), r.Header.Get("X-Title")
+		if title == "" {
+			title = r.Header.Get("Title")
+		}
+		switch strings.ToLower(r.Header.Get("X-Template")) {
+		case "yes", "true", "1":
+			var data map[string]any
+			if err := json.Unmarshal(body, &data); err != nil {
+				http.Error(w, "body is not JSON", http.StatusBadRequest)
+				got <- "400 " + err.Error()
+				return
+			}
+			fill := func(tpl string) string {
+				var b strings.Builder
+				tp, err := template.New("").Parse(tpl)
+				if err == nil {
+					err = tp.Execute(&b, data)
+				}
+				if err != nil {
+					return "template error " + err.Error()
+				}
+				return b.String()
+			}
+			msg, title = fill(r.Header.Get("X-Message")), fill(title)
+		}
+		got <- title + " | " + msg
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/my-fish-tank"
+}
+
+// A plain ntfy topic URL reads as words on the phone, not as JSON.
+func TestWebhookReadsWellOnAPlainNtfyTopic(t *testing.T) {
+	got := make(chan string, 2)
+	w := runWebhook(t, ntfyReceiver(t, got))
+	w.Send(Event{Name: "hot", State: Raised, Metric: Temperature, Value: 304, Threshold: 300, Time: t0})
+	w.Send(Event{Name: "hot", State: Cleared, Metric: Temperature, Value: 289, Threshold: 290, Time: t0.Add(time.Minute)})
+	for _, want := range []string{
+		"sensord alert hot raised | hot raised: temperature 30.4, threshold 30",
+		"sensord alert hot cleared | hot cleared: temperature 28.9, threshold 29",
+	} {
+		select {
+		case g := <-got:
+			if g != want {
+				t.Fatalf("ntfy shows %q, want %q", g, want)
+			}
+		case <-time.After(testutil.Scale(20 * time.Second)):
+			t.Fatal("nothing reached ntfy")
+		}
 	}
 }
