@@ -62,6 +62,14 @@ type ClientOpts struct {
 	// OnMessage gets the frames the server sends, parsed like the server's
 	// incoming frames (Session ""). Called from the reader goroutine.
 	OnMessage func(Incoming)
+	// Backfill, if set, is the history the timed messages (Message.Time)
+	// came from. When the full buffer dropped some while the server was
+	// away, the next connection first sends what Backfill gives for the
+	// stretch the server missed, (from, to): after the last timed message
+	// it got, before the oldest one still waiting, oldest first; then the
+	// waiting ones. emit writes one message and fails when the connection
+	// does; Backfill returns that error. Called from Run's goroutine.
+	Backfill func(ctx context.Context, from, to time.Time, emit func(Message) error) error
 }
 
 // ClientState is what a Client is doing and why.
@@ -74,12 +82,15 @@ type ClientState struct {
 	Dropped  uint64        // messages dropped from the full buffer (oldest first)
 	Sent     uint64        // messages written to the server
 	Queued   int           // messages waiting
+	// Backfilled counts the messages sent again from ClientOpts.Backfill.
+	Backfilled uint64
 }
 
 // outMsg is a message encoded once, kept until it is written.
 type outMsg struct {
 	binary bool
 	data   []byte
+	at     time.Time // Message.Time
 }
 
 // Client is the WebSocket output in client mode: it dials a server and
@@ -97,7 +108,12 @@ type Client struct {
 	qhead int
 	qlen  int
 	state ClientState
-	kick  chan struct{} // capacity 1: the writer has something to do
+	// sentUpTo is the Time of the newest timed message written (or the
+	// client's start before any); gap is set when the full buffer dropped
+	// a timed message, so the server missed readings after sentUpTo.
+	sentUpTo time.Time
+	gap      bool
+	kick     chan struct{} // capacity 1: the writer has something to do
 	ran   atomic.Bool   // Run was called
 }
 
@@ -177,12 +193,15 @@ func (c *Client) Publish(m Message) {
 	}
 	c.mu.Lock()
 	if c.qlen == len(c.queue) {
+		if !c.queue[c.qhead].at.IsZero() {
+			c.gap = true
+		}
 		c.queue[c.qhead] = outMsg{}
 		c.qhead = (c.qhead + 1) % len(c.queue)
 		c.qlen--
 		c.state.Dropped++
 	}
-	c.queue[(c.qhead+c.qlen)%len(c.queue)] = outMsg{binary: bin, data: data}
+	c.queue[(c.qhead+c.qlen)%len(c.queue)] = outMsg{binary: bin, data: data, at: m.Time}
 	c.qlen++
 	c.mu.Unlock()
 	select {
@@ -212,6 +231,9 @@ func (c *Client) pop(m outMsg) {
 		c.qlen--
 	}
 	c.state.Sent++
+	if m.at.After(c.sentUpTo) {
+		c.sentUpTo = m.at
+	}
 }
 
 // State returns the current state. Safe from any goroutine.
@@ -254,6 +276,12 @@ func (c *Client) Run(ctx context.Context) error {
 		WriteBufferSize:  4096,
 		TLSClientConfig:  c.o.TLS,
 	}
+	c.mu.Lock()
+	if c.sentUpTo.IsZero() {
+		// What was measured before the client ran is not its to send.
+		c.sentUpTo = c.now()
+	}
+	c.mu.Unlock()
 	attempts := 0
 	reason := ""
 	for {
@@ -347,6 +375,9 @@ func (c *Client) serve(ctx context.Context, ws *websocket.Conn) string {
 		<-readErr
 		return why
 	}
+	if err := c.backfill(ctx, ws); err != nil {
+		return end("back-fill: " + err.Error())
+	}
 	for {
 		for {
 			m, ok := c.peek()
@@ -387,6 +418,71 @@ func (c *Client) serve(ctx context.Context, ws *websocket.Conn) string {
 			}
 		}
 	}
+}
+
+// maxBackfillRounds bounds how often one connection goes back to
+// Backfill: each round fills the stretch the buffer dropped up to its
+// oldest waiting message; the buffer dropping more meanwhile (live
+// readings arriving faster than the server takes the back-fill) opens
+// a new stretch, which the next round fills. Three rounds are plenty
+// when the server is faster than the sensor; a slower one gets the
+// rest at the next connection.
+const maxBackfillRounds = 3
+
+// backfill sends, from ClientOpts.Backfill, the timed messages the full
+// buffer dropped while the server was away (see ClientOpts.Backfill).
+func (c *Client) backfill(ctx context.Context, ws *websocket.Conn) error {
+	if c.o.Backfill == nil {
+		return nil
+	}
+	for range maxBackfillRounds {
+		c.mu.Lock()
+		if !c.gap {
+			c.mu.Unlock()
+			return nil
+		}
+		c.gap = false
+		from, to := c.sentUpTo, c.now()
+		for i := range c.qlen {
+			if at := c.queue[(c.qhead+i)%len(c.queue)].at; !at.IsZero() {
+				to = at
+				break
+			}
+		}
+		c.mu.Unlock()
+		err := c.o.Backfill(ctx, from, to, func(m Message) error {
+			if !m.Time.After(from) || !m.Time.Before(to) {
+				return nil // Backfill's range is (from, to); be sure of it
+			}
+			data, bin, err := encodePayload(&m, c.o.WholeMsg)
+			if err != nil {
+				return nil // as Publish: a message that does not encode is not sent
+			}
+			mt := websocket.TextMessage
+			if bin {
+				mt = websocket.BinaryMessage
+			}
+			_ = ws.SetWriteDeadline(c.now().Add(c.o.WriteWait))
+			if err := ws.WriteMessage(mt, data); err != nil {
+				return err
+			}
+			c.mu.Lock()
+			c.state.Sent++
+			c.state.Backfilled++
+			if m.Time.After(c.sentUpTo) {
+				c.sentUpTo = m.Time
+			}
+			c.mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			c.mu.Lock()
+			c.gap = true // the next connection goes on from sentUpTo
+			c.mu.Unlock()
+			return err
+		}
+	}
+	return nil
 }
 
 func readReason(err error) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -160,6 +161,70 @@ func TestClientSurvivesServerRestartAndDropsOldestWhileDown(t *testing.T) {
 	ls.want(t, "down 3", "down 4", "down 5")
 	c.Publish(Message{Payload: "after"})
 	ls.want(t, "after")
+}
+
+// With a Backfill, what the full buffer dropped while the server was away
+// reaches it after all: the stretch from history first, then the waiting
+// messages, each once, in order; untimed messages are not back-filled.
+func TestClientBackFillsWhatTheFullBufferDropped(t *testing.T) {
+	ls := newLiveServer(t, ServerOpts{})
+	base := time.Now()
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
+	// The history: every timed message the client was given, as the
+	// daemon's store keeps each reading.
+	var mu sync.Mutex
+	var stored []Message
+	var asked [][2]time.Time
+	reading := func(i int) Message {
+		m := Message{Payload: fmt.Sprint("reading ", i), Time: at(i)}
+		mu.Lock()
+		stored = append(stored, m)
+		mu.Unlock()
+		return m
+	}
+	c, _ := NewClient(ls.url(), &ClientOpts{Buffer: 3, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		Backfill: func(ctx context.Context, from, to time.Time, emit func(Message) error) error {
+			mu.Lock()
+			asked = append(asked, [2]time.Time{from, to})
+			ms := slices.Clone(stored)
+			mu.Unlock()
+			for _, m := range ms {
+				if m.Time.After(from) && m.Time.Before(to) {
+					if err := emit(m); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}})
+	c.now = func() time.Time { return base }
+	runClient(t, c)
+	waitState(t, c, StateConnected)
+	c.Publish(reading(1))
+	ls.want(t, "reading 1")
+
+	ls.stop()
+	waitState(t, c, StateBackoff)
+	c.Publish(Message{Payload: "a notice, not a reading"})
+	for i := 2; i <= 9; i++ {
+		c.Publish(reading(i))
+	}
+	if st := c.State(); st.Dropped != 6 || st.Queued != 3 {
+		t.Fatalf("while down: dropped %d queued %d, want 6 and 3", st.Dropped, st.Queued)
+	}
+	ls.start()
+	waitState(t, c, StateConnected)
+	ls.want(t, "reading 2", "reading 3", "reading 4", "reading 5", "reading 6", "reading 7", "reading 8", "reading 9")
+	c.Publish(reading(10))
+	ls.want(t, "reading 10")
+	if st := c.State(); st.Backfilled != 5 {
+		t.Errorf("Backfilled %d, want 5 (readings 2 to 6)", st.Backfilled)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 1 || !asked[0][0].Equal(at(1)) || !asked[0][1].Equal(at(7)) {
+		t.Errorf("Backfill asked for %v, want once for (reading 1, reading 7)", asked)
+	}
 }
 
 func TestClientBacksOffExponentiallyWithJitter(t *testing.T) {

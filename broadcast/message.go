@@ -24,6 +24,10 @@ type Message struct {
 	// published and no later one, as websocket-out's does (a pushed
 	// notice); a late joiner's replay skips it.
 	Live bool
+	// Time is when what the message carries was measured (a reading's
+	// timestamp), zero for anything else. A Client uses it to know which
+	// stretch of readings its full buffer dropped (ClientOpts.Backfill).
+	Time time.Time
 }
 
 // RawJSON is a payload that is JSON text already, sent as it is (never

@@ -227,6 +227,7 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 					link.Failed(s.Reason, "url", broadcast.RedactURL(cfg.URL))
 				}
 			},
+			Backfill: d.clientBackfill,
 		})
 		if err != nil {
 			return nil, badFlag("url", "%v", err)
@@ -328,6 +329,9 @@ func (d *daemon) publish(r sensor.Reading) {
 	m := broadcast.Message{Topic: d.cfg.Topic, Payload: r}
 	mono := d.mono()
 	held := d.hold(&r, mono)
+	if !held {
+		m.Time = r.Time // client mode back-fills by it; a held reading's time is not yet true
+	}
 	d.seamMu.Lock()
 	if d.store != nil && !held {
 		d.store.AddAt(r, mono)

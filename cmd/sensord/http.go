@@ -90,7 +90,7 @@ func (d *daemon) describe(h *health.Report) {
 	}
 	if d.client != nil {
 		cs := d.client.State()
-		h.Client = &health.Client{URL: broadcast.RedactURL(d.cfg.URL), State: cs.State, Reason: cs.Reason, Attempts: cs.Attempts, Dropped: cs.Dropped}
+		h.Client = &health.Client{URL: broadcast.RedactURL(d.cfg.URL), State: cs.State, Reason: cs.Reason, Attempts: cs.Attempts, Dropped: cs.Dropped, Backfilled: cs.Backfilled}
 	}
 	h.TLSFingerprint = d.tlsFingerprint
 	h.Name = d.name()

@@ -82,6 +82,7 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 		}
 		m.Sample("sensord_client_connected", "", up)
 		m.One("sensord_client_dropped_total", promtext.Counter, "Messages client mode dropped while the remote was down.", float64(cs.Dropped))
+		m.One("sensord_client_backfilled_total", promtext.Counter, "Readings the buffer dropped, sent again from the history store once the remote was back.", float64(cs.Backfilled))
 	}
 	if d.conns != nil {
 		m.One("sensord_connections", promtext.Gauge, "Open HTTP and WebSocket connections (all paths).", float64(d.conns.Open()))

@@ -133,6 +133,22 @@ func (d *daemon) mqttBackfill(ctx context.Context, from, to time.Time, fn func(m
 	})
 }
 
+// clientBackfill is client mode's Backfill: the stored readings of (from,
+// to), as publish hands them to the client. Without a history directory
+// the in-memory store holds them as long as it does.
+func (d *daemon) clientBackfill(ctx context.Context, from, to time.Time, emit func(broadcast.Message) error) error {
+	if d.store == nil {
+		return nil
+	}
+	return d.store.Export(ctx, from.Add(time.Millisecond), to, func(bool) error { return nil }, func(p history.Point) error {
+		if p.N != 1 {
+			return nil // a rollup: past raw retention
+		}
+		r := sensor.Reading{Temperature: p.Temperature.Mean, Humidity: p.Humidity.Mean, Time: p.Time}
+		return emit(broadcast.Message{Topic: d.cfg.Topic, Payload: r, Time: r.Time})
+	})
+}
+
 // runBridge is the bridge's loop, for start.
 func (d *daemon) runBridge(ctx context.Context) {
 	if err := d.bridge.Run(ctx); err != nil {

@@ -236,6 +236,9 @@ type Client struct {
 	Reason   string `json:"reason,omitempty"`
 	Attempts int    `json:"attempts"`
 	Dropped  uint64 `json:"dropped"`
+	// Backfilled: of what was dropped, the readings sent again from
+	// history once the remote was back.
+	Backfilled uint64 `json:"backfilled"`
 }
 
 // MQTT is the broker link: never the password.
