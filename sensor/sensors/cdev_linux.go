@@ -246,6 +246,19 @@ func (l *cdevLine) Edges(ctx context.Context, dst []dht22.Edge, timeout time.Dur
 	return n, nil
 }
 
+var _ dht22.LevelReader = (*cdevLine)(nil)
+
+// Level implements dht22.LevelReader: the line's level now. Driven as an
+// output, a Pi's GPIO reads the pad, so a line held high against the
+// start pulse reads high.
+func (l *cdevLine) Level() (bool, error) {
+	v := uapi.LineValues{Mask: 1}
+	if err := uapi.GetLineValuesV2(uintptr(l.fd), &v); err != nil {
+		return false, fmt.Errorf("sensors: reading %s: %w", l.name, err)
+	}
+	return v.Get(0) == 1, nil
+}
+
 // Close ends the watcher and releases the line.
 func (l *cdevLine) Close() error {
 	var one [8]byte

@@ -86,7 +86,12 @@ func (p *Pin) In(pull gpio.Pull, edge gpio.Edge) error {
 
 // Read implements gpio.PinIn: the level now.
 func (p *Pin) Read() gpio.Level {
-	if p.driving {
+	switch {
+	case p.sim.cfg.StuckLow:
+		return gpio.Low
+	case p.sim.cfg.StuckHigh:
+		return gpio.High
+	case p.driving:
 		return p.out
 	}
 	return gpio.Level(levelAt(p.wave, p.sim.clock()))
@@ -205,6 +210,22 @@ func (l *EdgeLine) Edges(ctx context.Context, dst []dht22.Edge, timeout time.Dur
 		k++
 	}
 	return k, nil
+}
+
+var _ dht22.LevelReader = (*EdgeLine)(nil)
+
+// Level implements dht22.LevelReader: the line's level now, as a GPIO
+// character device reads it.
+func (l *EdgeLine) Level() (bool, error) {
+	switch {
+	case l.sim.cfg.StuckLow:
+		return false, nil
+	case l.sim.cfg.StuckHigh:
+		return true, nil
+	case l.driving:
+		return false, nil
+	}
+	return levelAt(l.wave, l.sim.clock()), nil
 }
 
 // Close releases nothing; it is there to look like a real line.
