@@ -158,8 +158,14 @@ func (c *pinCapture) capture(ctx context.Context, pulse time.Duration, dst []Edg
 	if err := c.pin.In(gpio.PullUp, gpio.NoEdge); err != nil {
 		return 0, fmt.Errorf("dht22: releasing %s: %w", c.pin.Name(), err)
 	}
+	release := c.clock()
 	n, err := sample(c.pin, c.clock, dst)
 	if err != nil && n < minEdges {
+		// Look once every answer would be over: a line still low then is
+		// held low, not in the middle of a frame.
+		if rest := frameTimeout - (c.clock() - release); rest > 0 {
+			time.Sleep(rest)
+		}
 		lv.EndKnown, lv.EndLow = true, c.pin.Read() == gpio.Low
 	}
 	return n, err

@@ -13,11 +13,15 @@ const (
 	// frameEdges is a whole answer: the response's falling edge, the
 	// preamble's two, 40 bits of two and the release.
 	frameEdges = 84
-	// cloneLowMin and cloneLowMax bound the mean bit low of a DHT22
-	// (50 µs nominal) with the 30 % clock tolerance the decoder allows;
-	// a whole frame outside them is another chip's timing.
-	cloneLowMin = 35 * time.Microsecond
-	cloneLowMax = 65 * time.Microsecond
+	// clonePreambleMin and clonePreambleMax bound the preamble's period,
+	// from the answer's fall to bit 0's fall (80 + 80 µs), with the 30 %
+	// clock tolerance the decoder allows: outside them the frame runs on
+	// another chip's clock. A fall-to-fall period is what a slow rise (a
+	// weak pull-up) leaves alone: it only moves the rising edge between.
+	clonePreambleMin = 112 * time.Microsecond
+	clonePreambleMax = 208 * time.Microsecond
+	// stuckLow is a low no frame has: longer than a whole answer.
+	stuckLow = 6 * time.Millisecond
 	// dht11MaxHumidity and dht11MaxTemperature bound a DHT11 frame's whole
 	// bytes: 20-90 %RH and 0-50 °C by its datasheet, with room for clones.
 	dht11MaxHumidity    = 100
@@ -55,8 +59,10 @@ type LevelReader interface {
 //	a checksum mismatch                                       CauseNoise
 //	out of range, and the frame has a DHT11's layout          CauseWrongModel
 //	out of range otherwise                                    CauseUnknown
-//	at most the answer's first fall, then nothing             CauseStuckLow
-//	a whole frame whose mean bit low is outside 35..65 µs     CauseWrongModel
+//	too few edges, the line still low after the capture       CauseStuckLow
+//	one fall and nothing after (level not known)               CauseStuckLow
+//	too few edges with a low longer than any answer (6 ms)     CauseStuckLow
+//	a whole frame whose preamble period is outside 112..208 µs CauseWrongModel
 //	anything else (edges missing, lost pulses, ambiguous)     CauseBadSignal
 func Diagnose(edges []Edge, err error, lv Levels) sensor.Cause {
 	if !errors.Is(err, sensor.ErrTimeout) && !errors.Is(err, sensor.ErrShortFrame) &&
@@ -78,16 +84,28 @@ func Diagnose(edges []Edge, err error, lv Levels) sensor.Cause {
 			return sensor.CauseWrongModel
 		}
 		return sensor.CauseUnknown
-	case len(edges) == 1 && !edges[0].Rising:
-		// The line fell (the sensor's answer, or a short) and never rose:
-		// a sensor that hangs holding it low, or a short to GND that the
-		// start pulse only seemed to drive.
+	case len(edges) < minEdges && lv.EndKnown && lv.EndLow,
+		len(edges) == 1 && !edges[0].Rising && !lv.EndKnown,
+		len(edges) < minEdges && longLow(edges):
+		// The line fell (the sensor's answer, or a short) and stayed low
+		// past any answer: a sensor that hangs holding it low, or a short
+		// to GND that the start pulse only seemed to drive.
 		return sensor.CauseStuckLow
 	}
-	if low, ok := meanBitLow(edges); ok && (low < cloneLowMin || low > cloneLowMax) {
+	if p, ok := preamble(edges); ok && (p < clonePreambleMin || p > clonePreambleMax) {
 		return sensor.CauseWrongModel
 	}
 	return sensor.CauseBadSignal
+}
+
+// longLow reports whether edges hold a low level longer than stuckLow.
+func longLow(edges []Edge) bool {
+	for i := 1; i < len(edges); i++ {
+		if !edges[i-1].Rising && edges[i].Rising && edges[i].T-edges[i-1].T >= stuckLow {
+			return true
+		}
+	}
+	return false
 }
 
 // isDHT11 reports whether f, which passed its checksum, is laid out as a
@@ -97,10 +115,10 @@ func isDHT11(f Frame) bool {
 	return f.sum() == f[4] && f[1] == 0 && f[0] <= dht11MaxHumidity && f[2]&0x7f <= dht11MaxTemperature
 }
 
-// meanBitLow returns the mean width of the 40 bit lows of a whole frame:
-// the last 80 levels before the release alternate low/high. ok is false
-// when edges do not make a whole, alternating frame.
-func meanBitLow(edges []Edge) (time.Duration, bool) {
+// preamble returns the period of a whole frame's preamble, from the
+// answer's fall to bit 0's fall. ok is false when edges do not end in a
+// whole, alternating frame.
+func preamble(edges []Edge) (time.Duration, bool) {
 	if len(edges) < frameEdges {
 		return 0, false
 	}
@@ -111,12 +129,7 @@ func meanBitLow(edges []Edge) (time.Duration, bool) {
 		}
 	}
 	if e[0].Rising {
-		return 0, false // the window must start at the response's fall
+		return 0, false // the window must start at the answer's fall
 	}
-	// e[2] is bit 0's falling edge; bit j's low runs e[2+2j]..e[3+2j].
-	var sum time.Duration
-	for j := range 40 {
-		sum += e[3+2*j].T - e[2+2*j].T
-	}
-	return sum / 40, true
+	return e[2].T - e[0].T, true
 }

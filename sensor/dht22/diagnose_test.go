@@ -23,6 +23,10 @@ func TestDiagnose(t *testing.T) {
 		{"no edge and the line low is stuck low", nil, errorf(sensor.ErrTimeout, "x"), Levels{EndKnown: true, EndLow: true}, sensor.CauseStuckLow},
 		{"high while driven low is stuck high", nil, errorf(sensor.ErrTimeout, "x"), Levels{HeldHigh: true}, sensor.CauseStuckHigh},
 		{"one fall and nothing after is stuck low", wave(good, waveOpts{keep: 1}), errorf(sensor.ErrTimeout, "x"), Levels{}, sensor.CauseStuckLow},
+		{"a few edges and the line low after is stuck low", wave(good, waveOpts{keep: 3}), errorf(sensor.ErrTimeout, "x"), Levels{EndKnown: true, EndLow: true}, sensor.CauseStuckLow},
+		{"a fall and a rise 20 ms later is stuck low", []Edge{{T: 400 * time.Microsecond}, {T: 20400 * time.Microsecond, Rising: true}}, errorf(sensor.ErrTimeout, "x"), Levels{EndKnown: true}, sensor.CauseStuckLow},
+		{"a few edges, then the line high, is a bad signal", wave(good, waveOpts{keep: 3}), errorf(sensor.ErrTimeout, "x"), Levels{EndKnown: true}, sensor.CauseBadSignal},
+		{"slow rises that keep the preamble's period are a bad signal", slowed(wave(good, waveOpts{}), 24*time.Microsecond), errorf(sensor.ErrShortFrame, "x"), Levels{}, sensor.CauseBadSignal},
 		{"a checksum mismatch is noise", wave(good, waveOpts{}), errorf(sensor.ErrChecksum, "x"), Levels{}, sensor.CauseNoise},
 		{"a DHT11's frame out of range is the wrong model", wave(dht11, waveOpts{}), errorf(sensor.ErrOutOfRange, "x"), Levels{}, sensor.CauseWrongModel},
 		{"another frame out of range is not told", wave(Frame{0xff, 0xff, 0, 0, 0xfe}, waveOpts{}), errorf(sensor.ErrOutOfRange, "x"), Levels{}, sensor.CauseUnknown},
@@ -38,4 +42,16 @@ func TestDiagnose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slowed delays every rising edge by d, as a weak pull-up does.
+func slowed(e []Edge, d time.Duration) []Edge {
+	out := make([]Edge, len(e))
+	for i, x := range e {
+		if x.Rising {
+			x.T += d
+		}
+		out[i] = x
+	}
+	return out
 }

@@ -25,6 +25,7 @@ func TestEveryFailureHasItsCause(t *testing.T) {
 	}{
 		{"a sensor that never answers is no answer", dht22sim.Config{NoResponse: true}, sensor.CauseNoAnswer, false},
 		{"a pull-up too weak for a 0 bit's high is a bad signal", dht22sim.Config{SlowRise: 30 * time.Microsecond}, sensor.CauseBadSignal, true},
+		{"a pull-up that slows every rise by 20 µs is a bad signal", dht22sim.Config{SlowRise: 20 * time.Microsecond}, sensor.CauseBadSignal, true},
 		{"a DHT11 on the line is the wrong model", dht22sim.Config{DHT11: true}, sensor.CauseWrongModel, true},
 		{"a line shorted to GND is stuck low", dht22sim.Config{StuckLow: true}, sensor.CauseStuckLow, false},
 		{"a line shorted to 3.3 V is stuck high", dht22sim.Config{StuckHigh: true}, sensor.CauseStuckHigh, false},
