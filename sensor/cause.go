@@ -86,7 +86,7 @@ func (c Cause) Problem(where string) string {
 func (c Cause) Fix(wiring string) string {
 	switch c {
 	case CauseNoAnswer:
-		return "check that the sensor has power (3.3 V and GND), that its data pin is wired to this pin and that -pin names it; " + wiring
+		return "check that the sensor has power (3.3 V and GND), that its data pin is wired to this pin and that -pin names it (BCM numbering: GPIO4 is header pin 7), and the pull-up resistor (4.7-10 kΩ from data to 3.3 V)"
 	case CauseBadSignal:
 		return "check the pull-up resistor (4.7-10 kΩ from data to 3.3 V; missing or too weak makes edges slow), shorten the cable or use a shielded one, and keep it away from mains and motors"
 	case CauseWrongModel:

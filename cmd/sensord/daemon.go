@@ -171,7 +171,8 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	}
 	d.poller = p
 	d.stuckAfter = backoff + 2*cfg.Period + 2*time.Second
-	d.watch = &sensorwatch.Watch{Stats: p.Stats, Window: health.Window{Period: cfg.Period}, Started: d.started, Now: now, Log: log,
+	d.watch = &sensorwatch.Watch{Stats: p.Stats, Progress: p.Progress, StuckAfter: d.stuckAfter,
+		Window: health.Window{Period: cfg.Period}, Started: d.started, Now: now, Log: log,
 		Name: dev.String(), Wiring: sensorwatch.Wiring{Sensor: cfg.Sensor, Pin: cfg.Pin, Bus: cfg.Bus}}
 	d.checker = d.newChecker()
 

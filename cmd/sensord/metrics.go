@@ -28,6 +28,13 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 	for _, k := range sensor.Kinds() {
 		m.Sample("sensord_sensor_errors_total", fmt.Sprintf(`kind=%q`, k), float64(st.Errors[k]))
 	}
+	m.Family("sensord_sensor_failures_total", "counter", "Failed sensor reads by likely cause, as the driver told it from the line (unknown: not told).")
+	for _, c := range sensor.Causes() {
+		m.Sample("sensord_sensor_failures_total", fmt.Sprintf(`cause=%q`, c), float64(st.Causes[c]))
+	}
+	vs := d.watch.Current()
+	m.One("sensord_sensor_window_reads", "gauge", "Sensor reads in the verdict's window (see /healthz sensor.window_seconds).", float64(vs.WindowReads))
+	m.One("sensord_sensor_window_failed", "gauge", "Failed sensor reads in the verdict's window.", float64(vs.WindowFailed))
 	if !st.LastSuccess.IsZero() {
 		m.One("sensord_sensor_last_success_timestamp_seconds", "gauge", "Unix time of the last good reading.", float64(st.LastSuccess.UnixMilli())/1000)
 	}
