@@ -114,8 +114,23 @@ others() {
 	wait $spid $rpid
 }
 
+# cause_of FAULT: the cause sensord must tell for the responder's fault.
+cause_of() {
+	case $1 in
+	noanswer) echo no_answer ;;
+	slow) echo bad_signal ;;
+	dht11) echo wrong_model ;;
+	stucklow) echo stuck_low ;;
+	checksum) echo noise ;;
+	esac
+}
+
 for c in $CASES; do
 	case $c in
+	fault-*)
+		f=${c#fault-}
+		run_case $c - -values walk -fault $f -- -kernel.reads $FAULT_READS -kernel.period $FAULT_PERIOD -kernel.want-cause "$(cause_of $f)"
+		;;
 	best) run_case best - -- -kernel.reads $READS -kernel.period $PERIOD ;;
 	jitter10) run_case jitter10 - -jitter 10 -- -kernel.reads $READS -kernel.period $PERIOD ;;
 	jitter20) run_case jitter20 - -jitter 20 -- -kernel.reads $READS -kernel.period $PERIOD ;;

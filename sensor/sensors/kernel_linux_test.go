@@ -38,6 +38,7 @@ var (
 	ktDir      = flag.String("kernel.dir", "/run/kt", "the responder's directory (next, sent)")
 	ktURL      = flag.String("kernel.url", "http://127.0.0.1:8080", "sensord's address (sensord)")
 	ktDuration = flag.Duration("kernel.duration", 64*time.Second, "how long to watch sensord (sensord)")
+	ktCause    = flag.String("kernel.want-cause", "", "the cause every failed read should be told as (sensor.Cause's name), for the fault cases")
 )
 
 // recLine is the shipped cdev line with the edges of the last capture kept
@@ -127,6 +128,7 @@ func kernelCapture(t *testing.T) {
 	fmt.Printf("kerneltest: %s: reading %s through %s, %d reads every %v\n", *ktCase, line, dev.Capture(), *ktReads, *ktPeriod)
 
 	kinds := map[string]int{}
+	causes := map[sensor.Cause]int{}
 	var ok, wrong, short int
 	var first []time.Duration // release to the first edge
 	counts := map[int]int{}   // edges per capture
@@ -157,6 +159,7 @@ func kernelCapture(t *testing.T) {
 				}
 			}
 			kinds[k]++
+			causes[sensor.CauseOf(err)]++
 			if kinds[k] <= 3 {
 				fmt.Printf("kerneltest: %s: read %d (frame %d) failed: %v; %s\n", *ktCase, i, seq, err, describe(line.edges[:line.n], l.relAt))
 			}
@@ -177,6 +180,18 @@ func kernelCapture(t *testing.T) {
 	}
 	fmt.Printf("kerneltest: %s: failures by kind %v; captures with fewer than %d edges: %d; edges per capture %v; release to first edge min %v median %v p99 %v max %v; events dropped by the hand-over %d\n",
 		*ktCase, kinds, frameEdges, short, counts, q(0), q(0.5), q(0.99), q(1), l.dropped.Load())
+	if *ktCause != "" {
+		// The host checks this line (image/kerneltest/main.go, causeLine).
+		failed, told := 0, 0
+		for c, n := range causes {
+			failed += n
+			if c.String() == *ktCause {
+				told += n
+			}
+		}
+		fmt.Printf("kerneltest: %s: failures by cause %v\n", *ktCase, causes)
+		fmt.Printf("kerneltest: %s: cause %s: %d of %d failed reads\n", *ktCase, *ktCause, told, failed)
+	}
 	result(*ktCase, ok, *ktReads, wrong)
 }
 

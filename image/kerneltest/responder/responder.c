@@ -20,8 +20,9 @@
 //                  [-seed N] [-rt PRIO]
 // Faults, on every Nth frame (-fault-every, 1 = all): none, noanswer (stays
 // silent), checksum (a wrong checksum byte), stucklow (holds the line low),
-// dht11 (DHT11 bit widths: 50 us low, 24/70 us high, 18 ms start, whole
-// values), slow (every level 35 % longer). SIGTERM or SIGINT ends it;
+// dht11 (DHT11 bit widths: 50 us low, 24/70 us high, whole values), slow
+// (every rising edge 24 us late, as a weak or missing pull-up makes it:
+// a 0 bit's high shrinks to 2 us). SIGTERM or SIGINT ends it;
 // it prints one "responder:" line with its figures and exits 0.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -321,28 +322,28 @@ int main(int argc, char **argv) {
 
 		if (faulty && !strcmp(fault, "noanswer"))
 			goto sent;
-		// scale stretches every level for the "slow" fault (a weak pull-up
-		// and long cable make edges late).
-		int64_t num = faulty && !strcmp(fault, "slow") ? 135 : 100;
-#define W(us) ((int64_t)(us) * 1000 * num / 100 + jit(jitter))
+		// rise delays every rising edge for the "slow" fault: a weak or
+		// missing pull-up takes that long to lift the line.
+		int64_t rise = faulty && !strcmp(fault, "slow") ? 24000 : 0;
+#define W(us) ((int64_t)(us) * 1000 + jit(jitter))
 		at(d, 0); // the sensor answers: low
 		if (faulty && !strcmp(fault, "stucklow")) {
 			at(d + 20 * 1000000LL, 1); // held low for 20 ms, then let go
 			goto sent;
 		}
 		d += W(80);
-		at(d, 1);
+		at(d + rise, 1);
 		d += W(80);
 		at(d, 0);
 		for (int i = 0; i < 40; i++) {
 			int bit = (b[i / 8] >> (7 - i % 8)) & 1;
 			d += W(50);
-			at(d, 1);
+			at(d + rise, 1);
 			d += bit ? W(70) : (dht11 ? W(24) : W(26));
 			at(d, 0);
 		}
 		d += W(50);
-		at(d, 1); // released: the bus pulls high
+		at(d + rise, 1); // released: the bus pulls high
 #undef W
 	sent:
 		if (rtprio > 0)
