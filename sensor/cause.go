@@ -29,19 +29,32 @@ const (
 	CauseStuckHigh
 	// CauseNoise: whole answers whose checksum does not match.
 	CauseNoise
+	// CauseLineBusy: another program, driver or a sysfs export holds the
+	// line, so sensord cannot request it.
+	CauseLineBusy
+	// CauseLineGone: the line's GPIO chip went away (its driver unbound,
+	// its module unloaded).
+	CauseLineGone
 )
+
+// NumCauses is the number of causes, for arrays indexed by Cause.
+const NumCauses = int(CauseLineGone) + 1
 
 // Causes lists every cause, CauseUnknown first, for counters that show
 // zeros too.
 func Causes() []Cause {
-	return []Cause{CauseUnknown, CauseNoAnswer, CauseBadSignal, CauseWrongModel, CauseStuckLow, CauseStuckHigh, CauseNoise}
+	return []Cause{CauseUnknown, CauseNoAnswer, CauseBadSignal, CauseWrongModel, CauseStuckLow, CauseStuckHigh, CauseNoise, CauseLineBusy, CauseLineGone}
 }
 
 // String names the cause for metrics labels and JSON: "unknown",
 // "no_answer", "bad_signal", "wrong_model", "stuck_low", "stuck_high",
-// "noise".
+// "noise", "line_busy", "line_gone".
 func (c Cause) String() string {
 	switch c {
+	case CauseLineBusy:
+		return "line_busy"
+	case CauseLineGone:
+		return "line_gone"
 	case CauseNoAnswer:
 		return "no_answer"
 	case CauseBadSignal:
@@ -77,6 +90,10 @@ func (c Cause) Problem(where string) string {
 		return "the data line " + where + " is stuck high, even while sensord drives it low"
 	case CauseNoise:
 		return "the sensor's answers " + where + " arrive garbled (checksum errors)"
+	case CauseLineBusy:
+		return "the data line " + where + " is in use by another program, a driver or a sysfs export"
+	case CauseLineGone:
+		return "the GPIO chip of the line " + where + " went away (its driver unbound or its module unloaded)"
 	}
 	return "reads of the sensor " + where + " fail"
 }
@@ -97,6 +114,10 @@ func (c Cause) Fix(wiring string) string {
 		return "look for a short between data and 3.3 V, and check that no other device or overlay drives this pin"
 	case CauseNoise:
 		return "check for a loose wire, a long or unshielded cable, or a missing pull-up resistor; a few garbled answers a day are normal"
+	case CauseLineBusy:
+		return "the last error names who holds it (gpioinfo shows it too): stop that program, unexport the pin (echo N > /sys/class/gpio/unexport) or remove the overlay (dtoverlay=dht11); sensord takes the line as soon as it is free"
+	case CauseLineGone:
+		return "load the GPIO driver again (modprobe) or re-add the chip; sensord requests the line again by itself once the chip is back"
 	}
 	return wiring
 }

@@ -10,7 +10,8 @@
 //
 // then "kernel-test: exit status S". S is 1 when a case published a wrong
 // value, gave no result, or, under KVM, fell below its target
-// (minPercent).
+// (minPercent); when a fault case did not name its cause; or when a step
+// of the others case did not see what it expected.
 package main
 
 import (
@@ -217,6 +218,10 @@ func run(ctx context.Context, c config, out io.Writer) (int, error) {
 			}
 		}
 	}
+	if len(g.failed) > 0 {
+		fmt.Fprintf(out, "kerneltest: %d steps of the observing cases failed\n", len(g.failed))
+		rc = 1
+	}
 	for _, name := range strings.Fields(c.cases) {
 		if m, ok := g.results[name]; ok {
 			fmt.Fprintln(out, m[0])
@@ -232,6 +237,9 @@ type guestRun struct {
 	why     string
 	results map[string][]string // resultLine matches by case
 	causes  map[string][]string // causeLine matches by case
+	// failed are the observing cases' steps that did not see what they
+	// expected ("kerneltest: others: STEP: FAILED: ...").
+	failed []string
 }
 
 // runGuest boots the guest once and reads its console until it powers off,
@@ -286,6 +294,9 @@ func runGuest(ctx context.Context, c config, vmlinuz, modDir string, kvm bool, o
 		}
 		if m := causeLine.FindStringSubmatch(l); m != nil {
 			g.causes[m[1]] = m
+		}
+		if strings.HasPrefix(l, "kerneltest: others: ") && strings.Contains(l, ": FAILED") {
+			g.failed = append(g.failed, l)
 		}
 		switch {
 		case strings.HasPrefix(l, "kerneltest: kernel "):

@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warthog618/go-gpiocdev"
+
 	"sensord/sensor"
 	"sensord/sensor/dht22"
 )
@@ -95,13 +97,18 @@ func TestKernel(t *testing.T) {
 	case "sensord":
 		kernelSensord(t)
 	case "hold":
-		// Another program holding the line: request it and keep it for
-		// -kernel.duration.
-		l, err := openCdev(*ktPin)
+		// Another program holding the line, under a consumer name of its
+		// own: request it and keep it for -kernel.duration.
+		host := gpioHost{root: "/", info: cdevInfo}
+		c, offset, err := host.findLine(*ktPin, gpiocdev.FindLine)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Printf("kerneltest: %s: holding %s for %v\n", *ktCase, l, *ktDuration)
+		l, err := gpiocdev.RequestLine(c.name, offset, gpiocdev.AsInput, gpiocdev.WithConsumer("kerneltest-holder"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("kerneltest: %s: holding %s:%d for %v\n", *ktCase, c.name, offset, *ktDuration)
 		if err := os.WriteFile(*ktDir+"/held", nil, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -55,6 +55,9 @@ const (
 	quiet = 300 * time.Microsecond
 	// tZero11 is a DHT11's 0 bit high.
 	tZero11 = 24 * time.Microsecond
+	// minPowerOff is how long the power must be off for a stopped sensor
+	// to answer again.
+	minPowerOff = time.Second
 	// maxSlowRise bounds Config.SlowRise: past the 80 µs preamble nothing
 	// of the answer would be left to look at.
 	maxSlowRise = 60 * time.Microsecond
@@ -101,6 +104,11 @@ type Config struct {
 	// StuckHigh holds the line high (a short to 3.3 V): it reads high even
 	// while the host drives it low, and nothing answers.
 	StuckHigh bool
+	// StopAfterReads makes the sensor stop answering (reads time out as
+	// for NoResponse) after this many frames, until its power was off for
+	// at least a second (PowerLine): the stuck DHT22 a power cycle cures.
+	// 0 means never.
+	StopAfterReads int
 	// Seed seeds the random source; 0 picks a seed from the clock.
 	Seed uint64
 }
@@ -117,6 +125,11 @@ type Sim struct {
 	frames int         // frames answered
 	last   dht22.Frame // the last frame played, as sent (after a flip)
 	lastOK bool        // whether last was sent without an injected error
+	// off is whether the power is off, offAt since when; sinceOn counts
+	// the frames answered since the last power-on.
+	off     bool
+	offAt   time.Duration
+	sinceOn int
 }
 
 // New returns a simulated sensor.
@@ -182,6 +195,23 @@ func (s *Sim) WaitIfHung(ctx context.Context) error {
 	return fmt.Errorf("dht22sim: sensor hung: %w", ctx.Err())
 }
 
+// SetPower switches the sensor's supply: off, it answers nothing; on again
+// after at least a second off, a stopped sensor (StopAfterReads) answers
+// again.
+func (s *Sim) SetPower(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !on && !s.off:
+		s.off, s.offAt = true, s.clock()
+	case on && s.off:
+		s.off = false
+		if s.clock()-s.offAt >= minPowerOff {
+			s.sinceOn = 0
+		}
+	}
+}
+
 // Frames returns how many start pulses the sensor has answered.
 func (s *Sim) Frames() int {
 	s.mu.Lock()
@@ -226,10 +256,12 @@ func (s *Sim) answer(held time.Duration, dst []time.Duration) (wave []time.Durat
 	if s.hungLocked() {
 		return dst, true
 	}
-	if s.cfg.NoResponse || s.cfg.StuckLow || s.cfg.StuckHigh || held < minHold {
+	if s.cfg.NoResponse || s.cfg.StuckLow || s.cfg.StuckHigh || held < minHold || s.off ||
+		(s.cfg.StopAfterReads > 0 && s.sinceOn >= s.cfg.StopAfterReads) {
 		return dst, false
 	}
 	s.frames++
+	s.sinceOn++
 	if s.cfg.Temperature == nil || s.cfg.Humidity == nil {
 		s.walk()
 	}

@@ -230,3 +230,21 @@ func (l *EdgeLine) Level() (bool, error) {
 
 // Close releases nothing; it is there to look like a real line.
 func (l *EdgeLine) Close() error { return nil }
+
+// PowerLine is a fake GPIO output wired to the simulated sensor's supply.
+type PowerLine struct {
+	sim  *Sim
+	name string
+}
+
+// PowerLine returns the fake power line named name.
+func (s *Sim) PowerLine(name string) *PowerLine { return &PowerLine{sim: s, name: name} }
+
+// Set drives the line: true powers the sensor.
+func (p *PowerLine) Set(on bool) error { p.sim.SetPower(on); return nil }
+
+// String names the line.
+func (p *PowerLine) String() string { return p.name + "(sim)" }
+
+// Close releases nothing.
+func (p *PowerLine) Close() error { return nil }

@@ -121,7 +121,7 @@ type Watch struct {
 type bucket struct {
 	at           time.Time
 	reads, fails uint64
-	causes       [sensor.CauseNoise + 1]uint64
+	causes       [sensor.NumCauses]uint64
 }
 
 // Run checks every watchEvery until ctx is cancelled.
@@ -160,7 +160,7 @@ func (w *Watch) Failing() bool {
 // windowSum is the window's totals.
 type windowSum struct {
 	reads, fails uint64
-	causes       [sensor.CauseNoise + 1]uint64
+	causes       [sensor.NumCauses]uint64
 	span         time.Duration
 }
 

@@ -141,8 +141,8 @@ func TestAHungReadGetsAVerdictAndAWarning(t *testing.T) {
 type causing struct{ err error }
 
 func (c causing) Read(context.Context) (sensor.Reading, error) { return sensor.Reading{}, c.err }
-func (c causing) String() string                                { return "causing" }
-func (c causing) Halt() error                                   { return nil }
+func (c causing) String() string                               { return "causing" }
+func (c causing) Halt() error                                  { return nil }
 
 func TestTheVerdictSaysTheCauseInWords(t *testing.T) {
 	for _, tc := range []struct {
