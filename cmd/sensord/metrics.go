@@ -9,6 +9,7 @@ import (
 
 	"sensord/broadcast"
 	"sensord/cmd/sensord/internal/health"
+	"sensord/cmd/sensord/internal/powercycle"
 	"sensord/cmd/sensord/internal/promtext"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/sensor"
@@ -31,6 +32,12 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 	m.Family("sensord_sensor_failures_total", "counter", "Failed sensor reads by likely cause, as the driver told it from the line (unknown: not told).")
 	for _, c := range sensor.Causes() {
 		m.Sample("sensord_sensor_failures_total", fmt.Sprintf(`cause=%q`, c), float64(st.Causes[c]))
+	}
+	if pc, ok := d.rawDev.(*powercycle.Sensor); ok {
+		ps := pc.Stats()
+		m.One("sensord_sensor_power_cycles_total", "counter", "Times -power-pin switched the sensor off and on again after a run of failed reads.", float64(ps.Cycles))
+		m.One("sensord_sensor_power_cycles_helped_total", "counter", "Power cycles after which the sensor read well again.", float64(ps.Helped))
+		m.One("sensord_sensor_power_cycles_failed_total", "counter", "Power cycles whose switching failed.", float64(ps.Failed))
 	}
 	vs := d.watch.Current()
 	m.One("sensord_sensor_window_reads", "gauge", "Sensor reads in the verdict's window (see /healthz sensor.window_seconds).", float64(vs.WindowReads))
