@@ -61,10 +61,16 @@ run_case() {
 		hpid=$!
 	fi
 	spid=""
-	if [ "$name" = sensord ]; then
+	case $name in
+	sensord)
 		taskset -c $READER_CPU /bin/sensord -sensor dht22 -capture cdev -pin GPIO4 -listen 127.0.0.1:8080 > /run/sensord.log 2>&1 &
 		spid=$!
-	fi
+		;;
+	power)
+		taskset -c $READER_CPU /bin/sensord -sensor dht22 -capture cdev -pin GPIO4 -power-pin GPIO17 -listen 127.0.0.1:8080 > /run/sensord.log 2>&1 &
+		spid=$!
+		;;
+	esac
 	say "case $name: responder$RESPONDER_ARGS$rargs"
 	taskset -c $READER_CPU /bin/sensors.test -test.run '^TestKernel$' -kernel.case "$name" -kernel.dir /run/kt "$@"
 	rc=$?
@@ -74,7 +80,7 @@ run_case() {
 		wait $spid
 		say "sensord: $(grep -c . /run/sensord.log) log lines, of which $(grep -c 'level=WARN\|level=ERROR' /run/sensord.log) WARN/ERROR; first lines:"
 		head -n 5 /run/sensord.log | sed 's/^/kerneltest:   /'
-		grep 'level=WARN\|level=ERROR' /run/sensord.log | head -n 5 | sed 's/^/kerneltest:   /'
+		grep 'level=WARN\|level=ERROR\|power' /run/sensord.log | head -n 8 | sed 's/^/kerneltest:   /'
 	fi
 	kill -TERM $rpid
 	wait $rpid
@@ -193,6 +199,11 @@ for c in $CASES; do
 	jitter20) run_case jitter20 - -jitter 20 -- -kernel.reads $READS -kernel.period $PERIOD ;;
 	hog) run_case hog hog -- -kernel.reads $READS -kernel.period $PERIOD ;;
 	sensord) run_case sensord - -values walk -- -kernel.mode sensord -kernel.duration $SENSORD_TIME ;;
+	power)
+		# The sensor's VCC on a second line of the bank: it stops answering
+		# after 3 frames until sensord cycled its power.
+		run_case power - -values walk -power ${line%4}17 -stop-after 3 -- -kernel.mode sensord -kernel.duration 150s -kernel.until-power-cycle
+		;;
 	others) others ;;
 	*) say "unknown case $c" ;;
 	esac

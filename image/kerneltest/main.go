@@ -42,6 +42,9 @@ type target struct {
 	// cause: the responder plays a fault on every frame, and at least
 	// minTold of the failed reads must be told as this sensor.Cause.
 	cause string
+	// power: sensord must have power-cycled the sensor, and the cycle
+	// must have helped.
+	power bool
 }
 
 // minTold is the share of a fault case's failed reads that must name the
@@ -61,33 +64,37 @@ var cases = []target{
 	{name: "fault-dht11", cause: "wrong_model"},
 	{name: "fault-stucklow", cause: "stuck_low"},
 	{name: "fault-checksum", cause: "noise"},
+	{name: "power", power: true},
 }
 
 // resultLine is the guest's result for one case.
 var resultLine = regexp.MustCompile(`^kernel-test: (\S+): (\d+) of (\d+) reads decoded \(([0-9.]+) %\), (\d+) wrong values$`)
 
+// powerLine is the power case's count of power cycles.
+var powerLine = regexp.MustCompile(`^kerneltest: (\S+): power cycles (\d+), helped (\d+)$`)
+
 // causeLine is a fault case's count of failed reads told as its cause.
 var causeLine = regexp.MustCompile(`^kerneltest: (\S+): cause (\S+): (\d+) of (\d+) failed reads$`)
 
 type config struct {
-	kernelDir  string // the unpacked kernel package (kernel.sh)
-	busybox    string
-	responder  string
-	guestTest  string
-	sensord    string
-	reads      int
-	period     time.Duration
+	kernelDir string // the unpacked kernel package (kernel.sh)
+	busybox   string
+	responder string
+	guestTest string
+	sensord   string
+	reads     int
+	period    time.Duration
 	// faultReads and faultPeriod shape the fault cases: a stuck-low frame
 	// holds the line for 20 ms, so reads are further apart.
 	faultReads  int
 	faultPeriod time.Duration
-	sensordFor time.Duration
-	cpus       int
-	timeout    time.Duration
-	cases      string
-	work       string
-	accel      string // "auto", "kvm", "tcg"
-	bootWait   time.Duration
+	sensordFor  time.Duration
+	cpus        int
+	timeout     time.Duration
+	cases       string
+	work        string
+	accel       string // "auto", "kvm", "tcg"
+	bootWait    time.Duration
 	// tcgCPUs and icount shape the TCG guest (see runGuest).
 	tcgCPUs int
 	icount  string
@@ -111,7 +118,7 @@ func main() {
 	flag.DurationVar(&c.sensordFor, "sensord-for", 64*time.Second, "how long sensord reads at its own 2 s period")
 	flag.IntVar(&c.cpus, "cpus", 2, "guest vCPUs (the responder has CPU 1 to itself)")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "the whole guest run's deadline")
-	flag.StringVar(&c.cases, "cases", "best jitter10 jitter20 hog sensord others fault-noanswer fault-slow fault-dht11 fault-stucklow fault-checksum", "cases to run, in order")
+	flag.StringVar(&c.cases, "cases", "best jitter10 jitter20 hog sensord others fault-noanswer fault-slow fault-dht11 fault-stucklow fault-checksum power", "cases to run, in order")
 	flag.StringVar(&c.work, "work", "build/kerneltest", "where the initramfs is built")
 	flag.StringVar(&c.accel, "accel", "auto", "auto: KVM, or TCG when KVM is missing or cannot boot the kernel; kvm; tcg")
 	flag.DurationVar(&c.bootWait, "boot-wait", 90*time.Second, "how long a guest may take to reach its init before it counts as not booting")
@@ -204,6 +211,10 @@ func run(ctx context.Context, c config, out io.Writer) (int, error) {
 		if wrong > 0 || total == 0 || (kvm && p < t.minPercent) {
 			rc = 1
 		}
+		if pm, ok := g.powers[name]; t.power && (!ok || pm[3] == "0") {
+			fmt.Fprintf(out, "kerneltest: %s: FAILED: no power cycle that helped\n", name)
+			rc = 1
+		}
 		if t.cause != "" {
 			cm, ok := g.causes[name]
 			told, _ := strconv.Atoi(cm[3])
@@ -237,6 +248,7 @@ type guestRun struct {
 	why     string
 	results map[string][]string // resultLine matches by case
 	causes  map[string][]string // causeLine matches by case
+	powers  map[string][]string // powerLine matches by case
 	// failed are the observing cases' steps that did not see what they
 	// expected ("kerneltest: others: STEP: FAILED: ...").
 	failed []string
@@ -279,7 +291,7 @@ func runGuest(ctx context.Context, c config, vmlinuz, modDir string, kvm bool, o
 	if err := cmd.Start(); err != nil {
 		return guestRun{}, fmt.Errorf("kerneltest: starting qemu: %w", err)
 	}
-	g := guestRun{results: map[string][]string{}, causes: map[string][]string{}}
+	g := guestRun{results: map[string][]string{}, causes: map[string][]string{}, powers: map[string][]string{}}
 	boot := time.AfterFunc(c.bootWait, func() {
 		g.why = fmt.Sprintf("no init within %v", c.bootWait)
 		cancel()
@@ -294,6 +306,9 @@ func runGuest(ctx context.Context, c config, vmlinuz, modDir string, kvm bool, o
 		}
 		if m := causeLine.FindStringSubmatch(l); m != nil {
 			g.causes[m[1]] = m
+		}
+		if m := powerLine.FindStringSubmatch(l); m != nil {
+			g.powers[m[1]] = m
 		}
 		if strings.HasPrefix(l, "kerneltest: others: ") && strings.Contains(l, ": FAILED") {
 			g.failed = append(g.failed, l)
