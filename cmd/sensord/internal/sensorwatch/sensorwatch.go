@@ -149,12 +149,13 @@ func (w *Watch) Current() health.SensorState {
 	return w.state
 }
 
-// Failing reports whether the last check found the sensor failing or
-// hung: the built-in sensor_failing alert follows it.
+// Failing reports whether the last check found the sensor failing: the
+// built-in sensor_failing alert follows it. A hung read is not failing
+// reads; the no_reading alert covers it.
 func (w *Watch) Failing() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.cond == health.SensorFailing || w.cond == health.SensorStuck
+	return w.cond == health.SensorFailing
 }
 
 // windowSum is the window's totals.

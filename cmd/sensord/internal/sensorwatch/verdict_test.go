@@ -132,8 +132,8 @@ func TestAHungReadGetsAVerdictAndAWarning(t *testing.T) {
 	if st.State != health.SensorStuck || !strings.Contains(st.Problem, "has not returned for 15s") || !strings.Contains(st.Fix, "-power-pin") {
 		t.Fatalf("verdict %+v, want stuck with words", st)
 	}
-	if !w.Failing() || strings.Count(out.String(), `level=WARN msg="sensor read hung"`) != 1 {
-		t.Fatalf("want one WARN for the hung read, got:\n%s", out.String())
+	if w.Failing() || strings.Count(out.String(), `level=WARN msg="sensor read hung"`) != 1 {
+		t.Fatalf("want one WARN for the hung read and no failing reads (failing %v), got:\n%s", w.Failing(), out.String())
 	}
 }
 
