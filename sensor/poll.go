@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,7 +87,12 @@ type Stats struct {
 	// Errors counts failed attempts by Kind: "timeout", "short_frame",
 	// "checksum", "out_of_range", "too_soon", "implausible", "other". Only
 	// kinds that occurred are present.
-	Errors        map[string]uint64
+	Errors map[string]uint64
+	// Causes counts failed attempts by their likely cause (CauseOf), for
+	// drivers that tell one; only causes that occurred are present.
+	Causes map[Cause]uint64
+	// LastCause is the cause of the last failed attempt.
+	LastCause     Cause
 	LastError     string
 	LastErrorTime time.Time
 	LastSuccess   time.Time
@@ -149,6 +155,7 @@ func NewPoller(s Sensor, o *PollOpts) (*Poller, error) {
 	}
 	p.period, p.min, p.maxBO = opts.schedule()
 	p.stats.Errors = map[string]uint64{}
+	p.stats.Causes = map[Cause]uint64{}
 	p.base = p.now()
 	return p, nil
 }
@@ -178,10 +185,8 @@ func (p *Poller) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.stats
-	s.Errors = make(map[string]uint64, len(p.stats.Errors))
-	for k, v := range p.stats.Errors {
-		s.Errors[k] = v
-	}
+	s.Errors = maps.Clone(p.stats.Errors)
+	s.Causes = maps.Clone(p.stats.Causes)
 	return s
 }
 
@@ -335,6 +340,9 @@ func (p *Poller) record(r Reading, err error, at time.Time) {
 		p.stats.Held++
 	}
 	p.stats.Errors[Kind(err)]++
+	c := CauseOf(err)
+	p.stats.Causes[c]++
+	p.stats.LastCause = c
 	p.stats.LastError = err.Error()
 	p.stats.LastErrorTime = at
 }

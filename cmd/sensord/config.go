@@ -31,6 +31,9 @@ const maxPeriod = 24 * time.Hour
 // and a 1 bit (70 us) overlap and no decoder can tell them apart.
 const maxSimJitter = 20 * time.Microsecond
 
+// maxSimStopAfter bounds -sim-stop-after: a day of reads at 2 s.
+const maxSimStopAfter = 43200
+
 // Bounds of the simulation's fixed values, in tenths: the DHT22's range.
 const (
 	minSimTemp, maxSimTemp         sensor.Deci = -400, 800
@@ -40,9 +43,11 @@ const (
 // config is the daemon's whole configuration, as parsed from flags and the
 // environment.
 type config struct {
-	Listen   string
-	Sensor   string
-	Pin      string
+	Listen string
+	Sensor string
+	Pin    string
+	// PowerPin is the GPIO the DHT22's VCC is wired to ("": none).
+	PowerPin string
 	Capture  string
 	Bus      string
 	Period   time.Duration
@@ -74,6 +79,7 @@ type config struct {
 	SimTemp      *sensor.Deci // nil: a slow random walk
 	SimHumidity  *sensor.Deci // nil: a slow random walk
 	SimNoResp    bool
+	SimStopAfter int
 
 	HistoryDir     string
 	HistoryRaw     time.Duration
@@ -119,6 +125,7 @@ func (c *config) settings() *flagenv.Set {
 	s.Var(flagenv.Text{P: &c.Name, Check: checkName}, "name", "the device's name in the dashboard, MQTT topics and Home Assistant: letters, digits, -, _ (default: the hostname)")
 	s.Var(flagenv.Choice{P: &c.Sensor, Default: "dht22", Choices: sensors.Kinds()}, "sensor", "the sensor chip (sim: a simulated DHT22, no hardware)")
 	s.Var(flagenv.Text{P: &c.Pin, Default: "GPIO4", Check: checkPin}, "pin", "GPIO pin of the DHT22's data line")
+	s.Var(flagenv.Text{P: &c.PowerPin}, "power-pin", "GPIO pin the DHT22's VCC is wired to: after a run of failed reads sensord switches it off for a few seconds and on again (empty: none)")
 	s.Var(flagenv.Choice{P: &c.Capture, Default: "auto", Choices: sensors.Captures()}, "capture", "DHT22 edge timing: auto, cdev (GPIO character device), mmap (/dev/gpiomem busy loop)")
 	s.Var(flagenv.Text{P: &c.Bus}, "i2c-bus", "I2C bus for bme280, aht20, am2320 (default: the first, usually 1)")
 	s.Var(flagenv.Duration{P: &c.Period, Default: 2 * time.Second, Max: maxPeriod}, "period", "time between readings, at least the sensor's minimum ("+minPeriods()+")")
@@ -136,6 +143,7 @@ func (c *config) settings() *flagenv.Set {
 	s.Var(flagenv.OptionalTenths[sensor.Deci]{P: &c.SimTemp, Min: minSimTemp, Max: maxSimTemp, Unit: "degrees C"}, "sim-temp", "sim: fixed temperature in C, e.g. -10.1 (empty: a slow random walk)")
 	s.Var(flagenv.OptionalTenths[sensor.Deci]{P: &c.SimHumidity, Min: minSimHumidity, Max: maxSimHumidity, Unit: "%RH"}, "sim-humidity", "sim: fixed humidity in %RH, e.g. 48.2 (empty: a slow random walk)")
 	s.Var(flagenv.Bool{P: &c.SimNoResp}, "sim-no-response", "sim: never answer the start pulse")
+	s.Var(flagenv.Int{P: &c.SimStopAfter, Max: maxSimStopAfter}, "sim-stop-after", "sim: stop answering after this many reads until -power-pin cycles the power; 0 never")
 	s.Var(flagenv.Bool{P: &c.ClockHold}, "clock-hold", "until the clock is set (NTP, a battery-backed clock, or the owner from the dashboard), keep readings in memory instead of writing them to history and MQTT, then store them with correct times (on for a Pi without a clock; the image sets it)")
 	c.frontSettings(s)
 	c.historySettings(s)
@@ -285,17 +293,19 @@ func checkWSURL(v string) error {
 // sensorConfig turns the flags into what sensors.Open takes.
 func (c *config) sensorConfig() sensors.Config {
 	return sensors.Config{
-		Kind:    c.Sensor,
-		Pin:     c.Pin,
-		Capture: c.Capture,
-		Bus:     c.Bus,
+		Kind:     c.Sensor,
+		Pin:      c.Pin,
+		PowerPin: c.PowerPin,
+		Capture:  c.Capture,
+		Bus:      c.Bus,
 		Sim: dht22sim.Config{
-			Jitter:      c.SimJitter,
-			ErrorRate:   c.SimErrorRate,
-			HangAfter:   c.SimHangAfter,
-			NoResponse:  c.SimNoResp,
-			Temperature: c.SimTemp,
-			Humidity:    c.SimHumidity,
+			Jitter:         c.SimJitter,
+			ErrorRate:      c.SimErrorRate,
+			HangAfter:      c.SimHangAfter,
+			NoResponse:     c.SimNoResp,
+			StopAfterReads: c.SimStopAfter,
+			Temperature:    c.SimTemp,
+			Humidity:       c.SimHumidity,
 		},
 	}
 }

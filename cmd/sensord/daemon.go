@@ -16,6 +16,7 @@ import (
 	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/linklog"
+	"sensord/cmd/sensord/internal/powercycle"
 	"sensord/cmd/sensord/internal/push"
 	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/internal/sensorwatch"
@@ -129,6 +130,10 @@ type daemon struct {
 	hostsRefused atomic.Uint64
 	bridge       *mqtt.Bridge // nil without -mqtt-url
 
+	// rawDev is the sensor as opened, before calibration: /metrics asks
+	// it for its power cycles.
+	rawDev sensor.Sensor
+
 	// stuckAfter: a poller whose last read returned longer ago than this
 	// is stuck (longer than the worst back-off plus a blocked read's timeout).
 	stuckAfter time.Duration
@@ -160,8 +165,9 @@ type daemon struct {
 // newDaemon builds the daemon on dev; now is the clock of its health
 // window (time.Now but in tests).
 func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logger, now func() time.Time) (*daemon, error) {
+	raw := dev
 	dev = sensor.Calibrated(dev, cfg.offsets())
-	d := &daemon{cfg: cfg, log: log, now: now, started: now(), warnings: warnings, dev: dev}
+	d := &daemon{cfg: cfg, log: log, now: now, started: now(), warnings: warnings, dev: dev, rawDev: raw}
 	d.owner = guard.NewOwner(cfg.OwnerToken, cfg.Token, log, time.Now)
 	d.update = newUpdatePanel(log)
 	d.update.Writable = d.owner.Writable()
@@ -175,7 +181,13 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	}
 	d.poller = p
 	d.stuckAfter = backoff + 2*cfg.Period + 2*time.Second
-	d.watch = &sensorwatch.Watch{Stats: p.Stats, Window: health.Window{Period: cfg.Period}, Started: d.started, Now: now, Log: log,
+	if cfg.PowerPin != "" {
+		// A read that cycles the power takes its off and warm-up time on
+		// top.
+		d.stuckAfter += powercycle.OffFor + powercycle.WarmUp
+	}
+	d.watch = &sensorwatch.Watch{Stats: p.Stats, Progress: p.Progress, StuckAfter: d.stuckAfter,
+		Window: health.Window{Period: cfg.Period}, Started: d.started, Now: now, Log: log,
 		Name: dev.String(), Wiring: sensorwatch.Wiring{Sensor: cfg.Sensor, Pin: cfg.Pin, Bus: cfg.Bus}}
 	d.checker = d.newChecker()
 

@@ -75,9 +75,18 @@ func (d *daemon) newChecker() *health.Checker {
 		Version:  version,
 		Sensor:   d.poller.Stats,
 		Alive:    d.healthy,
-		Degraded: []func() string{d.clockDown, d.mqttDown, d.historyDown},
+		Degraded: []func() string{d.clockDown, d.sensorDegraded, d.mqttDown, d.historyDown},
 		Describe: d.describe,
 	}
+}
+
+// sensorDegraded is the sensor watch's verdict as a degraded part: its
+// summary while many reads fail but readings still come.
+func (d *daemon) sensorDegraded() string {
+	if st := d.watch.Current(); st.State == health.SensorDegraded {
+		return st.Summary
+	}
+	return ""
 }
 
 // describe fills what /healthz shows beside the verdict.

@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"sensord/cmd/sensord/internal/powercycle"
 	"sensord/sensor/sensors"
 	"sensord/systemd"
 )
@@ -106,6 +107,12 @@ func serve(ctx context.Context, cfg *config, warnings []string, log *slog.Logger
 	dev, err := sensors.Open(ctx, cfg.sensorConfig(), log)
 	if err != nil {
 		return fmt.Errorf("open sensor: %w", err)
+	}
+	if p, ok := dev.(sensors.Powered); ok {
+		if dev, err = powercycle.New(p, p.Power(), log); err != nil {
+			p.Halt()
+			return fmt.Errorf("open sensor: %w", err)
+		}
 	}
 	defer dev.Halt()
 

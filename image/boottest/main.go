@@ -333,6 +333,9 @@ func (t *test) run(ctx context.Context) (err error) {
 	t.phase("watchdog: wait for the hang and the kill")
 	t.checkWatchdog(ctx, stream)
 	t.checkMQTTWill(ctx)
+
+	t.phase("checks: gpio-sim on the image's kernel")
+	t.checkGPIOSim(ctx)
 	t.phase("")
 	return nil
 }

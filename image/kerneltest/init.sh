@@ -61,10 +61,16 @@ run_case() {
 		hpid=$!
 	fi
 	spid=""
-	if [ "$name" = sensord ]; then
+	case $name in
+	sensord)
 		taskset -c $READER_CPU /bin/sensord -sensor dht22 -capture cdev -pin GPIO4 -listen 127.0.0.1:8080 > /run/sensord.log 2>&1 &
 		spid=$!
-	fi
+		;;
+	power)
+		taskset -c $READER_CPU /bin/sensord -sensor dht22 -capture cdev -pin GPIO4 -power-pin GPIO17 -listen 127.0.0.1:8080 > /run/sensord.log 2>&1 &
+		spid=$!
+		;;
+	esac
 	say "case $name: responder$RESPONDER_ARGS$rargs"
 	taskset -c $READER_CPU /bin/sensors.test -test.run '^TestKernel$' -kernel.case "$name" -kernel.dir /run/kt "$@"
 	rc=$?
@@ -74,53 +80,130 @@ run_case() {
 		wait $spid
 		say "sensord: $(grep -c . /run/sensord.log) log lines, of which $(grep -c 'level=WARN\|level=ERROR' /run/sensord.log) WARN/ERROR; first lines:"
 		head -n 5 /run/sensord.log | sed 's/^/kerneltest:   /'
-		grep 'level=WARN\|level=ERROR' /run/sensord.log | head -n 5 | sed 's/^/kerneltest:   /'
+		grep 'level=WARN\|level=ERROR\|power' /run/sensord.log | head -n 8 | sed 's/^/kerneltest:   /'
 	fi
 	kill -TERM $rpid
 	wait $rpid
 	say "case $name: reader exit $rc"
 }
 
-# others: what sensord says when another program holds its line, and when
-# the chip goes away and comes back. Observations, not a pass/fail.
+# others: what sensord says and does when another program holds its line
+# at start-up, when the pin is exported through sysfs, and when the chip
+# goes away and comes back. Each step prints "kerneltest: others: STEP:
+# ok" or "...: FAILED: what it saw"; the host fails the run on FAILED.
+# expect STEP WHAT PATH PATTERN TENTHS: until sensord's PATH answers with
+# PATTERN (grep -E), at most TENTHS tenths of a second.
+expect() {
+	i=0
+	while [ $i -lt "$5" ]; do
+		body=$(wget -q -O - "http://127.0.0.1:8080$3" 2>/dev/null)
+		if echo "$body" | grep -qE "$4"; then
+			say "others: $1: ok: $2"
+			return 0
+		fi
+		i=$((i + 1))
+		usleep 100000
+	done
+	say "others: $1: FAILED: $2: $3 says $(echo "$body" | head -c 400 | tr '\n' ' ')"
+	return 1
+}
+
+# healthz_sensor: the sensor's verdict from /healthz, in one line.
+healthz_sensor() {
+	wget -q -O - http://127.0.0.1:8080/healthz 2>/dev/null | grep -oE '"(state|summary|last_error)":"([^"\\]|\\.)*"' | tr '\n' ' '
+}
+
+start_sensord() {
+	taskset -c $READER_CPU /bin/sensord -sensor dht22 -capture cdev -pin GPIO4 -listen 127.0.0.1:8080 > "$1" 2>&1 &
+	spid=$!
+}
+
+stop_sensord() {
+	kill -TERM $spid 2>/dev/null
+	wait $spid
+}
+
 others() {
 	rm -rf /run/kt && mkdir -p /run/kt
-	taskset -c $READER_CPU /bin/sensors.test -test.run '^TestKernel$' -kernel.case others -kernel.mode hold -kernel.dir /run/kt -kernel.duration 3s &
+	/bin/responder -line $line -dir /run/kt -cpu $RESPONDER_CPU $RESPONDER_ARGS -values walk > /dev/null &
+	rpid=$!
+
+	# 1. Another program holds the line at start-up.
+	taskset -c $READER_CPU /bin/sensors.test -test.run '^TestKernel$' -kernel.case others -kernel.mode hold -kernel.dir /run/kt -kernel.duration 8s > /dev/null &
 	hold=$!
 	wait_for /run/kt/held 100 || fail "others: the holder did not start"
-	timeout 10 /bin/sensord -sensor dht22 -capture cdev -pin GPIO4 -listen 127.0.0.1:8080 > /run/busy.log 2>&1
-	say "others: sensord while another program holds the line: exit $?: $(grep -v level=INFO /run/busy.log | head -n 2 | tr '\n' ' ')"
+	start_sensord /run/busy.log
+	expect "busy at start-up" "sensord serves and names the holder" /healthz 'in use by \\"kerneltest-holder\\"' 100
+	say "others: busy at start-up: $(healthz_sensor)"
+	grep -m 1 'line busy' /run/busy.log | sed 's/^/kerneltest:   /'
 	wait $hold
-	/bin/responder -line $line -dir /run/kt -cpu $RESPONDER_CPU $RESPONDER_ARGS -values walk &
-	rpid=$!
-	taskset -c $READER_CPU /bin/sensord -sensor dht22 -capture cdev -pin GPIO4 -listen 127.0.0.1:8080 > /run/gone.log 2>&1 &
-	spid=$!
-	i=0; while ! grep -q 'level=INFO msg=listening' /run/gone.log && [ $i -lt 100 ]; do i=$((i + 1)); usleep 100000; done
-	i=0; while ! wget -q -O /dev/null http://127.0.0.1:8080/api/latest 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); usleep 100000; done
-	say "others: sensord reading: $(wget -q -O - http://127.0.0.1:8080/api/latest 2>&1 | head -c 120)"
+	expect "busy, then free" "sensord reads once the holder let go" /api/latest '"temperature"' 150
+	stop_sensord
+
+	# 2. The pin is exported through /sys/class/gpio.
+	base=""
+	for c in /sys/class/gpio/gpiochip*; do
+		[ "$(cat $c/ngpio 2>/dev/null)" = 28 ] && base=$(cat $c/base)
+	done
+	if [ -n "$base" ] && echo $((base + 4)) > /sys/class/gpio/export; then
+		start_sensord /run/export.log
+		expect "exported" "sensord says the pin is exported" /healthz 'exported through /sys/class/gpio' 100
+		say "others: exported: $(healthz_sensor)"
+		echo $((base + 4)) > /sys/class/gpio/unexport
+		expect "exported, then unexported" "sensord reads once the pin is unexported" /api/latest '"temperature"' 150
+		stop_sensord
+	else
+		say "others: exported: FAILED: no sysfs GPIO export for the gpio-sim chip (base '$base')"
+	fi
+
+	# 3. The chip goes away (the bank's live set to 0, the module still
+	# in use) and comes back, as a new chip.
+	start_sensord /run/gone.log
+	expect "running" "sensord reads" /api/latest '"temperature"' 150
 	echo 0 > $sim/live
-	say "others: chip removed (live 0): rmmod gpio-sim: $(rmmod gpio-sim 2>&1 || true)"
-	i=0; while [ $i -lt 60 ]; do i=$((i + 1)); usleep 100000; done
-	say "others: sensord with the chip gone: $(kill -0 $spid 2>/dev/null && echo running || echo exited); healthz: $(wget -q -O - http://127.0.0.1:8080/healthz 2>&1 | head -c 200 | tr '\n' ' ')"
+	say "others: chip removed (live 0); rmmod gpio-sim: $(rmmod gpio-sim 2>&1 || echo removed)"
+	expect "chip gone" "sensord keeps serving and says the chip went away" /healthz 'went away' 150
+	say "others: chip gone: sensord $(kill -0 $spid 2>/dev/null && echo running || echo exited); $(healthz_sensor)"
 	echo 1 > $sim/live
 	line=/sys/devices/platform/$(cat $sim/dev_name)/$(cat $sim/bank0/chip_name)/sim_gpio4
 	kill -TERM $rpid; wait $rpid
 	/bin/responder -line $line -dir /run/kt -cpu $RESPONDER_CPU $RESPONDER_ARGS -values walk > /dev/null &
 	rpid=$!
-	i=0; while [ $i -lt 60 ]; do i=$((i + 1)); usleep 100000; done
-	say "others: chip back (live 1, $(cat $sim/bank0/chip_name)): sensord $(kill -0 $spid 2>/dev/null && echo running || echo exited); healthz: $(wget -q -O - http://127.0.0.1:8080/healthz 2>&1 | head -c 200 | tr '\n' ' ')"
+	expect "chip back" "sensord reads from the new chip $(cat $sim/bank0/chip_name)" /healthz '"state":"ok"' 300
+	say "others: chip back: $(healthz_sensor)"
 	grep -v level=INFO /run/gone.log | head -n 4 | sed 's/^/kerneltest:   /'
-	kill -TERM $spid $rpid 2>/dev/null
-	wait $spid $rpid
+	stop_sensord
+	kill -TERM $rpid 2>/dev/null
+	wait $rpid
+}
+
+# cause_of FAULT: the cause sensord must tell for the responder's fault.
+cause_of() {
+	case $1 in
+	noanswer) echo no_answer ;;
+	slow) echo bad_signal ;;
+	dht11) echo wrong_model ;;
+	stucklow) echo stuck_low ;;
+	checksum) echo noise ;;
+	esac
 }
 
 for c in $CASES; do
 	case $c in
+	fault-*)
+		f=${c#fault-}
+		run_case $c - -values walk -fault $f -- -kernel.reads $FAULT_READS -kernel.period $FAULT_PERIOD -kernel.want-cause "$(cause_of $f)"
+		;;
 	best) run_case best - -- -kernel.reads $READS -kernel.period $PERIOD ;;
 	jitter10) run_case jitter10 - -jitter 10 -- -kernel.reads $READS -kernel.period $PERIOD ;;
 	jitter20) run_case jitter20 - -jitter 20 -- -kernel.reads $READS -kernel.period $PERIOD ;;
 	hog) run_case hog hog -- -kernel.reads $READS -kernel.period $PERIOD ;;
 	sensord) run_case sensord - -values walk -- -kernel.mode sensord -kernel.duration $SENSORD_TIME ;;
+	power)
+		# The sensor's VCC on a second line of the bank: it stops answering
+		# after 3 frames until sensord cycled its power.
+		run_case power - -values walk -power ${line%4}17 -stop-after 3 -- -kernel.mode sensord -kernel.duration 150s -kernel.until-power-cycle
+		;;
 	others) others ;;
 	*) say "unknown case $c" ;;
 	esac

@@ -19,7 +19,7 @@ KERNEL_DEBS  := qemu-system-x86 busybox-static gcc libc6-dev cpio xz-utils zstd
 KERNEL_READS  ?= 2000
 KERNEL_PERIOD ?= 20ms
 SENSORD_FOR   ?= 64s
-KERNEL_CASES  ?= best jitter10 jitter20 hog sensord others
+KERNEL_CASES  ?= best jitter10 jitter20 hog sensord others fault-noanswer fault-slow fault-dht11 fault-stucklow fault-checksum power
 
 .PHONY: kernel-test kernel-test-deps
 

@@ -10,7 +10,8 @@
 //
 // then "kernel-test: exit status S". S is 1 when a case published a wrong
 // value, gave no result, or, under KVM, fell below its target
-// (minPercent).
+// (minPercent); when a fault case did not name its cause; or when a step
+// of the others case did not see what it expected.
 package main
 
 import (
@@ -38,35 +39,62 @@ type target struct {
 	minPercent float64
 	// observe: the case prints what it saw and has no result line.
 	observe bool
+	// cause: the responder plays a fault on every frame, and at least
+	// minTold of the failed reads must be told as this sensor.Cause.
+	cause string
+	// power: sensord must have power-cycled the sensor, and the cycle
+	// must have helped.
+	power bool
 }
 
+// minTold is the share of a fault case's failed reads that must name the
+// fault's cause: all of them but the odd read that failed for another
+// reason (under TCG a capture can lose its timing).
+const minTold = 0.9
+
 var cases = []target{
-	{"best", 99.9, false},
-	{"jitter10", 0, false},
-	{"jitter20", 0, false},
-	{"hog", 0, false},
-	{"sensord", 99.9, false},
-	{"others", 0, true},
+	{name: "best", minPercent: 99.9},
+	{name: "jitter10"},
+	{name: "jitter20"},
+	{name: "hog"},
+	{name: "sensord", minPercent: 99.9},
+	{name: "others", observe: true},
+	{name: "fault-noanswer", cause: "no_answer"},
+	{name: "fault-slow", cause: "bad_signal"},
+	{name: "fault-dht11", cause: "wrong_model"},
+	{name: "fault-stucklow", cause: "stuck_low"},
+	{name: "fault-checksum", cause: "noise"},
+	{name: "power", power: true},
 }
 
 // resultLine is the guest's result for one case.
 var resultLine = regexp.MustCompile(`^kernel-test: (\S+): (\d+) of (\d+) reads decoded \(([0-9.]+) %\), (\d+) wrong values$`)
 
+// powerLine is the power case's count of power cycles.
+var powerLine = regexp.MustCompile(`^kerneltest: (\S+): power cycles (\d+), helped (\d+)$`)
+
+// causeLine is a fault case's count of failed reads told as its cause.
+var causeLine = regexp.MustCompile(`^kerneltest: (\S+): cause (\S+): (\d+) of (\d+) failed reads$`)
+
 type config struct {
-	kernelDir  string // the unpacked kernel package (kernel.sh)
-	busybox    string
-	responder  string
-	guestTest  string
-	sensord    string
-	reads      int
-	period     time.Duration
-	sensordFor time.Duration
-	cpus       int
-	timeout    time.Duration
-	cases      string
-	work       string
-	accel      string // "auto", "kvm", "tcg"
-	bootWait   time.Duration
+	kernelDir string // the unpacked kernel package (kernel.sh)
+	busybox   string
+	responder string
+	guestTest string
+	sensord   string
+	reads     int
+	period    time.Duration
+	// faultReads and faultPeriod shape the fault cases: a stuck-low frame
+	// holds the line for 20 ms, so reads are further apart.
+	faultReads  int
+	faultPeriod time.Duration
+	sensordFor  time.Duration
+	cpus        int
+	timeout     time.Duration
+	cases       string
+	work        string
+	accel       string // "auto", "kvm", "tcg"
+	bootWait    time.Duration
 	// tcgCPUs and icount shape the TCG guest (see runGuest).
 	tcgCPUs int
 	icount  string
@@ -85,10 +113,12 @@ func main() {
 	flag.StringVar(&c.sensord, "sensord", "build/sensord", "the static sensord binary, as make build makes it")
 	flag.IntVar(&c.reads, "reads", 2000, "reads per capture case")
 	flag.DurationVar(&c.period, "period", 20*time.Millisecond, "time between reads in the capture cases")
+	flag.IntVar(&c.faultReads, "fault-reads", 20, "reads per fault case")
+	flag.DurationVar(&c.faultPeriod, "fault-period", 50*time.Millisecond, "time between reads in the fault cases")
 	flag.DurationVar(&c.sensordFor, "sensord-for", 64*time.Second, "how long sensord reads at its own 2 s period")
 	flag.IntVar(&c.cpus, "cpus", 2, "guest vCPUs (the responder has CPU 1 to itself)")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Minute, "the whole guest run's deadline")
-	flag.StringVar(&c.cases, "cases", "best jitter10 jitter20 hog sensord others", "cases to run, in order")
+	flag.StringVar(&c.cases, "cases", "best jitter10 jitter20 hog sensord others fault-noanswer fault-slow fault-dht11 fault-stucklow fault-checksum power", "cases to run, in order")
 	flag.StringVar(&c.work, "work", "build/kerneltest", "where the initramfs is built")
 	flag.StringVar(&c.accel, "accel", "auto", "auto: KVM, or TCG when KVM is missing or cannot boot the kernel; kvm; tcg")
 	flag.DurationVar(&c.bootWait, "boot-wait", 90*time.Second, "how long a guest may take to reach its init before it counts as not booting")
@@ -181,6 +211,27 @@ func run(ctx context.Context, c config, out io.Writer) (int, error) {
 		if wrong > 0 || total == 0 || (kvm && p < t.minPercent) {
 			rc = 1
 		}
+		if pm, ok := g.powers[name]; t.power && (!ok || pm[3] == "0") {
+			fmt.Fprintf(out, "kerneltest: %s: FAILED: no power cycle that helped\n", name)
+			rc = 1
+		}
+		if t.cause != "" {
+			cm, ok := g.causes[name]
+			told, _ := strconv.Atoi(cm[3])
+			failed, _ := strconv.Atoi(cm[4])
+			switch {
+			case !ok || cm[2] != t.cause:
+				fmt.Fprintf(out, "kerneltest: %s: no count of failures told as %s\n", name, t.cause)
+				rc = 1
+			case failed == 0 || float64(told) < minTold*float64(failed):
+				fmt.Fprintf(out, "kerneltest: %s: FAILED: %d of %d failed reads told as %s, want at least %.0f %%\n", name, told, failed, t.cause, 100*minTold)
+				rc = 1
+			}
+		}
+	}
+	if len(g.failed) > 0 {
+		fmt.Fprintf(out, "kerneltest: %d steps of the observing cases failed\n", len(g.failed))
+		rc = 1
 	}
 	for _, name := range strings.Fields(c.cases) {
 		if m, ok := g.results[name]; ok {
@@ -196,6 +247,11 @@ type guestRun struct {
 	done    bool // it got through every case
 	why     string
 	results map[string][]string // resultLine matches by case
+	causes  map[string][]string // causeLine matches by case
+	powers  map[string][]string // powerLine matches by case
+	// failed are the observing cases' steps that did not see what they
+	// expected ("kerneltest: others: STEP: FAILED: ...").
+	failed []string
 }
 
 // runGuest boots the guest once and reads its console until it powers off,
@@ -235,7 +291,7 @@ func runGuest(ctx context.Context, c config, vmlinuz, modDir string, kvm bool, o
 	if err := cmd.Start(); err != nil {
 		return guestRun{}, fmt.Errorf("kerneltest: starting qemu: %w", err)
 	}
-	g := guestRun{results: map[string][]string{}}
+	g := guestRun{results: map[string][]string{}, causes: map[string][]string{}, powers: map[string][]string{}}
 	boot := time.AfterFunc(c.bootWait, func() {
 		g.why = fmt.Sprintf("no init within %v", c.bootWait)
 		cancel()
@@ -247,6 +303,15 @@ func runGuest(ctx context.Context, c config, vmlinuz, modDir string, kvm bool, o
 		if m := resultLine.FindStringSubmatch(l); m != nil {
 			g.results[m[1]] = m
 			continue // printed once, at the end
+		}
+		if m := causeLine.FindStringSubmatch(l); m != nil {
+			g.causes[m[1]] = m
+		}
+		if m := powerLine.FindStringSubmatch(l); m != nil {
+			g.powers[m[1]] = m
+		}
+		if strings.HasPrefix(l, "kerneltest: others: ") && strings.Contains(l, ": FAILED") {
+			g.failed = append(g.failed, l)
 		}
 		switch {
 		case strings.HasPrefix(l, "kerneltest: kernel "):
@@ -325,8 +390,8 @@ func buildInitramfs(c config, modDir string, responderCPU int) (string, error) {
 	if responderCPU > 1 {
 		readers = fmt.Sprintf("0-%d", responderCPU-1)
 	}
-	conf := fmt.Sprintf("CASES=%q\nREADS=%d\nPERIOD=%s\nSENSORD_TIME=%s\nRESPONDER_ARGS=%q\nRESPONDER_CPU=%d\nREADER_CPU=%s\n",
-		c.cases, c.reads, c.period, c.sensordFor, " "+c.responderArgs, responderCPU, readers)
+	conf := fmt.Sprintf("CASES=%q\nREADS=%d\nPERIOD=%s\nFAULT_READS=%d\nFAULT_PERIOD=%s\nSENSORD_TIME=%s\nRESPONDER_ARGS=%q\nRESPONDER_CPU=%d\nREADER_CPU=%s\n",
+		c.cases, c.reads, c.period, c.faultReads, c.faultPeriod, c.sensordFor, " "+c.responderArgs, responderCPU, readers)
 	if err := os.WriteFile(filepath.Join(root, "etc/kerneltest.conf"), []byte(conf), 0o644); err != nil {
 		return "", err
 	}

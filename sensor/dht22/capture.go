@@ -40,9 +40,17 @@ type edgeCapture struct{ line EdgeLine }
 func (c *edgeCapture) name() string   { return "edge-timestamps" }
 func (c *edgeCapture) String() string { return c.line.String() }
 
-func (c *edgeCapture) capture(ctx context.Context, pulse time.Duration, dst []Edge) (int, error) {
+func (c *edgeCapture) capture(ctx context.Context, pulse time.Duration, dst []Edge, lv *Levels) (int, error) {
 	if err := c.line.DriveLow(); err != nil {
 		return 0, fmt.Errorf("dht22: start pulse on %s: %w", c.line, err)
+	}
+	lr, canRead := c.line.(LevelReader)
+	if canRead {
+		// Driven low, the line reads high only when something stronger
+		// holds it there; the pulse has time for the look.
+		if high, err := lr.Level(); err == nil && high {
+			lv.HeldHigh = true
+		}
 	}
 	// The pulse only has to be long enough; a late wake-up makes it longer,
 	// which the sensor accepts (MaxStartPulse leaves the room).
@@ -55,6 +63,11 @@ func (c *edgeCapture) capture(ctx context.Context, pulse time.Duration, dst []Ed
 		return n, fmt.Errorf("dht22: reading edges of %s: %w", c.line, err)
 	}
 	if n < minEdges {
+		if canRead {
+			if high, err := lr.Level(); err == nil {
+				lv.EndKnown, lv.EndLow = true, !high
+			}
+		}
 		return n, errorf(sensor.ErrTimeout, "no response on %s (%d edges within %v of the release)", c.line, n, frameTimeout)
 	}
 	return n, nil
@@ -95,7 +108,7 @@ func probeRealtime() bool {
 // only global, because the resource it guards is global too.
 var gcHold sync.Mutex
 
-func (c *pinCapture) capture(ctx context.Context, pulse time.Duration, dst []Edge) (int, error) {
+func (c *pinCapture) capture(ctx context.Context, pulse time.Duration, dst []Edge, lv *Levels) (int, error) {
 	// The frame is timed by this goroutine's own reads of the clock, so it
 	// must not move between threads, be stopped for a collection, or lose
 	// its CPU while the frame lasts (~6 ms). SetGCPercent(-1) also waits
@@ -132,6 +145,9 @@ func (c *pinCapture) capture(ctx context.Context, pulse time.Duration, dst []Edg
 		return 0, fmt.Errorf("dht22: start pulse on %s: %w", c.pin.Name(), err)
 	}
 	start := c.clock()
+	// Driven low, the pin reads high only when something stronger holds it
+	// there (the level register reads the pad, not the output latch).
+	lv.HeldHigh = c.pin.Read() == gpio.High
 	if pulse > 2*time.Millisecond {
 		// Sleep through most of a long pulse; spin the last millisecond so
 		// the release is punctual whatever the scheduler does.
@@ -142,7 +158,17 @@ func (c *pinCapture) capture(ctx context.Context, pulse time.Duration, dst []Edg
 	if err := c.pin.In(gpio.PullUp, gpio.NoEdge); err != nil {
 		return 0, fmt.Errorf("dht22: releasing %s: %w", c.pin.Name(), err)
 	}
-	return sample(c.pin, c.clock, dst)
+	release := c.clock()
+	n, err := sample(c.pin, c.clock, dst)
+	if err != nil && n < minEdges {
+		// Look once every answer would be over: a line still low then is
+		// held low, not in the middle of a frame.
+		if rest := frameTimeout - (c.clock() - release); rest > 0 {
+			time.Sleep(rest)
+		}
+		lv.EndKnown, lv.EndLow = true, c.pin.Read() == gpio.Low
+	}
+	return n, err
 }
 
 // sample records level changes of pin until the frame is over. Every phase

@@ -1,6 +1,7 @@
 package dht22
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"time"
@@ -58,10 +59,21 @@ const (
 type dhtError struct {
 	kind error
 	msg  string
+	// lost marks a frame the capture lost its timing for: it also matches
+	// ErrLostTiming.
+	lost bool
 }
 
 func (e *dhtError) Error() string { return "dht22: " + e.msg }
 func (e *dhtError) Unwrap() error { return e.kind }
+func (e *dhtError) Is(target error) bool {
+	return e.lost && target == ErrLostTiming
+}
+
+// ErrLostTiming matches (besides sensor.ErrTimeout) a read whose capture
+// lost the CPU for long enough to blur a bit: the host's trouble, not the
+// sensor's or the wiring's.
+var ErrLostTiming = errors.New("dht22: the capture lost its timing")
 
 func errorf(kind error, format string, args ...any) error {
 	return &dhtError{kind: kind, msg: fmt.Sprintf(format, args...)}
@@ -222,7 +234,9 @@ func DecodeFrame(edges []Edge) (Frame, error) {
 		// Never guess: the checksum cannot settle an open bit, because a
 		// corrupted frame would then be "repaired" into a wrong value
 		// whenever the open bit happens to cancel the corruption.
-		return Frame{}, errorf(sensor.ErrTimeout, "%d bits ambiguous, first bit %d (the capture lost the CPU)", bits.OnesCount64(amb), 39-(63-bits.LeadingZeros64(amb)))
+		err := errorf(sensor.ErrTimeout, "%d bits ambiguous, first bit %d (the capture lost the CPU)", bits.OnesCount64(amb), 39-(63-bits.LeadingZeros64(amb)))
+		err.(*dhtError).lost = true
+		return Frame{}, err
 	}
 	return frameOf(word), nil
 }

@@ -73,7 +73,9 @@ type simulator interface{ Simulated() bool }
 
 // capturer turns one start pulse into the edges of the answer.
 type capturer interface {
-	capture(ctx context.Context, pulse time.Duration, dst []Edge) (int, error)
+	// capture fills lv with what it saw of the line's level, for
+	// Diagnose.
+	capture(ctx context.Context, pulse time.Duration, dst []Edge, lv *Levels) (int, error)
 	// name is the strategy's name for logs: "busy-loop" or "edge-timestamps".
 	name() string
 	String() string
@@ -186,7 +188,8 @@ func (d *Dev) String() string { return "DHT22{" + d.c.String() + ", " + d.c.name
 // Read wakes the sensor, captures its answer and decodes it. It fails with
 // an error wrapping sensor.ErrTooSoon when called sooner than MinPeriod after
 // the previous read started, sensor.ErrTimeout when the sensor does not
-// answer, sensor.ErrShortFrame, sensor.ErrChecksum or sensor.ErrOutOfRange.
+// answer, sensor.ErrShortFrame, sensor.ErrChecksum or sensor.ErrOutOfRange;
+// sensor.CauseOf the error gives its likely cause (see Diagnose).
 // A capture takes under 10 ms; on the edge path a hung line makes it block
 // until ctx is done.
 func (d *Dev) Read(ctx context.Context) (sensor.Reading, error) {
@@ -200,15 +203,15 @@ func (d *Dev) Read(ctx context.Context) (sensor.Reading, error) {
 		return sensor.Reading{}, errorf(sensor.ErrTooSoon, "read %v after the previous one, minimum %v", now-d.lastRead, d.period)
 	}
 	d.lastRead, d.hasRead = now, true
-	n, err := d.c.capture(ctx, d.pulse, d.buf[:])
-	if err != nil {
-		return sensor.Reading{}, err
+	var lv Levels
+	n, err := d.c.capture(ctx, d.pulse, d.buf[:], &lv)
+	if err == nil {
+		var t, h sensor.Deci
+		if t, h, err = Decode(d.buf[:n]); err == nil {
+			return sensor.Reading{Temperature: t, Humidity: h, Time: d.now()}, nil
+		}
 	}
-	t, h, err := Decode(d.buf[:n])
-	if err != nil {
-		return sensor.Reading{}, err
-	}
-	return sensor.Reading{Temperature: t, Humidity: h, Time: d.now()}, nil
+	return sensor.Reading{}, sensor.WithCause(err, Diagnose(d.buf[:n], err, lv))
 }
 
 // Sense implements physic.SenseEnv: it reads once and fills the temperature

@@ -27,8 +27,8 @@ func edgesFrom(data []byte) []Edge {
 	return e
 }
 
-// FuzzDecode feeds arbitrary pulse trains to the decoder: it must never
-// panic, must fail only with the error kinds callers branch on, and a frame
+// FuzzDecode feeds arbitrary pulse trains to the decoder and Diagnose:
+// neither may panic, must fail only with the error kinds callers branch on, and a frame
 // it accepts must satisfy its own checks.
 func FuzzDecode(f *testing.F) {
 	// Seeds: a clean frame, a frame with a glitch, a short one.
@@ -44,7 +44,11 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tt, h, err := Decode(edgesFrom(data))
+		edges := edgesFrom(data)
+		tt, h, err := Decode(edges)
+		if c := Diagnose(edges, err, Levels{}); c > sensor.CauseNoise || (err == nil && c != sensor.CauseUnknown) {
+			t.Fatalf("Diagnose = %v for %v", c, err)
+		}
 		if err != nil {
 			if !errors.Is(err, sensor.ErrShortFrame) && !errors.Is(err, sensor.ErrChecksum) && !errors.Is(err, sensor.ErrOutOfRange) {
 				t.Fatalf("unexpected error kind: %v", err)

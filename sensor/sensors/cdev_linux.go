@@ -120,7 +120,7 @@ func openCdev(pin string) (*cdevLine, error) {
 	case errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES):
 		return nil, fmt.Errorf("sensors: cdev capture: %s: permission denied; add the service user to the gpio group (usermod -aG gpio sensord)", l.name)
 	case errors.Is(err, syscall.EBUSY):
-		return nil, fmt.Errorf("sensors: cdev capture: %s is in use by another program or driver (e.g. dtoverlay=dht11 in config.txt); free it or pick another -pin", l.name)
+		return nil, busyError(l.name, chip, offset)
 	case errors.Is(err, syscall.ENOTTY):
 		return nil, fmt.Errorf("sensors: cdev capture: %s: the kernel offers only GPIO uAPI v1; needs Linux 5.10 or later, or use -capture mmap", l.name)
 	case err != nil:
@@ -133,6 +133,25 @@ func openCdev(pin string) (*cdevLine, error) {
 	}
 	go l.watch()
 	return l, nil
+}
+
+// busyError says who holds the line: the consumer the kernel names for
+// it, "sysfs" for a pin exported through /sys/class/gpio.
+func busyError(name, chip string, offset int) error {
+	consumer := ""
+	if c, err := gpiocdev.NewChip(chip); err == nil {
+		if info, err := c.LineInfo(offset); err == nil {
+			consumer = info.Consumer
+		}
+		c.Close()
+	}
+	switch consumer {
+	case "sysfs":
+		return fmt.Errorf("sensors: cdev capture: %s is exported through /sys/class/gpio (%w); unexport it (echo N > /sys/class/gpio/unexport, N its sysfs number) or stop what exported it", name, ErrLineBusy)
+	case "":
+		return fmt.Errorf("sensors: cdev capture: %s is in use by another program or driver (%w; e.g. dtoverlay=dht11 in config.txt); free it or pick another -pin", name, ErrLineBusy)
+	}
+	return fmt.Errorf("sensors: cdev capture: %s is in use by %q, another program or driver (%w); stop it, or pick another -pin", name, consumer, ErrLineBusy)
 }
 
 // watch reads the line's events until Close: each read takes what the
@@ -246,6 +265,19 @@ func (l *cdevLine) Edges(ctx context.Context, dst []dht22.Edge, timeout time.Dur
 	return n, nil
 }
 
+var _ dht22.LevelReader = (*cdevLine)(nil)
+
+// Level implements dht22.LevelReader: the line's level now. Driven as an
+// output, a Pi's GPIO reads the pad, so a line held high against the
+// start pulse reads high.
+func (l *cdevLine) Level() (bool, error) {
+	v := uapi.LineValues{Mask: 1}
+	if err := uapi.GetLineValuesV2(uintptr(l.fd), &v); err != nil {
+		return false, fmt.Errorf("sensors: reading %s: %w", l.name, err)
+	}
+	return v.Get(0) == 1, nil
+}
+
 // Close ends the watcher and releases the line.
 func (l *cdevLine) Close() error {
 	var one [8]byte
@@ -256,3 +288,42 @@ func (l *cdevLine) Close() error {
 	}
 	return errors.Join(werr, unix.Close(l.stop), unix.Close(l.fd))
 }
+
+// cdevPower is a sensor's power line: an output of the GPIO character
+// device, requested high.
+type cdevPower struct {
+	name string
+	l    *gpiocdev.Line
+}
+
+// openPower requests pin as an output driving high (the sensor powered).
+func openPower(pin string) (Power, error) {
+	host := gpioHost{root: "/", info: cdevInfo}
+	c, offset, err := host.findLine(pin, gpiocdev.FindLine)
+	if err != nil {
+		return nil, fmt.Errorf("sensors: power pin: %w", err)
+	}
+	name := fmt.Sprintf("%s:%d (%s)", c.name, offset, pin)
+	l, err := gpiocdev.RequestLine(c.name, offset, gpiocdev.AsOutput(1), gpiocdev.WithConsumer("sensord-power"))
+	switch {
+	case errors.Is(err, syscall.EBUSY):
+		return nil, fmt.Errorf("sensors: power pin: %w", busyError(name, c.name, offset))
+	case err != nil:
+		return nil, fmt.Errorf("sensors: power pin %s: %w", name, err)
+	}
+	return &cdevPower{name: name, l: l}, nil
+}
+
+func (p *cdevPower) Set(on bool) error {
+	v := 0
+	if on {
+		v = 1
+	}
+	if err := p.l.SetValue(v); err != nil {
+		return fmt.Errorf("sensors: power pin %s: %w", p.name, err)
+	}
+	return nil
+}
+
+func (p *cdevPower) String() string { return p.name }
+func (p *cdevPower) Close() error   { return p.l.Close() }

@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warthog618/go-gpiocdev"
+
 	"sensord/sensor"
 	"sensord/sensor/dht22"
 )
@@ -38,6 +40,8 @@ var (
 	ktDir      = flag.String("kernel.dir", "/run/kt", "the responder's directory (next, sent)")
 	ktURL      = flag.String("kernel.url", "http://127.0.0.1:8080", "sensord's address (sensord)")
 	ktDuration = flag.Duration("kernel.duration", 64*time.Second, "how long to watch sensord (sensord)")
+	ktPower    = flag.Bool("kernel.until-power-cycle", false, "sensord: stop watching once a power cycle helped (and two readings came after it), and report the cycles")
+	ktCause    = flag.String("kernel.want-cause", "", "the cause every failed read should be told as (sensor.Cause's name), for the fault cases")
 )
 
 // recLine is the shipped cdev line with the edges of the last capture kept
@@ -94,13 +98,18 @@ func TestKernel(t *testing.T) {
 	case "sensord":
 		kernelSensord(t)
 	case "hold":
-		// Another program holding the line: request it and keep it for
-		// -kernel.duration.
-		l, err := openCdev(*ktPin)
+		// Another program holding the line, under a consumer name of its
+		// own: request it and keep it for -kernel.duration.
+		host := gpioHost{root: "/", info: cdevInfo}
+		c, offset, err := host.findLine(*ktPin, gpiocdev.FindLine)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Printf("kerneltest: %s: holding %s for %v\n", *ktCase, l, *ktDuration)
+		l, err := gpiocdev.RequestLine(c.name, offset, gpiocdev.AsInput, gpiocdev.WithConsumer("kerneltest-holder"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("kerneltest: %s: holding %s:%d for %v\n", *ktCase, c.name, offset, *ktDuration)
 		if err := os.WriteFile(*ktDir+"/held", nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -127,6 +136,7 @@ func kernelCapture(t *testing.T) {
 	fmt.Printf("kerneltest: %s: reading %s through %s, %d reads every %v\n", *ktCase, line, dev.Capture(), *ktReads, *ktPeriod)
 
 	kinds := map[string]int{}
+	causes := map[sensor.Cause]int{}
 	var ok, wrong, short int
 	var first []time.Duration // release to the first edge
 	counts := map[int]int{}   // edges per capture
@@ -157,6 +167,7 @@ func kernelCapture(t *testing.T) {
 				}
 			}
 			kinds[k]++
+			causes[sensor.CauseOf(err)]++
 			if kinds[k] <= 3 {
 				fmt.Printf("kerneltest: %s: read %d (frame %d) failed: %v; %s\n", *ktCase, i, seq, err, describe(line.edges[:line.n], l.relAt))
 			}
@@ -177,6 +188,18 @@ func kernelCapture(t *testing.T) {
 	}
 	fmt.Printf("kerneltest: %s: failures by kind %v; captures with fewer than %d edges: %d; edges per capture %v; release to first edge min %v median %v p99 %v max %v; events dropped by the hand-over %d\n",
 		*ktCase, kinds, frameEdges, short, counts, q(0), q(0.5), q(0.99), q(1), l.dropped.Load())
+	if *ktCause != "" {
+		// The host checks this line (image/kerneltest/main.go, causeLine).
+		failed, told := 0, 0
+		for c, n := range causes {
+			failed += n
+			if c.String() == *ktCause {
+				told += n
+			}
+		}
+		fmt.Printf("kerneltest: %s: failures by cause %v\n", *ktCase, causes)
+		fmt.Printf("kerneltest: %s: cause %s: %d of %d failed reads\n", *ktCase, *ktCause, told, failed)
+	}
 	result(*ktCase, ok, *ktReads, wrong)
 }
 
@@ -212,8 +235,18 @@ func kernelSensord(t *testing.T) {
 	deadline := time.Now().Add(*ktDuration)
 	poll := time.NewTicker(500 * time.Millisecond)
 	defer poll.Stop()
+	var helpedAt time.Time
 	for time.Now().Before(deadline) {
 		<-poll.C
+		if *ktPower {
+			if helpedAt.IsZero() {
+				if b, _, err := get("/metrics"); err == nil && metric(b, "sensord_sensor_power_cycles_helped_total") > 0 {
+					helpedAt = time.Now()
+				}
+			} else if time.Since(helpedAt) > 5*time.Second {
+				break // two readings at 2 s after the cycle
+			}
+		}
 		b, code, err := get("/api/latest")
 		if err != nil || code != http.StatusOK {
 			continue // not up yet, or no reading yet
@@ -233,6 +266,11 @@ func kernelSensord(t *testing.T) {
 		t.Fatal(err)
 	}
 	reads, successes := metric(b, "sensord_sensor_reads_total"), metric(b, "sensord_sensor_successes_total")
+	if *ktPower {
+		// The host checks this line (image/kerneltest/main.go, powerLine).
+		fmt.Printf("kerneltest: %s: power cycles %d, helped %d\n", *ktCase,
+			metric(b, "sensord_sensor_power_cycles_total"), metric(b, "sensord_sensor_power_cycles_helped_total"))
+	}
 	raw, err := os.ReadFile(*ktDir + "/sent")
 	if err != nil {
 		t.Fatal(err)

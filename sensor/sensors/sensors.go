@@ -56,6 +56,10 @@ type Config struct {
 	Bus     string // I²C bus name; "" = "1"
 	// StartPulse is the DHT22 start pulse; 0 = dht22.DefaultStartPulse.
 	StartPulse time.Duration
+	// PowerPin, for dht22 and sim, is the GPIO that powers the sensor
+	// (its VCC wired to it); "" = none. The sensor Open returns is then
+	// Powered.
+	PowerPin string
 	// Sim configures the simulated sensor (Kind "sim"); the zero value is
 	// a healthy sensor whose values walk slowly around 21 °C / 45 %RH.
 	Sim dht22sim.Config
@@ -115,7 +119,14 @@ func Open(ctx context.Context, c Config, log *slog.Logger) (sensor.Sensor, error
 	case "sim":
 		return openSim(c, log)
 	case "dht22":
-		return openDHT22(c, log)
+		s, err := openDHT22(c, log)
+		if err != nil {
+			return nil, err
+		}
+		return withPower(s, c, nil, log)
+	}
+	if c.PowerPin != "" {
+		return nil, fmt.Errorf("sensors: a power pin is for a DHT22; %s is powered from 3.3 V", c.Kind)
 	}
 	return openI2C(c, log)
 }
@@ -167,7 +178,7 @@ func openSim(c Config, log *slog.Logger) (sensor.Sensor, error) {
 	}
 	log.Info("sensor opened", "kind", "sim", "pin", c.Pin, "capture", name, "strategy", dev.Capture(), "realtime", dev.Realtime(),
 		"jitter", c.Sim.Jitter, "error_rate", c.Sim.ErrorRate, "hang_after", c.Sim.HangAfter, "no_response", c.Sim.NoResponse)
-	return out, nil
+	return withPower(out, c, sim, log)
 }
 
 func openDHT22(c Config, log *slog.Logger) (sensor.Sensor, error) {
@@ -224,6 +235,12 @@ func openCdevDHT22(pin string, opts *dht22.Opts, log *slog.Logger) (sensor.Senso
 		return dev, line.Close, nil
 	}
 	dev, release, err := open()
+	if errors.Is(err, ErrLineBusy) {
+		// Another user of the line must not stop the daemon: it serves
+		// and says so, and each read tries to request the line again.
+		log.Warn("sensor line busy at start-up; serving, and requesting it again at every read", "kind", "dht22", "pin", pin, "capture", "cdev", "err", err)
+		return &reopening{pin: pin, name: "DHT22{" + pin + ", edge-timestamps}", open: open}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -232,10 +249,11 @@ func openCdevDHT22(pin string, opts *dht22.Opts, log *slog.Logger) (sensor.Senso
 }
 
 // reopening is a DHT22 on a GPIO character-device line that survives its
-// chip going away: a read that finds the line gone (ENODEV: the chip's
-// driver unbound, its module unloaded, a gpio-sim bank removed) releases it,
-// and each later read requests the line again, so the sensor comes back
-// with the chip, whatever number the chip gets.
+// chip going away and other users of the line: a read that finds the line
+// gone (ENODEV: the chip's driver unbound, its module unloaded, a gpio-sim
+// bank removed) releases it, and each later read requests the line again,
+// so the sensor comes back with the chip, whatever number the chip gets;
+// a line busy at start-up is requested at every read until it is free.
 type reopening struct {
 	pin  string
 	name string // the first line's name, for String
@@ -247,8 +265,13 @@ type reopening struct {
 }
 
 // ErrLineGone is returned (wrapped) while the sensor's GPIO chip has gone
-// away.
+// away; sensor.CauseOf such an error is sensor.CauseLineGone.
 var ErrLineGone = errors.New("sensors: the GPIO chip went away")
+
+// ErrLineBusy is returned (wrapped) while another program, a driver or a
+// sysfs export holds the sensor's line; sensor.CauseOf such an error from
+// a read is sensor.CauseLineBusy.
+var ErrLineBusy = errors.New("line busy")
 
 func (r *reopening) String() string { return r.name }
 
@@ -257,8 +280,11 @@ func (r *reopening) Read(ctx context.Context) (sensor.Reading, error) {
 	defer r.mu.Unlock()
 	if r.dev == nil {
 		dev, release, err := r.open()
+		if errors.Is(err, ErrLineBusy) {
+			return sensor.Reading{}, sensor.WithCause(err, sensor.CauseLineBusy)
+		}
 		if err != nil {
-			return sensor.Reading{}, fmt.Errorf("%w (driver unbound or module unloaded): %s cannot be requested again yet: %w", ErrLineGone, r.pin, err)
+			return sensor.Reading{}, sensor.WithCause(fmt.Errorf("%w (driver unbound or module unloaded): %s cannot be requested again yet: %w", ErrLineGone, r.pin, err), sensor.CauseLineGone)
 		}
 		r.dev, r.release = dev, release
 	}
@@ -266,7 +292,7 @@ func (r *reopening) Read(ctx context.Context) (sensor.Reading, error) {
 	if errors.Is(err, syscall.ENODEV) {
 		r.release()
 		r.dev = nil
-		return rd, fmt.Errorf("%w (driver unbound or module unloaded) under %s; requesting it again at the next read: %w", ErrLineGone, r.pin, err)
+		return rd, sensor.WithCause(fmt.Errorf("%w (driver unbound or module unloaded) under %s; requesting it again at the next read: %w", ErrLineGone, r.pin, err), sensor.CauseLineGone)
 	}
 	return rd, err
 }
@@ -344,4 +370,50 @@ func gpioChips() []string {
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// Power is a sensor's power line (Config.PowerPin): Set(true) powers the
+// sensor.
+type Power interface {
+	Set(on bool) error
+	String() string
+	Close() error
+}
+
+// Powered is implemented by the sensors Open returns when Config.PowerPin
+// is set: Power is the line that switches the sensor's supply, on when
+// Open returns.
+type Powered interface {
+	sensor.Sensor
+	Power() Power
+}
+
+// powered is a sensor with its power line.
+type powered struct {
+	sensor.Sensor
+	power Power
+}
+
+func (p *powered) Power() Power { return p.power }
+
+// withPower opens c.PowerPin for s: the sim's fake line for "sim", the
+// GPIO character device otherwise.
+func withPower(s sensor.Sensor, c Config, sim *dht22sim.Sim, log *slog.Logger) (sensor.Sensor, error) {
+	if c.PowerPin == "" {
+		return s, nil
+	}
+	if c.PowerPin == c.Pin {
+		return nil, fmt.Errorf("sensors: the power pin %s is the data pin; wire the sensor's VCC to another GPIO", c.PowerPin)
+	}
+	var p Power
+	if sim != nil {
+		p = sim.PowerLine(c.PowerPin)
+	} else {
+		var err error
+		if p, err = openPower(c.PowerPin); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("sensor power line", "power", p.String())
+	return &powered{Sensor: s, power: p}, nil
 }

@@ -225,7 +225,7 @@ func TestSensorFailureBannerIsPlainAndSeparateFromTheConnectionBadge(t *testing.
 	if b.State != "live" {
 		t.Errorf("connection badge = %q while the page is connected, want live", b.State)
 	}
-	if !strings.Contains(b.Problem, "No answer from the sensor on GPIO4") || !strings.Contains(b.Fix, "pull-up resistor") || !strings.Contains(b.Fix, "-pin") {
+	if !strings.Contains(b.Problem, "The sensor on GPIO4 does not answer at all") || !strings.Contains(b.Fix, "pull-up resistor") || !strings.Contains(b.Fix, "-pin") {
 		t.Errorf("banner = %q / %q, want plain words with the likely fix", b.Problem, b.Fix)
 	}
 
@@ -243,6 +243,18 @@ func TestSensorFailureBannerIsPlainAndSeparateFromTheConnectionBadge(t *testing.
 	waitBanner(t, ctx, "recovery", func(b bannerView) bool {
 		return !b.Shown && b.State == "live" && strings.HasPrefix(b.Status, "OK")
 	})
+}
+
+func TestAHungReadGetsABannerAWarningAndNoLiveBadge(t *testing.T) {
+	d := startDaemonWith(t, "", daemonOpts{args: []string{"-sim-hang-after", "1s"}})
+	ctx := tab(t)
+	open(t, ctx, d.url("/"))
+	b := waitBanner(t, ctx, "the hung-read banner", func(b bannerView) bool { return b.Shown && b.State != "live" })
+	if !strings.Contains(b.Problem, "has not returned for") || !strings.Contains(b.Fix, "watchdog") || b.State != "stale" {
+		t.Errorf("page %+v, want a banner for the hung read and a badge that does not say live", b)
+	}
+	testutil.Until(t, 10*time.Second, func() bool { return strings.Contains(d.log.String(), `level=WARN msg="sensor read hung"`) },
+		func() string { return "no WARN line for the hung read:\n" + d.log.String() })
 }
 
 func TestChecksumErrorsShowAsGarbledAnswers(t *testing.T) {

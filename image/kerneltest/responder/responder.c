@@ -17,11 +17,16 @@
 //
 // Usage: responder -line SYSFSDIR -dir DIR [-cpu N] [-jitter US] [-tgo US]
 //                  [-values random|walk] [-fault KIND] [-fault-every N]
-//                  [-seed N] [-rt PRIO]
+//                  [-seed N] [-rt PRIO] [-power SYSFSDIR -stop-after N]
+// -power and -stop-after play a DHT22 that a power cycle revives: after N
+// frames it stops answering, until the power line (another sim line,
+// which sensord drives as an output) was low for at least a second and
+// high again.
 // Faults, on every Nth frame (-fault-every, 1 = all): none, noanswer (stays
 // silent), checksum (a wrong checksum byte), stucklow (holds the line low),
-// dht11 (DHT11 bit widths: 50 us low, 24/70 us high, 18 ms start, whole
-// values), slow (every level 35 % longer). SIGTERM or SIGINT ends it;
+// dht11 (DHT11 bit widths: 50 us low, 24/70 us high, whole values), slow
+// (every rising edge 24 us late, as a weak or missing pull-up makes it:
+// a 0 bit's high shrinks to 2 us). SIGTERM or SIGINT ends it;
 // it prints one "responder:" line with its figures and exits 0.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -55,7 +60,13 @@ static struct {
 	int64_t tgo_sum, tgo_max; // release seen to the answer's first edge
 } st;
 
-static int fd_value, fd_pull;
+static int fd_value, fd_pull, fd_power = -1;
+
+// Power: the frames answered since power-on, when the power went off (-1:
+// it is on), and the cycles seen.
+static long since_on;
+static int64_t off_at = -1;
+static long cycles;
 
 static int level(void) {
 	char c;
@@ -73,6 +84,29 @@ static void pull(int up) {
 	if (pwrite(fd_pull, s, n, 0) != (ssize_t)n) {
 		perror("responder: writing pull");
 		exit(1);
+	}
+}
+
+static int64_t now_ns(void);
+
+// power_check looks at the power line: off starts the clock, on after at
+// least a second off revives the sensor.
+static void power_check(void) {
+	if (fd_power < 0)
+		return;
+	char c;
+	if (pread(fd_power, &c, 1, 0) != 1) {
+		perror("responder: reading power");
+		exit(1);
+	}
+	if (c != '1' && off_at < 0)
+		off_at = now_ns();
+	if (c == '1' && off_at >= 0) {
+		if (now_ns() - off_at >= 1000000000LL) {
+			since_on = 0;
+			cycles++;
+		}
+		off_at = -1;
 	}
 }
 
@@ -152,7 +186,8 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-	const char *line = NULL, *dir = NULL, *values = "random", *fault = "none";
+	const char *line = NULL, *dir = NULL, *values = "random", *fault = "none", *power = NULL;
+	long stop_after = 0;
 	int cpu = 1, rtprio = 0;
 	long fault_every = 1;
 	int64_t jitter = 0, tgo = 30000;
@@ -181,6 +216,10 @@ int main(int argc, char **argv) {
 			rng = strtoull(v, NULL, 10) | 1;
 		else if (!strcmp(a, "-rt"))
 			rtprio = atoi(v);
+		else if (!strcmp(a, "-power"))
+			power = v;
+		else if (!strcmp(a, "-stop-after"))
+			stop_after = atol(v);
 		else
 			usage();
 	}
@@ -202,6 +241,13 @@ int main(int argc, char **argv) {
 	if ((fd_pull = open(path, O_WRONLY)) < 0) {
 		perror(path);
 		return 1;
+	}
+	if (power) {
+		snprintf(path, sizeof path, "%s/value", power);
+		if ((fd_power = open(path, O_RDONLY)) < 0) {
+			perror(path);
+			return 1;
+		}
 	}
 	char next_path[512], sent_path[512];
 	snprintf(next_path, sizeof next_path, "%s/next", dir);
@@ -263,8 +309,10 @@ int main(int argc, char **argv) {
 
 		// Idle: the line is high; the start pulse lasts >= 1 ms, so a look
 		// every 100 us sees it without burning the CPU.
-		while (!stop && level())
+		while (!stop && level()) {
+			power_check();
 			nanosleep(&idle, NULL);
+		}
 		if (stop)
 			break;
 		int64_t low_at = now_ns();
@@ -319,30 +367,36 @@ int main(int argc, char **argv) {
 		if (faulty && !strcmp(fault, "checksum"))
 			b[4] ^= 0x10;
 
+		power_check();
+		if (off_at >= 0 || (stop_after > 0 && since_on >= stop_after)) {
+			faulty = 1; // unpowered, or stuck until a power cycle
+			goto sent;
+		}
+		since_on++;
 		if (faulty && !strcmp(fault, "noanswer"))
 			goto sent;
-		// scale stretches every level for the "slow" fault (a weak pull-up
-		// and long cable make edges late).
-		int64_t num = faulty && !strcmp(fault, "slow") ? 135 : 100;
-#define W(us) ((int64_t)(us) * 1000 * num / 100 + jit(jitter))
+		// rise delays every rising edge for the "slow" fault: a weak or
+		// missing pull-up takes that long to lift the line.
+		int64_t rise = faulty && !strcmp(fault, "slow") ? 24000 : 0;
+#define W(us) ((int64_t)(us) * 1000 + jit(jitter))
 		at(d, 0); // the sensor answers: low
 		if (faulty && !strcmp(fault, "stucklow")) {
 			at(d + 20 * 1000000LL, 1); // held low for 20 ms, then let go
 			goto sent;
 		}
 		d += W(80);
-		at(d, 1);
+		at(d + rise, 1);
 		d += W(80);
 		at(d, 0);
 		for (int i = 0; i < 40; i++) {
 			int bit = (b[i / 8] >> (7 - i % 8)) & 1;
 			d += W(50);
-			at(d, 1);
+			at(d + rise, 1);
 			d += bit ? W(70) : (dht11 ? W(24) : W(26));
 			at(d, 0);
 		}
 		d += W(50);
-		at(d, 1); // released: the bus pulls high
+		at(d + rise, 1); // released: the bus pulls high
 #undef W
 	sent:
 		if (rtprio > 0)
@@ -351,6 +405,8 @@ int main(int argc, char **argv) {
 		fflush(sent);
 	}
 	double mean = st.edges ? (double)st.sum / st.edges / 1000 : 0;
+	if (fd_power >= 0)
+		printf("responder: %ld power cycles seen\n", cycles);
 	printf("responder: %lld frames, %lld edges, write late by mean %.1f us, p99 %lld us, p99.9 %lld us, max %.1f us; answer %s %.0f us (max %.0f us) after the release; %lld edges 10 us or more late; %lld start pulses without a release\n",
 	       (long long)st.frames, (long long)st.edges, mean, (long long)pct(0.99), (long long)pct(0.999),
 	       (double)st.max / 1000, shared ? "slept, mean" : "spun, mean", st.frames ? (double)st.tgo_sum / st.frames / 1000 : 0, (double)st.tgo_max / 1000,

@@ -14,7 +14,10 @@
 // the checksum), short glitch spikes, no response at all, a sensor clock that
 // runs slow or fast, edges missed while the character device switches the
 // line to input, and a hang (the sensor stops answering and a read blocks
-// until its context is done) after a duration or a number of reads.
+// until its context is done) after a duration or a number of reads. The
+// wiring faults a person meets have their own knobs: slow rising edges (a
+// weak or missing pull-up), a DHT11 on the line, a line shorted low or
+// high.
 //
 // # Concurrency
 //
@@ -50,6 +53,14 @@ const (
 	// quiet is how long after a frame's last edge the fake edge line
 	// decides the frame is over (the real one waits for its timeout).
 	quiet = 300 * time.Microsecond
+	// tZero11 is a DHT11's 0 bit high.
+	tZero11 = 24 * time.Microsecond
+	// minPowerOff is how long the power must be off for a stopped sensor
+	// to answer again.
+	minPowerOff = time.Second
+	// maxSlowRise bounds Config.SlowRise: past the 80 µs preamble nothing
+	// of the answer would be left to look at.
+	maxSlowRise = 60 * time.Microsecond
 )
 
 // Config sets up a simulated sensor. The zero value is a healthy sensor
@@ -80,6 +91,24 @@ type Config struct {
 	// reporting edges, like a kernel that arms edge detection late; edges
 	// before that are lost. The fake pin is not affected.
 	EdgeDelay time.Duration
+	// SlowRise delays every rising edge of the answer by this much, as a
+	// weak or missing pull-up does: the line takes that long to reach a
+	// high level. A high shorter than the delay vanishes. At most 60 µs.
+	SlowRise time.Duration
+	// DHT11 makes the sensor answer in a DHT11's format: whole values in
+	// the high bytes, zero fractions, 24 µs for a 0 bit.
+	DHT11 bool
+	// StuckLow holds the line low (a short to GND): the line never rises
+	// after the release and the fake pin always reads low.
+	StuckLow bool
+	// StuckHigh holds the line high (a short to 3.3 V): it reads high even
+	// while the host drives it low, and nothing answers.
+	StuckHigh bool
+	// StopAfterReads makes the sensor stop answering (reads time out as
+	// for NoResponse) after this many frames, until its power was off for
+	// at least a second (PowerLine): the stuck DHT22 a power cycle cures.
+	// 0 means never.
+	StopAfterReads int
 	// Seed seeds the random source; 0 picks a seed from the clock.
 	Seed uint64
 }
@@ -96,6 +125,11 @@ type Sim struct {
 	frames int         // frames answered
 	last   dht22.Frame // the last frame played, as sent (after a flip)
 	lastOK bool        // whether last was sent without an injected error
+	// off is whether the power is off, offAt since when; sinceOn counts
+	// the frames answered since the last power-on.
+	off     bool
+	offAt   time.Duration
+	sinceOn int
 }
 
 // New returns a simulated sensor.
@@ -111,6 +145,10 @@ func New(c Config) (*Sim, error) {
 		return nil, errors.New("dht22sim: negative hang-after or edge delay")
 	case c.ClockScale != 0 && (c.ClockScale < 0.5 || c.ClockScale > 1.5):
 		return nil, fmt.Errorf("dht22sim: clock scale %v outside 0.5..1.5", c.ClockScale)
+	case c.SlowRise < 0 || c.SlowRise > maxSlowRise:
+		return nil, fmt.Errorf("dht22sim: slow rise %v outside 0..%v", c.SlowRise, maxSlowRise)
+	case c.StuckLow && c.StuckHigh:
+		return nil, errors.New("dht22sim: a line cannot be stuck low and high at once")
 	}
 	seed := c.Seed
 	if seed == 0 {
@@ -157,6 +195,23 @@ func (s *Sim) WaitIfHung(ctx context.Context) error {
 	return fmt.Errorf("dht22sim: sensor hung: %w", ctx.Err())
 }
 
+// SetPower switches the sensor's supply: off, it answers nothing; on again
+// after at least a second off, a stopped sensor (StopAfterReads) answers
+// again.
+func (s *Sim) SetPower(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !on && !s.off:
+		s.off, s.offAt = true, s.clock()
+	case on && s.off:
+		s.off = false
+		if s.clock()-s.offAt >= minPowerOff {
+			s.sinceOn = 0
+		}
+	}
+}
+
 // Frames returns how many start pulses the sensor has answered.
 func (s *Sim) Frames() int {
 	s.mu.Lock()
@@ -201,10 +256,12 @@ func (s *Sim) answer(held time.Duration, dst []time.Duration) (wave []time.Durat
 	if s.hungLocked() {
 		return dst, true
 	}
-	if s.cfg.NoResponse || held < minHold {
+	if s.cfg.NoResponse || s.cfg.StuckLow || s.cfg.StuckHigh || held < minHold || s.off ||
+		(s.cfg.StopAfterReads > 0 && s.sinceOn >= s.cfg.StopAfterReads) {
 		return dst, false
 	}
 	s.frames++
+	s.sinceOn++
 	if s.cfg.Temperature == nil || s.cfg.Humidity == nil {
 		s.walk()
 	}
@@ -216,6 +273,13 @@ func (s *Sim) answer(held time.Duration, dst []time.Duration) (wave []time.Durat
 		h = *s.cfg.Humidity
 	}
 	f := dht22.Encode(t, h)
+	zero := tZero
+	if s.cfg.DHT11 {
+		// Whole values in the high bytes, as a DHT11 sends them.
+		f = dht22.Frame{byte(max(h, 0) / 10), 0, byte(min(max(t, 0), 0x7f0) / 10), 0}
+		f[4] = f[0] + f[1] + f[2] + f[3]
+		zero = tZero11
+	}
 	s.lastOK = true
 	if s.cfg.ErrorRate > 0 && s.rng.Float64() < s.cfg.ErrorRate {
 		i := s.rng.IntN(40)
@@ -255,11 +319,33 @@ func (s *Sim) answer(held time.Duration, dst []time.Duration) (wave []time.Durat
 		if f[i/8]&(0x80>>(i%8)) != 0 {
 			add(tOne)
 		} else {
-			add(tZero)
+			add(zero)
 		}
 	}
 	add(tEnd) // the sensor releases the line
+	if s.cfg.SlowRise > 0 {
+		dst = slowRise(dst, s.cfg.SlowRise)
+	}
 	return dst, false
+}
+
+// slowRise delays each rising edge of wave (every second one, the first
+// edge falls) by d, in place; a high that the delay swallows disappears
+// with both its edges.
+func slowRise(wave []time.Duration, d time.Duration) []time.Duration {
+	out := wave[:0]
+	for i := 0; i < len(wave); i++ {
+		t := wave[i]
+		if i%2 == 1 {
+			t += d
+			if i+1 < len(wave) && t >= wave[i+1] {
+				i++ // the line never got high before the next fall
+				continue
+			}
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // levelAt returns the line's level at t for a waveform whose edges (absolute

@@ -86,7 +86,12 @@ func (p *Pin) In(pull gpio.Pull, edge gpio.Edge) error {
 
 // Read implements gpio.PinIn: the level now.
 func (p *Pin) Read() gpio.Level {
-	if p.driving {
+	switch {
+	case p.sim.cfg.StuckLow:
+		return gpio.Low
+	case p.sim.cfg.StuckHigh:
+		return gpio.High
+	case p.driving:
 		return p.out
 	}
 	return gpio.Level(levelAt(p.wave, p.sim.clock()))
@@ -207,5 +212,39 @@ func (l *EdgeLine) Edges(ctx context.Context, dst []dht22.Edge, timeout time.Dur
 	return k, nil
 }
 
+var _ dht22.LevelReader = (*EdgeLine)(nil)
+
+// Level implements dht22.LevelReader: the line's level now, as a GPIO
+// character device reads it.
+func (l *EdgeLine) Level() (bool, error) {
+	switch {
+	case l.sim.cfg.StuckLow:
+		return false, nil
+	case l.sim.cfg.StuckHigh:
+		return true, nil
+	case l.driving:
+		return false, nil
+	}
+	return levelAt(l.wave, l.sim.clock()), nil
+}
+
 // Close releases nothing; it is there to look like a real line.
 func (l *EdgeLine) Close() error { return nil }
+
+// PowerLine is a fake GPIO output wired to the simulated sensor's supply.
+type PowerLine struct {
+	sim  *Sim
+	name string
+}
+
+// PowerLine returns the fake power line named name.
+func (s *Sim) PowerLine(name string) *PowerLine { return &PowerLine{sim: s, name: name} }
+
+// Set drives the line: true powers the sensor.
+func (p *PowerLine) Set(on bool) error { p.sim.SetPower(on); return nil }
+
+// String names the line.
+func (p *PowerLine) String() string { return p.name + "(sim)" }
+
+// Close releases nothing.
+func (p *PowerLine) Close() error { return nil }

@@ -188,6 +188,36 @@ func (f Float) Set(v string) error {
 	return nil
 }
 
+// Int is a whole number within [Min, Max].
+type Int struct {
+	P        *int
+	Default  int
+	Min, Max int
+}
+
+func (f Int) setDefault() { *f.P = f.Default }
+
+func (f Int) Kind() string { return "number" }
+
+func (f Int) String() string {
+	if f.P == nil {
+		return "0"
+	}
+	return strconv.Itoa(*f.P)
+}
+
+func (f Int) Set(v string) error {
+	x, err := strconv.Atoi(v)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return errors.New("is not a whole number")
+	}
+	if err != nil || x < f.Min || x > f.Max {
+		return fmt.Errorf("is outside %d..%d", f.Min, f.Max)
+	}
+	*f.P = x
+	return nil
+}
+
 func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 
 func unit(u string) string {

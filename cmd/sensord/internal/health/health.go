@@ -206,14 +206,38 @@ type Sensor struct {
 	SensorState
 }
 
-// SensorState is the sensor's health in words, for the dashboard's
-// banner, /healthz and get_status.
+// SensorCondition is the sensor's verdict, one word.
+type SensorCondition string
+
+// The sensor's verdicts (package sensorwatch decides which holds).
+const (
+	SensorWaiting  SensorCondition = "waiting"  // no read has finished yet
+	SensorOK       SensorCondition = "ok"       // reads succeed
+	SensorDegraded SensorCondition = "degraded" // readings come, but many reads fail
+	SensorFailing  SensorCondition = "failing"  // no good reading for a long while
+	SensorStuck    SensorCondition = "stuck"    // a read has not returned
+)
+
+// SensorState is the sensor's health in words and numbers, for the
+// dashboard's banner, /healthz, get_status and the journal: all show these
+// same figures.
 type SensorState struct {
-	State       string `json:"state"` // "waiting" (no read yet), "ok" or "failing"
-	Problem     string `json:"problem,omitempty"`
-	Fix         string `json:"fix,omitempty"`
-	Since       int64  `json:"since,omitempty"` // ms: when it started failing
+	State SensorCondition `json:"state"`
+	// Summary is the verdict in one sentence, e.g. "degraded: 55 % of
+	// reads failed in the last 10 minutes (66 of 120)".
+	Summary string `json:"summary,omitempty"`
+	Problem string `json:"problem,omitempty"`
+	Fix     string `json:"fix,omitempty"`
+	// Cause is the likely cause of most failed reads in the window
+	// (sensor.Cause's names); absent when none was told.
+	Cause       string `json:"cause,omitempty"`
+	Since       int64  `json:"since,omitempty"` // ms: when this verdict began (not ok)
 	FailedReads uint64 `json:"failed_reads,omitempty"`
+	// WindowReads and WindowFailed count the reads that ended within the
+	// last WindowSeconds, the span the verdict is about.
+	WindowReads   uint64  `json:"window_reads"`
+	WindowFailed  uint64  `json:"window_failed"`
+	WindowSeconds float64 `json:"window_seconds"`
 }
 
 // Clock is the wall clock's state: whether it can be trusted and, with

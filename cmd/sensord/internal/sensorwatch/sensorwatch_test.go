@@ -119,7 +119,7 @@ func TestExplainNamesThePinOrTheBusAndAFix(t *testing.T) {
 		{"an error of no known kind", "other", "dht22: bus busy", Wiring{Sensor: "dht22", Pin: "GPIO4"}, "fails: dht22: bus busy", "wiring"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			problem, fix := Explain(tc.kind, tc.lastErr, tc.wr)
+			problem, fix := Explain(tc.kind, sensor.CauseUnknown, tc.lastErr, tc.wr)
 			if !strings.Contains(problem, tc.problem) || !strings.Contains(fix, tc.fix) {
 				t.Errorf("Explain = %q, %q; want %q and %q", problem, fix, tc.problem, tc.fix)
 			}

@@ -454,12 +454,22 @@
   else window.addEventListener('resize', drawSoon);
 
   // ---- live stream (hub.js owns the socket and its reconnects) ----
+  let connState = 'connecting';
   function setState(s) {
+    connState = s;
+    renderConn();
+  }
+
+  // renderConn: the badge says "live" only while the page is connected and
+  // the sensor's reads return; a hung read is not live data.
+  function renderConn() {
+    const s = connState === 'live' && sensorCond === 'stuck' ? 'stale' : connState;
     if (el.conn.dataset.state === s) return;
     el.conn.dataset.state = s;
     el.connText.textContent = s === 'live' ? 'live'
-      : s === 'reconnecting' ? 'reconnecting…'
-        : s === 'offline' ? 'offline, retrying' : 'connecting…';
+      : s === 'stale' ? 'connected, sensor read hung'
+        : s === 'reconnecting' ? 'reconnecting…'
+          : s === 'offline' ? 'offline, retrying' : 'connecting…';
   }
 
   function onFrame(x) {
@@ -482,20 +492,27 @@
     renderHealth();
   }
 
-  // The sensor banner says whether the sensor works, in plain words; the
-  // connection badge says whether this page is connected. A poll that
-  // failed says nothing about the sensor, so it leaves the banner as it was.
+  // The sensor banner says whether the sensor works, in plain words and
+  // the same numbers /healthz and the journal give (the watch's verdict
+  // over its window); the connection badge says whether this page is
+  // connected. A poll that failed says nothing about the sensor, so it
+  // leaves the banner as it was.
+  const BAD = { degraded: 'warn', failing: 'bad', stuck: 'bad' };
+  let sensorCond = '';
   function renderSensorBanner(s) {
     if (!s || !s.state) return;
-    const failing = s.state === 'failing';
-    $('sensor-banner').hidden = !failing;
-    if (!failing) return;
+    sensorCond = s.state;
+    renderConn();
+    const bad = BAD[s.state];
+    const banner = $('sensor-banner');
+    banner.hidden = !bad;
+    if (!bad) return;
+    banner.className = 'banner ' + bad;
     const cap = (t) => (t ? t.charAt(0).toUpperCase() + t.slice(1) : '');
     $('sb-problem').textContent = cap(s.problem || 'the sensor fails');
     $('sb-fix').textContent = s.fix ? cap(s.fix) + '.' : '';
-    $('sb-since').textContent = 'Since ' + (s.since ? new Date(s.since).toLocaleString() : '–') +
-      (s.failed_reads ? ' · ' + Number(s.failed_reads).toLocaleString() + ' failed reads' : '') +
-      (s.last_error ? ' · ' + s.last_error : '');
+    $('sb-since').textContent = cap(s.summary || s.state) + ' · since ' + (s.since ? new Date(s.since).toLocaleString() : '–') +
+      (s.last_error ? ' · last error: ' + s.last_error : '');
   }
 
   // The clock banner: with -clock-hold and the clock not yet set, readings
@@ -596,7 +613,15 @@
     else set('h-status', '–');
 
     const s = h.sensor;
-    if (s && typeof s.success_rate === 'number') {
+    if (s && s.window_reads > 0) {
+      // The verdict's window, so the panel and the banner agree.
+      const ok = s.window_reads - (s.window_failed || 0);
+      const pct = ok * 100 / s.window_reads;
+      const mins = Math.round((s.window_seconds || 0) / 60);
+      set('h-rate', (pct >= 99.95 && pct < 100 ? '99.9' : pct.toFixed(1)) + ' %',
+        ok.toLocaleString() + ' of ' + Number(s.window_reads).toLocaleString() + ' reads in the last ' +
+        (mins >= 2 ? mins + ' minutes' : Math.round(s.window_seconds || 0) + ' s'), '', s.name);
+    } else if (s && typeof s.success_rate === 'number') {
       const pct = s.success_rate * 100;
       set('h-rate', (pct >= 99.95 && pct < 100 ? '99.9' : pct.toFixed(1)) + ' %',
         Number(s.successes || 0).toLocaleString() + ' of ' + Number(s.reads || 0).toLocaleString() + ' reads', '', s.name);
