@@ -114,7 +114,7 @@ type Client struct {
 	sentUpTo time.Time
 	gap      bool
 	kick     chan struct{} // capacity 1: the writer has something to do
-	ran   atomic.Bool   // Run was called
+	ran      atomic.Bool   // Run was called
 }
 
 // ErrRunTwice is returned by a second call of Client.Run.
