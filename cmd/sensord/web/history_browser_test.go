@@ -6,9 +6,11 @@ package web
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -343,4 +346,52 @@ func TestANewDevicesLongRangesShowItsFirstReadingsAndSayWhereHistoryStarts(t *te
 			}
 		})
 	}
+}
+
+// After the page's socket was cut for longer than the chart's gap (10 s),
+// the reconnect fills the chart from history: the live line is one piece
+// again, with the readings of the cut in it.
+func TestTheLiveChartHasNoGapAfterThePagesSocketWasCut(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, "")
+	ctx := tab(t)
+	open(t, ctx, d.url("/"))
+	type line struct {
+		Segments int `json:"segments"`
+		Points   int `json:"points"`
+	}
+	const lineJS = `(() => {
+  const svg = document.getElementById('chart-svg');
+  return { segments: Number(svg.dataset.segments || 0), points: Number(svg.dataset.points || 0) };
+})()`
+	read := func() line {
+		var l line
+		run(t, ctx, chromedp.Evaluate(lineJS, &l))
+		return l
+	}
+	var l line
+	testutil.Until(t, 20*time.Second, func() bool { l = read(); return l.Points >= 10 && l.Segments == 1 },
+		func() string { return fmt.Sprintf("no live line of one piece: %+v", l) })
+
+	run(t, ctx, network.Enable(), network.EmulateNetworkConditions(true, 0, -1, -1))
+	waitFor(t, ctx, "offline", 5*time.Second, func(v view) bool { return v.State == "offline" })
+	cut := time.Now().UnixMilli()
+	// The daemon reads on meanwhile: wait until its readings span more
+	// than the chart's gap since the cut.
+	testutil.Until(t, 60*time.Second, func() bool {
+		res, err := http.Get(d.url("/api/latest"))
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		var r struct{ Timestamp int64 }
+		return json.NewDecoder(res.Body).Decode(&r) == nil && r.Timestamp > cut+11000
+	}, func() string { return "the daemon made no readings for 11 s after the cut" })
+	run(t, ctx, network.EmulateNetworkConditions(false, 0, -1, -1))
+	back := time.Now()
+	waitFor(t, ctx, "live after the socket came back", 15*time.Second, func(v view) bool { return v.State == "live" && v.TS >= back.UnixMilli() })
+	testutil.Until(t, 20*time.Second, func() bool { l = read(); return l.Segments == 1 },
+		func() string {
+			return fmt.Sprintf("the live line is broken in %d pieces after the reconnect: %+v", l.Segments, l)
+		})
 }

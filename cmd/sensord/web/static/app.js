@@ -384,6 +384,7 @@
         cur.push({ t0: p.t, t: p.t, c: p.c, h: p.h, n: 1, c0: lo(p, 'c'), c1: hi(p, 'c'), h0: lo(p, 'h'), h1: hi(p, 'h') });
       }
     }
+    svg.dataset.segments = String(series.length); // pieces the line is broken into at gaps
     // Rolled-up ranges: a band from each step's minimum to its maximum.
     if (!live && storedStep > 0) {
       let bT = '', bH = '';
