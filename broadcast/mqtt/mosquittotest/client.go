@@ -38,28 +38,48 @@ func (b *Broker) clientOpts(prefix string) *paho.ClientOptions {
 		SetClientID(prefix + "-" + strconv.FormatInt(clientSeq.Add(1), 10))
 }
 
-// Watch subscribes filter at QoS 1 and records what arrives.
+// Watch subscribes filter at QoS 1 and records what arrives. It returns
+// once the broker has acknowledged the subscription, so that a message
+// published after Watch returns is seen.
 func (b *Broker) Watch(t testing.TB, filter string) *Watcher {
 	t.Helper()
 	if b.CAFile != "" {
 		t.Fatal("mosquittotest: Watch speaks plain TCP only")
 	}
 	w := &Watcher{}
+	subscribed := make(chan error, 1)
 	o := b.clientOpts("watcher").
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond).
 		SetMaxReconnectInterval(500 * time.Millisecond)
 	o.SetOnConnectHandler(func(c paho.Client) {
-		c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+		tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
 			w.mu.Lock()
 			w.msgs = append(w.msgs, Msg{m.Topic(), string(m.Payload()), m.Retained(), time.Now()})
 			w.mu.Unlock()
 		})
+		// The handler runs again at every reconnect; only the first
+		// subscription is waited for, and nothing here may block.
+		go func() {
+			tok.WaitTimeout(Wait)
+			select {
+			case subscribed <- tok.Error():
+			default:
+			}
+		}()
 	})
 	w.c = paho.NewClient(o)
 	if tok := w.c.Connect(); !tok.WaitTimeout(Wait) || tok.Error() != nil {
 		t.Fatalf("mosquittotest: watcher connect: %v", tok.Error())
 	}
 	t.Cleanup(func() { w.c.Disconnect(0) })
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			t.Fatalf("mosquittotest: watcher subscribe %s: %v", filter, err)
+		}
+	case <-time.After(Wait):
+		t.Fatalf("mosquittotest: watcher subscribe %s: no acknowledgement within %s", filter, Wait)
+	}
 	return w
 }
 
