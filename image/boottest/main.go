@@ -24,7 +24,7 @@
 //  3. from outside: GET / is the dashboard, a WebSocket client on
 //     /ws/sensors receives sensor_update frames; a Mosquitto on the host
 //     (SENSORD_MQTT_URL=mqtt://10.0.2.2:<port> in the copy's sensord.conf)
-//     holds the readings, online and the Home Assistant discovery configs,
+//     holds the readings, online and the Home Assistant device discovery config,
 //     retained (mqtt.go);
 //  4. the clock (clock.go): the guest's RTC says 2000 and its one time
 //     server (NTP_SERVER=10.0.2.2) does not answer: readings stream live

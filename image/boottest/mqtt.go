@@ -9,11 +9,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,14 +195,32 @@ func (t *test) checkMQTT(ctx context.Context) {
 	}
 	t.check(strings.HasPrefix(retained[prefix+"state"], `{"type":"sensor_update","temperature":`), "%sstate is retained as sensor_update JSON: %q", prefix, retained[prefix+"state"])
 	t.check(retained[prefix+"status"] == "online", "%sstatus is retained online: %q", prefix, retained[prefix+"status"])
-	var configs []string
+	// Home Assistant's device-based discovery: one retained config for
+	// the device whose components include the four sensors.
+	var sensors []string
 	for topic, v := range retained {
-		if strings.HasPrefix(topic, "homeassistant/sensor/") && strings.HasSuffix(topic, "/config") &&
-			strings.Contains(v, `"state_topic":"`+prefix) && strings.Contains(v, `"availability_topic":"`+prefix+`status"`) {
-			configs = append(configs, topic)
+		if !strings.HasPrefix(topic, "homeassistant/device/") || !strings.HasSuffix(topic, "/config") {
+			continue
+		}
+		var cfg struct {
+			Availability string `json:"availability_topic"`
+			Components   map[string]struct {
+				Platform   string `json:"p"`
+				StateTopic string `json:"state_topic"`
+			} `json:"cmps"`
+		}
+		if json.Unmarshal([]byte(v), &cfg) != nil || cfg.Availability != prefix+"status" {
+			continue
+		}
+		for _, c := range cfg.Components {
+			if c.Platform == "sensor" && strings.HasPrefix(c.StateTopic, prefix) {
+				sensors = append(sensors, strings.TrimPrefix(c.StateTopic, prefix))
+			}
 		}
 	}
-	t.check(len(configs) == 4, "four Home Assistant discovery configs (temperature, humidity, dew point, absolute humidity) are retained: %v", configs)
+	slices.Sort(sensors)
+	t.check(slices.Equal(sensors, []string{"absolute_humidity", "dew_point", "humidity", "temperature"}),
+		"one Home Assistant device discovery config is retained, its components the four sensors (temperature, humidity, dew point, absolute humidity): %v", sensors)
 	b.mark = len(b.all())
 }
 
