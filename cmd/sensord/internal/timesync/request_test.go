@@ -46,9 +46,10 @@ func TestRequestIsOneLineOfTwoIntegers(t *testing.T) {
 	if got != "1765008000123 83456\n" {
 		t.Errorf("got %q", got)
 	}
-	// The helper's own check (sensord-setclock).
+	// The line sensord-setclock (image/rootfs) accepts: 13 digits of
+	// wall time, a space, up to 15 digits of monotonic time.
 	if !regexp.MustCompile(`^[0-9]{13} [0-9]{1,15}$`).MatchString(strings.TrimSuffix(got, "\n")) {
-		t.Errorf("%q does not pass the helper's check", got)
+		t.Errorf("%q is not a line sensord-setclock accepts", got)
 	}
 }
 
