@@ -87,7 +87,12 @@ func readFrame(t *testing.T, c *websocket.Conn, within time.Duration) (int, []by
 func TestPushGoesToEveryClientOfThePathOrToOneSession(t *testing.T) {
 	t.Parallel()
 	p := newInproc(t, "-owner-token", testOwner)
-	a, b := dial(t, p.ws("/ws/dashboard")), dial(t, p.ws("/ws/dashboard?topic=notice/%23"))
+	// The upgrade answers before the client joins the path, so a must
+	// have joined before b dials for a to be the oldest.
+	a := dial(t, p.ws("/ws/dashboard"))
+	testutil.Until(t, 5*time.Second, func() bool { return p.d.dash.Clients() == 1 },
+		func() string { return "the first client did not join" })
+	b := dial(t, p.ws("/ws/dashboard?topic=notice/%23"))
 	other := dial(t, p.ws("/ws/sensors"))
 	testutil.Until(t, 5*time.Second, func() bool { return p.d.dash.Clients() == 2 && p.d.sensors.Clients() == 1 },
 		func() string { return "clients did not join" })
