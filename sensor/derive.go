@@ -46,6 +46,25 @@ func AbsoluteHumidity(t, rh Deci) Deci {
 
 func roundDeci(v float64) Deci { return Deci(math.Round(v * 10)) }
 
+// Derived is a reading with the values computed from it: the poller's
+// consumers get it with DewPoint and AbsoluteHumidity worked out once, so
+// none of them computes them again.
+type Derived struct {
+	Reading
+	// DewPoint is the dew point in tenths of a degree C; HasDewPoint is
+	// false in dry air (0 %RH), where none exists.
+	DewPoint    Deci
+	HasDewPoint bool
+	// AbsoluteHumidity is in tenths of a gram per cubic metre.
+	AbsoluteHumidity Deci
+}
+
+// Derive returns r with its derived values.
+func Derive(r Reading) Derived {
+	dp, ok := DewPoint(r.Temperature, r.Humidity)
+	return Derived{Reading: r, DewPoint: dp, HasDewPoint: ok, AbsoluteHumidity: AbsoluteHumidity(r.Temperature, r.Humidity)}
+}
+
 // Offsets are calibration corrections added to every reading, the way
 // Tasmota's TempOffset/HumOffset and ESPHome's offset filter do it.
 type Offsets struct {

@@ -98,3 +98,21 @@ func TestCalibrationOffsetsApplyOnceAndHumidityStaysWithin0To100(t *testing.T) {
 		t.Fatalf("a failed read's error is lost: %v", err)
 	}
 }
+
+func TestDeriveCarriesTheReadingAndItsDerivedValues(t *testing.T) {
+	now := time.Unix(1763856000, 0)
+	t.Run("moist air has a dew point", func(t *testing.T) {
+		r := Reading{Temperature: 214, Humidity: 482, Time: now}
+		got := Derive(r)
+		dp, _ := DewPoint(214, 482)
+		want := Derived{Reading: r, DewPoint: dp, HasDewPoint: true, AbsoluteHumidity: AbsoluteHumidity(214, 482)}
+		if got != want {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	})
+	t.Run("dry air has none", func(t *testing.T) {
+		if got := Derive(Reading{Temperature: 214, Time: now}); got.HasDewPoint || got.AbsoluteHumidity != 0 {
+			t.Fatalf("got %+v, want no dew point and 0 g/m³", got)
+		}
+	})
+}

@@ -128,7 +128,7 @@ type Poller struct {
 	// mu guards the fields below; Run writes them, Stats and Latest read them.
 	mu      sync.Mutex
 	stats   Stats
-	latest  Reading
+	latest  Derived
 	has     bool
 	pending *Reading // a held reading waiting for confirmation; Run only
 }
@@ -173,8 +173,9 @@ func (p *Poller) Progress() time.Time {
 	return p.base.Add(time.Duration(d - 1))
 }
 
-// Latest returns the last published reading; false before the first.
-func (p *Poller) Latest() (Reading, bool) {
+// Latest returns the last published reading with its derived values;
+// false before the first.
+func (p *Poller) Latest() (Derived, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.latest, p.has
@@ -192,9 +193,10 @@ func (p *Poller) Stats() Stats {
 
 // Run reads the sensor until ctx is done and calls publish (from Run's
 // goroutine) with every reading that passed the driver's checks and the
-// plausibility filter. It returns nil when ctx is done, and an error only if
-// Run is already running.
-func (p *Poller) Run(ctx context.Context, publish func(Reading)) error {
+// plausibility filter, its derived values computed once for every
+// consumer. It returns nil when ctx is done, and an error only if Run is
+// already running.
+func (p *Poller) Run(ctx context.Context, publish func(Derived)) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("sensor: Poller.Run called twice")
 	}
@@ -219,11 +221,11 @@ func (p *Poller) Run(ctx context.Context, publish func(Reading)) error {
 		if err == nil {
 			err = p.filterReading(r)
 		}
-		p.record(r, err, end)
+		d := p.record(r, err, end)
 		if err == nil {
 			failures = 0
 			if publish != nil {
-				publish(r)
+				publish(d)
 			}
 		} else if !errors.Is(err, ErrImplausible) {
 			failures++
@@ -319,22 +321,28 @@ func (p *Poller) filterReading(r Reading) error {
 		// A second reading confirms the jump.
 		return nil
 	}
-	if !has || r.Time.Sub(last.Time) > p.filter.Window || p.filter.near(last, r) {
+	if !has || r.Time.Sub(last.Time) > p.filter.Window || p.filter.near(last.Reading, r) {
 		return nil
 	}
 	p.pending = &r
 	return fmt.Errorf("%w: %s °C %s %%RH after %s °C %s %%RH", ErrImplausible, r.Temperature, r.Humidity, last.Temperature, last.Humidity)
 }
 
-func (p *Poller) record(r Reading, err error, at time.Time) {
+// record counts a read; a good one becomes the latest, with its derived
+// values, which it returns.
+func (p *Poller) record(r Reading, err error, at time.Time) Derived {
+	var d Derived
+	if err == nil {
+		d = Derive(r)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stats.Reads++
 	if err == nil {
 		p.stats.Successes++
 		p.stats.LastSuccess = at
-		p.latest, p.has = r, true
-		return
+		p.latest, p.has = d, true
+		return d
 	}
 	if errors.Is(err, ErrImplausible) {
 		p.stats.Held++
@@ -345,4 +353,5 @@ func (p *Poller) record(r Reading, err error, at time.Time) {
 	p.stats.LastCause = c
 	p.stats.LastError = err.Error()
 	p.stats.LastErrorTime = at
+	return d
 }

@@ -64,9 +64,12 @@ func run(t *testing.T, s *script, o *sensor.PollOpts, reads int) ([]sensor.Readi
 	var got []sensor.Reading
 	done := make(chan error, 1)
 	go func() {
-		done <- p.Run(ctx, func(r sensor.Reading) {
+		done <- p.Run(ctx, func(r sensor.Derived) {
+			if want := sensor.Derive(r.Reading); r != want {
+				t.Errorf("published %+v, want its derived values %+v", r, want)
+			}
 			mu.Lock()
-			got = append(got, r)
+			got = append(got, r.Reading)
 			mu.Unlock()
 		})
 	}()
@@ -298,7 +301,7 @@ func ExamplePoller() {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	_ = p.Run(ctx, func(r sensor.Reading) {
+	_ = p.Run(ctx, func(r sensor.Derived) {
 		fmt.Println(r.Temperature, "°C", r.Humidity, "%RH")
 		cancel() // one reading is enough for the example
 	})

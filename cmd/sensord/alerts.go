@@ -165,7 +165,7 @@ func (a *alerting) run(ctx context.Context) {
 }
 
 // observe judges a good reading; the poller's sink calls it.
-func (a *alerting) observe(r sensor.Reading) {
+func (a *alerting) observe(r sensor.Derived) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.dispatch(a.eng.Observe(r))

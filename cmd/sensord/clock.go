@@ -46,7 +46,7 @@ type clockHold struct {
 
 	mu        sync.Mutex // guards the fields below, and orders the drain before every later reading
 	trusted   bool
-	held      *timesync.Hold[sensor.Reading]
+	held      *timesync.Hold[sensor.Derived]
 	trustWall time.Time // the two clocks read when it became trusted
 	trustMono time.Duration
 }
@@ -54,7 +54,7 @@ type clockHold struct {
 // newClock builds the clock's watch on the system's signals.
 func (d *daemon) newClock() {
 	base := time.Now()
-	d.clk = &clockHold{base: base, held: timesync.NewHold[sensor.Reading](maxHeld)}
+	d.clk = &clockHold{base: base, held: timesync.NewHold[sensor.Derived](maxHeld)}
 	d.clk.clock = &timesync.Clock{
 		Source:    timesync.System{}.Check,
 		Now:       time.Now,
@@ -70,7 +70,7 @@ func (d *daemon) mono() time.Duration { return time.Since(d.clk.base) }
 // hold reports whether r, taken at monotonic time mono, waits for the
 // clock (and keeps it if so). A reading taken before the clock was
 // trusted and handed over after gets the trusted stamp too.
-func (d *daemon) hold(r *sensor.Reading, mono time.Duration) bool {
+func (d *daemon) hold(r *sensor.Derived, mono time.Duration) bool {
 	if !d.cfg.ClockHold {
 		return false
 	}
@@ -112,10 +112,10 @@ func (d *daemon) clockTrusted(wall time.Time, mono time.Duration, by string) {
 	// How far the clock moved from where the start's clock would be now.
 	step := wall.Round(0).Sub(c.base.Round(0).Add(mono)).Round(time.Second)
 	n, dropped := c.held.Len(), c.held.Dropped()
-	c.held.Drain(wall, mono, func(r sensor.Reading, at time.Time, taken time.Duration) {
+	c.held.Drain(wall, mono, func(r sensor.Derived, at time.Time, taken time.Duration) {
 		r.Time = at
 		if d.store != nil {
-			d.store.AddAt(r, taken)
+			d.store.AddAt(r.Reading, taken)
 		}
 		d.publishMQTT(r)
 	})

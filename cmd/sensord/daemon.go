@@ -337,8 +337,8 @@ func (d *daemon) wsPaths() map[string]*broadcast.Server {
 // that carries readings.
 // With -clock-hold, a reading taken before the clock is set goes live as
 // it is but waits for the clock before history and MQTT (clock.go).
-func (d *daemon) publish(r sensor.Reading) {
-	m := broadcast.Message{Topic: d.cfg.Topic, Payload: r}
+func (d *daemon) publish(r sensor.Derived) {
+	m := broadcast.Message{Topic: d.cfg.Topic, Payload: r.Reading}
 	mono := d.mono()
 	held := d.hold(&r, mono)
 	if !held {
@@ -346,7 +346,7 @@ func (d *daemon) publish(r sensor.Reading) {
 	}
 	d.seamMu.Lock()
 	if d.store != nil && !held {
-		d.store.AddAt(r, mono)
+		d.store.AddAt(r.Reading, mono)
 	}
 	err := d.sensors.Publish(m)
 	d.lastPublished = r.Time

@@ -12,6 +12,7 @@ import (
 	"sensord/cmd/sensord/internal/promtext"
 	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/web"
+	"sensord/sensor"
 )
 
 // routes is the whole HTTP surface, separate from serve so that the tests
@@ -60,7 +61,10 @@ func (d *daemon) newAnswerer() *api.Answerer {
 		Now:     d.now,
 		Started: d.started,
 		Sensor:  d.watch.Current,
-		Latest:  d.poller.Latest,
+		Latest: func() (sensor.Reading, bool) {
+			r, ok := d.poller.Latest()
+			return r.Reading, ok
+		},
 	}
 }
 

@@ -129,7 +129,7 @@ func (d *daemon) mqttBackfill(ctx context.Context, from, to time.Time, fn func(m
 		if p.N != 1 {
 			return nil // a rollup: past raw retention
 		}
-		return fn(mqttReading(sensor.Reading{Temperature: p.Temperature.Mean, Humidity: p.Humidity.Mean, Time: p.Time}))
+		return fn(mqttReading(sensor.Derive(sensor.Reading{Temperature: p.Temperature.Mean, Humidity: p.Humidity.Mean, Time: p.Time})))
 	})
 }
 
@@ -157,7 +157,7 @@ func (d *daemon) runBridge(ctx context.Context) {
 }
 
 // publishMQTT hands r to the bridge; it never waits for the broker.
-func (d *daemon) publishMQTT(r sensor.Reading) {
+func (d *daemon) publishMQTT(r sensor.Derived) {
 	if d.bridge == nil {
 		return
 	}
@@ -165,7 +165,7 @@ func (d *daemon) publishMQTT(r sensor.Reading) {
 }
 
 // mqttReading is r as the bridge publishes it.
-func mqttReading(r sensor.Reading) mqtt.Reading {
+func mqttReading(r sensor.Derived) mqtt.Reading {
 	return mqtt.Reading{Values: mqttValues(r), State: r.AppendJSON(make([]byte, 0, 96)), Time: r.Time}
 }
 
@@ -188,15 +188,15 @@ func mqttEntities() []mqtt.Entity {
 
 // mqttValues are r's values, one a topic, in the sensor's precision. A
 // reading of 0 %RH has no dew point, so it then goes without one.
-func mqttValues(r sensor.Reading) []mqtt.Value {
+func mqttValues(r sensor.Derived) []mqtt.Value {
 	v := []mqtt.Value{
 		{Metric: "temperature", Value: r.Temperature.String()},
 		{Metric: "humidity", Value: r.Humidity.String()},
 	}
-	if dp, ok := sensor.DewPoint(r.Temperature, r.Humidity); ok {
-		v = append(v, mqtt.Value{Metric: metricDewPoint, Value: dp.String()})
+	if r.HasDewPoint {
+		v = append(v, mqtt.Value{Metric: metricDewPoint, Value: r.DewPoint.String()})
 	}
-	return append(v, mqtt.Value{Metric: metricAbsoluteHumidity, Value: sensor.AbsoluteHumidity(r.Temperature, r.Humidity).String()})
+	return append(v, mqtt.Value{Metric: metricAbsoluteHumidity, Value: r.AbsoluteHumidity.String()})
 }
 
 // mqttHealth is /healthz's view of the link, nil without -mqtt-url.

@@ -107,18 +107,22 @@ func TestMQTTAndNameFlags(t *testing.T) {
 }
 
 func TestMQTTValuesCarryTheDerivedMetrics(t *testing.T) {
-	r := sensor.Reading{Temperature: 214, Humidity: 482, Time: time.UnixMilli(1763856000123)}
-	dp, _ := sensor.DewPoint(r.Temperature, r.Humidity)
+	r := sensor.Derive(sensor.Reading{Temperature: 214, Humidity: 482, Time: time.UnixMilli(1763856000123)})
 	want := []mqtt.Value{
 		{Metric: "temperature", Value: "21.4"},
 		{Metric: "humidity", Value: "48.2"},
-		{Metric: "dew_point", Value: dp.String()},
-		{Metric: "absolute_humidity", Value: sensor.AbsoluteHumidity(r.Temperature, r.Humidity).String()},
+		{Metric: "dew_point", Value: r.DewPoint.String()},
+		{Metric: "absolute_humidity", Value: r.AbsoluteHumidity.String()},
 	}
 	if got := mqttValues(r); !slices.Equal(got, want) {
 		t.Errorf("mqttValues = %v, want %v", got, want)
 	}
-	dry := mqttValues(sensor.Reading{Temperature: 214, Humidity: 0})
+	// The values are the reading's, computed once by the poller, not again.
+	r.DewPoint, r.AbsoluteHumidity = 99, 77
+	if got := mqttValues(r); got[2].Value != "9.9" || got[3].Value != "7.7" {
+		t.Errorf("mqttValues = %v, want the reading's own derived values 9.9 and 7.7", got)
+	}
+	dry := mqttValues(sensor.Derive(sensor.Reading{Temperature: 214, Humidity: 0}))
 	for _, v := range dry {
 		if v.Metric == "dew_point" {
 			t.Errorf("a reading at 0 %%RH published a dew point: %v", dry)

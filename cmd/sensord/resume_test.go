@@ -113,7 +113,7 @@ func BenchmarkResumeADay(b *testing.B) {
 	if err := p.d.store.Import(context.Background(), rs, nil); err != nil {
 		b.Fatal(err)
 	}
-	p.d.publish(sensor.Reading{Temperature: 215, Humidity: 480, Time: end}) // the newest, also live
+	p.d.publish(sensor.Derive(sensor.Reading{Temperature: 215, Humidity: 480, Time: end})) // the newest, also live
 	for _, bc := range []struct {
 		name  string
 		query string

@@ -208,8 +208,9 @@ func seconds(d time.Duration) sensor.Deci { return sensor.Deci(d / (100 * time.M
 
 // Observe judges a good reading against every rule and returns the alerts
 // it raised or cleared, and the Store's error if saving them failed. It
-// is the built-in rules' good reading too.
-func (e *Engine) Observe(rd sensor.Reading) ([]Event, error) {
+// is the built-in rules' good reading too. Its derived values are the
+// ones the dew point and absolute humidity rules judge.
+func (e *Engine) Observe(rd sensor.Derived) ([]Event, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	// A gap in the readings is a gap in the evidence: a hold that began

@@ -32,7 +32,7 @@ func feed(t *testing.T, e *Engine, start time.Time, temps ...sensor.Deci) []stri
 	t.Helper()
 	var got []string
 	for i, v := range temps {
-		evs, err := e.Observe(sensor.Reading{Temperature: v, Humidity: 500, Time: start.Add(time.Duration(i) * period)})
+		evs, err := e.Observe(sensor.Derive(sensor.Reading{Temperature: v, Humidity: 500, Time: start.Add(time.Duration(i) * period)}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +94,7 @@ func TestEngineHoldAndHysteresis(t *testing.T) {
 func TestEngineDerivedMetricsUseTheSensorsValues(t *testing.T) {
 	e := newEngine(t, nil, "dew: dew_point > 10", "ah: absolute_humidity > 9")
 	rd := sensor.Reading{Temperature: 250, Humidity: 600, Time: t0}
-	evs, err := e.Observe(rd)
+	evs, err := e.Observe(sensor.Derive(rd))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestStateFileProblems(t *testing.T) {
 	t.Run("a save that fails is reported and counted, the alert still raised", func(t *testing.T) {
 		p := filepath.Join(dir, "missing-dir", "alerts.json")
 		e := newEngine(t, FileStore{Path: p}, "hot: temperature > 30")
-		evs, err := e.Observe(sensor.Reading{Temperature: 310, Time: t0})
+		evs, err := e.Observe(sensor.Derive(sensor.Reading{Temperature: 310, Time: t0}))
 		if !errors.Is(err, ErrStore) || len(evs) != 1 || e.Stats().SaveErrors != 1 {
 			t.Fatalf("got %v, %v, %+v", evs, err, e.Stats())
 		}
@@ -280,7 +280,7 @@ func TestEveryMetricHoldsAndClearsAtItsClearValue(t *testing.T) {
 			name := mustRule(t, tt.rule).Name
 			var got []string
 			for i, r := range tt.readings {
-				evs, err := e.Observe(sensor.Reading{Temperature: r.temp, Humidity: r.hum, Time: t0.Add(time.Duration(i) * period)})
+				evs, err := e.Observe(sensor.Derive(sensor.Reading{Temperature: r.temp, Humidity: r.hum, Time: t0.Add(time.Duration(i) * period)}))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -23,7 +23,7 @@ func ExampleEngine() {
 	e, _ := alert.New(alert.Options{Rules: []alert.Rule{r}, Period: 2 * time.Second})
 	t0 := time.UnixMilli(1763856000000)
 	for i, temp := range []sensor.Deci{305, 306, 307, 289, 290, 288} {
-		evs, _ := e.Observe(sensor.Reading{Temperature: temp, Humidity: 500, Time: t0.Add(time.Duration(i) * 2 * time.Second)})
+		evs, _ := e.Observe(sensor.Derive(sensor.Reading{Temperature: temp, Humidity: 500, Time: t0.Add(time.Duration(i) * 2 * time.Second)}))
 		for _, ev := range evs {
 			b, _ := ev.MarshalJSON()
 			fmt.Println(string(b))

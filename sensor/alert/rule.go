@@ -294,16 +294,16 @@ func (r Rule) cleared(v sensor.Deci) bool {
 
 // value is r's metric of reading rd; ok is false when the reading has
 // none (no dew point at 0 %RH).
-func (r Rule) value(rd sensor.Reading) (v sensor.Deci, ok bool) {
+func (r Rule) value(rd sensor.Derived) (v sensor.Deci, ok bool) {
 	switch r.Metric {
 	case Temperature:
 		return rd.Temperature, true
 	case Humidity:
 		return rd.Humidity, true
 	case DewPoint:
-		return sensor.DewPoint(rd.Temperature, rd.Humidity)
+		return rd.DewPoint, rd.HasDewPoint
 	case AbsoluteHumidity:
-		return sensor.AbsoluteHumidity(rd.Temperature, rd.Humidity), true
+		return rd.AbsoluteHumidity, true
 	}
 	return 0, false
 }

@@ -149,7 +149,7 @@ func TestOpenSimRandomWalkMovesThroughThePoller(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	seen := map[string]bool{}
-	_ = p.Run(ctx, func(r sensor.Reading) {
+	_ = p.Run(ctx, func(r sensor.Derived) {
 		seen[r.Temperature.String()+"/"+r.Humidity.String()] = true
 		if len(seen) >= 5 {
 			cancel()

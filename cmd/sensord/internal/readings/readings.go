@@ -65,9 +65,9 @@ const secondsBelow = 100_000_000_000
 // is the guard's (-token). Others are left alone.
 var params = map[string]bool{"from": true, "to": true, "step": true, "format": true, "access_token": true}
 
-// Latest serves /api/latest from the newest good reading (false before
-// the first, answered 404).
-type Latest func() (sensor.Reading, bool)
+// Latest serves /api/latest from the newest good reading with its derived
+// values (false before the first, answered 404).
+type Latest func() (sensor.Derived, bool)
 
 // ServeHTTP implements http.Handler.
 func (l Latest) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
@@ -324,14 +324,13 @@ type row struct {
 }
 
 func newRow(p history.Point, stepped bool) row {
+	d := sensor.Derive(sensor.Reading{Temperature: p.Temperature.Mean, Humidity: p.Humidity.Mean, Time: p.Time})
 	r := row{
 		Timestamp:        p.Time.UnixMilli(),
-		Temperature:      p.Temperature.Mean,
-		Humidity:         p.Humidity.Mean,
-		AbsoluteHumidity: sensor.AbsoluteHumidity(p.Temperature.Mean, p.Humidity.Mean),
-	}
-	if dp, ok := sensor.DewPoint(p.Temperature.Mean, p.Humidity.Mean); ok {
-		r.DewPoint = &dp
+		Temperature:      d.Temperature,
+		Humidity:         d.Humidity,
+		DewPoint:         dewPoint(d),
+		AbsoluteHumidity: d.AbsoluteHumidity,
 	}
 	if stepped {
 		r.N = p.N
@@ -393,11 +392,15 @@ type latestBody struct {
 	AbsoluteHumidity sensor.Deci  `json:"absolute_humidity"`
 }
 
-func withDerived(r sensor.Reading) latestBody {
-	b := latestBody{Type: sensor.Type, Temperature: r.Temperature, Humidity: r.Humidity, Timestamp: r.Time.UnixMilli(),
-		AbsoluteHumidity: sensor.AbsoluteHumidity(r.Temperature, r.Humidity)}
-	if dp, ok := sensor.DewPoint(r.Temperature, r.Humidity); ok {
-		b.DewPoint = &dp
+func withDerived(r sensor.Derived) latestBody {
+	return latestBody{Type: sensor.Type, Temperature: r.Temperature, Humidity: r.Humidity, Timestamp: r.Time.UnixMilli(),
+		DewPoint: dewPoint(r), AbsoluteHumidity: r.AbsoluteHumidity}
+}
+
+// dewPoint is r's dew point for JSON: null in dry air.
+func dewPoint(r sensor.Derived) *sensor.Deci {
+	if !r.HasDewPoint {
+		return nil
 	}
-	return b
+	return &r.DewPoint
 }

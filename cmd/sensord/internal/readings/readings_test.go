@@ -217,12 +217,12 @@ func TestHistoryRefusesWhatItCannotAnswer(t *testing.T) {
 }
 
 func TestLatestAnswersTheReadingWithDerivedValuesOr404(t *testing.T) {
-	none := Latest(func() (sensor.Reading, bool) { return sensor.Reading{}, false })
+	none := Latest(func() (sensor.Derived, bool) { return sensor.Derived{}, false })
 	if rec := serve(none, "/api/latest"); rec.Code != 404 || rec.Body.String() != "{\"error\":\"no reading yet\"}\n" {
 		t.Errorf("no reading: %d %q", rec.Code, rec.Body.String())
 	}
-	one := Latest(func() (sensor.Reading, bool) {
-		return sensor.Reading{Temperature: 214, Humidity: 482, Time: time.UnixMilli(1763856000123)}, true
+	one := Latest(func() (sensor.Derived, bool) {
+		return sensor.Derive(sensor.Reading{Temperature: 214, Humidity: 482, Time: time.UnixMilli(1763856000123)}), true
 	})
 	rec := serve(one, "/api/latest")
 	if want := `{"type":"sensor_update","temperature":21.4,"humidity":48.2,"timestamp":1763856000123,"dew_point":10,"absolute_humidity":9`; rec.Code != 200 || !strings.HasPrefix(rec.Body.String(), want) {

@@ -50,7 +50,7 @@ func TestSensorFailureLogsOneWarningARepeatAMinuteAndOneRecovery(t *testing.T) {
 		Log: slog.New(slog.NewTextHandler(&out, nil)), Name: dev.String(), Wiring: Wiring{Sensor: "dht22", Pin: "GPIO4"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go p.Run(ctx, func(sensor.Reading) {})
+	go p.Run(ctx, func(sensor.Derived) {})
 
 	// waitReads lets the poller make n more reads.
 	waitReads := func(n uint64) {
