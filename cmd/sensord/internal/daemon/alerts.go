@@ -17,9 +17,10 @@ import (
 
 	"sensord/broadcast"
 	"sensord/broadcast/mqtt"
+	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/linklog"
+	"sensord/cmd/sensord/internal/outputs"
 	"sensord/cmd/sensord/internal/promtext"
-	"sensord/sensor"
 	"sensord/sensor/alert"
 )
 
@@ -42,7 +43,8 @@ type alertOutput interface {
 	sendAlert(ev alert.Event)
 }
 
-// alerting joins the engine to the outputs.
+// alerting joins the engine to the outputs. It is an output of readings
+// itself: every live reading is judged by the rules.
 type alerting struct {
 	d    *daemon
 	eng  *alert.Engine
@@ -122,9 +124,9 @@ func mqttAlertRules(rules []alert.Rule) []mqtt.AlertRule {
 // topic is ev's topic on the WebSocket paths.
 func (a *alerting) topic(name string) string { return a.d.cfg.Topic + alertTopicLevel + name }
 
-// run publishes the alerts active at start (kept across a restart), then
+// Run publishes the alerts active at start (kept across a restart), then
 // checks the built-in rules until ctx ends.
-func (a *alerting) run(ctx context.Context) {
+func (a *alerting) Run(ctx context.Context) {
 	// Under mu, so a first reading that clears one of them comes after.
 	a.mu.Lock()
 	active := map[string]bool{}
@@ -164,12 +166,20 @@ func (a *alerting) run(ctx context.Context) {
 	}
 }
 
-// observe judges a good reading; the poller's sink calls it.
-func (a *alerting) observe(r sensor.Derived) {
+// Publish judges a good reading when it is taken (a held one too: the
+// rules judge what the sensor reads, whatever the clock says).
+func (a *alerting) Publish(r outputs.Reading) {
+	if !r.Live() {
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.dispatch(a.eng.Observe(r))
+	a.dispatch(a.eng.Observe(r.Derived))
 }
+
+// Health adds nothing: the alerts are their own messages, and a failing
+// webhook has its log lines and counters.
+func (a *alerting) Health(*health.Report) string { return "" }
 
 // dispatch sends each event everywhere, in order; a.mu is held.
 func (a *alerting) dispatch(evs []alert.Event, saveErr error) {
@@ -205,8 +215,8 @@ func (a *alerting) publishWS(ev alert.Event) {
 	}
 }
 
-// writeMetrics adds the alerts' counters and states to /metrics.
-func (a *alerting) writeMetrics(m *promtext.Writer) {
+// Metrics adds the alerts' counters and states to /metrics.
+func (a *alerting) Metrics(m *promtext.Writer) {
 	st := a.eng.Stats()
 	m.Family("sensord_alerts_total", promtext.Counter, "Alerts raised and cleared, by state.")
 	m.Sample("sensord_alerts_total", fmt.Sprintf(`state=%q`, alert.Raised), float64(st.Raised))

@@ -21,6 +21,7 @@ import (
 
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/httpjson"
+	"sensord/cmd/sensord/internal/outputs"
 	"sensord/cmd/sensord/internal/promtext"
 	"sensord/cmd/sensord/internal/timesync"
 	"sensord/image/paths"
@@ -114,10 +115,7 @@ func (d *daemon) clockTrusted(wall time.Time, mono time.Duration, by string) {
 	n, dropped := c.held.Len(), c.held.Dropped()
 	c.held.Drain(wall, mono, func(r sensor.Derived, at time.Time, taken time.Duration) {
 		r.Time = at
-		if d.store != nil {
-			d.store.AddAt(r.Reading, taken)
-		}
-		d.publishMQTT(r)
+		d.outs.Publish(outputs.Reading{Derived: r, Late: true, Mono: taken})
 	})
 	if n > 0 {
 		d.log.Info("clock set: held readings stored with their correct times", "by", by, "step", step.String(), "readings", n, "dropped", dropped)

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/linklog"
+	"sensord/cmd/sensord/internal/outputs"
 	"sensord/cmd/sensord/internal/powercycle"
 	"sensord/cmd/sensord/internal/push"
 	"sensord/cmd/sensord/internal/readings"
@@ -116,6 +116,8 @@ type daemon struct {
 	// framing (only /ws/sensors honours -wholemsg).
 	sensors, api, dash *broadcast.Server
 	client             *broadcast.Client // nil in server mode
+	// outs are where every reading goes, in order (outputs.List).
+	outs outputs.List
 	// budget bounds the memory every WebSocket client together can make
 	// the broadcasters hold (partial messages, queued replies).
 	budget *broadcast.Budget
@@ -138,9 +140,10 @@ type daemon struct {
 	// is stuck (longer than the worst back-off plus a blocked read's timeout).
 	stuckAfter time.Duration
 
-	// seamMu makes adding a reading to the store and publishing it on
-	// /ws/sensors one step for a resume (resume.go); lastPublished is the
-	// newest reading's time published so, guarded by it.
+	// seamMu makes handing a reading to the outputs (adding it to the
+	// store and publishing it on /ws/sensors among them) one step for a
+	// resume (resume.go); lastPublished is the newest reading's time
+	// published so, guarded by it.
 	seamMu        sync.Mutex
 	lastPublished time.Time
 
@@ -217,40 +220,25 @@ func newDaemon(cfg *Config, dev sensor.Sensor, warnings []string, log *slog.Logg
 		}
 	}
 	d.api = broadcast.NewServer(&broadcast.ServerOpts{NoReplay: true, OnEvent: onEvent("/ws/api"), OnMessage: apiMessage, Budget: d.budget})
-	if cfg.Mode != "server" {
-		var tc *tls.Config
-		if cfg.URLCA != "" {
-			pool, err := loadCA(cfg.URLCA)
-			if err != nil {
-				return nil, badFlag("url-ca", "%v", err)
-			}
-			tc = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-		}
-		link := linklog.New("client mode", "check that -url is right and that its server runs and is reachable", log, time.Now)
-		c, err := broadcast.NewClient(cfg.URL, &broadcast.ClientOpts{
-			TLS:      tc,
-			WholeMsg: cfg.WholeMsg,
-			OnState: func(s broadcast.ClientState) {
-				log.Debug("client mode", "url", broadcast.RedactURL(cfg.URL), "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
-				switch {
-				case s.State == broadcast.StateConnected:
-					link.Up("url", broadcast.RedactURL(cfg.URL))
-				case s.State == broadcast.StateBackoff:
-					link.Failed(s.Reason, "url", broadcast.RedactURL(cfg.URL))
-				}
-			},
-			Backfill: d.clientBackfill,
-		})
-		if err != nil {
-			return nil, badFlag("url", "%v", err)
-		}
-		d.client = c
+	if d.client, err = d.newClient(); err != nil {
+		return nil, err
 	}
 	if d.bridge, err = d.newBridge(); err != nil {
 		return nil, err
 	}
 	d.alerts = d.newAlerts()
 	d.push = push.NewSender(d.wsPaths(), time.Now)
+	// Where readings go: an output that is not configured is not listed.
+	// The store takes each reading before the bridge, whose back-fill
+	// reads the store for the readings its full queue dropped.
+	d.outs = outputs.Of(
+		wsReadings{path: "/ws/sensors", srv: d.sensors, topic: cfg.Topic, log: log},
+		wsReadings{path: "/ws/dashboard", srv: d.dash, topic: cfg.Topic, log: log},
+		d.clientOutput(),
+		d.historyOutput(),
+		d.mqttOutput(),
+		d.alerts,
+	)
 	return d, nil
 }
 
@@ -279,27 +267,14 @@ func (d *daemon) start(ctx context.Context) *sync.WaitGroup {
 	})
 	wg.Go(func() { d.systemStats(ctx) })
 	wg.Go(func() { d.watch.Run(ctx) })
-	wg.Go(func() { d.alerts.run(ctx) })
 	wg.Go(func() { d.runClock(ctx) })
-	if d.store != nil {
-		wg.Go(func() { d.runHistory(ctx) })
-	}
+	d.outs.Run(ctx, &wg)
 	wg.Go(func() {
 		if err := systemd.Watchdog(ctx, d.healthy, d.log); err != nil {
 			d.log.Error("watchdog", "err", err)
 		}
 	})
 	wg.Go(func() { d.runVerdict(ctx, d.cfg.RuntimeDir) })
-	if d.bridge != nil {
-		wg.Go(func() { d.runBridge(ctx) })
-	}
-	if d.client != nil {
-		wg.Go(func() {
-			if err := d.client.Run(ctx); err != nil && ctx.Err() == nil {
-				d.log.Error("client mode", "err", err)
-			}
-		})
-	}
 	return &wg
 }
 
@@ -333,37 +308,17 @@ func (d *daemon) wsPaths() map[string]*broadcast.Server {
 	return paths
 }
 
-// publish is the poller's sink: every validated reading goes to every path
-// that carries readings.
-// With -clock-hold, a reading taken before the clock is set goes live as
-// it is but waits for the clock before history and MQTT (clock.go).
+// publish is the poller's sink: every validated reading, with its
+// derived values, goes to every output. With -clock-hold, a reading taken
+// before the clock is set goes to them Held, and once the clock is set
+// again Late (clock.go).
 func (d *daemon) publish(r sensor.Derived) {
-	m := broadcast.Message{Topic: d.cfg.Topic, Payload: r.Reading}
 	mono := d.mono()
 	held := d.hold(&r, mono)
-	if !held {
-		m.Time = r.Time // client mode back-fills by it; a held reading's time is not yet true
-	}
 	d.seamMu.Lock()
-	if d.store != nil && !held {
-		d.store.AddAt(r.Reading, mono)
-	}
-	err := d.sensors.Publish(m)
+	d.outs.Publish(outputs.Reading{Derived: r, Held: held, Mono: mono})
 	d.lastPublished = r.Time
 	d.seamMu.Unlock()
-	if err != nil {
-		d.log.Warn("publish", "path", "/ws/sensors", "err", err)
-	}
-	if err := d.dash.Publish(m); err != nil {
-		d.log.Warn("publish", "path", "/ws/dashboard", "err", err)
-	}
-	if d.client != nil {
-		d.client.Publish(m)
-	}
-	if !held {
-		d.publishMQTT(r)
-	}
-	d.alerts.observe(r)
 	d.log.Debug("reading", "temperature", r.Temperature, "humidity", r.Humidity)
 	d.updateStatus()
 }

@@ -11,10 +11,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/linklog"
+	"sensord/cmd/sensord/internal/outputs"
+	"sensord/cmd/sensord/internal/promtext"
 	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/cmd/sensord/web"
@@ -103,9 +106,6 @@ func writeFix(err error) string {
 // commits succeed; while they fail, why and since when. It degrades the
 // daemon, never fails it: the watchdog does not look at it.
 func (d *daemon) historyDown() string {
-	if d.store == nil {
-		return ""
-	}
 	st := d.store.Stats()
 	if st.Err == nil {
 		return ""
@@ -126,6 +126,73 @@ func (d *daemon) historyRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /api/history/restore", d.restore)
 }
 
+// historyOutput is the store as an output; nil when it could not be
+// opened.
+func (d *daemon) historyOutput() outputs.Output {
+	if d.store == nil {
+		return nil
+	}
+	return historyReadings{d: d}
+}
+
+// historyReadings adds every reading whose time is true to the store's
+// queue, which never waits for the disk.
+type historyReadings struct{ d *daemon }
+
+func (o historyReadings) Publish(r outputs.Reading) {
+	if r.Timed() {
+		o.d.store.AddAt(r.Reading, r.Mono)
+	}
+}
+
+func (o historyReadings) Run(ctx context.Context) { o.d.runHistory(ctx) }
+
+// Health fills /healthz's history part, and a failing write is one of
+// its warnings too.
+func (o historyReadings) Health(h *health.Report) string {
+	d := o.d
+	st := d.store.Stats()
+	e := &h.Extra.History
+	*e = health.History{Enabled: true, Path: d.store.Path(), Error: st.LastError, Queued: st.Queued, Written: st.Written, Dropped: st.Dropped}
+	if !st.LastCommit.IsZero() {
+		e.LastWrite = st.LastCommit.UnixMilli()
+	}
+	if !st.FailingSince.IsZero() {
+		e.FailingSince = st.FailingSince.UnixMilli()
+		e.Fix = writeFix(st.Err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if t, ok, err := d.store.Start(ctx); err == nil && ok {
+		e.Start = t.UnixMilli()
+	}
+	why := d.historyDown()
+	if why != "" {
+		h.Warnings = append(slices.Clone(h.Warnings), why)
+	}
+	return why
+}
+
+func (o historyReadings) Metrics(m *promtext.Writer) {
+	hs := o.d.store.Stats()
+	m.One("sensord_history_written_total", promtext.Counter, "Readings committed to the history database.", float64(hs.Written))
+	m.One("sensord_history_dropped_total", promtext.Counter, "Readings the history lost (queue full while the disk failed).", float64(hs.Dropped))
+	m.One("sensord_history_commit_failures_total", promtext.Counter, "History commits that failed (retried).", float64(hs.Failed))
+	m.One("sensord_history_queued", promtext.Gauge, "Readings waiting for the next history commit.", float64(hs.Queued))
+	failing := 0.0
+	if hs.Err != nil {
+		failing = 1
+	}
+	m.One("sensord_history_write_failing", promtext.Gauge, "1 while history commits fail (a full disk, a damaged file), else 0.", failing)
+}
+
+// writeHistoryRequestMetrics adds /api/history's refusals to /metrics,
+// with or without a store.
+func (d *daemon) writeHistoryRequestMetrics(m *promtext.Writer) {
+	m.One("sensord_history_requests_refused_total", promtext.Counter, "/api/history requests answered 400 (bad parameters, too many rows) and restores refused for their file.", float64(d.history.Refused()))
+	m.One("sensord_history_requests_busy_total", promtext.Counter, "History queries answered 429: more long queries at once than the store runs.", float64(d.history.Busy()))
+}
+
 // runHistory is the store's writer; once ctx ends it has written what was
 // queued and closes the database.
 func (d *daemon) runHistory(ctx context.Context) {
@@ -137,31 +204,15 @@ func (d *daemon) runHistory(ctx context.Context) {
 	}
 }
 
-// healthExtra is what /healthz adds for the dashboard.
+// healthExtra is what /healthz adds for the dashboard; the history
+// output fills in its part when there is a store.
 func (d *daemon) healthExtra() health.Extra {
 	o := d.cfg.offsets()
 	e := health.Extra{
 		Calibration: health.Calibration{TemperatureOffset: o.Temperature.Float(), HumidityOffset: o.Humidity.Float()},
 		Device:      sysstat.ReadDevice(),
 	}
-	if d.store == nil {
-		e.History.Error = d.storeErr
-		return e
-	}
-	st := d.store.Stats()
-	e.History = health.History{Enabled: true, Path: d.store.Path(), Error: st.LastError, Queued: st.Queued, Written: st.Written, Dropped: st.Dropped}
-	if !st.LastCommit.IsZero() {
-		e.History.LastWrite = st.LastCommit.UnixMilli()
-	}
-	if !st.FailingSince.IsZero() {
-		e.History.FailingSince = st.FailingSince.UnixMilli()
-		e.History.Fix = writeFix(st.Err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	if t, ok, err := d.store.Start(ctx); err == nil && ok {
-		e.History.Start = t.UnixMilli()
-	}
+	e.History.Error = d.storeErr
 	return e
 }
 

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 
 	"sensord/broadcast"
@@ -79,7 +78,7 @@ func (d *daemon) newChecker() *health.Checker {
 		Version:  d.cfg.Build,
 		Sensor:   d.poller.Stats,
 		Alive:    d.healthy,
-		Degraded: []func() string{d.clockDown, d.sensorDegraded, d.mqttDown, d.historyDown},
+		Degraded: []func() string{d.clockDown, d.sensorDegraded},
 		Describe: d.describe,
 	}
 }
@@ -93,28 +92,22 @@ func (d *daemon) sensorDegraded() string {
 	return ""
 }
 
-// describe fills what /healthz shows beside the verdict.
-func (d *daemon) describe(h *health.Report) {
+// describe fills what /healthz shows beside the verdict, the outputs'
+// parts among it, and returns why an output degrades the daemon.
+func (d *daemon) describe(h *health.Report) string {
 	h.Sensor.Name = d.dev.String()
 	h.Sensor.SensorState = d.watch.Current()
 	h.Clients = map[string]int{}
 	for path, s := range d.servers() {
 		h.Clients[path] = s.Clients()
 	}
-	if d.client != nil {
-		cs := d.client.State()
-		h.Client = &health.Client{URL: broadcast.RedactURL(d.cfg.URL), State: cs.State, Reason: cs.Reason, Attempts: cs.Attempts, Dropped: cs.Dropped, Backfilled: cs.Backfilled}
-	}
 	h.TLSFingerprint = d.tlsFingerprint
 	h.Name = d.name()
-	h.MQTT = d.mqttHealth()
 	c := d.clockHealth()
 	h.Clock = &c
 	h.Warnings = d.warnings
-	if why := d.historyDown(); why != "" {
-		h.Warnings = append(slices.Clone(d.warnings), why)
-	}
 	h.Extra = d.healthExtra()
+	return d.outs.Health(h)
 }
 
 // redactURL is broadcast.RedactURL, for config.go's messages.

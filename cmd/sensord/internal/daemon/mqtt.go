@@ -19,6 +19,7 @@ import (
 	"sensord/broadcast"
 	"sensord/broadcast/mqtt"
 	"sensord/cmd/sensord/internal/health"
+	"sensord/cmd/sensord/internal/outputs"
 	"sensord/cmd/sensord/internal/promtext"
 	"sensord/sensor"
 	"sensord/sensor/history"
@@ -123,7 +124,7 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 }
 
 // mqttBackfill is the bridge's Backfill: the stored readings of [from,
-// to), as publishMQTT makes them.
+// to), as mqttReadings makes them.
 func (d *daemon) mqttBackfill(ctx context.Context, from, to time.Time, fn func(mqtt.Reading) error) error {
 	return d.store.Export(ctx, from, to, func(bool) error { return nil }, func(p history.Point) error {
 		if p.N != 1 {
@@ -149,20 +150,39 @@ func (d *daemon) clientBackfill(ctx context.Context, from, to time.Time, emit fu
 	})
 }
 
-// runBridge is the bridge's loop, for start.
+// runBridge is the bridge's loop.
 func (d *daemon) runBridge(ctx context.Context) {
 	if err := d.bridge.Run(ctx); err != nil {
 		d.log.Error("mqtt", "err", err)
 	}
 }
 
-// publishMQTT hands r to the bridge; it never waits for the broker.
-func (d *daemon) publishMQTT(r sensor.Derived) {
+// mqttOutput is the bridge as an output; nil without -mqtt-url.
+func (d *daemon) mqttOutput() outputs.Output {
 	if d.bridge == nil {
-		return
+		return nil
 	}
-	d.bridge.Publish(mqttReading(r))
+	return mqttReadings{d: d}
 }
+
+// mqttReadings hands every reading whose time is true to the bridge,
+// which never waits for the broker.
+type mqttReadings struct{ d *daemon }
+
+func (o mqttReadings) Publish(r outputs.Reading) {
+	if r.Timed() {
+		o.d.bridge.Publish(mqttReading(r.Derived))
+	}
+}
+
+func (o mqttReadings) Run(ctx context.Context) { o.d.runBridge(ctx) }
+
+func (o mqttReadings) Health(h *health.Report) string {
+	h.MQTT = o.d.mqttHealth()
+	return o.d.mqttDown()
+}
+
+func (o mqttReadings) Metrics(m *promtext.Writer) { o.d.writeMQTTMetrics(m) }
 
 // mqttReading is r as the bridge publishes it.
 func mqttReading(r sensor.Derived) mqtt.Reading {
@@ -199,11 +219,8 @@ func mqttValues(r sensor.Derived) []mqtt.Value {
 	return append(v, mqtt.Value{Metric: metricAbsoluteHumidity, Value: r.AbsoluteHumidity.String()})
 }
 
-// mqttHealth is /healthz's view of the link, nil without -mqtt-url.
+// mqttHealth is /healthz's view of the link.
 func (d *daemon) mqttHealth() *health.MQTT {
-	if d.bridge == nil {
-		return nil
-	}
 	s, st := d.bridge.State(), d.bridge.Stats()
 	return &health.MQTT{
 		Broker: s.Broker, User: d.bridge.Broker().Username, State: s.State, Reason: s.Reason,
@@ -213,14 +230,11 @@ func (d *daemon) mqttHealth() *health.MQTT {
 	}
 }
 
-// mqttDown says why the broker link is down ("" while it is up or there
-// is none). A link that is down degrades health but never fails it: the
-// watchdog's gate (healthy) does not look at the broker either, so a dead
-// broker cannot get the daemon restarted.
+// mqttDown says why the broker link is down ("" while it is up). A link
+// that is down degrades health but never fails it: the watchdog's gate
+// (healthy) does not look at the broker either, so a dead broker cannot
+// get the daemon restarted.
 func (d *daemon) mqttDown() string {
-	if d.bridge == nil {
-		return ""
-	}
 	s := d.bridge.State()
 	if s.State == "connected" {
 		return ""
@@ -234,9 +248,6 @@ func (d *daemon) mqttDown() string {
 
 // writeMQTTMetrics adds the bridge's counters to /metrics.
 func (d *daemon) writeMQTTMetrics(m *promtext.Writer) {
-	if d.bridge == nil {
-		return
-	}
 	s := d.bridge.Stats()
 	up := 0.0
 	if s.Connected {

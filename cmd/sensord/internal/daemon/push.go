@@ -13,6 +13,7 @@ import (
 
 	"sensord/broadcast"
 	"sensord/broadcast/mqtt"
+	"sensord/cmd/sensord/internal/promtext"
 	"sensord/cmd/sensord/internal/push"
 )
 
@@ -84,5 +85,15 @@ func (d *daemon) pushRefused(err error) {
 	if now := time.Now(); now.Sub(l.last) >= pushLogEvery {
 		d.log.Warn("mqtt push refused", "topic", d.bridge.Topic(mqtt.CommandMetric), "err", err, "refused_since_last_line", l.unlogged)
 		l.last, l.unlogged = now, 0
+	}
+}
+
+// writePushMetrics adds the messages from outside to /metrics.
+func (d *daemon) writePushMetrics(m *promtext.Writer) {
+	ps := d.push.Stats()
+	m.One("sensord_pushes_total", promtext.Counter, "Messages from outside (POST /api/send, the MQTT command topic) sent to a path's clients.", float64(ps.Sent))
+	m.Family("sensord_pushes_refused_total", promtext.Counter, "Messages from outside refused, by reason (invalid: malformed, empty, too large or an unknown path; rate: over the push rate bound; session: for a client that has gone or is on another path, dropped, never broadcast).")
+	for _, r := range push.Reasons {
+		m.Sample("sensord_pushes_refused_total", fmt.Sprintf(`reason=%q`, r), float64(ps.Refused[r]))
 	}
 }

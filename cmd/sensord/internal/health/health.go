@@ -95,9 +95,11 @@ type Checker struct {
 	// unhealthy: each returns "" while its part works, else why not. The
 	// first reason reported wins.
 	Degraded []func() string
-	// Describe fills the report's other parts (names, clients, history,
-	// the device). It sees the sensor counters already filled in.
-	Describe func(*Report)
+	// Describe fills the report's other parts (names, clients, the
+	// outputs, the device) and returns why a part it described degrades
+	// the daemon ("" when none does), weighed after Degraded. It sees the
+	// sensor counters already filled in.
+	Describe func(*Report) (degraded string)
 }
 
 // Check returns the HTTP status and the report.
@@ -126,8 +128,9 @@ func (c *Checker) Check() (int, Report) {
 	if !st.LastSuccess.IsZero() {
 		r.Sensor.LastSuccess = st.LastSuccess.UnixMilli()
 	}
+	described := ""
 	if c.Describe != nil {
-		c.Describe(&r)
+		described = c.Describe(&r)
 	}
 	if r.Clients == nil {
 		r.Clients = map[string]int{}
@@ -156,6 +159,9 @@ func (c *Checker) Check() (int, Report) {
 				r.Status, r.Reason = StatusDegraded, why
 				break
 			}
+		}
+		if r.Status == StatusOK && described != "" {
+			r.Status, r.Reason = StatusDegraded, described
 		}
 	}
 	if r.Status == StatusUnhealthy {

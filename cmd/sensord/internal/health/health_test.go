@@ -34,7 +34,9 @@ type fixture struct {
 	stats sensor.Stats
 	alive error
 	mqtt  string
-	c     *Checker
+	// output is what Describe says degrades an output.
+	output string
+	c      *Checker
 }
 
 func newFixture() *fixture {
@@ -47,7 +49,7 @@ func newFixture() *fixture {
 		Sensor:   func() sensor.Stats { return f.stats },
 		Alive:    func() error { return f.alive },
 		Degraded: []func() string{func() string { return f.mqtt }},
-		Describe: func(r *Report) { r.Sensor.Name = "dht22 on GPIO4"; r.Name = "kitchen" },
+		Describe: func(r *Report) string { r.Sensor.Name = "dht22 on GPIO4"; r.Name = "kitchen"; return f.output },
 	}
 	return f
 }
@@ -112,6 +114,15 @@ func TestTheHealthWindow(t *testing.T) {
 			f.clock.advance(time.Minute)
 			f.mqtt = "mqtt disconnected: connection refused"
 		}, 503, StatusUnhealthy, "no good reading for 1m0s"},
+		{"a described output that is down degrades but stays 200", func(f *fixture) {
+			f.read()
+			f.output = "history cannot be written"
+		}, 200, StatusDegraded, "history cannot be written"},
+		{"a Degraded part is weighed before a described one", func(f *fixture) {
+			f.read()
+			f.mqtt = "mqtt connecting"
+			f.output = "history cannot be written"
+		}, 200, StatusDegraded, "mqtt connecting"},
 		{"starting outranks the broker", func(f *fixture) {
 			f.mqtt = "mqtt connecting"
 		}, 200, StatusStarting, "no good reading yet"},
