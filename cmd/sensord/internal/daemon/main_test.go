@@ -356,7 +356,7 @@ func TestSIGTERMSendsGoingAwayToEveryClientAndExitsZero(t *testing.T) {
 	}
 	select {
 	case <-p.done:
-	case <-time.After(ShutdownTimeout + 2*time.Second):
+	case <-time.After(shutdownTimeout + 2*time.Second):
 		t.Fatal("sensord did not exit after SIGTERM")
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
@@ -482,14 +482,14 @@ collect:
 	}
 
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	timeout := time.After(ShutdownTimeout + 2*time.Second)
+	timeout := time.After(shutdownTimeout + 2*time.Second)
 	for {
 		select {
 		case n := <-notes:
 			if n.Text == "STOPPING=1" {
 				select {
 				case <-p.done:
-				case <-time.After(ShutdownTimeout + 2*time.Second):
+				case <-time.After(shutdownTimeout + 2*time.Second):
 					t.Fatal("no exit after STOPPING=1")
 				}
 				if code := p.cmd.ProcessState.ExitCode(); code != 0 {

@@ -29,11 +29,11 @@ import (
 	"sensord/systemd"
 )
 
-// ShutdownTimeout bounds the graceful stop (close frames, writers
+// shutdownTimeout bounds the graceful stop (close frames, writers
 // draining). It is well inside systemd's default TimeoutStopSec of 90 s
 // and the unit's own, so the daemon exits by itself rather than being
 // killed.
-const ShutdownTimeout = 5 * time.Second
+const shutdownTimeout = 5 * time.Second
 
 // Run opens the sensor and the listener, runs until ctx is cancelled and
 // shuts down gracefully. warnings are the settings' problems, for
@@ -79,7 +79,7 @@ func Run(ctx context.Context, cfg *Config, warnings []string, log *slog.Logger) 
 	if err := systemd.Stopping(); err != nil {
 		log.Warn("sd_notify STOPPING failed", "err", err)
 	}
-	shut, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	shut, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	stopLoops()
 	// WebSocket connections are hijacked, so http.Server.Shutdown does not
