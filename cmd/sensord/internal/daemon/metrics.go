@@ -1,8 +1,10 @@
 package daemon
 
-// /metrics: each part of the daemon writes its own families (its counters
-// beside its code), the outputs theirs through outputs.List. The format
-// is promtext's.
+// /metrics: each part of the daemon writes its own families, the way
+// node_exporter's collectors do: the sensor (metrics_sensor.go), the
+// WebSocket paths (metrics_ws.go), the front door (metrics_front.go), the
+// updater, the clock, the pushes and /api/history in their own files, and
+// each output through outputs.List. The format is promtext's.
 
 import (
 	"fmt"
