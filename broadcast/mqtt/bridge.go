@@ -16,7 +16,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"sensord/internal/backoff"
+	"sensord/internal/link"
 	"sensord/internal/ratelimit"
 )
 
@@ -96,9 +96,6 @@ const (
 	writeTimeout    = 10 * time.Second
 	shutdownPublish = 2 * time.Second // the clean stop's offline, inside the daemon's 5 s stop
 	disconnectQuiet = 250             // ms Paho may spend flushing on Disconnect
-	// reportEvery rate-limits OnState for a state that repeats with the
-	// same reason (a wrong password refused at every attempt).
-	reportEvery = time.Minute
 	// stableAfter is how long a connection must last for the back-off
 	// to start again from MinBackoff.
 	stableAfter = 30 * time.Second
@@ -184,13 +181,17 @@ type Opts struct {
 	Rand func() float64   // uniform in [0,1) for jitter; math/rand/v2's Float64
 }
 
+// ReasonStopped is the reason of the link's last state, Disconnected,
+// after a clean stop: not a failure.
+const ReasonStopped = "stopped"
+
 // State is the link's state, for health and the dashboard.
 type State struct {
-	Broker   string    // the URL without user info
-	State    string    // "connecting", "connected" or "disconnected"
-	Reason   string    // why it is not connected; "" when connected
-	Attempts int       // failed attempts since the last connection
-	Since    time.Time // when State last changed
+	Broker   string     // the URL without user info
+	State    link.State // link.Connecting, link.Connected or link.Disconnected
+	Reason   string     // why it is not connected; "" when connected
+	Attempts int        // failed attempts since the last connection
+	Since    time.Time  // when State last changed
 }
 
 // Stats are the bridge's counters.
@@ -238,14 +239,14 @@ type Bridge struct {
 	handedOver bool
 	backfilled atomic.Uint64
 
-	mu         sync.Mutex // guards state, err, lastReport, latest, hasLatest
-	state      State
-	err        error // why the link last went down
-	lastReport time.Time
-	latest     Reading
-	hasLatest  bool
-	alerts     alertState
-	events     eventQueue
+	mu        sync.Mutex // guards state, err, outage, latest, hasLatest
+	state     State
+	err       error       // why the link last went down
+	outage    link.Outage // rate-limits OnState while the link stays down
+	latest    Reading
+	hasLatest bool
+	alerts    alertState
+	events    eventQueue
 
 	commands, commandsRetained atomic.Uint64
 
@@ -330,7 +331,7 @@ func New(o Opts) (*Bridge, error) {
 		haOnline: make(chan struct{}, 1),
 	}
 	b.events.lim = ratelimit.New(EventRate, EventBurst)
-	b.state = State{Broker: br.String(), State: "connecting", Since: o.Now()}
+	b.state = State{Broker: br.String(), State: link.Connecting, Since: o.Now()}
 	return b, nil
 }
 
@@ -397,23 +398,26 @@ func (b *Bridge) Stats() Stats {
 	}
 }
 
-// setState records the link's state and tells OnState, at most once per
-// reportEvery while it repeats with the same reason.
-func (b *Bridge) setState(state string, reason string, attempts int) {
+// setState records the link's state and tells OnState: every change, and
+// a failure that repeats with the same reason (a wrong password refused
+// at every attempt) at most once a link.RepeatEvery.
+func (b *Bridge) setState(state link.State, reason string, attempts int) {
 	now := b.o.Now()
 	b.mu.Lock()
-	same := b.state.State == state && b.state.Reason == reason
-	if !same {
+	if b.state.State != state || b.state.Reason != reason {
 		b.state.Since = now
 	}
 	b.state.State, b.state.Reason, b.state.Attempts = state, reason, attempts
-	report := !same || now.Sub(b.lastReport) >= reportEvery
-	if report {
-		b.lastReport = now
+	report := true
+	switch {
+	case state == link.Connected:
+		b.outage.Up()
+	case state == link.Disconnected && reason != ReasonStopped:
+		report = b.outage.Fail(now, reason) != link.Quiet
 	}
 	s := b.state
 	b.mu.Unlock()
-	b.connected.Store(state == "connected")
+	b.connected.Store(state == link.Connected)
 	if report && b.o.OnState != nil {
 		b.o.OnState(s)
 	}
@@ -423,7 +427,7 @@ func (b *Bridge) setState(state string, reason string, attempts int) {
 // from MinBackoff up to MaxBackoff, with the upper half jittered so a house
 // of devices does not reconnect in step, and never below MinBackoff.
 func (b *Bridge) backoff(n int) time.Duration {
-	return backoff.Delay(n, MinBackoff, MaxBackoff, MinBackoff, b.o.Rand())
+	return link.Backoff{Min: MinBackoff, Max: MaxBackoff, Floor: MinBackoff}.Delay(n, b.o.Rand())
 }
 
 // Run connects, publishes and subscribes until ctx is cancelled, then
@@ -439,7 +443,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			// After a failure the state stays disconnected with its
 			// reason until a connection is made, so /healthz says why
 			// and a refusal repeated at every attempt is reported once.
-			b.setState("connecting", "", failures)
+			b.setState(link.Connecting, "", failures)
 		}
 		lost := make(chan error, 1)
 		c, err := b.connect(ctx, lost)
@@ -467,7 +471,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.mu.Lock()
 		b.err = err
 		b.mu.Unlock()
-		b.setState("disconnected", err.Error(), failures)
+		b.setState(link.Disconnected, err.Error(), failures)
 		t := time.NewTimer(b.backoff(failures))
 		select {
 		case <-ctx.Done():
@@ -731,7 +735,7 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 		return err
 	}
 	b.connects.Add(1)
-	b.setState("connected", "", 0)
+	b.setState(link.Connected, "", 0)
 	if err := b.sendBacklog(ctx, c, older); err != nil {
 		return err
 	}
@@ -868,5 +872,5 @@ func (b *Bridge) goodbye(c paho.Client) {
 		b.published.Add(1)
 	}
 	c.Disconnect(disconnectQuiet)
-	b.setState("disconnected", "stopped", 0)
+	b.setState(link.Disconnected, ReasonStopped, 0)
 }

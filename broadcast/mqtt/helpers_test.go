@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"fmt"
+	"sensord/internal/link"
 	"sensord/internal/testutil"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func run(t *testing.T, b *Bridge) (stop func()) {
 	return func() { halt() }
 }
 
-func waitState(t *testing.T, b *Bridge, state string) State {
+func waitState(t *testing.T, b *Bridge, state link.State) State {
 	t.Helper()
 	deadline := time.Now().Add(waitLong)
 	for {

@@ -15,12 +15,12 @@ import (
 	"sensord/cmd/sensord/internal/connlimit"
 	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/health"
-	"sensord/cmd/sensord/internal/linklog"
 	"sensord/cmd/sensord/internal/powercycle"
 	"sensord/cmd/sensord/internal/push"
 	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/internal/sensorwatch"
 	"sensord/cmd/sensord/internal/sysstat"
+	"sensord/internal/link"
 	"sensord/sensor"
 	"sensord/sensor/history"
 	"sensord/systemd"
@@ -152,7 +152,7 @@ type daemon struct {
 	history  *readings.History // /api/history
 	backup   *readings.Backup  // /api/history/backup
 	restore  *readings.Restore // /api/history/restore
-	writes   *linklog.Log      // the history's commits: a WARN when they fail
+	writes   *link.Log         // the history's commits: a WARN when they fail
 	watch    *sensorwatch.Watch
 	checker  *health.Checker // /healthz
 	update   *updatePanel    // the A/B updater's panel and upload (update.go)
@@ -226,17 +226,17 @@ func newDaemon(cfg *config, dev sensor.Sensor, warnings []string, log *slog.Logg
 			}
 			tc = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 		}
-		link := linklog.New("client mode", "check that -url is right and that its server runs and is reachable", log, time.Now)
+		journal := link.NewLog("client mode", "check that -url is right and that its server runs and is reachable", log, time.Now)
 		c, err := broadcast.NewClient(cfg.URL, &broadcast.ClientOpts{
 			TLS:      tc,
 			WholeMsg: cfg.WholeMsg,
 			OnState: func(s broadcast.ClientState) {
 				log.Debug("client mode", "url", broadcast.RedactURL(cfg.URL), "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
 				switch {
-				case s.State == broadcast.StateConnected:
-					link.Up("url", broadcast.RedactURL(cfg.URL))
-				case s.State == broadcast.StateBackoff:
-					link.Failed(s.Reason, "url", broadcast.RedactURL(cfg.URL))
+				case s.State == link.Connected:
+					journal.Up("url", broadcast.RedactURL(cfg.URL))
+				case s.State == link.BackingOff:
+					journal.Failed(s.Reason, "url", broadcast.RedactURL(cfg.URL))
 				}
 			},
 			Backfill: d.clientBackfill,

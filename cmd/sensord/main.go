@@ -11,7 +11,7 @@
 // command uses in internal/: /ws/api's answers (api), /healthz's verdict
 // (health), the /metrics format (promtext), /api/latest and /api/history
 // (readings), the token and Host checks (guard), TLS files (tlscert), the
-// sensor's and the links' log lines (sensorwatch, linklog) and the
+// sensor's and the links' log lines (sensorwatch, internal/link) and the
 // system's figures (sysstat, connlimit). The files here build those from
 // the flags and join them: daemon.go the loops, http.go the routes,
 // front.go the listeners, metrics.go the catalogue of /metrics, mqtt.go

@@ -13,6 +13,7 @@ import (
 	"sensord/cmd/sensord/internal/promtext"
 	"sensord/cmd/sensord/internal/push"
 	"sensord/cmd/sensord/internal/sysstat"
+	"sensord/internal/link"
 	"sensord/sensor"
 )
 
@@ -91,7 +92,7 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 		cs := d.client.State()
 		m.Family("sensord_client_connected", promtext.Gauge, "1 while client mode is connected to -url.")
 		up := 0.0
-		if cs.State == "connected" {
+		if cs.State == link.Connected {
 			up = 1
 		}
 		m.Sample("sensord_client_connected", "", up)

@@ -20,6 +20,7 @@ import (
 	"sensord/broadcast/mqtt"
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/promtext"
+	"sensord/internal/link"
 	"sensord/sensor"
 	"sensord/sensor/history"
 )
@@ -97,7 +98,7 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 		},
 		OnCommand: d.pushFromMQTT,
 		OnState: func(s mqtt.State) {
-			if s.State == "disconnected" && s.Reason != "stopped" {
+			if s.State == link.Disconnected && s.Reason != mqtt.ReasonStopped {
 				d.log.Warn("mqtt", "broker", s.Broker, "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
 				return
 			}
@@ -222,10 +223,10 @@ func (d *daemon) mqttDown() string {
 		return ""
 	}
 	s := d.bridge.State()
-	if s.State == "connected" {
+	if s.State == link.Connected {
 		return ""
 	}
-	why := "mqtt " + s.State
+	why := "mqtt " + string(s.State)
 	if s.Reason != "" {
 		why += ": " + s.Reason
 	}
