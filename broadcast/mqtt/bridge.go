@@ -123,9 +123,10 @@ type Value struct {
 	Value  string
 }
 
-// Reading is what the daemon hands the bridge: the values to publish one per
-// topic and the sensor_update JSON for the state topic.
-type Reading struct {
+// Publication is a reading as the daemon hands it to the bridge: its
+// values to publish one per topic and its sensor_update JSON for the state
+// topic.
+type Publication struct {
 	Values []Value
 	State  []byte
 	Time   time.Time
@@ -161,7 +162,7 @@ type Opts struct {
 	HandoverPause time.Duration
 
 	OnMessage func(HubMessage) // required with Subscribe; must not block
-	OnState   func(State)      // optional; must not block
+	OnState   func(LinkState)  // optional; must not block
 	// OnCommand, if set, gets the payload of every message published on
 	// the command topic <prefix>/<name>/send (CommandMetric) but
 	// retained ones; it must not block.
@@ -173,7 +174,7 @@ type Opts struct {
 	// after a reconnect (backlog: state topic, not retained, oldest first),
 	// at most BackfillRate a second; OnBackfill, if set, is told how many.
 	// Without it a full queue drops the oldest for good.
-	Backfill     func(ctx context.Context, from, to time.Time, fn func(Reading) error) error
+	Backfill     func(ctx context.Context, from, to time.Time, fn func(Publication) error) error
 	BackfillRate int // DefaultBackfillRate
 	OnBackfill   func(n int, from, to time.Time)
 
@@ -185,8 +186,8 @@ type Opts struct {
 // after a clean stop: not a failure.
 const ReasonStopped = "stopped"
 
-// State is the link's state, for health and the dashboard.
-type State struct {
+// LinkState is the broker link's state, for health and the dashboard.
+type LinkState struct {
 	Broker   string     // the URL without user info
 	State    link.State // link.Connecting, link.Connected or link.Disconnected
 	Reason   string     // why it is not connected; "" when connected
@@ -240,10 +241,10 @@ type Bridge struct {
 	backfilled atomic.Uint64
 
 	mu        sync.Mutex // guards state, err, outage, latest, hasLatest
-	state     State
+	state     LinkState
 	err       error       // why the link last went down
 	outage    link.Outage // rate-limits OnState while the link stays down
-	latest    Reading
+	latest    Publication
 	hasLatest bool
 	alerts    alertState
 	events    eventQueue
@@ -331,7 +332,7 @@ func New(o Opts) (*Bridge, error) {
 		haOnline: make(chan struct{}, 1),
 	}
 	b.events.lim = ratelimit.New(EventRate, EventBurst)
-	b.state = State{Broker: br.String(), State: link.Connecting, Since: o.Now()}
+	b.state = LinkState{Broker: br.String(), State: link.Connecting, Since: o.Now()}
 	return b, nil
 }
 
@@ -346,7 +347,7 @@ func (b *Bridge) topic(metric string) string { return b.o.Prefix + "/" + b.o.Nam
 
 // Publish queues r for the broker and returns at once; when the queue is
 // full the oldest reading is dropped and counted.
-func (b *Bridge) Publish(r Reading) {
+func (b *Bridge) Publish(r Publication) {
 	b.q.push(r)
 	b.mu.Lock()
 	b.latest, b.hasLatest = r, true
@@ -358,7 +359,7 @@ func (b *Bridge) Publish(r Reading) {
 }
 
 // State returns the link's state.
-func (b *Bridge) State() State {
+func (b *Bridge) State() LinkState {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.state
@@ -576,7 +577,7 @@ func (b *Bridge) send(ctx context.Context, c paho.Client, msgs ...message) error
 
 // current is r on every topic, retained: what a subscriber that arrives
 // later must see.
-func (b *Bridge) current(r Reading) []message {
+func (b *Bridge) current(r Publication) []message {
 	msgs := make([]message, 0, len(r.Values)+1)
 	for _, v := range r.Values {
 		msgs = append(msgs, message{b.topic(v.Metric), []byte(v.Value), true})
@@ -586,7 +587,7 @@ func (b *Bridge) current(r Reading) []message {
 
 // backlog is older readings on the state topic only, not retained, oldest
 // first.
-func (b *Bridge) backlog(rs []Reading) []message {
+func (b *Bridge) backlog(rs []Publication) []message {
 	msgs := make([]message, len(rs))
 	for i, r := range rs {
 		msgs[i] = message{b.topic(StateMetric), r.State, false}
@@ -598,7 +599,7 @@ func (b *Bridge) backlog(rs []Reading) []message {
 // retained, then the older ones as backlog. With an empty queue and
 // republish set, the latest reading goes out again (a broker that restarted
 // without persistence has lost its retained values).
-func (b *Bridge) flush(ctx context.Context, c paho.Client, republish bool) (older []Reading, err error) {
+func (b *Bridge) flush(ctx context.Context, c paho.Client, republish bool) (older []Publication, err error) {
 	rs := b.q.takeAll()
 	if len(rs) == 0 {
 		b.mu.Lock()
@@ -622,7 +623,7 @@ func (b *Bridge) flush(ctx context.Context, c paho.Client, republish bool) (olde
 	return rs[:len(rs)-1], nil
 }
 
-func (b *Bridge) sendBacklog(ctx context.Context, c paho.Client, rs []Reading) error {
+func (b *Bridge) sendBacklog(ctx context.Context, c paho.Client, rs []Publication) error {
 	if len(rs) > 0 {
 		if err := b.send(ctx, c, b.backlog(rs)...); err != nil {
 			b.q.putBack(rs)
@@ -651,7 +652,7 @@ func (b *Bridge) backfill(ctx context.Context, c paho.Client, to time.Time) erro
 	}
 	batchLen := max(1, b.o.BackfillRate/backfillBatches)
 	pause := time.Second / backfillBatches
-	batch := make([]Reading, 0, batchLen)
+	batch := make([]Publication, 0, batchLen)
 	n := 0
 	sendBatch := func() error {
 		if len(batch) == 0 {
@@ -673,7 +674,7 @@ func (b *Bridge) backfill(ctx context.Context, c paho.Client, to time.Time) erro
 			return ctx.Err()
 		}
 	}
-	err := b.o.Backfill(ctx, from, to, func(r Reading) error {
+	err := b.o.Backfill(ctx, from, to, func(r Publication) error {
 		batch = append(batch, r)
 		if len(batch) < batchLen {
 			return nil

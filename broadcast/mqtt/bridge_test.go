@@ -321,9 +321,9 @@ func TestUserAndPasswordAndAClearRateLimitedErrorForAWrongOne(t *testing.T) {
 	waitState(t, good, link.Connected)
 
 	var mu sync.Mutex
-	var reports []State
+	var reports []LinkState
 	bad := newBridge(t, Opts{URL: strings.Replace(broker.URL(), "mqtt://", "mqtt://sensord:wrong-pw@", 1), Name: "bad",
-		OnState: func(s State) { mu.Lock(); reports = append(reports, s); mu.Unlock() }})
+		OnState: func(s LinkState) { mu.Lock(); reports = append(reports, s); mu.Unlock() }})
 	run(t, bad)
 	waitStats(t, bad, "three refused attempts", func(s Stats) bool { return s.ConnectErrors >= 3 })
 	s := bad.State()

@@ -97,7 +97,7 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 			}
 		},
 		OnCommand: d.pushFromMQTT,
-		OnState: func(s mqtt.State) {
+		OnState: func(s mqtt.LinkState) {
 			if s.State == link.Disconnected && s.Reason != mqtt.ReasonStopped {
 				d.log.Warn("mqtt", "broker", s.Broker, "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
 				return
@@ -125,7 +125,7 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 
 // mqttBackfill is the bridge's Backfill: the stored readings of [from,
 // to), as publishMQTT makes them.
-func (d *daemon) mqttBackfill(ctx context.Context, from, to time.Time, fn func(mqtt.Reading) error) error {
+func (d *daemon) mqttBackfill(ctx context.Context, from, to time.Time, fn func(mqtt.Publication) error) error {
 	return d.store.Export(ctx, from, to, func(bool) error { return nil }, func(p history.Point) error {
 		if p.N != 1 {
 			return nil // a rollup: past raw retention
@@ -166,8 +166,8 @@ func (d *daemon) publishMQTT(r sensor.Reading) {
 }
 
 // mqttReading is r as the bridge publishes it.
-func mqttReading(r sensor.Reading) mqtt.Reading {
-	return mqtt.Reading{Values: mqttValues(r), State: r.AppendJSON(make([]byte, 0, 96)), Time: r.Time}
+func mqttReading(r sensor.Reading) mqtt.Publication {
+	return mqtt.Publication{Values: mqttValues(r), State: r.AppendJSON(make([]byte, 0, 96)), Time: r.Time}
 }
 
 // Metrics derived from each reading (sensor/derive.go), published and

@@ -105,7 +105,7 @@ type Watch struct {
 	prevCauses map[sensor.Cause]uint64
 	prevReads  uint64
 	prevFailed uint64
-	kind       string // kind of the latest failed reads (sensor.Kind)
+	kind       string // kind of the latest failed reads (sensor.ErrorKind)
 	// buckets is a ring of the reads each check saw; next is the slot
 	// the next check writes, filled how many hold a check.
 	buckets [windowBuckets]bucket
@@ -385,7 +385,7 @@ func where(wr Wiring) string {
 
 // Explain says in plain words what failing reads mean for the sensor
 // wired as wr, and what usually fixes it: from their cause when the driver
-// told one, else from their kind (as sensor.Kind names it; lastErr is the
+// told one, else from their kind (as sensor.ErrorKind names it; lastErr is the
 // last error itself).
 func Explain(kind string, cause sensor.Cause, lastErr string, wr Wiring) (problem, fix string) {
 	at := where(wr)
