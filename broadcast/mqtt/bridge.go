@@ -162,7 +162,10 @@ type Opts struct {
 	HandoverPause time.Duration
 
 	OnMessage func(HubMessage) // required with Subscribe; must not block
-	OnState   func(LinkState)  // optional; must not block
+	// OnState, if set, is told every change of the link's state, and a
+	// failure that repeats with the same reason at most once a
+	// link.RepeatEvery; it must not block.
+	OnState func(LinkState)
 	// OnCommand, if set, gets the payload of every message published on
 	// the command topic <prefix>/<name>/send (CommandMetric) but
 	// retained ones; it must not block.

@@ -6,7 +6,7 @@ import "time"
 // minute keeps the journal readable.
 const RepeatEvery = time.Minute
 
-// News is what a change of a link's deserves in the journal.
+// News is what a change in a link deserves in the journal.
 type News int
 
 // The news an Outage tells.
