@@ -16,7 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"sensord/broadcast/internal/fanout"
-	"sensord/internal/backoff"
+	"sensord/internal/link"
 )
 
 // Defaults for zero ClientOpts fields.
@@ -24,14 +24,6 @@ const (
 	DefaultClientBuffer = 256
 	DefaultMinBackoff   = 500 * time.Millisecond
 	DefaultMaxBackoff   = 30 * time.Second
-)
-
-// Client states.
-const (
-	StateConnecting = "connecting"
-	StateConnected  = "connected"
-	StateBackoff    = "backoff"
-	StateStopped    = "stopped"
 )
 
 // ClientOpts configures a Client; the zero value is usable.
@@ -74,11 +66,11 @@ type ClientOpts struct {
 
 // ClientState is what a Client is doing and why.
 type ClientState struct {
-	State    string        // StateConnecting, StateConnected, StateBackoff, StateStopped
+	State    link.State    // link.Connecting, link.Connected, link.BackingOff or link.Stopped
 	Reason   string        // why the last connection or dial ended ("" while fine)
 	Since    time.Time     // when State was entered
 	Attempts int           // failed dials since the last successful connect
-	Retry    time.Duration // in StateBackoff: how long it waits before the next dial
+	Retry    time.Duration // in link.BackingOff: how long it waits before the next dial
 	Dropped  uint64        // messages dropped from the full buffer (oldest first)
 	Sent     uint64        // messages written to the server
 	Queued   int           // messages waiting
@@ -169,7 +161,7 @@ func NewClient(rawURL string, o *ClientOpts) (*Client, error) {
 	}
 	c.queue = make([]outMsg, c.o.Buffer)
 	c.ids.prefix = rand.Uint32()
-	c.state = ClientState{State: StateStopped, Since: c.now()}
+	c.state = ClientState{State: link.Stopped, Since: c.now()}
 	return c, nil
 }
 
@@ -245,13 +237,13 @@ func (c *Client) State() ClientState {
 	return st
 }
 
-func (c *Client) setState(state, reason string, attempts int) {
+func (c *Client) setState(state link.State, reason string, attempts int) {
 	c.mu.Lock()
 	c.state.State = state
 	c.state.Reason = reason
 	c.state.Attempts = attempts
 	c.state.Since = c.now()
-	if state != StateBackoff {
+	if state != link.BackingOff {
 		c.state.Retry = 0
 	}
 	st := c.state
@@ -285,7 +277,7 @@ func (c *Client) Run(ctx context.Context) error {
 	attempts := 0
 	reason := ""
 	for {
-		c.setState(StateConnecting, reason, attempts)
+		c.setState(link.Connecting, reason, attempts)
 		dctx, cancel := context.WithTimeout(ctx, c.o.HandshakeTimeout)
 		ws, resp, err := d.DialContext(dctx, c.url, c.o.Header)
 		cancel()
@@ -296,7 +288,7 @@ func (c *Client) Run(ctx context.Context) error {
 			if ws != nil {
 				_ = ws.Close()
 			}
-			c.setState(StateStopped, "", attempts)
+			c.setState(link.Stopped, "", attempts)
 			return nil
 		}
 		if err != nil {
@@ -304,10 +296,10 @@ func (c *Client) Run(ctx context.Context) error {
 			reason = dialReason(err, resp)
 		} else {
 			attempts = 0
-			c.setState(StateConnected, "", 0)
+			c.setState(link.Connected, "", 0)
 			reason = c.serve(ctx, ws)
 			if ctx.Err() != nil {
-				c.setState(StateStopped, "", 0)
+				c.setState(link.Stopped, "", 0)
 				return nil
 			}
 			attempts = 1 // the first retry waits MinBackoff
@@ -316,12 +308,12 @@ func (c *Client) Run(ctx context.Context) error {
 		c.mu.Lock()
 		c.state.Retry = wait
 		c.mu.Unlock()
-		c.setState(StateBackoff, reason, attempts)
+		c.setState(link.BackingOff, reason, attempts)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			c.setState(StateStopped, "", attempts)
+			c.setState(link.Stopped, "", attempts)
 			return nil
 		case <-t.C:
 		}
@@ -331,7 +323,7 @@ func (c *Client) Run(ctx context.Context) error {
 // backoff is the delay before retry number n (n >= 1): MinBackoff doubling
 // up to MaxBackoff, drawn from [d/2, d].
 func (c *Client) backoff(n int) time.Duration {
-	return backoff.Delay(n, c.o.MinBackoff, c.o.MaxBackoff, 0, c.jitter())
+	return link.Backoff{Min: c.o.MinBackoff, Max: c.o.MaxBackoff}.Delay(n, c.jitter())
 }
 
 func dialReason(err error, resp *http.Response) string {

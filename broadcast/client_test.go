@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"sensord/internal/link"
 	"sensord/internal/testutil"
 )
 
@@ -99,7 +100,7 @@ func runClient(t *testing.T, c *Client) {
 	})
 }
 
-func waitState(t *testing.T, c *Client, state string) ClientState {
+func waitState(t *testing.T, c *Client, state link.State) ClientState {
 	t.Helper()
 	var st ClientState
 	testutil.Until(t, 20*time.Second, func() bool { st = c.State(); return st.State == state },
@@ -124,7 +125,7 @@ func TestClientDeliversToARealServerWithTheSameEncoding(t *testing.T) {
 	ls := newLiveServerWithToken(t, ServerOpts{}, "tok")
 	c, _ := NewClient(ls.url(), &ClientOpts{Header: http.Header{"Authorization": {"Bearer tok"}}})
 	runClient(t, c)
-	waitState(t, c, StateConnected)
+	waitState(t, c, link.Connected)
 	c.Publish(Message{Topic: "t", Payload: map[string]float64{"temperature": 21.4}})
 	c.Publish(Message{Payload: "text as is"})
 	c.Publish(Message{Payload: ""}) // not sent
@@ -132,7 +133,7 @@ func TestClientDeliversToARealServerWithTheSameEncoding(t *testing.T) {
 
 	w, _ := NewClient(ls.url()+"?access_token=tok", &ClientOpts{WholeMsg: true})
 	runClient(t, w)
-	waitState(t, w, StateConnected)
+	waitState(t, w, link.Connected)
 	w.Publish(Message{Topic: "t", Payload: 1, ID: "id1"})
 	ls.want(t, `{"topic":"t","payload":1,"_msgid":"id1"}`)
 }
@@ -141,12 +142,12 @@ func TestClientSurvivesServerRestartAndDropsOldestWhileDown(t *testing.T) {
 	ls := newLiveServer(t, ServerOpts{})
 	c, _ := NewClient(ls.url(), &ClientOpts{Buffer: 3, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
 	runClient(t, c)
-	waitState(t, c, StateConnected)
+	waitState(t, c, link.Connected)
 	c.Publish(Message{Payload: "before"})
 	ls.want(t, "before")
 
 	ls.stop() // sends 1001
-	st := waitState(t, c, StateBackoff)
+	st := waitState(t, c, link.BackingOff)
 	if !strings.Contains(st.Reason, "1001") {
 		t.Errorf("reason %q, want the server's 1001", st.Reason)
 	}
@@ -157,7 +158,7 @@ func TestClientSurvivesServerRestartAndDropsOldestWhileDown(t *testing.T) {
 		t.Fatalf("while down: dropped %d queued %d, want 2 and 3", st.Dropped, st.Queued)
 	}
 	ls.start() // same address
-	waitState(t, c, StateConnected)
+	waitState(t, c, link.Connected)
 	ls.want(t, "down 3", "down 4", "down 5")
 	c.Publish(Message{Payload: "after"})
 	ls.want(t, "after")
@@ -199,12 +200,12 @@ func TestClientBackFillsWhatTheFullBufferDropped(t *testing.T) {
 		}})
 	c.now = func() time.Time { return base }
 	runClient(t, c)
-	waitState(t, c, StateConnected)
+	waitState(t, c, link.Connected)
 	c.Publish(reading(1))
 	ls.want(t, "reading 1")
 
 	ls.stop()
-	waitState(t, c, StateBackoff)
+	waitState(t, c, link.BackingOff)
 	c.Publish(Message{Payload: "a notice, not a reading"})
 	for i := 2; i <= 9; i++ {
 		c.Publish(reading(i))
@@ -213,7 +214,7 @@ func TestClientBackFillsWhatTheFullBufferDropped(t *testing.T) {
 		t.Fatalf("while down: dropped %d queued %d, want 6 and 3", st.Dropped, st.Queued)
 	}
 	ls.start()
-	waitState(t, c, StateConnected)
+	waitState(t, c, link.Connected)
 	ls.want(t, "reading 2", "reading 3", "reading 4", "reading 5", "reading 6", "reading 7", "reading 8", "reading 9")
 	c.Publish(reading(10))
 	ls.want(t, "reading 10")
@@ -250,7 +251,7 @@ func TestClientBacksOffExponentiallyWithJitter(t *testing.T) {
 		defer mu.Unlock()
 		backoffs, gaps = backoffs[:0], gaps[:0]
 		for i := 0; i+1 < len(states); i++ {
-			if states[i].State == StateBackoff && states[i+1].State == StateConnecting {
+			if states[i].State == link.BackingOff && states[i+1].State == link.Connecting {
 				backoffs = append(backoffs, states[i])
 				gaps = append(gaps, states[i+1].Since.Sub(states[i].Since))
 			}
@@ -293,7 +294,7 @@ func TestClientDetectsADeadPeerByMissingPongs(t *testing.T) {
 	runClient(t, c)
 	<-upgraded
 	start := time.Now()
-	st := waitState(t, c, StateBackoff)
+	st := waitState(t, c, link.BackingOff)
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("dead peer noticed after %v, want ~150ms", d)
 	}
@@ -321,7 +322,7 @@ func TestClientHandshakeTimeout(t *testing.T) {
 	c, _ := NewClient("ws://"+l.Addr().String()+"/", &ClientOpts{HandshakeTimeout: 100 * time.Millisecond, MinBackoff: time.Minute})
 	runClient(t, c)
 	start := time.Now()
-	st := waitState(t, c, StateBackoff)
+	st := waitState(t, c, link.BackingOff)
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("gave up after %v, want ~100ms", d)
 	}
@@ -337,12 +338,12 @@ func TestClientRunStopsOnCancelWithGoingAway(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	waitState(t, c, StateConnected)
+	waitState(t, c, link.Connected)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	if st := c.State(); st.State != StateStopped {
+	if st := c.State(); st.State != link.Stopped {
 		t.Fatalf("state %+v, want stopped", st)
 	}
 	for e := range events {

@@ -1,6 +1,9 @@
 package sensor
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Cause is the likely cause of a failed read, told from how the line
 // behaved: a driver that can tell (package dht22, from the edge timings)
@@ -43,81 +46,64 @@ const NumCauses = int(CauseLineGone) + 1
 // Causes lists every cause, CauseUnknown first, for counters that show
 // zeros too.
 func Causes() []Cause {
-	return []Cause{CauseUnknown, CauseNoAnswer, CauseBadSignal, CauseWrongModel, CauseStuckLow, CauseStuckHigh, CauseNoise, CauseLineBusy, CauseLineGone}
+	cs := make([]Cause, NumCauses)
+	for i := range cs {
+		cs[i] = Cause(i)
+	}
+	return cs
+}
+
+// causeWords is a cause's name and a person's words for it. In problem,
+// %s is where the line is ("on GPIO4"); a cause without a fix of its own
+// points at the sensor's wiring.
+type causeWords struct{ name, problem, fix string }
+
+// causes holds every cause's words, by Cause.
+var causes = [NumCauses]causeWords{
+	CauseUnknown: {"unknown", "reads of the sensor %s fail", ""},
+	CauseNoAnswer: {"no_answer", "the sensor %s does not answer at all",
+		"check that the sensor has power (3.3 V and GND), that its data pin is wired to this pin and that -pin names it (BCM numbering: GPIO4 is header pin 7), and the pull-up resistor (4.7-10 kΩ from data to 3.3 V)"},
+	CauseBadSignal: {"bad_signal", "the sensor %s answers, but with edges missing or too slow to read",
+		"check the pull-up resistor (4.7-10 kΩ from data to 3.3 V; missing or too weak makes edges slow), shorten the cable or use a shielded one, and keep it away from mains and motors"},
+	CauseWrongModel: {"wrong_model", "the sensor %s answers in another model's format (a DHT11, or a clone that differs from the DHT22)",
+		"check which sensor is wired: a DHT11 (blue, whole numbers only) is not a DHT22/AM2302 (white); use -sensor for the chip you have"},
+	CauseStuckLow: {"stuck_low", "the data line %s is stuck low",
+		"look for a short between data and GND or a broken sensor, and check that no other device or overlay (dtoverlay=dht11, w1-gpio) drives this pin"},
+	CauseStuckHigh: {"stuck_high", "the data line %s is stuck high, even while sensord drives it low",
+		"look for a short between data and 3.3 V, and check that no other device or overlay drives this pin"},
+	CauseNoise: {"noise", "the sensor's answers %s arrive garbled (checksum errors)",
+		"check for a loose wire, a long or unshielded cable, or a missing pull-up resistor; a few garbled answers a day are normal"},
+	CauseLineBusy: {"line_busy", "the data line %s is in use by another program, a driver or a sysfs export",
+		"the last error names who holds it (gpioinfo shows it too): stop that program, unexport the pin (echo N > /sys/class/gpio/unexport) or remove the overlay (dtoverlay=dht11); sensord takes the line as soon as it is free"},
+	CauseLineGone: {"line_gone", "the GPIO chip of the line %s went away (its driver unbound or its module unloaded)",
+		"load the GPIO driver again (modprobe) or re-add the chip; sensord requests the line again by itself once the chip is back"},
+}
+
+// words is c's words; a value past the last cause is unknown.
+func (c Cause) words() causeWords {
+	if int(c) >= NumCauses {
+		return causes[CauseUnknown]
+	}
+	return causes[c]
 }
 
 // String names the cause for metrics labels and JSON: "unknown",
 // "no_answer", "bad_signal", "wrong_model", "stuck_low", "stuck_high",
 // "noise", "line_busy", "line_gone".
-func (c Cause) String() string {
-	switch c {
-	case CauseLineBusy:
-		return "line_busy"
-	case CauseLineGone:
-		return "line_gone"
-	case CauseNoAnswer:
-		return "no_answer"
-	case CauseBadSignal:
-		return "bad_signal"
-	case CauseWrongModel:
-		return "wrong_model"
-	case CauseStuckLow:
-		return "stuck_low"
-	case CauseStuckHigh:
-		return "stuck_high"
-	case CauseNoise:
-		return "noise"
-	}
-	return "unknown"
-}
+func (c Cause) String() string { return c.words().name }
 
 // MarshalText implements encoding.TextMarshaler with String's names.
 func (c Cause) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
 // Problem says in a person's words what the line showed; where names the
 // line ("on GPIO4").
-func (c Cause) Problem(where string) string {
-	switch c {
-	case CauseNoAnswer:
-		return "the sensor " + where + " does not answer at all"
-	case CauseBadSignal:
-		return "the sensor " + where + " answers, but with edges missing or too slow to read"
-	case CauseWrongModel:
-		return "the sensor " + where + " answers in another model's format (a DHT11, or a clone that differs from the DHT22)"
-	case CauseStuckLow:
-		return "the data line " + where + " is stuck low"
-	case CauseStuckHigh:
-		return "the data line " + where + " is stuck high, even while sensord drives it low"
-	case CauseNoise:
-		return "the sensor's answers " + where + " arrive garbled (checksum errors)"
-	case CauseLineBusy:
-		return "the data line " + where + " is in use by another program, a driver or a sysfs export"
-	case CauseLineGone:
-		return "the GPIO chip of the line " + where + " went away (its driver unbound or its module unloaded)"
-	}
-	return "reads of the sensor " + where + " fail"
-}
+func (c Cause) Problem(where string) string { return fmt.Sprintf(c.words().problem, where) }
 
 // Fix says what usually helps; wiring is the sensor's own wiring advice
 // (which pin, which pull-up), used where the cause points at the wiring.
 func (c Cause) Fix(wiring string) string {
-	switch c {
-	case CauseNoAnswer:
-		return "check that the sensor has power (3.3 V and GND), that its data pin is wired to this pin and that -pin names it (BCM numbering: GPIO4 is header pin 7), and the pull-up resistor (4.7-10 kΩ from data to 3.3 V)"
-	case CauseBadSignal:
-		return "check the pull-up resistor (4.7-10 kΩ from data to 3.3 V; missing or too weak makes edges slow), shorten the cable or use a shielded one, and keep it away from mains and motors"
-	case CauseWrongModel:
-		return "check which sensor is wired: a DHT11 (blue, whole numbers only) is not a DHT22/AM2302 (white); use -sensor for the chip you have"
-	case CauseStuckLow:
-		return "look for a short between data and GND or a broken sensor, and check that no other device or overlay (dtoverlay=dht11, w1-gpio) drives this pin"
-	case CauseStuckHigh:
-		return "look for a short between data and 3.3 V, and check that no other device or overlay drives this pin"
-	case CauseNoise:
-		return "check for a loose wire, a long or unshielded cable, or a missing pull-up resistor; a few garbled answers a day are normal"
-	case CauseLineBusy:
-		return "the last error names who holds it (gpioinfo shows it too): stop that program, unexport the pin (echo N > /sys/class/gpio/unexport) or remove the overlay (dtoverlay=dht11); sensord takes the line as soon as it is free"
-	case CauseLineGone:
-		return "load the GPIO driver again (modprobe) or re-add the chip; sensord requests the line again by itself once the chip is back"
+	if f := c.words().fix; f != "" {
+		return f
 	}
 	return wiring
 }

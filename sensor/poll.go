@@ -84,7 +84,7 @@ func (f Plausibility) near(a, b Reading) bool {
 // reading counts as an "implausible" error and in Held.
 type Stats struct {
 	Reads, Successes, Held uint64
-	// Errors counts failed attempts by Kind: "timeout", "short_frame",
+	// Errors counts failed attempts by ErrorKind: "timeout", "short_frame",
 	// "checksum", "out_of_range", "too_soon", "implausible", "other". Only
 	// kinds that occurred are present.
 	Errors map[string]uint64
@@ -347,7 +347,7 @@ func (p *Poller) record(r Reading, err error, at time.Time) Derived {
 	if errors.Is(err, ErrImplausible) {
 		p.stats.Held++
 	}
-	p.stats.Errors[Kind(err)]++
+	p.stats.Errors[ErrorKind(err)]++
 	c := CauseOf(err)
 	p.stats.Causes[c]++
 	p.stats.LastCause = c

@@ -102,10 +102,10 @@ var (
 	ErrImplausible = errors.New("sensor: implausible jump")
 )
 
-// Kind names err's kind for counters and metrics labels: "timeout",
+// ErrorKind names err's kind for counters and metrics labels: "timeout",
 // "short_frame", "checksum", "out_of_range", "too_soon", "implausible", or
 // "other" for anything else (nil gives "").
-func Kind(err error) string {
+func ErrorKind(err error) string {
 	switch {
 	case err == nil:
 		return ""
@@ -125,8 +125,8 @@ func Kind(err error) string {
 	return "other"
 }
 
-// Kinds lists every value Kind can return for a non-nil error, so a metrics
+// ErrorKinds lists every value ErrorKind can return for a non-nil error, so a metrics
 // page can show zero counters too.
-func Kinds() []string {
+func ErrorKinds() []string {
 	return []string{"timeout", "short_frame", "checksum", "out_of_range", "too_soon", "implausible", "other"}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"sensord/broadcast/mqtt/mosquittotest"
+	"sensord/internal/link"
 )
 
 // Each rule is announced as a binary sensor of class problem whose state
@@ -16,7 +17,7 @@ func TestAlertsAreRetainedAndAnnouncedAsProblemBinarySensors(t *testing.T) {
 	b := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant",
 		Alerts: []AlertRule{{Name: "hot", Title: "Alert hot"}, {Name: "sensor_failing", Title: "Alert sensor_failing"}}})
 	run(t, b)
-	waitState(t, b, "connected")
+	waitState(t, b, link.Connected)
 	raised := `{"type":"alert","name":"hot","state":"raised","metric":"temperature","value":30.4,"threshold":30,"timestamp":1763856000123}`
 	live := watch(t, broker, "sensors/kitchen/alert/#")
 	b.PublishAlert("sensor_failing", false, nil)
@@ -60,12 +61,12 @@ func TestAlertsAreRetainedAndAnnouncedAsProblemBinarySensors(t *testing.T) {
 	// Raised and cleared while the broker is down: the broker gets the
 	// clear, retained, when it is back.
 	broker.Stop()
-	waitState(t, b, "disconnected")
+	waitState(t, b, link.Disconnected)
 	cleared := `{"type":"alert","name":"hot","state":"cleared","metric":"temperature","value":28.9,"threshold":29,"timestamp":1763856060123}`
 	b.PublishAlert("hot", true, []byte(raised))
 	b.PublishAlert("hot", false, []byte(cleared))
 	broker.Start()
-	waitState(t, b, "connected")
+	waitState(t, b, link.Connected)
 	late := watch(t, broker, "sensors/kitchen/alert/#")
 	g, _ := late.Next(t, 0, "the alert after the outage", onTopic("sensors/kitchen/alert/hot"))
 	if g.Payload != cleared || !g.Retained {

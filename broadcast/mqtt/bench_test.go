@@ -70,7 +70,7 @@ func BenchmarkPublish(b *testing.B) {
 func BenchmarkBackfillADay(b *testing.B) {
 	const day, period = 43200, 2 * time.Second
 	start := time.UnixMilli(1763856000000)
-	readingAt := func(i int) Reading {
+	readingAt := func(i int) Publication {
 		return reading("21.4", "48.2", start.Add(time.Duration(i)*period).UnixMilli())
 	}
 	cpu := func() time.Duration {
@@ -92,7 +92,7 @@ func BenchmarkBackfillADay(b *testing.B) {
 	for i := 1; i <= day; i++ {
 		bytes += len(readingAt(i).State)
 	}
-	backfill := func(ctx context.Context, from, to time.Time, fn func(Reading) error) error {
+	backfill := func(ctx context.Context, from, to time.Time, fn func(Publication) error) error {
 		for i := 1; i <= day; i++ {
 			r := readingAt(i)
 			if r.Time.Before(from) || !r.Time.Before(to) {

@@ -16,7 +16,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"sensord/internal/backoff"
+	"sensord/internal/link"
 	"sensord/internal/ratelimit"
 )
 
@@ -96,9 +96,6 @@ const (
 	writeTimeout    = 10 * time.Second
 	shutdownPublish = 2 * time.Second // the clean stop's offline, inside the daemon's 5 s stop
 	disconnectQuiet = 250             // ms Paho may spend flushing on Disconnect
-	// reportEvery rate-limits OnState for a state that repeats with the
-	// same reason (a wrong password refused at every attempt).
-	reportEvery = time.Minute
 	// stableAfter is how long a connection must last for the back-off
 	// to start again from MinBackoff.
 	stableAfter = 30 * time.Second
@@ -126,9 +123,10 @@ type Value struct {
 	Value  string
 }
 
-// Reading is what the daemon hands the bridge: the values to publish one per
-// topic and the sensor_update JSON for the state topic.
-type Reading struct {
+// Publication is a reading as the daemon hands it to the bridge: its
+// values to publish one per topic and its sensor_update JSON for the state
+// topic.
+type Publication struct {
 	Values []Value
 	State  []byte
 	Time   time.Time
@@ -164,7 +162,10 @@ type Opts struct {
 	HandoverPause time.Duration
 
 	OnMessage func(HubMessage) // required with Subscribe; must not block
-	OnState   func(State)      // optional; must not block
+	// OnState, if set, is told every change of the link's state, and a
+	// failure that repeats with the same reason at most once a
+	// link.RepeatEvery; it must not block.
+	OnState func(LinkState)
 	// OnCommand, if set, gets the payload of every message published on
 	// the command topic <prefix>/<name>/send (CommandMetric) but
 	// retained ones; it must not block.
@@ -176,7 +177,7 @@ type Opts struct {
 	// after a reconnect (backlog: state topic, not retained, oldest first),
 	// at most BackfillRate a second; OnBackfill, if set, is told how many.
 	// Without it a full queue drops the oldest for good.
-	Backfill     func(ctx context.Context, from, to time.Time, fn func(Reading) error) error
+	Backfill     func(ctx context.Context, from, to time.Time, fn func(Publication) error) error
 	BackfillRate int // DefaultBackfillRate
 	OnBackfill   func(n int, from, to time.Time)
 
@@ -184,13 +185,17 @@ type Opts struct {
 	Rand func() float64   // uniform in [0,1) for jitter; math/rand/v2's Float64
 }
 
-// State is the link's state, for health and the dashboard.
-type State struct {
-	Broker   string    // the URL without user info
-	State    string    // "connecting", "connected" or "disconnected"
-	Reason   string    // why it is not connected; "" when connected
-	Attempts int       // failed attempts since the last connection
-	Since    time.Time // when State last changed
+// ReasonStopped is the reason of the link's last state, Disconnected,
+// after a clean stop: not a failure.
+const ReasonStopped = "stopped"
+
+// LinkState is the broker link's state, for health and the dashboard.
+type LinkState struct {
+	Broker   string     // the URL without user info
+	State    link.State // link.Connecting, link.Connected or link.Disconnected
+	Reason   string     // why it is not connected; "" when connected
+	Attempts int        // failed attempts since the last connection
+	Since    time.Time  // when State last changed
 }
 
 // Stats are the bridge's counters.
@@ -238,14 +243,14 @@ type Bridge struct {
 	handedOver bool
 	backfilled atomic.Uint64
 
-	mu         sync.Mutex // guards state, err, lastReport, latest, hasLatest
-	state      State
-	err        error // why the link last went down
-	lastReport time.Time
-	latest     Reading
-	hasLatest  bool
-	alerts     alertState
-	events     eventQueue
+	mu        sync.Mutex // guards state, err, outage, latest, hasLatest
+	state     LinkState
+	err       error       // why the link last went down
+	outage    link.Outage // rate-limits OnState while the link stays down
+	latest    Publication
+	hasLatest bool
+	alerts    alertState
+	events    eventQueue
 
 	commands, commandsRetained atomic.Uint64
 
@@ -330,7 +335,7 @@ func New(o Opts) (*Bridge, error) {
 		haOnline: make(chan struct{}, 1),
 	}
 	b.events.lim = ratelimit.New(EventRate, EventBurst)
-	b.state = State{Broker: br.String(), State: "connecting", Since: o.Now()}
+	b.state = LinkState{Broker: br.String(), State: link.Connecting, Since: o.Now()}
 	return b, nil
 }
 
@@ -345,7 +350,7 @@ func (b *Bridge) topic(metric string) string { return b.o.Prefix + "/" + b.o.Nam
 
 // Publish queues r for the broker and returns at once; when the queue is
 // full the oldest reading is dropped and counted.
-func (b *Bridge) Publish(r Reading) {
+func (b *Bridge) Publish(r Publication) {
 	b.q.push(r)
 	b.mu.Lock()
 	b.latest, b.hasLatest = r, true
@@ -357,7 +362,7 @@ func (b *Bridge) Publish(r Reading) {
 }
 
 // State returns the link's state.
-func (b *Bridge) State() State {
+func (b *Bridge) State() LinkState {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.state
@@ -397,23 +402,26 @@ func (b *Bridge) Stats() Stats {
 	}
 }
 
-// setState records the link's state and tells OnState, at most once per
-// reportEvery while it repeats with the same reason.
-func (b *Bridge) setState(state string, reason string, attempts int) {
+// setState records the link's state and tells OnState: every change, and
+// a failure that repeats with the same reason (a wrong password refused
+// at every attempt) at most once a link.RepeatEvery.
+func (b *Bridge) setState(state link.State, reason string, attempts int) {
 	now := b.o.Now()
 	b.mu.Lock()
-	same := b.state.State == state && b.state.Reason == reason
-	if !same {
+	if b.state.State != state || b.state.Reason != reason {
 		b.state.Since = now
 	}
 	b.state.State, b.state.Reason, b.state.Attempts = state, reason, attempts
-	report := !same || now.Sub(b.lastReport) >= reportEvery
-	if report {
-		b.lastReport = now
+	report := true
+	switch {
+	case state == link.Connected:
+		b.outage.Up()
+	case state == link.Disconnected && reason != ReasonStopped:
+		report = b.outage.Fail(now, reason) != link.Quiet
 	}
 	s := b.state
 	b.mu.Unlock()
-	b.connected.Store(state == "connected")
+	b.connected.Store(state == link.Connected)
 	if report && b.o.OnState != nil {
 		b.o.OnState(s)
 	}
@@ -423,7 +431,7 @@ func (b *Bridge) setState(state string, reason string, attempts int) {
 // from MinBackoff up to MaxBackoff, with the upper half jittered so a house
 // of devices does not reconnect in step, and never below MinBackoff.
 func (b *Bridge) backoff(n int) time.Duration {
-	return backoff.Delay(n, MinBackoff, MaxBackoff, MinBackoff, b.o.Rand())
+	return link.Backoff{Min: MinBackoff, Max: MaxBackoff, Floor: MinBackoff}.Delay(n, b.o.Rand())
 }
 
 // Run connects, publishes and subscribes until ctx is cancelled, then
@@ -439,7 +447,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			// After a failure the state stays disconnected with its
 			// reason until a connection is made, so /healthz says why
 			// and a refusal repeated at every attempt is reported once.
-			b.setState("connecting", "", failures)
+			b.setState(link.Connecting, "", failures)
 		}
 		lost := make(chan error, 1)
 		c, err := b.connect(ctx, lost)
@@ -467,7 +475,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.mu.Lock()
 		b.err = err
 		b.mu.Unlock()
-		b.setState("disconnected", err.Error(), failures)
+		b.setState(link.Disconnected, err.Error(), failures)
 		t := time.NewTimer(b.backoff(failures))
 		select {
 		case <-ctx.Done():
@@ -572,7 +580,7 @@ func (b *Bridge) send(ctx context.Context, c paho.Client, msgs ...message) error
 
 // current is r on every topic, retained: what a subscriber that arrives
 // later must see.
-func (b *Bridge) current(r Reading) []message {
+func (b *Bridge) current(r Publication) []message {
 	msgs := make([]message, 0, len(r.Values)+1)
 	for _, v := range r.Values {
 		msgs = append(msgs, message{b.topic(v.Metric), []byte(v.Value), true})
@@ -582,7 +590,7 @@ func (b *Bridge) current(r Reading) []message {
 
 // backlog is older readings on the state topic only, not retained, oldest
 // first.
-func (b *Bridge) backlog(rs []Reading) []message {
+func (b *Bridge) backlog(rs []Publication) []message {
 	msgs := make([]message, len(rs))
 	for i, r := range rs {
 		msgs[i] = message{b.topic(StateMetric), r.State, false}
@@ -594,7 +602,7 @@ func (b *Bridge) backlog(rs []Reading) []message {
 // retained, then the older ones as backlog. With an empty queue and
 // republish set, the latest reading goes out again (a broker that restarted
 // without persistence has lost its retained values).
-func (b *Bridge) flush(ctx context.Context, c paho.Client, republish bool) (older []Reading, err error) {
+func (b *Bridge) flush(ctx context.Context, c paho.Client, republish bool) (older []Publication, err error) {
 	rs := b.q.takeAll()
 	if len(rs) == 0 {
 		b.mu.Lock()
@@ -618,7 +626,7 @@ func (b *Bridge) flush(ctx context.Context, c paho.Client, republish bool) (olde
 	return rs[:len(rs)-1], nil
 }
 
-func (b *Bridge) sendBacklog(ctx context.Context, c paho.Client, rs []Reading) error {
+func (b *Bridge) sendBacklog(ctx context.Context, c paho.Client, rs []Publication) error {
 	if len(rs) > 0 {
 		if err := b.send(ctx, c, b.backlog(rs)...); err != nil {
 			b.q.putBack(rs)
@@ -647,7 +655,7 @@ func (b *Bridge) backfill(ctx context.Context, c paho.Client, to time.Time) erro
 	}
 	batchLen := max(1, b.o.BackfillRate/backfillBatches)
 	pause := time.Second / backfillBatches
-	batch := make([]Reading, 0, batchLen)
+	batch := make([]Publication, 0, batchLen)
 	n := 0
 	sendBatch := func() error {
 		if len(batch) == 0 {
@@ -669,7 +677,7 @@ func (b *Bridge) backfill(ctx context.Context, c paho.Client, to time.Time) erro
 			return ctx.Err()
 		}
 	}
-	err := b.o.Backfill(ctx, from, to, func(r Reading) error {
+	err := b.o.Backfill(ctx, from, to, func(r Publication) error {
 		batch = append(batch, r)
 		if len(batch) < batchLen {
 			return nil
@@ -731,7 +739,7 @@ func (b *Bridge) serve(ctx context.Context, c paho.Client, lost chan error) erro
 		return err
 	}
 	b.connects.Add(1)
-	b.setState("connected", "", 0)
+	b.setState(link.Connected, "", 0)
 	if err := b.sendBacklog(ctx, c, older); err != nil {
 		return err
 	}
@@ -868,5 +876,5 @@ func (b *Bridge) goodbye(c paho.Client) {
 		b.published.Add(1)
 	}
 	c.Disconnect(disconnectQuiet)
-	b.setState("disconnected", "stopped", 0)
+	b.setState(link.Disconnected, ReasonStopped, 0)
 }

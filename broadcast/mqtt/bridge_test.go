@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"sensord/broadcast/mqtt/mosquittotest"
+	"sensord/internal/link"
 )
 
 func newBridge(t *testing.T, o Opts) *Bridge {
@@ -35,7 +36,7 @@ func TestReadingsArriveOnEveryTopicRetainedWithOnlineAndDiscovery(t *testing.T) 
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
 	b := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant", DiscoveryForm: EntityForm})
 	run(t, b)
-	waitState(t, b, "connected")
+	waitState(t, b, link.Connected)
 	b.Publish(reading("21.4", "48.2", 1763856000123))
 	waitStats(t, b, "reading published", func(s Stats) bool { return s.Published >= 6 && s.Queued == 0 })
 
@@ -148,7 +149,7 @@ func TestHomeAssistantBirthGetsTheConfigsAndStateAgain(t *testing.T) {
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
 	b := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant", DiscoveryForm: EntityForm, BirthDelay: 200 * time.Millisecond})
 	run(t, b)
-	waitState(t, b, "connected")
+	waitState(t, b, link.Connected)
 	b.Publish(reading("19.5", "40", 1763856000000))
 	waitStats(t, b, "reading published", func(s Stats) bool { return s.Queued == 0 && s.Published >= 6 })
 	// Home Assistant lost its retained view (a broker without
@@ -175,7 +176,7 @@ func TestSubscribedMessagesReachTheHubInTheFlowsShape(t *testing.T) {
 	b := newBridge(t, Opts{URL: broker.URL(), Subscribe: "sensors/#", Now: func() time.Time { return time.UnixMilli(1763856000999) },
 		OnMessage: func(m HubMessage) { mu.Lock(); hub = append(hub, m); mu.Unlock() }})
 	run(t, b)
-	waitState(t, b, "connected")
+	waitState(t, b, link.Connected)
 	// The bridge is "kitchen": its own topics come back on sensors/# and
 	// are left out; the others arrive in the flow's shape.
 	publishRaw(t, broker, "sensors/kitchen/temperature", false, "99.9")
@@ -213,7 +214,7 @@ func TestAFloodIsBoundedInRateAndSizeAndCounted(t *testing.T) {
 	b := newBridge(t, Opts{URL: broker.URL(), Subscribe: "flood/#", MaxRate: 10, MaxBurst: 20, MaxPayload: 8,
 		Now: func() time.Time { return now }, OnMessage: func(HubMessage) {}})
 	run(t, b)
-	waitState(t, b, "connected")
+	waitState(t, b, link.Connected)
 	payloads := make([]string, 100)
 	for i := range payloads {
 		payloads[i] = "1"
@@ -233,9 +234,9 @@ func TestBrokerOutageQueuesBoundedAndPublishesTheNewestFirst(t *testing.T) {
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
 	b := newBridge(t, Opts{URL: broker.URL(), QueueLen: 5})
 	run(t, b)
-	waitState(t, b, "connected")
+	waitState(t, b, link.Connected)
 	broker.Stop()
-	waitState(t, b, "disconnected")
+	waitState(t, b, link.Disconnected)
 	for i := range 20 {
 		b.Publish(reading("20."+string(rune('0'+i%10)), "50", int64(1763856000000+i)))
 	}
@@ -273,7 +274,7 @@ func TestAPausedBrokerNeverDelaysPublish(t *testing.T) {
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
 	b := newBridge(t, Opts{URL: broker.URL(), QueueLen: 8})
 	run(t, b)
-	waitState(t, b, "connected")
+	waitState(t, b, link.Connected)
 	broker.Pause()
 	done := make(chan struct{})
 	go func() {
@@ -301,12 +302,12 @@ func TestTLSWithTheGivenCA(t *testing.T) {
 	broker := mosquittotest.Start(t, mosquittotest.Opts{TLS: true})
 	b := newBridge(t, Opts{URL: broker.URL(), RootCAs: broker.CAPool})
 	run(t, b)
-	waitState(t, b, "connected")
+	waitState(t, b, link.Connected)
 
 	// Without the CA the system roots do not trust the broker.
 	untrusted := newBridge(t, Opts{URL: broker.URL(), Name: "untrusted"})
 	run(t, untrusted)
-	s := waitState(t, untrusted, "disconnected")
+	s := waitState(t, untrusted, link.Disconnected)
 	if !errors.Is(untrusted.lastErr(), ErrConnect) || !strings.Contains(s.Reason, "certificate") {
 		t.Errorf("untrusted broker: reason %q", s.Reason)
 	}
@@ -317,12 +318,12 @@ func TestUserAndPasswordAndAClearRateLimitedErrorForAWrongOne(t *testing.T) {
 	broker := mosquittotest.Start(t, mosquittotest.Opts{Users: map[string]string{"sensord": "s3cret-pw"}})
 	good := newBridge(t, Opts{URL: broker.URL(), Username: "sensord", Password: "s3cret-pw"})
 	run(t, good)
-	waitState(t, good, "connected")
+	waitState(t, good, link.Connected)
 
 	var mu sync.Mutex
-	var reports []State
+	var reports []LinkState
 	bad := newBridge(t, Opts{URL: strings.Replace(broker.URL(), "mqtt://", "mqtt://sensord:wrong-pw@", 1), Name: "bad",
-		OnState: func(s State) { mu.Lock(); reports = append(reports, s); mu.Unlock() }})
+		OnState: func(s LinkState) { mu.Lock(); reports = append(reports, s); mu.Unlock() }})
 	run(t, bad)
 	waitStats(t, bad, "three refused attempts", func(s Stats) bool { return s.ConnectErrors >= 3 })
 	s := bad.State()
@@ -336,7 +337,7 @@ func TestUserAndPasswordAndAClearRateLimitedErrorForAWrongOne(t *testing.T) {
 		if strings.Contains(r.Reason, "wrong-pw") || strings.Contains(r.Broker, "wrong-pw") {
 			t.Errorf("password shown in %+v", r)
 		}
-		if r.State == "disconnected" {
+		if r.State == link.Disconnected {
 			refused++
 		}
 	}
@@ -372,7 +373,7 @@ func TestRunStopsWithinTheDaemonsStopTimeoutBehindAPausedBroker(t *testing.T) {
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
 	b := newBridge(t, Opts{URL: broker.URL()})
 	stop := run(t, b)
-	waitState(t, b, "connected")
+	waitState(t, b, link.Connected)
 	broker.Pause()
 	b.Publish(reading("20.0", "50", 1))
 	waitStats(t, b, "the reading taken from the queue", func(s Stats) bool { return s.Queued == 0 })

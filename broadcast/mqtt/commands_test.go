@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"sensord/broadcast/mqtt/mosquittotest"
+	"sensord/internal/link"
 )
 
 // The command topic reaches OnCommand once, also when the subscription
@@ -26,7 +27,7 @@ func TestCommandsArriveOnceAndControlTopicsSkipTheHub(t *testing.T) {
 			}
 			b := newBridge(t, o)
 			run(t, b)
-			waitState(t, b, "connected")
+			waitState(t, b, link.Connected)
 			w := watch(t, broker, "sensors/kitchen/client/#")
 			publishRaw(t, broker, "sensors/kitchen/send", false, "one")
 			publishRaw(t, broker, "sensors/garage/send", false, "not ours")

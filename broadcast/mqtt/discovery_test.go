@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"sensord/broadcast/mqtt/mosquittotest"
+	"sensord/internal/link"
 )
 
 // fourEntities are the daemon's: the sensor's two and the derived two.
@@ -65,7 +66,7 @@ func TestDeviceDiscoveryIsOneRetainedConfigWithEveryEntity(t *testing.T) {
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
 	b := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant", Entities: fourEntities, Alerts: twoRules})
 	run(t, b)
-	waitState(t, b, "connected")
+	waitState(t, b, link.Connected)
 
 	ret := retained(t, broker, "homeassistant/#")
 	g, ok := ret[deviceTopic]
@@ -135,7 +136,7 @@ func TestMigrationFromTheEntityFormFollowsHomeAssistantsHandshake(t *testing.T) 
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
 	old := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant", DiscoveryForm: EntityForm, Entities: fourEntities, Alerts: twoRules})
 	stopOld := run(t, old)
-	waitState(t, old, "connected")
+	waitState(t, old, link.Connected)
 	before := retained(t, broker, "homeassistant/#")
 	uids := map[string]bool{}
 	for _, topic := range entityTopics() {
@@ -208,7 +209,7 @@ func TestEntityFormSettingAnnouncesEachEntityAndLeavesNoDeviceConfig(t *testing.
 	broker := mosquittotest.Start(t, mosquittotest.Opts{})
 	dev := newBridge(t, Opts{URL: broker.URL(), Discovery: "homeassistant", Entities: fourEntities, Alerts: twoRules})
 	stopDev := run(t, dev)
-	waitState(t, dev, "connected")
+	waitState(t, dev, link.Connected)
 	if _, ok := retained(t, broker, "homeassistant/#")[deviceTopic]; !ok {
 		t.Fatal("the device form retained no config")
 	}

@@ -3,11 +3,11 @@
 // clustered broker for a fleet). It is a client of that broker, built on
 // Eclipse Paho (MQTT 3.1.1).
 //
-// Out: each Reading goes to <prefix>/<name>/<metric> as a plain number,
-// and to <prefix>/<name>/state as the exact sensor_update JSON, retained,
-// QoS 1. <prefix>/<name>/status says online (retained) while connected; the
-// broker's last will turns it offline when the process dies or its network
-// goes, and a clean stop publishes offline itself. With a discovery prefix,
+// Out: each reading (a Publication) goes to <prefix>/<name>/<metric> as a
+// plain number, and to <prefix>/<name>/state as the exact sensor_update
+// JSON, retained, QoS 1. <prefix>/<name>/status says online (retained)
+// while connected; the broker's last will turns it offline when the
+// process dies or its network goes, and a clean stop publishes offline itself. With a discovery prefix,
 // one retained Home Assistant discovery config for the device and all its
 // entities goes to <discovery>/device/<device id>/config (or, in the
 // entity form, one per entity to <discovery>/<platform>/<unique_id>/config),

@@ -43,7 +43,7 @@ func ExampleBridge() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	go b.Run(ctx)
-	b.Publish(mqtt.Reading{
+	b.Publish(mqtt.Publication{
 		Values: []mqtt.Value{{Metric: "temperature", Value: "21.4"}, {Metric: "humidity", Value: "48.2"}},
 		State:  []byte(`{"type":"sensor_update","temperature":21.4,"humidity":48.2,"timestamp":1763856000123}`),
 		Time:   time.UnixMilli(1763856000123),

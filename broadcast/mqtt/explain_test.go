@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"sensord/broadcast/mqtt/mosquittotest"
+	"sensord/internal/link"
 )
 
 // A broker that cannot be reached is told in words with the fix, never in
@@ -57,7 +58,7 @@ func TestAnUnreachableBrokerIsToldInWordsWithTheFix(t *testing.T) {
 			t.Parallel()
 			b := newBridge(t, Opts{URL: tc.url})
 			run(t, b)
-			s := waitState(t, b, "disconnected")
+			s := waitState(t, b, link.Disconnected)
 			if !strings.Contains(s.Reason, tc.want) {
 				t.Errorf("reason %q, want it to say %q", s.Reason, tc.want)
 			}

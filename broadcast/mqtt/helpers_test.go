@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"fmt"
+	"sensord/internal/link"
 	"sensord/internal/testutil"
 	"testing"
 	"time"
@@ -26,9 +27,9 @@ func publishRaw(t *testing.T, b *mosquittotest.Broker, topic string, retain bool
 	b.Publish(t, topic, retain, payloads...)
 }
 
-// reading is a Reading the way the daemon builds one.
-func reading(temp, hum string, ms int64) Reading {
-	return Reading{
+// reading is a Publication the way the daemon builds one.
+func reading(temp, hum string, ms int64) Publication {
+	return Publication{
 		Values: []Value{{"temperature", temp}, {"humidity", hum}},
 		State:  fmt.Appendf(nil, `{"type":"sensor_update","temperature":%s,"humidity":%s,"timestamp":%d}`, temp, hum, ms),
 		Time:   time.UnixMilli(ms),
@@ -42,7 +43,7 @@ func run(t *testing.T, b *Bridge) (stop func()) {
 	return func() { halt() }
 }
 
-func waitState(t *testing.T, b *Bridge, state string) State {
+func waitState(t *testing.T, b *Bridge, state link.State) LinkState {
 	t.Helper()
 	deadline := time.Now().Add(waitLong)
 	for {

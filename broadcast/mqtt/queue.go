@@ -7,21 +7,21 @@ import "sync"
 // O(1) and the lock is never held across I/O, so Publish never waits on
 // the network.
 type queue struct {
-	mu      sync.Mutex // guards the fields below
-	buf     []Reading  // ring storage, len(buf) == capacity
-	head    int        // index of the oldest entry
-	n       int        // entries held
-	dropped uint64     // readings pushed out by newer ones
+	mu      sync.Mutex    // guards the fields below
+	buf     []Publication // ring storage, len(buf) == capacity
+	head    int           // index of the oldest entry
+	n       int           // entries held
+	dropped uint64        // readings pushed out by newer ones
 }
 
-func newQueue(capacity int) *queue { return &queue{buf: make([]Reading, capacity)} }
+func newQueue(capacity int) *queue { return &queue{buf: make([]Publication, capacity)} }
 
 // push adds r as the newest; it reports whether an older entry was dropped.
-func (q *queue) push(r Reading) bool {
+func (q *queue) push(r Publication) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.n == len(q.buf) {
-		q.buf[q.head] = Reading{}
+		q.buf[q.head] = Publication{}
 		q.head = (q.head + 1) % len(q.buf)
 		q.n--
 		q.dropped++
@@ -35,14 +35,14 @@ func (q *queue) push(r Reading) bool {
 }
 
 // takeAll removes and returns every entry, oldest first.
-func (q *queue) takeAll() []Reading {
+func (q *queue) takeAll() []Publication {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	out := make([]Reading, q.n)
+	out := make([]Publication, q.n)
 	for i := range q.n {
 		j := (q.head + i) % len(q.buf)
 		out[i] = q.buf[j]
-		q.buf[j] = Reading{}
+		q.buf[j] = Publication{}
 	}
 	q.head, q.n = 0, 0
 	return out
@@ -51,7 +51,7 @@ func (q *queue) takeAll() []Reading {
 // putBack returns rs (oldest first) to the front of the queue, ahead of
 // anything pushed since they were taken; what does not fit is dropped from
 // the old end and counted.
-func (q *queue) putBack(rs []Reading) {
+func (q *queue) putBack(rs []Publication) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i := len(rs) - 1; i >= 0; i-- {

@@ -13,7 +13,7 @@ import (
 
 func TestQueueDropsTheOldestAndPutsBackAtTheFront(t *testing.T) {
 	q := newQueue(3)
-	ms := func(rs []Reading) []int64 {
+	ms := func(rs []Publication) []int64 {
 		var out []int64
 		for _, r := range rs {
 			out = append(out, r.Time.UnixMilli())
@@ -21,7 +21,7 @@ func TestQueueDropsTheOldestAndPutsBackAtTheFront(t *testing.T) {
 		return out
 	}
 	for i := range 5 {
-		q.push(Reading{Time: time.UnixMilli(int64(i))})
+		q.push(Publication{Time: time.UnixMilli(int64(i))})
 	}
 	if held, dropped := q.stats(); held != 3 || dropped != 2 {
 		t.Fatalf("held %d dropped %d, want 3 2", held, dropped)
@@ -30,7 +30,7 @@ func TestQueueDropsTheOldestAndPutsBackAtTheFront(t *testing.T) {
 	if got := ms(taken); !slices.Equal(got, []int64{2, 3, 4}) {
 		t.Fatalf("took %v", got)
 	}
-	q.push(Reading{Time: time.UnixMilli(5)})
+	q.push(Publication{Time: time.UnixMilli(5)})
 	q.putBack(taken)
 	if got := ms(q.takeAll()); !slices.Equal(got, []int64{3, 4, 5}) {
 		t.Errorf("after put-back %v, want [3 4 5] (the oldest put back does not fit)", got)

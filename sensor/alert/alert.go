@@ -30,13 +30,13 @@ import (
 	"sensord/sensor"
 )
 
-// State is an alert's transition.
-type State string
+// Transition is what happened to an alert: raised or cleared.
+type Transition string
 
-// The states an Event carries.
+// The transitions an Event carries (as "state" in its JSON).
 const (
-	Raised  State = "raised"
-	Cleared State = "cleared"
+	Raised  Transition = "raised"
+	Cleared Transition = "cleared"
 )
 
 // The built-in rules' names.
@@ -85,7 +85,7 @@ const Type = "alert"
 // Event is one alert raised or cleared.
 type Event struct {
 	Name      string
-	State     State
+	State     Transition
 	Metric    Metric
 	Value     sensor.Deci // tenths of the metric's unit, at the transition
 	Threshold sensor.Deci // tenths: the threshold when raised, the clear value when cleared

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"sensord/internal/backoff"
+	"sensord/internal/link"
 )
 
 // Webhook limits and timing.
@@ -165,7 +165,7 @@ func (w *Webhook) Run(ctx context.Context) {
 		default:
 			w.failures.Add(1)
 			fails++
-			t := time.NewTimer(backoff.Delay(fails, w.o.MinBackoff, w.o.MaxBackoff, 0, w.o.Rand()))
+			t := time.NewTimer(link.Backoff{Min: w.o.MinBackoff, Max: w.o.MaxBackoff}.Delay(fails, w.o.Rand()))
 			select {
 			case <-ctx.Done():
 				t.Stop()

@@ -51,7 +51,7 @@ func newReceiver(t *testing.T) *receiver {
 			return
 		}
 		r.mu.Lock()
-		r.got = append(r.got, Event{Name: m.Name, State: State(m.State), Time: time.UnixMilli(m.Timestamp)})
+		r.got = append(r.got, Event{Name: m.Name, State: Transition(m.State), Time: time.UnixMilli(m.Timestamp)})
 		r.titles = append(r.titles, req.Header.Get("Title"))
 		r.mu.Unlock()
 	})}

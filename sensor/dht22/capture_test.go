@@ -123,7 +123,7 @@ func TestBusyLoopSlackCoversStalls(t *testing.T) {
 				t.Errorf("stall %v: no edge carries it as slack (max %v)", stall, maxSlack)
 			}
 			if err != nil {
-				if k := sensor.Kind(err); k != "timeout" && k != "short_frame" {
+				if k := sensor.ErrorKind(err); k != "timeout" && k != "short_frame" {
 					t.Errorf("stall %v/%d: %v", stall, offset, err)
 				}
 				continue

@@ -54,7 +54,7 @@
 // # Errors
 //
 // Every error a read returns wraps one of the sensor package's kinds, for
-// errors.Is and sensor.Kind: ErrTimeout (no response, a line stuck low, an
+// errors.Is and sensor.ErrorKind: ErrTimeout (no response, a line stuck low, an
 // overlong frame), ErrShortFrame (fewer than 40 bits, no start of frame),
 // ErrChecksum, ErrOutOfRange, ErrTooSoon.
 //

@@ -297,7 +297,7 @@ func TestBME280BusErrorDuringRead(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "i2cenv: bme280 at 0x76: ") || !strings.Contains(err.Error(), errNACK.Error()) {
 		t.Fatalf("err = %v", err)
 	}
-	if got := sensor.Kind(err); got != "other" {
+	if got := sensor.ErrorKind(err); got != "other" {
 		t.Errorf("Kind = %q, want other", got)
 	}
 	// The bus recovers: the next read goes through.
@@ -412,8 +412,8 @@ func TestAHT20BusErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = d.Read(t.Context())
-		if !errors.Is(err, errNACK) || sensor.Kind(err) != "other" {
-			t.Errorf("err = %v (kind %q)", err, sensor.Kind(err))
+		if !errors.Is(err, errNACK) || sensor.ErrorKind(err) != "other" {
+			t.Errorf("err = %v (kind %q)", err, sensor.ErrorKind(err))
 		}
 		closeBus(t, bus)
 	})

@@ -54,7 +54,7 @@ func TestOpenSimLogsItsCaptureAndReadsTheWaveform(t *testing.T) {
 				if got, err = s.Read(context.Background()); err == nil {
 					break
 				}
-				if k := sensor.Kind(err); k != "timeout" && k != "short_frame" {
+				if k := sensor.ErrorKind(err); k != "timeout" && k != "short_frame" {
 					t.Fatalf("unexpected error: %v", err)
 				}
 				time.Sleep(sensors.MinPeriod("sim"))

@@ -74,7 +74,7 @@ func benchSuccess(b *testing.B, newDev func(*dht22sim.Sim) (*dht22.Dev, error), 
 		r, err := d.Read(context.Background())
 		busy += time.Since(t0)
 		if err != nil {
-			kinds[sensor.Kind(err)]++
+			kinds[sensor.ErrorKind(err)]++
 			continue
 		}
 		if wt, wh, _ := sim.Last(); r.Temperature != wt || r.Humidity != wh {

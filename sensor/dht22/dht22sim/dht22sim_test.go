@@ -345,7 +345,7 @@ func TestPinEndToEnd(t *testing.T) {
 			}
 		}
 		for _, err := range errs {
-			switch k := sensor.Kind(err); k {
+			switch k := sensor.ErrorKind(err); k {
 			case "timeout", "short_frame":
 			case "checksum":
 				// A stall while the loop samples a bit stretches its
@@ -371,7 +371,7 @@ func TestPinErrorRateNeverPublishesAWrongValue(t *testing.T) {
 	}
 	checksum := 0
 	for _, err := range errs {
-		switch sensor.Kind(err) {
+		switch sensor.ErrorKind(err) {
 		case "checksum":
 			checksum++
 		case "timeout", "short_frame": // a frame lost to the machine's load

@@ -18,9 +18,9 @@ import (
 	"sensord/broadcast"
 	"sensord/broadcast/mqtt"
 	"sensord/cmd/sensord/internal/health"
-	"sensord/cmd/sensord/internal/linklog"
 	"sensord/cmd/sensord/internal/outputs"
 	"sensord/cmd/sensord/internal/promtext"
+	"sensord/internal/link"
 	"sensord/sensor/alert"
 )
 
@@ -76,15 +76,15 @@ func (d *daemon) newAlerts() *alerting {
 		a.outs = append(a.outs, mqttAlerts{d.bridge})
 	}
 	if u := d.cfg.AlertWebhook; u != "" {
-		link := linklog.New("alert webhook", "check that -alert-webhook is right and its receiver runs and is reachable", d.log, time.Now)
+		journal := link.NewLog("alert webhook", "check that -alert-webhook is right and its receiver runs and is reachable", d.log, time.Now)
 		wh, err := alert.NewWebhook(u, alert.WebhookOpts{OnResult: func(ev alert.Event, err error) {
 			switch {
 			case err == nil:
-				link.Up("url", redactURL(u))
+				journal.Up("url", redactURL(u))
 			case errors.Is(err, alert.ErrRefused):
 				d.log.Error("alert webhook refused an alert", "alert", ev.Name, "state", ev.State, "err", err, "fix", "check -alert-webhook's URL")
 			default:
-				link.Failed(err.Error(), "url", redactURL(u))
+				journal.Failed(err.Error(), "url", redactURL(u))
 			}
 		}})
 		if err != nil { // checkWebhook let it through: it cannot fail here

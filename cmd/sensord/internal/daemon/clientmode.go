@@ -10,9 +10,9 @@ import (
 
 	"sensord/broadcast"
 	"sensord/cmd/sensord/internal/health"
-	"sensord/cmd/sensord/internal/linklog"
 	"sensord/cmd/sensord/internal/outputs"
 	"sensord/cmd/sensord/internal/promtext"
+	"sensord/internal/link"
 )
 
 // newClient builds client mode's link to -url; nil in server mode.
@@ -29,17 +29,17 @@ func (d *daemon) newClient() (*broadcast.Client, error) {
 		}
 		tc = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 	}
-	link := linklog.New("client mode", "check that -url is right and that its server runs and is reachable", log, time.Now)
+	journal := link.NewLog("client mode", "check that -url is right and that its server runs and is reachable", log, time.Now)
 	c, err := broadcast.NewClient(cfg.URL, &broadcast.ClientOpts{
 		TLS:      tc,
 		WholeMsg: cfg.WholeMsg,
 		OnState: func(s broadcast.ClientState) {
 			log.Debug("client mode", "url", broadcast.RedactURL(cfg.URL), "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
 			switch {
-			case s.State == broadcast.StateConnected:
-				link.Up("url", broadcast.RedactURL(cfg.URL))
-			case s.State == broadcast.StateBackoff:
-				link.Failed(s.Reason, "url", broadcast.RedactURL(cfg.URL))
+			case s.State == link.Connected:
+				journal.Up("url", broadcast.RedactURL(cfg.URL))
+			case s.State == link.BackingOff:
+				journal.Failed(s.Reason, "url", broadcast.RedactURL(cfg.URL))
 			}
 		},
 		Backfill: d.clientBackfill,
@@ -83,7 +83,7 @@ func (o clientReadings) Metrics(m *promtext.Writer) {
 	cs := o.d.client.State()
 	m.Family("sensord_client_connected", promtext.Gauge, "1 while client mode is connected to -url.")
 	up := 0.0
-	if cs.State == "connected" {
+	if cs.State == link.Connected {
 		up = 1
 	}
 	m.Sample("sensord_client_connected", "", up)

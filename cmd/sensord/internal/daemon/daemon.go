@@ -14,13 +14,13 @@ import (
 	"sensord/cmd/sensord/internal/connlimit"
 	"sensord/cmd/sensord/internal/guard"
 	"sensord/cmd/sensord/internal/health"
-	"sensord/cmd/sensord/internal/linklog"
 	"sensord/cmd/sensord/internal/outputs"
 	"sensord/cmd/sensord/internal/powercycle"
 	"sensord/cmd/sensord/internal/push"
 	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/internal/sensorwatch"
 	"sensord/cmd/sensord/internal/sysstat"
+	"sensord/internal/link"
 	"sensord/sensor"
 	"sensord/sensor/history"
 	"sensord/systemd"
@@ -155,7 +155,7 @@ type daemon struct {
 	history  *readings.History // /api/history
 	backup   *readings.Backup  // /api/history/backup
 	restore  *readings.Restore // /api/history/restore
-	writes   *linklog.Log      // the history's commits: a WARN when they fail
+	writes   *link.Log         // the history's commits: a WARN when they fail
 	watch    *sensorwatch.Watch
 	checker  *health.Checker // /healthz
 	update   *updatePanel    // the A/B updater's panel and upload (update.go)

@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"sensord/cmd/sensord/internal/health"
-	"sensord/cmd/sensord/internal/linklog"
 	"sensord/cmd/sensord/internal/outputs"
 	"sensord/cmd/sensord/internal/promtext"
 	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/cmd/sensord/web"
+	"sensord/internal/link"
 	"sensord/sensor/history"
 )
 
@@ -54,7 +54,7 @@ func (d *daemon) openHistory() {
 	o := d.cfg.historyOpts()
 	// One monotonic clock for the held readings and the store's steps.
 	o.Mono = d.mono
-	d.writes = linklog.NewWords(linklog.Words{Down: "history cannot be written", StillDown: "history still cannot be written", Back: "history writes resumed"},
+	d.writes = link.NewLogWords(link.Words{Down: "history cannot be written", StillDown: "history still cannot be written", Back: "history writes resumed"},
 		"", d.log, time.Now)
 	o.OnError = func(err error) { d.writes.Failed(err.Error(), "fix", writeFix(err)) }
 	o.OnCommit = func(history.Commit) { d.writes.Up() }

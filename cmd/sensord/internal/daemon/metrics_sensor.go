@@ -16,7 +16,7 @@ func (d *daemon) writeSensorMetrics(m *promtext.Writer) {
 	m.One("sensord_sensor_successes_total", promtext.Counter, "Sensor reads that passed every check.", float64(st.Successes))
 	m.One("sensord_sensor_held_total", promtext.Counter, "Readings held back by the plausibility filter.", float64(st.Held))
 	m.Family("sensord_sensor_errors_total", promtext.Counter, "Failed sensor reads by kind.")
-	for _, k := range sensor.Kinds() {
+	for _, k := range sensor.ErrorKinds() {
 		m.Sample("sensord_sensor_errors_total", fmt.Sprintf(`kind=%q`, k), float64(st.Errors[k]))
 	}
 	m.Family("sensord_sensor_failures_total", promtext.Counter, "Failed sensor reads by likely cause, as the driver told it from the line (unknown: not told).")

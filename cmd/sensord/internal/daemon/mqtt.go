@@ -21,6 +21,7 @@ import (
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/outputs"
 	"sensord/cmd/sensord/internal/promtext"
+	"sensord/internal/link"
 	"sensord/sensor"
 	"sensord/sensor/history"
 )
@@ -97,8 +98,8 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 			}
 		},
 		OnCommand: d.pushFromMQTT,
-		OnState: func(s mqtt.State) {
-			if s.State == "disconnected" && s.Reason != "stopped" {
+		OnState: func(s mqtt.LinkState) {
+			if s.State == link.Disconnected && s.Reason != mqtt.ReasonStopped {
 				d.log.Warn("mqtt", "broker", s.Broker, "state", s.State, "reason", s.Reason, "attempts", s.Attempts)
 				return
 			}
@@ -125,7 +126,7 @@ func (d *daemon) newBridge() (*mqtt.Bridge, error) {
 
 // mqttBackfill is the bridge's Backfill: the stored readings of [from,
 // to), as mqttReadings makes them.
-func (d *daemon) mqttBackfill(ctx context.Context, from, to time.Time, fn func(mqtt.Reading) error) error {
+func (d *daemon) mqttBackfill(ctx context.Context, from, to time.Time, fn func(mqtt.Publication) error) error {
 	return d.store.Export(ctx, from, to, func(bool) error { return nil }, func(p history.Point) error {
 		if p.N != 1 {
 			return nil // a rollup: past raw retention
@@ -185,8 +186,8 @@ func (o mqttReadings) Health(h *health.Report) string {
 func (o mqttReadings) Metrics(m *promtext.Writer) { o.d.writeMQTTMetrics(m) }
 
 // mqttReading is r as the bridge publishes it.
-func mqttReading(r sensor.Derived) mqtt.Reading {
-	return mqtt.Reading{Values: mqttValues(r), State: r.AppendJSON(make([]byte, 0, 96)), Time: r.Time}
+func mqttReading(r sensor.Derived) mqtt.Publication {
+	return mqtt.Publication{Values: mqttValues(r), State: r.AppendJSON(make([]byte, 0, 96)), Time: r.Time}
 }
 
 // Metrics derived from each reading (sensor/derive.go), published and
@@ -236,10 +237,10 @@ func (d *daemon) mqttHealth() *health.MQTT {
 // get the daemon restarted.
 func (d *daemon) mqttDown() string {
 	s := d.bridge.State()
-	if s.State == "connected" {
+	if s.State == link.Connected {
 		return ""
 	}
-	why := "mqtt " + s.State
+	why := "mqtt " + string(s.State)
 	if s.Reason != "" {
 		why += ": " + s.Reason
 	}

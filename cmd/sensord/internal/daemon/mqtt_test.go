@@ -16,6 +16,7 @@ import (
 
 	"sensord/broadcast/mqtt/mosquittotest"
 	"sensord/cmd/sensord/internal/health"
+	"sensord/internal/link"
 	"sensord/internal/testutil"
 )
 
@@ -139,7 +140,7 @@ func TestMQTTMessagesReachTheDashboardHubInTheFlowsShape(t *testing.T) {
 }
 
 // waitMQTT waits until /healthz reports the MQTT link in state.
-func waitMQTT(t *testing.T, p *proc, state string) health.Report {
+func waitMQTT(t *testing.T, p *proc, state link.State) health.Report {
 	t.Helper()
 	var h health.Report
 	testutil.Until(t, mosquittotest.Wait, func() bool {

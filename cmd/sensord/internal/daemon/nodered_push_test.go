@@ -6,14 +6,10 @@ package daemon
 // one stored _session, text and binary.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -55,39 +51,7 @@ const alertFlow = `[
 // test ends, and returns its address once ready answers 200.
 func runNodeRed(t *testing.T, flow, ready string) string {
 	t.Helper()
-	red := nodeRed(t)
-	dir := t.TempDir()
-	flowFile := filepath.Join(dir, "flows.json")
-	if err := os.WriteFile(flowFile, []byte(flow), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	_, port, _ := strings.Cut(addr, ":")
-	settings, _ := filepath.Abs("testdata/nodered/settings.js")
-	cmd := exec.Command("node", red, "--settings", settings)
-	cmd.Env = append(os.Environ(), "NR_PORT="+port, "NR_USERDIR="+dir, "NR_FLOW="+flowFile)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var log testutil.Buffer
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			log.Write([]byte(sc.Text() + "\n"))
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("node-red:\n%s", log.String())
-		}
-	})
+	addr, _ := startNodeRed(t, flow)
 	testutil.Until(t, mosquittotest.Wait, func() bool {
 		resp, err := http.Get("http://" + addr + ready)
 		if err != nil {

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,22 +60,22 @@ func nodeRed(t *testing.T) string {
 	return red
 }
 
-func TestNodeREDMQTTInReceivesSensordsReadings(t *testing.T) {
-	t.Parallel()
+// startNodeRed runs Node-RED with flow on a free loopback port until the
+// test ends; it returns Node-RED's address and its output, which the test
+// log shows if the test fails.
+func startNodeRed(t *testing.T, flow string) (addr string, log *testutil.Buffer) {
+	t.Helper()
 	red := nodeRed(t)
-	broker := mosquittotest.Start(t, mosquittotest.Opts{})
-	sd := start(t, nil, "-name", "kitchen", "-mqtt-url", broker.URL(), "-mqtt-discovery", "", "-sim-temp", "21.4", "-sim-humidity", "48.2")
-
 	dir := t.TempDir()
-	flow := filepath.Join(dir, "flows.json")
-	if err := os.WriteFile(flow, []byte(referenceFlow3(broker.Port)), 0o600); err != nil {
+	flowFile := filepath.Join(dir, "flows.json")
+	if err := os.WriteFile(flowFile, []byte(flow), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr = freeAddr(t)
 	_, port, _ := strings.Cut(addr, ":")
 	settings, _ := filepath.Abs("testdata/nodered/settings.js")
 	cmd := exec.Command("node", red, "--settings", settings)
-	cmd.Env = append(os.Environ(), "NR_PORT="+port, "NR_USERDIR="+dir, "NR_FLOW="+flow)
+	cmd.Env = append(os.Environ(), "NR_PORT="+port, "NR_USERDIR="+dir, "NR_FLOW="+flowFile)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -85,39 +84,36 @@ func TestNodeREDMQTTInReceivesSensordsReadings(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var logMu sync.Mutex
-	var log strings.Builder
-	connected := make(chan struct{})
+	log = new(testutil.Buffer)
 	go func() {
 		sc := bufio.NewScanner(out)
-		once := sync.Once{}
 		for sc.Scan() {
-			logMu.Lock()
-			log.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-			if strings.Contains(sc.Text(), "Connected to broker") {
-				once.Do(func() { close(connected) })
-			}
+			log.Write([]byte(sc.Text() + "\n"))
 		}
 	}()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
 		if t.Failed() {
-			logMu.Lock()
 			t.Logf("node-red:\n%s", log.String())
-			logMu.Unlock()
 		}
 	})
-	select {
-	case <-connected:
-	case <-time.After(2 * mosquittotest.Wait):
-		t.Fatal("node-red's mqtt-in did not connect to the broker")
-	}
+	return addr, log
+}
+
+func TestNodeREDMQTTInReceivesSensordsReadings(t *testing.T) {
+	t.Parallel()
+	broker := mosquittotest.Start(t, mosquittotest.Opts{})
+	sd := start(t, nil, "-name", "kitchen", "-mqtt-url", broker.URL(), "-mqtt-discovery", "", "-sim-temp", "21.4", "-sim-humidity", "48.2")
+
+	addr, log := startNodeRed(t, referenceFlow3(broker.Port))
+	testutil.Until(t, 2*mosquittotest.Wait, func() bool { return strings.Contains(log.String(), "Connected to broker") },
+		func() string { return "node-red's mqtt-in did not connect to the broker" })
 
 	// Node-RED's /ws/dashboard carries sensord's readings, shaped by the
 	// flow's function node from what mqtt-in delivered.
 	var c *websocket.Conn
+	var err error
 	testutil.Until(t, mosquittotest.Wait, func() bool {
 		c, _, err = websocket.DefaultDialer.Dial("ws://"+addr+"/ws/dashboard", nil)
 		return err == nil

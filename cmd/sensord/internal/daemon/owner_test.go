@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,20 +12,7 @@ import (
 // Authorization (none when empty).
 func postUpdate(t *testing.T, p *inproc, auth string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, p.url("/api/update"), strings.NewReader("not a bundle"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return post(t, p.url("/api/update"), auth, "", []byte("not a bundle"))
 }
 
 // asABImage points the daemon's update panel at a booted A/B layout in a

@@ -30,15 +30,17 @@ const alertFrame = `{"alert":"System maintenance in 5 minutes"}`
 
 const testOwner = "0wner-s3cret-token"
 
-// post sends body to url with contentType and the Authorization auth (none
-// when empty).
+// post sends body to url with contentType and the Authorization auth
+// (each none when empty).
 func post(t *testing.T, url, auth, contentType string, body []byte) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", contentType)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}

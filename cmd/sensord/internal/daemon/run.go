@@ -10,7 +10,7 @@
 // answers (api), /healthz's verdict (health), the /metrics format
 // (promtext), /api/latest and /api/history (readings), the token and
 // Host checks (guard), TLS files (tlscert), the sensor's and the links'
-// log lines (sensorwatch, linklog) and the system's figures (sysstat,
+// log lines (sensorwatch, internal/link) and the system's figures (sysstat,
 // connlimit). The files here build those from the settings and join
 // them: daemon.go the loops, http.go the routes, front.go the listeners,
 // metrics.go /metrics, mqtt.go and history.go the bridge and the store,

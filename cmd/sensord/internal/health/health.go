@@ -30,6 +30,7 @@ import (
 
 	"sensord/cmd/sensord/internal/httpjson"
 	"sensord/cmd/sensord/internal/sysstat"
+	"sensord/internal/link"
 	"sensord/sensor"
 )
 
@@ -261,11 +262,11 @@ type Clock struct {
 
 // Client is client mode's link to -url.
 type Client struct {
-	URL      string `json:"url"` // without its password
-	State    string `json:"state"`
-	Reason   string `json:"reason,omitempty"`
-	Attempts int    `json:"attempts"`
-	Dropped  uint64 `json:"dropped"`
+	URL      string     `json:"url"` // without its password
+	State    link.State `json:"state"`
+	Reason   string     `json:"reason,omitempty"`
+	Attempts int        `json:"attempts"`
+	Dropped  uint64     `json:"dropped"`
 	// Backfilled: of what was dropped, the readings sent again from
 	// history once the remote was back.
 	Backfilled uint64 `json:"backfilled"`
@@ -273,17 +274,17 @@ type Client struct {
 
 // MQTT is the broker link: never the password.
 type MQTT struct {
-	Broker    string `json:"broker"`
-	User      string `json:"user,omitempty"`
-	State     string `json:"state"`
-	Reason    string `json:"reason,omitempty"`
-	Since     int64  `json:"since"`
-	Attempts  int    `json:"attempts"`
-	Topics    string `json:"topics"`
-	Discovery string `json:"discovery"`
-	Subscribe string `json:"subscribe"`
-	Queued    int    `json:"queued"`
-	Dropped   uint64 `json:"dropped"`
+	Broker    string     `json:"broker"`
+	User      string     `json:"user,omitempty"`
+	State     link.State `json:"state"`
+	Reason    string     `json:"reason,omitempty"`
+	Since     int64      `json:"since"`
+	Attempts  int        `json:"attempts"`
+	Topics    string     `json:"topics"`
+	Discovery string     `json:"discovery"`
+	Subscribe string     `json:"subscribe"`
+	Queued    int        `json:"queued"`
+	Dropped   uint64     `json:"dropped"`
 }
 
 // Extra is what the dashboard shows besides: the calibration in force,

@@ -4,7 +4,7 @@
 // it by hand). Sensor wraps a sensor.Sensor and a power Switch; after
 // FailRun failed reads in a row it switches the power off for OffFor, on
 // again, waits WarmUp, and reads again at the poller's next turn. When a
-// cycle did not help, the next waits longer (backoff.Delay from RetryMin
+// cycle did not help, the next waits longer (link.Backoff from RetryMin
 // to RetryMax), so a sensor that is simply not wired is not switched
 // every minute for ever.
 //
@@ -22,7 +22,7 @@ import (
 	"sync"
 	"time"
 
-	"sensord/internal/backoff"
+	"sensord/internal/link"
 	"sensord/sensor"
 )
 
@@ -161,7 +161,7 @@ func (p *Sensor) Read(ctx context.Context) (sensor.Reading, error) {
 	last := p.stats.Last
 	p.mu.Unlock()
 	if p.tried > 0 {
-		if gap := backoff.Delay(p.tried, RetryMin, RetryMax, RetryMin, 0.5); p.now().Sub(last) < gap {
+		if gap := (link.Backoff{Min: RetryMin, Max: RetryMax, Floor: RetryMin}).Delay(p.tried, 0.5); p.now().Sub(last) < gap {
 			return r, err
 		}
 	}

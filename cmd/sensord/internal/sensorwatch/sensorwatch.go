@@ -18,7 +18,7 @@
 // after minute, and the gap between 20 and 10 % keeps a rate near one
 // threshold from flapping. One WARN when the verdict turns bad or changes,
 // at most one repeat a minute while it stays bad, one INFO when it is ok
-// again.
+// again (link.Outage's timing, as for the daemon's links).
 //
 // # Concurrency
 //
@@ -35,15 +35,13 @@ import (
 	"time"
 
 	"sensord/cmd/sensord/internal/health"
+	"sensord/internal/link"
 	"sensord/sensor"
 )
 
 const (
 	// watchEvery is how often the sensor's health is looked at.
 	watchEvery = time.Second
-	// repeatEvery bounds the "still failing" lines while the sensor stays
-	// bad: one a minute keeps the journal readable.
-	repeatEvery = time.Minute
 	// window is the span the failure rate is counted over: long enough
 	// that a sensor failing half its reads (a few hundred reads at 2 s)
 	// shows the same percentage from one minute to the next.
@@ -96,17 +94,18 @@ type Watch struct {
 	Name    string // the sensor as the log names it
 	Wiring  Wiring
 
-	mu         sync.Mutex // guards the fields below
-	cond       health.SensorCondition
-	since      time.Time
-	readsAt    uint64 // failed reads when the bad verdict began
-	lastRepeat time.Time
+	mu   sync.Mutex // guards the fields below
+	cond health.SensorCondition
+	// outage times the journal's lines about a bad verdict: its cause is
+	// the verdict, its start when the sensor last read well.
+	outage     link.Outage
+	readsAt    uint64             // failed reads when the bad verdict began
 	state      health.SensorState // zero before the first check
 	prevErrs   map[string]uint64  // the poller's error counts at the last check
 	prevCauses map[sensor.Cause]uint64
 	prevReads  uint64
 	prevFailed uint64
-	kind       string // kind of the latest failed reads (sensor.Kind)
+	kind       string // kind of the latest failed reads (sensor.ErrorKind)
 	// buckets is a ring of the reads each check saw; next is the slot
 	// the next check writes, filled how many hold a check.
 	buckets [windowBuckets]bucket
@@ -249,7 +248,7 @@ func (w *Watch) Check() {
 	default:
 		next = health.SensorOK
 	}
-	if (w.cond == health.SensorFailing || w.cond == health.SensorStuck) && next != health.SensorFailing && next != health.SensorStuck && last.After(w.since) {
+	if (w.cond == health.SensorFailing || w.cond == health.SensorStuck) && next != health.SensorFailing && next != health.SensorStuck && last.After(w.outage.Since()) {
 		// Good readings again after an outage: what the window held was
 		// the outage the verdict already said; count afresh.
 		w.filled, w.windowFrom = 0, now
@@ -291,34 +290,36 @@ func (w *Watch) Check() {
 		return append(append(a, extra...), "err", st.LastError)
 	}
 	bad := next == health.SensorDegraded || next == health.SensorFailing || next == health.SensorStuck
-	wasBad := w.cond == health.SensorDegraded || w.cond == health.SensorFailing || w.cond == health.SensorStuck
 	switch {
-	case bad && next != w.cond:
-		w.lastRepeat = now
-		if !wasBad {
-			// A change between bad verdicts keeps the start and count.
-			w.since, w.readsAt = ref, failed
-			if next == health.SensorDegraded && !overdue {
-				w.since = now
+	case bad:
+		wasBad := w.outage.IsDown()
+		switch w.outage.Fail(now, string(next)) {
+		case link.Down:
+			if !wasBad {
+				// A change between bad verdicts keeps the start and count.
+				w.readsAt = failed
+				if next != health.SensorDegraded || overdue {
+					w.outage.Backdate(ref)
+				}
 			}
+			log.Warn(message(next, false), args()...)
+		case link.StillDown:
+			log.Warn(message(next, true), args("down_for", now.Sub(w.outage.Since()).Round(time.Second), "failed_reads", failed-w.readsAt)...)
 		}
-		log.Warn(message(next, false), args()...)
-	case bad && now.Sub(w.lastRepeat) >= repeatEvery:
-		w.lastRepeat = now
-		log.Warn(message(next, true), args("down_for", now.Sub(w.since).Round(time.Second), "failed_reads", failed-w.readsAt)...)
-	case !bad && wasBad && !last.IsZero():
+	case w.outage.Up() == link.Back && !last.IsZero():
+		since := w.outage.Since()
 		end := last
-		if end.Before(w.since) {
+		if end.Before(since) {
 			end = now
 		}
-		log.Info("sensor recovered", "sensor", w.Name, "down_for", end.Sub(w.since).Round(time.Second), "failed_reads", failed-w.readsAt,
+		log.Info("sensor recovered", "sensor", w.Name, "down_for", end.Sub(since).Round(time.Second), "failed_reads", failed-w.readsAt,
 			"window_failed", sum.fails, "window_reads", sum.reads)
 	}
 	w.cond = next
 	w.state = health.SensorState{State: next, WindowReads: sum.reads, WindowFailed: sum.fails, WindowSeconds: sum.span.Round(time.Second).Seconds()}
 	if bad {
 		w.state.Summary, w.state.Problem, w.state.Fix = summary, problem, fix
-		w.state.Since, w.state.FailedReads = w.since.UnixMilli(), failed-w.readsAt
+		w.state.Since, w.state.FailedReads = w.outage.Since().UnixMilli(), failed-w.readsAt
 		if cause != sensor.CauseUnknown {
 			w.state.Cause = cause.String()
 		}
@@ -384,7 +385,7 @@ func where(wr Wiring) string {
 
 // Explain says in plain words what failing reads mean for the sensor
 // wired as wr, and what usually fixes it: from their cause when the driver
-// told one, else from their kind (as sensor.Kind names it; lastErr is the
+// told one, else from their kind (as sensor.ErrorKind names it; lastErr is the
 // last error itself).
 func Explain(kind string, cause sensor.Cause, lastErr string, wr Wiring) (problem, fix string) {
 	at := where(wr)

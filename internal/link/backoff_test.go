@@ -1,11 +1,11 @@
-package backoff
+package link
 
 import (
 	"testing"
 	"time"
 )
 
-func TestDelay(t *testing.T) {
+func TestBackoffDelay(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		n           int
@@ -20,7 +20,7 @@ func TestDelay(t *testing.T) {
 		{"never below the floor", 1, 0, time.Second, time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Delay(tc.n, time.Second, time.Minute, tc.floor, tc.r)
+			got := Backoff{Min: time.Second, Max: time.Minute, Floor: tc.floor}.Delay(tc.n, tc.r)
 			if got.Round(time.Millisecond) != tc.want.Round(time.Millisecond) {
 				t.Fatalf("got %s, want %s", got, tc.want)
 			}
