@@ -339,6 +339,9 @@ func (d *daemon) wsPaths() map[string]*broadcast.Server {
 // it is but waits for the clock before history and MQTT (clock.go).
 func (d *daemon) publish(r sensor.Reading) {
 	m := broadcast.Message{Topic: d.cfg.Topic, Payload: r}
+	// The hub's page shows dew point and absolute humidity: they come with
+	// the reading, so the browser computes none.
+	hub := broadcast.Message{Topic: d.cfg.Topic, Payload: readings.WithDerived(r)}
 	mono := d.mono()
 	held := d.hold(&r, mono)
 	if !held {
@@ -354,7 +357,8 @@ func (d *daemon) publish(r sensor.Reading) {
 	if err != nil {
 		d.log.Warn("publish", "path", "/ws/sensors", "err", err)
 	}
-	if err := d.dash.Publish(m); err != nil {
+	hub.Time = m.Time
+	if err := d.dash.Publish(hub); err != nil {
 		d.log.Warn("publish", "path", "/ws/dashboard", "err", err)
 	}
 	if d.client != nil {

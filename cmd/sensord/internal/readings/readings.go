@@ -72,7 +72,7 @@ type Latest func() (sensor.Reading, bool)
 // ServeHTTP implements http.Handler.
 func (l Latest) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	if rd, ok := l(); ok {
-		httpjson.Write(w, http.StatusOK, withDerived(rd))
+		httpjson.Write(w, http.StatusOK, WithDerived(rd))
 		return
 	}
 	httpjson.WriteError(w, http.StatusNotFound, "no reading yet")
@@ -383,8 +383,12 @@ func csvRecord(r row, stepped bool) []string {
 	return rec
 }
 
-// latestBody is /api/latest: the sensor_update keys plus derived values.
-type latestBody struct {
+// Derived is a reading with the values derived from it: the
+// sensor_update keys, then dew_point (null in dry air) and
+// absolute_humidity. /api/latest answers with it and the dashboard hub
+// (/ws/dashboard) carries readings in it, so no client computes them;
+// /ws/sensors keeps Node-RED's four keys.
+type Derived struct {
 	Type             string       `json:"type"`
 	Temperature      sensor.Deci  `json:"temperature"`
 	Humidity         sensor.Deci  `json:"humidity"`
@@ -393,8 +397,9 @@ type latestBody struct {
 	AbsoluteHumidity sensor.Deci  `json:"absolute_humidity"`
 }
 
-func withDerived(r sensor.Reading) latestBody {
-	b := latestBody{Type: sensor.Type, Temperature: r.Temperature, Humidity: r.Humidity, Timestamp: r.Time.UnixMilli(),
+// WithDerived returns r with its derived values.
+func WithDerived(r sensor.Reading) Derived {
+	b := Derived{Type: sensor.Type, Temperature: r.Temperature, Humidity: r.Humidity, Timestamp: r.Time.UnixMilli(),
 		AbsoluteHumidity: sensor.AbsoluteHumidity(r.Temperature, r.Humidity)}
 	if dp, ok := sensor.DewPoint(r.Temperature, r.Humidity); ok {
 		b.DewPoint = &dp
