@@ -19,15 +19,13 @@
     '30d': { span: 30 * DAY, step: 3600000 },
     '1y': { span: 365 * DAY, step: 12 * 3600000 },
   };
-  // Magnus formula, Sonntag 1990 constants, as the daemon uses them.
-  const MA = 17.62, MB = 243.12, MC = 6.112;
 
   const $ = (id) => document.getElementById(id);
   const SVGNS = 'http://www.w3.org/2000/svg';
   const url = window.sensord.url;
 
   // ---- state ----
-  const pts = [];        // readings {t (ms), c (°C), h (%RH)}, sorted by t, unique t
+  const pts = [];        // readings {t (ms), c (°C), h (%RH), dp, ah}, sorted by t, unique t
   let latest = null;     // newest reading
   let latestAt = 0;      // local clock (ms) when `latest` was measured
   let skew = 0;          // server clock minus local clock (ms), from Date headers
@@ -48,15 +46,6 @@
   function saveRange(r) {
     try { localStorage.setItem(RANGE_KEY, r); } catch (e) { /* private mode */ }
   }
-  function dewPoint(c, h) {
-    if (!(h > 0)) return null;
-    const g = Math.log(Math.min(h, 100) / 100) + MA * c / (MB + c);
-    return MB * g / (MA - g);
-  }
-  function absHumidity(c, h) {
-    const e = Math.min(Math.max(h, 0), 100) / 100 * MC * 100 * Math.exp(MA * c / (MB + c));
-    return e / (461.5 * (c + 273.15)) * 1000;
-  }
   function saveUnit(u) {
     try { localStorage.setItem(UNIT_KEY, u); } catch (e) { /* private mode: the choice lasts this visit */ }
   }
@@ -68,14 +57,17 @@
 
   // reading extracts a sensor_update from a frame or history entry; it also
   // accepts the whole-message form {"payload": {...}} in case the daemon
-  // runs with -wholemsg.
+  // runs with -wholemsg. Dew point (dp, °C) and absolute humidity (ah,
+  // g/m³) are the daemon's (hub frames and history rows carry them), null
+  // where it sent none: the page computes no derived value.
   function reading(m) {
     if (m && m.type === undefined && m.payload && typeof m.payload === 'object') m = m.payload;
     // History rows (api/history) carry no type; stream frames do.
     if (!m || (m.type !== 'sensor_update' && !(m.type === undefined && 'timestamp' in m))) return null;
     const t = Number(m.timestamp), c = Number(m.temperature), h = Number(m.humidity);
     if (!isFinite(t) || !isFinite(c) || !isFinite(h)) return null;
-    return { t: t, c: c, h: h };
+    const num = (v) => (typeof v === 'number' && isFinite(v) ? v : null);
+    return { t: t, c: c, h: h, dp: num(m.dew_point), ah: num(m.absolute_humidity) };
   }
 
   // add inserts r in time order, ignoring a timestamp already held (the
@@ -154,9 +146,8 @@
       el.temp.dataset.celsius = String(latest.c);
       el.temp.dataset.ts = String(latest.t);
       document.title = t + ' ' + unitSym() + ' · ' + h + ' % · ' + deviceName();
-      const dp = dewPoint(latest.c, latest.h);
-      $('dew').textContent = dp === null ? '–' : fmt1(toUnit(dp)) + ' ' + unitSym();
-      $('abs').textContent = fmt1(absHumidity(latest.c, latest.h)) + ' g/m³';
+      $('dew').textContent = latest.dp === null ? '–' : fmt1(toUnit(latest.dp)) + ' ' + unitSym();
+      $('abs').textContent = latest.ah === null ? '–' : fmt1(latest.ah) + ' g/m³';
     }
     el.tempUnit.textContent = unitSym();
     el.legendUnit.textContent = unitSym();
