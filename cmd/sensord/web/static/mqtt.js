@@ -39,7 +39,7 @@
   const empty = el('p', 'mqtt-empty', 'No messages on the subscription yet.');
   panel.append(title, link, scroll, empty);
 
-  const rows = new Map(); // "source\u0000metric" -> {tr, value, age, ts}
+  const rows = new Map(); // "source\u0000metric" -> {tr, value, age, ts}; metric as metricOf gives it
 
   function fmtAge(ms) {
     const s = Math.max(0, Math.round(ms / 1000));
@@ -52,9 +52,18 @@
     for (const r of rows.values()) r.age.textContent = fmtAge(now - r.ts);
   }
 
+  // metricOf is the row's metric: the topic's third level, or for a topic
+  // deeper than source/metric (the hub message then carries the whole
+  // topic) every level after the source, so sensors/x/temperature/raw gets
+  // its own row, "temperature/raw", and never replaces x's temperature.
+  function metricOf(m) {
+    if (typeof m.topic === 'string') return m.topic.split('/').slice(2).join('/');
+    return m.metric === undefined ? '' : String(m.metric);
+  }
+
   function onMessage(m) {
     const source = m.source === undefined ? '' : String(m.source);
-    const metric = m.metric === undefined ? '' : String(m.metric);
+    const metric = metricOf(m);
     const key = source + '\u0000' + metric;
     let r = rows.get(key);
     if (!r) {
