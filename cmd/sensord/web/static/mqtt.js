@@ -9,13 +9,8 @@
   const MAX_ROWS = 500;         // sources x metrics kept: a flood of topics must not grow the page without end
   // Units of the metrics sensord itself publishes (and other devices that
   // use the same names): a bare "21.4" says nothing about what it is.
-  const UNITS = { temperature: '°C', humidity: '%', dew_point: '°C', absolute_humidity: 'g/m³' };
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  const UNITS = window.format.UNITS;
+  const { el } = window.dom;
 
   // The panel, built here so index.html only loads this file.
   const panel = el('section', 'card mqtt');
