@@ -364,54 +364,72 @@
     return duration(Date.now() + skew - ms) + ' ago';
   }
 
+  // renderHealth fills the health and device panels and the banners from
+  // the last /healthz body and system frame.
   function renderHealth() {
     const h = health || {};
+    const x = h.extra || {};
+    renderStatus(h);
+    renderSensorStats(h.sensor);
+    renderClients(h.clients);
+    renderSensorBanner(h.sensor);
+    renderClockBanner(h.clock);
+    if (h.name) {
+      $('name').textContent = h.name;
+      if (!latest) document.title = h.name;
+    }
+    renderDevice(h, x.device || {});
+    if (x.history) renderHistoryState(x.history);
+    renderCalibration(x.calibration || {});
+    renderWarnings(Array.isArray(h.warnings) ? h.warnings : []);
+  }
+
+  function renderStatus(h) {
     if (h.status === 'ok') set('h-status', 'OK', '', 'ok');
     else if (h.status === 'starting') set('h-status', 'Starting', 'waiting for the first good reading', 'warn');
     else if (h.status === 'unhealthy') set('h-status', 'Unhealthy', h.reason || '', 'bad');
     else if (h.status === 'degraded') set('h-status', 'Degraded', h.reason || '', 'warn');
     else if (h.status === 'unreachable') set('h-status', 'Unreachable', '/healthz did not answer', 'bad');
     else set('h-status', '–');
+    // Client mode: the daemon also pushes readings to a remote server.
+    const up = h.client;
+    $('uplink').hidden = !up;
+    if (up) set('h-uplink', up.state || '–', (up.url || '') + (up.reason ? ' · ' + up.reason : ''), up.state === 'connected' ? 'ok' : 'bad');
+  }
 
-    const s = h.sensor;
+  function renderSensorStats(s) {
+    const pctText = (pct) => (pct >= 99.95 && pct < 100 ? '99.9' : pct.toFixed(1)) + ' %';
     if (s && s.window_reads > 0) {
       // The verdict's window, so the panel and the banner agree.
       const ok = s.window_reads - (s.window_failed || 0);
-      const pct = ok * 100 / s.window_reads;
       const mins = Math.round((s.window_seconds || 0) / 60);
-      set('h-rate', (pct >= 99.95 && pct < 100 ? '99.9' : pct.toFixed(1)) + ' %',
+      set('h-rate', pctText(ok * 100 / s.window_reads),
         ok.toLocaleString() + ' of ' + Number(s.window_reads).toLocaleString() + ' reads in the last ' +
         (mins >= 2 ? mins + ' minutes' : Math.round(s.window_seconds || 0) + ' s'), '', s.name);
     } else if (s && typeof s.success_rate === 'number') {
-      const pct = s.success_rate * 100;
-      set('h-rate', (pct >= 99.95 && pct < 100 ? '99.9' : pct.toFixed(1)) + ' %',
+      set('h-rate', pctText(s.success_rate * 100),
         Number(s.successes || 0).toLocaleString() + ' of ' + Number(s.reads || 0).toLocaleString() + ' reads', '', s.name);
     } else set('h-rate', '–');
     const kinds = s && s.errors ? Object.keys(s.errors).filter((k) => s.errors[k] > 0) : [];
     const counts = kinds.map((k) => k.replace('_', ' ') + ' ' + Number(s.errors[k]).toLocaleString()).join(' · ');
     if (s && s.last_error) set('h-error', s.last_error, ago(s.last_error_time), '', counts);
     else set('h-error', s ? 'none' : '–');
+  }
 
-    const c = h.clients;
-    if (c && typeof c === 'object') {
-      let n = 0;
-      const parts = [];
-      const order = ['dashboard', 'sensors', 'api'];
-      const keys = Object.keys(c).sort((a, b) => (order.indexOf(a) + 1 || 9) - (order.indexOf(b) + 1 || 9));
-      for (const k of keys) { n += Number(c[k]) || 0; parts.push(k + ' ' + c[k]); }
-      set('h-clients', String(n), parts.join(' · '));
-    } else set('h-clients', '–');
+  function renderClients(c) {
+    if (!c || typeof c !== 'object') { set('h-clients', '–'); return; }
+    let n = 0;
+    const parts = [];
+    const order = ['dashboard', 'sensors', 'api'];
+    const keys = Object.keys(c).sort((a, b) => (order.indexOf(a) + 1 || 9) - (order.indexOf(b) + 1 || 9));
+    for (const k of keys) { n += Number(c[k]) || 0; parts.push(k + ' ' + c[k]); }
+    set('h-clients', String(n), parts.join(' · '));
+  }
 
-    const x = h.extra || {};
-    const dev = x.device || {};
-    renderSensorBanner(s);
-    renderClockBanner(h.clock);
-    if (h.name) {
-      $('name').textContent = h.name;
-      if (!latest) document.title = h.name;
-    }
+  function renderDevice(h, dev) {
     $('h-cpu-label').textContent = dev.cores ? 'CPU load (1 min, ' + dev.cores + (dev.cores === 1 ? ' core)' : ' cores)') : 'CPU load (1 min)';
     set('h-cpu', sys && isFinite(sys.cpu) ? Number(sys.cpu).toFixed(2) : '–');
+    set('h-mem', sys && isFinite(sys.memory) ? Number(sys.memory).toFixed(1) + ' %' : '–');
     set('d-ips', Array.isArray(dev.addresses) && dev.addresses.length ? dev.addresses.join(', ') : '–', dev.hostname ? dev.hostname + '.local' : '');
     $('d-soc-row').hidden = !isFinite(dev.soc_temp);
     if (isFinite(dev.soc_temp)) set('d-soc', fmt1(toUnit(dev.soc_temp)) + ' ' + unitSym());
@@ -424,28 +442,28 @@
     // browser shows for the site.
     $('d-tls-row').hidden = !h.tls_fingerprint;
     if (h.tls_fingerprint) set('d-tls', h.tls_fingerprint, 'compare with the certificate your browser shows');
-    const hi = x.history;
-    if (hi) {
-      if (hi.enabled && hi.failing_since) {
-        set('h-history', 'cannot be written', hi.error || '', 'bad', (hi.fix || '') + (hi.dropped ? ' · ' + Number(hi.dropped).toLocaleString() + ' readings lost' : ''));
-      } else if (hi.enabled) set('h-history', hi.path ? 'on disk' : 'in memory only', (hi.path || 'lost at restart; set -history-dir') + (hi.error ? ' · ' + hi.error : ''), '', Number(hi.written || 0).toLocaleString() + ' readings written' + (hi.start ? ' since ' + new Date(hi.start).toLocaleDateString() : ''));
-      else set('h-history', 'unavailable', hi.error || '', 'bad');
-    }
-    const cal = x.calibration || {};
+    set('h-uptime', isFinite(h.uptime) ? duration(h.uptime * 1000) : '–');
+    set('h-version', h.version || '–');
+  }
+
+  function renderHistoryState(hi) {
+    if (hi.enabled && hi.failing_since) {
+      set('h-history', 'cannot be written', hi.error || '', 'bad', (hi.fix || '') + (hi.dropped ? ' · ' + Number(hi.dropped).toLocaleString() + ' readings lost' : ''));
+    } else if (hi.enabled) {
+      set('h-history', hi.path ? 'on disk' : 'in memory only', (hi.path || 'lost at restart; set -history-dir') + (hi.error ? ' · ' + hi.error : ''), '',
+        Number(hi.written || 0).toLocaleString() + ' readings written' + (hi.start ? ' since ' + new Date(hi.start).toLocaleDateString() : ''));
+    } else set('h-history', 'unavailable', hi.error || '', 'bad');
+  }
+
+  function renderCalibration(cal) {
     const offs = [];
     if (cal.temperature_offset) offs.push('temperature ' + (cal.temperature_offset > 0 ? '+' : '') + cal.temperature_offset + ' °C');
     if (cal.humidity_offset) offs.push('humidity ' + (cal.humidity_offset > 0 ? '+' : '') + cal.humidity_offset + ' %');
     $('calib').hidden = !offs.length;
     $('calib').textContent = offs.length ? 'calibrated: ' + offs.join(', ') : '';
-    set('h-mem', sys && isFinite(sys.memory) ? Number(sys.memory).toFixed(1) + ' %' : '–');
-    set('h-uptime', isFinite(h.uptime) ? duration(h.uptime * 1000) : '–');
-    set('h-version', h.version || '–');
-    // Client mode: the daemon also pushes readings to a remote server.
-    const up = h.client;
-    $('uplink').hidden = !up;
-    if (up) set('h-uplink', up.state || '–', (up.url || '') + (up.reason ? ' · ' + up.reason : ''), up.state === 'connected' ? 'ok' : 'bad');
+  }
 
-    const warn = Array.isArray(h.warnings) ? h.warnings : [];
+  function renderWarnings(warn) {
     const list = $('warning-list');
     list.textContent = '';
     for (const w of warn) list.append(el('li', '', String(w)));
