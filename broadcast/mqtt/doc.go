@@ -30,7 +30,8 @@
 //
 // In: every message matching the Subscribe filter reaches OnMessage as the
 // dashboard hub's {"type":"mqtt",...} message, the shape the third reference
-// flow's function node builds from Node-RED's mqtt-in node. The rate and
+// flow's function node builds from Node-RED's mqtt-in node (a topic deeper
+// than source and metric adds its whole topic, see HubMessage). The rate and
 // size of what is passed on are bounded (MaxRate, MaxPayload) and what is
 // refused is counted. The devices' control topics under the prefix, the
 // command topic <prefix>/<name>/send and the client events

@@ -17,14 +17,17 @@ const HubType = "mqtt"
 // node builds it from Node-RED's mqtt-in output (payload as a UTF-8
 // string): {"type":"mqtt","source":<topic level 2>,"metric":<topic level
 // 3>,"value":<payload>,"timestamp":<ms since the epoch on arrival>}. A topic
-// with fewer levels leaves the missing keys out; deeper levels are ignored,
-// as the function node's split does.
+// with fewer levels leaves the missing keys out. A deeper topic
+// (sensors/x/temperature/raw) keeps the function node's keys and adds
+// "topic", the whole MQTT topic, last: without it a reader could not tell
+// it from sensors/x/temperature.
 type HubMessage struct {
-	Topic     string // the MQTT topic, kept for ?topic= filters; not in the JSON
+	Topic     string // the MQTT topic, kept for ?topic= filters; in the JSON only when Deeper
 	Source    string
 	HasSource bool
 	Metric    string
 	HasMetric bool
+	Deeper    bool // the topic has levels past the metric
 	Value     string
 	Timestamp int64 // milliseconds since the Unix epoch
 }
@@ -41,6 +44,7 @@ func NewHubMessage(topic string, payload []byte, t time.Time) HubMessage {
 	if len(levels) > 2 {
 		m.Metric, m.HasMetric = toUTF8([]byte(levels[2])), true
 	}
+	m.Deeper = len(levels) > 3
 	return m
 }
 
@@ -51,7 +55,8 @@ func toUTF8(b []byte) string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
-// AppendJSON appends m in the function node's key order.
+// AppendJSON appends m in the function node's key order, then "topic" for
+// a deeper topic.
 func (m HubMessage) AppendJSON(b []byte) []byte {
 	b = append(b, `{"type":"`+HubType+`"`...)
 	if m.HasSource {
@@ -66,6 +71,10 @@ func (m HubMessage) AppendJSON(b []byte) []byte {
 	b = appendString(b, m.Value)
 	b = append(b, `,"timestamp":`...)
 	b = strconv.AppendInt(b, m.Timestamp, 10)
+	if m.Deeper {
+		b = append(b, `,"topic":`...)
+		b = appendString(b, toUTF8([]byte(m.Topic)))
+	}
 	return append(b, '}')
 }
 

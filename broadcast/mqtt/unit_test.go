@@ -79,7 +79,9 @@ func TestHubMessageShape(t *testing.T) {
 		{"sensors/kitchen", "x", `{"type":"mqtt","source":"kitchen","value":"x","timestamp":1763856000123}`},
 		{"sensors", "x", `{"type":"mqtt","value":"x","timestamp":1763856000123}`},
 		{"sensors//", "", `{"type":"mqtt","source":"","metric":"","value":"","timestamp":1763856000123}`},
-		{"a/b/c/d/e", "{\"k\":1}", `{"type":"mqtt","source":"b","metric":"c","value":"{\"k\":1}","timestamp":1763856000123}`},
+		{"a/b/c/d/e", "{\"k\":1}", `{"type":"mqtt","source":"b","metric":"c","value":"{\"k\":1}","timestamp":1763856000123,"topic":"a/b/c/d/e"}`},
+		{"sensors/x/temperature/raw", "2140", `{"type":"mqtt","source":"x","metric":"temperature","value":"2140","timestamp":1763856000123,"topic":"sensors/x/temperature/raw"}`},
+		{"sensors/x/temperature/", "", `{"type":"mqtt","source":"x","metric":"temperature","value":"","timestamp":1763856000123,"topic":"sensors/x/temperature/"}`},
 		{"a/b/c", "\xff<", `{"type":"mqtt","source":"b","metric":"c","value":"�<","timestamp":1763856000123}`},
 	} {
 		got := string(NewHubMessage(tt.topic, []byte(tt.payload), at).AppendJSON(nil))
@@ -116,6 +118,7 @@ func FuzzNewHubMessage(f *testing.F) {
 	f.Add("sensors/kitchen/temperature", []byte("21.4"))
 	f.Add("a", []byte{0xff, 0})
 	f.Add("//\"/\\", []byte("\u2028"))
+	f.Add("sensors/x/temperature/raw", []byte("2140"))
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
 		m := NewHubMessage(topic, payload, time.UnixMilli(1))
 		var back map[string]any
@@ -131,6 +134,9 @@ func FuzzNewHubMessage(f *testing.F) {
 		}
 		if _, ok := back["metric"]; ok != (levels > 2) {
 			t.Fatalf("metric present %v with %d levels", ok, levels)
+		}
+		if got, ok := back["topic"]; ok != (levels > 3) || (ok && got != strings.ToValidUTF8(topic, "\uFFFD")) {
+			t.Fatalf("topic %v (present %v) with %d levels of %q", got, ok, levels, topic)
 		}
 	})
 }

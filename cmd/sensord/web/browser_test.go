@@ -413,6 +413,9 @@ type wireReading struct {
 	Temperature float64 `json:"temperature"`
 	Humidity    float64 `json:"humidity"`
 	Timestamp   int64   `json:"timestamp"`
+	// The daemon's derived values; DewPoint is nil in dry air.
+	DewPoint         *float64 `json:"dew_point"`
+	AbsoluteHumidity float64  `json:"absolute_humidity"`
 }
 
 // history fetches the daemon's retained readings by timestamp.

@@ -120,3 +120,34 @@ func dashboardClients(t *testing.T, d *daemon) int {
 	}
 	return h.Clients["dashboard"]
 }
+
+// TestMQTTPanelGivesADeeperTopicItsOwnRow: a topic deeper than
+// sensors/<source>/<metric> is listed under its source with every level
+// after it as its metric, without a unit, and never replaces the
+// metric's own row.
+func TestMQTTPanelGivesADeeperTopicItsOwnRow(t *testing.T) {
+	t.Parallel()
+	broker := mosquittotest.Start(t, mosquittotest.Opts{})
+	d := startDaemonWith(t, "", daemonOpts{args: []string{"-name", "kitchen", "-mqtt-url", broker.URL(), "-mqtt-discovery", ""}})
+	ctx := tab(t)
+	open(t, ctx, d.url("/"))
+	waitMQTTView(t, ctx, "the link connected", func(v mqttView) bool { return v.State == "connected" })
+	broker.Publish(t, "sensors/attic/temperature", false, "12.5")
+	waitMQTTView(t, ctx, "attic's temperature", func(v mqttView) bool { return row(v, "attic", "temperature") != nil })
+	// The broker keeps the order: once the deeper rows show, the plain
+	// temperature has had every chance to be overwritten.
+	broker.Publish(t, "sensors/attic/temperature/raw", false, "1250")
+	broker.Publish(t, "sensors/attic/temperature/raw/adc", false, "3071")
+	v := waitMQTTView(t, ctx, "the deeper topics' rows", func(v mqttView) bool {
+		return row(v, "attic", "temperature/raw") != nil && row(v, "attic", "temperature/raw/adc") != nil
+	})
+	if r := row(v, "attic", "temperature"); r[2] != "12.5 °C" {
+		t.Errorf("attic's temperature row %q: a deeper topic replaced it", r)
+	}
+	if r := row(v, "attic", "temperature/raw"); r[2] != "1250" {
+		t.Errorf("the deeper row %q: want the value as sent, without a unit", r)
+	}
+	if len(v.Rows) != 3 || v.Rows[0][1] != "temperature" || v.Rows[1][1] != "temperature/raw" || v.Rows[2][1] != "temperature/raw/adc" {
+		t.Errorf("rows %q: want attic's three, sorted by metric", v.Rows)
+	}
+}

@@ -2,8 +2,9 @@
 // the binary with go:embed, that talks to the daemon only through the public
 // endpoints every other client uses (GET /api/history on load and after each
 // reconnect, WS /ws/dashboard live, GET /healthz every 5 s). hub.js holds
-// the page's one socket and health poll; the panels (app.js, mqtt.js)
-// subscribe to them. The appliance has no internet, so the
+// the page's one socket and every poll; the panels (app.js, mqtt.js,
+// alerts.js, update.js) subscribe to them, chart.js draws the chart, and
+// all of them build the page with dom.js and write values with format.js. The appliance has no internet, so the
 // page carries everything it needs: no CDN, no web fonts, a hand-drawn SVG
 // chart.
 //
@@ -50,6 +51,9 @@ import (
 //
 //go:embed static
 var files embed.FS
+
+// linked are the files index.html links, in the order it loads them.
+var linked = []string{"dom.js", "format.js", "hub.js", "chart.js", "app.js", "mqtt.js", "alerts.js", "update.js", "app.css", "favicon.svg"}
 
 // contentType maps each extension shipped in static/ to its Content-Type.
 // A file with an extension missing here fails newHandler, so a mistake shows
@@ -181,7 +185,7 @@ func newHandler(fsys fs.FS, o Options) (*handler, error) {
 	}
 	// index.html links these by name; each reference gets "?v=<hash>" so
 	// the browser may cache the file as immutable.
-	for _, name := range []string{"hub.js", "app.js", "mqtt.js", "update.js", "app.css", "favicon.svg"} {
+	for _, name := range linked {
 		f, ok := h.files["/"+name]
 		if !ok {
 			return nil, fmt.Errorf("web: index.html links %s, which is not embedded", name)

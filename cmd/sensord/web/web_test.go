@@ -236,8 +236,8 @@ func TestPageLinksVersionedAssetsThatAreCachedForever(t *testing.T) {
 	h := defaultPage()
 	page := string(body(t, get(t, h, "GET", "/", nil)))
 	links := regexp.MustCompile(`(?:src|href)="([a-z]+\.(?:js|css|svg))\?v=([A-Za-z0-9_-]+)"`).FindAllStringSubmatch(page, -1)
-	if len(links) != 6 {
-		t.Fatalf("found %d versioned links in the page, want 6 (hub.js, app.js, mqtt.js, update.js, app.css, favicon.svg): %q", len(links), links)
+	if len(links) != len(linked) {
+		t.Fatalf("found %d versioned links in the page, want %d (%s): %q", len(links), len(linked), strings.Join(linked, ", "), links)
 	}
 	for _, l := range links {
 		name, v := l[1], l[2]
@@ -425,16 +425,22 @@ func TestHandlerOverRealHTTPRevalidatesRangesAndHeads(t *testing.T) {
 func TestNewHandlerRejectsABrokenPage(t *testing.T) {
 	// newHandler guards the build: a page missing a file, linking one it
 	// lacks, or shipping a file of unknown type must fail, never serve.
-	index := `<link href="app.css"><script src="hub.js"></script><script src="app.js"></script><script src="mqtt.js"></script><script src="update.js"></script><link rel="icon" href="favicon.svg">`
-	good := fstest.MapFS{
-		"static/index.html":  {Data: []byte(index)},
-		"static/hub.js":      {Data: []byte("'use strict';")},
-		"static/app.js":      {Data: []byte("'use strict';")},
-		"static/mqtt.js":     {Data: []byte("'use strict';")},
-		"static/update.js":   {Data: []byte("'use strict';")},
-		"static/app.css":     {Data: []byte("body{}")},
-		"static/favicon.svg": {Data: []byte("<svg/>")},
+	index := ""
+	good := fstest.MapFS{}
+	for _, name := range linked {
+		switch {
+		case strings.HasSuffix(name, ".js"):
+			index += `<script src="` + name + `"></script>`
+			good["static/"+name] = &fstest.MapFile{Data: []byte("'use strict';")}
+		case strings.HasSuffix(name, ".css"):
+			index += `<link href="` + name + `">`
+			good["static/"+name] = &fstest.MapFile{Data: []byte("body{}")}
+		default:
+			index += `<link rel="icon" href="` + name + `">`
+			good["static/"+name] = &fstest.MapFile{Data: []byte("<svg/>")}
+		}
 	}
+	good["static/index.html"] = &fstest.MapFile{Data: []byte(index)}
 	if _, err := newHandler(good, Options{}); err != nil {
 		t.Fatalf("a complete page: %v", err)
 	}

@@ -233,7 +233,7 @@ func newDaemon(cfg *Config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	// reads the store for the readings its full queue dropped.
 	d.outs = outputs.Of(
 		wsReadings{path: "/ws/sensors", srv: d.sensors, topic: cfg.Topic, log: log},
-		wsReadings{path: "/ws/dashboard", srv: d.dash, topic: cfg.Topic, log: log},
+		wsReadings{path: "/ws/dashboard", srv: d.dash, topic: cfg.Topic, log: log, derived: true},
 		d.clientOutput(),
 		d.historyOutput(),
 		d.mqttOutput(),

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -29,6 +30,7 @@ import (
 
 	"sensord/cmd/sensord/internal/health"
 	"sensord/internal/testutil"
+	"sensord/sensor"
 )
 
 // mainPackage is the command these tests build and run: package main
@@ -309,6 +311,30 @@ func TestSensorsStreamBroadcastsEveryReadingToEveryClient(t *testing.T) {
 	}
 }
 
+// hubReadingRE is a reading on /ws/dashboard: the sensor_update keys, then
+// the values derived from it, so the page computes none.
+var hubReadingRE = regexp.MustCompile(`^\{"type":"sensor_update","temperature":-?\d+(\.\d)?,"humidity":\d+(\.\d)?,"timestamp":\d{13},"dew_point":(-?\d+(\.\d)?|null),"absolute_humidity":\d+(\.\d)?\}$`)
+
+// checkDerived checks a hub reading's derived values against sensor's.
+func checkDerived(t *testing.T, frame string) {
+	t.Helper()
+	var f struct {
+		Temperature, Humidity float64
+		DewPoint              *float64 `json:"dew_point"`
+		AbsoluteHumidity      float64  `json:"absolute_humidity"`
+	}
+	if err := json.Unmarshal([]byte(frame), &f); err != nil {
+		t.Fatalf("%s: %v", frame, err)
+	}
+	deci := func(v float64) sensor.Deci { return sensor.Deci(math.Round(v * 10)) }
+	temp, hum := deci(f.Temperature), deci(f.Humidity)
+	dp, ok := sensor.DewPoint(temp, hum)
+	ah := sensor.AbsoluteHumidity(temp, hum)
+	if ok != (f.DewPoint != nil) || (ok && deci(*f.DewPoint) != dp) || deci(f.AbsoluteHumidity) != ah {
+		t.Errorf("%s: want dew point %s (exists: %v), absolute humidity %s", frame, dp, ok, ah)
+	}
+}
+
 func TestDashboardHubCarriesReadingsAndSystemStats(t *testing.T) {
 	t.Parallel()
 	p := start(t, nil)
@@ -318,7 +344,8 @@ func TestDashboardHubCarriesReadingsAndSystemStats(t *testing.T) {
 	for system == 0 && time.Now().Before(deadline) {
 		f := readText(t, c, time.Until(deadline))
 		switch {
-		case readingRE.MatchString(f):
+		case hubReadingRE.MatchString(f):
+			checkDerived(t, f)
 			readings++
 		case strings.HasPrefix(f, `{"type":"system"`):
 			var s systemMsg

@@ -72,7 +72,7 @@ type Latest func() (sensor.Derived, bool)
 // ServeHTTP implements http.Handler.
 func (l Latest) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	if rd, ok := l(); ok {
-		httpjson.Write(w, http.StatusOK, withDerived(rd))
+		httpjson.Write(w, http.StatusOK, FrameOf(rd))
 		return
 	}
 	httpjson.WriteError(w, http.StatusNotFound, "no reading yet")
@@ -382,8 +382,12 @@ func csvRecord(r row, stepped bool) []string {
 	return rec
 }
 
-// latestBody is /api/latest: the sensor_update keys plus derived values.
-type latestBody struct {
+// Frame is a reading with the values derived from it: the
+// sensor_update keys, then dew_point (null in dry air) and
+// absolute_humidity. /api/latest answers with it and the dashboard hub
+// (/ws/dashboard) carries readings in it, so no client computes them;
+// /ws/sensors keeps Node-RED's four keys.
+type Frame struct {
 	Type             string       `json:"type"`
 	Temperature      sensor.Deci  `json:"temperature"`
 	Humidity         sensor.Deci  `json:"humidity"`
@@ -392,8 +396,9 @@ type latestBody struct {
 	AbsoluteHumidity sensor.Deci  `json:"absolute_humidity"`
 }
 
-func withDerived(r sensor.Derived) latestBody {
-	return latestBody{Type: sensor.Type, Temperature: r.Temperature, Humidity: r.Humidity, Timestamp: r.Time.UnixMilli(),
+// FrameOf is r as a Frame.
+func FrameOf(r sensor.Derived) Frame {
+	return Frame{Type: sensor.Type, Temperature: r.Temperature, Humidity: r.Humidity, Timestamp: r.Time.UnixMilli(),
 		DewPoint: dewPoint(r), AbsoluteHumidity: r.AbsoluteHumidity}
 }
 

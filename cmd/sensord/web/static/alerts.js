@@ -9,15 +9,9 @@
   'use strict';
   const MAX_ALERTS = 64; // shown at once: far more rules than anyone sets
   // Each metric's unit as the page writes it.
-  const UNITS = { temperature: ' °C', humidity: ' %', dew_point: ' °C', absolute_humidity: ' g/m³', reading_age: ' s' };
+  const UNITS = Object.assign({ reading_age: 's' }, window.format.UNITS);
   const WORDS = { temperature: 'Temperature', humidity: 'Humidity', dew_point: 'Dew point', absolute_humidity: 'Absolute humidity' };
-
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  const { el } = window.dom;
 
   const box = el('section', 'banner bad alerts');
   box.id = 'alerts';
@@ -46,7 +40,7 @@
 
   // words is an alert as a sentence.
   function words(m) {
-    const u = UNITS[m.metric] || '';
+    const u = UNITS[m.metric] ? ' ' + UNITS[m.metric] : '';
     if (m.name === 'sensor_failing') return 'The sensor is failing: no good reading for ' + num(m.value) + ' s';
     if (m.name === 'no_reading') return 'No reading from the sensor for ' + num(m.value) + ' s';
     const what = WORDS[m.metric] || String(m.metric);
@@ -93,7 +87,7 @@
   });
 
   document.addEventListener('DOMContentLoaded', () => {
-    const slot = document.getElementById('alerts-panel');
+    const slot = window.dom.$('alerts-panel');
     if (slot) slot.replaceWith(box);
   });
   window.sensord.on('open', () => { active.clear(); render(); });

@@ -1,9 +1,9 @@
 // sensord dashboard: the page's one link to the daemon, shared by every
 // panel. It owns the WS ws/dashboard socket (reconnecting with back-off)
-// and the GET healthz poll every 5 s; app.js and mqtt.js subscribe to what
-// they carry, so a page holds one socket and polls once however many
-// panels it shows. If the page was opened with ?access_token=..., every
-// request carries it.
+// and every poll (GET healthz every 5 s, and what a panel asks for with
+// poll); the panels subscribe to what they carry, so a page holds one
+// socket and polls each endpoint once however many panels it shows. If
+// the page was opened with ?access_token=..., every request carries it.
 //
 //   sensord.url(path, ws)    an endpoint's URL, relative to the page
 //   sensord.on('frame', fn)  fn(m) for each JSON message on the socket
@@ -14,14 +14,24 @@
 //   sensord.on('health', fn) fn(body, res) after each poll: the parsed
 //                            body (null on 401) and the response, or
 //                            {status: 'unreachable'} and null
-//   sensord.pollHealth()     poll now
+//   sensord.pollHealth()     poll healthz now
+//   sensord.poll(path, every, fn, timeout)
+//                            GET path (an endpoint, or a function giving a
+//                            whole URL, made with url, for a query that
+//                            changes) every `every` ms, one at a time:
+//                            fn(body, res) with the parsed JSON body (null
+//                            if not JSON) and the response, or null and
+//                            null when unreachable or past timeout ms
+//                            (default: 4 s). Returns {now(), stop()}: now
+//                            polls at once (an answer to an older request
+//                            is then dropped), stop until the next now.
 //
 // The link starts once the page's deferred scripts have all subscribed
 // (DOMContentLoaded).
 'use strict';
 window.sensord = (function () {
   const HEALTH_EVERY = 5000;        // ms between /healthz polls
-  const HEALTH_TIMEOUT = 4000;      // ms a poll may take before it counts as unreachable
+  const POLL_TIMEOUT = 4000;        // ms a poll may take before it counts as unreachable, unless its caller says otherwise
   const STALE_STREAM = 15000;       // ms without any frame before an open socket counts as dead (system stats come every 5 s)
   const OFFLINE_AFTER = 30000;      // ms of failed reconnects before "reconnecting" becomes "offline"
   const BACKOFF_MIN = 500, BACKOFF_MAX = 8000; // reconnect back-off bounds, ms
@@ -133,29 +143,42 @@ window.sensord = (function () {
     for (const x of Array.isArray(m) ? m : [m]) emit('frame', x);
   }
 
-  // ---- health ----
-  let healthTimer = 0;
-  let healthGen = 0; // only the newest poll schedules the next, so polls never multiply
-  async function pollHealth() {
-    clearTimeout(healthTimer);
-    const gen = ++healthGen;
-    const ctl = new AbortController();
-    const kill = setTimeout(() => ctl.abort(), HEALTH_TIMEOUT);
-    let body = null, res = null;
-    try {
-      res = await fetch(url('healthz'), { cache: 'no-store', signal: ctl.signal });
-      // 503 still carries the body, with the reason; 401 carries none.
-      if (res.status !== 401) body = await res.json();
-    } catch (e) {
-      body = { status: 'unreachable' };
-      res = null;
-    } finally {
-      clearTimeout(kill);
+  // ---- polls ----
+  function poll(path, every, fn, timeout) {
+    let timer = 0;
+    let gen = 0; // only the newest request is answered and schedules the next, so polls never multiply
+    async function now() {
+      clearTimeout(timer);
+      const mine = ++gen;
+      const ctl = new AbortController();
+      const kill = setTimeout(() => ctl.abort(), timeout || POLL_TIMEOUT);
+      let body = null, res = null;
+      try {
+        res = await fetch(typeof path === 'function' ? path() : url(path), { cache: 'no-store', signal: ctl.signal });
+        try { body = await res.json(); } catch (e) { body = null; }
+      } catch (e) {
+        res = null;
+      } finally {
+        clearTimeout(kill);
+      }
+      if (mine !== gen) return; // stopped, or a newer request started meanwhile
+      timer = setTimeout(now, every);
+      fn(body, res);
     }
-    if (gen !== healthGen) return; // a newer poll started meanwhile
-    emit('health', body, res);
-    healthTimer = setTimeout(pollHealth, HEALTH_EVERY);
+    function stop() {
+      gen++;
+      clearTimeout(timer);
+    }
+    return { now, stop };
   }
+
+  // healthz: 503 still carries the body, with the reason; 401 carries none.
+  const health = poll('healthz', HEALTH_EVERY, (body, res) => {
+    if (!res) body = { status: 'unreachable' };
+    else if (res.status === 401) body = null;
+    emit('health', body, res);
+  });
+  const pollHealth = health.now;
 
   function start() {
     window.addEventListener('online', retryNow);
@@ -175,5 +198,5 @@ window.sensord = (function () {
   if (document.readyState === 'complete') setTimeout(start);
   else document.addEventListener('DOMContentLoaded', start);
 
-  return { url, on, pollHealth };
+  return { url, on, poll, pollHealth };
 })();

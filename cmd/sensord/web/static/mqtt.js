@@ -9,13 +9,8 @@
   const MAX_ROWS = 500;         // sources x metrics kept: a flood of topics must not grow the page without end
   // Units of the metrics sensord itself publishes (and other devices that
   // use the same names): a bare "21.4" says nothing about what it is.
-  const UNITS = { temperature: '°C', humidity: '%', dew_point: '°C', absolute_humidity: 'g/m³' };
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  const UNITS = window.format.UNITS;
+  const { el } = window.dom;
 
   // The panel, built here so index.html only loads this file.
   const panel = el('section', 'card mqtt');
@@ -39,7 +34,7 @@
   const empty = el('p', 'mqtt-empty', 'No messages on the subscription yet.');
   panel.append(title, link, scroll, empty);
 
-  const rows = new Map(); // "source\u0000metric" -> {tr, value, age, ts}
+  const rows = new Map(); // "source\u0000metric" -> {tr, value, age, ts}; metric as metricOf gives it
 
   function fmtAge(ms) {
     const s = Math.max(0, Math.round(ms / 1000));
@@ -52,9 +47,18 @@
     for (const r of rows.values()) r.age.textContent = fmtAge(now - r.ts);
   }
 
+  // metricOf is the row's metric: the topic's third level, or for a topic
+  // deeper than source/metric (the hub message then carries the whole
+  // topic) every level after the source, so sensors/x/temperature/raw gets
+  // its own row, "temperature/raw", and never replaces x's temperature.
+  function metricOf(m) {
+    if (typeof m.topic === 'string') return m.topic.split('/').slice(2).join('/');
+    return m.metric === undefined ? '' : String(m.metric);
+  }
+
   function onMessage(m) {
     const source = m.source === undefined ? '' : String(m.source);
-    const metric = m.metric === undefined ? '' : String(m.metric);
+    const metric = metricOf(m);
     const key = source + '\u0000' + metric;
     let r = rows.get(key);
     if (!r) {

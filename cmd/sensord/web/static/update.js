@@ -24,12 +24,7 @@
   }
 
   const url = window.sensord.url; // hub.js
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  const { $, el } = window.dom;
   function row(id, label) {
     const div = el('div');
     div.id = id + '-row';
@@ -92,7 +87,7 @@
     if (x.version) slot += ' · version ' + x.version;
     if (x.release) slot += ' (release ' + x.release + ')';
     if (x.trial) slot += ' · slot ' + x.trial + ' boots on trial next';
-    $set('u-slot', slot);
+    $('u-slot').textContent = slot;
     const l = x.last;
     lastRow.hidden = !l || !l.outcome;
     if (l && l.outcome) {
@@ -102,22 +97,15 @@
       if (l.rule) t += ' · rule ' + l.rule;
       if (l.detail) t += ' · ' + l.detail;
       if (l.time) t += ' · ' + l.time;
-      $set('u-last', t);
-      document.getElementById('u-last').dataset.outcome = l.outcome;
+      $('u-last').textContent = t;
+      $('u-last').dataset.outcome = l.outcome;
     }
     if (x.pending && !busy) status.textContent = 'An uploaded update is being installed; the device reboots into it.';
     if (x.error) status.textContent = x.error;
   }
-  function $set(id, text) { document.getElementById(id).textContent = text; }
-
-  async function poll() {
-    try {
-      const res = await fetch(url('api/update'), { cache: 'no-store' });
-      if (res.ok) show(await res.json());
-    } catch (e) {
-      // The device is rebooting or the network is down: try again later.
-    }
-  }
+  // hub.js polls; an unreachable device (rebooting, network down) is
+  // asked again at the next poll.
+  const poll = window.sensord.poll('api/update', POLL_EVERY, (body, res) => { if (res && res.ok && body) show(body); });
 
   let busy = false;
   form.addEventListener('submit', async (ev) => {
@@ -165,9 +153,8 @@
     }
     busy = false;
     button.disabled = false;
-    poll();
+    poll.now();
   });
 
-  poll();
-  setInterval(poll, POLL_EVERY);
+  poll.now();
 })();
