@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"sensord/broadcast/mqtt"
 	"sensord/broadcast/mqtt/mosquittotest"
 	"sensord/internal/testutil"
 )
@@ -46,7 +47,9 @@ func TestMQTTBackFillsEveryReadingTheQueueDroppedFromHistory(t *testing.T) {
 		return n >= 100 // 356 readings and more: the queue's 256 and 100 it dropped
 	}, func() string { return "the queue dropped no 100 readings" })
 	broker.Start()
-	testutil.Until(t, mosquittotest.Wait, func() bool { return strings.Contains(p.logs(), "mqtt back-filled readings from history") },
+	// The bridge may be waiting out its longest back-off as the broker
+	// comes back.
+	testutil.Until(t, mosquittotest.Wait+mqtt.MaxBackoff, func() bool { return strings.Contains(p.logs(), "mqtt back-filled readings from history") },
 		func() string { return "no back-fill line:\n" + p.logs() })
 	restarted := time.Now().UnixMilli()
 	// Live readings again, after the back-fill and the queue's backlog.

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"sensord/cmd/sensord/internal/health"
+	"sensord/internal/link"
 	"sensord/internal/testutil"
 )
 
@@ -90,12 +91,17 @@ func TestClientModeBackFillsEveryReadingTheBufferDroppedFromHistory(t *testing.T
 	rem.stop()
 	// Readings written as the remote went were taken by the socket and
 	// never read: WebSocket has no acknowledgement, so they are lost at
-	// the link, not by the buffer. From linkDies on every one must arrive.
-	stopped := time.Now().Add(linkDies).UnixMilli()
+	// the link, not by the buffer. From the moment /healthz says the link
+	// is down (under load, later than the remote's exit) every one must
+	// arrive.
+	var stopped int64
 	var h health.Report
 	testutil.Until(t, 60*time.Second, func() bool {
 		h = health.Report{}
 		getJSON(t, "http://"+p.addr+"/healthz", &h)
+		if stopped == 0 && h.Client != nil && h.Client.State != link.Connected {
+			stopped = time.Now().UnixMilli()
+		}
 		return h.Client != nil && h.Client.Dropped >= 100
 	}, func() string { return fmt.Sprintf("the buffer dropped no 100 readings: %+v", h.Client) })
 	rem.start(t)
