@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"sensord/image/boottest/vm"
 )
 
 // gpioSimLog is where a check's sensord writes its log in the guest.
@@ -22,10 +24,10 @@ const gpioSimLog = "/tmp/gpiosim-sensord.log"
 // gpio-sim applies a consumer's bias to its pull: sensord's release, an
 // input with the pull-up, sets the sim's pull up again. A line stuck low
 // is therefore played by a shell loop that keeps writing pull-down.
-func (t *test) checkGPIOSim(ctx context.Context) {
-	run := func(cmd string) Result { r, _ := t.guest(ctx, cmd); return r }
+func (t *rig) checkGPIOSim(ctx context.Context) {
+	run := func(cmd string) vm.Result { r, _ := t.guest(ctx, cmd); return r }
 	r := run("k=$(uname -r); grep -E '^CONFIG_GPIO_(SIM|CDEV)=' /boot/config-$k; ls /usr/lib/modules/$k/kernel/drivers/gpio/ | grep gpio-sim")
-	if !t.check(r.Has("CONFIG_GPIO_SIM=m") && r.Has("CONFIG_GPIO_CDEV=y") && strings.Contains(r.Out, "gpio-sim.ko"),
+	if !t.Check(r.Has("CONFIG_GPIO_SIM=m") && r.Has("CONFIG_GPIO_CDEV=y") && strings.Contains(r.Out, "gpio-sim.ko"),
 		"the image's kernel builds gpio-sim as a module and the image ships it: %q", strings.Join(r.Lines(), " | ")) {
 		return
 	}
@@ -42,7 +44,7 @@ func (t *test) checkGPIOSim(ctx context.Context) {
 			}
 		}
 	}
-	if !t.check(strings.HasPrefix(chip, "gpiochip") && dev != "", "modprobe gpio-sim and a 28-line bank: %q", strings.Join(r.Lines(), " | ")) {
+	if !t.Check(strings.HasPrefix(chip, "gpiochip") && dev != "", "modprobe gpio-sim and a 28-line bank: %q", strings.Join(r.Lines(), " | ")) {
 		return
 	}
 	defer run("echo 0 > " + cfg + "/live; rmdir " + cfg + "/bank0 " + cfg + "; modprobe -r gpio-sim")
@@ -64,9 +66,9 @@ func (t *test) checkGPIOSim(ctx context.Context) {
 		r = run(fmt.Sprintf("%s rm -f %s; { /usr/local/bin/sensord -sensor dht22 -capture cdev -pin %s:4 -listen 127.0.0.1:8089 > %s 2>&1 & p=$!; for i in $(seq 120); do grep -q 'msg=\"sensor failing\"' %s && break; sleep 0.5; done; kill $p; wait $p; } ; rm -f /tmp/gpiosim-hold; grep -E 'msg=\"sensor (opened|failing)\"' %s",
 			hold, gpioSimLog, chip, gpioSimLog, gpioSimLog, gpioSimLog))
 		out := r.Out
-		t.check(strings.Contains(out, `msg="sensor opened"`) && strings.Contains(out, "capture=cdev") && strings.Contains(out, chip+":4"),
+		t.Check(strings.Contains(out, `msg="sensor opened"`) && strings.Contains(out, "capture=cdev") && strings.Contains(out, chip+":4"),
 			"sensord finds %s and requests line 4 (%s): %q", chip, c.pull, firstLine(out, "sensor opened"))
-		t.check(strings.Contains(out, "cause="+c.cause) && strings.Contains(out, c.words),
+		t.Check(strings.Contains(out, "cause="+c.cause) && strings.Contains(out, c.words),
 			"line pulled %s: start pulse as output, release to edge detection, level read: sensord says %q (cause %s)", strings.TrimPrefix(c.pull, "pull-"), firstLine(out, "sensor failing"), c.cause)
 	}
 }

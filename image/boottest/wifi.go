@@ -33,8 +33,8 @@ const (
 // by DHCP. The second becomes that network's access point: the test stops
 // the appliance's wpa_supplicant on it and runs one in AP mode with the
 // same SSID and passphrase, and a DHCP server (systemd-networkd's) on it.
-func (t *test) checkWiFi(ctx context.Context) {
-	failedBefore := t.failed
+func (t *rig) checkWiFi(ctx context.Context) {
+	failedBefore := t.Failed()
 	r, ok := t.guest(ctx, "modprobe mac80211_hwsim radios=2 && udevadm settle -t 30; ls -1 /sys/class/net")
 	var radios []string
 	for _, l := range r.Lines() {
@@ -43,13 +43,13 @@ func (t *test) checkWiFi(ctx context.Context) {
 		}
 	}
 	slices.Sort(radios)
-	if !t.check(ok && r.Status == 0 && len(radios) == 2, "two simulated Wi-Fi radios (mac80211_hwsim): %q", strings.Join(r.Lines(), " ")) {
+	if !t.Check(ok && r.Status == 0 && len(radios) == 2, "two simulated Wi-Fi radios (mac80211_hwsim): %q", strings.Join(r.Lines(), " ")) {
 		return
 	}
 	sta, ap := radios[0], radios[1]
 	up := time.Now()
 	err := t.waitActive(ctx, "sensord-wifi@"+sta+".service", time.Minute)
-	t.check(err == nil, "udev started sensord-wifi@%s.service for the new radio (%v)", sta, err)
+	t.Check(err == nil, "udev started sensord-wifi@%s.service for the new radio (%v)", sta, err)
 
 	// The access point holds the passphrase; the appliance (image-test)
 	// only the key Imager computed from it.
@@ -75,7 +75,7 @@ func (t *test) checkWiFi(ctx context.Context) {
 		"wpa_supplicant -B -D nl80211 -i " + ap + " -c /run/boottest-ap.conf -P /run/boottest-ap.pid -f /run/boottest-ap.log",
 	}, " && ")
 	r, ok = t.guest(ctx, cmd)
-	if !t.check(ok && r.Status == 0, "access point %q on %s (wpa_supplicant in AP mode, DHCP server by systemd-networkd): %q", ssid, ap, strings.Join(r.Lines(), " | ")) {
+	if !t.Check(ok && r.Status == 0, "access point %q on %s (wpa_supplicant in AP mode, DHCP server by systemd-networkd): %q", ssid, ap, strings.Join(r.Lines(), " | ")) {
 		return
 	}
 	defer t.guest(ctx, "kill $(cat /run/boottest-ap.pid)")
@@ -103,15 +103,15 @@ func (t *test) checkWiFi(ctx context.Context) {
 		}
 	}
 	log := strings.Join(lines, "\n")
-	t.check(len(lines) > 0 && lines[0] == "up" && strings.Contains(log, "(SSID='"+wpaEscape(ssid)+"'") &&
+	t.Check(len(lines) > 0 && lines[0] == "up" && strings.Contains(log, "(SSID='"+wpaEscape(ssid)+"'") &&
 		strings.Contains(log, "Key negotiation completed") && strings.Contains(log, "CTRL-EVENT-CONNECTED"),
 		"%s joined WIFI_SSID %q (hidden: %v) with its key (link up after the WPA handshake): %q", sta, ssid, t.wifiHidden, strings.Join(lines, " | "))
-	if t.check(strings.HasPrefix(addr, apPrefix), "systemd-networkd got %s an address by DHCP from the access point: %q", sta, addr) {
-		t.number("simulated radios up to Wi-Fi joined with a DHCP address: %.0f s", time.Since(up).Seconds())
+	if t.Check(strings.HasPrefix(addr, apPrefix), "systemd-networkd got %s an address by DHCP from the access point: %q", sta, addr) {
+		t.Number("simulated radios up to Wi-Fi joined with a DHCP address: %.0f s", time.Since(up).Seconds())
 	}
 	r, _ = t.guest(ctx, fmt.Sprintf("grep -c '^country=%s$' /etc/wpa_supplicant/sensord-wifi.conf", settings.BootTestWiFiCountry))
-	t.check(r.Has("1"), "WIFI_COUNTRY=%s is in the appliance's wpa_supplicant configuration", settings.BootTestWiFiCountry)
-	if t.failed > failedBefore {
+	t.Check(r.Has("1"), "WIFI_COUNTRY=%s is in the appliance's wpa_supplicant configuration", settings.BootTestWiFiCountry)
+	if t.Failed() > failedBefore {
 		t.explain(ctx, fmt.Sprintf("journalctl -b -o cat --no-pager -u sensord-wifi@%s | tail -n 15; tail -n 15 /run/boottest-ap.log; networkctl status %s --no-pager | head -n 20", sta, sta))
 	}
 }
