@@ -39,8 +39,8 @@ func imageSteps(r *rig) []harness.Step {
 			harness.Checks("TLS", r.checkTLS),
 			r.mqttSteps()),
 		t.PhaseOf("checks: Raspberry Pi Imager's settings imported", harness.Checks("Imager's files imported", r.checkImager)),
-		t.PhaseOf("checks: HOSTNAME and SSH_PUBKEY", harness.Checks("host name, SSH", r.checkHostname, s.checkSSH)),
-		t.PhaseOf("checks: WIFI_* (two simulated radios)", harness.Checks("Wi-Fi", r.checkWiFi)),
+		t.PhaseOf("checks: HOSTNAME and SSH_PUBKEY", harness.Checks("HOSTNAME", r.checkHostname), r.sshSteps(func() time.Time { return s.qemuStart })),
+		t.PhaseOf("checks: WIFI_* (two simulated radios)", r.wifiStep()),
 		t.PhaseOf("watchdog: wait for the hang and the kill",
 			harness.Group("the kill and the restart",
 				harness.Do("systemd's watchdog kills the hung sensord", w.waitKill),
@@ -91,5 +91,3 @@ func (s *imageRun) dashboard(ctx context.Context) error {
 	go s.stream.run(sctx)
 	return nil
 }
-
-func (s *imageRun) checkSSH(ctx context.Context) { s.rig.checkSSH(ctx, s.qemuStart) }

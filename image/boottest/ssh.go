@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"sensord/image/boottest/harness"
 	"sensord/image/boottest/vm"
 	"sensord/image/settings"
 )
@@ -33,10 +34,21 @@ func (t *rig) checkHostname(ctx context.Context) {
 	t.Check(r.Has(fqdn), "avahi announces %s.local: %q", want, strings.Join(r.Lines(), " | "))
 }
 
-// checkSSH proves SSH_PUBKEY: sensord-settings put the key in root's
+// sshSteps prove SSH_PUBKEY: sensord-settings put the key in root's
 // authorized_keys and started sshd, which lets that key in, refuses any
-// other and offers no passwords.
-func (t *rig) checkSSH(ctx context.Context, qemuStart time.Time) {
+// other and offers no passwords. qemuStart is when the boot began.
+func (t *rig) sshSteps(qemuStart func() time.Time) harness.Step {
+	return harness.Checks("SSH_PUBKEY",
+		t.checkSSHService,
+		t.checkSSHDConfig,
+		func(ctx context.Context) { t.login(ctx, qemuStart(), t.machineID(ctx)) },
+		t.checkSecondKey,
+		t.refused,
+	)
+}
+
+// checkSSHService: ssh.service active, started (not enabled) for the key.
+func (t *rig) checkSSHService(ctx context.Context) {
 	// sshd starts late on purpose: after sensord is READY and, on the first
 	// boot, after sensord-sshkeys.service made the host keys (Nice=19, RSA
 	// among them, on an emulated CPU).
@@ -50,11 +62,13 @@ func (t *rig) checkSSH(ctx context.Context, qemuStart time.Time) {
 	if !ok || len(l) != 2 || l[1] != "active" {
 		t.explain(ctx, "systemctl status ssh.service sensord-sshkeys.service --no-pager -l | head -n 30; journalctl -b -o cat --no-pager -u sensord-settings | tail -n 10")
 	}
+}
 
-	// What image/rootfs/etc/ssh/sshd_config.d/sensord.conf promises, as the
-	// running sshd's own configuration sees it (Debian's sshd_config could
-	// override a drop-in only by coming first).
-	r, ok = t.guest(ctx, "sshd -T 2>&1 | grep -E '^(passwordauthentication|kbdinteractiveauthentication|permitrootlogin|pubkeyauthentication) '")
+// checkSSHDConfig: what image/rootfs/etc/ssh/sshd_config.d/sensord.conf
+// promises, as the running sshd's own configuration sees it (Debian's
+// sshd_config could override a drop-in only by coming first).
+func (t *rig) checkSSHDConfig(ctx context.Context) {
+	r, ok := t.guest(ctx, "sshd -T 2>&1 | grep -E '^(passwordauthentication|kbdinteractiveauthentication|permitrootlogin|pubkeyauthentication) '")
 	cfg := map[string]string{}
 	for _, l := range r.Lines() {
 		if k, v, found := strings.Cut(l, " "); found {
@@ -65,18 +79,24 @@ func (t *rig) checkSSH(ctx context.Context, qemuStart time.Time) {
 	t.Check(ok && cfg["passwordauthentication"] == "no" && cfg["kbdinteractiveauthentication"] == "no" &&
 		cfg["pubkeyauthentication"] == "yes" && (root == "without-password" || root == "prohibit-password"),
 		"sshd -T: keys only, root by key only: %q", strings.Join(r.Lines(), " | "))
+}
 
-	r, _ = t.guest(ctx, "cat /etc/machine-id")
-	machineID := ""
+// machineID is the guest's, as the console reads it ("" if it cannot).
+func (t *rig) machineID(ctx context.Context) string {
+	r, _ := t.guest(ctx, "cat /etc/machine-id")
 	if l := r.Lines(); len(l) > 0 {
-		machineID = l[len(l)-1]
+		return l[len(l)-1]
 	}
-	t.login(ctx, qemuStart, machineID)
-	if t.key2 != "" {
-		out, errOut, err := t.ssh(ctx, t.key2, "id -un")
-		t.Check(err == nil && strings.TrimSpace(out) == "root", "the second of Imager's keys logs in as root too: %v %q %q", err, out, errOut)
+	return ""
+}
+
+// checkSecondKey: the second of Imager's keys logs in too (image-test).
+func (t *rig) checkSecondKey(ctx context.Context) {
+	if t.key2 == "" {
+		return
 	}
-	t.refused(ctx)
+	out, errOut, err := t.ssh(ctx, t.key2, "id -un")
+	t.Check(err == nil && strings.TrimSpace(out) == "root", "the second of Imager's keys logs in as root too: %v %q %q", err, out, errOut)
 }
 
 // login logs in from outside with SSH_PUBKEY's key and checks that the

@@ -23,6 +23,18 @@ type bundles struct {
 	olderPath                         string // on the host: an upload that must be refused
 }
 
+// bundleMaker makes the update test's bundles from the image's own.
+type bundleMaker struct {
+	*rig
+	ctx    context.Context
+	v      bundles
+	key    ed25519.PrivateKey // the key the image trusts
+	kernel string             // the image's bundle's kernel release
+	// work holds the payloads and the unpacked root (tree, with sensord
+	// at bin); stickDir what goes on the stick's filesystem.
+	work, stickDir, tree, bin string
+}
+
 // makeBundles writes the test's bundles onto a second disk (a stick), each
 // with its release number, R being the image's: good (R+1: the image's
 // root with sensord built as version N+next), bad (R+2: sensord replaced
@@ -32,169 +44,197 @@ type bundles struct {
 // (good with one payload byte flipped) and foreign (good's payload signed
 // by a new key).
 func (t *rig) makeBundles(ctx context.Context) (bundles, error) {
-	var v bundles
-	key, err := update.ReadPrivateKey(t.opts.update.key)
-	if err != nil {
-		return v, err
+	m := &bundleMaker{rig: t, ctx: ctx, work: filepath.Join(t.dir, "bundles"), stickDir: filepath.Join(t.dir, "stick")}
+	m.tree = filepath.Join(m.work, "tree")
+	m.bin = filepath.Join(m.tree, "usr/local/bin/sensord")
+	defer os.RemoveAll(m.work)
+	for _, step := range []func() error{m.unpack, m.good, m.copies, m.breaks, m.bad, m.stickDisk} {
+		if err := step(); err != nil {
+			return m.v, err
+		}
 	}
-	f, err := os.Open(t.opts.update.bundle)
+	v := m.v
+	t.Logf("bundles: N=%s (release %d), N+1=%s (%d bytes), never healthy=%s, hangs=%s, breaks the sensor=%s, older=%s (release %d), same, tampered, foreign key",
+		v.n, v.release, v.next, v.goodBytes, v.bad, v.hang, v.breaks, v.older, v.release-1)
+	return v, nil
+}
+
+// unpack opens the image's bundle, names the versions, unpacks its root
+// and builds sensord into it as version N+next.
+func (m *bundleMaker) unpack() error {
+	var err error
+	if m.key, err = update.ReadPrivateKey(m.opts.update.key); err != nil {
+		return err
+	}
+	f, err := os.Open(m.opts.update.bundle)
 	if err != nil {
-		return v, err
+		return err
 	}
 	defer f.Close()
-	b, err := update.Open(f, key.Public().(ed25519.PublicKey))
+	b, err := update.Open(f, m.key.Public().(ed25519.PublicKey))
 	if err != nil {
-		return v, err
+		return err
 	}
-	v.n, v.release = b.Manifest.Version, b.Manifest.Release
+	v := &m.v
+	v.n, v.release, m.kernel = b.Manifest.Version, b.Manifest.Release, b.Manifest.Kernel
 	if v.release < 2 {
-		return v, fmt.Errorf("the image's bundle has release %d: want 2 or more, so an older one can be made", v.release)
+		return fmt.Errorf("the image's bundle has release %d: want 2 or more, so an older one can be made", v.release)
 	}
 	v.next, v.bad, v.hang, v.older, v.breaks = v.n+"+next", v.n+"+broken", v.n+"+hangs", v.n+"-older", v.n+"+nosensor"
-	work := filepath.Join(t.dir, "bundles")
-	stick := filepath.Join(t.dir, "stick")
-	for _, d := range []string{work, stick} {
+	for _, d := range []string{m.work, m.stickDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return v, err
+			return err
 		}
 	}
-	defer os.RemoveAll(work)
-	orig := filepath.Join(work, "orig.squashfs")
+	orig := filepath.Join(m.work, "orig.squashfs")
 	if err := copyTo(orig, b.Payload()); err != nil {
-		return v, err
+		return err
 	}
-	run := func(env []string, args ...string) error {
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-		cmd.Env = append(os.Environ(), env...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		return nil
+	if err := m.run(nil, "unsquashfs", "-q", "-n", "-d", m.tree, orig); err != nil {
+		return err
 	}
-	tree := filepath.Join(work, "tree")
-	if err := run(nil, "unsquashfs", "-q", "-n", "-d", tree, orig); err != nil {
-		return v, err
+	return m.run([]string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64"}, "go", "build", "-trimpath",
+		"-ldflags", "-s -w -X main.version="+m.v.next, "-o", m.bin, "./cmd/sensord")
+}
+
+func (m *bundleMaker) run(env []string, args ...string) error {
+	cmd := exec.CommandContext(m.ctx, args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, out)
 	}
-	bin := filepath.Join(tree, "usr/local/bin/sensord")
-	if err := run([]string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64"}, "go", "build", "-trimpath",
-		"-ldflags", "-s -w -X main.version="+v.next, "-o", bin, "./cmd/sensord"); err != nil {
-		return v, err
+	return nil
+}
+
+// squash packs the tree as it is now into the payload out.
+func (m *bundleMaker) squash(out string) error {
+	// zstd at a low level: the test's bundles need speed, not size.
+	return m.run([]string{"SOURCE_DATE_EPOCH=0"}, "mksquashfs", m.tree, out, "-noappend", "-comp", "zstd", "-Xcompression-level", "3", "-quiet", "-no-progress")
+}
+
+// sign writes the bundle out: payload, named version and release, signed
+// with k.
+func (m *bundleMaker) sign(payload, out, version string, release uint64, k ed25519.PrivateKey) error {
+	p, err := os.Open(payload)
+	if err != nil {
+		return err
 	}
-	squash := func(out string) error {
-		// zstd at a low level: the test's bundles need speed, not size.
-		return run([]string{"SOURCE_DATE_EPOCH=0"}, "mksquashfs", tree, out, "-noappend", "-comp", "zstd", "-Xcompression-level", "3", "-quiet", "-no-progress")
+	defer p.Close()
+	o, err := os.Create(out)
+	if err != nil {
+		return err
 	}
-	sign := func(payload, out, version string, release uint64, k ed25519.PrivateKey) error {
-		p, err := os.Open(payload)
-		if err != nil {
-			return err
-		}
-		defer p.Close()
-		o, err := os.Create(out)
-		if err != nil {
-			return err
-		}
-		m := update.Manifest{Compatible: update.Compatible, Version: version, Release: release, Kernel: b.Manifest.Kernel}
-		if err := update.Write(o, m, p, k); err != nil {
-			o.Close()
-			return err
-		}
-		return o.Close()
+	man := update.Manifest{Compatible: update.Compatible, Version: version, Release: release, Kernel: m.kernel}
+	if err := update.Write(o, man, p, k); err != nil {
+		o.Close()
+		return err
 	}
-	good := filepath.Join(work, "good.squashfs")
-	if err := squash(good); err != nil {
-		return v, err
+	return o.Close()
+}
+
+func (m *bundleMaker) goodPayload() string { return filepath.Join(m.work, "good.squashfs") }
+
+// good is N+1 (R+1), and the same root as hang (R+3): its trial is the
+// one the test hangs (pid1stop, built for the guest, on the stick too).
+func (m *bundleMaker) good() error {
+	good, v := m.goodPayload(), m.v
+	if err := m.squash(good); err != nil {
+		return err
 	}
-	if err := sign(good, filepath.Join(stick, "good.update"), v.next, v.release+1, key); err != nil {
-		return v, err
+	if err := m.sign(good, filepath.Join(m.stickDir, "good.update"), v.next, v.release+1, m.key); err != nil {
+		return err
 	}
-	// The same root as good, named otherwise: its trial is the one the
-	// test hangs (pid1stop, built for the guest, on the stick too).
-	if err := sign(good, filepath.Join(stick, "hang.update"), v.hang, v.release+3, key); err != nil {
-		return v, err
+	if err := m.sign(good, filepath.Join(m.stickDir, "hang.update"), v.hang, v.release+3, m.key); err != nil {
+		return err
 	}
-	// An older release (good's root again: what counts is the signed
-	// release) and the image's own bundle, the release that runs.
-	v.olderPath = filepath.Join(t.dir, "older.update")
-	if err := sign(good, v.olderPath, v.older, v.release-1, key); err != nil {
-		return v, err
+	return m.run([]string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64"}, "go", "build", "-trimpath",
+		"-o", filepath.Join(m.stickDir, "pid1stop"), "./image/boottest/pid1stop")
+}
+
+// copies are good's root under other names: an older release (what counts
+// is the signed release), the image's own bundle (the release that runs),
+// good signed by a foreign key, and good with a byte flipped.
+func (m *bundleMaker) copies() error {
+	good, v := m.goodPayload(), &m.v
+	v.olderPath = filepath.Join(m.dir, "older.update")
+	if err := m.sign(good, v.olderPath, v.older, v.release-1, m.key); err != nil {
+		return err
 	}
-	if err := run(nil, "cp", "--sparse=always", v.olderPath, filepath.Join(stick, "older.update")); err != nil {
-		return v, err
+	if err := m.run(nil, "cp", "--sparse=always", v.olderPath, filepath.Join(m.stickDir, "older.update")); err != nil {
+		return err
 	}
-	if err := run(nil, "cp", "--sparse=always", t.opts.update.bundle, filepath.Join(stick, "same.update")); err != nil {
-		return v, err
-	}
-	if err := run([]string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64"}, "go", "build", "-trimpath",
-		"-o", filepath.Join(stick, "pid1stop"), "./image/boottest/pid1stop"); err != nil {
-		return v, err
+	if err := m.run(nil, "cp", "--sparse=always", m.opts.update.bundle, filepath.Join(m.stickDir, "same.update")); err != nil {
+		return err
 	}
 	_, foreign, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return v, err
+		return err
 	}
-	if err := sign(good, filepath.Join(stick, "foreign.update"), v.next, v.release+1, foreign); err != nil {
-		return v, err
+	if err := m.sign(good, filepath.Join(m.stickDir, "foreign.update"), v.next, v.release+1, foreign); err != nil {
+		return err
 	}
-	gb, err := os.ReadFile(filepath.Join(stick, "good.update"))
+	gb, err := os.ReadFile(filepath.Join(m.stickDir, "good.update"))
 	if err != nil {
-		return v, err
+		return err
 	}
 	v.goodBytes = int64(len(gb))
 	gb[len(gb)/2] ^= 0x20
-	if err := os.WriteFile(filepath.Join(stick, "tampered.update"), gb, 0o644); err != nil {
-		return v, err
-	}
-	gb = nil
-	// A release that breaks the sensor: sensord runs, its simulated sensor
-	// no longer answers (the settings file sets no SENSORD_SIM_NO_RESPONSE,
-	// so the unit's Environment= holds).
-	dropin := filepath.Join(tree, "etc/systemd/system/sensord.service.d/update-test-break-sensor.conf")
+	return os.WriteFile(filepath.Join(m.stickDir, "tampered.update"), gb, 0o644)
+}
+
+// breaks is a release that breaks the sensor: sensord runs, its simulated
+// sensor no longer answers (the settings file sets no
+// SENSORD_SIM_NO_RESPONSE, so the unit's Environment= holds).
+func (m *bundleMaker) breaks() error {
+	dropin := filepath.Join(m.tree, "etc/systemd/system/sensord.service.d/update-test-break-sensor.conf")
 	if err := os.MkdirAll(filepath.Dir(dropin), 0o755); err != nil {
-		return v, err
+		return err
 	}
 	if err := os.WriteFile(dropin, []byte("[Service]\nEnvironment=SENSORD_SIM_NO_RESPONSE=true\n"), 0o644); err != nil {
-		return v, err
+		return err
 	}
-	breaks := filepath.Join(work, "breaks.squashfs")
-	if err := squash(breaks); err != nil {
-		return v, err
+	breaks := filepath.Join(m.work, "breaks.squashfs")
+	if err := m.squash(breaks); err != nil {
+		return err
 	}
-	if err := sign(breaks, filepath.Join(stick, "breaks.update"), v.breaks, v.release+4, key); err != nil {
-		return v, err
+	if err := m.sign(breaks, filepath.Join(m.stickDir, "breaks.update"), m.v.breaks, m.v.release+4, m.key); err != nil {
+		return err
 	}
-	if err := os.Remove(dropin); err != nil {
-		return v, err
-	}
+	return os.Remove(dropin)
+}
+
+// bad is a release whose sensord exits at once: it never becomes healthy.
+func (m *bundleMaker) bad() error {
 	broken := "#!/bin/sh\necho 'sensord (update test): this build never becomes healthy' >&2\nexit 1\n"
-	if err := os.WriteFile(bin, []byte(broken), 0o755); err != nil {
-		return v, err
+	if err := os.WriteFile(m.bin, []byte(broken), 0o755); err != nil {
+		return err
 	}
-	bad := filepath.Join(work, "bad.squashfs")
-	if err := squash(bad); err != nil {
-		return v, err
+	bad := filepath.Join(m.work, "bad.squashfs")
+	if err := m.squash(bad); err != nil {
+		return err
 	}
-	if err := sign(bad, filepath.Join(stick, "bad.update"), v.bad, v.release+2, key); err != nil {
-		return v, err
+	return m.sign(bad, filepath.Join(m.stickDir, "bad.update"), m.v.bad, m.v.release+2, m.key)
+}
+
+// stickDisk makes the stick, an ext4 disk image of every bundle but bad,
+// which the dashboard's upload sends from the host.
+func (m *bundleMaker) stickDisk() error {
+	v := &m.v
+	m.rig.stick = filepath.Join(m.dir, "stick.img")
+	if err := m.run(nil, "truncate", "-s", strconv.FormatInt(9*v.goodBytes+64<<20, 10), m.rig.stick); err != nil {
+		return err
 	}
-	t.stick = filepath.Join(t.dir, "stick.img")
-	if err := run(nil, "truncate", "-s", strconv.FormatInt(9*v.goodBytes+64<<20, 10), t.stick); err != nil {
-		return v, err
+	if err := m.run(nil, "mkfs.ext4", "-q", "-F", "-d", m.stickDir, m.rig.stick); err != nil {
+		return err
 	}
-	if err := run(nil, "mkfs.ext4", "-q", "-F", "-d", stick, t.stick); err != nil {
-		return v, err
-	}
-	v.badPath = filepath.Join(t.dir, "bad.update")
-	if err := os.Rename(filepath.Join(stick, "bad.update"), v.badPath); err != nil {
-		return v, err
+	v.badPath = filepath.Join(m.dir, "bad.update")
+	if err := os.Rename(filepath.Join(m.stickDir, "bad.update"), v.badPath); err != nil {
+		return err
 	}
 	if fi, err := os.Stat(v.badPath); err == nil {
 		v.badBytes = fi.Size()
 	}
-	os.RemoveAll(stick)
-	t.Logf("bundles: N=%s (release %d), N+1=%s (%d bytes), never healthy=%s, hangs=%s, breaks the sensor=%s, older=%s (release %d), same, tampered, foreign key",
-		v.n, v.release, v.next, v.goodBytes, v.bad, v.hang, v.breaks, v.older, v.release-1)
-	return v, nil
+	return os.RemoveAll(m.stickDir)
 }
 
 func copyTo(path string, r io.Reader) error {
