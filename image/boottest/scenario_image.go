@@ -38,7 +38,7 @@ func imageSteps(r *rig) []harness.Step {
 			harness.Checks("systemd", r.checkSystemd, r.checkBootToReady, r.checkSystem, r.checkDataGrown),
 			harness.Checks("TLS", r.checkTLS),
 			r.mqttSteps()),
-		t.PhaseOf("checks: Raspberry Pi Imager's settings imported", harness.Checks("Imager's files imported", r.checkImager)),
+		t.PhaseOf("checks: Raspberry Pi Imager's settings imported", r.imagerStep()),
 		t.PhaseOf("checks: HOSTNAME and SSH_PUBKEY", harness.Checks("HOSTNAME", r.checkHostname), r.sshSteps(func() time.Time { return s.qemuStart })),
 		t.PhaseOf("checks: WIFI_* (two simulated radios)", r.wifiStep()),
 		t.PhaseOf("watchdog: wait for the hang and the kill",
@@ -47,7 +47,7 @@ func imageSteps(r *rig) []harness.Step {
 				t.Opens("watchdog: restart and stream resume"),
 				harness.Checks("restarted, the stream back", w.checkRestart)),
 			harness.Checks("the broker's last will", r.checkMQTTWill)),
-		t.PhaseOf("checks: gpio-sim on the image's kernel", harness.Checks("gpio-sim", r.checkGPIOSim)),
+		t.PhaseOf("checks: gpio-sim on the image's kernel", r.gpioSimStep()),
 	}
 }
 
