@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
@@ -144,4 +145,63 @@ func FATFiles(mdir string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// run runs cmd on the console, bounded by boardCommandTimeout; a console
+// error is a failed check.
+func (s *boardRun) run(ctx context.Context, cmd string) vm.Result {
+	cctx, cancel := context.WithTimeout(ctx, boardCommandTimeout)
+	defer cancel()
+	r, err := s.m.Console.Run(cctx, cmd)
+	if err != nil {
+		s.Fail("console: %s: %v", cmd, err)
+	}
+	return r
+}
+
+// checkBoard: the kernel sees the Pi's model and the card's command line,
+// the root is the card's slot A, PID 1 is systemd, the GPIO chips and the
+// watchdog are there.
+func (s *boardRun) checkBoard(ctx context.Context) {
+	l := shellLines(s.run(ctx, "tr -d '\\0' < /proc/device-tree/model; echo; uname -r"))
+	s.Check(len(l) > 0 && strings.HasPrefix(l[0], s.b.model), "the kernel runs on the board's device tree: model, kernel %q", strings.Join(l, " | "))
+	l = shellLines(s.run(ctx, "cat /proc/cmdline"))
+	s.Check(len(l) == 1 && hasPrefixFields(l[0], s.cardCmdline), "the kernel command line is the card's cmdline.txt (and the test's additions): %q", strings.Join(l, " | "))
+	l = shellLines(s.run(ctx, "findmnt -rno SOURCE,FSTYPE /; cat /run/sensord-boot"))
+	s.Check(len(l) >= 3 && sdRoot.MatchString(l[0]) && slices.Contains(l, "slot=A") && slices.Contains(l, "mode=committed"),
+		"the root is the SD card's slot A (squashfs, partition 2), chosen by the initramfs from the data partition's slot state: %q", strings.Join(l, " | "))
+	l = shellLines(s.run(ctx, "readlink /proc/1/exe"))
+	s.Check(len(l) == 1 && l[0] == "/usr/lib/systemd/systemd", "PID 1 is systemd: %q", strings.Join(l, " | "))
+	r := s.run(ctx, "ls /dev/gpiochip*; for c in /sys/bus/gpio/devices/gpiochip*; do echo \"$c -> $(readlink \"$c\") of_node $(readlink -f \"$c/of_node\")\"; done")
+	s.Check(strings.Contains(r.Out, "/dev/gpiochip0"), "/dev/gpiochip* exist: %q", strings.Join(shellLines(r), " | "))
+	l = shellLines(s.run(ctx, "cat /sys/class/watchdog/watchdog0/identity; ls /dev/watchdog0"))
+	s.Check(len(l) == 2 && strings.Contains(strings.ToLower(l[0]), "bcm2835") && l[1] == "/dev/watchdog0", "the Pi's hardware watchdog is there: %q", strings.Join(l, " | "))
+	s.Logf("I2C: %s", strings.Join(shellLines(s.run(ctx, "ls /dev/i2c-* 2>&1; lsmod | grep -E '^(i2c_dev|i2c_bcm2835) ' | cut -d' ' -f1")), " | "))
+}
+
+// checkSensorOpened waits for sensord (the image's own settings: a DHT22
+// on GPIO4) to log that it opened line 4 of the header's chip.
+func (s *boardRun) checkSensorOpened(ctx context.Context) {
+	want := fmt.Sprintf(`line="gpiochip0:4 (GPIO4, %s)"`, s.b.header)
+	sctx, cancel := context.WithTimeout(ctx, boardSensordTimeout)
+	defer cancel()
+	for {
+		r, err := s.m.Console.Run(sctx, "journalctl -b -u sensord -o cat --no-pager | grep -m 1 'msg=\"sensor opened\"'")
+		if err == nil && strings.Contains(r.Out, "sensor opened") {
+			s.Check(strings.Contains(r.Out, want), "sensord opened GPIO4 on the header's chip (%s): %q", want, strings.TrimSpace(r.Out))
+			s.Number("qemu start to sensord's \"sensor opened\": %.0f s", time.Since(s.qemuStart).Seconds())
+			break
+		}
+		if sctx.Err() != nil {
+			r, _ := s.m.Console.Run(ctx, "systemctl status sensord --no-pager 2>&1 | tail -n 15")
+			s.Fail("sensord never logged \"sensor opened\": %q", strings.Join(r.Lines(), " | "))
+			break
+		}
+		select {
+		case <-sctx.Done():
+		case <-time.After(10 * time.Second):
+		}
+	}
+	s.Logf("sensord: %s", strings.Join(shellLines(s.run(ctx, "systemctl is-active sensord; journalctl -b -u sensord -o cat --no-pager | tail -n 3")), " | "))
+	s.Logf("systemd: %s", strings.Join(shellLines(s.run(ctx, "systemctl is-system-running; systemctl --failed --no-legend --plain")), " | "))
 }

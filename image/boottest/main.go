@@ -52,7 +52,7 @@
 //     sensord (journal: "Watchdog timeout"), restarts it (NRestarts goes
 //     up), and the WebSocket stream resumes; the broker's last will said
 //     offline, and the restarted sensord online again;
-//  8. kills its qemu by PID and prints where the time went.
+//  8. stops its qemu and Mosquitto by PID and prints where the time went.
 //
 // Exit status 0 when every check passed, 1 otherwise; the last line is
 // "boottest: N passed, M failed".

@@ -25,7 +25,7 @@ import (
 
 // Step is one named part of a scenario. Run's error ends the scenario
 // (the main program reports it as a failed check); ErrSkip ends only the
-// group the step is in (Phase, Group).
+// group the step is in (PhaseOf, Group).
 type Step struct {
 	Name string
 	Run  func(ctx context.Context) error
@@ -65,9 +65,6 @@ func New(out io.Writer, keep bool) *T {
 	now := time.Now()
 	return &T{out: out, start: now, phaseStart: now, keep: keep}
 }
-
-// Since is the time since the run started.
-func (t *T) Since() time.Duration { return time.Since(t.start) }
 
 // Logf prints one line, stamped with the seconds since the run started.
 func (t *T) Logf(format string, a ...any) {
@@ -209,7 +206,7 @@ func (t *T) WorkDir(pattern string) (string, error) {
 	t.dir = dir
 	t.mu.Unlock()
 	t.Cleanup(func() {
-		if t.KeepDir() {
+		if t.keepDir() {
 			t.mu.Lock()
 			note := t.keepNote
 			t.mu.Unlock()
@@ -234,9 +231,9 @@ func (t *T) KeepNote(note string) {
 	t.keepNote = note
 }
 
-// KeepDir says whether the work directory stays: asked for, or the run
+// keepDir says whether the work directory stays: asked for, or the run
 // failed.
-func (t *T) KeepDir() bool {
+func (t *T) keepDir() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.keep || t.failed > 0 || t.err != nil
@@ -274,13 +271,6 @@ func (t *T) Report() {
 		fmt.Fprintf(t.out, "boottest: console log: %s\n", filepath.Join(t.dir, "console.log"))
 	}
 	fmt.Fprintf(t.out, "boottest: %d passed, %d failed\n", t.passed, t.failed)
-}
-
-// Passed is the number of passed checks so far.
-func (t *T) Passed() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.passed
 }
 
 // Do is the step name that runs run.

@@ -78,8 +78,8 @@ func (p *Proc) Exited() bool {
 	}
 }
 
-// ErrTimeout is WaitExit's error when the process still runs.
-var ErrTimeout = errors.New("harness: still running")
+// errRunning is WaitExit's error when the process still runs.
+var errRunning = errors.New("harness: still running")
 
 // WaitExit waits up to d for the process to end by itself.
 func (p *Proc) WaitExit(d time.Duration) error {
@@ -87,7 +87,7 @@ func (p *Proc) WaitExit(d time.Duration) error {
 	case <-p.done:
 		return nil
 	case <-time.After(d):
-		return ErrTimeout
+		return errRunning
 	}
 }
 
