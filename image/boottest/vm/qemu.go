@@ -88,6 +88,7 @@ func Start(t *harness.T, o Options) (*Machine, error) {
 	}
 	go func() { <-p.Done(); qlog.Close() }()
 	m := &Machine{proc: p, t: t}
+	t.Cleanup(m.Stop) // before the process's own stop: it says how qemu ended
 	go m.watchQMP(qmp, time.Now(), o.Watchdog)
 
 	var conn net.Conn
