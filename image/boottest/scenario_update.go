@@ -48,7 +48,6 @@ type updateRun struct {
 	fp        string // the data partition's fingerprint at the first boot
 	written   string // settingsFiles at the first boot
 	fatBefore string // the boot partition's hash before any boot
-	start     time.Time
 }
 
 // steps is make update-test: version N boots from slot A; bad, older and
