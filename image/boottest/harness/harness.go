@@ -136,20 +136,28 @@ func (t *T) Cleanup(f func()) {
 }
 
 // Run runs steps in order until one returns an error other than ErrSkip,
-// closes the phase, runs the cleanups and returns that error.
-func (t *T) Run(ctx context.Context, steps ...Step) error {
-	err := runSteps(ctx, steps)
-	t.Phase("")
-	t.mu.Lock()
-	t.err = err
-	cleanups := t.cleanups
-	t.cleanups = nil
-	t.mu.Unlock()
-	for i := len(cleanups) - 1; i >= 0; i-- {
-		cleanups[i]()
-	}
+// closes the phase, runs the cleanups and returns that error. A step that
+// panics gets the cleanups run too (and the work directory kept) before
+// the panic goes on.
+func (t *T) Run(ctx context.Context, steps ...Step) (err error) {
+	err = errPanicked
+	defer func() {
+		t.Phase("")
+		t.mu.Lock()
+		t.err = err
+		cleanups := t.cleanups
+		t.cleanups = nil
+		t.mu.Unlock()
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+	err = runSteps(ctx, steps)
 	return err
 }
+
+// errPanicked stands for the outcome of a run whose step panicked.
+var errPanicked = errors.New("harness: a step panicked")
 
 func runSteps(ctx context.Context, steps []Step) error {
 	for _, s := range steps {

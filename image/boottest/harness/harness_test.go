@@ -177,3 +177,27 @@ func TestProcessesDieWithTheHarness(t *testing.T) {
 		t.Fatalf("sleep (pid %d) outlived the harness's process", pid)
 	}
 }
+
+func TestRunStopsProcessesWhenAStepPanics(t *testing.T) {
+	h := New(&bytes.Buffer{}, false)
+	var pid int
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the step's panic did not go on")
+			}
+		}()
+		h.Run(context.Background(), Do("start and panic", func(context.Context) error {
+			p, err := h.Start("sleep", exec.Command("sleep", "600"))
+			if err != nil {
+				return err
+			}
+			pid = p.Pid()
+			panic("a check's bug")
+		}))
+	}()
+	if pid == 0 || running(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("sleep (pid %d) still runs after the panic", pid)
+	}
+}
