@@ -167,6 +167,7 @@ func (m *Machine) Stop() {
 		return
 	}
 	m.proc.Stop()
+	m.waited = true
 	m.t.Logf("qemu (pid %d) stopped", m.Pid())
 }
 
