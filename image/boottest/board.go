@@ -2,17 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
-	"sensord/image/boards"
+	"sensord/image/boottest/vm"
 )
 
 // The board-level boot (-board): qemu emulates the Raspberry Pi itself (its
@@ -106,7 +102,7 @@ func BoardCmdline(cmdline, console string) string {
 		// Kernel and early systemd messages stay off the console the
 		// checks read (errors still show).
 		"loglevel=4",
-		"systemd.default_device_timeout_sec="+guestDeviceTimeout,
+		"systemd.default_device_timeout_sec="+vm.DeviceTimeout,
 	), " ")
 }
 
@@ -120,7 +116,7 @@ var sdRoot = regexp.MustCompile(`^/dev/mmcblk\d+p2 squashfs$`)
 
 // shellLines is r's lines without kernel messages that the console
 // interleaved.
-func shellLines(r Result) []string {
+func shellLines(r vm.Result) []string {
 	var out []string
 	for _, l := range r.Lines() {
 		if !kernelLog.MatchString(l) {
@@ -151,172 +147,54 @@ func FATFiles(mdir string) map[string]bool {
 	return out
 }
 
-func (t *test) runBoard(ctx context.Context) (err error) {
-	b, err := findBoard(t.opts.board)
-	if err != nil {
-		return err
-	}
-	t.phase("prepare: copy image, boot files from the FAT")
-	dir, err := os.MkdirTemp("", "sensord-boardtest-")
-	if err != nil {
-		return err
-	}
-	t.dir = dir
-	defer func() {
-		t.stopQemu()
-		if !t.opts.keep && t.failed == 0 && err == nil {
-			os.RemoveAll(dir)
-			t.dir = ""
-		}
-	}()
-	disk := filepath.Join(dir, "disk.img")
-	if out, err := exec.CommandContext(ctx, "cp", "--sparse=always", t.opts.image, disk).CombinedOutput(); err != nil {
-		return fmt.Errorf("copy image: %v: %s", err, out)
-	}
-	f, err := os.OpenFile(disk, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	parts, err := ReadMBR(f)
-	var size int64
-	if err == nil {
-		var st os.FileInfo
-		if st, err = f.Stat(); err == nil {
-			// qemu's SD card must be a power of two in size; a card
-			// bigger than the image, as cards are, for growroot.
-			size = int64(1) << 30
-			for size <= st.Size() {
-				size <<= 1
-			}
-			err = f.Truncate(size)
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	t.logf("SD card: the image grown to %d MiB", size>>20)
-	fat := fmt.Sprintf("%s@@%d", disk, parts[0].Start)
-	mtools := func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
-		out, err := cmd.Output()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			err = fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, ee.Stderr)
-		}
-		return out, err
-	}
-	list, err := mtools("mdir", "-/", "-b", "-i", fat, "::/")
-	if err != nil {
-		return err
-	}
-	have := FATFiles(string(list))
-	missing := boards.Missing(func(name string) bool { return have[name] })
-	t.check(len(missing) == 0, "the FAT holds every board's device tree, overlay and firmware (%d files; missing: %q)", len(boards.Files()), missing)
-
-	cfg, err := mtools("mtype", "-i", fat, "::/config.txt")
-	if err != nil {
-		return err
-	}
-	k, i, err := BootFiles(string(cfg))
-	if err != nil {
-		return err
-	}
-	kernel, initrd, dtb := filepath.Join(dir, "kernel"), filepath.Join(dir, "initrd"), filepath.Join(dir, "board.dtb")
-	for _, c := range [][2]string{{k, kernel}, {i, initrd}, {b.dtb, dtb}} {
-		if _, err := mtools("mcopy", "-i", fat, "::/"+c[0], c[1]); err != nil {
-			return err
-		}
-	}
-	for _, node := range b.unemulated {
-		if out, err := exec.CommandContext(ctx, "fdtput", "-t", "s", dtb, node, "status", "disabled").CombinedOutput(); err != nil {
-			return fmt.Errorf("fdtput %s %s status disabled: %v: %s", dtb, node, err, out)
-		}
-		t.logf("device tree: %s disabled (not emulated by qemu -M %s)", node, b.machine)
-	}
-	for _, np := range b.unwired {
-		if out, err := exec.CommandContext(ctx, "fdtput", append([]string{"-d", dtb}, np...)...).CombinedOutput(); err != nil {
-			return fmt.Errorf("fdtput -d %s %s: %v: %s", dtb, strings.Join(np, " "), err, out)
-		}
-		t.logf("device tree: %s without %s (qemu -M %s is wired otherwise)", np[0], strings.Join(np[1:], ", "), b.machine)
-	}
-	cl, err := mtools("mtype", "-i", fat, "::/cmdline.txt")
-	if err != nil {
-		return err
-	}
-	cmdline := BoardCmdline(string(cl), b.console)
-	for _, p := range []string{kernel, initrd} {
-		if st, err := os.Stat(p); err == nil {
-			t.number("%s on the FAT: %d bytes", filepath.Base(map[string]string{kernel: k, initrd: i}[p]), st.Size())
-		}
-	}
-	t.logf("boot partition: kernel %s, initramfs %s, device tree %s, cmdline.txt %q", k, i, b.dtb, strings.TrimSpace(string(cl)))
-
-	t.phase("boot: qemu -M " + b.machine + " to a shell on the mini UART")
-	if err := t.startBoardQemu(b, kernel, initrd, dtb, disk, cmdline); err != nil {
-		return err
-	}
-	qemuStart := time.Now()
-	bootCtx, cancel := context.WithTimeout(ctx, boardBootTimeout)
+// run runs cmd on the console, bounded by boardCommandTimeout; a console
+// error is a failed check.
+func (s *boardRun) run(ctx context.Context, cmd string) vm.Result {
+	cctx, cancel := context.WithTimeout(ctx, boardCommandTimeout)
 	defer cancel()
-	if _, err := t.console.waitFor(bootCtx, 0, "root@"); err != nil {
-		return fmt.Errorf("no shell prompt on %s: %w", b.console, err)
+	r, err := s.m.Console.Run(cctx, cmd)
+	if err != nil {
+		s.Fail("console: %s: %v", cmd, err)
 	}
-	if err := t.console.Ready(bootCtx, func() <-chan struct{} { return t.poke(5 * time.Second) }); err != nil {
-		return fmt.Errorf("no shell on %s: %w", b.console, err)
-	}
-	t.number("qemu -M %s start to a root shell on %s: %.0f s", b.machine, b.console, time.Since(qemuStart).Seconds())
-	run := func(cmd string) Result {
-		cctx, cancel := context.WithTimeout(ctx, boardCommandTimeout)
-		defer cancel()
-		r, err := t.console.Run(cctx, cmd)
-		if err != nil {
-			t.fail("console: %s: %v", cmd, err)
-		}
-		return r
-	}
-	run("stty -echo; export SYSTEMD_PAGER= SYSTEMD_COLORS=0 TERM=dumb")
+	return r
+}
 
-	t.phase("checks: the board, its SD card, systemd, GPIO")
-	r := run("tr -d '\\0' < /proc/device-tree/model; echo; uname -r")
-	l := shellLines(r)
-	t.check(len(l) > 0 && strings.HasPrefix(l[0], b.model), "the kernel runs on the board's device tree: model, kernel %q", strings.Join(l, " | "))
-	r = run("cat /proc/cmdline")
-	l = shellLines(r)
-	t.check(len(l) == 1 && hasPrefixFields(l[0], string(cl)), "the kernel command line is the card's cmdline.txt (and the test's additions): %q", strings.Join(l, " | "))
-	r = run("findmnt -rno SOURCE,FSTYPE /; cat /run/sensord-boot")
-	l = shellLines(r)
-	t.check(len(l) >= 3 && sdRoot.MatchString(l[0]) && slices.Contains(l, "slot=A") && slices.Contains(l, "mode=committed"),
+// checkBoard: the kernel sees the Pi's model and the card's command line,
+// the root is the card's slot A, PID 1 is systemd, the GPIO chips and the
+// watchdog are there.
+func (s *boardRun) checkBoard(ctx context.Context) {
+	l := shellLines(s.run(ctx, "tr -d '\\0' < /proc/device-tree/model; echo; uname -r"))
+	s.Check(len(l) > 0 && strings.HasPrefix(l[0], s.b.model), "the kernel runs on the board's device tree: model, kernel %q", strings.Join(l, " | "))
+	l = shellLines(s.run(ctx, "cat /proc/cmdline"))
+	s.Check(len(l) == 1 && hasPrefixFields(l[0], s.cardCmdline), "the kernel command line is the card's cmdline.txt (and the test's additions): %q", strings.Join(l, " | "))
+	l = shellLines(s.run(ctx, "findmnt -rno SOURCE,FSTYPE /; cat /run/sensord-boot"))
+	s.Check(len(l) >= 3 && sdRoot.MatchString(l[0]) && slices.Contains(l, "slot=A") && slices.Contains(l, "mode=committed"),
 		"the root is the SD card's slot A (squashfs, partition 2), chosen by the initramfs from the data partition's slot state: %q", strings.Join(l, " | "))
-	r = run("readlink /proc/1/exe")
-	l = shellLines(r)
-	t.check(len(l) == 1 && l[0] == "/usr/lib/systemd/systemd", "PID 1 is systemd: %q", strings.Join(l, " | "))
-	r = run("ls /dev/gpiochip*; for c in /sys/bus/gpio/devices/gpiochip*; do echo \"$c -> $(readlink \"$c\") of_node $(readlink -f \"$c/of_node\")\"; done")
-	l = shellLines(r)
-	t.check(strings.Contains(r.Out, "/dev/gpiochip0"), "/dev/gpiochip* exist: %q", strings.Join(l, " | "))
-	r = run("cat /sys/class/watchdog/watchdog0/identity; ls /dev/watchdog0")
-	l = shellLines(r)
-	t.check(len(l) == 2 && strings.Contains(strings.ToLower(l[0]), "bcm2835") && l[1] == "/dev/watchdog0", "the Pi's hardware watchdog is there: %q", strings.Join(l, " | "))
-	r = run("ls /dev/i2c-* 2>&1; lsmod | grep -E '^(i2c_dev|i2c_bcm2835) ' | cut -d' ' -f1")
-	t.logf("I2C: %s", strings.Join(shellLines(r), " | "))
+	l = shellLines(s.run(ctx, "readlink /proc/1/exe"))
+	s.Check(len(l) == 1 && l[0] == "/usr/lib/systemd/systemd", "PID 1 is systemd: %q", strings.Join(l, " | "))
+	r := s.run(ctx, "ls /dev/gpiochip*; for c in /sys/bus/gpio/devices/gpiochip*; do echo \"$c -> $(readlink \"$c\") of_node $(readlink -f \"$c/of_node\")\"; done")
+	s.Check(strings.Contains(r.Out, "/dev/gpiochip0"), "/dev/gpiochip* exist: %q", strings.Join(shellLines(r), " | "))
+	l = shellLines(s.run(ctx, "cat /sys/class/watchdog/watchdog0/identity; ls /dev/watchdog0"))
+	s.Check(len(l) == 2 && strings.Contains(strings.ToLower(l[0]), "bcm2835") && l[1] == "/dev/watchdog0", "the Pi's hardware watchdog is there: %q", strings.Join(l, " | "))
+	s.Logf("I2C: %s", strings.Join(shellLines(s.run(ctx, "ls /dev/i2c-* 2>&1; lsmod | grep -E '^(i2c_dev|i2c_bcm2835) ' | cut -d' ' -f1")), " | "))
+}
 
-	t.phase("checks: sensord finds the header's GPIO chip")
-	want := fmt.Sprintf(`line="gpiochip0:4 (GPIO4, %s)"`, b.header)
+// checkSensorOpened waits for sensord (the image's own settings: a DHT22
+// on GPIO4) to log that it opened line 4 of the header's chip.
+func (s *boardRun) checkSensorOpened(ctx context.Context) {
+	want := fmt.Sprintf(`line="gpiochip0:4 (GPIO4, %s)"`, s.b.header)
 	sctx, cancel := context.WithTimeout(ctx, boardSensordTimeout)
 	defer cancel()
 	for {
-		r, err := t.console.Run(sctx, "journalctl -b -u sensord -o cat --no-pager | grep -m 1 'msg=\"sensor opened\"'")
+		r, err := s.m.Console.Run(sctx, "journalctl -b -u sensord -o cat --no-pager | grep -m 1 'msg=\"sensor opened\"'")
 		if err == nil && strings.Contains(r.Out, "sensor opened") {
-			t.check(strings.Contains(r.Out, want), "sensord opened GPIO4 on the header's chip (%s): %q", want, strings.TrimSpace(r.Out))
-			t.number("qemu start to sensord's \"sensor opened\": %.0f s", time.Since(qemuStart).Seconds())
+			s.Check(strings.Contains(r.Out, want), "sensord opened GPIO4 on the header's chip (%s): %q", want, strings.TrimSpace(r.Out))
+			s.Number("qemu start to sensord's \"sensor opened\": %.0f s", time.Since(s.qemuStart).Seconds())
 			break
 		}
 		if sctx.Err() != nil {
-			r, _ := t.console.Run(ctx, "systemctl status sensord --no-pager 2>&1 | tail -n 15")
-			t.fail("sensord never logged \"sensor opened\": %q", strings.Join(r.Lines(), " | "))
+			r, _ := s.m.Console.Run(ctx, "systemctl status sensord --no-pager 2>&1 | tail -n 15")
+			s.Fail("sensord never logged \"sensor opened\": %q", strings.Join(r.Lines(), " | "))
 			break
 		}
 		select {
@@ -324,25 +202,6 @@ func (t *test) runBoard(ctx context.Context) (err error) {
 		case <-time.After(10 * time.Second):
 		}
 	}
-	r = run("systemctl is-active sensord; journalctl -b -u sensord -o cat --no-pager | tail -n 3")
-	t.logf("sensord: %s", strings.Join(shellLines(r), " | "))
-	r = run("systemctl is-system-running; systemctl --failed --no-legend --plain")
-	t.logf("systemd: %s", strings.Join(shellLines(r), " | "))
-	t.phase("")
-	return nil
-}
-
-func (t *test) startBoardQemu(b boardSpec, kernel, initrd, dtb, disk, cmdline string) error {
-	sock := filepath.Join(t.dir, "console.sock")
-	args := []string{
-		"-M", b.machine, "-m", b.mem,
-		"-kernel", kernel, "-initrd", initrd, "-dtb", dtb, "-append", cmdline,
-		"-drive", "file=" + disk + ",format=raw,if=sd,cache=unsafe",
-		// serial0 is the PL011 (Bluetooth on a Pi), serial1 the mini UART
-		// on the header's GPIO14/15: the console.
-		"-chardev", "socket,id=ser1,path=" + sock + ",server=on,wait=off",
-		"-serial", "null", "-serial", "chardev:ser1",
-		"-display", "none", "-monitor", "none", "-no-reboot",
-	}
-	return t.startQemuArgs(args, sock)
+	s.Logf("sensord: %s", strings.Join(shellLines(s.run(ctx, "systemctl is-active sensord; journalctl -b -u sensord -o cat --no-pager | tail -n 3")), " | "))
+	s.Logf("systemd: %s", strings.Join(shellLines(s.run(ctx, "systemctl is-system-running; systemctl --failed --no-legend --plain")), " | "))
 }

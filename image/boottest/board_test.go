@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"sensord/image/boards"
+	"sensord/image/boottest/vm"
 )
 
 func TestBoardCmdlineKeepsTheCardsLine(t *testing.T) {
@@ -55,7 +56,7 @@ func TestFindBoard(t *testing.T) {
 }
 
 func TestShellLinesDropKernelMessages(t *testing.T) {
-	r := Result{Out: "[   41.898883] systemd[1]: Starting x...\r\nRaspberry Pi 3 Model B Rev 1.2\n[ 5.1] audit: y\n7.3.4+deb13-arm64\n"}
+	r := vm.Result{Out: "[   41.898883] systemd[1]: Starting x...\r\nRaspberry Pi 3 Model B Rev 1.2\n[ 5.1] audit: y\n7.3.4+deb13-arm64\n"}
 	got := strings.Join(shellLines(r), "|")
 	if got != "Raspberry Pi 3 Model B Rev 1.2|7.3.4+deb13-arm64" {
 		t.Errorf("shellLines = %q", got)

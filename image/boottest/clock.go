@@ -21,6 +21,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"sensord/image/boottest/harness"
 )
 
 // guestRTCBase is the guest RTC's time at boot: long before notBefore in
@@ -118,7 +120,7 @@ type clockHealth struct {
 	} `json:"extra"`
 }
 
-func (t *test) clockHealth(ctx context.Context) (clockHealth, error) {
+func (t *rig) clockHealth(ctx context.Context) (clockHealth, error) {
 	var h clockHealth
 	req, _ := http.NewRequestWithContext(ctx, "GET", t.url("/healthz"), nil)
 	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
@@ -129,113 +131,172 @@ func (t *test) clockHealth(ctx context.Context) (clockHealth, error) {
 	return h, json.NewDecoder(resp.Body).Decode(&h)
 }
 
-// checkClock proves the hold and the repair: before any time server
+// clockRun proves the hold and the repair: before any time server
 // answers, readings stream live but are held (healthz, the dashboard's
 // banner, nothing written); once the test answers NTP, every reading the
 // stream saw before is in history at its real time.
-func (t *test) checkClock(ctx context.Context, s *stream) {
-	h, err := t.clockHealth(ctx)
-	if !t.check(err == nil && h.Clock.Hold && !h.Clock.Trusted && h.Clock.Held > 0 && h.Status == "degraded" && strings.HasPrefix(h.Reason, "clock not set"),
+type clockRun struct {
+	*rig
+	frames []frame // frames seen while held, with the host's time of arrival
+	sntp   *sntpServer
+}
+
+// clockWait bounds each wait of the clock's: the clock trusted after NTP
+// answers, the held readings in history.
+const clockWait = 3 * time.Minute
+
+// step is the clock's checks, each ending them when it fails; the SNTP
+// responder answers from the fourth to the end of the last.
+func (c *clockRun) step() harness.Step {
+	g := harness.Group("the clock",
+		harness.Do("held before NTP", c.heldBeforeNTP),
+		harness.Do("live frames while held", c.liveWhileHeld),
+		harness.Do("answer NTP on the host", c.answerNTP),
+		harness.Do("trusted once NTP answers", c.trusted),
+		harness.Do("the held readings in history", c.history),
+	)
+	return harness.Do(g.Name, func(ctx context.Context) error {
+		defer func() {
+			if c.sntp != nil {
+				c.sntp.Close()
+			}
+		}()
+		return g.Run(ctx)
+	})
+}
+
+func (c *clockRun) heldBeforeNTP(ctx context.Context) error {
+	h, err := c.clockHealth(ctx)
+	if !c.Check(err == nil && h.Clock.Hold && !h.Clock.Trusted && h.Clock.Held > 0 && h.Status == "degraded" && strings.HasPrefix(h.Reason, "clock not set"),
 		"before NTP: /healthz says the clock is not set and readings are held (%s: %q, held %d, hold %v, trusted %v, %v)", h.Status, h.Reason, h.Clock.Held, h.Clock.Hold, h.Clock.Trusted, err) {
-		t.explain(ctx, "timedatectl timesync-status; journalctl -b -u systemd-timesyncd -o cat --no-pager | tail -n 5; cat /sys/class/rtc/rtc0/hctosys /sys/class/rtc/rtc0/since_epoch")
-		return
+		c.explain(ctx, "timedatectl timesync-status; journalctl -b -u systemd-timesyncd -o cat --no-pager | tail -n 5; cat /sys/class/rtc/rtc0/hctosys /sys/class/rtc/rtc0/since_epoch")
+		return harness.ErrSkip
 	}
-	t.check(h.Extra.History.Written == 0, "before NTP: nothing is written to history (%d readings)", h.Extra.History.Written)
-	req, _ := http.NewRequestWithContext(ctx, "GET", t.url("/"), nil)
+	c.Check(h.Extra.History.Written == 0, "before NTP: nothing is written to history (%d readings)", h.Extra.History.Written)
+	req, _ := http.NewRequestWithContext(ctx, "GET", c.url("/"), nil)
 	if resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req); err == nil {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		t.check(strings.Contains(string(b), `id="clock-banner"`) && strings.Contains(string(b), "The clock is not set"),
+		c.Check(strings.Contains(string(b), `id="clock-banner"`) && strings.Contains(string(b), "The clock is not set"),
 			"the dashboard carries the clock banner (shown while /healthz says clock.hold and not trusted; its words and button are proven in Chromium by cmd/sensord/web)")
 	}
-	// Frames seen while held, with the host's time of arrival.
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	held, err := s.waitFrames(wctx, time.Now(), 5)
-	cancel()
-	if !t.check(err == nil, "live frames keep coming while readings are held (%d)", len(held)) {
-		return
-	}
-	type reading struct {
-		Temperature float64 `json:"temperature"`
-		Humidity    float64 `json:"humidity"`
-		Timestamp   int64   `json:"timestamp"`
-	}
-	parse := func(raw string) reading {
-		var r reading
-		json.Unmarshal([]byte(raw), &r)
-		return r
-	}
-	behind := held[0].at.Sub(time.UnixMilli(parse(held[0].raw).Timestamp))
-	t.number("guest clock before NTP: %s behind the host", behind.Round(time.Second))
-	t.check(behind > time.Minute, "the guest's clock starts in the past as a Pi's without an RTC does (%s behind)", behind.Round(time.Second))
+	return nil
+}
 
-	srv, err := startSNTP("127.0.0.1:123")
-	if !t.check(err == nil, "SNTP responder on the host's 127.0.0.1:123 (the guest's NTP_SERVER=%s): %v", qemuHost, err) {
-		return
+// heldReading is a sensor_update's values, as the stream and history
+// carry them.
+type heldReading struct {
+	Temperature float64 `json:"temperature"`
+	Humidity    float64 `json:"humidity"`
+	Timestamp   int64   `json:"timestamp"`
+}
+
+func parseReading(raw string) heldReading {
+	var r heldReading
+	json.Unmarshal([]byte(raw), &r)
+	return r
+}
+
+func (c *clockRun) liveWhileHeld(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	held, err := c.stream.waitFrames(wctx, time.Now(), 5)
+	cancel()
+	if !c.Check(err == nil, "live frames keep coming while readings are held (%d)", len(held)) {
+		return harness.ErrSkip
 	}
-	defer srv.Close()
+	c.frames = held
+	behind := held[0].at.Sub(time.UnixMilli(parseReading(held[0].raw).Timestamp))
+	c.Number("guest clock before NTP: %s behind the host", behind.Round(time.Second))
+	c.Check(behind > time.Minute, "the guest's clock starts in the past as a Pi's without an RTC does (%s behind)", behind.Round(time.Second))
+	return nil
+}
+
+func (c *clockRun) answerNTP(ctx context.Context) error {
+	srv, err := startSNTP("127.0.0.1:123")
+	if !c.Check(err == nil, "SNTP responder on the host's 127.0.0.1:123 (the guest's NTP_SERVER=%s): %v", qemuHost, err) {
+		return harness.ErrSkip
+	}
+	c.sntp = srv
+	return nil
+}
+
+func (c *clockRun) trusted(ctx context.Context) error {
 	// timesyncd retries an unanswered server on its own schedule (up to
 	// ConnectionRetrySec=30s); a restart asks at once, which keeps the
 	// simulated sensor's hang (-hang-after) for the watchdog phase.
-	t.guest(ctx, "systemctl restart systemd-timesyncd")
+	c.guest(ctx, "systemctl restart systemd-timesyncd")
 	served := time.Now()
 	var after clockHealth
-	for deadline := time.Now().Add(3 * time.Minute); ; {
-		after, err = t.clockHealth(ctx)
+	var err error
+	for deadline := time.Now().Add(clockWait); ; {
+		after, err = c.clockHealth(ctx)
 		if err == nil && after.Clock.Trusted {
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.fail("the clock was never trusted after NTP answered (%d answers): %+v %v", srv.answered.Load(), after.Clock, err)
-			t.explain(ctx, "timedatectl timesync-status; journalctl -b -u systemd-timesyncd -o cat --no-pager | tail -n 8; ls -l /run/systemd/timesync/")
-			return
+			c.Fail("the clock was never trusted after NTP answered (%d answers): %+v %v", c.sntp.answered.Load(), after.Clock, err)
+			c.explain(ctx, "timedatectl timesync-status; journalctl -b -u systemd-timesyncd -o cat --no-pager | tail -n 8; ls -l /run/systemd/timesync/")
+			return harness.ErrSkip
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(2 * time.Second) // the guest's own pace: nothing to wait on from here
 	}
-	t.number("NTP answering to the clock trusted (timesyncd's retry, sensord's poll): %.0f s", time.Since(served).Seconds())
-	t.check(after.Clock.By == "timesyncd" && !strings.HasPrefix(after.Reason, "clock"),
-		"after NTP: /healthz says the clock is set by %q (%d answers served)", after.Clock.By, srv.answered.Load())
+	c.Number("NTP answering to the clock trusted (timesyncd's retry, sensord's poll): %.0f s", time.Since(served).Seconds())
+	c.Check(after.Clock.By == "timesyncd" && !strings.HasPrefix(after.Reason, "clock"),
+		"after NTP: /healthz says the clock is set by %q (%d answers served)", after.Clock.By, c.sntp.answered.Load())
+	return nil
+}
 
-	// History: each reading the stream saw while held, at its real time
-	// (the host's time of arrival, give or take emulation's delays).
-	const slack = 5 * time.Second
-	from, to := held[0].at.Add(-time.Minute).UnixMilli(), time.Now().Add(time.Minute).UnixMilli()
-	var rows []reading
-	for deadline := time.Now().Add(3 * time.Minute); ; {
+// heldSlack is how far from the host's time of arrival a held reading may
+// be stored: emulation's delays.
+const heldSlack = 5 * time.Second
+
+// heldInHistory counts the held frames that rows hold at their real time.
+func heldInHistory(held []frame, rows []heldReading) int {
+	found := 0
+	for _, f := range held {
+		want := parseReading(f.raw)
+		for _, r := range rows {
+			if r.Temperature == want.Temperature && r.Humidity == want.Humidity && time.UnixMilli(r.Timestamp).Sub(f.at).Abs() <= heldSlack {
+				found++
+				break
+			}
+		}
+	}
+	return found
+}
+
+// history: each reading the stream saw while held, at its real time, in
+// order; nothing at the guest's old dates; the journal says so once each.
+func (c *clockRun) history(ctx context.Context) error {
+	from, to := c.frames[0].at.Add(-time.Minute).UnixMilli(), time.Now().Add(time.Minute).UnixMilli()
+	var rows []heldReading
+	for deadline := time.Now().Add(clockWait); ; {
 		rows = nil
-		req, _ := http.NewRequestWithContext(ctx, "GET", t.url(fmt.Sprintf("/api/history?from=%d&to=%d", from, to)), nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", c.url(fmt.Sprintf("/api/history?from=%d&to=%d", from, to)), nil)
 		if resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req); err == nil {
 			json.NewDecoder(resp.Body).Decode(&rows)
 			resp.Body.Close()
 		}
-		found := 0
-		for _, f := range held {
-			want := parse(f.raw)
-			for _, r := range rows {
-				if r.Temperature == want.Temperature && r.Humidity == want.Humidity && time.UnixMilli(r.Timestamp).Sub(f.at).Abs() <= slack {
-					found++
-					break
-				}
-			}
-		}
-		if found == len(held) {
-			t.pass("after NTP: history holds all %d readings seen while held, each within %s of when the host received it (%d rows in the range)", len(held), slack, len(rows))
+		found := heldInHistory(c.frames, rows)
+		if found == len(c.frames) {
+			c.Pass("after NTP: history holds all %d readings seen while held, each within %s of when the host received it (%d rows in the range)", len(c.frames), heldSlack, len(rows))
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.fail("after NTP: %d of %d held readings are in history at their real times (%d rows from %d to %d)", found, len(held), len(rows), from, to)
-			return
+			c.Fail("after NTP: %d of %d held readings are in history at their real times (%d rows from %d to %d)", found, len(c.frames), len(rows), from, to)
+			return harness.ErrSkip
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(2 * time.Second) // the guest's own pace: nothing to wait on from here
 	}
 	ordered := true
 	for i := 1; i < len(rows); i++ {
 		ordered = ordered && rows[i].Timestamp > rows[i-1].Timestamp
 	}
-	t.check(ordered, "history's rows are in order, one per reading")
-	after, _ = t.clockHealth(ctx)
-	t.check(after.Extra.History.Start >= held[0].at.Add(-10*time.Minute).UnixMilli(),
+	c.Check(ordered, "history's rows are in order, one per reading")
+	after, _ := c.clockHealth(ctx)
+	c.Check(after.Extra.History.Start >= c.frames[0].at.Add(-10*time.Minute).UnixMilli(),
 		"nothing is stored at the guest's old dates: history starts at %s", time.UnixMilli(after.Extra.History.Start).UTC().Format(time.RFC3339))
-	r, _ := t.guest(ctx, "journalctl -u sensord -o cat --no-pager | grep -c -e 'clock not set: readings are held' -e 'clock set: held readings stored'")
-	t.check(r.Has("2"), "the journal says once that the clock is not set and once that it is (%q)", strings.Join(r.Lines(), " "))
+	r, _ := c.guest(ctx, "journalctl -u sensord -o cat --no-pager | grep -c -e 'clock not set: readings are held' -e 'clock set: held readings stored'")
+	c.Check(r.Has("2"), "the journal says once that the clock is not set and once that it is (%q)", strings.Join(r.Lines(), " "))
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"sensord/image/boottest/harness"
 	"sensord/image/cloudinit"
 	"sensord/image/settings"
 )
@@ -104,18 +105,40 @@ func wpaEscape(s string) string {
 	return b.String()
 }
 
-// checkImager proves the import on the booted appliance: it ran before
+// imagerStep proves the import on the booted appliance: it ran before
 // sensord-settings, carried the seed into sensord.conf (the Wi-Fi as the
 // pre-computed key only, both keys), said in the journal what it took and
 // what it left, marked the files done, and finds nothing on a second run.
-func (t *test) checkImager(ctx context.Context) {
-	failedBefore := t.failed
+// A failure is explained with the two units' journal.
+func (t *rig) imagerStep() harness.Step {
+	g := harness.Checks("Imager's files imported",
+		t.checkImagerMarkedDone,
+		t.checkImagerSettings,
+		t.checkImagerJournal,
+		t.checkImagerOrder,
+		t.checkImagerSecondRun,
+	)
+	return harness.Do(g.Name, func(ctx context.Context) error {
+		failedBefore := t.Failed()
+		err := g.Run(ctx)
+		if t.Failed() > failedBefore {
+			t.explain(ctx, "journalctl -b -o cat --no-pager -u sensord-imager -u sensord-settings | tail -n 30")
+		}
+		return err
+	})
+}
+
+func (t *rig) checkImagerMarkedDone(ctx context.Context) {
 	r, ok := t.guest(ctx, "ls -1 /boot/firmware | grep -E '^(user-data|network-config|meta-data)'")
 	got := strings.Join(r.Lines(), " ")
-	t.check(ok && got == "meta-data.imported network-config.imported user-data.imported",
+	t.Check(ok && got == "meta-data.imported network-config.imported user-data.imported",
 		"the Imager files on the boot partition are marked done: %q", got)
+}
 
-	r, _ = t.guest(ctx, "grep -E '^[A-Z]' /boot/firmware/sensord.conf | grep -v '^SENSORD_'")
+// checkImagerSettings: sensord.conf holds Imager's settings, the Wi-Fi as
+// the key only, here and in wpa_supplicant's configuration.
+func (t *rig) checkImagerSettings(ctx context.Context) {
+	r, _ := t.guest(ctx, "grep -E '^[A-Z]' /boot/firmware/sensord.conf | grep -v '^SENSORD_'")
 	psk := imagerPSK()
 	active := strings.Join(r.Lines(), "\n")
 	want := []string{"HOSTNAME=" + settings.BootTestHostname, "WIFI_COUNTRY=GB", `WIFI_SSID="` + imagerSSID + `"`, "WIFI_PSK=" + psk,
@@ -126,13 +149,17 @@ func (t *test) checkImager(ctx context.Context) {
 			missing = append(missing, w)
 		}
 	}
-	t.check(len(missing) == 0 && strings.Count(active, "SSH_PUBKEY") == 2 && !strings.Contains(active, "WIFI_PASSPHRASE"),
+	t.Check(len(missing) == 0 && strings.Count(active, "SSH_PUBKEY") == 2 && !strings.Contains(active, "WIFI_PASSPHRASE"),
 		"sensord.conf now holds Imager's settings (the Wi-Fi as the key the test computed from the passphrase, no passphrase; two SSH keys); missing %q in %q", missing, active)
 	r, _ = t.guest(ctx, "grep -c '"+settings.BootTestWiFiPassphrase+"' /etc/wpa_supplicant/sensord-wifi.conf /boot/firmware/sensord.conf; grep -c 'psk="+psk+"$' /etc/wpa_supplicant/sensord-wifi.conf")
-	t.check(r.Has("/etc/wpa_supplicant/sensord-wifi.conf:0") && r.Has("/boot/firmware/sensord.conf:0") && r.Has("1"),
+	t.Check(r.Has("/etc/wpa_supplicant/sensord-wifi.conf:0") && r.Has("/boot/firmware/sensord.conf:0") && r.Has("1"),
 		"the appliance holds only the pre-computed key, never the passphrase: %q", strings.Join(r.Lines(), " | "))
+}
 
-	r, _ = t.guest(ctx, "journalctl -b -o cat --no-pager -u sensord-imager")
+// checkImagerJournal: sensord-imager says what it took and what it left,
+// never the key.
+func (t *rig) checkImagerJournal(ctx context.Context) {
+	r, _ := t.guest(ctx, "journalctl -b -o cat --no-pager -u sensord-imager")
 	log := r.Out
 	for _, w := range []string{
 		"imported: HOSTNAME=" + settings.BootTestHostname,
@@ -142,26 +169,30 @@ func (t *test) checkImager(ctx context.Context) {
 		"ignored: packages (avahi-daemon): not installed",
 		"marked done: user-data -> user-data.imported",
 	} {
-		t.check(strings.Contains(log, w), "journal of sensord-imager says %q", w)
+		t.Check(strings.Contains(log, w), "journal of sensord-imager says %q", w)
 	}
-	t.check(!strings.Contains(log, psk), "the journal does not show the Wi-Fi key")
+	t.Check(!strings.Contains(log, imagerPSK()), "the journal does not show the Wi-Fi key")
+}
 
-	// Before sensord-settings applied sensord.conf, by systemd's clock.
-	r, _ = t.guest(ctx, "systemctl show -p ExecMainExitTimestampMonotonic --value sensord-imager; systemctl show -p ExecMainStartTimestampMonotonic --value sensord-settings")
+// checkImagerOrder: the import finished before sensord-settings applied
+// sensord.conf, by systemd's clock, and the kernel booted with Imager's
+// cmdline.txt.
+func (t *rig) checkImagerOrder(ctx context.Context) {
+	r, _ := t.guest(ctx, "systemctl show -p ExecMainExitTimestampMonotonic --value sensord-imager; systemctl show -p ExecMainStartTimestampMonotonic --value sensord-settings")
 	l := r.Lines()
-	t.check(len(l) == 2 && l[0] != "0" && len(l[0]) > 0 && lessNum(l[0], l[1]),
+	t.Check(len(l) == 2 && l[0] != "0" && len(l[0]) > 0 && lessNum(l[0], l[1]),
 		"sensord-imager finished before sensord-settings started (monotonic µs %q)", strings.Join(l, " < "))
 	r, _ = t.guest(ctx, "tr ' ' '\\n' < /proc/cmdline | grep -E '^(cfg80211|ds=)'")
-	t.check(strings.Contains(r.Out, "cfg80211.ieee80211_regdom=GB") && strings.Contains(r.Out, "ds=nocloud;i=rpi-imager-"),
+	t.Check(strings.Contains(r.Out, "cfg80211.ieee80211_regdom=GB") && strings.Contains(r.Out, "ds=nocloud;i=rpi-imager-"),
 		"the kernel booted with Imager's cmdline.txt additions: %q", strings.Join(r.Lines(), " "))
+}
 
-	// A second boot's run: nothing to import, sensord.conf untouched.
-	r, _ = t.guest(ctx, "a=$(sha256sum < /boot/firmware/sensord.conf); sensorctl imager-import; b=$(sha256sum < /boot/firmware/sensord.conf); [ \"$a\" = \"$b\" ] && echo unchanged")
-	t.check(r.Has("no Raspberry Pi Imager settings (user-data, network-config) on the boot partition") && r.Has("unchanged"),
+// checkImagerSecondRun: a second boot's run finds nothing to import and
+// leaves sensord.conf untouched.
+func (t *rig) checkImagerSecondRun(ctx context.Context) {
+	r, _ := t.guest(ctx, "a=$(sha256sum < /boot/firmware/sensord.conf); sensorctl imager-import; b=$(sha256sum < /boot/firmware/sensord.conf); [ \"$a\" = \"$b\" ] && echo unchanged")
+	t.Check(r.Has("no Raspberry Pi Imager settings (user-data, network-config) on the boot partition") && r.Has("unchanged"),
 		"a second import finds nothing and leaves sensord.conf alone: %q", strings.Join(r.Lines(), " | "))
-	if t.failed > failedBefore {
-		t.explain(ctx, "journalctl -b -o cat --no-pager -u sensord-imager -u sensord-settings | tail -n 30")
-	}
 }
 
 // lessNum compares two decimal numbers of systemd's output.

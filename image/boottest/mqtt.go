@@ -1,29 +1,26 @@
 package main
 
-// The MQTT checks: a Mosquitto on the host side, which the guest reaches
-// through qemu's user network at 10.0.2.2 (the host's loopback), named in
-// the copy's sensord.conf as SENSORD_MQTT_URL. From outside, a Paho client
-// proves that the booted appliance publishes its readings retained, its
-// Home Assistant discovery configs and online, and that the broker's last
-// will turns it offline when the watchdog kills sensord.
+// The MQTT checks: a Mosquitto on the host side (package mosquitto), which
+// the guest reaches through qemu's user network at 10.0.2.2 (the host's
+// loopback), named in the copy's sensord.conf as SENSORD_MQTT_URL. From
+// outside, a Paho client proves that the booted appliance publishes its
+// readings retained, its Home Assistant discovery configs and online, and
+// that the broker's last will turns it offline when the watchdog kills
+// sensord.
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"sensord/image/boottest/harness"
+	"sensord/image/boottest/mosquitto"
 	"sensord/image/settings"
 )
 
@@ -35,170 +32,91 @@ const qemuHost = "10.0.2.2"
 // starts sensord, connects and publishes on a software-emulated CPU.
 const mqttWait = 3 * time.Minute
 
-// hostBroker is the host side's Mosquitto and a client watching all of it.
-type hostBroker struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	port int
-	c    paho.Client
-	mark int // messages seen before the watchdog phase
+// lateCollect is how long the late client collects the retained messages
+// the broker hands it on subscribing.
+const lateCollect = 5 * time.Second
 
-	mu   sync.Mutex
-	msgs []brokerMsg
+// mqttURL is the host's broker as the guest reaches it.
+func (t *rig) mqttURL() string { return fmt.Sprintf("mqtt://%s:%d", qemuHost, t.mqtt.Port) }
+
+// mqttRun is the MQTT checks' state: the messages a late client got
+// retained, and how many the watcher had seen before the watchdog phase.
+type mqttRun struct {
+	*rig
+	retained map[string]string
 }
 
-type brokerMsg struct {
-	topic, payload string
-	retained       bool
+// mqttSteps: the readings, the status and the discovery configs, retained
+// (a second client subscribing late gets them from the broker's store).
+func (t *rig) mqttSteps() harness.Step {
+	m := &mqttRun{rig: t}
+	return harness.Group("MQTT",
+		harness.Do("the appliance publishes", m.publishes),
+		harness.Do("a late client gets the retained state", m.late),
+		harness.Do("readings and status retained", m.checkRetained),
+		harness.Do("Home Assistant's discovery retained", m.checkDiscovery),
+	)
 }
 
-// startBroker starts Mosquitto on a free loopback port and points the
-// settings at it.
-func (t *test) startBroker(set map[string]string) error {
-	ports, err := freePorts(1)
-	if err != nil {
-		return err
-	}
-	b := &hostBroker{port: ports[0], done: make(chan struct{})}
-	conf := fmt.Sprintf("per_listener_settings false\npersistence false\nlog_dest stderr\nlistener %d 127.0.0.1\nallow_anonymous true\n", b.port)
-	if os.Geteuid() == 0 {
-		conf += "user root\n" // it would otherwise drop to user mosquitto, which cannot read t.dir
-	}
-	path := filepath.Join(t.dir, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		return err
-	}
-	log, err := os.Create(filepath.Join(t.dir, "mosquitto.log"))
-	if err != nil {
-		return err
-	}
-	b.cmd = exec.Command("/usr/sbin/mosquitto", "-c", path)
-	b.cmd.Stdout, b.cmd.Stderr = log, log
-	if err := b.cmd.Start(); err != nil {
-		log.Close()
-		return fmt.Errorf("mosquitto (make image-deps installs it): %w", err)
-	}
-	go func() { b.cmd.Wait(); log.Close(); close(b.done) }()
-	t.mqtt = b
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port))
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("mosquitto not accepting on %s: %w", addr, err)
-		}
-	}
-	t.logf("mosquitto pid %d on %s; the guest's SENSORD_MQTT_URL is mqtt://%s:%d", b.cmd.Process.Pid, addr, qemuHost, b.port)
-	set["SENSORD_MQTT_URL"] = fmt.Sprintf("mqtt://%s:%d", qemuHost, b.port)
+func (t *rig) statusPrefix() string { return "sensors/" + settings.BootTestHostname + "/" }
 
-	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("boottest-watcher").
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second)
-	o.SetOnConnectHandler(func(c paho.Client) {
-		c.Subscribe("#", 1, func(_ paho.Client, m paho.Message) {
-			b.mu.Lock()
-			b.msgs = append(b.msgs, brokerMsg{m.Topic(), string(m.Payload()), m.Retained()})
-			b.mu.Unlock()
-		})
-	})
-	b.c = paho.NewClient(o)
-	if tok := b.c.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
-		return fmt.Errorf("watching mosquitto: %v", tok.Error())
+func (m *mqttRun) publishes(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, mqttWait)
+	defer cancel()
+	prefix := m.statusPrefix()
+	i := m.mqtt.Wait(ctx, 0, func(msg mosquitto.Msg) bool { return msg.Topic == prefix+"temperature" })
+	if !m.Check(i >= 0, "the appliance publishes its readings to the host's Mosquitto (%s*)", prefix) {
+		m.dumpGuest(ctx)
+		return harness.ErrSkip
 	}
 	return nil
 }
 
-// stopBroker ends the watcher and Mosquitto (by PID).
-func (t *test) stopBroker() {
-	b := t.mqtt
-	if b == nil {
-		return
-	}
-	t.mqtt = nil // stopped once, whichever scenario's cleanup comes first
-	b.c.Disconnect(100)
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.done:
-	case <-time.After(10 * time.Second):
-		b.cmd.Process.Kill()
-		<-b.done
-	}
-}
-
-func (b *hostBroker) all() []brokerMsg {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]brokerMsg(nil), b.msgs...)
-}
-
-// waitMsg returns the index of the first message from index from on that
-// matches, or -1 when none came before ctx ended.
-func (b *hostBroker) waitMsg(ctx context.Context, from int, match func(brokerMsg) bool) int {
-	for {
-		msgs := b.all()
-		for i := from; i < len(msgs); i++ {
-			if match(msgs[i]) {
-				return i
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return -1
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// checkMQTT: the readings, the status and the discovery configs, retained
-// (a second client subscribing late gets them from the broker's store).
-func (t *test) checkMQTT(ctx context.Context) {
-	b := t.mqtt
-	ctx, cancel := context.WithTimeout(ctx, mqttWait)
-	defer cancel()
-	prefix := "sensors/" + settings.BootTestHostname + "/"
-	i := b.waitMsg(ctx, 0, func(m brokerMsg) bool { return m.topic == prefix+"temperature" })
-	if !t.check(i >= 0, "the appliance publishes its readings to the host's Mosquitto (%s*)", prefix) {
-		t.dumpGuest(ctx)
-		return
-	}
-	late := make(chan brokerMsg, 64)
-	c := paho.NewClient(paho.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", b.port)).SetClientID("boottest-late"))
+func (m *mqttRun) late(ctx context.Context) error {
+	late := make(chan mosquitto.Msg, 64)
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + m.mqtt.Addr()).SetClientID("boottest-late"))
 	if tok := c.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
-		t.fail("late MQTT client: %v", tok.Error())
-		return
+		m.Fail("late MQTT client: %v", tok.Error())
+		return harness.ErrSkip
 	}
 	defer c.Disconnect(100)
-	c.Subscribe("#", 1, func(_ paho.Client, m paho.Message) {
+	c.Subscribe("#", 1, func(_ paho.Client, msg paho.Message) {
 		select {
-		case late <- brokerMsg{m.Topic(), string(m.Payload()), m.Retained()}:
+		case late <- mosquitto.Msg{Topic: msg.Topic(), Payload: string(msg.Payload()), Retained: msg.Retained()}:
 		default:
 		}
 	})
-	retained := map[string]string{}
-	for collect := time.After(5 * time.Second); ; {
+	m.retained = map[string]string{}
+	for collect := time.After(lateCollect); ; {
 		select {
-		case m := <-late:
-			if m.retained {
-				retained[m.topic] = m.payload
+		case msg := <-late:
+			if msg.Retained {
+				m.retained[msg.Topic] = msg.Payload
 			}
-			continue
 		case <-collect:
+			return nil
 		}
-		break
 	}
+}
+
+func (m *mqttRun) checkRetained(context.Context) error {
+	prefix := m.statusPrefix()
 	for _, metric := range []string{"temperature", "humidity", "dew_point", "absolute_humidity"} {
-		v, ok := retained[prefix+metric]
+		v, ok := m.retained[prefix+metric]
 		_, err := strconv.ParseFloat(v, 64)
-		t.check(ok && err == nil, "%s%s is retained as a number: %q", prefix, metric, v)
+		m.Check(ok && err == nil, "%s%s is retained as a number: %q", prefix, metric, v)
 	}
-	t.check(strings.HasPrefix(retained[prefix+"state"], `{"type":"sensor_update","temperature":`), "%sstate is retained as sensor_update JSON: %q", prefix, retained[prefix+"state"])
-	t.check(retained[prefix+"status"] == "online", "%sstatus is retained online: %q", prefix, retained[prefix+"status"])
-	// Home Assistant's device-based discovery: one retained config for
-	// the device whose components include the four sensors.
+	m.Check(strings.HasPrefix(m.retained[prefix+"state"], `{"type":"sensor_update","temperature":`), "%sstate is retained as sensor_update JSON: %q", prefix, m.retained[prefix+"state"])
+	m.Check(m.retained[prefix+"status"] == "online", "%sstatus is retained online: %q", prefix, m.retained[prefix+"status"])
+	return nil
+}
+
+// checkDiscovery: Home Assistant's device-based discovery, one retained
+// config for the device whose components include the four sensors.
+func (m *mqttRun) checkDiscovery(context.Context) error {
+	prefix := m.statusPrefix()
 	var sensors []string
-	for topic, v := range retained {
+	for topic, v := range m.retained {
 		if !strings.HasPrefix(topic, "homeassistant/device/") || !strings.HasSuffix(topic, "/config") {
 			continue
 		}
@@ -219,23 +137,23 @@ func (t *test) checkMQTT(ctx context.Context) {
 		}
 	}
 	slices.Sort(sensors)
-	t.check(slices.Equal(sensors, []string{"absolute_humidity", "dew_point", "humidity", "temperature"}),
+	m.Check(slices.Equal(sensors, []string{"absolute_humidity", "dew_point", "humidity", "temperature"}),
 		"one Home Assistant device discovery config is retained, its components the four sensors (temperature, humidity, dew point, absolute humidity): %v", sensors)
-	b.mark = len(b.all())
+	m.mqttMark = len(m.mqtt.All())
+	return nil
 }
 
 // checkMQTTWill runs after the watchdog killed and systemd restarted
 // sensord: the broker's last will said offline, and the restarted sensord
 // said online again.
-func (t *test) checkMQTTWill(ctx context.Context) {
-	b := t.mqtt
+func (t *rig) checkMQTTWill(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, mqttWait)
 	defer cancel()
-	status := "sensors/" + settings.BootTestHostname + "/status"
-	off := b.waitMsg(ctx, b.mark, func(m brokerMsg) bool { return m.topic == status && m.payload == "offline" })
-	if !t.check(off >= 0, "the broker's last will publishes %s offline after the watchdog kill", status) {
+	status := t.statusPrefix() + "status"
+	off := t.mqtt.Wait(ctx, t.mqttMark, func(m mosquitto.Msg) bool { return m.Topic == status && m.Payload == "offline" })
+	if !t.Check(off >= 0, "the broker's last will publishes %s offline after the watchdog kill", status) {
 		return
 	}
-	on := b.waitMsg(ctx, off+1, func(m brokerMsg) bool { return m.topic == status && m.payload == "online" })
-	t.check(on >= 0, "the restarted sensord publishes %s online again", status)
+	on := t.mqtt.Wait(ctx, off+1, func(m mosquitto.Msg) bool { return m.Topic == status && m.Payload == "online" })
+	t.Check(on >= 0, "the restarted sensord publishes %s online again", status)
 }

@@ -20,7 +20,7 @@ import (
 // second listener) speaks TLS with a self-signed certificate for
 // <HOSTNAME>.local, whose SHA-256 fingerprint the journal and /healthz
 // show, so a user can compare it with what the browser says.
-func (t *test) checkTLS(ctx context.Context) {
+func (t *rig) checkTLS(ctx context.Context) {
 	// Self-signed: nothing to verify against but the fingerprint itself,
 	// which is what this check compares.
 	conf := &tls.Config{InsecureSkipVerify: true, ServerName: settings.BootTestHostname + ".local"}
@@ -36,7 +36,7 @@ func (t *test) checkTLS(ctx context.Context) {
 		}
 		time.Sleep(2 * time.Second) // the guest's own pace; nothing to wait on from here
 	}
-	if !t.check(err == nil, "port 443 speaks TLS (%v)", err) {
+	if !t.Check(err == nil, "port 443 speaks TLS (%v)", err) {
 		return
 	}
 	leaf := state.PeerCertificates[0]
@@ -47,16 +47,16 @@ func (t *test) checkTLS(ctx context.Context) {
 	}
 	fp := strings.Join(parts, ":")
 	want := settings.BootTestHostname + ".local"
-	t.check(slices.Contains(leaf.DNSNames, want) && state.Version >= tls.VersionTLS12,
+	t.Check(slices.Contains(leaf.DNSNames, want) && state.Version >= tls.VersionTLS12,
 		"the certificate on 443 is for %s (names %q, TLS version %x)", want, leaf.DNSNames, state.Version)
 
 	r, ok := t.guest(ctx, "journalctl -b -u sensord -o cat | grep -o 'sha256=[0-9A-F:]*' | tail -n 1")
 	if ok {
-		t.check(r.Has("sha256="+fp), "the journal shows the certificate's fingerprint %s: %q", fp, strings.Join(r.Lines(), " "))
+		t.Check(r.Has("sha256="+fp), "the journal shows the certificate's fingerprint %s: %q", fp, strings.Join(r.Lines(), " "))
 	}
 	resp, err := (&http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}).
 		Get(fmt.Sprintf("https://127.0.0.1:%d/healthz", t.tlsPort))
-	if !t.check(err == nil, "GET https://.../healthz (%v)", err) {
+	if !t.Check(err == nil, "GET https://.../healthz (%v)", err) {
 		return
 	}
 	defer resp.Body.Close()
@@ -64,5 +64,5 @@ func (t *test) checkTLS(ctx context.Context) {
 		TLSFingerprint string `json:"tls_fingerprint"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&h)
-	t.check(h.TLSFingerprint == fp, "/healthz over https shows the fingerprint: %q", h.TLSFingerprint)
+	t.Check(h.TLSFingerprint == fp, "/healthz over https shows the fingerprint: %q", h.TLSFingerprint)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"sensord/image/boottest/harness"
 	"sensord/image/settings"
 )
 
@@ -24,7 +25,16 @@ const (
 	wifiWait = 2 * time.Minute
 )
 
-// checkWiFi proves WIFI_COUNTRY, WIFI_SSID and WIFI_PASSPHRASE on a real
+// wifiRun is the Wi-Fi checks' state: the radios, when they came up,
+// whether the access point runs.
+type wifiRun struct {
+	*rig
+	sta, ap string
+	up      time.Time
+	apUp    bool
+}
+
+// wifiStep proves WIFI_COUNTRY, WIFI_SSID and WIFI_PASSPHRASE on a real
 // boot. qemu's virt board has no radio, so the test loads the image's own
 // kernel's mac80211_hwsim with two radios that hear each other. The first
 // is the appliance's: the image's udev rule must start
@@ -33,9 +43,35 @@ const (
 // by DHCP. The second becomes that network's access point: the test stops
 // the appliance's wpa_supplicant on it and runs one in AP mode with the
 // same SSID and passphrase, and a DHCP server (systemd-networkd's) on it.
-func (t *test) checkWiFi(ctx context.Context) {
-	failedBefore := t.failed
-	r, ok := t.guest(ctx, "modprobe mac80211_hwsim radios=2 && udevadm settle -t 30; ls -1 /sys/class/net")
+//
+// Each step ends the checks when it fails; once the access point is up, a
+// failure is explained and the access point stopped after the last.
+func (t *rig) wifiStep() harness.Step {
+	w := &wifiRun{rig: t}
+	g := harness.Group("WIFI_*",
+		harness.Do("two simulated radios", w.radios),
+		harness.Do("the access point", w.accessPoint),
+		harness.Do("the appliance joins", w.joins),
+	)
+	return harness.Do(g.Name, func(ctx context.Context) error {
+		failedBefore := t.Failed()
+		defer func() {
+			if !w.apUp {
+				return
+			}
+			if t.Failed() > failedBefore {
+				t.explain(ctx, fmt.Sprintf("journalctl -b -o cat --no-pager -u sensord-wifi@%s | tail -n 15; tail -n 15 /run/boottest-ap.log; networkctl status %s --no-pager | head -n 20", w.sta, w.sta))
+			}
+			t.guest(ctx, "kill $(cat /run/boottest-ap.pid)")
+		}()
+		return g.Run(ctx)
+	})
+}
+
+// radios loads mac80211_hwsim and checks that udev started the
+// appliance's sensord-wifi@ for the first radio.
+func (w *wifiRun) radios(ctx context.Context) error {
+	r, ok := w.guest(ctx, "modprobe mac80211_hwsim radios=2 && udevadm settle -t 30; ls -1 /sys/class/net")
 	var radios []string
 	for _, l := range r.Lines() {
 		if strings.HasPrefix(l, "wl") {
@@ -43,77 +79,83 @@ func (t *test) checkWiFi(ctx context.Context) {
 		}
 	}
 	slices.Sort(radios)
-	if !t.check(ok && r.Status == 0 && len(radios) == 2, "two simulated Wi-Fi radios (mac80211_hwsim): %q", strings.Join(r.Lines(), " ")) {
-		return
+	if !w.Check(ok && r.Status == 0 && len(radios) == 2, "two simulated Wi-Fi radios (mac80211_hwsim): %q", strings.Join(r.Lines(), " ")) {
+		return harness.ErrSkip
 	}
-	sta, ap := radios[0], radios[1]
-	up := time.Now()
-	err := t.waitActive(ctx, "sensord-wifi@"+sta+".service", time.Minute)
-	t.check(err == nil, "udev started sensord-wifi@%s.service for the new radio (%v)", sta, err)
+	w.sta, w.ap = radios[0], radios[1]
+	w.up = time.Now()
+	err := w.waitActive(ctx, "sensord-wifi@"+w.sta+".service", time.Minute)
+	w.Check(err == nil, "udev started sensord-wifi@%s.service for the new radio (%v)", w.sta, err)
+	return nil
+}
 
+// accessPoint turns the second radio into the network's access point.
+func (w *wifiRun) accessPoint(ctx context.Context) error {
 	// The access point holds the passphrase; the appliance (image-test)
 	// only the key Imager computed from it.
-	ssid := t.wifiSSID
+	ssid := w.wifiSSID
 	apConf := []string{
 		"ctrl_interface=/run/boottest-ap", "network={", "ssid=" + hex.EncodeToString([]byte(ssid)),
 		"mode=2", fmt.Sprintf("frequency=%d", apFrequency), "key_mgmt=WPA-PSK", "proto=RSN",
 		"pairwise=CCMP", "group=CCMP", `psk="` + settings.BootTestWiFiPassphrase + `"`,
 	}
-	if t.wifiHidden {
+	if w.wifiHidden {
 		// Beacons without the name: only a station that asks for it by
 		// name (scan_ssid=1) finds the network.
 		apConf = append(apConf, "ignore_broadcast_ssid=1")
 	}
 	apConf = append(apConf, "}")
-	network := []string{"[Match]", "Name=" + ap, "[Network]", "Address=" + apAddress, "DHCPServer=yes"}
+	network := []string{"[Match]", "Name=" + w.ap, "[Network]", "Address=" + apAddress, "DHCPServer=yes"}
 	cmd := strings.Join([]string{
-		"systemctl stop sensord-wifi@" + ap + ".service",
+		"systemctl stop sensord-wifi@" + w.ap + ".service",
 		"printf '%s\\n' " + shellWords(apConf) + " > /run/boottest-ap.conf",
 		"mkdir -p /run/systemd/network",
 		"printf '%s\\n' " + shellWords(network) + " > /run/systemd/network/10-boottest-ap.network",
 		"networkctl reload",
-		"wpa_supplicant -B -D nl80211 -i " + ap + " -c /run/boottest-ap.conf -P /run/boottest-ap.pid -f /run/boottest-ap.log",
+		"wpa_supplicant -B -D nl80211 -i " + w.ap + " -c /run/boottest-ap.conf -P /run/boottest-ap.pid -f /run/boottest-ap.log",
 	}, " && ")
-	r, ok = t.guest(ctx, cmd)
-	if !t.check(ok && r.Status == 0, "access point %q on %s (wpa_supplicant in AP mode, DHCP server by systemd-networkd): %q", ssid, ap, strings.Join(r.Lines(), " | ")) {
-		return
+	r, ok := w.guest(ctx, cmd)
+	if !w.Check(ok && r.Status == 0, "access point %q on %s (wpa_supplicant in AP mode, DHCP server by systemd-networkd): %q", ssid, w.ap, strings.Join(r.Lines(), " | ")) {
+		return harness.ErrSkip
 	}
-	defer t.guest(ctx, "kill $(cat /run/boottest-ap.pid)")
+	w.apUp = true
+	return nil
+}
 
-	// Poll the appliance's side: the kernel's view of the link (operstate
-	// goes up only once wpa_supplicant has finished the WPA handshake,
-	// which needs the passphrase), the address networkd got it, and what
-	// its wpa_supplicant logged. (ip colours its output on a terminal even
-	// with TERM=dumb, hence -color=never.)
+// joins polls the appliance's side: the kernel's view of the link
+// (operstate goes up only once wpa_supplicant has finished the WPA
+// handshake, which needs the passphrase), the address networkd got it,
+// and what its wpa_supplicant logged. (ip colours its output on a terminal
+// even with TERM=dumb, hence -color=never.)
+func (w *wifiRun) joins(ctx context.Context) error {
+	sta, ssid := w.sta, w.wifiSSID
 	status := fmt.Sprintf("cat /sys/class/net/%s/operstate; ip -color=never -4 -o addr show dev %s; "+
 		"journalctl -b -o cat --no-pager -u sensord-wifi@%s | grep -E 'Trying to associate|Key negotiation completed|CTRL-EVENT-CONNECTED' | tail -n 3",
 		sta, sta, sta)
 	var lines []string
 	var addr string
 	for deadline := time.Now().Add(wifiWait); ; {
-		r, ok = t.guest(ctx, status)
+		r, ok := w.guest(ctx, status)
 		lines, addr = r.Lines(), inet(r.Out)
 		if !ok || len(lines) > 0 && lines[0] == "up" && strings.HasPrefix(addr, apPrefix) || time.Now().After(deadline) {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return harness.ErrSkip
 		case <-time.After(3 * time.Second):
 		}
 	}
 	log := strings.Join(lines, "\n")
-	t.check(len(lines) > 0 && lines[0] == "up" && strings.Contains(log, "(SSID='"+wpaEscape(ssid)+"'") &&
+	w.Check(len(lines) > 0 && lines[0] == "up" && strings.Contains(log, "(SSID='"+wpaEscape(ssid)+"'") &&
 		strings.Contains(log, "Key negotiation completed") && strings.Contains(log, "CTRL-EVENT-CONNECTED"),
-		"%s joined WIFI_SSID %q (hidden: %v) with its key (link up after the WPA handshake): %q", sta, ssid, t.wifiHidden, strings.Join(lines, " | "))
-	if t.check(strings.HasPrefix(addr, apPrefix), "systemd-networkd got %s an address by DHCP from the access point: %q", sta, addr) {
-		t.number("simulated radios up to Wi-Fi joined with a DHCP address: %.0f s", time.Since(up).Seconds())
+		"%s joined WIFI_SSID %q (hidden: %v) with its key (link up after the WPA handshake): %q", sta, ssid, w.wifiHidden, strings.Join(lines, " | "))
+	if w.Check(strings.HasPrefix(addr, apPrefix), "systemd-networkd got %s an address by DHCP from the access point: %q", sta, addr) {
+		w.Number("simulated radios up to Wi-Fi joined with a DHCP address: %.0f s", time.Since(w.up).Seconds())
 	}
-	r, _ = t.guest(ctx, fmt.Sprintf("grep -c '^country=%s$' /etc/wpa_supplicant/sensord-wifi.conf", settings.BootTestWiFiCountry))
-	t.check(r.Has("1"), "WIFI_COUNTRY=%s is in the appliance's wpa_supplicant configuration", settings.BootTestWiFiCountry)
-	if t.failed > failedBefore {
-		t.explain(ctx, fmt.Sprintf("journalctl -b -o cat --no-pager -u sensord-wifi@%s | tail -n 15; tail -n 15 /run/boottest-ap.log; networkctl status %s --no-pager | head -n 20", sta, sta))
-	}
+	r, _ := w.guest(ctx, fmt.Sprintf("grep -c '^country=%s$' /etc/wpa_supplicant/sensord-wifi.conf", settings.BootTestWiFiCountry))
+	w.Check(r.Has("1"), "WIFI_COUNTRY=%s is in the appliance's wpa_supplicant configuration", settings.BootTestWiFiCountry)
+	return nil
 }
 
 // shellWords quotes each word for sh, in single quotes.

@@ -472,12 +472,35 @@ type msgStat struct {
 // tally counts the frames, deliveries, disconnects, spread, latency and
 // loss of the messages first seen inside the window.
 func tally(o opts, clients []*client, w window, res *result) {
-	msgs := make(map[uint64]*msgStat, 1<<12)
-	allIDs := make(map[uint64]struct{}, 1<<12)
-	lat := newHist()
-	expected := 0
+	a := gather(clients, w, res)
+	if res.KeyUsed != o.key {
+		a.intIDs = false
+	}
+	spreads := tallyMessages(a, w, res)
+	sort.Slice(spreads, func(i, j int) bool { return spreads[i] < spreads[j] })
+	res.SpreadMs = pct{P50: ms(quantileSorted(spreads, .5)), P99: ms(quantileSorted(spreads, .99)),
+		Max: ms(quantileSorted(spreads, 1)), N: int64(len(spreads))}
+	if a.lat.n > 0 {
+		res.LatencyMs = &pct{P50: us2ms(a.lat.quantile(.5)), P99: us2ms(a.lat.quantile(.99)),
+			Max: us2ms(a.lat.max), N: a.lat.n}
+	}
+	rates(o, w, a.expected, res)
+}
+
+// arrivals is what the clients received, message by message.
+type arrivals struct {
+	msgs     map[uint64]*msgStat
+	allIDs   map[uint64]struct{}
+	lat      *hist
+	expected int  // clients connected when the window opened
+	intIDs   bool // every id is an integer, so gaps can be counted
+}
+
+// gather collects every stopped client's frames into arrivals, and counts
+// its frames, deliveries inside the window and disconnects into res.
+func gather(clients []*client, w window, res *result) arrivals {
+	a := arrivals{msgs: make(map[uint64]*msgStat, 1<<12), allIDs: make(map[uint64]struct{}, 1<<12), lat: newHist(), intIDs: true}
 	discErrs := map[string]int{}
-	intIDs := true
 	for _, c := range clients {
 		if c == nil {
 			continue
@@ -491,43 +514,51 @@ func tally(o opts, clients []*client, w window, res *result) {
 		res.BadFrames += c.bad
 		res.BinaryFrames += c.binary
 		if c.closedAt == 0 || c.closedAt >= w.start {
-			expected++ // connected when the window opened
+			a.expected++ // connected when the window opened
 		}
 		if c.closedAt != 0 && c.closedAt < w.stop {
 			res.Disconnects++
 			discErrs[c.closeErr]++
 		}
-		for _, r := range c.recs {
-			allIDs[r.id] = struct{}{}
-			m := msgs[r.id]
-			if m == nil {
-				m = &msgStat{first: r.t, last: r.t}
-				msgs[r.id] = m
-			}
-			m.first = min(m.first, r.t)
-			m.last = max(m.last, r.t)
-			m.count++
-			if r.t >= w.start && r.t < w.end {
-				res.Deliveries++
-				if r.send != 0 {
-					lat.add((baseWallNs + r.t - r.send) / 1000) // µs
-				}
-			}
-		}
+		a.add(c.recs, w, res)
 		if len(c.recs) > 0 && c.recs[0].id>>62 != 0 {
-			intIDs = false
+			a.intIDs = false
 		}
 	}
 	if len(discErrs) > 0 {
 		res.DiscErrors = discErrs
 	}
-	if res.KeyUsed != o.key {
-		intIDs = false
-	}
+	return a
+}
 
+// add records one client's frames.
+func (a *arrivals) add(recs []rec, w window, res *result) {
+	for _, r := range recs {
+		a.allIDs[r.id] = struct{}{}
+		m := a.msgs[r.id]
+		if m == nil {
+			m = &msgStat{first: r.t, last: r.t}
+			a.msgs[r.id] = m
+		}
+		m.first = min(m.first, r.t)
+		m.last = max(m.last, r.t)
+		m.count++
+		if r.t >= w.start && r.t < w.end {
+			res.Deliveries++
+			if r.send != 0 {
+				a.lat.add((baseWallNs + r.t - r.send) / 1000) // µs
+			}
+		}
+	}
+}
+
+// tallyMessages counts the messages first seen inside the window, their
+// losses and duplicates, and returns their spreads (first to last
+// arrival) unsorted.
+func tallyMessages(a arrivals, w window, res *result) []int64 {
 	var spreads []int64
 	var inWin []uint64
-	for id, m := range msgs {
+	for id, m := range a.msgs {
 		if m.first < w.start || m.first >= w.end {
 			continue
 		}
@@ -536,35 +567,33 @@ func tally(o opts, clients []*client, w window, res *result) {
 		if m.count >= 2 {
 			spreads = append(spreads, m.last-m.first)
 		}
-		if int(m.count) < expected {
+		if int(m.count) < a.expected {
 			res.Loss.PartialMsgs++
-			res.Loss.LostDeliveries += int64(expected - int(m.count))
-		} else if int(m.count) > expected {
-			res.Loss.Duplicates += int64(int(m.count) - expected)
+			res.Loss.LostDeliveries += int64(a.expected - int(m.count))
+		} else if int(m.count) > a.expected {
+			res.Loss.Duplicates += int64(int(m.count) - a.expected)
 		}
 	}
-	if intIDs && len(inWin) > 1 {
-		countGaps(inWin, allIDs, expected, res)
+	if a.intIDs && len(inWin) > 1 {
+		countGaps(inWin, a.allIDs, a.expected, res)
 	}
-	exp := (res.Messages + res.Loss.SeqGaps) * int64(expected)
-	if exp > 0 {
+	if exp := (res.Messages + res.Loss.SeqGaps) * int64(a.expected); exp > 0 {
 		res.Loss.Ratio = round(float64(res.Loss.LostDeliveries)/float64(exp), 6)
 	}
-	sort.Slice(spreads, func(i, j int) bool { return spreads[i] < spreads[j] })
-	res.SpreadMs = pct{P50: ms(quantileSorted(spreads, .5)), P99: ms(quantileSorted(spreads, .99)),
-		Max: ms(quantileSorted(spreads, 1)), N: int64(len(spreads))}
-	if lat.n > 0 {
-		res.LatencyMs = &pct{P50: us2ms(lat.quantile(.5)), P99: us2ms(lat.quantile(.99)),
-			Max: us2ms(lat.max), N: lat.n}
-	}
+	return spreads
+}
+
+// rates fills in the per-second figures over the window.
+func rates(o opts, w window, expected int, res *result) {
 	windowS := float64(w.end-w.start) / 1e9
-	if windowS > 0 {
-		res.MsgsPerS = round(float64(res.Messages)/windowS, 2)
-		res.DeliveredPS = round(float64(res.Deliveries)/windowS, 1)
-		res.ExpectedPerS = round(res.MsgsPerS*float64(expected), 1)
-		if o.targetRate > 0 {
-			res.ExpectedPerS = round(o.targetRate*float64(expected), 1)
-		}
+	if windowS <= 0 {
+		return
+	}
+	res.MsgsPerS = round(float64(res.Messages)/windowS, 2)
+	res.DeliveredPS = round(float64(res.Deliveries)/windowS, 1)
+	res.ExpectedPerS = round(res.MsgsPerS*float64(expected), 1)
+	if o.targetRate > 0 {
+		res.ExpectedPerS = round(o.targetRate*float64(expected), 1)
 	}
 }
 

@@ -1,4 +1,7 @@
-package main
+// Package vm is the plumbing of a boot scenario: qemu as a Machine, the
+// shell on its serial Console, the disk copy it boots and the FAT it
+// boots from (through mtools, no mounts), and the OpenSSH client.
+package vm
 
 import (
 	"bytes"
@@ -59,9 +62,9 @@ func NewConsole(r io.Reader, w io.Writer, log io.Writer) *Console {
 	return c
 }
 
-// waitFor returns the text after the first occurrence of marker at or after
-// offset from, and the offset just past it, once it has arrived.
-func (c *Console) waitFor(ctx context.Context, from int, marker string) (int, error) {
+// WaitFor returns the offset just past the first occurrence of marker at
+// or after offset from, once it has arrived.
+func (c *Console) WaitFor(ctx context.Context, from int, marker string) (int, error) {
 	for {
 		c.mu.Lock()
 		if from > len(c.buf) {
@@ -137,17 +140,17 @@ func (c *Console) Run(ctx context.Context, cmd string) (Result, error) {
 	if _, err := io.WriteString(c.w, line); err != nil {
 		return Result{}, fmt.Errorf("console: %w", err)
 	}
-	begin, err := c.waitFor(ctx, start, fmt.Sprintf("@@B%d", n))
+	begin, err := c.WaitFor(ctx, start, fmt.Sprintf("@@B%d", n))
 	if err != nil {
 		return Result{}, err
 	}
 	endMarker := fmt.Sprintf("@@E%d:", n)
-	after, err := c.waitFor(ctx, begin, endMarker)
+	after, err := c.WaitFor(ctx, begin, endMarker)
 	if err != nil {
 		return Result{}, err
 	}
 	// The status runs to the end of its line.
-	eol, err := c.waitFor(ctx, after, "\n")
+	eol, err := c.WaitFor(ctx, after, "\n")
 	if err != nil {
 		return Result{}, err
 	}
@@ -167,7 +170,7 @@ func (c *Console) Ready(ctx context.Context, poke func() <-chan struct{}) error 
 		wait, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
-			_, err := c.waitFor(wait, start, "@@READY")
+			_, err := c.WaitFor(wait, start, "@@READY")
 			done <- err
 		}()
 		select {

@@ -1,4 +1,4 @@
-package main
+package vm
 
 import (
 	"bytes"
@@ -46,7 +46,7 @@ func TestGuestCmdlineSwapsThePiConsolesForTheVirtMachines(t *testing.T) {
 }
 
 func TestBootFilesReadsKernelAndInitramfsLines(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "config.txt"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "config.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

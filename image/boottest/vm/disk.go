@@ -1,4 +1,4 @@
-package main
+package vm
 
 import (
 	"encoding/binary"
@@ -57,16 +57,16 @@ func GuestCmdline(cmdline string) string {
 		"systemd.mask=serial-getty@ttyAMA0.service",
 		"systemd.show_status=false",
 		"loglevel=4",
-		"systemd.default_device_timeout_sec="+guestDeviceTimeout,
+		"systemd.default_device_timeout_sec="+DeviceTimeout,
 	), " ")
 }
 
-// guestDeviceTimeout is how long systemd in the emulated guest waits for a
+// DeviceTimeout is how long systemd in the emulated guest waits for a
 // device (the boot partition by label) before failing its mounts: the
 // default 90 s was seen to run out at load average 13-16 on the 2-core
 // build machine, and the boot ended in emergency mode. A Pi finds its card
 // in seconds.
-const guestDeviceTimeout = "600"
+const DeviceTimeout = "600"
 
 // BootFiles finds the kernel and initrd config.txt loads: its kernel= and
 // initramfs lines (the Pi firmware's config, written by raspi-firmware).
@@ -86,9 +86,9 @@ func BootFiles(configTxt string) (kernel, initrd string, err error) {
 	return kernel, initrd, nil
 }
 
-// checkABLayout checks the A/B image's table: FAT32 boot, two equal Linux
+// CheckABLayout checks the A/B image's table: FAT32 boot, two equal Linux
 // root slots, a Linux data partition last.
-func checkABLayout(p [4]Partition) error {
+func CheckABLayout(p [4]Partition) error {
 	if p[0].Type != 0x0c || p[1].Type != 0x83 || p[2].Type != 0x83 || p[3].Type != 0x83 {
 		return fmt.Errorf("partition types %#x %#x %#x %#x: want FAT32 LBA (0xc), then three Linux (0x83): slot A, slot B, data",
 			p[0].Type, p[1].Type, p[2].Type, p[3].Type)
