@@ -88,7 +88,7 @@ func runAB(cmd string, args []string, stdout io.Writer) (bool, error) {
 		if *version == "" || *release == 0 {
 			return true, errors.New("usage: imgtool state -version V -release R")
 		}
-		b, err := update.State{Committed: update.SlotA, A: update.SlotInfo{Version: *version, Release: *release}}.Marshal()
+		b, err := update.SlotState{Committed: update.SlotA, A: update.SlotInfo{Version: *version, Release: *release}}.Marshal()
 		if err != nil {
 			return true, err
 		}

@@ -43,7 +43,7 @@
 // sensor loop and broadcasters make progress (the same test as its
 // systemd watchdog); its sensor is reading when a good reading came
 // within SensorFresh. At install, sensorctl records whether the sensor
-// was reading then (State.SensorAtInstall). On the trial boot,
+// was reading then (SlotState.SensorAtInstall). On the trial boot,
 // `sensorctl boot` (sensord-update.service) reads the verdict every few
 // seconds:
 //

@@ -36,7 +36,7 @@ echo "$slot $mode"`
 // does not interpret (versions, releases, the sensor at install, keys of
 // a later version) come back as Go wrote them, in the Go writer's order.
 func TestInitramfsReadsWhatGoWrites(t *testing.T) {
-	slots := func(st State) State {
+	slots := func(st SlotState) SlotState {
 		st.A = SlotInfo{"v1.4", 14}
 		st.B = SlotInfo{"v1.5", 15}
 		st.Unknown = []string{"from_a_later_version=x"}
@@ -44,21 +44,21 @@ func TestInitramfsReadsWhatGoWrites(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name       string
-		in, want   State
+		in, want   SlotState
 		slot, mode string
 	}{
 		{"committed, nothing pending: boots the committed slot, state unchanged",
-			slots(State{Committed: SlotA}), slots(State{Committed: SlotA}), SlotA, ModeCommitted},
+			slots(SlotState{Committed: SlotA}), slots(SlotState{Committed: SlotA}), SlotA, ModeCommitted},
 		{"a trial with a try left: takes the try, boots the trial",
-			slots(State{Committed: SlotA, Trial: SlotB, Tries: 1, SensorAtInstall: SensorReading}),
-			slots(State{Committed: SlotA, Trial: SlotB, Tries: 0, SensorAtInstall: SensorReading}), SlotB, ModeTrial},
+			slots(SlotState{Committed: SlotA, Trial: SlotB, Tries: 1, SensorAtInstall: SensorReading}),
+			slots(SlotState{Committed: SlotA, Trial: SlotB, Tries: 0, SensorAtInstall: SensorReading}), SlotB, ModeTrial},
 		{"a trial without a try left: rolls back, notes the failed slot",
-			slots(State{Committed: SlotB, Trial: SlotA, Tries: 0, SensorAtInstall: SensorNotReading}),
-			slots(State{Committed: SlotB, Failed: SlotA, SensorAtInstall: SensorNotReading}), SlotB, ModeRolledBack},
+			slots(SlotState{Committed: SlotB, Trial: SlotA, Tries: 0, SensorAtInstall: SensorNotReading}),
+			slots(SlotState{Committed: SlotB, Failed: SlotA, SensorAtInstall: SensorNotReading}), SlotB, ModeRolledBack},
 		{"after a rollback: the committed slot, failed kept",
-			slots(State{Committed: SlotB, Failed: SlotA}), slots(State{Committed: SlotB, Failed: SlotA}), SlotB, ModeCommitted},
+			slots(SlotState{Committed: SlotB, Failed: SlotA}), slots(SlotState{Committed: SlotB, Failed: SlotA}), SlotB, ModeCommitted},
 		{"an image's first state",
-			State{Committed: SlotA, A: SlotInfo{"v1", 1}}, State{Committed: SlotA, A: SlotInfo{"v1", 1}}, SlotA, ModeCommitted},
+			SlotState{Committed: SlotA, A: SlotInfo{"v1", 1}}, SlotState{Committed: SlotA, A: SlotInfo{"v1", 1}}, SlotA, ModeCommitted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "state")

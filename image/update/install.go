@@ -56,7 +56,7 @@ type InstallOptions struct {
 // CheckRelease refuses a bundle whose release is the running slot's or
 // not newer than the committed slot's, naming both; a bundle or slot
 // without a release number counts as release 0.
-func CheckRelease(st State, running string, m Manifest) error {
+func CheckRelease(st SlotState, running string, m Manifest) error {
 	run := st.Slot(running)
 	if m.Release == run.Release {
 		return fmt.Errorf("%w: bundle release %d (version %s) is the release already running in slot %s (release %d, version %s)%s",
@@ -189,7 +189,7 @@ func (u *Updater) Install(path string, o InstallOptions) (Manifest, error) {
 
 // Trial is the running trial's state, for the health gate: nil when this
 // boot is not a trial.
-func (u *Updater) Trial() (*State, error) {
+func (u *Updater) Trial() (*SlotState, error) {
 	if u.Boot.Mode != ModeTrial {
 		return nil, nil
 	}

@@ -19,7 +19,7 @@ const (
 
 // Outcome is the last update attempt's result, /data/update/last: what
 // `sensorctl status`, the journal and the dashboard's update panel show.
-// The same KEY=value form as State; Marshal writes it, ParseOutcome
+// The same KEY=value form as SlotState; Marshal writes it, ParseOutcome
 // reads it.
 type Outcome struct {
 	Outcome string

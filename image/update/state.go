@@ -33,7 +33,7 @@ func ValidSlot(s string) bool { return s == SlotA || s == SlotB }
 // ErrState is a state, boot or outcome file that does not parse.
 var ErrState = errors.New("update: bad state file")
 
-// Sensor states recorded at install time (State.SensorAtInstall).
+// Sensor states recorded at install time (SlotState.SensorAtInstall).
 const (
 	SensorReading    = "reading"     // a good reading within SensorFresh of the install
 	SensorNotReading = "not-reading" // failing, waiting, or sensord not answering
@@ -45,10 +45,10 @@ type SlotInfo struct {
 	Release uint64 // 0: written by an updater or image without release numbers
 }
 
-// State is the slot state, /data/update/state on the data partition: a
+// SlotState is the slot state, /data/update/state on the data partition: a
 // text file of KEY=value lines that the initramfs
 // (image/initramfs/sensord-state, a plain shell with no sed or grep)
-// reads and rewrites at every boot, and that ParseState and State.Marshal
+// reads and rewrites at every boot, and that ParseState and SlotState.Marshal
 // read and write here; nothing else reads it.
 //
 //	committed=A             the slot that boots when no trial is pending
@@ -63,7 +63,7 @@ type SlotInfo struct {
 //	                            was installed (the trial's health gate)
 //
 // Lines with keys this version does not know are kept, in order.
-type State struct {
+type SlotState struct {
 	Committed       string
 	Trial           string // "" for none
 	Tries           int
@@ -74,7 +74,7 @@ type State struct {
 }
 
 // Slot is slot s's SlotInfo.
-func (st *State) Slot(s string) *SlotInfo {
+func (st *SlotState) Slot(s string) *SlotInfo {
 	if s == SlotB {
 		return &st.B
 	}
@@ -113,8 +113,8 @@ func parseSlot(v string, empty bool) (string, error) {
 
 // ParseState reads a slot state. A missing committed= is slot A, as the
 // initramfs reads it.
-func ParseState(r io.Reader) (State, error) {
-	st := State{Committed: SlotA}
+func ParseState(r io.Reader) (SlotState, error) {
+	st := SlotState{Committed: SlotA}
 	err := parseLines(r, func(k, v, line string) error {
 		var err error
 		switch k {
@@ -141,7 +141,7 @@ func ParseState(r io.Reader) (State, error) {
 		return err
 	})
 	if err != nil {
-		return State{}, err
+		return SlotState{}, err
 	}
 	return st, nil
 }
@@ -173,7 +173,7 @@ func marshalLines(lines []kv, extra []string) ([]byte, error) {
 
 // Marshal is the state file's content: the keys in a fixed order, empty
 // ones left out, then the unknown lines.
-func (st State) Marshal() ([]byte, error) {
+func (st SlotState) Marshal() ([]byte, error) {
 	if !ValidSlot(st.Committed) {
 		return nil, fmt.Errorf("%w: committed slot %q", ErrState, st.Committed)
 	}
@@ -203,21 +203,21 @@ func (st State) Marshal() ([]byte, error) {
 }
 
 // ReadState reads the state file at path.
-func ReadState(path string) (State, error) {
+func ReadState(path string) (SlotState, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return State{}, fmt.Errorf("update: %w", err)
+		return SlotState{}, fmt.Errorf("update: %w", err)
 	}
 	defer f.Close()
 	st, err := ParseState(f)
 	if err != nil {
-		return State{}, fmt.Errorf("%s: %w", path, err)
+		return SlotState{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return st, nil
 }
 
 // WriteState replaces the state file at path (WriteFileAtomic).
-func WriteState(path string, st State) error {
+func WriteState(path string, st SlotState) error {
 	b, err := st.Marshal()
 	if err != nil {
 		return err

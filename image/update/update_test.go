@@ -108,7 +108,7 @@ func newRig(t *testing.T, key ed25519.PublicKey, slotBytes int64) *rig {
 	return r
 }
 
-func (r *rig) state(t *testing.T) State {
+func (r *rig) state(t *testing.T) SlotState {
 	t.Helper()
 	st, err := ReadState(r.u.StatePath)
 	if err != nil {
@@ -254,7 +254,7 @@ func TestStateRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := State{Committed: SlotB, Trial: SlotA, Tries: 1, A: SlotInfo{"v2", 7}, B: SlotInfo{"v1", 0}, Unknown: []string{"future=x"}}
+	want := SlotState{Committed: SlotB, Trial: SlotA, Tries: 1, A: SlotInfo{"v2", 7}, B: SlotInfo{"v1", 0}, Unknown: []string{"future=x"}}
 	if !reflect.DeepEqual(st, want) {
 		t.Errorf("got %+v, want %+v", st, want)
 	}
@@ -277,7 +277,7 @@ func TestStateRoundTrip(t *testing.T) {
 }
 
 func TestCheckReleaseNamesBothVersions(t *testing.T) {
-	st := State{Committed: SlotA, A: SlotInfo{"v1.4", 14}, B: SlotInfo{"v1.3", 13}}
+	st := SlotState{Committed: SlotA, A: SlotInfo{"v1.4", 14}, B: SlotInfo{"v1.3", 13}}
 	for _, tc := range []struct {
 		name    string
 		m       Manifest
@@ -306,7 +306,7 @@ func TestCheckReleaseNamesBothVersions(t *testing.T) {
 	}
 	// A card whose slots carry no release yet (installed before release
 	// numbers) takes any bundle that has one.
-	if err := CheckRelease(State{Committed: SlotA, A: SlotInfo{Version: "old"}}, SlotA, Manifest{Release: 1}); err != nil {
+	if err := CheckRelease(SlotState{Committed: SlotA, A: SlotInfo{Version: "old"}}, SlotA, Manifest{Release: 1}); err != nil {
 		t.Errorf("release 1 on a card without releases: %v", err)
 	}
 }
