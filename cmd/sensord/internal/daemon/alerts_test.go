@@ -120,11 +120,16 @@ func TestAlertRaisedRetainedKeptAcrossARestartAndCleared(t *testing.T) {
 	if !strings.HasPrefix(got, fmt.Sprintf(alertShape, "warm", "cleared", "temperature", "15", "19")) {
 		t.Fatalf("after a cold restart got %s, want the clear", got)
 	}
-	if strings.Count(p.logs(), "alert cleared") != 1 || !strings.Contains(p.logs(), `level=INFO msg="alert cleared" alert=warm metric=temperature value=15.0 threshold=19.0`) {
-		t.Fatalf("want one INFO clear:\n%s", p.logs())
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, alertStateFile)); !strings.Contains(string(b), `"active":[]`) {
-		t.Fatalf("state file after the clear: %s", b)
+	// The log line and the state file follow the frame: wait for them.
+	testutil.Until(t, 10*time.Second, func() bool {
+		return strings.Contains(p.logs(), `level=INFO msg="alert cleared" alert=warm metric=temperature value=15.0 threshold=19.0`)
+	}, func() string { return "want an INFO clear:\n" + p.logs() })
+	testutil.Until(t, 10*time.Second, func() bool {
+		b, _ = os.ReadFile(filepath.Join(dir, alertStateFile))
+		return strings.Contains(string(b), `"active":[]`)
+	}, func() string { return fmt.Sprintf("state file after the clear: %s", b) })
+	if n := strings.Count(p.logs(), "alert cleared"); n != 1 {
+		t.Fatalf("want one INFO clear, got %d:\n%s", n, p.logs())
 	}
 }
 

@@ -37,9 +37,10 @@ func TestAStoppedSensorIsPowerCycledThroughThePowerPin(t *testing.T) {
 	if got := metricValue(t, p, "sensord_sensor_power_cycles_total"); got != "1" {
 		t.Errorf("power cycles %s, want 1", got)
 	}
-	logs := p.logs()
-	if !strings.Contains(logs, `level=WARN msg="sensor power cycle: switching the sensor off and on again"`) || !strings.Contains(logs, "power=GPIO17(sim)") ||
-		!strings.Contains(logs, `msg="sensor answers again after its power cycle"`) {
-		t.Errorf("the journal does not tell the power cycle:\n%s", logs)
-	}
+	// The lines may follow the counter: wait for them.
+	testutil.Until(t, 10*time.Second, func() bool {
+		logs := p.logs()
+		return strings.Contains(logs, `level=WARN msg="sensor power cycle: switching the sensor off and on again"`) && strings.Contains(logs, "power=GPIO17(sim)") &&
+			strings.Contains(logs, `msg="sensor answers again after its power cycle"`)
+	}, func() string { return "the journal does not tell the power cycle:\n" + p.logs() })
 }

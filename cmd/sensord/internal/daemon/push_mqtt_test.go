@@ -132,7 +132,7 @@ func TestMQTTCommandTopicPushesAndClientEventsCarryTheSession(t *testing.T) {
 					t.Errorf("metrics lack %s", want)
 				}
 			}
-			if !strings.Contains(p.logs(), "mqtt push refused") {
+			if !testutil.Within(10*time.Second, func() bool { return strings.Contains(p.logs(), "mqtt push refused") }) {
 				t.Error("no log line says why a push was refused")
 			}
 
