@@ -641,15 +641,21 @@ func (b *Bridge) sendBacklog(ctx context.Context, c paho.Client, rs []Publicatio
 
 // backfill sends, from Backfill, the readings after filled (every one up
 // to it is delivered) and before to (the oldest in hand): those the full
-// queue dropped. It advances filled with each batch acknowledged, so a
-// connection lost halfway resumes where it stopped.
+// queue dropped. With nothing delivered yet (a broker lost before it
+// acknowledged the first reading), every dropped reading is missing, so
+// it starts at the oldest the queue dropped. It advances filled with each
+// batch acknowledged, so a connection lost halfway resumes where it
+// stopped.
 func (b *Bridge) backfill(ctx context.Context, c paho.Client, to time.Time) error {
 	_, dropped := b.q.stats()
-	if b.o.Backfill == nil || b.filled.IsZero() || dropped == b.seenDropped {
+	if b.o.Backfill == nil || dropped == b.seenDropped {
 		return nil
 	}
 	from := b.filled.Add(time.Millisecond)
-	if !from.Before(to) {
+	if b.filled.IsZero() {
+		from = b.q.oldestDropped()
+	}
+	if from.IsZero() || !from.Before(to) {
 		b.seenDropped = dropped
 		return nil
 	}

@@ -1,6 +1,9 @@
 package mqtt
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // queue holds the readings not yet published, at most cap of them; a push
 // into a full queue drops the oldest. It is a ring under a mutex: push is
@@ -12,6 +15,9 @@ type queue struct {
 	head    int           // index of the oldest entry
 	n       int           // entries held
 	dropped uint64        // readings pushed out by newer ones
+	// firstDropped is the time of the oldest reading ever dropped: where
+	// a back-fill starts when nothing was delivered before the drops.
+	firstDropped time.Time
 }
 
 func newQueue(capacity int) *queue { return &queue{buf: make([]Publication, capacity)} }
@@ -21,6 +27,7 @@ func (q *queue) push(r Publication) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.n == len(q.buf) {
+		q.noteDrop(q.buf[q.head].Time)
 		q.buf[q.head] = Publication{}
 		q.head = (q.head + 1) % len(q.buf)
 		q.n--
@@ -57,12 +64,32 @@ func (q *queue) putBack(rs []Publication) {
 	for i := len(rs) - 1; i >= 0; i-- {
 		if q.n == len(q.buf) {
 			q.dropped += uint64(i + 1)
+			q.noteDrop(rs[0].Time)
 			return
 		}
 		q.head = (q.head - 1 + len(q.buf)) % len(q.buf)
 		q.buf[q.head] = rs[i]
 		q.n++
 	}
+}
+
+// noteDrop keeps t if it is the oldest dropped so far (a reading without
+// a time cannot be found in a history); q.mu is held.
+func (q *queue) noteDrop(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	if q.firstDropped.IsZero() || t.Before(q.firstDropped) {
+		q.firstDropped = t
+	}
+}
+
+// oldestDropped is the time of the oldest reading ever dropped (zero
+// while none was).
+func (q *queue) oldestDropped() time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.firstDropped
 }
 
 func (q *queue) stats() (held int, dropped uint64) {

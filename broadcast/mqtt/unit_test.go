@@ -26,6 +26,10 @@ func TestQueueDropsTheOldestAndPutsBackAtTheFront(t *testing.T) {
 	if held, dropped := q.stats(); held != 3 || dropped != 2 {
 		t.Fatalf("held %d dropped %d, want 3 2", held, dropped)
 	}
+	// A back-fill with nothing delivered starts at the oldest dropped.
+	if got := q.oldestDropped(); !got.Equal(time.UnixMilli(0)) {
+		t.Fatalf("oldest dropped %v, want reading 0", got)
+	}
 	taken := q.takeAll()
 	if got := ms(taken); !slices.Equal(got, []int64{2, 3, 4}) {
 		t.Fatalf("took %v", got)
@@ -37,6 +41,12 @@ func TestQueueDropsTheOldestAndPutsBackAtTheFront(t *testing.T) {
 	}
 	if _, dropped := q.stats(); dropped != 3 {
 		t.Errorf("dropped %d, want 3", dropped)
+	}
+	if got := q.oldestDropped(); !got.Equal(time.UnixMilli(0)) {
+		t.Errorf("oldest dropped %v after a put-back dropped reading 2, want reading 0 still", got)
+	}
+	if empty := newQueue(1); !empty.oldestDropped().IsZero() {
+		t.Error("a queue that dropped nothing has an oldest dropped")
 	}
 }
 
