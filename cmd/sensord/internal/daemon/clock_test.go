@@ -70,6 +70,7 @@ func TestHeldReadingsAreStoredAndPublishedWithTheClocksTimeOnceItIsSet(t *testin
 		live = append(live, f)
 	}
 
+	p.judge(t)
 	code, h := p.healthz(t)
 	if code != http.StatusOK || h.Status != health.StatusDegraded || !strings.HasPrefix(h.Reason, "clock not set: ") ||
 		h.Clock.Trusted || !h.Clock.Hold || h.Clock.Held < 10 || h.Clock.Problem == "" || h.Clock.Fix == "" {

@@ -166,7 +166,7 @@ type daemon struct {
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health
-// window (time.Now but in tests).
+// window and of the poller's counters (time.Now but in tests).
 func newDaemon(cfg *Config, dev sensor.Sensor, warnings []string, log *slog.Logger, now func() time.Time) (*daemon, error) {
 	raw := dev
 	dev = sensor.Calibrated(dev, cfg.offsets())
@@ -177,6 +177,9 @@ func newDaemon(cfg *Config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	d.newClock()
 	d.openHistory()
 	pollOpts := sensor.PeriodicOpts(cfg.Period)
+	// The poller's counters and progress are judged against now (the
+	// watch, the watchdog's gate): they must be stamped by the same clock.
+	pollOpts.Now = now
 	backoff := pollOpts.MaxBackoff
 	p, err := sensor.NewPoller(dev, &pollOpts)
 	if err != nil {

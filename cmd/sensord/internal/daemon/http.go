@@ -67,9 +67,10 @@ func (d *daemon) newAnswerer() *api.Answerer {
 	}
 }
 
-// newChecker is /healthz: the window at -period over the poller's
-// counters, the watchdog's gate, the MQTT link as the one part that only
-// degrades, and the rest of the daemon's state described.
+// newChecker is /healthz: the sensor watch's verdict over the poller's
+// counters, the watchdog's gate, the clock as a part that only degrades,
+// and the rest of the daemon's state described (the outputs, whose links
+// only degrade too).
 func (d *daemon) newChecker() *health.Checker {
 	return &health.Checker{
 		Now:      d.now,
@@ -77,8 +78,9 @@ func (d *daemon) newChecker() *health.Checker {
 		Window:   health.Window{Period: d.cfg.Period},
 		Version:  d.cfg.Build,
 		Sensor:   d.poller.Stats,
+		Verdict:  d.watch.Current,
 		Alive:    d.healthy,
-		Degraded: []func() string{d.clockDown, d.sensorDegraded},
+		Degraded: []func() string{d.clockDown},
 		Describe: d.describe,
 	}
 }
@@ -96,7 +98,6 @@ func (d *daemon) sensorDegraded() string {
 // parts among it, and returns why an output degrades the daemon.
 func (d *daemon) describe(h *health.Report) string {
 	h.Sensor.Name = d.dev.String()
-	h.Sensor.SensorState = d.watch.Current()
 	h.Clients = map[string]int{}
 	for path, s := range d.servers() {
 		h.Clients[path] = s.Clients()

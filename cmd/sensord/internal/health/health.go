@@ -7,10 +7,18 @@
 // that matches wins):
 //
 //	loops stuck (Alive fails)                 503 unhealthy  Alive's error
-//	no good reading for longer than Window    503 unhealthy  how long, the last error
-//	no good reading yet, within Window        200 starting   no good reading yet
+//	the sensor's verdict is failing or stuck  503 unhealthy  the verdict's summary
+//	the sensor's verdict is waiting           200 starting   no good reading yet
 //	a Degraded part down                      200 degraded   that part's reason
+//	the sensor's verdict is degraded          200 degraded   the verdict's summary
+//	a part Describe described is down         200 degraded   its reason
 //	otherwise                                 200 ok
+//
+// The sensor's part is the steady verdict of package sensorwatch, not a
+// look at the last reading's age: a sensor failing half its reads misses
+// three periods in a row now and then, and a status that followed those
+// gaps would flip between 200 and 503 while the banner, the journal and
+// sensor.state all say "degraded"; the status says so too, with a 200.
 //
 // A degraded part (the MQTT broker) never gets a 503: the watchdog's gate
 // does not look at it either, so a dead broker cannot get the daemon
@@ -23,7 +31,6 @@
 package health
 
 import (
-	"fmt"
 	"math"
 	"net/http"
 	"time"
@@ -47,10 +54,10 @@ const (
 // not yet late.
 const windowSlack = time.Second
 
-// Window is how long the sensor may go without a good reading before the
-// daemon counts as unhealthy: three periods, so one or two failed reads
-// (which a DHT22 has now and then) do not flap the status, and a second.
-// A fresh daemon gets the same grace from its start.
+// Window is how long the sensor may go without a good reading before its
+// verdict is no longer ok (package sensorwatch): three periods, so one or
+// two failed reads (which a DHT22 has now and then) do not count, and a
+// second. A fresh daemon gets the same grace from its start.
 type Window struct {
 	Period time.Duration
 }
@@ -84,11 +91,16 @@ type Checker struct {
 	// Started is when the daemon started: the window's start until a good
 	// reading comes, and uptime's zero.
 	Started time.Time
-	Window  Window
+	// Window's period is reported as the sensor's.
+	Window Window
 	// Version is the firmware's version, reported as is.
 	Version string
 	// Sensor returns the poller's counters.
 	Sensor func() sensor.Stats
+	// Verdict returns the sensor's steady verdict (package sensorwatch):
+	// failing or stuck make the daemon unhealthy, waiting is starting,
+	// degraded degrades it.
+	Verdict func() SensorState
 	// Alive is the watchdog's gate: nil while the loops make progress,
 	// otherwise which one is stuck.
 	Alive func() error
@@ -99,7 +111,7 @@ type Checker struct {
 	// Describe fills the report's other parts (names, clients, the
 	// outputs, the device) and returns why a part it described degrades
 	// the daemon ("" when none does), weighed after Degraded. It sees the
-	// sensor counters already filled in.
+	// sensor's counters and verdict already filled in.
 	Describe func(*Report) (degraded string)
 }
 
@@ -129,6 +141,9 @@ func (c *Checker) Check() (int, Report) {
 	if !st.LastSuccess.IsZero() {
 		r.Sensor.LastSuccess = st.LastSuccess.UnixMilli()
 	}
+	// The report carries the same verdict the status is decided by.
+	verdict := c.Verdict()
+	r.Sensor.SensorState = verdict
 	described := ""
 	if c.Describe != nil {
 		described = c.Describe(&r)
@@ -141,18 +156,15 @@ func (c *Checker) Check() (int, Report) {
 	}
 
 	alive := c.Alive()
-	switch age, over := c.Window.Overdue(now, st.LastSuccess, c.Started); {
-	case alive != nil:
-		r.Status, r.Reason = StatusUnhealthy, alive.Error()
-	case over:
-		r.Status = StatusUnhealthy
-		r.Reason = fmt.Sprintf("no good reading for %s (expected one every %s)", age.Round(time.Second), c.Window.Period)
-		if st.LastError != "" {
-			r.Reason += "; last error: " + st.LastError
-		}
-	case st.LastSuccess.IsZero():
+	switch verdict.State {
+	case SensorFailing, SensorStuck:
+		r.Status, r.Reason = StatusUnhealthy, verdict.Summary
+	case SensorWaiting:
 		// Within the start-up grace, but nothing proves the sensor works.
 		r.Status, r.Reason = StatusStarting, "no good reading yet"
+	}
+	if alive != nil {
+		r.Status, r.Reason = StatusUnhealthy, alive.Error()
 	}
 	if r.Status == StatusOK {
 		for _, down := range c.Degraded {
@@ -160,6 +172,9 @@ func (c *Checker) Check() (int, Report) {
 				r.Status, r.Reason = StatusDegraded, why
 				break
 			}
+		}
+		if r.Status == StatusOK && verdict.State == SensorDegraded {
+			r.Status, r.Reason = StatusDegraded, verdict.Summary
 		}
 		if r.Status == StatusOK && described != "" {
 			r.Status, r.Reason = StatusDegraded, described

@@ -32,21 +32,24 @@ var start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 type fixture struct {
 	clock *clock
 	stats sensor.Stats
-	alive error
-	mqtt  string
+	// verdict is the sensor watch's; ok unless a step sets another.
+	verdict SensorState
+	alive   error
+	mqtt    string
 	// output is what Describe says degrades an output.
 	output string
 	c      *Checker
 }
 
 func newFixture() *fixture {
-	f := &fixture{clock: &clock{t: start}}
+	f := &fixture{clock: &clock{t: start}, verdict: SensorState{State: SensorOK}}
 	f.c = &Checker{
 		Now:      f.clock.now,
 		Started:  start,
 		Window:   Window{Period: 2 * time.Second},
 		Version:  "v-test",
 		Sensor:   func() sensor.Stats { return f.stats },
+		Verdict:  func() SensorState { return f.verdict },
 		Alive:    func() error { return f.alive },
 		Degraded: []func() string{func() string { return f.mqtt }},
 		Describe: func(r *Report) string { r.Sensor.Name = "dht22 on GPIO4"; r.Name = "kitchen"; return f.output },
@@ -71,7 +74,9 @@ func (f *fixture) fail(err string) {
 	f.stats.LastError, f.stats.LastErrorTime = err, f.clock.now()
 }
 
-func TestTheHealthWindow(t *testing.T) {
+func TestTheStatusFollowsTheSensorsVerdict(t *testing.T) {
+	failing := SensorState{State: SensorFailing, Summary: "failing: no good reading for 2m1s; the sensor on GPIO4 does not answer"}
+	degraded := SensorState{State: SensorDegraded, Summary: "degraded: 50 % of reads failed in the last 10 minutes (150 of 300); the sensor's answers on GPIO4 arrive garbled"}
 	tests := []struct {
 		name       string
 		steps      func(f *fixture)
@@ -79,41 +84,52 @@ func TestTheHealthWindow(t *testing.T) {
 		wantStatus string
 		wantReason string
 	}{
-		{"a fresh daemon without a reading is starting, not ok", func(f *fixture) {},
-			200, StatusStarting, "no good reading yet"},
-		{"failed reads within the start-up grace are still starting", func(f *fixture) {
-			f.clock.advance(5 * time.Second)
-			f.fail("dht22: timeout")
+		{"a fresh daemon without a reading is starting, not ok", func(f *fixture) {
+			f.verdict = SensorState{State: SensorWaiting}
 		}, 200, StatusStarting, "no good reading yet"},
-		{"no reading three periods and a second after the start is unhealthy", func(f *fixture) {
-			f.clock.advance(7*time.Second + time.Millisecond)
+		{"a failing sensor is unhealthy, in the verdict's words", func(f *fixture) {
 			f.fail("dht22: no response on GPIO4: timeout")
-		}, 503, StatusUnhealthy, "no good reading for 7s (expected one every 2s); last error: dht22: no response on GPIO4: timeout"},
+			f.verdict = failing
+		}, 503, StatusUnhealthy, failing.Summary},
+		{"a stuck read is unhealthy", func(f *fixture) {
+			f.verdict = SensorState{State: SensorStuck, Summary: "stuck: a read of the sensor on GPIO4 has not returned for 31s"}
+		}, 503, StatusUnhealthy, "stuck: a read of the sensor on GPIO4 has not returned for 31s"},
 		{"a good reading makes it ok", func(f *fixture) {
 			f.clock.advance(2 * time.Second)
 			f.read()
 		}, 200, StatusOK, ""},
-		{"ok until the window has passed since the last reading", func(f *fixture) {
-			f.read()
-			f.clock.advance(7 * time.Second)
-		}, 200, StatusOK, ""},
-		{"a reading older than three periods and a second is stale: unhealthy", func(f *fixture) {
+		// At a 50 % error rate three periods without a good reading come
+		// now and then; the verdict stays degraded, and so does the status.
+		{"a degraded sensor whose last reading is past the window is degraded, not a 503", func(f *fixture) {
 			f.read()
 			f.clock.advance(20 * time.Second)
-		}, 503, StatusUnhealthy, "no good reading for 20s (expected one every 2s)"},
+			f.fail("dht22: checksum mismatch")
+			f.verdict = degraded
+		}, 200, StatusDegraded, degraded.Summary},
 		{"a stuck loop is unhealthy whatever the readings", func(f *fixture) {
 			f.read()
 			f.alive = errors.New("broadcaster /ws/api stuck for 16s")
 		}, 503, StatusUnhealthy, "broadcaster /ws/api stuck for 16s"},
+		{"a stuck loop outranks a failing sensor", func(f *fixture) {
+			f.verdict = failing
+			f.alive = errors.New("sensor loop stuck for 31s")
+		}, 503, StatusUnhealthy, "sensor loop stuck for 31s"},
 		{"a broker that is down degrades but stays 200", func(f *fixture) {
 			f.read()
 			f.mqtt = "mqtt disconnected: connection refused"
 		}, 200, StatusDegraded, "mqtt disconnected: connection refused"},
-		{"a stale sensor outranks the broker", func(f *fixture) {
-			f.read()
-			f.clock.advance(time.Minute)
+		{"a failing sensor outranks the broker", func(f *fixture) {
+			f.verdict = failing
 			f.mqtt = "mqtt disconnected: connection refused"
-		}, 503, StatusUnhealthy, "no good reading for 1m0s"},
+		}, 503, StatusUnhealthy, failing.Summary},
+		{"a Degraded part is weighed before a degraded sensor", func(f *fixture) {
+			f.verdict = degraded
+			f.mqtt = "mqtt connecting"
+		}, 200, StatusDegraded, "mqtt connecting"},
+		{"a degraded sensor is weighed before a described output", func(f *fixture) {
+			f.verdict = degraded
+			f.output = "history cannot be written"
+		}, 200, StatusDegraded, degraded.Summary},
 		{"a described output that is down degrades but stays 200", func(f *fixture) {
 			f.read()
 			f.output = "history cannot be written"
@@ -124,6 +140,7 @@ func TestTheHealthWindow(t *testing.T) {
 			f.output = "history cannot be written"
 		}, 200, StatusDegraded, "mqtt connecting"},
 		{"starting outranks the broker", func(f *fixture) {
+			f.verdict = SensorState{State: SensorWaiting}
 			f.mqtt = "mqtt connecting"
 		}, 200, StatusStarting, "no good reading yet"},
 	}
@@ -132,8 +149,11 @@ func TestTheHealthWindow(t *testing.T) {
 			f := newFixture()
 			tt.steps(f)
 			code, r := f.c.Check()
-			if code != tt.wantCode || r.Status != tt.wantStatus || !strings.HasPrefix(r.Reason, tt.wantReason) || (tt.wantReason == "" && r.Reason != "") {
+			if code != tt.wantCode || r.Status != tt.wantStatus || r.Reason != tt.wantReason {
 				t.Errorf("Check = %d %q %q, want %d %q %q", code, r.Status, r.Reason, tt.wantCode, tt.wantStatus, tt.wantReason)
+			}
+			if r.Sensor.SensorState != f.verdict {
+				t.Errorf("the report's sensor state %+v is not the verdict the status came from %+v", r.Sensor.SensorState, f.verdict)
 			}
 		})
 	}
@@ -172,7 +192,7 @@ func TestTheReportCarriesCountersAndKeepsItsShape(t *testing.T) {
 	// Describe leaves them empty; mqtt and client are absent without them.
 	got := string(b)
 	for _, want := range []string{`{"status":"ok","version":"v-test","uptime":90.5,"sensor":{"name":"dht22 on GPIO4","period":2,"reads":4,"successes":3,"held":0,"success_rate":0.75,"errors":{"timeout":1},"last_error":"dht22: timeout",`,
-		`"state":"","window_reads":0,"window_failed":0,"window_seconds":0},"clients":{},"name":"kitchen","warnings":[],"extra":{"calibration":{"temperature_offset":0,"humidity_offset":0},"history":{"enabled":false,"queued":0,"written":0,"dropped":0},"device":{"hostname":"","addresses":null,"cores":0}}}`} {
+		`"state":"ok","window_reads":0,"window_failed":0,"window_seconds":0},"clients":{},"name":"kitchen","warnings":[],"extra":{"calibration":{"temperature_offset":0,"humidity_offset":0},"history":{"enabled":false,"queued":0,"written":0,"dropped":0},"device":{"hostname":"","addresses":null,"cores":0}}}`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("JSON %s\nlacks %s", got, want)
 		}
@@ -181,7 +201,7 @@ func TestTheReportCarriesCountersAndKeepsItsShape(t *testing.T) {
 
 func TestServeHTTPAnswersTheVerdictAsUncachedJSON(t *testing.T) {
 	f := newFixture()
-	f.clock.advance(time.Minute)
+	f.verdict = SensorState{State: SensorFailing, Summary: "failing: no good reading for 2m0s"}
 	rec := httptest.NewRecorder()
 	f.c.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 	var r Report
