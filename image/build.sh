@@ -124,6 +124,9 @@ done
 install -D -o 0 -g 0 -m 0755 "$bin" "$root/usr/local/bin/sensord"
 install -D -o 0 -g 0 -m 0644 "$service" "$root/etc/systemd/system/sensord.service"
 install -D -o 0 -g 0 -m 0644 "$socket" "$root/etc/systemd/system/sensord.socket"
+# TIMEZONE needs the zone files, and the base has no tzdata: Go's copy of
+# the IANA database (the data its time/tzdata package embeds) takes its place.
+"$imgtool" zoneinfo -from "$(go env GOROOT)/lib/time/zoneinfo.zip" "$root/usr/share/zoneinfo"
 "$imgtool" settings > "$work/sensord.conf"
 install -o 0 -g 0 -m 0644 "$work/sensord.conf" "$root/boot/firmware/sensord.conf"
 # First boot: systemd makes this card's machine ID (and with it the DHCP

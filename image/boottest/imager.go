@@ -154,6 +154,9 @@ func (t *rig) checkImagerSettings(ctx context.Context) {
 	r, _ = t.guest(ctx, "grep -c '"+settings.BootTestWiFiPassphrase+"' /etc/wpa_supplicant/sensord-wifi.conf /boot/firmware/sensord.conf; grep -c 'psk="+psk+"$' /etc/wpa_supplicant/sensord-wifi.conf")
 	t.Check(r.Has("/etc/wpa_supplicant/sensord-wifi.conf:0") && r.Has("/boot/firmware/sensord.conf:0") && r.Has("1"),
 		"the appliance holds only the pre-computed key, never the passphrase: %q", strings.Join(r.Lines(), " | "))
+	r, _ = t.guest(ctx, "readlink /etc/localtime; date +%Z")
+	t.Check(r.Has("/usr/share/zoneinfo/Europe/London") && (r.Has("GMT") || r.Has("BST")),
+		"Imager's time zone is the system's: %q", strings.Join(r.Lines(), " | "))
 }
 
 // checkImagerJournal: sensord-imager says what it took and what it left,

@@ -55,7 +55,7 @@ func (s setFlags) Set(v string) error {
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: imgtool settings|dtbs|bootfiles|layout-ab|pubkey|bundle|imager-manifest [flags]")
+		return errors.New("usage: imgtool settings|dtbs|bootfiles|layout-ab|pubkey|bundle|imager-manifest|zoneinfo [flags]")
 	}
 	if ok, err := runAB(args[0], args[1:], stdout); ok {
 		return err
@@ -63,6 +63,8 @@ func run(args []string, stdout io.Writer) error {
 	switch args[0] {
 	case "imager-manifest":
 		return imagerManifest(args[1:], stdout)
+	case "zoneinfo":
+		return zoneinfoCmd(args[1:], stdout)
 	case "settings":
 		fs := flag.NewFlagSet("settings", flag.ContinueOnError)
 		set := setFlags{}
@@ -90,7 +92,7 @@ func run(args []string, stdout io.Writer) error {
 		_, err := fmt.Fprintln(stdout, strings.Join(boards.Files(), "\n"))
 		return err
 	}
-	return fmt.Errorf("unknown command %q (settings, layout, dtbs, bootfiles)", args[0])
+	return fmt.Errorf("unknown command %q (settings, dtbs, bootfiles, layout-ab, pubkey, bundle, state, imager-manifest, zoneinfo)", args[0])
 }
 
 // imagerManifest writes the Imager manifest of the files the build wrote.
