@@ -86,3 +86,33 @@ func TestInitramfsReadsWhatGoWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestInitramfsTakesTheSlotUBootChose: with sensord.slot= and
+// sensord.mode= on the kernel command line (image/uboot/boot.cmd), the
+// initramfs boots what they name and neither counts nor writes anything.
+func TestInitramfsTakesTheSlotUBootChose(t *testing.T) {
+	lib, err := filepath.Abs("../initramfs/sensord-state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ cmdline, want string }{
+		{"ro panic=10 sensord.slot=B sensord.mode=trial", "ok B trial -"},
+		{"sensord.slot=A sensord.mode=rolled-back sensord.failed=B rootwait", "ok A rolled-back B"},
+		{"sensord.slot=A sensord.mode=committed sensord.failed=B", "ok A committed -"},
+		{"sensord.slot=A sensord.mode=rolled-back sensord.failed=Z", "ok A rolled-back -"},
+		{"ro panic=10", "no"},
+		{"sensord.slot=C sensord.mode=trial", "no"},
+		{"sensord.slot=A sensord.mode=maybe", "no"},
+		{"sensord.slot=A", "no"},
+	} {
+		script := `. "$1"
+if state_from_cmdline "$2"; then echo "ok $slot $mode ${failed:--}"; else echo no; fi`
+		out, err := exec.Command("sh", "-c", script, "sh", lib, tc.cmdline).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sh: %v: %s", err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != tc.want {
+			t.Errorf("cmdline %q: got %q, want %q", tc.cmdline, got, tc.want)
+		}
+	}
+}
