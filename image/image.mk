@@ -9,6 +9,8 @@
 #                     the Pi's firmware would (image/README.md)
 #   make update-test  A/B updates under qemu: install, trial, commit, rollback,
 #                     refused bundles, a power cut mid-install
+#   make uboot-test   the U-Boot slot chooser (image/uboot) under qemu: broken
+#                     trial kernels and initramfs roll back after 3 boots
 #
 # All of them need root (apt-get, binfmt_misc, chroot). The Debian base root
 # filesystem is cached outside the repo, in $(IMAGE_CACHE): the first build
@@ -21,14 +23,16 @@ IMAGE_FILE  := build/$(IMAGE_NAME).img
 # device-tree-compiler: the Pi 5 I2C overlay (dtc) and its check against the
 # device trees (fdtoverlay, fdtget). mosquitto: the host-side broker the
 # booted appliance publishes to. squashfs-tools, cpio: the read-only root
-# slot and the initrd's A/B scripts.
+# slot and the initrd's A/B scripts. u-boot-qemu, u-boot-tools: the U-Boot
+# slot chooser's test (qemu_arm64's u-boot.bin, mkimage).
 IMAGE_DEBS  := mmdebstrap qemu-user-static binfmt-support qemu-system-arm \
                dosfstools mtools e2fsprogs fdisk xz-utils libfaketime arch-test \
-               openssh-client device-tree-compiler mosquitto squashfs-tools cpio
+               openssh-client device-tree-compiler mosquitto squashfs-tools cpio \
+               u-boot-qemu u-boot-tools
 # Seconds after start-up when the test's simulated sensor hangs.
 IMAGE_TEST_HANG ?= 100s
 
-.PHONY: image image-deps image-test board-test update-test
+.PHONY: image image-deps image-test board-test update-test uboot-test
 
 # Installs only what is missing; binfmt_misc is mounted and qemu-aarch64
 # registered every time (neither survives a reboot).
@@ -74,3 +78,10 @@ update-test: image-deps build-arm64
 	IMAGE_XZ=0 $(IMAGE_BUILD)
 	$(GO) run ./image/boottest -update -image $(IMAGE_FILE) -bundle build/$(IMAGE_NAME).update \
 		-hang-after 1000h -timeout 75m
+
+# The U-Boot slot chooser (image/uboot/README.md): Debian's U-Boot boots the
+# image's kernel and initramfs per slot from a FAT under qemu -M virt; each
+# broken trial (zeros, truncated, x86, panicking initramfs) rolls back.
+uboot-test: image-deps build-arm64
+	IMAGE_XZ=0 $(IMAGE_BUILD)
+	image/uboot/test.sh $(IMAGE_FILE) build/uboot-test

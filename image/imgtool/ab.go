@@ -78,17 +78,47 @@ func runAB(cmd string, args []string, stdout io.Writer) (bool, error) {
 			return true, errors.New("usage: imgtool bundle -key K -version V -release R -kernel K -out FILE SQUASHFS")
 		}
 		return true, writeBundle(*keyPath, update.Manifest{Compatible: update.Compatible, Version: *version, Release: *release, Kernel: *kernel}, *out, fs.Arg(0))
+	case "slotboot":
+		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		fat := fs.String("fat", "", "the boot partition's directory")
+		slot := fs.String("slot", "", "the slot, A or B")
+		if err := fs.Parse(args); err != nil {
+			return true, err
+		}
+		if *fat == "" || !update.ValidSlot(*slot) || fs.NArg() != 1 {
+			return true, errors.New("usage: imgtool slotboot -fat DIR -slot A|B SRC (SRC: vmlinuz, initrd.img, dtbs/)")
+		}
+		return true, update.WriteSlotBoot(*fat, *slot, fs.Arg(0))
+	case "boots":
+		if len(args) != 1 {
+			return true, errors.New("usage: imgtool boots FILE (the boot script's counter)")
+		}
+		n, err := update.ReadBoots(args[0])
+		if err != nil {
+			return true, err
+		}
+		_, err = fmt.Fprintf(stdout, "%d\n", n)
+		return true, err
 	case "state":
 		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 		version := fs.String("version", "", "the version slot A holds")
 		release := fs.Uint64("release", 0, "its release number")
+		trial := fs.String("trial", "", "a slot on trial (tests of the boot chooser)")
+		tries := fs.Int("tries", update.TrialTries, "the trial's boots")
 		if err := fs.Parse(args); err != nil {
 			return true, err
 		}
 		if *version == "" || *release == 0 {
-			return true, errors.New("usage: imgtool state -version V -release R")
+			return true, errors.New("usage: imgtool state -version V -release R [-trial SLOT -tries N]")
 		}
-		b, err := update.SlotState{Committed: update.SlotA, A: update.SlotInfo{Version: *version, Release: *release}}.Marshal()
+		st := update.SlotState{Committed: update.SlotA, A: update.SlotInfo{Version: *version, Release: *release}}
+		if *trial != "" {
+			if !update.ValidSlot(*trial) {
+				return true, fmt.Errorf("imgtool state: -trial %q is neither A nor B", *trial)
+			}
+			st.Trial, st.Tries = *trial, *tries
+		}
+		b, err := st.Marshal()
 		if err != nil {
 			return true, err
 		}

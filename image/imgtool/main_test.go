@@ -90,4 +90,41 @@ func TestStateCommandWritesTheFirstSlotState(t *testing.T) {
 	if err := run([]string{"state", "-version", "v1.2"}, &b); err == nil {
 		t.Error("a state without a release was written")
 	}
+	b.Reset()
+	if err := run([]string{"state", "-version", "v1.2", "-release", "42", "-trial", "B", "-tries", "3"}, &b); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := b.String(), "committed=A\ntrial=B\ntries=3\nversion_A=v1.2\nrelease_A=42\n"; got != want {
+		t.Errorf("with a trial: got %q, want %q", got, want)
+	}
+	if err := run([]string{"state", "-version", "v1.2", "-release", "42", "-trial", "C"}, &b); err == nil {
+		t.Error("a trial in slot C was written")
+	}
+}
+
+func TestSlotbootAndBootsCommands(t *testing.T) {
+	src, fat := t.TempDir(), t.TempDir()
+	for name, body := range map[string]string{"vmlinuz": "kernel", "initrd.img": "initramfs"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b bytes.Buffer
+	if err := run([]string{"slotboot", "-fat", fat, "-slot", "B", src}, &b); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(fat, "slot-b", "sizes")); err != nil || string(got) != "vmlinuz_size=6\ninitrd_size=9\n" {
+		t.Errorf("slot-b/sizes: %q, %v", got, err)
+	}
+	if err := run([]string{"slotboot", "-fat", fat, "-slot", "C", src}, &b); err == nil {
+		t.Error("slot C was written")
+	}
+	p := filepath.Join(t.TempDir(), "boots")
+	if err := os.WriteFile(p, []byte("boots=2\n\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	if err := run([]string{"boots", p}, &b); err != nil || b.String() != "2\n" {
+		t.Errorf("boots: %q, %v; want 2", b.String(), err)
+	}
 }

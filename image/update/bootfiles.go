@@ -22,6 +22,12 @@ const (
 	KernelName = "vmlinuz"
 	InitrdName = "initrd.img"
 	DTBDir     = "dtbs"
+	// SizesName is the file, beside a slot's kernel, with the sizes of
+	// its kernel and initramfs (vmlinuz_size=, initrd_size=, in hex as
+	// U-Boot's filesize): the boot script refuses a file on the FAT that
+	// is not as long as the one written (a torn or truncated copy), which
+	// would otherwise start and hang before it could panic.
+	SizesName = "sizes"
 	// BootsName is the boot script's counter, in the directory that holds
 	// the slot state on the boot partition.
 	BootsName = "boots"
@@ -131,6 +137,9 @@ func WriteSlotBoot(fat, s, src string) error {
 		}
 	})
 	if err == nil {
+		err = writeSizes(src, filepath.Join(tmp, SizesName))
+	}
+	if err == nil {
 		err = syncDir(tmp)
 	}
 	if err != nil {
@@ -153,6 +162,19 @@ func WriteSlotBoot(fat, s, src string) error {
 	return nil
 }
 
+// writeSizes writes the sizes file of the kernel and initramfs in src.
+func writeSizes(src, to string) error {
+	var b strings.Builder
+	for _, name := range []string{KernelName, InitrdName} {
+		fi, err := os.Stat(filepath.Join(src, name))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s_size=%x\n", strings.TrimSuffix(name, ".img"), fi.Size())
+	}
+	return writeNew(to, strings.NewReader(b.String()))
+}
+
 // copyFile copies the regular file from to the new file to and syncs it.
 func copyFile(from, to string) error {
 	in, err := os.Open(from)
@@ -160,11 +182,16 @@ func copyFile(from, to string) error {
 		return err
 	}
 	defer in.Close()
+	return writeNew(to, in)
+}
+
+// writeNew creates the file to with what r holds and syncs it.
+func writeNew(to string, r io.Reader) error {
 	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
+	_, err = io.Copy(out, r)
 	if err == nil {
 		err = out.Sync()
 	}

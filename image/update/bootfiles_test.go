@@ -126,6 +126,10 @@ func TestWriteSlotBootReplacesTheSlotsFiles(t *testing.T) {
 	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the old slot's file survived: %v", err)
 	}
+	sizes, err := os.ReadFile(filepath.Join(fat, "slot-b", SizesName))
+	if want := "vmlinuz_size=3e8\ninitrd_size=1f4\n"; err != nil || string(sizes) != want {
+		t.Errorf("slot-b/%s: %q, %v; want %q (hex, as U-Boot's filesize)", SizesName, sizes, err, want)
+	}
 }
 
 func TestWriteSlotBootRefusesWithoutAKernel(t *testing.T) {
