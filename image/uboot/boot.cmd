@@ -5,7 +5,7 @@
 # not one, panics, or never reaches userspace has spent its boot when the
 # board comes back. image/uboot/README.md has the layout and the rules.
 #
-# The slot state /sensord/state is State of package update, written only
+# The slot state /sensord/state is SlotState of package update, written only
 # by sensorctl; only committed, trial and tries are imported from it.
 # /sensord/boots ("boots=N", boots the trial took) is written only
 # here; sensorctl removes it when it installs a trial (missing: 0 boots).

@@ -45,7 +45,7 @@ func SlotBootDir(fat, s string) string {
 }
 
 // ParseBoots reads the boot script's counter: "boots=N", N one digit
-// (the script counts up to State.Tries, at most 9), as U-Boot's
+// (the script counts up to SlotState.Tries, at most 9), as U-Boot's
 // `env export -t` writes it, with a NUL after the last line. Anything
 // else is ErrState; the script itself counts such a file as used up.
 func ParseBoots(r io.Reader) (int, error) {
