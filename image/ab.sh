@@ -54,6 +54,49 @@ ab_boot() {
 	done
 }
 
+# ab_uboot: Debian's U-Boot for the Pi (u-boot-rpi's rpi_arm64: one
+# binary for the Pi 3, 3+, Zero 2 W, 4 and 400) onto the boot partition,
+# and boot.scr, the slot chooser (image/uboot/README.md). The .deb comes
+# from the image's own apt sources, fetched with an apt of the build's
+# own (arm64 lists under $cache/uboot-apt): the cached base, whose
+# rebuild takes 18 minutes, does not change.
+ab_uboot() {
+	local fw=$root/boot/firmware a=$cache/uboot-apt deb
+	local -a o
+	mkdir -p "$a/lists/partial" "$a/cache/archives/partial" "$a/deb"
+	: > "$a/status"
+	o=(-o "Dir::State::Lists=$a/lists" -o "Dir::State::status=$a/status" -o "Dir::Cache=$a/cache"
+		-o "Dir::Etc::SourceList=$root/etc/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+		-o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null
+		-o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o Acquire::Languages=none
+		-o APT::Sandbox::User=root)
+	apt-get "${o[@]}" -qq update
+	rm -f "$a/deb"/*.deb
+	(cd "$a/deb" && apt-get "${o[@]}" -qq download u-boot-rpi)
+	deb=$(ls "$a/deb"/u-boot-rpi_*_arm64.deb)
+	echo "build: U-Boot for the Pi: $(basename "$deb")"
+	rm -rf "$work/u-boot-rpi"
+	dpkg-deb -x "$deb" "$work/u-boot-rpi"
+	install -o 0 -g 0 -m 0644 "$work/u-boot-rpi/usr/lib/u-boot/rpi_arm64/u-boot.bin" "$fw/u-boot.bin"
+	mkimage -A arm64 -O linux -T script -C none -n "sensord A/B chooser" \
+		-d "$here/uboot/boot.cmd" "$fw/boot.scr" > /dev/null
+}
+
+# ab_slotboot: slot A's kernel, initramfs (with the A/B scripts, from
+# ab_boot) and device trees in its own directory of the boot partition,
+# with the sizes file boot.scr checks them against (update.WriteSlotBoot).
+ab_slotboot() {
+	local fw=$root/boot/firmware sb=$work/slotboot src dst
+	rm -rf "$sb"
+	mkdir -p "$sb/dtbs/broadcom"
+	cp "$fw/vmlinuz-$kver" "$sb/vmlinuz"
+	cp "$fw/initrd.img-$kver" "$sb/initrd.img"
+	"$imgtool" dtbs | while read -r src dst; do
+		cp "$root/usr/lib/modules/$kver/dtb/broadcom/$src" "$sb/dtbs/broadcom/$dst"
+	done
+	"$imgtool" slotboot -fat "$fw" -slot A "$sb"
+}
+
 # ab_root: the root slot (squashfs, -> $rootfs), the data partition (ext4,
 # -> $datafs), the partition table ($work/table, layout.sh).
 ab_root() {

@@ -15,7 +15,8 @@
 #   unpack    a fresh copy of it
 #   files     our binary, units, settings file and the rootfs/ overlay
 #   chroot    users (sysusers), enabled units: arm64 systemctl under qemu-user
-#   firmware  device trees and overlays onto the boot partition, config.txt
+#   firmware  device trees and overlays onto the boot partition, config.txt;
+#             U-Boot, boot.scr and slot A's kernel, initrd, device trees (ab.sh)
 #   stamp     every timestamp := SOURCE_DATE_EPOCH (reproducible bytes)
 #   boot      FAT32 boot partition: mkfs.vfat + mtools, no mount
 #   root      the read-only root slot: squashfs; the data partition: ext4
@@ -206,6 +207,8 @@ grep -q 'root=LABEL=RASPIROOT' "$root/boot/firmware/cmdline.txt" || {
 }
 
 ab_boot
+ab_uboot
+ab_slotboot
 
 # Package manifest, beside the image.
 dpkg-query --admindir="$root/var/lib/dpkg" -W -f '${Package}\t${Version}\t${Architecture}\n' | sort > "$out/$name.manifest"

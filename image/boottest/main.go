@@ -13,11 +13,14 @@
 //     and makes it hang after -hang-after (settings.BootTestSensord); the
 //     host name, a hidden Wi-Fi network and the first two public keys come
 //     as Raspberry Pi Imager 2 writes them (imager.go: its golden
-//     cloud-init files, cmdline.txt changed as Imager changes it); takes
-//     the kernel, initrd and cmdline.txt from the copy's boot partition
-//     (mtools, no mounts);
-//  2. boots it: qemu-system-aarch64 -M virt -cpu cortex-a72, the copy as a
-//     virtio disk, user networking forwarding two free 127.0.0.1 ports to
+//     cloud-init files, cmdline.txt changed as Imager changes it); turns
+//     the copy's cmdline.txt into one for the virt board (vm.GuestCmdline;
+//     mtools, no mounts);
+//  2. boots it: qemu-system-aarch64 -M virt -cpu cortex-a72 with Debian's
+//     U-Boot for that board as its firmware (-bios, u-boot-qemu's
+//     qemu_arm64), which runs the card's boot.scr: the slot chooser loads
+//     slot A's kernel, initramfs and cmdline.txt from the FAT
+//     (image/uboot/README.md); the copy as a virtio disk, user networking forwarding two free 127.0.0.1 ports to
 //     the guest's ports 80 and 22; the serial console on a unix socket
 //     carries a root shell (systemd.debug_shell on the test's kernel command
 //     line);
@@ -85,8 +88,11 @@ type options struct {
 	hangAfter time.Duration
 	keep      bool
 	qemu      string
-	smp       int
-	board     string // scenario_board.go: boot as this Raspberry Pi instead of -M virt
+	// uboot is the firmware of -M virt: U-Boot for qemu's virt board,
+	// which runs the card's boot.scr.
+	uboot string
+	smp   int
+	board string // scenario_board.go: boot as this Raspberry Pi instead of -M virt
 	// imagerSeed: the directory of Raspberry Pi Imager's files (imager.go).
 	imagerSeed string
 	update     updateOptions // -update: the A/B update test (scenario_update.go)
@@ -99,6 +105,7 @@ func main() {
 	flag.DurationVar(&o.hangAfter, "hang-after", 100*time.Second, "SENSORD_SIM_HANG_AFTER in the test's settings file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (disk copy, console log)")
 	flag.StringVar(&o.qemu, "qemu", "qemu-system-aarch64", "qemu binary")
+	flag.StringVar(&o.uboot, "uboot", "/usr/lib/u-boot/qemu_arm64/u-boot.bin", "U-Boot for -M virt (u-boot-qemu), qemu's -bios: it runs the card's boot.scr")
 	flag.IntVar(&o.smp, "smp", 2, "guest CPUs")
 	flag.StringVar(&o.imagerSeed, "imager-seed", imagerSeedDir, "Raspberry Pi Imager's files put on the boot partition (image-test)")
 	flag.StringVar(&o.board, "board", "", "boot as this Raspberry Pi (qemu -M raspi3b, raspi4b) the way its firmware would, and check the board (board.go), instead of the appliance checks under -M virt")

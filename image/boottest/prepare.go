@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,8 +13,8 @@ import (
 	"sensord/image/settings"
 )
 
-// prepareSteps make the disk copy with the test's settings file and take
-// the kernel, initrd and command line out of its boot partition. With
+// prepareSteps make the disk copy with the test's settings file and the
+// virt board's kernel command line on its boot partition. With
 // imager, sensord.conf sets only the SENSORD_* lines and the host name,
 // Wi-Fi and SSH keys come from Raspberry Pi Imager's files (imager.go),
 // with cmdline.txt changed as Imager changes it; without, sensord.conf
@@ -23,7 +24,7 @@ func (t *rig) prepareSteps(imager bool) []harness.Step {
 		{Name: "copy the image onto a bigger card", Run: t.copyDisk},
 		{Name: "the image's sensord.conf is image/settings'", Run: t.checkImageConf},
 		{Name: "the test's settings and the host's broker", Run: func(ctx context.Context) error { return t.writeSettings(ctx, imager) }},
-		{Name: "kernel, initrd and cmdline.txt from the FAT", Run: func(ctx context.Context) error { return t.bootFiles(ctx, imager) }},
+		{Name: "the boot partition's boot.scr and cmdline.txt", Run: func(ctx context.Context) error { return t.bootFiles(ctx, imager) }},
 	}
 }
 
@@ -132,23 +133,20 @@ func (t *rig) putFAT(ctx context.Context, name string, b []byte) error {
 	return t.disk.FAT().Put(ctx, p, name)
 }
 
-// bootFiles takes the kernel and initrd config.txt names and cmdline.txt
-// from the copy's boot partition; with imager, cmdline.txt first gets
-// Imager's additions, as Imager writes them.
+// bootFiles checks that the copy boots through U-Boot (boot.scr, slot
+// A's kernel and initramfs on the FAT) and writes the virt board's
+// command line (vm.GuestCmdline) into its cmdline.txt, which boot.scr
+// hands the kernel: the test's only change to how the card boots. With
+// imager, cmdline.txt first gets Imager's additions, as Imager writes them.
 func (t *rig) bootFiles(ctx context.Context, imager bool) error {
 	fat := t.disk.FAT()
-	cfg, err := fat.Read(ctx, "config.txt")
+	list, err := fat.List(ctx)
 	if err != nil {
 		return err
 	}
-	k, i, err := vm.BootFiles(string(cfg))
-	if err != nil {
-		return err
-	}
-	t.kernel, t.initrd = filepath.Join(t.dir, "kernel"), filepath.Join(t.dir, "initrd")
-	for _, c := range [][2]string{{k, t.kernel}, {i, t.initrd}} {
-		if err := fat.Get(ctx, c[0], c[1]); err != nil {
-			return err
+	for _, f := range []string{"boot.scr", "slot-a/vmlinuz", "slot-a/initrd.img", "slot-a/sizes"} {
+		if !strings.Contains(list, "::/"+f+"\n") {
+			return fmt.Errorf("the boot partition has no /%s: not a card that boots through U-Boot", f)
 		}
 	}
 	cl, err := fat.Read(ctx, "cmdline.txt")
@@ -157,12 +155,13 @@ func (t *rig) bootFiles(ctx context.Context, imager bool) error {
 	}
 	if imager {
 		cl = []byte(imagerCmdline(string(cl), t.imagerCmdline))
-		if err := t.putFAT(ctx, "cmdline.txt", cl); err != nil {
-			return err
-		}
 		t.Logf("Raspberry Pi Imager 2.0.11's files on the boot partition (%s, the run's two keys in place of the golden's); sensord.conf sets no HOSTNAME, WIFI_* or SSH_PUBKEY", t.opts.imagerSeed)
 	}
-	t.cmdline = strings.TrimSpace(string(cl))
-	t.Logf("boot partition: kernel %s, initrd %s, cmdline.txt %q", k, i, t.cmdline)
+	card := strings.TrimSpace(string(cl))
+	guest := vm.GuestCmdline(card)
+	if err := t.putFAT(ctx, "cmdline.txt", []byte(guest+"\n")); err != nil {
+		return err
+	}
+	t.Logf("boot partition: boot.scr, slot-a/; cmdline.txt %q, for the virt board %q", card, guest)
 	return nil
 }

@@ -22,9 +22,8 @@ type rig struct {
 	opts options
 	dir  string
 
-	disk                    *vm.Disk
-	kernel, initrd, cmdline string
-	dataBytes               int64 // the data partition's size in the image
+	disk      *vm.Disk
+	dataBytes int64 // the data partition's size in the image
 
 	m                      *vm.Machine
 	port, sshPort, tlsPort int // host ports forwarded to the guest's 80, 22, 443
@@ -80,7 +79,9 @@ func (t *rig) workDirs(ctx context.Context, pattern string, names ...string) ([]
 	return keys, nil
 }
 
-// startQemu boots the disk copy under -M virt: three free host ports
+// startQemu boots the disk copy under -M virt through U-Boot, as a
+// Pi boots it (the card's boot.scr chooses the slot and loads its
+// kernel, initramfs and cmdline.txt from the FAT): three free host ports
 // forwarded to the guest's 80, 22 and 443, a hardware watchdog, the
 // stick (if any) as a second, read-only disk.
 func (t *rig) startQemu() error {
@@ -92,7 +93,7 @@ func (t *rig) startQemu() error {
 	args := []string{
 		"-M", "virt", "-cpu", "cortex-a72", "-smp", strconv.Itoa(t.opts.smp), "-m", "1024",
 		"-accel", "tcg,thread=multi",
-		"-kernel", t.kernel, "-initrd", t.initrd, "-append", vm.GuestCmdline(t.cmdline),
+		"-bios", t.opts.uboot,
 		"-drive", "file=" + t.disk.Path + ",format=raw,if=none,id=hd0,cache=unsafe",
 		"-device", "virtio-blk-pci,drive=hd0",
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:22,hostfwd=tcp:127.0.0.1:%d-:443", t.port, t.sshPort, t.tlsPort),

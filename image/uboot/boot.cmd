@@ -13,13 +13,18 @@
 setenv sd_dev "${devtype} ${devnum}:${distro_bootpart}"
 setenv sd_addr ${scriptaddr}
 
+# Without /sensord/state (a card whose slot state is on the data
+# partition) the boot files of slot A boot and the command line names no slot:
+# the initramfs chooses the root slot and counts its tries itself.
 setenv committed A
 setenv trial
 setenv tries 0
+setenv chooser uboot
 if load ${sd_dev} ${sd_addr} /sensord/state; then
 	env import -t ${sd_addr} ${filesize} committed trial tries
 else
-	echo "sensord-boot: no /sensord/state: booting slot A"
+	echo "sensord-boot: no /sensord/state: booting the boot files of slot A, the initramfs chooses the root slot"
+	setenv chooser initramfs
 fi
 if test "${committed}" != A && test "${committed}" != B; then
 	echo "sensord-boot: committed slot '${committed}' is neither A nor B: booting slot A"
@@ -131,8 +136,10 @@ if test -n "${go}"; then
 		mw.b ${nul} 0 1
 		setexpr.s bootargs *${sd_addr}
 	fi
-	setenv bootargs "${bootargs} sensord.slot=${slot} sensord.mode=${mode}"
-	if test -n "${failed}"; then setenv bootargs "${bootargs} sensord.failed=${failed}"; fi
+	if test "${chooser}" = uboot; then
+		setenv bootargs "${bootargs} sensord.slot=${slot} sensord.mode=${mode}"
+		if test -n "${failed}"; then setenv bootargs "${bootargs} sensord.failed=${failed}"; fi
+	fi
 	# Where they were loaded: no copy of 38 MB to the top of RAM.
 	setenv initrd_high 0xffffffffffffffff
 	setenv fdt_high 0xffffffffffffffff
