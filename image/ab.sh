@@ -82,17 +82,22 @@ ab_uboot() {
 		-d "$here/uboot/boot.cmd" "$fw/boot.scr" > /dev/null
 }
 
-# ab_slotboot: slot A's kernel, initramfs (with the A/B scripts, from
-# ab_boot) and device trees in its own directory of the boot partition,
-# with the sizes file boot.scr checks them against (update.WriteSlotBoot).
+# ab_slotboot: the slot's kernel, initramfs (with the A/B scripts, from
+# ab_boot) and device trees in the root tree, where a bundle carries them
+# and sensorctl takes them from when it installs the slot; and the same
+# in slot A's directory of the boot partition, with the sizes file
+# boot.scr checks them against (update.WriteSlotBoot). The root's own
+# /boot/initrd.img gets the A/B scripts too: mksquashfs stores identical
+# files once, so the copies cost the slot and the bundle nothing.
 ab_slotboot() {
-	local fw=$root/boot/firmware sb=$work/slotboot src dst
+	local fw=$root/boot/firmware sb=$root/usr/lib/sensord/boot src dst
 	rm -rf "$sb"
-	mkdir -p "$sb/dtbs/broadcom"
-	cp "$fw/vmlinuz-$kver" "$sb/vmlinuz"
-	cp "$fw/initrd.img-$kver" "$sb/initrd.img"
+	install -d -o 0 -g 0 -m 0755 "$sb" "$sb/dtbs" "$sb/dtbs/broadcom"
+	install -o 0 -g 0 -m 0644 "$fw/vmlinuz-$kver" "$sb/vmlinuz"
+	install -o 0 -g 0 -m 0644 "$fw/initrd.img-$kver" "$sb/initrd.img"
+	install -o 0 -g 0 -m 0644 "$fw/initrd.img-$kver" "$root/boot/initrd.img-$kver"
 	"$imgtool" dtbs | while read -r src dst; do
-		cp "$root/usr/lib/modules/$kver/dtb/broadcom/$src" "$sb/dtbs/broadcom/$dst"
+		install -o 0 -g 0 -m 0644 "$root/usr/lib/modules/$kver/dtb/broadcom/$src" "$sb/dtbs/broadcom/$dst"
 	done
 	"$imgtool" slotboot -fat "$fw" -slot A "$sb"
 }

@@ -73,11 +73,33 @@ func newUpdater(log io.Writer) (*update.Updater, error) {
 	}
 	return &update.Updater{
 		Key: key, StatePath: paths.State, LastPath: paths.Last, Boot: boot,
-		Kernel: cstr(uts.Release[:]),
-		Device: func(s string) (*os.File, error) { return os.OpenFile(boot.SlotDevice(s), os.O_RDWR, 0) },
-		Now:    time.Now,
-		Log:    log,
+		Kernel:        cstr(uts.Release[:]),
+		Device:        func(s string) (*os.File, error) { return os.OpenFile(boot.SlotDevice(s), os.O_RDWR, 0) },
+		BootPartition: paths.BootPartition,
+		SlotFiles:     func(s string) (string, func() error, error) { return mountSlot(boot.SlotDevice(s)) },
+		Now:           time.Now,
+		Log:           log,
 	}, nil
+}
+
+// mountSlot mounts the slot's squashfs at dev read-only, for Install to
+// copy its boot files; it returns their directory and the unmount.
+func mountSlot(dev string) (string, func() error, error) {
+	mnt, err := os.MkdirTemp("/run", "sensorctl-slot-")
+	if err != nil {
+		return "", nil, err
+	}
+	const flags = syscall.MS_RDONLY | syscall.MS_NODEV | syscall.MS_NOSUID | syscall.MS_NOEXEC
+	if err := syscall.Mount(dev, mnt, "squashfs", flags, ""); err != nil {
+		return "", nil, errors.Join(fmt.Errorf("mount %s: %w", dev, err), os.Remove(mnt))
+	}
+	unmount := func() error {
+		if err := syscall.Unmount(mnt, 0); err != nil {
+			return fmt.Errorf("unmount %s: %w", mnt, err)
+		}
+		return os.Remove(mnt)
+	}
+	return filepath.Join(mnt, paths.SlotBoot), unmount, nil
 }
 
 func cstr(b []int8) string {

@@ -24,11 +24,22 @@ const (
 // booted and how (package update's Boot).
 const Boot = "/run/sensord-boot"
 
+// The boot partition (FAT) is mounted at BootPartition. SlotBoot, in
+// each root slot, holds that slot's own kernel, initramfs and device trees
+// (vmlinuz, initrd.img, dtbs/): the build puts them there, so a bundle
+// carries them, and sensorctl copies them to the slot's directory on the
+// boot partition when it installs the slot (package update's
+// WriteSlotBoot, image/uboot/README.md).
+const (
+	BootPartition = "/boot/firmware"
+	SlotBoot      = "/usr/lib/sensord/boot"
+)
+
 // The programs, their settings and the key bundles must be signed with.
 const (
 	Sensord   = "/usr/local/bin/sensord"
 	Sensorctl = "/usr/local/sbin/sensorctl"
-	Settings  = "/boot/firmware/sensord.conf"
+	Settings  = BootPartition + "/sensord.conf"
 	UpdateKey = "/usr/lib/sensord/update-key.pem"
 )
 

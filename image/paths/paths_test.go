@@ -35,6 +35,7 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 		{"req=" + ClockRequest, []string{"../rootfs" + SetClock}},
 		{"$root" + Sensorctl, []string{abSh}},
 		{"$root" + UpdateKey, []string{abSh}},
+		{"$root" + SlotBoot, []string{abSh}},
 		{"EnvironmentFile=-" + Settings, []string{sensordU}},
 		{"ExecStart=" + Sensord + " ", []string{sensordU}},
 		{"StateDirectory=" + filepath.Base(StateDir), []string{sensordU}},
@@ -67,7 +68,7 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 func TestNoOtherUpdatePaths(t *testing.T) {
 	known := map[string]bool{}
 	for _, p := range []string{Data, DataDevice, State, Last, Boot, Sensord, Sensorctl, Settings, UpdateKey,
-		StateDir, SpoolDir, Spooled, RuntimeDir, Verdict, Taken, ClockRequest} {
+		StateDir, SpoolDir, Spooled, RuntimeDir, Verdict, Taken, ClockRequest, SlotBoot} {
 		known[p] = true
 	}
 	path := regexp.MustCompile(`/[\w./@-]+`)

@@ -17,6 +17,7 @@ import (
 //
 //	/slot-a/vmlinuz, /slot-a/initrd.img, /slot-a/dtbs/broadcom/*.dtb
 //	/slot-b/...
+//	/sensord/state      the slot state the script chooses by (SlotState)
 //	/sensord/boots      boots=N: written by the boot script only
 const (
 	KernelName = "vmlinuz"
@@ -28,8 +29,12 @@ const (
 	// is not as long as the one written (a torn or truncated copy), which
 	// would otherwise start and hang before it could panic.
 	SizesName = "sizes"
-	// BootsName is the boot script's counter, in the directory that holds
-	// the slot state on the boot partition.
+	// ChooserDir is the directory on the boot partition that holds the
+	// slot state the boot script reads (ChooserStateName) and its counter
+	// (BootsName).
+	ChooserDir       = "sensord"
+	ChooserStateName = "state"
+	// BootsName is the boot script's counter, in ChooserDir.
 	BootsName = "boots"
 	// maxBootsFile bounds what ReadBoots reads: the script writes about
 	// ten bytes.
@@ -38,6 +43,20 @@ const (
 
 // ErrBootFiles is a slot's boot files that are missing or cannot be written.
 var ErrBootFiles = errors.New("update: slot boot files")
+
+// SlotKernels reports whether the boot partition mounted at fat boots
+// each slot's own kernel: its boot script chooses the slot, which it does
+// once the partition holds the slot state (ChooserDir/ChooserStateName).
+// Without it the script boots slot A's boot files and the initramfs
+// chooses the root slot, so every slot runs the kernel the card was made
+// with.
+func SlotKernels(fat string) bool {
+	if fat == "" {
+		return false
+	}
+	fi, err := os.Stat(filepath.Join(fat, ChooserDir, ChooserStateName))
+	return err == nil && fi.Mode().IsRegular()
+}
 
 // SlotBootDir is slot s's directory on the boot partition mounted at fat.
 func SlotBootDir(fat, s string) string {
@@ -102,11 +121,15 @@ func ResetBoots(path string) error {
 
 // WriteSlotBoot replaces slot s's boot files on the boot partition mounted
 // at fat with the files under src (the new slot's kernel, initramfs and
-// device trees): a copy in slot-X.new, each file synced, then the old
-// directory removed and the copy renamed into its place. The boot script
-// boots slot s only once the state names it, which Install writes after
-// this returns: until then a power cut leaves a slot that is not chosen.
-// Every write, sync, close, remove and rename error is returned.
+// device trees): the old directory removed, a copy in slot-X.new, each
+// file synced, then renamed into its place. The old files go first: the
+// partition (256 MiB) holds the firmware and two slots of about 90 MB
+// each, not a third copy, and the slot being replaced is never the one
+// that boots (Install names it neither committed nor trial while it
+// writes it). The boot script boots slot s only once the state names it,
+// which Install writes after this returns: until then a power cut leaves
+// a slot that is not chosen. Every write, sync, close, remove and rename
+// error is returned; a partial copy is removed.
 func WriteSlotBoot(fat, s, src string) error {
 	for _, name := range []string{KernelName, InitrdName} {
 		if fi, err := os.Stat(filepath.Join(src, name)); err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
@@ -115,8 +138,10 @@ func WriteSlotBoot(fat, s, src string) error {
 	}
 	dst := SlotBootDir(fat, s)
 	tmp := dst + ".new"
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("%w: %w", ErrBootFiles, err)
+	for _, d := range []string{tmp, dst} {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("%w: slot %s: %w", ErrBootFiles, s, err)
+		}
 	}
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -143,16 +168,13 @@ func WriteSlotBoot(fat, s, src string) error {
 		err = syncDir(tmp)
 	}
 	if err != nil {
-		// The old files stay; the partial copy must not fill the partition.
+		// The partial copy must not fill the partition.
 		if rerr := os.RemoveAll(tmp); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		return fmt.Errorf("%w: slot %s: %w", ErrBootFiles, s, err)
 	}
-	err = os.RemoveAll(dst)
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
+	err = os.Rename(tmp, dst)
 	if err == nil {
 		err = syncDir(fat)
 	}

@@ -147,23 +147,40 @@ func TestWriteSlotBootRefusesWithoutAKernel(t *testing.T) {
 }
 
 // A full boot partition: the copy fails with ENOSPC, the error says so,
-// and the slot's old files stay as they were.
-func TestWriteSlotBootOnAFullDiskKeepsTheOldFiles(t *testing.T) {
+// the other slot's files stay as they were and the partial copy is gone.
+func TestWriteSlotBootOnAFullDiskSaysSo(t *testing.T) {
 	fat := testutil.SmallDisk(t, "size=256k")
-	src := newSlotFiles(t, t.TempDir(), 64<<10, 32<<10)
-	if err := WriteSlotBoot(fat, SlotA, src); err != nil {
+	if err := WriteSlotBoot(fat, SlotA, newSlotFiles(t, t.TempDir(), 64<<10, 32<<10)); err != nil {
 		t.Fatal(err)
 	}
 	big := newSlotFiles(t, t.TempDir(), 512<<10, 32<<10)
-	err := WriteSlotBoot(fat, SlotA, big)
+	err := WriteSlotBoot(fat, SlotB, big)
 	if !errors.Is(err, ErrBootFiles) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("got %v, want ErrBootFiles and ENOSPC", err)
 	}
 	fi, serr := os.Stat(filepath.Join(SlotBootDir(fat, SlotA), KernelName))
 	if serr != nil || fi.Size() != 64<<10 {
-		t.Fatalf("slot-a/vmlinuz after the refusal: %v, want the old 64 KiB", serr)
+		t.Fatalf("slot-a/vmlinuz after the refusal: %v, want its 64 KiB", serr)
 	}
 	if got := entries(t, fat); strings.Join(got, " ") != "slot-a" {
 		t.Fatalf("the boot partition holds %v after the refusal, want slot-a alone", got)
+	}
+}
+
+// Two slots fill the partition but for less than a third: replacing one
+// still fits, since its old files go before the new ones are written.
+func TestWriteSlotBootReplacesASlotOnAPartitionWithoutRoomForThree(t *testing.T) {
+	fat := testutil.SmallDisk(t, "size=512k")
+	for _, s := range []string{SlotA, SlotB} {
+		if err := WriteSlotBoot(fat, s, newSlotFiles(t, t.TempDir(), 160<<10, 32<<10)); err != nil {
+			t.Fatalf("slot %s: %v", s, err)
+		}
+	}
+	if err := WriteSlotBoot(fat, SlotB, newSlotFiles(t, t.TempDir(), 170<<10, 32<<10)); err != nil {
+		t.Fatalf("replacing slot B: %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(SlotBootDir(fat, SlotB), KernelName))
+	if err != nil || fi.Size() != 170<<10 {
+		t.Fatalf("slot-b/vmlinuz: %v, want the new 170 KiB", err)
 	}
 }

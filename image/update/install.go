@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -31,8 +32,17 @@ type Updater struct {
 	Kernel    string // the running kernel's release (uname -r)
 	// Device opens slot s's block device for writing; tests give a file.
 	Device func(slot string) (*os.File, error)
-	Now    func() time.Time
-	Log    io.Writer
+	// BootPartition is where the boot partition is mounted. Once its boot
+	// script chooses the slot (SlotKernels), each slot boots its own
+	// kernel: Install copies the new slot's boot files there, and a
+	// bundle may bring another kernel than the running one.
+	BootPartition string
+	// SlotFiles opens slot s's root, as written, read-only and gives the
+	// directory of its boot files in it (paths.SlotBoot) and how to close
+	// it again; tests give a directory.
+	SlotFiles func(slot string) (dir string, closeSlot func() error, err error)
+	Now       func() time.Time
+	Log       io.Writer
 }
 
 func (u *Updater) logf(format string, a ...any) { fmt.Fprintf(u.Log, format+"\n", a...) }
@@ -99,10 +109,11 @@ func (u *Updater) Install(path string, o InstallOptions) (Manifest, error) {
 	if m.Compatible != Compatible {
 		return m, fmt.Errorf("%w: built for %q, this is %q", ErrIncompatible, m.Compatible, Compatible)
 	}
-	// The kernel and initrd live on the shared boot partition, not in the
-	// slots: a root whose modules are for another kernel would boot without
-	// its drivers.
-	if m.Kernel != u.Kernel {
+	// Until the boot script chooses the slot, the kernel and initrd the
+	// card was made with boot every slot: a root whose modules are for
+	// another kernel would boot without its drivers.
+	slotKernels := SlotKernels(u.BootPartition)
+	if !slotKernels && m.Kernel != u.Kernel {
 		return m, fmt.Errorf("%w: its root holds modules for kernel %s, the boot partition's kernel is %s (a kernel update needs the card reflashed)",
 			ErrIncompatible, m.Kernel, u.Kernel)
 	}
@@ -168,6 +179,12 @@ func (u *Updater) Install(path string, o InstallOptions) (Manifest, error) {
 		return m, fmt.Errorf("update: slot %s after writing: %w", target, err)
 	}
 	u.logf("slot %s written and read back in %.1fs", target, u.Now().Sub(start).Seconds())
+	if slotKernels {
+		if err := u.installBootFiles(target); err != nil {
+			return m, err
+		}
+		u.logf("slot %s's kernel %s, initramfs and device trees copied to %s", target, m.Kernel, SlotBootDir(u.BootPartition, target))
+	}
 	*st.Slot(target) = SlotInfo{Version: m.Version, Release: m.Release}
 	st.Trial = target
 	st.Tries = TrialTries
@@ -185,6 +202,28 @@ func (u *Updater) Install(path string, o InstallOptions) (Manifest, error) {
 	u.logf("slot %s (version %s, release %d) boots on trial at the next reboot; slot %s stays committed until the trial passes its health gate (sensor at install: %s)",
 		target, m.Version, m.Release, u.Boot.Slot, st.SensorAtInstall)
 	return m, nil
+}
+
+// installBootFiles copies slot s's boot files, from its root as written,
+// to its directory on the boot partition, and resets the boot script's
+// count of a trial's boots, before the state names s the trial.
+func (u *Updater) installBootFiles(s string) (err error) {
+	if u.SlotFiles == nil {
+		return fmt.Errorf("%w: slot %s: no way to open its root", ErrBootFiles, s)
+	}
+	dir, closeSlot, err := u.SlotFiles(s)
+	if err != nil {
+		return fmt.Errorf("%w: open slot %s: %w", ErrBootFiles, s, err)
+	}
+	defer func() {
+		if cerr := closeSlot(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("%w: close slot %s: %w", ErrBootFiles, s, cerr))
+		}
+	}()
+	if err := ResetBoots(filepath.Join(u.BootPartition, ChooserDir, BootsName)); err != nil {
+		return err
+	}
+	return WriteSlotBoot(u.BootPartition, s, dir)
 }
 
 // Trial is the running trial's state, for the health gate: nil when this

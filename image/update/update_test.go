@@ -407,3 +407,96 @@ func FuzzParseOutcome(f *testing.F) {
 		}
 	})
 }
+
+// slotFilesRig gives r a boot partition, with the boot script's slot
+// state and a used-up count of boots when chooser is set, and slot roots
+// whose boot files are src; it returns the boot partition and the slots
+// opened and closed.
+func slotFilesRig(t *testing.T, r *rig, chooser bool, src string, openErr error) (fat string, opened, closed *[]string) {
+	t.Helper()
+	fat = t.TempDir()
+	if chooser {
+		if err := os.MkdirAll(filepath.Join(fat, ChooserDir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, b := range map[string]string{ChooserStateName: "committed=A\n", BootsName: "boots=3\n\x00"} {
+			if err := os.WriteFile(filepath.Join(fat, ChooserDir, name), []byte(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	opened, closed = new([]string), new([]string)
+	r.u.BootPartition = fat
+	r.u.SlotFiles = func(s string) (string, func() error, error) {
+		*opened = append(*opened, s)
+		if openErr != nil {
+			return "", nil, openErr
+		}
+		return src, func() error { *closed = append(*closed, s); return nil }, nil
+	}
+	return fat, opened, closed
+}
+
+// Once the boot script chooses the slot, a bundle may bring another
+// kernel: its slot's boot files go to slot-b/ and the trial's count of
+// boots is reset before the state names B the trial.
+func TestInstallCopiesTheSlotsBootFilesWhenTheBootScriptChooses(t *testing.T) {
+	key := newKey(t)
+	r := newRig(t, key.Public().(ed25519.PublicKey), 4096)
+	fat, opened, closed := slotFilesRig(t, r, true, newSlotFiles(t, t.TempDir(), 1000, 500), nil)
+	if _, err := r.u.Install(writeFile(t, bundle(t, key, bytes.Repeat([]byte{7}, 3000), "k2")), InstallOptions{}); err != nil {
+		t.Fatalf("%v\n%s", err, r.log.String())
+	}
+	if strings.Join(*opened, ",") != "B" || strings.Join(*closed, ",") != "B" {
+		t.Errorf("slots opened %v, closed %v; want B and B", *opened, *closed)
+	}
+	if fi, err := os.Stat(filepath.Join(SlotBootDir(fat, SlotB), KernelName)); err != nil || fi.Size() != 1000 {
+		t.Errorf("slot-b/vmlinuz: %v, want the slot's 1000 bytes", err)
+	}
+	if _, err := os.Stat(filepath.Join(SlotBootDir(fat, SlotB), SizesName)); err != nil {
+		t.Errorf("slot-b/%s: %v", SizesName, err)
+	}
+	if n, err := ReadBoots(filepath.Join(fat, ChooserDir, BootsName)); err != nil || n != 0 {
+		t.Errorf("the trial's boots: %d, %v; want 0", n, err)
+	}
+	if st := r.state(t); st.Trial != SlotB || st.B != (SlotInfo{"v2", 2}) {
+		t.Errorf("state %+v", st)
+	}
+}
+
+// Without the boot script's slot state on the boot partition every slot
+// boots the card's own kernel: a bundle for another one is refused and
+// the boot partition is not touched.
+func TestInstallLeavesTheBootPartitionWhileTheInitramfsChooses(t *testing.T) {
+	key := newKey(t)
+	payload := bytes.Repeat([]byte{7}, 3000)
+	r := newRig(t, key.Public().(ed25519.PublicKey), 4096)
+	fat, opened, _ := slotFilesRig(t, r, false, newSlotFiles(t, t.TempDir(), 1000, 500), nil)
+	if _, err := r.u.Install(writeFile(t, bundle(t, key, payload, "k2")), InstallOptions{}); !errors.Is(err, ErrIncompatible) {
+		t.Fatalf("another kernel: got %v, want ErrIncompatible", err)
+	}
+	if _, err := r.u.Install(writeFile(t, bundle(t, key, payload, "k1")), InstallOptions{}); err != nil {
+		t.Fatalf("%v\n%s", err, r.log.String())
+	}
+	if len(*opened) != 0 || len(entries(t, fat)) != 0 {
+		t.Errorf("slots opened %v, boot partition %v; want none and empty", *opened, entries(t, fat))
+	}
+}
+
+// A slot whose root cannot be opened after it was written is not named
+// the trial: the slot stays forgotten and the committed one boots.
+func TestInstallWithoutTheSlotsBootFilesNamesNoTrial(t *testing.T) {
+	key := newKey(t)
+	r := newRig(t, key.Public().(ed25519.PublicKey), 4096)
+	fat, _, _ := slotFilesRig(t, r, true, "", errors.New("mount: wrong fs type"))
+	_, err := r.u.Install(writeFile(t, bundle(t, key, bytes.Repeat([]byte{7}, 3000), "k2")), InstallOptions{})
+	if !errors.Is(err, ErrBootFiles) {
+		t.Fatalf("got %v, want ErrBootFiles", err)
+	}
+	if st := r.state(t); st.Trial != "" || st.Committed != SlotA || st.B != (SlotInfo{}) {
+		t.Errorf("state %+v: want slot A committed, no trial, slot B forgotten", st)
+	}
+	if _, err := os.Stat(SlotBootDir(fat, SlotB)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("slot-b on the boot partition: %v", err)
+	}
+}
