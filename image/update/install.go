@@ -272,7 +272,7 @@ func (u *Updater) GiveUp(rule, detail string) error {
 }
 
 // ReportRollback records, on the boot after a failed trial, that the
-// initramfs went back to the committed slot, and which rule decided: the
+// boot went back to the committed slot, and which rule decided: the
 // health gate's, when it gave up, or RuleBootEnded when the trial boot
 // ended before the gate decided (a crash, a watchdog reset, a panic, a
 // power cut).
@@ -285,6 +285,15 @@ func (u *Updater) ReportRollback() error {
 		return err
 	}
 	failed := u.Boot.Failed
+	// The initramfs forgets the trial itself when it rolls back; the boot
+	// script never writes the state, so the trial it gave up on is
+	// forgotten here, or every later boot would be a rollback too.
+	if st.Trial == failed {
+		st.Trial, st.Tries, st.Failed = "", 0, failed
+		if err := WriteState(u.StatePath, st); err != nil {
+			return err
+		}
+	}
 	in := st.Slot(failed)
 	rule, why := RuleBootEnded, "the trial boot ended before its health gate decided (crash, hang reset by the watchdog, kernel panic or power cut)"
 	if last, err := ReadOutcome(u.LastPath); err == nil && last.Outcome == OutcomeGaveUp && last.Slot == failed && last.Version == in.Version {

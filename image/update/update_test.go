@@ -248,6 +248,31 @@ func TestReportRollback(t *testing.T) {
 	}
 }
 
+// The boot script rolls back without writing the state (it only counts
+// boots): the report forgets the trial, so the next boot is a plain
+// committed one. A state the initramfs already cleared is not rewritten.
+func TestReportRollbackForgetsTheTrialTheBootScriptGaveUpOn(t *testing.T) {
+	r := newRig(t, newKey(t).Public().(ed25519.PublicKey), 16)
+	if err := os.WriteFile(r.u.StatePath, []byte("committed=A\ntrial=B\ntries=3\nversion_A=v1\nversion_B=v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.u.Boot = Boot{Slot: SlotA, Mode: ModeRolledBack, Failed: SlotB}
+	if err := r.u.ReportRollback(); err != nil {
+		t.Fatal(err)
+	}
+	st := r.state(t)
+	if st.Committed != SlotA || st.Trial != "" || st.Tries != 0 || st.Failed != SlotB || st.B.Version != "v2" {
+		t.Errorf("state after the report: %+v; want A committed, no trial, failed=B", st)
+	}
+	before, _ := os.ReadFile(r.u.StatePath)
+	if err := r.u.ReportRollback(); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(r.u.StatePath); !bytes.Equal(before, after) {
+		t.Errorf("a second report rewrote the state: %q -> %q", before, after)
+	}
+}
+
 func TestStateRoundTrip(t *testing.T) {
 	in := "# c\ncommitted=B\n\ntrial=A\ntries=1\nversion_A=v2\nrelease_A=7\nversion_B=v1\nfuture=x\n"
 	st, err := ParseState(strings.NewReader(in))
