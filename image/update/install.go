@@ -260,11 +260,19 @@ func (u *Updater) MarkGood(rule, detail string) error {
 }
 
 // GiveUp records, before the reboot that rolls the trial back, which rule
-// failed it; ReportRollback names that rule on the next boot.
+// failed it; ReportRollback names that rule on the next boot. A trial
+// with boots left (the boot script gives it several) gets none: the gate
+// has decided, and another try would only wait out the gate again.
 func (u *Updater) GiveUp(rule, detail string) error {
 	st, err := ReadState(u.StatePath)
 	if err != nil {
 		return err
+	}
+	if st.Trial == u.Boot.Slot && st.Tries != 0 {
+		st.Tries = 0
+		if err := WriteState(u.StatePath, st); err != nil {
+			return err
+		}
 	}
 	in := st.Slot(u.Boot.Slot)
 	u.logf("trial of slot %s (version %s) failed by rule %s: %s; rebooting into the committed slot %s", u.Boot.Slot, in.Version, rule, detail, st.Committed)

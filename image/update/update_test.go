@@ -525,3 +525,35 @@ func TestInstallWithoutTheSlotsBootFilesNamesNoTrial(t *testing.T) {
 		t.Errorf("slot-b on the boot partition: %v", err)
 	}
 }
+
+// The boot script gives a trial several boots; once the gate gives up,
+// the trial gets no more, so the next boot rolls back. The initramfs
+// spends its one try before the trial boots: that state is not rewritten.
+func TestGiveUpLeavesTheTrialNoBoots(t *testing.T) {
+	for name, tc := range map[string]struct {
+		state     string
+		rewritten bool
+	}{
+		"boot script, 3 boots": {"committed=A\ntrial=B\ntries=3\nversion_A=v1\nversion_B=v2\n", true},
+		"initramfs, try spent": {"committed=A\ntrial=B\nversion_A=v1\nversion_B=v2\n", false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, newKey(t).Public().(ed25519.PublicKey), 16)
+			if err := os.WriteFile(r.u.StatePath, []byte(tc.state), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r.u.Boot = Boot{Slot: SlotB, Mode: ModeTrial}
+			if err := r.u.GiveUp(RuleNeverAlive, "never alive"); err != nil {
+				t.Fatal(err)
+			}
+			st := r.state(t)
+			if st.Trial != SlotB || st.Tries != 0 || st.Committed != SlotA {
+				t.Errorf("state %+v: want trial B with no boots left, A committed", st)
+			}
+			after, _ := os.ReadFile(r.u.StatePath)
+			if rewritten := string(after) != tc.state; rewritten != tc.rewritten {
+				t.Errorf("state rewritten %v, want %v: %q", rewritten, tc.rewritten, after)
+			}
+		})
+	}
+}
