@@ -190,3 +190,35 @@ func (w *watchdogRun) checkRestart(ctx context.Context) {
 	r, _ = w.m.Console.Run(ctx, "systemctl is-active sensord; systemctl --failed --no-legend --plain")
 	w.Check(len(r.Lines()) >= 1 && r.Lines()[0] == "active", "sensord active again after the restart: %q", strings.Join(r.Lines(), " | "))
 }
+
+// uBootLines are what the console carries, in order, when the card boots
+// through U-Boot with no slot state on its FAT: U-Boot's distro boot finds
+// the card's boot.scr, which boots slot-a/ and names no slot, and the
+// initramfs chooses the root slot from the data partition's state.
+var uBootLines = []string{
+	"Found U-Boot script /boot.scr",
+	"sensord-boot: no /sensord/state: booting the boot files of slot A, the initramfs chooses the root slot",
+	"sensord-boot: booting slot A (committed): /slot-a/vmlinuz",
+	"sensord-slot: booting slot A (committed)",
+}
+
+// checkUBoot: the boot went through U-Boot and the card's boot.scr, and
+// the initramfs, not the script, chose the root slot.
+func (t *rig) checkUBoot(ctx context.Context) {
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	at := 0
+	for _, l := range uBootLines {
+		next, err := t.m.Console.WaitFor(wctx, at, l)
+		if !t.Check(err == nil, "console, in order: %q", l) {
+			return
+		}
+		at = next
+	}
+	r, err := t.m.Console.Run(ctx, "grep -c sensord.slot= /proc/cmdline")
+	if err != nil {
+		t.Fail("/proc/cmdline: %v", err)
+		return
+	}
+	t.Check(strings.Join(r.Lines(), " ") == "0", "the kernel command line names no slot (the initramfs chose): grep -c sensord.slot= says %q", strings.Join(r.Lines(), " "))
+}

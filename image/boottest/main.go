@@ -20,7 +20,8 @@
 //     U-Boot for that board as its firmware (-bios, u-boot-qemu's
 //     qemu_arm64), which runs the card's boot.scr: the slot chooser loads
 //     slot A's kernel, initramfs and cmdline.txt from the FAT
-//     (image/uboot/README.md); the copy as a virtio disk, user networking forwarding two free 127.0.0.1 ports to
+//     (image/uboot/README.md; checked on the console, checkUBoot); the
+//     copy as a virtio disk, user networking forwarding two free 127.0.0.1 ports to
 //     the guest's ports 80 and 22; the serial console on a unix socket
 //     carries a root shell (systemd.debug_shell on the test's kernel command
 //     line);

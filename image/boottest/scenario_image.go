@@ -35,6 +35,7 @@ func imageSteps(r *rig) []harness.Step {
 		t.PhaseOf("checks: HTTP, WebSocket, systemd", harness.Checks("the dashboard and the stream", r.checkDashboard, r.checkStream)),
 		t.PhaseOf("checks: clock held, then set by NTP (clock.go)", (&clockRun{rig: r}).step()),
 		t.PhaseOf("checks: systemd, TLS, MQTT",
+			harness.Checks("U-Boot", r.checkUBoot),
 			harness.Checks("systemd", r.checkSystemd, r.checkBootToReady, r.checkSystem, r.checkDataGrown),
 			harness.Checks("TLS", r.checkTLS),
 			r.mqttSteps()),
