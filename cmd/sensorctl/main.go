@@ -24,6 +24,16 @@
 //	                        (cloud-init user-data, network-config) into
 //	                        sensord.conf once, then mark its files done
 //	                        (package image/cloudinit)
+//	sensorctl apply-settings FILE
+//	                        apply a settings change sensord spooled from the
+//	                        dashboard's settings page
+//	                        (sensord-settings-apply.path): check it with
+//	                        sensord's own rules, write sensord.conf, restart
+//	                        sensord (and the network's services when their
+//	                        settings changed), record the outcome for the page
+//	sensorctl settings show | set NAME=value... | unset NAME...
+//	                        the same over SSH: show sensord.conf's settings
+//	                        (secrets as set or not), change them
 //
 // sensord itself stays unprivileged; the bundle format and the boot flow
 // are in image/README.md.
@@ -93,7 +103,7 @@ func cstr(b []int8) string {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE | imager-import")
+		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE | imager-import | apply-settings FILE | settings show|set|unset")
 	}
 	switch args[0] {
 	case "update":
@@ -123,6 +133,20 @@ func run(args []string, out io.Writer) error {
 			return errors.New("usage: sensorctl imager-import")
 		}
 		return imagerImport(filepath.Dir(paths.Settings), paths.Settings, out)
+	case "apply-settings":
+		a := newApplier(out)
+		fs := flag.NewFlagSet("apply-settings", flag.ContinueOnError)
+		fs.SetOutput(out)
+		a.flags(fs)
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return errors.New("usage: sensorctl apply-settings FILE")
+		}
+		return a.applySpool(fs.Arg(0))
+	case "settings":
+		return settingsCmd(args[1:], out)
 	case "mark-good":
 		u, err := newUpdater(out)
 		if err != nil {
