@@ -56,6 +56,7 @@ import (
 	"sensord/image/cloudinit"
 	"sensord/image/paths"
 	"sensord/image/update"
+	"sensord/internal/atomicfile"
 )
 
 // healthPoll is how often the health gate reads sensord's verdict.
@@ -132,7 +133,7 @@ func run(args []string, out io.Writer) error {
 		if len(args) != 1 {
 			return errors.New("usage: sensorctl imager-import")
 		}
-		return imagerImport(filepath.Dir(paths.Settings), paths.Settings, out)
+		return imagerImport(filepath.Dir(paths.Settings), paths.Settings, paths.ImagerReport, out)
 	case "apply-settings":
 		a := newApplier(out)
 		fs := flag.NewFlagSet("apply-settings", flag.ContinueOnError)
@@ -312,8 +313,9 @@ func installSpool(spooled, taken string, out io.Writer) error {
 func durable() { syscall.Sync() }
 
 // imagerImport runs cloudinit.Import on the boot partition dir and says
-// in words what it took and what it left.
-func imagerImport(dir, conf string, out io.Writer) error {
+// in words what it took and what it left, to the journal (out) and to
+// report for the dashboard's settings page.
+func imagerImport(dir, conf, report string, out io.Writer) error {
 	r, err := cloudinit.Import(dir, conf)
 	if err != nil {
 		return fmt.Errorf("imager-import: Raspberry Pi Imager settings not imported, %s not changed: %w", conf, err)
@@ -324,5 +326,21 @@ func imagerImport(dir, conf string, out io.Writer) error {
 	for _, l := range r.Lines() {
 		fmt.Fprintln(out, l)
 	}
+	if len(r.Found) > 0 {
+		// The import itself is done: a report that cannot be kept is said,
+		// not an error that would fail the boot's unit.
+		if err := writeImagerReport(report, r.Lines()); err != nil {
+			fmt.Fprintln(out, "the report for the dashboard was not kept:", err)
+		}
+	}
 	return nil
+}
+
+// writeImagerReport keeps the import's lines, readable by sensord (they
+// hold no secret: Report names keys and settings, never a password).
+func writeImagerReport(path string, lines []string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }

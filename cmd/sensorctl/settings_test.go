@@ -251,3 +251,36 @@ func TestSettingsCommandShowsWithoutSecretsAndSets(t *testing.T) {
 		t.Error("not set")
 	}
 }
+
+// The import keeps its lines for the settings page, which says that
+// Imager's user name and password are not used; the user's password
+// hash is not among them.
+func TestImagerImportKeepsItsReportForTheDashboard(t *testing.T) {
+	dir := t.TempDir()
+	golden := filepath.Join("..", "..", "image", "cloudinit", "testdata", "imager-2.0.11", "hidden")
+	for _, name := range []string{"user-data", "network-config", "meta-data"} {
+		b, err := os.ReadFile(filepath.Join(golden, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), b, 0o600)
+	}
+	report := filepath.Join(t.TempDir(), "data", "settings", "imager-import")
+	var out bytes.Buffer
+	if err := imagerImport(dir, filepath.Join(dir, "sensord.conf"), report, &out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `ignored: user "pi" and its password: not used; SSH logs in as root, with keys only`) {
+		t.Errorf("the report does not say the user and password are not used:\n%s", b)
+	}
+	if strings.Contains(string(b), "$5$") {
+		t.Errorf("the report holds the password's hash:\n%s", b)
+	}
+	if fi, _ := os.Stat(report); fi.Mode().Perm() != 0o644 {
+		t.Errorf("report mode %v: sensord must read it", fi.Mode())
+	}
+}

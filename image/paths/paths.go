@@ -72,6 +72,12 @@ const (
 	SettingsStatus      = SettingsStateDir + "/" + SettingsStatusName
 )
 
+// ImagerReport is what `sensorctl imager-import` carried over from
+// Raspberry Pi Imager's files and what it left (one line each, no secret),
+// kept on the data partition for the settings page, which says it in
+// words: Imager's user name and password, for one, are not used.
+const ImagerReport = Data + "/settings/imager-import"
+
 // HistoryFile and AlertStateFile are what sensord keeps in -history-dir
 // (the readings' database, with SQLite's -wal and -shm beside it, and
 // the alerts' state): what a reset that does not keep history removes.

@@ -53,6 +53,9 @@ type settingsPanel struct {
 	Spool string
 	// StatusPath is the root helper's settings.Status.
 	StatusPath string
+	// ImagerPath is what `sensorctl imager-import` carried over from
+	// Raspberry Pi Imager's files and what it left (paths.ImagerReport).
+	ImagerPath string
 	Writable   bool
 	Log        *slog.Logger
 	// Owner guards the download with secrets.
@@ -66,7 +69,7 @@ type settingsPanel struct {
 // newSettingsPanel places the spool and the status beside
 // $RUNTIME_DIRECTORY (paths.SettingsRequest, paths.SettingsStatus).
 func newSettingsPanel(runtimeDir string, lookup func(string) (string, bool), log *slog.Logger) *settingsPanel {
-	p := &settingsPanel{Lookup: lookup, Log: log}
+	p := &settingsPanel{Lookup: lookup, Log: log, ImagerPath: paths.ImagerReport}
 	if p.Lookup == nil {
 		p.Lookup = func(string) (string, bool) { return "", false }
 	}
@@ -107,7 +110,10 @@ type settingsInfo struct {
 	Available bool             `json:"available"`
 	Pending   bool             `json:"pending"`
 	Last      *settings.Status `json:"last,omitempty"`
-	Sections  []settingSection `json:"sections"`
+	// Imager is the first boot's import of Raspberry Pi Imager's
+	// settings, one line each, as the journal has it (none: no import).
+	Imager   []string         `json:"imager,omitempty"`
+	Sections []settingSection `json:"sections"`
 }
 
 // current is every variable of sensord.conf that sensord's environment
@@ -148,7 +154,33 @@ func (p *settingsPanel) info() settingsInfo {
 	if st, err := readSettingsStatus(p.StatusPath); err == nil {
 		in.Last = &st
 	}
+	in.Imager = readLines(p.ImagerPath, maxStatusBytes, maxImagerLines)
 	return in
+}
+
+// maxImagerLines bounds the Imager report's lines: one a setting Imager
+// writes, and one a part of its files left unused.
+const maxImagerLines = 64
+
+// readLines reads at most max lines of at most n bytes of path (nil when
+// it cannot be read).
+func readLines(path string, n int64, max int) []string {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, n))
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && len(out) < max {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // maxStatusBytes bounds the root helper's status file.

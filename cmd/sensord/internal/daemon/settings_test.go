@@ -298,8 +298,10 @@ func TestSettingsUploadThatDoesNotValidateSpoolsNothing(t *testing.T) {
 	}
 }
 
-func TestSettingsShowTheHelpersLastOutcome(t *testing.T) {
+func TestSettingsShowTheHelpersLastOutcomeAndTheImagerImport(t *testing.T) {
 	f := newSettingsFixture(t, baseEnv())
+	f.panel.ImagerPath = filepath.Join(t.TempDir(), "imager-import")
+	os.WriteFile(f.panel.ImagerPath, []byte("imported: HOSTNAME=kitchen\nignored: user \"pi\" and its password: not used; SSH logs in as root, with keys only\n"), 0o644)
 	st := settings.Status{Outcome: settings.OutcomeRefused, Action: settings.ActionChange, Time: time.Now().UTC(), Detail: "sensord: -period: no"}
 	b, _ := json.Marshal(st)
 	if err := os.MkdirAll(filepath.Dir(f.panel.StatusPath), 0o755); err != nil {
@@ -316,5 +318,8 @@ func TestSettingsShowTheHelpersLastOutcome(t *testing.T) {
 	json.Unmarshal([]byte(body), &in)
 	if in.Last == nil || in.Last.Outcome != settings.OutcomeRefused || in.Last.Detail != st.Detail {
 		t.Errorf("last %+v", in.Last)
+	}
+	if len(in.Imager) != 2 || !strings.Contains(in.Imager[1], "password: not used") {
+		t.Errorf("imager %q", in.Imager)
 	}
 }

@@ -101,9 +101,13 @@
   const resetNote = el('p', 'settings-note', 'A reset sets every sensord setting back to its default; Wi-Fi, host name, SSH keys and the owner token stay, so the appliance stays reachable and yours.');
   const imager = el('p', 'settings-note', IMAGER_NOTE);
   imager.id = 'settings-imager';
+  // What the first boot's import took and left, as the journal has it.
+  const imported = el('ul', 'settings-note');
+  imported.id = 'settings-imager-report';
+  imported.hidden = true;
 
   form.append(fields, ownerLabel, unlock, save, status);
-  card.append(title, mode, form, last, tools, resetNote, imager);
+  card.append(title, mode, form, last, tools, resetNote, imager, imported);
   anchor.appendChild(card);
 
   const inputs = {}; // name -> {input, v: the setting as GET gave it}
@@ -188,6 +192,11 @@
       status.dataset.result = x.last.outcome;
     }
     showLast(x.last);
+    imported.hidden = !(x.imager && x.imager.length);
+    if (!imported.hidden && imported.childElementCount !== x.imager.length) {
+      imported.textContent = '';
+      for (const l of x.imager) imported.appendChild(el('li', '', 'Raspberry Pi Imager, ' + l));
+    }
     form.dataset.loaded = 'yes';
     lock();
   }
