@@ -241,6 +241,10 @@ func (p *settingsPanel) handleChange(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, http.StatusBadRequest, `send {"set":{"NAME":"value"},"unset":["NAME"]}: `+err.Error())
 		return
 	}
+	if len(c.Set) == 0 && len(c.Unset) == 0 {
+		p.refuse(w, http.StatusBadRequest, "nothing to change: name a setting in set or unset")
+		return
+	}
 	p.submit(w, settings.Request{Action: settings.ActionChange, Set: c.Set, Unset: c.Unset})
 }
 

@@ -198,6 +198,7 @@ func TestSettingsChangeRefusesBadInputAndSpoolsNothing(t *testing.T) {
 		{"not JSON", updateTestOwner, `set name=x`, http.StatusBadRequest, "send"},
 		{"an unknown field", updateTestOwner, `{"set":{},"exec":"reboot"}`, http.StatusBadRequest, "unknown field"},
 		{"too big", updateTestOwner, `{"set":{"SENSORD_ALERT":"` + strings.Repeat("x", maxSettingsBody) + `"}}`, http.StatusRequestEntityTooLarge, "larger"},
+		{"nothing to change", updateTestOwner, `{"set":{}}`, http.StatusBadRequest, "nothing to change"},
 		{"a reset without the choice", updateTestOwner, `{}`, http.StatusBadRequest, "history"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -220,8 +221,8 @@ func TestSettingsChangeRefusesBadInputAndSpoolsNothing(t *testing.T) {
 	var b bytes.Buffer
 	f.panel.writeMetrics(promtext.New(&b))
 	// The two without the owner are refused by the gate in front.
-	if !strings.Contains(b.String(), `sensord_settings_requests_total{result="refused"} 10`) {
-		t.Errorf("metrics:\n%s\nwant 10 refused", b.String())
+	if !strings.Contains(b.String(), `sensord_settings_requests_total{result="refused"} 11`) {
+		t.Errorf("metrics:\n%s\nwant 11 refused", b.String())
 	}
 }
 
