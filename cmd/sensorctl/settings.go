@@ -239,7 +239,7 @@ func oneLine(err error) string {
 // settingsCmd is `sensorctl settings show|set|unset`: the settings page
 // for someone logged in over SSH, with the same checks and restarts.
 func settingsCmd(args []string, out io.Writer) error {
-	const usage = "usage: sensorctl settings show | set NAME=value... | unset NAME..."
+	const usage = "usage: sensorctl settings show | set NAME=value [NAME=value ...] | unset NAME [NAME ...]"
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
