@@ -60,6 +60,8 @@ type settingsPanel struct {
 	Log        *slog.Logger
 	// Owner guards the download with secrets.
 	Owner func(http.Handler) http.Handler
+	// shows is settingShows(), made once.
+	shows map[string]func(string) string
 
 	spooling sync.Mutex    // one request written at a time
 	accepted atomic.Uint64 // requests spooled for the root helper
@@ -69,7 +71,7 @@ type settingsPanel struct {
 // newSettingsPanel places the spool and the status beside
 // $RUNTIME_DIRECTORY (paths.SettingsRequest, paths.SettingsStatus).
 func newSettingsPanel(runtimeDir string, lookup func(string) (string, bool), log *slog.Logger) *settingsPanel {
-	p := &settingsPanel{Lookup: lookup, Log: log, ImagerPath: paths.ImagerReport}
+	p := &settingsPanel{Lookup: lookup, Log: log, ImagerPath: paths.ImagerReport, shows: settingShows()}
 	if p.Lookup == nil {
 		p.Lookup = func(string) (string, bool) { return "", false }
 	}
@@ -139,7 +141,7 @@ func (p *settingsPanel) info() settingsInfo {
 			sv := settingVar{Name: v.Name, Flag: v.Flag, Doc: v.Doc, Default: v.Default}
 			val, ok := cur[v.Name]
 			sv.Set = ok && val != ""
-			sv.Value, sv.Secret = showSetting(v.Name, val)
+			sv.Value, sv.Secret = p.show(v.Name, val)
 			if settings.Secret(v.Name) || !ok {
 				sv.Value = ""
 			}
@@ -300,7 +302,7 @@ func (p *settingsPanel) handleUpload(w http.ResponseWriter, r *http.Request) {
 			if _, in := vals[v.Name]; in {
 				continue
 			}
-			if settings.Secret(v.Name) || withheld(v.Name, cur) {
+			if settings.Secret(v.Name) || p.withheld(v.Name, cur) {
 				continue
 			}
 			q.Unset = append(q.Unset, v.Name)
@@ -311,13 +313,29 @@ func (p *settingsPanel) handleUpload(w http.ResponseWriter, r *http.Request) {
 
 // withheld reports whether a download without secrets leaves name out
 // although it is set: a secret, or a value with a credential in it.
-func withheld(name string, cur map[string]string) bool {
+func (p *settingsPanel) withheld(name string, cur map[string]string) bool {
 	v, ok := cur[name]
 	if !ok {
 		return false
 	}
-	_, hidden := showSetting(name, v)
+	_, hidden := p.show(name, v)
 	return hidden
+}
+
+// show is how the page shows the value v of variable name: as the
+// flag's own messages show it (a URL without its password), and a
+// secret not at all (only whether it is set, elsewhere); hidden when
+// either leaves something out.
+func (p *settingsPanel) show(name, v string) (shown string, hidden bool) {
+	if settings.Secret(name) {
+		return "", true
+	}
+	if f := p.shows[name]; f != nil {
+		if sh := f(v); sh != v {
+			return sh, true
+		}
+	}
+	return v, false
 }
 
 // submit checks the settings q would leave, then spools q for the root
@@ -406,7 +424,7 @@ func (p *settingsPanel) download(w http.ResponseWriter, secrets bool) {
 	cur := p.current()
 	set := map[string]string{}
 	for k, v := range cur {
-		if !secrets && withheld(k, cur) {
+		if !secrets && p.withheld(k, cur) {
 			continue
 		}
 		set[k] = v

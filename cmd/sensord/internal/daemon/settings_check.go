@@ -39,20 +39,15 @@ func CheckSettings(vals map[string]string) error {
 	return nil
 }
 
-// showSetting is how the settings page shows the value v of variable
-// name: as the flag's own messages show it (a URL without its password),
-// and a secret not at all (only whether it is set, elsewhere).
-func showSetting(name, v string) (shown string, secret bool) {
-	if settings.Secret(name) {
-		return "", true
-	}
+// settingShows maps each SENSORD_* variable whose flag has a Show (a
+// URL without its password) to it: how the settings page shows a value.
+func settingShows() map[string]func(string) string {
+	m := map[string]func(string) string{}
 	s := new(Config).settings()
 	for _, f := range s.Flags() {
-		if s.EnvName(f.Name) == name && f.Show != nil {
-			if sh := f.Show(v); sh != v {
-				return sh, true
-			}
+		if f.Show != nil {
+			m[s.EnvName(f.Name)] = f.Show
 		}
 	}
-	return v, false
+	return m
 }

@@ -15,7 +15,9 @@
 // localStorage under the key update.js uses; a refused one is forgotten).
 (() => {
   'use strict';
-  const POLL_EVERY = 5000; // ms between api/settings polls
+  const POLL_EVERY = 30000; // ms between api/settings polls: settings change seldom
+  const APPLY_POLL = 2000; // ms between polls while a change is being applied
+  const APPLY_FOR = 120000; // ms at most of those: a restart under emulation takes tens of seconds
   const OWNER_KEY = 'sensord.ownerToken';
   // The settings on the page, grouped as a person looks for them; every
   // other one stays in sensord.conf and in the download.
@@ -116,6 +118,9 @@
   let dirty = false; // the owner has typed since
   let waiting = false; // a change was accepted: wait for its outcome
   let sentAt = ''; // the last outcome's time when it was sent
+  let applying = 0; // the faster poll's timer while a change applies
+  let applyUntil = 0; // when the faster poll gives up
+  let sigAtSend = ''; // the settings shown when the change was sent
   fields.addEventListener('input', () => { dirty = true; });
 
   function build(x) {
@@ -191,6 +196,12 @@
       status.textContent = x.last.outcome === 'applied' ? 'Applied: sensord restarted with the new settings.' : 'Not applied: ' + (x.last.detail || x.last.outcome);
       status.dataset.result = x.last.outcome;
     }
+    // Poll fast until the restarted sensord shows what it runs with (the
+    // outcome may come before the restart), at most APPLY_FOR.
+    if (applying && (Date.now() > applyUntil || !waiting && (x.last.outcome !== 'applied' || sig !== sigAtSend))) {
+      clearInterval(applying);
+      applying = 0;
+    }
     showLast(x.last);
     imported.hidden = !(x.imager && x.imager.length);
     if (!imported.hidden && imported.childElementCount !== x.imager.length) {
@@ -234,6 +245,10 @@
     }
     waiting = true;
     dirty = false;
+    sigAtSend = shownSig;
+    applyUntil = Date.now() + APPLY_FOR;
+    clearInterval(applying);
+    applying = setInterval(poll.now, APPLY_POLL);
     status.textContent = 'Accepted: ' + (ans.status || '') + '…';
     status.dataset.result = 'accepted';
     poll.now();
