@@ -48,6 +48,7 @@ func (t *rig) checkSettingsChange(ctx context.Context) {
 		return
 	}
 	var name, outcome string
+	var imager []string
 	deadline := time.Now().Add(settingsWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		var h struct {
@@ -59,7 +60,8 @@ func (t *rig) checkSettingsChange(ctx context.Context) {
 			name = h.Name
 		}
 		var s struct {
-			Last *settings.Status `json:"last"`
+			Last   *settings.Status `json:"last"`
+			Imager []string         `json:"imager"`
 		}
 		if r, err := client.Get(t.url("/api/settings")); err == nil {
 			json.NewDecoder(io.LimitReader(r.Body, 256<<10)).Decode(&s)
@@ -67,6 +69,7 @@ func (t *rig) checkSettingsChange(ctx context.Context) {
 			if s.Last != nil {
 				outcome = s.Last.Outcome + " " + s.Last.Detail
 			}
+			imager = s.Imager
 		}
 		if name == settingsName {
 			break
@@ -85,6 +88,9 @@ func (t *rig) checkSettingsChange(ctx context.Context) {
 	}
 	t.Number("settings change: POST to sensord answering with it: %.1f s", time.Since(start).Seconds())
 	t.Check(strings.HasPrefix(outcome, settings.OutcomeApplied), "GET /api/settings says the change applied: %q", outcome)
+	all := strings.Join(imager, " | ")
+	t.Check(strings.Contains(all, "and its password: not used"),
+		"GET /api/settings carries the first boot's Imager import for the page, saying Imager's user and password are not used: %q", all)
 	r, _ := t.guest(ctx, "grep '^SENSORD_NAME=' /boot/firmware/sensord.conf; ls /run/sensord/ | grep -c settings-request")
 	t.Check(r.Has("SENSORD_NAME="+settingsName), "sensord.conf on the boot partition says SENSORD_NAME=%s: %q", settingsName, strings.Join(r.Lines(), " | "))
 	r, _ = t.guest(ctx, "journalctl -b -u sensord-settings-apply -o cat --no-pager | tail -n 5")
