@@ -24,6 +24,16 @@
 //	                        (cloud-init user-data, network-config) into
 //	                        sensord.conf once, then mark its files done
 //	                        (package image/cloudinit)
+//	sensorctl apply-settings FILE
+//	                        apply a settings change sensord spooled from the
+//	                        dashboard's settings page
+//	                        (sensord-settings-apply.path): check it with
+//	                        sensord's own rules, write sensord.conf, restart
+//	                        sensord (and the network's services when their
+//	                        settings changed), record the outcome for the page
+//	sensorctl settings show | set NAME=value... | unset NAME...
+//	                        the same over SSH: show sensord.conf's settings
+//	                        (secrets as set or not), change them
 //
 // sensord itself stays unprivileged; the bundle format and the boot flow
 // are in image/README.md.
@@ -46,6 +56,7 @@ import (
 	"sensord/image/cloudinit"
 	"sensord/image/paths"
 	"sensord/image/update"
+	"sensord/internal/atomicfile"
 )
 
 // healthPoll is how often the health gate reads sensord's verdict.
@@ -93,7 +104,7 @@ func cstr(b []int8) string {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE | imager-import")
+		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE | imager-import | apply-settings FILE | settings show|set|unset")
 	}
 	switch args[0] {
 	case "update":
@@ -122,7 +133,21 @@ func run(args []string, out io.Writer) error {
 		if len(args) != 1 {
 			return errors.New("usage: sensorctl imager-import")
 		}
-		return imagerImport(filepath.Dir(paths.Settings), paths.Settings, out)
+		return imagerImport(filepath.Dir(paths.Settings), paths.Settings, paths.ImagerReport, out)
+	case "apply-settings":
+		a := newApplier(out)
+		fs := flag.NewFlagSet("apply-settings", flag.ContinueOnError)
+		fs.SetOutput(out)
+		a.flags(fs)
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return errors.New("usage: sensorctl apply-settings FILE")
+		}
+		return a.applySpool(fs.Arg(0))
+	case "settings":
+		return settingsCmd(args[1:], out)
 	case "mark-good":
 		u, err := newUpdater(out)
 		if err != nil {
@@ -288,8 +313,9 @@ func installSpool(spooled, taken string, out io.Writer) error {
 func durable() { syscall.Sync() }
 
 // imagerImport runs cloudinit.Import on the boot partition dir and says
-// in words what it took and what it left.
-func imagerImport(dir, conf string, out io.Writer) error {
+// in words what it took and what it left, to the journal (out) and to
+// report for the dashboard's settings page.
+func imagerImport(dir, conf, report string, out io.Writer) error {
 	r, err := cloudinit.Import(dir, conf)
 	if err != nil {
 		return fmt.Errorf("imager-import: Raspberry Pi Imager settings not imported, %s not changed: %w", conf, err)
@@ -300,5 +326,21 @@ func imagerImport(dir, conf string, out io.Writer) error {
 	for _, l := range r.Lines() {
 		fmt.Fprintln(out, l)
 	}
+	if len(r.Found) > 0 {
+		// The import itself is done: a report that cannot be kept is said,
+		// not an error that would fail the boot's unit.
+		if err := writeImagerReport(report, r.Lines()); err != nil {
+			fmt.Fprintln(out, "the report for the dashboard was not kept:", err)
+		}
+	}
 	return nil
+}
+
+// writeImagerReport keeps the import's lines, readable by sensord (they
+// hold no secret: Report names keys and settings, never a password).
+func writeImagerReport(path string, lines []string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }

@@ -68,6 +68,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}
 	cfg.Build = version
 	cfg.RuntimeDir, _ = lookup("RUNTIME_DIRECTORY")
+	cfg.Environ = lookup
 	if _, set := lookup("GOGC"); !set {
 		debug.SetGCPercent(gcPercent)
 	}

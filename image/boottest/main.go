@@ -52,7 +52,10 @@
 //     sensord (journal: "Watchdog timeout"), restarts it (NRestarts goes
 //     up), and the WebSocket stream resumes; the broker's last will said
 //     offline, and the restarted sensord online again;
-//  8. stops its qemu and Mosquitto by PID and prints where the time went.
+//  8. the settings page's API (settings_page.go): the owner sets
+//     SENSORD_NAME; the image's path unit and root helper write it into
+//     sensord.conf and restart sensord, whose /healthz then says the name;
+//  9. stops its qemu and Mosquitto by PID and prints where the time went.
 //
 // Exit status 0 when every check passed, 1 otherwise; the last line is
 // "boottest: N passed, M failed".

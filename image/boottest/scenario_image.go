@@ -48,6 +48,7 @@ func imageSteps(r *rig) []harness.Step {
 				harness.Checks("restarted, the stream back", w.checkRestart)),
 			harness.Checks("the broker's last will", r.checkMQTTWill)),
 		t.PhaseOf("checks: gpio-sim on the image's kernel", r.gpioSimStep()),
+		t.PhaseOf("checks: a setting changed on the dashboard (settings_page.go)", r.settingsStep()),
 	}
 }
 

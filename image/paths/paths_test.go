@@ -32,6 +32,9 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 		{"ConditionPathExists=|" + filepath.Dir(Settings) + "/user-data", []string{units + "sensord-imager.service"}},
 		{"PathExists=" + ClockRequest, []string{units + "sensord-setclock.path"}},
 		{"ExecStart=" + SetClock, []string{units + "sensord-setclock.service"}},
+		{"PathExists=" + SettingsRequest, []string{units + "sensord-settings-apply.path"}},
+		{"ExecStart=" + Sensorctl + " apply-settings " + SettingsRequest, []string{units + "sensord-settings-apply.service"}},
+		{SettingsStatus, []string{units + "sensord-settings-apply.service"}},
 		{"req=" + ClockRequest, []string{"../rootfs" + SetClock}},
 		{"$root" + Sensorctl, []string{abSh}},
 		{"$root" + UpdateKey, []string{abSh}},
@@ -56,6 +59,9 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 			}
 		}
 	}
+	if filepath.Dir(SettingsStateDir) != filepath.Dir(RuntimeDir) {
+		t.Errorf("SettingsStateDir %s must sit beside RuntimeDir %s: sensord finds it from $RUNTIME_DIRECTORY", SettingsStateDir, RuntimeDir)
+	}
 	if filepath.Dir(StateDir) != "/var/lib" || filepath.Dir(RuntimeDir) != "/run" {
 		t.Errorf("StateDir %s and RuntimeDir %s must be where systemd's StateDirectory= and RuntimeDirectory= put them", StateDir, RuntimeDir)
 	}
@@ -67,7 +73,7 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 func TestNoOtherUpdatePaths(t *testing.T) {
 	known := map[string]bool{}
 	for _, p := range []string{Data, DataDevice, State, Last, Boot, Sensord, Sensorctl, Settings, UpdateKey,
-		StateDir, SpoolDir, Spooled, RuntimeDir, Verdict, Taken, ClockRequest} {
+		StateDir, SpoolDir, Spooled, RuntimeDir, Verdict, Taken, ClockRequest, SettingsRequest, SettingsStateDir, SettingsStatus} {
 		known[p] = true
 	}
 	path := regexp.MustCompile(`/[\w./@-]+`)

@@ -159,6 +159,7 @@ type daemon struct {
 	watch    *sensorwatch.Watch
 	checker  *health.Checker // /healthz
 	update   *updatePanel    // the A/B updater's panel and upload (update.go)
+	settings *settingsPanel  // the settings page's API (settings.go)
 	alerts   *alerting       // the alert rules and their outputs (alerts.go)
 	push     *push.Sender    // messages from outside: POST /api/send, the MQTT command topic
 	pushLog  pushLog         // refused MQTT pushes' log lines (push.go)
@@ -174,6 +175,8 @@ func newDaemon(cfg *Config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	d.owner = guard.NewOwner(cfg.OwnerToken, cfg.Token, log, time.Now)
 	d.update = newUpdatePanel(log)
 	d.update.Writable = d.owner.Writable()
+	d.settings = newSettingsPanel(cfg.RuntimeDir, cfg.Environ, log)
+	d.settings.Writable, d.settings.Owner = d.owner.Writable(), d.owner.Guard
 	d.newClock()
 	d.openHistory()
 	pollOpts := sensor.PeriodicOpts(cfg.Period)

@@ -35,6 +35,7 @@ func (d *daemon) routes() http.Handler {
 	mux.Handle("POST /api/send", d.push.SendHandler())
 	mux.Handle("GET /api/clients", d.owner.Guard(d.push.ClientsHandler()))
 	d.update.register(mux)
+	d.settings.register(mux)
 	mux.HandleFunc("POST /api/clock", d.setClock)
 	// Every request that may change something goes through the owner's
 	// check here, whichever route it is for.

@@ -22,6 +22,7 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 	d.writeServerMetrics(m)
 	d.writeFrontMetrics(m)
 	d.update.writeMetrics(m)
+	d.settings.writeMetrics(m)
 	d.writeHistoryRequestMetrics(m)
 	d.writeClockMetrics(m)
 	d.outs.Metrics(m)
