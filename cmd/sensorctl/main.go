@@ -93,7 +93,7 @@ func cstr(b []int8) string {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE | imager-import")
+		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE | imager-import | setup | setup-request | setup-dns")
 	}
 	switch args[0] {
 	case "update":
@@ -123,6 +123,11 @@ func run(args []string, out io.Writer) error {
 			return errors.New("usage: sensorctl imager-import")
 		}
 		return imagerImport(filepath.Dir(paths.Settings), paths.Settings, out)
+	case "setup", "setup-request", "setup-dns":
+		if len(args) != 1 {
+			return fmt.Errorf("usage: sensorctl %s", args[0])
+		}
+		return setup(args[0], out)
 	case "mark-good":
 		u, err := newUpdater(out)
 		if err != nil {
