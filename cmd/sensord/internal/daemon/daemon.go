@@ -19,6 +19,7 @@ import (
 	"sensord/cmd/sensord/internal/push"
 	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/internal/sensorwatch"
+	"sensord/cmd/sensord/internal/setuppage"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/internal/link"
 	"sensord/sensor"
@@ -163,6 +164,8 @@ type daemon struct {
 	push     *push.Sender    // messages from outside: POST /api/send, the MQTT command topic
 	pushLog  pushLog         // refused MQTT pushes' log lines (push.go)
 	clk      *clockHold      // the clock's trust and the readings held for it (clock.go)
+
+	setup *setuppage.Portal // the setup access point's page (setup.go)
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health
@@ -175,6 +178,7 @@ func newDaemon(cfg *Config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	d.update = newUpdatePanel(log)
 	d.update.Writable = d.owner.Writable()
 	d.newClock()
+	d.newSetup()
 	d.openHistory()
 	pollOpts := sensor.PeriodicOpts(cfg.Period)
 	backoff := pollOpts.MaxBackoff
