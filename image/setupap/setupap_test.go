@@ -225,8 +225,8 @@ func TestParseEvent(t *testing.T) {
 	for line, want := range map[string]Event{
 		"wlan0: CTRL-EVENT-CONNECTED - Connection to 02:00:00:00:01:00 completed [id=0 id_str=]":               EventConnected,
 		"wlan0: CTRL-EVENT-SSID-TEMP-DISABLED id=0 ssid=\"Home\" auth_failures=1 duration=10 reason=WRONG_KEY": EventWrongKey,
-		"wlan0: CTRL-EVENT-NETWORK-NOT-FOUND":               EventNotFound,
-		"wlan0: Trying to associate with 02:00:00:00:01:00": EventNone,
+		"wlan0: WPA: 4-Way Handshake failed - pre-shared key may be incorrect":                                 EventWrongKey,
+		"wlan0: Trying to associate with 02:00:00:00:01:00":                                                    EventNone,
 	} {
 		if got := ParseEvent(line); got != want {
 			t.Errorf("%q: got %v, want %v", line, got, want)

@@ -54,9 +54,11 @@ const (
 	sysNet = "/sys/class/net"
 	// scanWait bounds a scan (a 2.4 and 5 GHz sweep takes a few seconds).
 	scanWait = 20 * time.Second
-	// notFoundScans is how many scans without the network make it "not
-	// found" (one can miss a beacon).
-	notFoundScans = 3
+	// scanPoll is how often a scan's state is asked for.
+	scanPoll = 500 * time.Millisecond
+	// notFoundAfter is how long a try scans before a network that no
+	// scan saw is "not found" (several scans: one can miss a beacon).
+	notFoundAfter = 30 * time.Second
 	// dnsUnits is the captive DNS responder (socket-activated).
 	dnsSocket  = "sensord-setup-dns.socket"
 	dnsService = "sensord-setup-dns.service"
@@ -158,6 +160,12 @@ func (l *Linux) run(ctx context.Context, name string, args ...string) error {
 
 func (l *Linux) ctrlDir() string { return filepath.Join(l.Dir, "wpa") }
 
+// cli asks the wpa_supplicant on iface over its control socket.
+func (l *Linux) cli(ctx context.Context, iface, cmd string) (string, error) {
+	out, err := exec.CommandContext(ctx, "wpa_cli", "-p", l.ctrlDir(), "-i", iface, cmd).Output()
+	return string(out), err
+}
+
 // Scan runs a wpa_supplicant without networks and asks it for a scan.
 func (l *Linux) Scan(ctx context.Context, iface string) ([]Network, error) {
 	ctx, cancel := context.WithTimeout(ctx, scanWait)
@@ -168,10 +176,7 @@ func (l *Linux) Scan(ctx context.Context, iface string) ([]Network, error) {
 		return nil, err
 	}
 	defer s.stop()
-	cli := func(cmd string) (string, error) {
-		out, err := exec.CommandContext(ctx, "wpa_cli", "-p", l.ctrlDir(), "-i", iface, cmd).Output()
-		return string(out), err
-	}
+	cli := func(cmd string) (string, error) { return l.cli(ctx, iface, cmd) }
 	// The control socket appears once wpa_supplicant has set up.
 	for {
 		if out, err := cli("scan"); err == nil && strings.Contains(out, "OK") {
@@ -180,24 +185,23 @@ func (l *Linux) Scan(ctx context.Context, iface string) ([]Network, error) {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("scan on %s: wpa_supplicant did not answer", iface)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(scanPoll):
 		}
 	}
+	// The scan's end is an event of the control socket only (not of
+	// wpa_supplicant's output): poll the results, which a scan fills in
+	// one go. Nothing in range is an empty list, not an error.
 	for {
+		out, err := cli("scan_results")
+		if err == nil {
+			if nets := ParseScan(out); len(nets) > 0 {
+				return nets, nil
+			}
+		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("scan on %s: no results within %s", iface, scanWait)
-		case line, ok := <-s.lines:
-			if !ok {
-				return nil, fmt.Errorf("scan on %s: wpa_supplicant stopped", iface)
-			}
-			if strings.Contains(line, "CTRL-EVENT-SCAN-RESULTS") {
-				out, err := cli("scan_results")
-				if err != nil {
-					return nil, fmt.Errorf("scan on %s: %w", iface, err)
-				}
-				return ParseScan(out), nil
-			}
+			return []Network{}, nil
+		case <-time.After(scanPoll):
 		}
 	}
 }
@@ -255,7 +259,7 @@ func (l *Linux) Try(ctx context.Context, iface string, r Request) (string, error
 		return "", err
 	}
 	defer s.stop()
-	connected, notFound := false, 0
+	connected, start := false, time.Now()
 	poll := time.NewTicker(time.Second)
 	defer poll.Stop()
 	for {
@@ -274,17 +278,21 @@ func (l *Linux) Try(ctx context.Context, iface string, r Request) (string, error
 				connected = true
 			case EventWrongKey:
 				return "", &TryError{Failure: FailureWrongPassphrase, Reason: fmt.Sprintf("the network %q refused the passphrase: check it and try again", r.SSID)}
-			case EventNotFound:
-				if notFound++; notFound >= notFoundScans && !connected {
-					return "", &TryError{Failure: FailureNotFound, Reason: fmt.Sprintf("the network %q was not found: check its name and that it is in range", r.SSID)}
-				}
 			}
 		case <-poll.C:
-			if !connected {
+			if connected {
+				if a := ipv4(iface); a != "" {
+					return a, nil
+				}
 				continue
 			}
-			if a := ipv4(iface); a != "" {
-				return a, nil
+			// "Not found" is an event of the control socket only: ask
+			// for the scan results instead once scans have had time.
+			if time.Since(start) < notFoundAfter {
+				continue
+			}
+			if out, err := l.cli(ctx, iface, "scan_results"); err == nil && !slices.ContainsFunc(ParseScan(out), func(n Network) bool { return n.SSID == r.SSID }) {
+				return "", &TryError{Failure: FailureNotFound, Reason: fmt.Sprintf("the network %q was not found: check its name and that it is in range", r.SSID)}
 			}
 		}
 	}

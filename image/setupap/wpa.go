@@ -34,7 +34,7 @@ func APName(mac string) string {
 // open, or WPA2 with password (8 to 63 characters) when it is set.
 func APConfig(ctrlDir, ssid, password, country string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "ctrl_interface=%s\nap_scan=2\n", ctrlDir)
+	fmt.Fprintf(&b, "ctrl_interface=%s\n", ctrlDir)
 	if countryRE.MatchString(country) {
 		fmt.Fprintf(&b, "country=%s\n", strings.ToUpper(country))
 	}
@@ -108,11 +108,11 @@ const (
 	EventConnected
 	// EventWrongKey: the network refused the passphrase.
 	EventWrongKey
-	// EventNotFound: a scan did not see the network.
-	EventNotFound
 )
 
-// ParseEvent classifies one line of wpa_supplicant's output.
+// ParseEvent classifies one line of wpa_supplicant's output (what it
+// prints; some events, such as CTRL-EVENT-NETWORK-NOT-FOUND and
+// CTRL-EVENT-SCAN-RESULTS, go to its control socket only).
 func ParseEvent(line string) Event {
 	switch {
 	case strings.Contains(line, "CTRL-EVENT-CONNECTED"):
@@ -120,8 +120,6 @@ func ParseEvent(line string) Event {
 	case strings.Contains(line, "CTRL-EVENT-SSID-TEMP-DISABLED") && strings.Contains(line, "reason=WRONG_KEY"),
 		strings.Contains(line, "WPA: 4-Way Handshake failed"):
 		return EventWrongKey
-	case strings.Contains(line, "CTRL-EVENT-NETWORK-NOT-FOUND"):
-		return EventNotFound
 	}
 	return EventNone
 }
