@@ -104,7 +104,7 @@ func cstr(b []int8) string {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE | imager-import | apply-settings FILE | settings show|set|unset")
+		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE | imager-import | apply-settings FILE | settings show|set|unset | setup | setup-request | setup-dns")
 	}
 	switch args[0] {
 	case "update":
@@ -148,6 +148,11 @@ func run(args []string, out io.Writer) error {
 		return a.applySpool(fs.Arg(0))
 	case "settings":
 		return settingsCmd(args[1:], out)
+	case "setup", "setup-request", "setup-dns":
+		if len(args) != 1 {
+			return fmt.Errorf("usage: sensorctl %s", args[0])
+		}
+		return setup(args[0], out)
 	case "mark-good":
 		u, err := newUpdater(out)
 		if err != nil {

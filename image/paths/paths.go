@@ -90,3 +90,19 @@ const (
 // reading it: a directory only root can write, on the same filesystem as
 // SpoolDir, so sensord can no longer swap the file.
 const Taken = "/var/lib/sensord-update/upload.update"
+
+// The setup access point (package image/setupap). The root side keeps its
+// files in SetupDir (RAM, readable by sensord, no secrets in them);
+// sensord leaves a person's setup request in its own runtime directory for
+// sensord-setup-request.path, whose helper checks it and moves it to
+// SetupJoin for the root side to try.
+const (
+	SetupDir         = "/run/sensord-setup"
+	SetupState       = SetupDir + "/state"
+	SetupJoin        = SetupDir + "/join"
+	SetupRequestName = "setup-request"
+	SetupRequest     = RuntimeDir + "/" + SetupRequestName
+	// SettingsApply is the boot script that applies sensord.conf; the
+	// root side runs it again after a join to write the Wi-Fi settings.
+	SettingsApply = "/usr/local/sbin/sensord-settings"
+)

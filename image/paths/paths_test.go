@@ -36,6 +36,11 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 		{"ExecStart=" + Sensorctl + " apply-settings " + SettingsRequest, []string{units + "sensord-settings-apply.service"}},
 		{SettingsStatus, []string{units + "sensord-settings-apply.service"}},
 		{"req=" + ClockRequest, []string{"../rootfs" + SetClock}},
+		{"PathExists=" + SetupRequest, []string{units + "sensord-setup-request.path"}},
+		{"ExecStart=" + Sensorctl + " setup-request", []string{units + "sensord-setup-request.service"}},
+		{"ExecStart=" + Sensorctl + " setup\n", []string{units + "sensord-setup.service"}},
+		{"ExecStart=" + Sensorctl + " setup-dns", []string{units + "sensord-setup-dns.service"}},
+		{"RuntimeDirectory=" + filepath.Base(SetupDir), []string{units + "sensord-setup.service"}},
 		{"$root" + Sensorctl, []string{abSh}},
 		{"$root" + UpdateKey, []string{abSh}},
 		{"EnvironmentFile=-" + Settings, []string{sensordU}},
@@ -73,7 +78,8 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 func TestNoOtherUpdatePaths(t *testing.T) {
 	known := map[string]bool{}
 	for _, p := range []string{Data, DataDevice, State, Last, Boot, Sensord, Sensorctl, Settings, UpdateKey,
-		StateDir, SpoolDir, Spooled, RuntimeDir, Verdict, Taken, ClockRequest, SettingsRequest, SettingsStateDir, SettingsStatus} {
+		StateDir, SpoolDir, Spooled, RuntimeDir, Verdict, Taken, ClockRequest, SettingsRequest, SettingsStateDir, SettingsStatus,
+		SetupDir, SetupState, SetupJoin, SetupRequest} {
 		known[p] = true
 	}
 	path := regexp.MustCompile(`/[\w./@-]+`)

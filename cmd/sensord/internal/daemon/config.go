@@ -107,6 +107,10 @@ type Config struct {
 	// the settings page shows sensord.conf's values from it (systemd's
 	// EnvironmentFile= passes every line). Nil: none.
 	Environ func(string) (string, bool)
+	// SetupState is the setup access point's state file (paths.SetupState),
+	// not a flag: main sets it on the image (under systemd); "" turns the
+	// setup page off (setup.go).
+	SetupState string
 	// Build is the build's version, main's -ldflags "-X main.version",
 	// not a flag: in the log, /metrics, /healthz, the verdict and the
 	// device Home Assistant is shown.

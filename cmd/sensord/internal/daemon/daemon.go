@@ -19,6 +19,7 @@ import (
 	"sensord/cmd/sensord/internal/push"
 	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/internal/sensorwatch"
+	"sensord/cmd/sensord/internal/setuppage"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/internal/link"
 	"sensord/sensor"
@@ -164,6 +165,8 @@ type daemon struct {
 	push     *push.Sender    // messages from outside: POST /api/send, the MQTT command topic
 	pushLog  pushLog         // refused MQTT pushes' log lines (push.go)
 	clk      *clockHold      // the clock's trust and the readings held for it (clock.go)
+
+	setup *setuppage.Portal // the setup access point's page (setup.go)
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health
@@ -178,6 +181,7 @@ func newDaemon(cfg *Config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	d.settings = newSettingsPanel(cfg.RuntimeDir, cfg.Environ, log)
 	d.settings.Writable, d.settings.Owner = d.owner.Writable(), d.owner.Guard
 	d.newClock()
+	d.newSetup()
 	d.openHistory()
 	pollOpts := sensor.PeriodicOpts(cfg.Period)
 	// The poller's counters and progress are judged against now (the

@@ -43,7 +43,9 @@ func (d *daemon) routes() http.Handler {
 	if d.cfg.Token != "" {
 		h = guard.Token(d.cfg.Token, d.owner, h)
 	}
-	return d.hostGuard(h)
+	// The setup page, only on the setup access point (setup.go), comes
+	// before every guard: it is the one write allowed without the owner.
+	return d.setup.Front(d.hostGuard(h))
 }
 
 // hostGuard puts -allowed-hosts in front of h (when it is set).

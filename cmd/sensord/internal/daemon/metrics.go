@@ -27,5 +27,6 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 	d.writeClockMetrics(m)
 	d.outs.Metrics(m)
 	d.writePushMetrics(m)
+	d.setup.Metrics(m)
 	m.One("sensord_heap_bytes", promtext.Gauge, "Go heap bytes in use.", float64(sysstat.HeapBytes()))
 }
