@@ -55,6 +55,7 @@ import (
 
 	"sensord/image/cloudinit"
 	"sensord/image/paths"
+	"sensord/image/settings"
 	"sensord/image/update"
 	"sensord/internal/atomicfile"
 )
@@ -321,7 +322,12 @@ func durable() { syscall.Sync() }
 // in words what it took and what it left, to the journal (out) and to
 // report for the dashboard's settings page.
 func imagerImport(dir, conf, report string, out io.Writer) error {
+	unlock, err := settings.Lock(conf)
+	if err != nil {
+		return fmt.Errorf("imager-import: %w", err)
+	}
 	r, err := cloudinit.Import(dir, conf)
+	unlock()
 	if err != nil {
 		return fmt.Errorf("imager-import: Raspberry Pi Imager settings not imported, %s not changed: %w", conf, err)
 	}

@@ -86,8 +86,14 @@ func (a *applier) applySpool(spooled string) error {
 // rules, restarts what must restart, and records the outcome.
 func (a *applier) apply(q settings.Request) error {
 	st := settings.Status{Action: q.Action, Changed: q.Names()}
+	unlock, err := settings.Lock(a.Conf)
+	if err != nil {
+		st.Outcome, st.Detail = settings.OutcomeFailed, err.Error()
+		return a.record(st, err)
+	}
 	old, err := readConf(a.Conf)
 	if err != nil {
+		unlock()
 		st.Outcome, st.Detail = settings.OutcomeFailed, err.Error()
 		return a.record(st, err)
 	}
@@ -99,15 +105,18 @@ func (a *applier) apply(q settings.Request) error {
 		}
 	}
 	if err != nil {
+		unlock()
 		st.Outcome, st.Detail = settings.OutcomeRefused, oneLine(err)+"; "+a.Conf+" not changed"
 		return a.record(st, fmt.Errorf("%w: %w", errRefused, err))
 	}
 	if !slices.Equal(old, edited) {
 		if err := atomicfile.WriteFile(a.Conf, edited, 0o600); err != nil {
+			unlock()
 			st.Outcome, st.Detail = settings.OutcomeFailed, oneLine(err)+"; "+a.Conf+" not changed"
 			return a.record(st, err)
 		}
 	}
+	unlock()
 	fmt.Fprintf(a.Out, "%s: %s written (%s)\n", q.Action, a.Conf, strings.Join(st.Changed, ", "))
 	if err := a.restart(q, edited); err != nil {
 		st.Outcome, st.Detail = settings.OutcomeFailed, "written, but "+oneLine(err)

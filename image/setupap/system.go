@@ -313,11 +313,14 @@ func ipv4(iface string) string {
 	return ""
 }
 
-// Keep edits sensord.conf as `sensorctl imager-import` does
-// (settings.Edit keeps everything else a person wrote) and runs
-// sensord-settings, which writes the Wi-Fi configuration and the host
-// name from it.
-func (l *Linux) Keep(ctx context.Context, r Request) error {
+// keep writes r's settings into sensord.conf under the settings file's
+// lock.
+func (l *Linux) keep(r Request) error {
+	unlock, err := settings.Lock(l.Conf)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	old, err := os.ReadFile(l.Conf)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
@@ -327,7 +330,15 @@ func (l *Linux) Keep(ctx context.Context, r Request) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(l.Conf, edited, 0o600); err != nil {
+	return atomicfile.WriteFile(l.Conf, edited, 0o600)
+}
+
+// Keep edits sensord.conf as `sensorctl imager-import` does
+// (settings.Edit keeps everything else a person wrote) and runs
+// sensord-settings, which writes the Wi-Fi configuration and the host
+// name from it.
+func (l *Linux) Keep(ctx context.Context, r Request) error {
+	if err := l.keep(r); err != nil {
 		return err
 	}
 	host, _ := os.Hostname()
