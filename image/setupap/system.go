@@ -346,8 +346,11 @@ func (l *Linux) Keep(ctx context.Context, r Request) error {
 		return err
 	}
 	if h, _ := os.Hostname(); h != host {
-		// avahi publishes <name>.local under the name it started with.
-		_ = l.run(ctx, "systemctl", "try-restart", "avahi-daemon.service")
+		// avahi publishes <name>.local under the name it started with,
+		// and sensord (ProtectHostname=) shows the name it started with.
+		// The phone is off the access point while the network is tried,
+		// so sensord's restart is over before the page is asked again.
+		_ = l.run(ctx, "systemctl", "try-restart", "avahi-daemon.service", "sensord.service")
 	}
 	return nil
 }
