@@ -88,15 +88,6 @@ func (d *daemon) newChecker() *health.Checker {
 	}
 }
 
-// sensorDegraded is the sensor watch's verdict as a degraded part: its
-// summary while many reads fail but readings still come.
-func (d *daemon) sensorDegraded() string {
-	if st := d.watch.Current(); st.State == health.SensorDegraded {
-		return st.Summary
-	}
-	return ""
-}
-
 // describe fills what /healthz shows beside the verdict, the outputs'
 // parts among it, and returns why an output degrades the daemon.
 func (d *daemon) describe(h *health.Report) string {
