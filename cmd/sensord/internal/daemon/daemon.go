@@ -330,6 +330,7 @@ func (d *daemon) publish(r sensor.Derived) {
 	d.lastPublished = r.Time
 	d.seamMu.Unlock()
 	d.log.Debug("reading", "temperature", r.Temperature, "humidity", r.Humidity)
+	d.watch.GoodReading()
 	d.updateStatus()
 }
 
