@@ -19,9 +19,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +35,7 @@ import (
 
 var (
 	ktCase     = flag.String("kernel.case", "", "the case's name in the result line")
-	ktMode     = flag.String("kernel.mode", "capture", "capture: read through the capture code; sensord: watch a running sensord; hold: hold the line")
+	ktMode     = flag.String("kernel.mode", "capture", "capture: read through the capture code; sensord: watch a running sensord; hold: hold the line; iio: read the kernel's own dht11 driver")
 	ktPin      = flag.String("kernel.pin", "GPIO4", "the DHT22's line")
 	ktReads    = flag.Int("kernel.reads", 2000, "reads to make (capture)")
 	ktPeriod   = flag.Duration("kernel.period", 20*time.Millisecond, "time between reads (capture)")
@@ -42,6 +44,7 @@ var (
 	ktDuration = flag.Duration("kernel.duration", 64*time.Second, "how long to watch sensord (sensord)")
 	ktPower    = flag.Bool("kernel.until-power-cycle", false, "sensord: stop watching once a power cycle helped (and two readings came after it), and report the cycles")
 	ktCause    = flag.String("kernel.want-cause", "", "the cause every failed read should be told as (sensor.Cause's name), for the fault cases")
+	ktIIO      = flag.String("kernel.iio-name", "dht11", "iio: the IIO device's name (the kernel's driver names it after its device-tree node)")
 )
 
 // recLine is the shipped cdev line with the edges of the last capture kept
@@ -97,6 +100,8 @@ func TestKernel(t *testing.T) {
 		kernelCapture(t)
 	case "sensord":
 		kernelSensord(t)
+	case "iio":
+		kernelIIO(t)
 	case "hold":
 		// Another program holding the line, under a consumer name of its
 		// own: request it and keep it for -kernel.duration.
@@ -215,6 +220,77 @@ func describe(edges []dht22.Edge, rel time.Duration) string {
 		fmt.Fprintf(&b, " %d", (edges[i].T-edges[i-1].T)/time.Microsecond)
 	}
 	return b.String()
+}
+
+// iioValidFor is how long the kernel's dht11 driver answers from its last
+// frame (DHT11_DATA_VALID_TIME, 2 s): a read sooner would not start a new
+// frame, so the reads are at least this far apart.
+const iioValidFor = 2 * time.Second
+
+// kernelIIO reads the kernel's own DHT11/DHT22 driver (drivers/iio/
+// humidity/dht11.c) through its IIO attributes: reading in_temp_input
+// starts a frame, in_humidityrelative_input then answers from the same
+// frame. Every value is compared with the frame the responder sent; the
+// driver reports milli-degrees and milli-percent.
+func kernelIIO(t *testing.T) {
+	names, _ := filepath.Glob("/sys/bus/iio/devices/iio:device*/name")
+	dir := ""
+	for _, n := range names {
+		if b, err := os.ReadFile(n); err == nil && strings.TrimSpace(string(b)) == *ktIIO {
+			dir = filepath.Dir(n)
+		}
+	}
+	if dir == "" {
+		t.Fatalf("kerneltest: no IIO device named %q among %v: the driver did not bind", *ktIIO, names)
+	}
+	period := max(*ktPeriod, iioValidFor+iioValidFor/20)
+	fmt.Printf("kerneltest: %s: reading %s (%s, the kernel's driver), %d reads every %v\n", *ktCase, dir, *ktIIO, *ktReads, period)
+	milli := func(name string) (int, error) {
+		b, err := os.ReadFile(dir + "/" + name)
+		if err != nil {
+			return 0, err
+		}
+		return strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	kinds := map[string]int{}
+	var ok, wrong int
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for i := 0; i < *ktReads; i++ {
+		if i > 0 {
+			<-tick.C
+		}
+		seq, wantH, wantT, err := expected(*ktDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A failed temperature read leaves no frame behind: reading the
+		// humidity then would start another one.
+		mt, err := milli("in_temp_input")
+		var mh int
+		if err == nil {
+			mh, err = milli("in_humidityrelative_input")
+		}
+		if err != nil {
+			k := err.Error()
+			var errno syscall.Errno
+			if errors.As(err, &errno) {
+				k = errno.Error()
+			}
+			kinds[k]++
+			if kinds[k] <= 3 {
+				fmt.Printf("kerneltest: %s: read %d (frame %d) failed: %v\n", *ktCase, i, seq, err)
+			}
+			continue
+		}
+		ok++
+		if mt != int(wantT)*100 || mh != int(wantH)*100 {
+			wrong++
+			fmt.Printf("kerneltest: %s: read %d WRONG: got %d m%%RH %d mC, frame %d sent %v %v\n", *ktCase, i, mh, mt, seq, wantH, wantT)
+		}
+	}
+	fmt.Printf("kerneltest: %s: failures by kind %v\n", *ktCase, kinds)
+	result(*ktCase, ok, *ktReads, wrong)
 }
 
 // kernelSensord watches a running sensord: the readings /api/latest
