@@ -431,7 +431,7 @@ func buildDTB(c config, machine []string) (string, error) {
 	}
 	virt, dtb := filepath.Join(dir, "virt.dtb"), filepath.Join(dir, "kerneltest.dtb")
 	m := append([]string{}, machine...)
-	m[1] += ",dumpdtb=" + virt
+	m[1] += ",dumpdtb=" + virt // machine is "-M", "virt", ...: the same machine, dumped
 	if b, err := exec.Command("qemu-system-aarch64", append(m, "-nodefaults", "-display", "none")...).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("kerneltest: qemu's device tree (dumpdtb): %w: %s", err, b)
 	}
