@@ -29,6 +29,7 @@ import (
 
 	"github.com/warthog618/go-gpiocdev"
 
+	"sensord/internal/testutil"
 	"sensord/sensor"
 	"sensord/sensor/dht22"
 )
@@ -81,6 +82,40 @@ func expected(dir string) (seq int, rh, t sensor.Deci, err error) {
 		}
 	}
 	return v[0], sensor.Deci(v[1]), sensor.Deci(v[2]), nil
+}
+
+// maxAhead bounds how many frames the responder may be ahead of the
+// reader's look at DIR/next: when it answers a start pulse after the
+// reader gave up on it (on one shared vCPU under TCG it can be that
+// late), it has sent that frame and written the next one by the time the
+// following read starts, but that read looked at DIR/next before it.
+const maxAhead = 2
+
+// aheadWait is how long a decoded frame may take to appear in DIR/sent:
+// the responder writes it right after the frame's last edge.
+const aheadWait = 500 * time.Millisecond
+
+// sentAfter says whether the responder sent the values rh, t in one of
+// the maxAhead frames after seq (DIR/sent: "SEQ RH T [fault]" a line),
+// and which.
+func sentAfter(dir string, seq int, rh, t sensor.Deci) (int, bool) {
+	raw, err := os.ReadFile(dir + "/sent")
+	if err != nil {
+		return 0, false
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 {
+			continue
+		}
+		s, err1 := strconv.Atoi(f[0])
+		h, err2 := strconv.Atoi(f[1])
+		v, err3 := strconv.Atoi(f[2])
+		if err1 == nil && err2 == nil && err3 == nil && s > seq && s <= seq+maxAhead && sensor.Deci(h) == rh && sensor.Deci(v) == t {
+			return s, true
+		}
+	}
+	return 0, false
 }
 
 func result(name string, ok, total, wrong int) {
@@ -142,7 +177,7 @@ func kernelCapture(t *testing.T) {
 
 	kinds := map[string]int{}
 	causes := map[sensor.Cause]int{}
-	var ok, wrong, short int
+	var ok, wrong, short, ahead int
 	var first []time.Duration // release to the first edge
 	counts := map[int]int{}   // edges per capture
 	tick := time.NewTicker(*ktPeriod)
@@ -180,6 +215,17 @@ func kernelCapture(t *testing.T) {
 		}
 		ok++
 		if r.Temperature != wantT || r.Humidity != wantH {
+			// The responder logs a frame to DIR/sent just after its last
+			// edge, which can be after this decode: give it that moment.
+			var s int
+			if testutil.Within(aheadWait, func() (found bool) {
+				s, found = sentAfter(*ktDir, seq, r.Humidity, r.Temperature)
+				return found
+			}) {
+				ahead++
+				fmt.Printf("kerneltest: %s: read %d decoded frame %d, sent after frame %d it expected: the responder answered the previous start pulse late and was ahead; the values are that frame's\n", *ktCase, i, s, seq)
+				continue
+			}
 			wrong++
 			fmt.Printf("kerneltest: %s: read %d WRONG: got %v %%RH %v C, frame %d sent %v %v; %s\n", *ktCase, i, r.Humidity, r.Temperature, seq, wantH, wantT, describe(line.edges[:line.n], l.relAt))
 		}
@@ -191,8 +237,8 @@ func kernelCapture(t *testing.T) {
 		}
 		return first[min(len(first)-1, int(p*float64(len(first))))]
 	}
-	fmt.Printf("kerneltest: %s: failures by kind %v; captures with fewer than %d edges: %d; edges per capture %v; release to first edge min %v median %v p99 %v max %v; events dropped by the hand-over %d\n",
-		*ktCase, kinds, frameEdges, short, counts, q(0), q(0.5), q(0.99), q(1), l.dropped.Load())
+	fmt.Printf("kerneltest: %s: failures by kind %v; captures with fewer than %d edges: %d; edges per capture %v; release to first edge min %v median %v p99 %v max %v; events dropped by the hand-over %d; decoded a frame the responder sent ahead of the one expected: %d\n",
+		*ktCase, kinds, frameEdges, short, counts, q(0), q(0.5), q(0.99), q(1), l.dropped.Load(), ahead)
 	if *ktCause != "" {
 		// The host checks this line (image/kerneltest/main.go, causeLine).
 		failed, told := 0, 0
