@@ -11,14 +11,13 @@
 // the values.
 //
 // Without the owner token in this browser the page is read-only: the
-// fields are disabled until the owner unlocks them (the token is kept in
-// localStorage under the key update.js uses; a refused one is forgotten).
+// fields are disabled until the owner unlocks them (the token is the one
+// every writing panel keeps, hub.js; a refused one is forgotten).
 (() => {
   'use strict';
   const POLL_EVERY = 30000; // ms between api/settings polls: settings change seldom
   const APPLY_POLL = 2000; // ms between polls while a change is being applied
   const APPLY_FOR = 120000; // ms at most of those: a restart under emulation takes tens of seconds
-  const OWNER_KEY = 'sensord.ownerToken';
   // The settings on the page, grouped as a person looks for them; every
   // other one stays in sensord.conf and in the download.
   const GROUPS = [
@@ -33,12 +32,8 @@
   const IMAGER_NOTE = 'Flashed with Raspberry Pi Imager? Its host name, Wi-Fi, SSH keys and time zone were carried into sensord.conf once at the first boot. ' +
     'Its user name and password are not used: SSH logs in as root with the keys above only, and changes here need the owner token.';
 
-  function stored() {
-    try { return localStorage.getItem(OWNER_KEY) || ''; } catch (e) { return ''; }
-  }
-  function store(v) {
-    try { if (v) localStorage.setItem(OWNER_KEY, v); else localStorage.removeItem(OWNER_KEY); } catch (e) { /* private mode */ }
-  }
+  const stored = window.sensord.ownerToken; // hub.js
+  const store = window.sensord.keepOwnerToken;
 
   const url = window.sensord.url; // hub.js
   const { $, el } = window.dom;
