@@ -18,7 +18,7 @@ import (
 
 // applyFixture is a boot partition's sensord.conf, sensord's runtime
 // directory with its spool, the helper's state directory and a
-// systemctl that records what it was asked.
+// systemctl that logs each call it gets.
 type applyFixture struct {
 	a      *applier
 	spool  string
