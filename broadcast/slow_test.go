@@ -106,7 +106,16 @@ func TestLappedClientSkipsToNewestAndLossIsCountedExactly(t *testing.T) {
 func TestLappedClientIsDisconnectedUnderDisconnectLapped(t *testing.T) {
 	sessions := make(chan string, 1)
 	s, hs := testServer(t, &ServerOpts{NoReplay: true, RingSize: 4, Lapped: DisconnectLapped, OnEvent: sessionEvents(sessions)})
-	c, _ := stuckWriter(t, s, wsURL(hs, "/"), sessions, 12)
+	// Twelve frames into a ring of four lap a client that does not read,
+	// whether its writer is already blocked in a write or, on a busy
+	// machine, has not written yet: either way it must be cut off. (Not
+	// stuckWriter: a writer lapped before its first write never blocks.)
+	c := dialSlow(t, wsURL(hs, "/"), 128<<10)
+	<-sessions
+	big := make([]byte, 1<<20)
+	for range 12 {
+		s.Publish(Message{Payload: big})
+	}
 	wantClose(t, c, websocket.ClosePolicyViolation)
 	if st := s.Stats(); st.Dropped != 1 {
 		t.Errorf("Dropped = %d, want 1", st.Dropped)

@@ -149,7 +149,9 @@ chroot "$root" systemctl enable \
 	sensord-imager.service sensord-settings.service sensord-growroot.service sensord-sshkeys.service \
 	systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
 	avahi-daemon.service sensord-update.service sensord-update-spool.path \
-	sensord-setclock.path
+	sensord-setclock.path sensord-settings-apply.path
+# The setup access point (image/setupap).
+chroot "$root" systemctl enable sensord-setup.service sensord-setup-request.path
 # systemd-firstboot would ask on the console for a time zone and a root
 # password on the first boot, holding the boot up until someone answers: an
 # appliance has no one there. apt's daily timers would download package lists

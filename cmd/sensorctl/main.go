@@ -24,6 +24,16 @@
 //	                        (cloud-init user-data, network-config) into
 //	                        sensord.conf once, then mark its files done
 //	                        (package image/cloudinit)
+//	sensorctl apply-settings FILE
+//	                        apply a settings change sensord spooled from the
+//	                        dashboard's settings page
+//	                        (sensord-settings-apply.path): check it with
+//	                        sensord's own rules, write sensord.conf, restart
+//	                        sensord (and the network's services when their
+//	                        settings changed), record the outcome for the page
+//	sensorctl settings show | set NAME=value... | unset NAME...
+//	                        the same over SSH: show sensord.conf's settings
+//	                        (secrets as set or not), change them
 //
 // sensord itself stays unprivileged; the bundle format and the boot flow
 // are in image/README.md.
@@ -45,7 +55,9 @@ import (
 
 	"sensord/image/cloudinit"
 	"sensord/image/paths"
+	"sensord/image/settings"
 	"sensord/image/update"
+	"sensord/internal/atomicfile"
 )
 
 // healthPoll is how often the health gate reads sensord's verdict.
@@ -115,7 +127,7 @@ func cstr(b []int8) string {
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE | imager-import")
+		return errors.New("usage: sensorctl update [--allow-downgrade] FILE | status | boot | mark-good | install-spool FILE | imager-import | apply-settings FILE | settings show|set|unset | setup | setup-request | setup-dns")
 	}
 	switch args[0] {
 	case "update":
@@ -144,7 +156,26 @@ func run(args []string, out io.Writer) error {
 		if len(args) != 1 {
 			return errors.New("usage: sensorctl imager-import")
 		}
-		return imagerImport(filepath.Dir(paths.Settings), paths.Settings, out)
+		return imagerImport(filepath.Dir(paths.Settings), paths.Settings, paths.ImagerReport, out)
+	case "apply-settings":
+		a := newApplier(out)
+		fs := flag.NewFlagSet("apply-settings", flag.ContinueOnError)
+		fs.SetOutput(out)
+		a.flags(fs)
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return errors.New("usage: sensorctl apply-settings FILE")
+		}
+		return a.applySpool(fs.Arg(0))
+	case "settings":
+		return settingsCmd(args[1:], out)
+	case "setup", "setup-request", "setup-dns":
+		if len(args) != 1 {
+			return fmt.Errorf("usage: sensorctl %s", args[0])
+		}
+		return setup(args[0], out)
 	case "mark-good":
 		u, err := newUpdater(out)
 		if err != nil {
@@ -310,9 +341,15 @@ func installSpool(spooled, taken string, out io.Writer) error {
 func durable() { syscall.Sync() }
 
 // imagerImport runs cloudinit.Import on the boot partition dir and says
-// in words what it took and what it left.
-func imagerImport(dir, conf string, out io.Writer) error {
+// in words what it took and what it left, to the journal (out) and to
+// report for the dashboard's settings page.
+func imagerImport(dir, conf, report string, out io.Writer) error {
+	unlock, err := settings.Lock(conf)
+	if err != nil {
+		return fmt.Errorf("imager-import: %w", err)
+	}
 	r, err := cloudinit.Import(dir, conf)
+	unlock()
 	if err != nil {
 		return fmt.Errorf("imager-import: Raspberry Pi Imager settings not imported, %s not changed: %w", conf, err)
 	}
@@ -322,5 +359,21 @@ func imagerImport(dir, conf string, out io.Writer) error {
 	for _, l := range r.Lines() {
 		fmt.Fprintln(out, l)
 	}
+	if len(r.Found) > 0 {
+		// The import itself is done: a report that cannot be kept is said,
+		// not an error that would fail the boot's unit.
+		if err := writeImagerReport(report, r.Lines()); err != nil {
+			fmt.Fprintln(out, "the report for the dashboard was not kept:", err)
+		}
+	}
 	return nil
+}
+
+// writeImagerReport keeps the import's lines, readable by sensord (they
+// hold no secret: Report names keys and settings, never a password).
+func writeImagerReport(path string, lines []string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }

@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"sensord/cmd/sensord/internal/daemon"
+	"sensord/image/paths"
 	"sensord/systemd"
 )
 
@@ -68,6 +69,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}
 	cfg.Build = version
 	cfg.RuntimeDir, _ = lookup("RUNTIME_DIRECTORY")
+	cfg.Environ = lookup
+	if cfg.RuntimeDir != "" {
+		cfg.SetupState = paths.SetupState
+	}
 	if _, set := lookup("GOGC"); !set {
 		debug.SetGCPercent(gcPercent)
 	}

@@ -46,17 +46,27 @@
 //     first key logs in as root and sees the set hostname, sensord active
 //     and the console's machine ID; the second key is refused, with public
 //     keys the only method the server offers;
-//  6. Wi-Fi, over the console: loads mac80211_hwsim (two simulated radios
+//  6. Wi-Fi, over the console: loads mac80211_hwsim (three simulated radios
 //     that hear each other; the virt board has none), turns the second into
 //     an access point for the network sensord.conf names (wpa_supplicant in
 //     AP mode, a DHCP server by systemd-networkd, all in /run), and checks
 //     that the image's udev rule started sensord-wifi@ for the first, which
 //     joins with the SSID and passphrase and gets a DHCP address;
+//     then the setup access point (setupap.go): the appliance forgets its
+//     Wi-Fi and loses its cable's carrier, opens sensord-XXXX; a phone
+//     (the third radio, in a network namespace) joins it, gets address,
+//     router and DNS, sees every name resolve to the Pi and its captive
+//     check redirected to the setup page, which lists the home network; a
+//     wrong passphrase brings the access point back with the reason, the
+//     right one joins the home network with a lease and closes it;
 //  7. waits for the simulated sensor to hang: systemd's watchdog kills
 //     sensord (journal: "Watchdog timeout"), restarts it (NRestarts goes
 //     up), and the WebSocket stream resumes; the broker's last will said
 //     offline, and the restarted sensord online again;
-//  8. stops its qemu and Mosquitto by PID and prints where the time went.
+//  8. the settings page's API (settings_page.go): the owner sets
+//     SENSORD_NAME; the image's path unit and root helper write it into
+//     sensord.conf and restart sensord, whose /healthz then says the name;
+//  9. stops its qemu and Mosquitto by PID and prints where the time went.
 //
 // Exit status 0 when every check passed, 1 otherwise; the last line is
 // "boottest: N passed, M failed".

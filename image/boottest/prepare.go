@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -20,12 +21,28 @@ import (
 // with cmdline.txt changed as Imager changes it; without, sensord.conf
 // sets them all (settings.BootTest).
 func (t *rig) prepareSteps(imager bool) []harness.Step {
-	return []harness.Step{
+	steps := []harness.Step{
 		{Name: "copy the image onto a bigger card", Run: t.copyDisk},
 		{Name: "the image's sensord.conf is image/settings'", Run: t.checkImageConf},
 		{Name: "the test's settings and the host's broker", Run: func(ctx context.Context) error { return t.writeSettings(ctx, imager) }},
 		{Name: "the boot partition's boot.scr and cmdline.txt", Run: func(ctx context.Context) error { return t.bootFiles(ctx, imager) }},
 	}
+	if imager {
+		steps = append(steps, harness.Step{Name: "the phone's helper on the FAT (setupap.go)", Run: t.putPhone})
+	}
+	return steps
+}
+
+// putPhone builds the setup checks' phone (image/boottest/phone) for the
+// guest and puts it on the boot partition.
+func (t *rig) putPhone(ctx context.Context) error {
+	out := filepath.Join(t.dir, phoneBinary)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "./image/boottest/phone")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the phone: %v: %s", err, b)
+	}
+	return t.disk.FAT().Put(ctx, out, phoneBinary)
 }
 
 // copyDisk copies the image (sparse) and grows the copy by 1 GiB, as a

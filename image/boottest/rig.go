@@ -35,6 +35,9 @@ type rig struct {
 	// The Wi-Fi network the appliance must join (wifi.go).
 	wifiSSID   string
 	wifiHidden bool
+	// radios are the simulated Wi-Fi interfaces: the appliance's, the
+	// access point's and the phone's (wifi.go, setupap.go).
+	wifiRadios [3]string
 	// imagerCmdline is what Imager adds to cmdline.txt (image-test).
 	imagerCmdline string
 

@@ -48,7 +48,11 @@ func imageSteps(r *rig) []harness.Step {
 				t.Opens("watchdog: restart and stream resume"),
 				harness.Checks("restarted, the stream back", w.checkRestart)),
 			harness.Checks("the broker's last will", r.checkMQTTWill)),
+		// After the watchdog's phase: its cable is out for a while, which
+		// would count as the stream's silence.
+		t.PhaseOf("checks: setup access point (three simulated radios)", r.setupStep()),
 		t.PhaseOf("checks: gpio-sim on the image's kernel", r.gpioSimStep()),
+		t.PhaseOf("checks: a setting changed on the dashboard (settings_page.go)", r.settingsStep()),
 	}
 }
 

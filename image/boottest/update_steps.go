@@ -57,11 +57,16 @@ func (s *updateRun) refuse(ctx context.Context) {
 
 // powerCut kills qemu while the install writes slot B.
 func (s *updateRun) powerCut(ctx context.Context) {
-	s.guest(ctx, "(sensorctl update /run/stick/good.update > /run/install.log 2>&1 &)")
-	if err := s.waitGuest(ctx, 5*time.Minute, fmt.Sprintf("p=$(pgrep -x sensorctl) && awk '/^wchar/ { exit !($2 > %d) }' /proc/$p/io && echo written", killAfterBytes), "written"); err != nil {
-		s.Fail("install never got %d MiB into the slot: %v", killAfterBytes>>20, err)
-	}
+	const install = "sensorctl update /run/stick/good.update"
+	s.guest(ctx, "("+install+" > /run/install.log 2>&1 &)")
+	// The install's own process: other sensorctl processes run for good
+	// (the setup access point's sensorctl setup).
+	err := s.waitGuest(ctx, 5*time.Minute, fmt.Sprintf("p=$(pgrep -xf '%s') && awk '/^wchar/ { exit !($2 > %d) }' /proc/$p/io && echo written", install, killAfterBytes), "written")
 	s.m.Kill()
+	if err != nil {
+		s.Fail("install never got %d MiB into the slot before qemu was killed: %v", killAfterBytes>>20, err)
+		return
+	}
 	s.Pass("qemu killed (SIGKILL) with the install %d+ MiB into slot B", killAfterBytes>>20)
 }
 

@@ -71,7 +71,9 @@ func (t *rig) wifiStep() harness.Step {
 // radios loads mac80211_hwsim and checks that udev started the
 // appliance's sensord-wifi@ for the first radio.
 func (w *wifiRun) radios(ctx context.Context) error {
-	r, ok := w.guest(ctx, "modprobe mac80211_hwsim radios=2 && udevadm settle -t 30; ls -1 /sys/class/net")
+	// The third radio is the phone of the setup access point's checks
+	// (setupap.go).
+	r, ok := w.guest(ctx, "modprobe mac80211_hwsim radios=3 && udevadm settle -t 30; ls -1 /sys/class/net")
 	var radios []string
 	for _, l := range r.Lines() {
 		if strings.HasPrefix(l, "wl") {
@@ -79,10 +81,11 @@ func (w *wifiRun) radios(ctx context.Context) error {
 		}
 	}
 	slices.Sort(radios)
-	if !w.Check(ok && r.Status == 0 && len(radios) == 2, "two simulated Wi-Fi radios (mac80211_hwsim): %q", strings.Join(r.Lines(), " ")) {
+	if !w.Check(ok && r.Status == 0 && len(radios) == 3, "three simulated Wi-Fi radios (mac80211_hwsim): %q", strings.Join(r.Lines(), " ")) {
 		return harness.ErrSkip
 	}
 	w.sta, w.ap = radios[0], radios[1]
+	w.wifiRadios = [3]string(radios)
 	w.up = time.Now()
 	err := w.waitActive(ctx, "sensord-wifi@"+w.sta+".service", time.Minute)
 	w.Check(err == nil, "udev started sensord-wifi@%s.service for the new radio (%v)", w.sta, err)

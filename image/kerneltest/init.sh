@@ -1,10 +1,11 @@
 #!/bin/busybox sh
 # init.sh: PID 1 of the kernel test's guest (image/kerneltest/README.md).
 # Loads gpio-sim, makes a bank that stands in for the Pi's header (28
-# lines, so GPIO4 is line 4 of the only chip, as on a Pi), then runs each
-# case of /etc/kerneltest.conf: the responder on CPU 1 plays the DHT22 on
-# line 4, the reader (the shipped capture code, or sensord itself) runs on
-# CPU 0. Every line the host acts on starts with "kerneltest:" or
+# lines, so GPIO4 is line 4 of the only chip, as on a Pi; on arm64 the
+# bank comes from the device tree, SIM=dt), then runs each case of
+# /etc/kerneltest.conf: the responder on CPU 1 plays the DHT22 on line 4,
+# the reader (the shipped capture code, sensord itself, or on arm64 the
+# kernel's dht11 driver on line 5) runs on CPU 0. Every line the host acts on starts with "kerneltest:" or
 # "kernel-test:"; the guest powers off at the end.
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -20,17 +21,28 @@ say() { echo "kerneltest: $*"; }
 fail() { say "FAILED: $*"; poweroff -f; }
 
 say "kernel $(uname -r), $(nproc) CPUs, $(grep -c ^processor /proc/cpuinfo) online"
-insmod /lib/modules/configfs.ko || fail "insmod configfs"
-insmod /lib/modules/gpio-sim.ko || fail "insmod gpio-sim"
-mount -t configfs configfs /sys/kernel/config || fail "mount configfs"
-sim=/sys/kernel/config/gpio-sim/header
-mkdir $sim $sim/bank0 || fail "gpio-sim: mkdir"
-echo 28 > $sim/bank0/num_lines
-echo 1 > $sim/live || fail "gpio-sim: live"
-dev=$(cat $sim/dev_name)
-chip=$(cat $sim/bank0/chip_name)
-line=/sys/devices/platform/$dev/$chip/sim_gpio4
-[ -w $line/pull ] || fail "no $line/pull"
+for m in $MODULES; do
+	insmod /lib/modules/$m.ko || fail "insmod $m"
+done
+if [ "$SIM" = dt ]; then
+	# The bank is in the device tree (arm64.dtsi): gpio-sim probed it when
+	# it was loaded, and dht11, loaded after it, holds its line 5.
+	line=$(ls -d /sys/devices/platform/*/gpiochip*/sim_gpio4 2>/dev/null | head -n 1)
+	[ -w "$line/pull" ] || fail "no gpio-sim bank from the device tree: $(dmesg | grep -i gpio | tail -n 3 | tr '\n' ' ')"
+	chip=${line%/sim_gpio4}
+	dev=$(basename ${chip%/*})
+	chip=$(basename $chip)
+else
+	mount -t configfs configfs /sys/kernel/config || fail "mount configfs"
+	sim=/sys/kernel/config/gpio-sim/header
+	mkdir $sim $sim/bank0 || fail "gpio-sim: mkdir"
+	echo 28 > $sim/bank0/num_lines
+	echo 1 > $sim/live || fail "gpio-sim: live"
+	dev=$(cat $sim/dev_name)
+	chip=$(cat $sim/bank0/chip_name)
+	line=/sys/devices/platform/$dev/$chip/sim_gpio4
+	[ -w $line/pull ] || fail "no $line/pull"
+fi
 say "gpio-sim: $dev, /dev/$chip, line 4 at $line"
 
 # wait_for FILE TENTHS: until FILE exists, at most TENTHS tenths of a second.
@@ -43,7 +55,8 @@ wait_for() {
 	done
 }
 
-# run_case NAME HOG RESPONDER-ARGS -- READER-ARGS
+# run_case NAME HOG RESPONDER-ARGS -- READER-ARGS: the responder plays on
+# line 4, or on RLINE where that is set.
 run_case() {
 	name=$1 hog=$2
 	shift 2
@@ -51,7 +64,7 @@ run_case() {
 	while [ "$1" != "--" ]; do rargs="$rargs $1"; shift; done
 	shift
 	rm -rf /run/kt && mkdir -p /run/kt
-	/bin/responder -line $line -dir /run/kt -cpu $RESPONDER_CPU $RESPONDER_ARGS $rargs &
+	/bin/responder -line ${RLINE:-$line} -dir /run/kt -cpu $RESPONDER_CPU $RESPONDER_ARGS $rargs &
 	rpid=$!
 	wait_for /run/kt/next 50 || fail "$name: the responder did not start"
 	hpid=""
@@ -177,6 +190,24 @@ others() {
 	wait $rpid
 }
 
+# dht11: the kernel's own DHT11/DHT22 driver (arm64 only), bound from the
+# device tree to line 5 of the bank, read through IIO with the responder's
+# same settings on that line. Reading it may hang the guest: see
+# image/kerneltest/README.md; the host tells that from the kernel's words.
+dht11_case() {
+	iio=$(grep -l '^dht11$' /sys/bus/iio/devices/iio:device*/name 2>/dev/null | head -n 1)
+	if [ -z "$iio" ]; then
+		say "arm64-dht11: FAILED: the kernel's dht11 driver did not bind: $(dmesg | grep -i dht11 | tail -n 3 | tr '\n' ' ')"
+		return
+	fi
+	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	say "arm64-dht11: bound: $(dirname $iio) (driver $(basename "$(readlink /sys/bus/platform/devices/dht11/driver)"), $(grep -c '' /proc/interrupts) interrupt lines); requested lines of $chip:"
+	sed -n "/^$chip:/,/^\$/p" /sys/kernel/debug/gpio 2>/dev/null | grep '(' | grep -v '(<unused>)' | sed 's/^/kerneltest:   /'
+	RLINE=${line%4}5
+	run_case arm64-dht11 - -irq dht11 -- -kernel.mode iio -kernel.reads $READS -kernel.period $PERIOD
+	RLINE=""
+}
+
 # cause_of FAULT: the cause sensord must tell for the responder's fault.
 cause_of() {
 	case $1 in
@@ -205,6 +236,8 @@ for c in $CASES; do
 		run_case power - -values walk -power ${line%4}17 -stop-after 3 -- -kernel.mode sensord -kernel.duration 150s -kernel.until-power-cycle
 		;;
 	others) others ;;
+	arm64-ours) run_case arm64-ours - -- -kernel.pin $chip:4 -kernel.reads $READS -kernel.period $PERIOD ;;
+	arm64-dht11) dht11_case ;;
 	*) say "unknown case $c" ;;
 	esac
 done

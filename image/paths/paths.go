@@ -66,7 +66,54 @@ const (
 	SetClock         = "/usr/local/sbin/sensord-setclock"
 )
 
+// The settings page's hand-over (POST /api/settings): sensord writes a
+// change to SettingsRequest in its runtime directory (RAM: secrets never
+// touch the card there); sensord-settings-apply.path starts
+// `sensorctl apply-settings`, which moves it into SettingsStateDir (root
+// only may write there), checks it, writes Settings, restarts what must
+// restart and records the outcome in SettingsStatus, which sensord reads.
+// SettingsStateDir sits beside RuntimeDir, so sensord finds it from
+// $RUNTIME_DIRECTORY wherever it runs; unlike RuntimeDir it outlives a
+// restart of sensord.
+const (
+	SettingsRequestName = "settings-request"
+	SettingsRequest     = RuntimeDir + "/" + SettingsRequestName
+	SettingsStateDir    = "/run/sensord-settings"
+	SettingsStatusName  = "last"
+	SettingsStatus      = SettingsStateDir + "/" + SettingsStatusName
+)
+
+// ImagerReport is what `sensorctl imager-import` carried over from
+// Raspberry Pi Imager's files and what it left (one line each, no secret),
+// kept on the data partition for the settings page, which says it in
+// words: Imager's user name and password, for one, are not used.
+const ImagerReport = Data + "/settings/imager-import"
+
+// HistoryFile and AlertStateFile are what sensord keeps in -history-dir
+// (the readings' database, with SQLite's -wal and -shm beside it, and
+// the alerts' state): what a reset that does not keep history removes.
+const (
+	HistoryFile    = "history.db"
+	AlertStateFile = "alerts.json"
+)
+
 // Taken is where `sensorctl install-spool` moves a spooled upload before
 // reading it: a directory only root can write, on the same filesystem as
 // SpoolDir, so sensord can no longer swap the file.
 const Taken = "/var/lib/sensord-update/upload.update"
+
+// The setup access point (package image/setupap). The root side keeps its
+// files in SetupDir (RAM, readable by sensord, no secrets in them);
+// sensord leaves a person's setup request in its own runtime directory for
+// sensord-setup-request.path, whose helper checks it and moves it to
+// SetupJoin for the root side to try.
+const (
+	SetupDir         = "/run/sensord-setup"
+	SetupState       = SetupDir + "/state"
+	SetupJoin        = SetupDir + "/join"
+	SetupRequestName = "setup-request"
+	SetupRequest     = RuntimeDir + "/" + SetupRequestName
+	// SettingsApply is the boot script that applies sensord.conf; the
+	// root side runs it again after a join to write the Wi-Fi settings.
+	SettingsApply = "/usr/local/sbin/sensord-settings"
+)

@@ -32,7 +32,15 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 		{"ConditionPathExists=|" + filepath.Dir(Settings) + "/user-data", []string{units + "sensord-imager.service"}},
 		{"PathExists=" + ClockRequest, []string{units + "sensord-setclock.path"}},
 		{"ExecStart=" + SetClock, []string{units + "sensord-setclock.service"}},
+		{"PathExists=" + SettingsRequest, []string{units + "sensord-settings-apply.path"}},
+		{"ExecStart=" + Sensorctl + " apply-settings " + SettingsRequest, []string{units + "sensord-settings-apply.service"}},
+		{SettingsStatus, []string{units + "sensord-settings-apply.service"}},
 		{"req=" + ClockRequest, []string{"../rootfs" + SetClock}},
+		{"PathExists=" + SetupRequest, []string{units + "sensord-setup-request.path"}},
+		{"ExecStart=" + Sensorctl + " setup-request", []string{units + "sensord-setup-request.service"}},
+		{"ExecStart=" + Sensorctl + " setup\n", []string{units + "sensord-setup.service"}},
+		{"ExecStart=" + Sensorctl + " setup-dns", []string{units + "sensord-setup-dns.service"}},
+		{"RuntimeDirectory=" + filepath.Base(SetupDir), []string{units + "sensord-setup.service"}},
 		{"$root" + Sensorctl, []string{abSh}},
 		{"$root" + UpdateKey, []string{abSh}},
 		{"$root" + SlotBoot, []string{abSh}},
@@ -57,6 +65,9 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 			}
 		}
 	}
+	if filepath.Dir(SettingsStateDir) != filepath.Dir(RuntimeDir) {
+		t.Errorf("SettingsStateDir %s must sit beside RuntimeDir %s: sensord finds it from $RUNTIME_DIRECTORY", SettingsStateDir, RuntimeDir)
+	}
 	if filepath.Dir(StateDir) != "/var/lib" || filepath.Dir(RuntimeDir) != "/run" {
 		t.Errorf("StateDir %s and RuntimeDir %s must be where systemd's StateDirectory= and RuntimeDirectory= put them", StateDir, RuntimeDir)
 	}
@@ -68,7 +79,8 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 func TestNoOtherUpdatePaths(t *testing.T) {
 	known := map[string]bool{}
 	for _, p := range []string{Data, DataDevice, State, Last, Boot, Sensord, Sensorctl, Settings, UpdateKey,
-		StateDir, SpoolDir, Spooled, RuntimeDir, Verdict, Taken, ClockRequest, SlotBoot} {
+		StateDir, SpoolDir, Spooled, RuntimeDir, Verdict, Taken, ClockRequest, SettingsRequest, SettingsStateDir, SettingsStatus,
+		SetupDir, SetupState, SetupJoin, SetupRequest, SlotBoot} {
 		known[p] = true
 	}
 	path := regexp.MustCompile(`/[\w./@-]+`)

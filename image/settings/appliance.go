@@ -45,6 +45,7 @@ the default.`,
 					{Name: "SSH_PUBKEY_4", Example: "", Doc: ""},
 					{Name: "TIMEZONE", Example: "Europe/London", Doc: "Time zone of the appliance's clock (the journal's times, date); unset\nkeeps UTC. The dashboard shows your browser's time either way."},
 					{Name: "NTP_SERVER", Example: "192.168.1.1", Doc: "Time server(s) on your own network, separated by spaces, for a network\nwithout Internet (your router, Home Assistant). A Pi has no clock of its\nown: until a time server answers, readings wait in memory (see\nSENSORD_CLOCK_HOLD), or the owner sets the clock on the dashboard."},
+					{Name: "SETUP_AP_PASSWORD", Example: "", Doc: "The setup access point: with no network it can use (no Wi-Fi set up\nand no cable, or the Wi-Fi network not joined for 3 minutes) the Pi\nopens its own Wi-Fi network, sensord-XXXX (the last 4 hex digits of its\nWi-Fi address), with a page to choose your network, passphrase, country\nand name. Empty: the access point is open to anyone in range; set a\npassword (8 to 63 characters, WPA2) to close it. See the README."},
 				},
 			},
 			{

@@ -3,7 +3,7 @@
 // endpoints every other client uses (GET /api/history on load and after each
 // reconnect, WS /ws/dashboard live, GET /healthz every 5 s). hub.js holds
 // the page's one socket and every poll; the panels (app.js, mqtt.js,
-// alerts.js, update.js) subscribe to them, chart.js draws the chart, and
+// alerts.js, update.js, settings.js) subscribe to them, chart.js draws the chart, and
 // all of them build the page with dom.js and write values with format.js. The appliance has no internet, so the
 // page carries everything it needs: no CDN, no web fonts, a hand-drawn SVG
 // chart.
@@ -53,7 +53,7 @@ import (
 var files embed.FS
 
 // linked are the files index.html links, in the order it loads them.
-var linked = []string{"dom.js", "format.js", "hub.js", "chart.js", "app.js", "mqtt.js", "alerts.js", "update.js", "app.css", "favicon.svg"}
+var linked = []string{"dom.js", "format.js", "hub.js", "chart.js", "app.js", "mqtt.js", "alerts.js", "update.js", "settings.js", "app.css", "favicon.svg"}
 
 // contentType maps each extension shipped in static/ to its Content-Type.
 // A file with an extension missing here fails newHandler, so a mistake shows

@@ -18,6 +18,14 @@
 // Usage: responder -line SYSFSDIR -dir DIR [-cpu N] [-jitter US] [-tgo US]
 //                  [-values random|walk] [-fault KIND] [-fault-every N]
 //                  [-seed N] [-rt PRIO] [-power SYSFSDIR -stop-after N]
+//                  [-irq NAME] [-poll sleep|yield]
+// -irq names the reader's edge interrupt in /proc/interrupts (its
+// consumer): "sensord" for our capture, "dht11" for the kernel's driver.
+// -poll is how the responder waits between its looks at the line:
+// "sleep" (nanosleep, the default) or "yield" (sched_yield until the
+// time has passed), for a guest whose short sleeps end only at the next
+// scheduler tick (4 ms on the arm64 guest under TCG, longer than the host's
+// start pulse).
 // -power and -stop-after play a DHT22 that a power cycle revives: after N
 // frames it stops answering, until the power line (another sim line,
 // which sensord drives as an output) was low for at least a second and
@@ -89,6 +97,22 @@ static void pull(int up) {
 
 static int64_t now_ns(void);
 
+// poll_yield: -poll yield (see the top).
+static int poll_yield;
+
+// nap waits d ns, by sleeping or, with -poll yield, by giving the CPU to
+// whoever else wants it until d has passed.
+static void nap(int64_t d) {
+	if (!poll_yield) {
+		const struct timespec ts = {.tv_sec = d / 1000000000, .tv_nsec = d % 1000000000};
+		nanosleep(&ts, NULL);
+		return;
+	}
+	int64_t until = now_ns() + d;
+	while (now_ns() < until)
+		sched_yield();
+}
+
 // power_check looks at the power line: off starts the clock, on after at
 // least a second off revives the sensor.
 static void power_check(void) {
@@ -126,11 +150,12 @@ static void at(int64_t deadline, int up) {
 }
 
 // armed waits, at normal priority, until the reader's edge interrupt is
-// requested: /proc/interrupts names it after the consumer, "sensord". Only
-// a one-CPU guest needs it (see Tgo below); it gives up after 50 ms.
+// requested: /proc/interrupts names it after the consumer (-irq). Only a
+// one-CPU guest needs it (see Tgo below); it gives up after 50 ms.
+static const char *irq_name = "sensord";
+
 static void armed(void) {
 	static char buf[16384];
-	const struct timespec step = {.tv_sec = 0, .tv_nsec = 20000};
 	int64_t limit = now_ns() + 50 * 1000000LL;
 	while (now_ns() < limit) {
 		int fd = open("/proc/interrupts", O_RDONLY);
@@ -140,16 +165,15 @@ static void armed(void) {
 		close(fd);
 		if (n > 0) {
 			buf[n] = 0;
-			if (strstr(buf, "sensord")) {
+			if (strstr(buf, irq_name)) {
 				// The interrupt's thread is new and becomes real-time only
 				// when it first runs: let it, before the frame's
 				// SCHED_FIFO would starve it.
-				const struct timespec settle = {.tv_sec = 0, .tv_nsec = 200000};
-				nanosleep(&settle, NULL);
+				nap(200000);
 				return;
 			}
 		}
-		nanosleep(&step, NULL);
+		nap(20000);
 	}
 }
 
@@ -181,7 +205,7 @@ static int64_t pct(double p) {
 }
 
 static void usage(void) {
-	fprintf(stderr, "usage: responder -line SYSFSDIR -dir DIR [-cpu N] [-jitter US] [-tgo US] [-values random|walk] [-fault none|noanswer|checksum|stucklow|dht11|slow] [-fault-every N] [-seed N] [-rt PRIO]\n");
+	fprintf(stderr, "usage: responder -line SYSFSDIR -dir DIR [-cpu N] [-jitter US] [-tgo US] [-values random|walk] [-fault none|noanswer|checksum|stucklow|dht11|slow] [-fault-every N] [-seed N] [-rt PRIO] [-power SYSFSDIR -stop-after N] [-irq NAME] [-poll sleep|yield]\n");
 	exit(2);
 }
 
@@ -220,6 +244,10 @@ int main(int argc, char **argv) {
 			power = v;
 		else if (!strcmp(a, "-stop-after"))
 			stop_after = atol(v);
+		else if (!strcmp(a, "-irq"))
+			irq_name = v;
+		else if (!strcmp(a, "-poll") && (!strcmp(v, "sleep") || !strcmp(v, "yield")))
+			poll_yield = !strcmp(v, "yield");
 		else
 			usage();
 	}
@@ -281,7 +309,6 @@ int main(int argc, char **argv) {
 	pull(1); // the bus idles high
 	int rh = 450, t = 215;
 	long seq = 0;
-	const struct timespec idle = {.tv_sec = 0, .tv_nsec = 100000};
 	while (!stop) {
 		seq++;
 		if (!strcmp(values, "random")) {
@@ -311,7 +338,7 @@ int main(int argc, char **argv) {
 		// every 100 us sees it without burning the CPU.
 		while (!stop && level()) {
 			power_check();
-			nanosleep(&idle, NULL);
+			nap(100000);
 		}
 		if (stop)
 			break;
@@ -339,8 +366,13 @@ int main(int argc, char **argv) {
 		int64_t d = rel + tgo;
 		if (shared) {
 			armed();
-			struct timespec ts = {.tv_sec = d / 1000000000, .tv_nsec = d % 1000000000};
-			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+			if (poll_yield) {
+				while (now_ns() < d)
+					sched_yield();
+			} else {
+				struct timespec ts = {.tv_sec = d / 1000000000, .tv_nsec = d % 1000000000};
+				clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+			}
 			if (now_ns() > d)
 				d = now_ns();
 		}

@@ -20,13 +20,14 @@ import (
 	"sensord/cmd/sensord/internal/health"
 	"sensord/cmd/sensord/internal/outputs"
 	"sensord/cmd/sensord/internal/promtext"
+	"sensord/image/paths"
 	"sensord/internal/link"
 	"sensord/sensor/alert"
 )
 
 // alertStateFile holds the active alerts in -history-dir, so a restart
 // neither raises them again nor forgets to clear them.
-const alertStateFile = "alerts.json"
+const alertStateFile = paths.AlertStateFile
 
 // alertCheckEvery is how often the built-in rules look at the sensor's
 // health: as often as the sensor watch decides it.

@@ -103,6 +103,14 @@ type Config struct {
 	// flag: where sensord writes its verdict for the update's health gate
 	// (verdict.go).
 	RuntimeDir string
+	// Environ reads the environment sensord started with, not a flag:
+	// the settings page shows sensord.conf's values from it (systemd's
+	// EnvironmentFile= passes every line). Nil: none.
+	Environ func(string) (string, bool)
+	// SetupState is the setup access point's state file (paths.SetupState),
+	// not a flag: main sets it on the image (under systemd); "" turns the
+	// setup page off (setup.go).
+	SetupState string
 	// Build is the build's version, main's -ldflags "-X main.version",
 	// not a flag: in the log, /metrics, /healthz, the verdict and the
 	// device Home Assistant is shown.

@@ -19,6 +19,7 @@ import (
 	"sensord/cmd/sensord/internal/push"
 	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/internal/sensorwatch"
+	"sensord/cmd/sensord/internal/setuppage"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/internal/link"
 	"sensord/sensor"
@@ -159,10 +160,13 @@ type daemon struct {
 	watch    *sensorwatch.Watch
 	checker  *health.Checker // /healthz
 	update   *updatePanel    // the A/B updater's panel and upload (update.go)
+	settings *settingsPanel  // the settings page's API (settings.go)
 	alerts   *alerting       // the alert rules and their outputs (alerts.go)
 	push     *push.Sender    // messages from outside: POST /api/send, the MQTT command topic
 	pushLog  pushLog         // refused MQTT pushes' log lines (push.go)
 	clk      *clockHold      // the clock's trust and the readings held for it (clock.go)
+
+	setup *setuppage.Portal // the setup access point's page (setup.go)
 }
 
 // newDaemon builds the daemon on dev; now is the clock of its health
@@ -174,7 +178,10 @@ func newDaemon(cfg *Config, dev sensor.Sensor, warnings []string, log *slog.Logg
 	d.owner = guard.NewOwner(cfg.OwnerToken, cfg.Token, log, time.Now)
 	d.update = newUpdatePanel(log)
 	d.update.Writable = d.owner.Writable()
+	d.settings = newSettingsPanel(cfg.RuntimeDir, cfg.Environ, log)
+	d.settings.Writable, d.settings.Owner = d.owner.Writable(), d.owner.Guard
 	d.newClock()
+	d.newSetup()
 	d.openHistory()
 	pollOpts := sensor.PeriodicOpts(cfg.Period)
 	// The poller's counters and progress are judged against now (the
@@ -323,6 +330,7 @@ func (d *daemon) publish(r sensor.Derived) {
 	d.lastPublished = r.Time
 	d.seamMu.Unlock()
 	d.log.Debug("reading", "temperature", r.Temperature, "humidity", r.Humidity)
+	d.watch.GoodReading()
 	d.updateStatus()
 }
 

@@ -20,12 +20,13 @@ import (
 	"sensord/cmd/sensord/internal/readings"
 	"sensord/cmd/sensord/internal/sysstat"
 	"sensord/cmd/sensord/web"
+	"sensord/image/paths"
 	"sensord/internal/link"
 	"sensord/sensor/history"
 )
 
 // historyFile is the database's name inside -history-dir.
-const historyFile = "history.db"
+const historyFile = paths.HistoryFile
 
 // startTimeout bounds looking up where the history starts for /healthz:
 // three indexed reads, milliseconds; /healthz answers without it rather

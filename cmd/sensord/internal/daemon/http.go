@@ -35,6 +35,7 @@ func (d *daemon) routes() http.Handler {
 	mux.Handle("POST /api/send", d.push.SendHandler())
 	mux.Handle("GET /api/clients", d.owner.Guard(d.push.ClientsHandler()))
 	d.update.register(mux)
+	d.settings.register(mux)
 	mux.HandleFunc("POST /api/clock", d.setClock)
 	// Every request that may change something goes through the owner's
 	// check here, whichever route it is for.
@@ -42,7 +43,9 @@ func (d *daemon) routes() http.Handler {
 	if d.cfg.Token != "" {
 		h = guard.Token(d.cfg.Token, d.owner, h)
 	}
-	return d.hostGuard(h)
+	// The setup page, only on the setup access point (setup.go), comes
+	// before every guard: it is the one write allowed without the owner.
+	return d.setup.Front(d.hostGuard(h))
 }
 
 // hostGuard puts -allowed-hosts in front of h (when it is set).
@@ -83,15 +86,6 @@ func (d *daemon) newChecker() *health.Checker {
 		Degraded: []func() string{d.clockDown},
 		Describe: d.describe,
 	}
-}
-
-// sensorDegraded is the sensor watch's verdict as a degraded part: its
-// summary while many reads fail but readings still come.
-func (d *daemon) sensorDegraded() string {
-	if st := d.watch.Current(); st.State == health.SensorDegraded {
-		return st.Summary
-	}
-	return ""
 }
 
 // describe fills what /healthz shows beside the verdict, the outputs'

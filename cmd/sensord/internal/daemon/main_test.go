@@ -455,7 +455,10 @@ func TestClientModeSendsReadingsToTheRemoteURL(t *testing.T) {
 func TestSystemdNotifyReadyWatchdogUntilHangAndStopping(t *testing.T) {
 	t.Parallel()
 	sock, notes := testutil.NotifySocket(t)
-	const hang = 3 * time.Second
+	// The hang counts from the sensor's opening, before READY: long
+	// enough that a race-built binary starting slowly on a busy machine
+	// still pings a few times first.
+	const hang = 6 * time.Second
 	begin := time.Now()
 	p := start(t, []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=1000000"}, "-sim-hang-after", hang.String())
 
@@ -493,7 +496,7 @@ collect:
 	if avg := span / time.Duration(len(pings)-1); avg < 350*time.Millisecond || avg > 700*time.Millisecond {
 		t.Errorf("pings every %v on average, want about 500ms", avg)
 	}
-	// The sim hangs 3 s after it opens; the daemon calls the loop stuck
+	// The sim hangs 6 s after it opens; the daemon calls the loop stuck
 	// 2.7 s after the last read returned (back-off 500 ms + 2 periods +
 	// 2 s), so pings stop within a few seconds of the hang and stay
 	// stopped. The slack covers a slow start of the race-built binary.

@@ -22,9 +22,11 @@ func (d *daemon) writeMetrics(m *promtext.Writer) {
 	d.writeServerMetrics(m)
 	d.writeFrontMetrics(m)
 	d.update.writeMetrics(m)
+	d.settings.writeMetrics(m)
 	d.writeHistoryRequestMetrics(m)
 	d.writeClockMetrics(m)
 	d.outs.Metrics(m)
 	d.writePushMetrics(m)
+	d.setup.Metrics(m)
 	m.One("sensord_heap_bytes", promtext.Gauge, "Go heap bytes in use.", float64(sysstat.HeapBytes()))
 }

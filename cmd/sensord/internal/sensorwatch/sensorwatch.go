@@ -22,8 +22,8 @@
 //
 // # Concurrency
 //
-// Run is called once, from one goroutine; Check, Current and Failing are
-// safe from any goroutine.
+// Run is called once, from one goroutine; Check, GoodReading, Current and
+// Failing are safe from any goroutine.
 package sensorwatch
 
 import (
@@ -146,6 +146,21 @@ func (w *Watch) Current() health.SensorState {
 		return health.SensorState{State: health.SensorWaiting}
 	}
 	return w.state
+}
+
+// GoodReading judges the sensor again at once when the last verdict was
+// waiting, failing or stuck: a good reading ends each of those, and
+// /healthz, the banner and the journal should say so with that reading,
+// not up to watchEvery later. Under the other verdicts it does nothing,
+// so the window's buckets keep their pace of one a check.
+func (w *Watch) GoodReading() {
+	w.mu.Lock()
+	c := w.state.State
+	w.mu.Unlock()
+	switch c {
+	case "", health.SensorWaiting, health.SensorFailing, health.SensorStuck:
+		w.Check()
+	}
 }
 
 // Failing reports whether the last check found the sensor failing: the

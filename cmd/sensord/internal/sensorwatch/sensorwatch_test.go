@@ -126,3 +126,53 @@ func TestExplainNamesThePinOrTheBusAndAFix(t *testing.T) {
 		})
 	}
 }
+
+// TestAGoodReadingEndsABadVerdictAtOnce: the first reading after start,
+// and the first after a failure, change the verdict with that reading;
+// in between, GoodReading leaves the checks to Run.
+func TestAGoodReadingEndsABadVerdictAtOnce(t *testing.T) {
+	clock := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var st sensor.Stats
+	var mu sync.Mutex
+	stats := func() sensor.Stats { mu.Lock(); defer mu.Unlock(); return st }
+	read := func(ok bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		st.Reads++
+		if ok {
+			st.Successes++
+			st.LastSuccess = clock
+		}
+	}
+	w := &Watch{Stats: stats, Window: health.Window{Period: 2 * time.Second}, Started: clock, Now: func() time.Time { return clock },
+		Log: slog.New(slog.NewTextHandler(&testutil.Buffer{}, nil)), Name: "x", Wiring: Wiring{Sensor: "dht22", Pin: "GPIO4"}}
+
+	read(true)
+	w.GoodReading()
+	if c := w.Current().State; c != health.SensorOK {
+		t.Fatalf("after the first reading: %s, want ok at once", c)
+	}
+	for range 10 {
+		read(false)
+	}
+	clock = clock.Add(3 * time.Minute)
+	w.Check()
+	if c := w.Current().State; c != health.SensorFailing {
+		t.Fatalf("after 3 minutes of failed reads: %s, want failing", c)
+	}
+	read(true)
+	w.GoodReading()
+	recovered := w.Current()
+	if recovered.State != health.SensorOK {
+		t.Errorf("after a reading that ended the failure: %s, want ok at once", recovered.State)
+	}
+	// While ok, a reading does not check: the window's figures move with
+	// Run's checks only.
+	for range 10 {
+		read(false)
+	}
+	w.GoodReading()
+	if s := w.Current(); s != recovered {
+		t.Errorf("GoodReading checked an ok sensor again: %+v, was %+v", s, recovered)
+	}
+}

@@ -308,14 +308,12 @@
   // The clock banner's button sends this browser's clock (owner only): a
   // clock that agrees is confirmed, one that differs is set by the
   // appliance's root helper; the banner goes with the next health poll.
-  // The owner token is kept where the update panel keeps it.
-  const OWNER_KEY = 'sensord.ownerToken';
+  // The owner token is the one every writing panel keeps (hub.js).
   $('cb-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const input = $('cb-owner'), status = $('cb-status');
-    if (input.value) { try { localStorage.setItem(OWNER_KEY, input.value); } catch (e) { /* private mode */ } }
-    let token = '';
-    try { token = localStorage.getItem(OWNER_KEY) || ''; } catch (e) { token = input.value; }
+    if (input.value) window.sensord.keepOwnerToken(input.value);
+    const token = window.sensord.ownerToken() || input.value;
     if (!token) {
       $('cb-owner-label').hidden = false;
       input.focus();
@@ -334,7 +332,7 @@
       status.textContent = res.ok ? (body.message || 'Done') : 'Refused: ' + (body.error || res.status + ' ' + res.statusText);
       status.dataset.result = res.ok ? (body.trusted ? 'trusted' : 'requested') : 'refused';
       if (res.status === 401) {
-        try { localStorage.removeItem(OWNER_KEY); } catch (e) { /* private mode */ }
+        window.sensord.keepOwnerToken('');
         input.value = '';
         $('cb-owner-label').hidden = false;
       } else if (res.ok) {

@@ -25,6 +25,8 @@
 //                            (default: 4 s). Returns {now(), stop()}: now
 //                            polls at once (an answer to an older request
 //                            is then dropped), stop until the next now.
+//   sensord.ownerToken()     the owner token this browser keeps ('' none)
+//   sensord.keepOwnerToken(v) keep v for every panel that writes ('' forgets)
 //
 // The link starts once the page's deferred scripts have all subscribed
 // (DOMContentLoaded).
@@ -172,6 +174,16 @@ window.sensord = (function () {
     return { now, stop };
   }
 
+  // The owner token, asked for once by whichever panel writes first and
+  // kept in this browser for all of them; private mode keeps nothing.
+  const OWNER_KEY = 'sensord.ownerToken';
+  function ownerToken() {
+    try { return localStorage.getItem(OWNER_KEY) || ''; } catch (e) { return ''; }
+  }
+  function keepOwnerToken(v) {
+    try { if (v) localStorage.setItem(OWNER_KEY, v); else localStorage.removeItem(OWNER_KEY); } catch (e) { /* private mode */ }
+  }
+
   // healthz: 503 still carries the body, with the reason; 401 carries none.
   const health = poll('healthz', HEALTH_EVERY, (body, res) => {
     if (!res) body = { status: 'unreachable' };
@@ -198,5 +210,5 @@ window.sensord = (function () {
   if (document.readyState === 'complete') setTimeout(start);
   else document.addEventListener('DOMContentLoaded', start);
 
-  return { url, on, poll, pollHealth };
+  return { url, on, poll, pollHealth, ownerToken, keepOwnerToken };
 })();

@@ -6,22 +6,17 @@
 // (available: false) nothing is shown.
 //
 // Uploading needs the owner token (-owner-token): the form asks for it the
-// first time, keeps it in this browser (localStorage) and sends it as
+// first time, keeps it in this browser (hub.js) and sends it as
 // Authorization: Bearer; a refused token is forgotten and asked again.
 // With no owner token configured (writable: false) the panel says how to
 // turn writing on instead of offering the upload.
 (() => {
   'use strict';
   const POLL_EVERY = 10000; // ms between api/update polls
-  const OWNER_KEY = 'sensord.ownerToken'; // localStorage key of the owner token
   const OFF_TEXT = 'Writing is off: updates need an owner token. Set SENSORD_OWNER_TOKEN in sensord.conf (or start sensord with -owner-token) and restart it.';
 
-  function stored() {
-    try { return localStorage.getItem(OWNER_KEY) || ''; } catch (e) { return ''; }
-  }
-  function store(v) {
-    try { if (v) localStorage.setItem(OWNER_KEY, v); else localStorage.removeItem(OWNER_KEY); } catch (e) { /* private mode */ }
-  }
+  const stored = window.sensord.ownerToken; // hub.js
+  const store = window.sensord.keepOwnerToken;
 
   const url = window.sensord.url; // hub.js
   const { $, el } = window.dom;
