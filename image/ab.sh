@@ -100,6 +100,8 @@ ab_slotboot() {
 		install -o 0 -g 0 -m 0644 "$root/usr/lib/modules/$kver/dtb/broadcom/$src" "$sb/dtbs/broadcom/$dst"
 	done
 	"$imgtool" slotboot -fat "$fw" -slot A "$sb"
+	install -d -o 0 -g 0 -m 0755 "$fw/sensord"
+	"$imgtool" state -version "$version" -release "$release" > "$root/boot/firmware/sensord/state"
 }
 
 # ab_root: the root slot (squashfs, -> $rootfs), the data partition (ext4,
@@ -118,7 +120,6 @@ ab_root() {
 	mkdir -p "$data/update" "$data/overlay/etc/upper" "$data/overlay/var/upper" "$data/overlay/root/upper" \
 		"$data/overlay/etc/work" "$data/overlay/var/work" "$data/overlay/root/work"
 	chmod 0700 "$data/overlay/root/upper"
-	"$imgtool" state -version "$version" -release "$release" > "$data/update/state"
 	find "$data" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 	datafs=$work/data.ext4
 	truncate -s "$DATA_BYTES" "$datafs"

@@ -84,7 +84,7 @@ func newUpdater(log io.Writer) (*update.Updater, error) {
 		return nil, err
 	}
 	return &update.Updater{
-		Key: key, StatePath: paths.State, LastPath: paths.Last, Boot: boot,
+		Key: key, StatePath: statePath(), StateView: paths.StateView, LastPath: paths.Last, Boot: boot,
 		Kernel:        cstr(uts.Release[:]),
 		Device:        func(s string) (*os.File, error) { return os.OpenFile(boot.SlotDevice(s), os.O_RDWR, 0) },
 		BootPartition: paths.BootPartition,
@@ -92,6 +92,16 @@ func newUpdater(log io.Writer) (*update.Updater, error) {
 		Now:           time.Now,
 		Log:           log,
 	}, nil
+}
+
+// statePath is where this card keeps its slot state: on the boot
+// partition once its boot script chooses the slot, else on the data
+// partition, where the initramfs of a card made before U-Boot chose reads it.
+func statePath() string {
+	if update.SlotKernels(paths.BootPartition) {
+		return paths.BootState
+	}
+	return paths.State
 }
 
 // mountSlot mounts the slot's squashfs at dev read-only, for Install to
@@ -198,6 +208,9 @@ func run(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := u.PublishState(); err != nil {
+			return err
+		}
 		if err := u.ReportRollback(); err != nil {
 			return err
 		}
@@ -283,7 +296,7 @@ func status(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := update.ReadState(paths.State)
+	st, err := update.ReadState(statePath())
 	if err != nil {
 		return err
 	}

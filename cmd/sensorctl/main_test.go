@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"sensord/image/paths"
 	"sensord/image/update"
 )
 
@@ -107,5 +108,13 @@ func TestSensorAtInstallWaitsForTheFirstRead(t *testing.T) {
 	})
 	if got != update.SensorNotReading || now.Sub(start) < update.SensorSettle {
 		t.Errorf("got %s after %s, want not-reading after %s", got, now.Sub(start), update.SensorSettle)
+	}
+}
+
+// The boot script reads the slot state at ChooserDir/ChooserStateName of
+// the boot partition; sensorctl must write it there.
+func TestBootStateIsWhereTheBootScriptReadsIt(t *testing.T) {
+	if got := filepath.Join(paths.BootPartition, update.ChooserDir, update.ChooserStateName); got != paths.BootState {
+		t.Errorf("the boot script reads %s, paths.BootState is %s", got, paths.BootState)
 	}
 }

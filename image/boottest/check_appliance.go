@@ -192,18 +192,17 @@ func (w *watchdogRun) checkRestart(ctx context.Context) {
 }
 
 // uBootLines are what the console carries, in order, when the card boots
-// through U-Boot with no slot state on its FAT: U-Boot's distro boot finds
-// the card's boot.scr, which boots slot-a/ and names no slot, and the
-// initramfs chooses the root slot from the data partition's state.
+// through U-Boot: U-Boot's distro boot finds the card's boot.scr, which
+// reads the slot state on the boot partition and boots the committed
+// slot's own kernel, naming the slot to the initramfs.
 var uBootLines = []string{
 	"Found U-Boot script /boot.scr",
-	"sensord-boot: no /sensord/state: booting the boot files of slot A, the initramfs chooses the root slot",
 	"sensord-boot: booting slot A (committed): /slot-a/vmlinuz",
 	"sensord-slot: booting slot A (committed)",
 }
 
 // checkUBoot: the boot went through U-Boot and the card's boot.scr, and
-// the initramfs, not the script, chose the root slot.
+// the script chose the slot: the kernel command line names it.
 func (t *rig) checkUBoot(ctx context.Context) {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -215,10 +214,11 @@ func (t *rig) checkUBoot(ctx context.Context) {
 		}
 		at = next
 	}
-	r, err := t.m.Console.Run(ctx, "grep -c sensord.slot= /proc/cmdline")
+	r, err := t.m.Console.Run(ctx, "grep -o 'sensord\\.[a-z]*=[^ ]*' /proc/cmdline")
 	if err != nil {
 		t.Fail("/proc/cmdline: %v", err)
 		return
 	}
-	t.Check(strings.Join(r.Lines(), " ") == "0", "the kernel command line names no slot (the initramfs chose): grep -c sensord.slot= says %q", strings.Join(r.Lines(), " "))
+	got := strings.Join(r.Lines(), " ")
+	t.Check(got == "sensord.slot=A sensord.mode=committed", "the boot script named the slot on the kernel command line: %q", got)
 }

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"sensord/image/settings"
+	"sensord/image/update"
 )
 
 // updateOptions are the flags of the A/B update test (make update-test).
@@ -54,8 +56,19 @@ func (t *rig) expectRolledBack(ctx context.Context, version, rule, format string
 // bootPartitionHash is the hash of every file on the disk's boot partition
 // (vm.FAT.Hash): what the Pi's firmware loads (kernel, initrd, device
 // trees, config.txt, cmdline.txt) and the settings file.
+// updatedByInstall: what an install writes on the boot partition, the
+// slots' boot files and the slot state with the boot script's count.
+func updatedByInstall(rel string) bool {
+	for _, d := range []string{update.ChooserDir, update.SlotBootDir("", update.SlotA), update.SlotBootDir("", update.SlotB)} {
+		if strings.HasPrefix(rel, strings.TrimPrefix(filepath.ToSlash(d), "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *rig) bootPartitionHash(ctx context.Context) (string, error) {
-	h, n, err := t.disk.FAT().Hash(ctx, t.dir)
+	h, n, err := t.disk.FAT().Hash(ctx, t.dir, updatedByInstall)
 	if err != nil {
 		return "", err
 	}

@@ -35,7 +35,7 @@ func (s *updateRun) firstBoot(ctx context.Context) error {
 // slot state is untouched.
 func (s *updateRun) refuse(ctx context.Context) {
 	v := s.v
-	state, _ := s.guest(ctx, "sha256sum /data/update/state; cat /data/update/state")
+	state, _ := s.guest(ctx, "sha256sum /boot/firmware/sensord/state; cat /boot/firmware/sensord/state")
 	for _, c := range []struct{ file, want string }{
 		{"tampered.update", "does not match its signed hash"},
 		{"foreign.update", "signed by another key"},
@@ -51,7 +51,7 @@ func (s *updateRun) refuse(ctx context.Context) {
 		"dashboard upload of the older release refused with the reason: %d %s %v", status, body, err)
 	r, _ := s.guest(ctx, "ls -A /var/lib/sensord/update-spool | wc -l")
 	s.Check(r.Status == 0 && strings.TrimSpace(r.Out) == "0", "nothing spooled for the refused upload: %q", r.Out)
-	after, _ := s.guest(ctx, "sha256sum /data/update/state; cat /data/update/state")
+	after, _ := s.guest(ctx, "sha256sum /boot/firmware/sensord/state; cat /boot/firmware/sensord/state")
 	s.Check(after.Out == state.Out, "slot state byte-identical after the refused bundles: %q", strings.Join(after.Lines(), " "))
 }
 
@@ -73,7 +73,7 @@ func (s *updateRun) powerCut(ctx context.Context) {
 func (s *updateRun) afterPowerCut(ctx context.Context) {
 	s.expectBoot(ctx, "A", update.ModeCommitted)
 	s.expectVersion(ctx, s.v.n)
-	r, _ := s.guest(ctx, "cat /data/update/state")
+	r, _ := s.guest(ctx, "cat /boot/firmware/sensord/state")
 	s.Check(!strings.Contains(r.Out, "trial="), "no trial pending after the interrupted install: %q", strings.Join(r.Lines(), " "))
 	s.Check(s.dataFingerprint(ctx) == s.fp, "data partition (machine-id, SSH host key, history) unchanged")
 	r, _ = s.guest(ctx, settingsFiles)
@@ -165,7 +165,7 @@ func (s *updateRun) installHang(ctx context.Context) {
 
 func (s *updateRun) hang(ctx context.Context) error {
 	s.expectBoot(ctx, "A", update.ModeTrial)
-	r, _ := s.guest(ctx, "grep -x trial=A /data/update/state")
+	r, _ := s.guest(ctx, "grep -x trial=A /boot/firmware/sensord/state")
 	s.Check(r.Has("trial=A"), "the trial is not committed yet when PID 1 is stopped: %q", strings.Join(r.Lines(), " "))
 	for len(s.watchdog) > 0 {
 		<-s.watchdog
@@ -271,6 +271,6 @@ func (s *updateRun) bootPartitionUntouched(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.Check(after == s.fatBefore, "boot partition (kernel, initrd, config.txt, cmdline.txt) untouched by the updates")
+	s.Check(after == s.fatBefore, "boot partition untouched by the updates but for the slots' boot files and the slot state (U-Boot, boot.scr, firmware, config.txt, cmdline.txt)")
 	return nil
 }

@@ -33,6 +33,13 @@ const Boot = "/run/sensord-boot"
 const (
 	BootPartition = "/boot/firmware"
 	SlotBoot      = "/usr/lib/sensord/boot"
+	// BootState is the slot state the boot script chooses by (package
+	// update's ChooserDir and ChooserStateName); a card whose boot
+	// partition lacks it keeps its state at State, where the initramfs
+	// chooses. sensorctl writes it, and a copy at StateView for sensord,
+	// which may not read the boot partition.
+	BootState = BootPartition + "/sensord/state"
+	StateView = "/run/sensord-state"
 )
 
 // The programs, their settings and the key bundles must be signed with.

@@ -51,7 +51,7 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 		{"data=" + DataDevice, []string{slotSh, dataSh}},
 		{"-L " + DataLabel, []string{abSh}},
 		{`"$mnt/` + StateOnData + `"`, []string{slotSh}},
-		{`"$data/` + StateOnData + `"`, []string{abSh}},
+		{`"$root` + BootState + `"`, []string{abSh}},
 		{"${rootmnt}" + Data, []string{dataSh}},
 		{`"$root` + Data + `"`, []string{abSh}},
 	} {
@@ -80,7 +80,7 @@ func TestNoOtherUpdatePaths(t *testing.T) {
 	known := map[string]bool{}
 	for _, p := range []string{Data, DataDevice, State, Last, Boot, Sensord, Sensorctl, Settings, UpdateKey,
 		StateDir, SpoolDir, Spooled, RuntimeDir, Verdict, Taken, ClockRequest, SettingsRequest, SettingsStateDir, SettingsStatus,
-		SetupDir, SetupState, SetupJoin, SetupRequest, SlotBoot} {
+		SetupDir, SetupState, SetupJoin, SetupRequest, SlotBoot, BootState, StateView} {
 		known[p] = true
 	}
 	path := regexp.MustCompile(`/[\w./@-]+`)

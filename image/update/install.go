@@ -18,18 +18,25 @@ var (
 	ErrNotNewer     = errors.New("update: bundle is not newer than what runs")
 )
 
-// TrialTries is how many boots a new slot gets before the initramfs goes
-// back to the committed one: one, so any failure of the trial boot (crash,
-// hang reset by the watchdog, health never reached) rolls back on the next.
+// TrialTries is how many boots a new slot gets before the boot script
+// (or, on a card whose state is on the data partition, the initramfs)
+// goes back to the committed one: one, so any failure of the trial boot
+// (a kernel that does not start or panics, a crash, a hang reset by the
+// watchdog, health never reached) rolls back on the next.
 const TrialTries = 1
 
 // Updater installs bundles into the inactive slot and commits trials.
 type Updater struct {
-	Key       ed25519.PublicKey
-	StatePath string // the slot state on the data partition
-	LastPath  string // the last update's outcome, for people and the dashboard
-	Boot      Boot   // this boot, from the initramfs
-	Kernel    string // the running kernel's release (uname -r)
+	Key ed25519.PublicKey
+	// StatePath is the slot state: on the boot partition once its boot
+	// script chooses the slot (SlotKernels), else on the data partition.
+	// StateView, when set, gets a copy at every write and at PublishState:
+	// sensord may not read the boot partition (it holds the Wi-Fi
+	// passphrase), so it shows the state from there.
+	StatePath, StateView string
+	LastPath             string // the last update's outcome, for people and the dashboard
+	Boot                 Boot   // this boot, from the initramfs
+	Kernel               string // the running kernel's release (uname -r)
 	// Device opens slot s's block device for writing; tests give a file.
 	Device func(slot string) (*os.File, error)
 	// BootPartition is where the boot partition is mounted. Once its boot
@@ -46,6 +53,27 @@ type Updater struct {
 }
 
 func (u *Updater) logf(format string, a ...any) { fmt.Fprintf(u.Log, format+"\n", a...) }
+
+// writeState replaces the slot state, then its view.
+func (u *Updater) writeState(st SlotState) error {
+	if err := WriteState(u.StatePath, st); err != nil {
+		return err
+	}
+	if u.StateView == "" {
+		return nil
+	}
+	return WriteState(u.StateView, st)
+}
+
+// PublishState copies the slot state to StateView as it is now: at boot,
+// before anything changes it, so sensord shows it from the start.
+func (u *Updater) PublishState() error {
+	st, err := ReadState(u.StatePath)
+	if err != nil || u.StateView == "" {
+		return err
+	}
+	return WriteState(u.StateView, st)
+}
 
 // Record writes o as the last update attempt's outcome, stamped now.
 func (u *Updater) Record(o Outcome) error {
@@ -160,7 +188,7 @@ func (u *Updater) Install(path string, o InstallOptions) (Manifest, error) {
 	*st.Slot(target) = SlotInfo{}
 	st.Failed = ""
 	st.SensorAtInstall = ""
-	if err := WriteState(u.StatePath, st); err != nil {
+	if err := u.writeState(st); err != nil {
 		return m, err
 	}
 	u.logf("writing slot %s (%s)", target, dev.Name())
@@ -192,7 +220,7 @@ func (u *Updater) Install(path string, o InstallOptions) (Manifest, error) {
 	if st.SensorAtInstall == "" {
 		st.SensorAtInstall = SensorNotReading
 	}
-	if err := WriteState(u.StatePath, st); err != nil {
+	if err := u.writeState(st); err != nil {
 		return m, err
 	}
 	if err := u.Record(Outcome{Outcome: OutcomeInstalled, Version: m.Version, Release: m.Release, Slot: target,
@@ -251,7 +279,7 @@ func (u *Updater) MarkGood(rule, detail string) error {
 	}
 	st.Committed = u.Boot.Slot
 	st.Trial, st.Tries, st.Failed, st.SensorAtInstall = "", 0, "", ""
-	if err := WriteState(u.StatePath, st); err != nil {
+	if err := u.writeState(st); err != nil {
 		return err
 	}
 	in := st.Slot(u.Boot.Slot)
@@ -270,7 +298,7 @@ func (u *Updater) GiveUp(rule, detail string) error {
 	}
 	if st.Trial == u.Boot.Slot && st.Tries != 0 {
 		st.Tries = 0
-		if err := WriteState(u.StatePath, st); err != nil {
+		if err := u.writeState(st); err != nil {
 			return err
 		}
 	}
@@ -298,7 +326,7 @@ func (u *Updater) ReportRollback() error {
 	// forgotten here, or every later boot would be a rollback too.
 	if st.Trial == failed {
 		st.Trial, st.Tries, st.Failed = "", 0, failed
-		if err := WriteState(u.StatePath, st); err != nil {
+		if err := u.writeState(st); err != nil {
 			return err
 		}
 	}

@@ -172,6 +172,38 @@ func TestInstallWritesOtherSlotAndSetsTrial(t *testing.T) {
 	}
 }
 
+// sensord reads the slot state from StateView: every write of the state
+// reaches it, and PublishState copies the state as it is at boot.
+func TestStateViewFollowsEveryWrite(t *testing.T) {
+	key := newKey(t)
+	r := newRig(t, key.Public().(ed25519.PublicKey), 4096)
+	r.u.StateView = filepath.Join(t.TempDir(), "view")
+	same := func(when string) {
+		t.Helper()
+		want, _ := os.ReadFile(r.u.StatePath)
+		got, err := os.ReadFile(r.u.StateView)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: view %q (%v), state %q", when, got, err, want)
+		}
+	}
+	if err := r.u.PublishState(); err != nil {
+		t.Fatal(err)
+	}
+	same("at boot")
+	if _, err := r.u.Install(writeFile(t, bundle(t, key, bytes.Repeat([]byte{7}, 3000), "k1")), InstallOptions{}); err != nil {
+		t.Fatalf("%v\n%s", err, r.log.String())
+	}
+	same("after install")
+	r.u.Boot = Boot{Slot: SlotB, Mode: ModeTrial}
+	if err := r.u.MarkGood(RuleMarkGood, "by hand"); err != nil {
+		t.Fatal(err)
+	}
+	same("after the commit")
+	if st, _ := ReadState(r.u.StateView); st.Committed != SlotB {
+		t.Errorf("view after the commit: %+v", st)
+	}
+}
+
 func TestInstallRefusedWhileRunningAnUncommittedTrial(t *testing.T) {
 	key := newKey(t)
 	r := newRig(t, key.Public().(ed25519.PublicKey), 4096)

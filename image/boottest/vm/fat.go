@@ -94,8 +94,10 @@ func (f FAT) List(ctx context.Context) (string, error) {
 // Hash is the SHA-256 of every file on the partition, names and contents,
 // and how many files there are. Not the partition's raw bytes: Linux marks
 // a FAT volume dirty while it is mounted and a reset leaves the mark,
-// which the next boot's fsck clears. scratch is a directory to copy into.
-func (f FAT) Hash(ctx context.Context, scratch string) (string, int, error) {
+// which the next boot's fsck clears. scratch is a directory to copy into;
+// files for which skip (if not nil) says true, by their slash-separated
+// path on the partition, are left out.
+func (f FAT) Hash(ctx context.Context, scratch string, skip func(rel string) bool) (string, int, error) {
 	dir, err := os.MkdirTemp(scratch, "fat-")
 	if err != nil {
 		return "", 0, err
@@ -111,6 +113,9 @@ func (f FAT) Hash(ctx context.Context, scratch string) (string, int, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, path)
+		if skip != nil && skip(filepath.ToSlash(rel)) {
+			return nil
+		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err

@@ -78,7 +78,7 @@ type updatePanel struct {
 
 func newUpdatePanel(log *slog.Logger) *updatePanel {
 	return &updatePanel{
-		BootPath: paths.Boot, StatePath: paths.State, LastPath: paths.Last,
+		BootPath: paths.Boot, StatePath: paths.StateView, LastPath: paths.Last,
 		KeyPath: paths.UpdateKey, SpoolDir: paths.SpoolDir,
 		MaxBytes: maxUploadBytes, MinRate: minUploadRate, RateWindow: uploadRateWindow, Now: time.Now, Log: log,
 	}
