@@ -42,6 +42,10 @@ ab_boot() {
 	install -D -m 0755 "$here/initramfs/sensord-slot" "$ird/scripts/local-top/sensord-slot"
 	install -D -m 0755 "$here/initramfs/sensord-data" "$ird/scripts/local-bottom/sensord-data"
 	install -D -m 0644 "$here/initramfs/sensord-state" "$ird/scripts/sensord-state"
+	# The build this initramfs came from: sensord-slot tells the running
+	# system, so a slot's own boot files can be told from another's.
+	install -d "$ird/etc"
+	echo "$version" > "$ird/etc/sensord-initramfs"
 	# run_scripts sources ORDER: each script, then the variables it left.
 	for d in local-top/sensord-slot local-bottom/sensord-data; do
 		printf '/scripts/%s "$@"\n[ -e /conf/param.conf ] && . /conf/param.conf\n' "$d" > "$ird/scripts/${d%/*}/ORDER"

@@ -71,13 +71,15 @@ board-test: image-deps build-arm64
 		$(GO) run ./image/boottest -image $(IMAGE_FILE) -board $$b -qemu $$q || exit 1; \
 	done
 
-# The A/B update test: the same image and its bundle, then ten boots under
+# The A/B update test: the same image and its bundle, then 23 boots under
 # qemu (image/README.md, "make update-test"). The simulated sensor never
 # hangs here: a trial must be able to stay healthy.
 update-test: image-deps build-arm64
 	IMAGE_XZ=0 $(IMAGE_BUILD)
+	kver=$$(image/kerneltest/kernel.sh $(KERNEL_CACHE)) && \
+	x86=$$(ls $(KERNEL_CACHE)/root/boot/vmlinuz-$$kver $(KERNEL_CACHE)/root/usr/lib/modules/$$kver/vmlinuz 2>/dev/null | head -n 1) && \
 	$(GO) run ./image/boottest -update -image $(IMAGE_FILE) -bundle build/$(IMAGE_NAME).update \
-		-hang-after 1000h -timeout 75m
+		-x86-kernel "$$x86" -hang-after 1000h -timeout 100m
 
 # The U-Boot slot chooser (image/uboot/README.md): Debian's U-Boot boots the
 # image's kernel and initramfs per slot from a FAT under qemu -M virt; each

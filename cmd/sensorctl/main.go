@@ -306,6 +306,9 @@ func status(out io.Writer) error {
 	if st.SensorAtInstall != "" {
 		fmt.Fprintf(out, "sensor_at_install=%s\n", st.SensorAtInstall)
 	}
+	if b.Initramfs != "" {
+		fmt.Fprintf(out, "initramfs=%s\n", b.Initramfs)
+	}
 	if last, err := update.ReadOutcome(paths.Last); err == nil {
 		fmt.Fprintf(out, "last_outcome=%s\nlast_version=%s\nlast_release=%d\nlast_slot=%s\nlast_time=%s\nlast_rule=%s\nlast_detail=%s\n",
 			last.Outcome, last.Version, last.Release, last.Slot, last.Time, last.Rule, last.Detail)

@@ -204,16 +204,7 @@ var uBootLines = []string{
 // checkUBoot: the boot went through U-Boot and the card's boot.scr, and
 // the script chose the slot: the kernel command line names it.
 func (t *rig) checkUBoot(ctx context.Context) {
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	at := 0
-	for _, l := range uBootLines {
-		next, err := t.m.Console.WaitFor(wctx, at, l)
-		if !t.Check(err == nil, "console, in order: %q", l) {
-			return
-		}
-		at = next
-	}
+	t.expectConsole(ctx, uBootLines...)
 	r, err := t.m.Console.Run(ctx, "grep -o 'sensord\\.[a-z]*=[^ ]*' /proc/cmdline")
 	if err != nil {
 		t.Fail("/proc/cmdline: %v", err)
@@ -221,4 +212,18 @@ func (t *rig) checkUBoot(ctx context.Context) {
 	}
 	got := strings.Join(r.Lines(), " ")
 	t.Check(got == "sensord.slot=A sensord.mode=committed", "the boot script named the slot on the kernel command line: %q", got)
+}
+
+// expectConsole: this boot's console carries lines, in order.
+func (t *rig) expectConsole(ctx context.Context, lines ...string) {
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	at := 0
+	for _, l := range lines {
+		next, err := t.m.Console.WaitFor(wctx, at, l)
+		if !t.Check(err == nil, "console, in order: %q", l) {
+			return
+		}
+		at = next
+	}
 }

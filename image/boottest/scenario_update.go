@@ -56,11 +56,13 @@ type updateRun struct {
 // sensord never becomes healthy and one whose boot hangs are rolled back;
 // an older release goes in only with --allow-downgrade over SSH; a trial
 // on a Pi whose sensor fails before and after commits, and one that
-// breaks a reading sensor rolls back; the data partition is the same all
-// along (image/README.md, "make update-test").
+// breaks a reading sensor rolls back; a bundle with boot files of its own
+// boots them on trial and commits, and trials whose kernel or initramfs
+// cannot boot fall back by themselves (kernelSteps); the data partition is
+// the same all along (image/README.md, "make update-test").
 func (s *updateRun) steps() []harness.Step {
 	t := s.T
-	return []harness.Step{
+	steps := []harness.Step{
 		t.PhaseOf("prepare: copy image, settings, kernel",
 			append(append([]harness.Step{harness.Do("work directory and two key pairs", s.keys)}, s.prepareSteps(false)...),
 				harness.Do("hash the boot partition", s.hashBootPartition))...),
@@ -81,8 +83,10 @@ func (s *updateRun) steps() []harness.Step {
 		s.boot("8, the older release on trial in slot A, sensor failing", true, harness.Checks("committed by the alive rule", s.commitOlder)),
 		t.PhaseOf("sensor reading; install a release that breaks it", harness.Checks("install breaks", s.installBreaks), s.reboot()),
 		s.boot("9, the sensor-breaking release on trial in slot B", true, harness.Do("the trial reboots by itself", s.breaksReboots)),
-		s.boot("10, rolled back to slot A", true, harness.Checks("rolled back", s.rolledBackBreaks), harness.Do("the boot partition untouched", s.bootPartitionUntouched)),
+		s.boot("10, rolled back to slot A", true, harness.Checks("rolled back", s.rolledBackBreaks)),
 	}
+	steps = append(steps, s.kernelSteps()...)
+	return append(steps, t.PhaseOf("the boot partition", harness.Do("untouched but for the slots' boot files and state", s.bootPartitionUntouched)))
 }
 
 func (s *updateRun) keys(ctx context.Context) error {

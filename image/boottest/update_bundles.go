@@ -12,15 +12,21 @@ import (
 	"strconv"
 	"strings"
 
+	"sensord/image/paths"
 	"sensord/image/update"
 )
 
 type bundles struct {
 	n, next, bad, hang, older, breaks string
-	release                           uint64 // the image's release (R)
-	goodBytes, badBytes               int64
-	badPath                           string // on the host: the dashboard upload sends it
-	olderPath                         string // on the host: an upload that must be refused
+	// kernel (R+5) is good's root with boot files of its own: an
+	// initramfs that says it is kernel's (a build stamp), not N's.
+	kernel string
+	// broken are trials whose boot files cannot boot (R+6 on).
+	broken              []brokenTrial
+	release             uint64 // the image's release (R)
+	goodBytes, badBytes int64
+	badPath             string // on the host: the dashboard upload sends it
+	olderPath           string // on the host: an upload that must be refused
 }
 
 // bundleMaker makes the update test's bundles from the image's own.
@@ -48,7 +54,7 @@ func (t *rig) makeBundles(ctx context.Context) (bundles, error) {
 	m.tree = filepath.Join(m.work, "tree")
 	m.bin = filepath.Join(m.tree, "usr/local/bin/sensord")
 	defer os.RemoveAll(m.work)
-	for _, step := range []func() error{m.unpack, m.good, m.copies, m.breaks, m.bad, m.stickDisk} {
+	for _, step := range []func() error{m.unpack, m.good, m.copies, m.kernelBundle, m.brokenBundles, m.breaks, m.bad, m.stickDisk} {
 		if err := step(); err != nil {
 			return m.v, err
 		}
@@ -81,6 +87,7 @@ func (m *bundleMaker) unpack() error {
 		return fmt.Errorf("the image's bundle has release %d: want 2 or more, so an older one can be made", v.release)
 	}
 	v.next, v.bad, v.hang, v.older, v.breaks = v.n+"+next", v.n+"+broken", v.n+"+hangs", v.n+"-older", v.n+"+nosensor"
+	v.kernel = v.n + "+kernel"
 	for _, d := range []string{m.work, m.stickDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -107,9 +114,12 @@ func (m *bundleMaker) run(env []string, args ...string) error {
 }
 
 // squash packs the tree as it is now into the payload out.
-func (m *bundleMaker) squash(out string) error {
+func (m *bundleMaker) squash(out string) error { return m.squashDir(m.tree, out) }
+
+// squashDir packs dir into the payload out.
+func (m *bundleMaker) squashDir(dir, out string) error {
 	// zstd at a low level: the test's bundles need speed, not size.
-	return m.run([]string{"SOURCE_DATE_EPOCH=0"}, "mksquashfs", m.tree, out, "-noappend", "-comp", "zstd", "-Xcompression-level", "3", "-quiet", "-no-progress")
+	return m.run([]string{"SOURCE_DATE_EPOCH=0"}, "mksquashfs", dir, out, "-noappend", "-comp", "zstd", "-Xcompression-level", "3", "-quiet", "-no-progress")
 }
 
 // sign writes the bundle out: payload, named version and release, signed
@@ -182,6 +192,39 @@ func (m *bundleMaker) copies() error {
 	return os.WriteFile(filepath.Join(m.stickDir, "tampered.update"), gb, 0o644)
 }
 
+// initramfsStamp is where image/ab.sh writes the build's version into the
+// initramfs (etc/sensord-initramfs, in its first archive).
+const initramfsStamp = "etc/sensord-initramfs"
+
+// kernelBundle is good's root whose slot boot files are its own: the
+// initramfs says it is version kernel's, and the boot that runs it says
+// so in /run/sensord-boot (initramfs=).
+func (m *bundleMaker) kernelBundle() error {
+	rd := filepath.Join(m.tree, paths.SlotBoot, update.InitrdName)
+	orig, err := os.ReadFile(rd)
+	if err != nil {
+		return err
+	}
+	stamped, err := restampInitramfs(orig, initramfsStamp, []byte(m.v.kernel+"\n"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(rd, stamped, 0o644); err != nil {
+		return err
+	}
+	payload := filepath.Join(m.work, "kernel.squashfs")
+	if err := m.squash(payload); err != nil {
+		return err
+	}
+	if err := m.sign(payload, filepath.Join(m.stickDir, "kernel.update"), m.v.kernel, m.v.release+5, m.key); err != nil {
+		return err
+	}
+	if err := os.Remove(payload); err != nil {
+		return err
+	}
+	return os.WriteFile(rd, orig, 0o644)
+}
+
 // breaks is a release that breaks the sensor: sensord runs, its simulated
 // sensor no longer answers (the settings file sets no
 // SENSORD_SIM_NO_RESPONSE, so the unit's Environment= holds).
@@ -221,7 +264,17 @@ func (m *bundleMaker) bad() error {
 func (m *bundleMaker) stickDisk() error {
 	v := &m.v
 	m.rig.stick = filepath.Join(m.dir, "stick.img")
-	if err := m.run(nil, "truncate", "-s", strconv.FormatInt(9*v.goodBytes+64<<20, 10), m.rig.stick); err != nil {
+	var size int64 = 64 << 20 // the filesystem's own
+	files, err := os.ReadDir(m.stickDir)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if fi, err := f.Info(); err == nil {
+			size += fi.Size() + fi.Size()/16
+		}
+	}
+	if err := m.run(nil, "truncate", "-s", strconv.FormatInt(size, 10), m.rig.stick); err != nil {
 		return err
 	}
 	if err := m.run(nil, "mkfs.ext4", "-q", "-F", "-d", m.stickDir, m.rig.stick); err != nil {
@@ -247,4 +300,100 @@ func copyTo(path string, r io.Reader) error {
 		return err
 	}
 	return f.Close()
+}
+
+// brokenTrial is a bundle whose boot files cannot boot, and what the
+// console shows of its one trial boot.
+type brokenTrial struct {
+	name, version string
+	release       uint64
+	// onCard: the boot files are made broken on the card after the
+	// install, over the serial console (a command run in the guest).
+	onCard string
+	// console is the line of the trial boot that shows why it failed.
+	console string
+}
+
+func (b brokenTrial) file() string { return b.name + ".update" }
+
+// brokenBundles are trials that never reach the root (R+6 on), each a
+// root holding only the slot's boot files:
+//   - zeros: the kernel's bytes all zero (U-Boot's booti refuses it);
+//   - x86: a kernel for another architecture (booti refuses it);
+//   - panics: the real kernel with an initramfs whose /init exits (the
+//     kernel panics and reboots after cmdline.txt's panic=);
+//   - truncated: the real files, the kernel on the card cut short after
+//     the install (a torn copy: the boot script's sizes check refuses it).
+func (m *bundleMaker) brokenBundles() error {
+	if m.opts.update.x86Kernel == "" {
+		return fmt.Errorf("-x86-kernel: no kernel for another architecture given")
+	}
+	src := filepath.Join(m.tree, paths.SlotBoot)
+	bt := filepath.Join(m.work, "broken")
+	boot := filepath.Join(bt, paths.SlotBoot)
+	if err := os.MkdirAll(filepath.Dir(boot), 0o755); err != nil {
+		return err
+	}
+	if err := m.run(nil, "cp", "-a", src, boot); err != nil {
+		return err
+	}
+	kernel, err := os.ReadFile(filepath.Join(src, update.KernelName))
+	if err != nil {
+		return err
+	}
+	initrd, err := os.ReadFile(filepath.Join(src, update.InitrdName))
+	if err != nil {
+		return err
+	}
+	x86, err := os.ReadFile(m.opts.update.x86Kernel)
+	if err != nil {
+		return err
+	}
+	panicInit := filepath.Join(m.work, "testinit")
+	if err := m.run([]string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64"}, "go", "build", "-trimpath", "-o", panicInit, "./image/uboot/testinit"); err != nil {
+		return err
+	}
+	initBin, err := os.ReadFile(panicInit)
+	if err != nil {
+		return err
+	}
+	panics := newcArchive([]newcEntry{
+		{name: "dev", mode: 0o40755},
+		{name: "dev/console", mode: 0o20600, rdevMajor: 5, rdevMinor: 1},
+		{name: "init", mode: 0o100755, data: initBin},
+	})
+	const cut = "f=/boot/firmware/slot-a/vmlinuz; truncate -s $(( $(stat -c %s $f) * 9 / 10 )) $f && sync"
+	for i, c := range []struct {
+		brokenTrial
+		kernel, initrd []byte
+	}{
+		{brokenTrial{name: "zeros", console: "sensord-boot: slot A (/slot-a) did not boot: resetting"}, make([]byte, len(kernel)), initrd},
+		{brokenTrial{name: "x86", console: "sensord-boot: slot A (/slot-a) did not boot: resetting"}, x86, initrd},
+		{brokenTrial{name: "panics", console: "Rebooting automatically due to panic="}, kernel, panics},
+		{brokenTrial{name: "truncated", onCard: cut, console: "/slot-a/vmlinuz is 0x"}, kernel, initrd},
+	} {
+		b := c.brokenTrial
+		if b.name != brokenTrialNames[i] {
+			return fmt.Errorf("broken trial %d is %s, the steps expect %s", i, b.name, brokenTrialNames[i])
+		}
+		b.version, b.release = m.v.n+"+"+b.name, m.v.release+6+uint64(i)
+		if err := os.WriteFile(filepath.Join(boot, update.KernelName), c.kernel, 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(boot, update.InitrdName), c.initrd, 0o644); err != nil {
+			return err
+		}
+		payload := filepath.Join(m.work, b.name+".squashfs")
+		if err := m.squashDir(bt, payload); err != nil {
+			return err
+		}
+		if err := m.sign(payload, filepath.Join(m.stickDir, b.file()), b.version, b.release, m.key); err != nil {
+			return err
+		}
+		if err := os.Remove(payload); err != nil {
+			return err
+		}
+		m.v.broken = append(m.v.broken, b)
+	}
+	return os.RemoveAll(bt)
 }

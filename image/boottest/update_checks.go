@@ -20,12 +20,16 @@ type updateOptions struct {
 	on     bool
 	bundle string // the image's own bundle (version N)
 	key    string // the key it is signed with (the repository's test key)
+	// x86Kernel is a kernel for another architecture (Debian's amd64
+	// one, make kernel-test's cache) for a trial whose kernel cannot run.
+	x86Kernel string
 }
 
 func (u *updateOptions) flags() {
 	flag.BoolVar(&u.on, "update", false, "run the A/B update test instead of the boot test")
 	flag.StringVar(&u.bundle, "bundle", "", "with -update: the image's update bundle")
 	flag.StringVar(&u.key, "key", "image/keys/TEST-ONLY-update-key.pem", "with -update: the key the image trusts")
+	flag.StringVar(&u.x86Kernel, "x86-kernel", "", "with -update: an x86_64 kernel image, for a trial whose kernel is for another architecture")
 }
 
 func (t *rig) expectBoot(ctx context.Context, slot, mode string) {

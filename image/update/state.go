@@ -242,6 +242,10 @@ func WriteFileAtomic(path string, data []byte) error {
 // partitions 2 and 3), failed=<slot> when rolled back.
 type Boot struct {
 	Slot, Mode, PartUUID, Failed string
+	// Initramfs is the version of the build that made the initramfs
+	// that booted (empty: one that does not say): after an update that
+	// brings its own boot files, the trial's.
+	Initramfs string
 }
 
 // Boot modes.
@@ -264,6 +268,8 @@ func ParseBoot(r io.Reader) (Boot, error) {
 			b.PartUUID = v
 		case "failed":
 			b.Failed = v
+		case "initramfs":
+			b.Initramfs = v
 		}
 		return nil
 	})

@@ -589,3 +589,16 @@ func TestGiveUpLeavesTheTrialNoBoots(t *testing.T) {
 		})
 	}
 }
+
+// The initramfs says which build made it: after an update that brought
+// its own boot files, the trial's.
+func TestParseBootReadsTheInitramfsBuild(t *testing.T) {
+	b, err := ParseBoot(strings.NewReader("slot=B\nmode=trial\npartuuid=1234abcd\ninitramfs=1.2.3+kernel\n"))
+	if err != nil || b != (Boot{Slot: SlotB, Mode: ModeTrial, PartUUID: "1234abcd", Initramfs: "1.2.3+kernel"}) {
+		t.Errorf("ParseBoot: %+v, %v", b, err)
+	}
+	b, err = ParseBoot(strings.NewReader("slot=A\nmode=committed\npartuuid=1234abcd\n"))
+	if err != nil || b.Initramfs != "" {
+		t.Errorf("an initramfs that does not say: %+v, %v", b, err)
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"sensord/image/boottest/harness"
+	"sensord/image/update"
+)
+
+// brokenTrialNames are the brokenBundles, in the order they are tried.
+var brokenTrialNames = []string{"zeros", "x86", "panics", "truncated"}
+
+// kernelSteps: a bundle with boot files of its own boots them on trial
+// and commits; then each broken trial falls back to the committed slot
+// by itself (image/README.md, "make update-test").
+func (s *updateRun) kernelSteps() []harness.Step {
+	steps := []harness.Step{
+		s.PhaseOf("install N+kernel: boot files of its own", harness.Checks("install the kernel bundle", s.installKernel), s.reboot()),
+		s.boot("11, N+kernel's boot files on trial in slot B", true, harness.Checks("its initramfs booted, slot B committed", s.commitKernel)),
+	}
+	for i, name := range brokenTrialNames {
+		steps = append(steps,
+			s.PhaseOf("install "+name+": boot files that cannot boot", harness.Checks("install "+name, func(ctx context.Context) { s.installBroken(ctx, i) }), s.reboot()),
+			s.PhaseOf(fmt.Sprintf("boot: %d, the %s trial in slot A", 12+2*i, name), harness.Do("U-Boot takes the trial, it fails, the board resets", func(ctx context.Context) error {
+				return s.brokenTrialBoot(ctx, i)
+			})),
+			s.boot(fmt.Sprintf("%d, rolled back to slot B after %s", 13+2*i, name), true, harness.Checks("rolled back", func(ctx context.Context) { s.rolledBackBroken(ctx, i) })),
+		)
+	}
+	return steps
+}
+
+func (s *updateRun) installKernel(ctx context.Context) {
+	s.guest(ctx, mountStick)
+	start := time.Now()
+	r, _ := s.guestLong(ctx, "sensorctl update /run/stick/kernel.update 2>&1")
+	s.Check(r.Status == 0 && strings.Contains(r.Out, "boots on trial") && strings.Contains(r.Out, "initramfs and device trees copied to /boot/firmware/slot-b"),
+		"sensorctl update kernel.update copies its boot files to slot B's directory: %q", strings.Join(r.Lines(), " | "))
+	s.Number("install of the kernel bundle (write, read back, boot files): %.0f s", time.Since(start).Seconds())
+}
+
+func (s *updateRun) commitKernel(ctx context.Context) {
+	v := s.v
+	s.expectConsole(ctx, "sensord-boot: slot B on trial, boot 1 of 1", "sensord-boot: booting slot B (trial): /slot-b/vmlinuz")
+	s.expectBoot(ctx, "B", update.ModeTrial)
+	r, _ := s.guest(ctx, "cat /run/sensord-boot")
+	s.Check(r.Has("initramfs="+v.kernel), "the initramfs that booted is the bundle's (%s), not the committed slot's: %q", v.kernel, strings.Join(r.Lines(), " "))
+	if err := s.waitGuest(ctx, 5*time.Minute, "sensorctl status | grep -x committed=B", "committed=B"); err != nil {
+		s.Fail("the trial of the kernel bundle never committed: %v", err)
+		s.explain(ctx, "journalctl -b -u sensord-update --no-pager | tail -n 20")
+	}
+	r, _ = s.guest(ctx, "sensorctl status")
+	s.Check(r.Has("version="+v.kernel) && r.Has("initramfs="+v.kernel) && r.Has("last_outcome=committed") && r.Has("last_rule="+update.RuleAliveAndSensor),
+		"sensorctl status after the kernel bundle's commit: %q", strings.Join(r.Lines(), " | "))
+	r, _ = s.guest(ctx, "cat /boot/firmware/sensord/state")
+	s.Check(r.Has("committed=B") && !strings.Contains(r.Out, "trial="), "the boot partition's slot state commits slot B: %q", strings.Join(r.Lines(), " "))
+	s.Check(s.dataFingerprint(ctx) == s.fp, "data partition unchanged by the kernel update")
+}
+
+func (s *updateRun) installBroken(ctx context.Context, i int) {
+	b := s.v.broken[i]
+	s.guest(ctx, mountStick)
+	r, _ := s.guestLong(ctx, "sensorctl update /run/stick/"+b.file()+" 2>&1")
+	s.Check(r.Status == 0 && strings.Contains(r.Out, "boots on trial"), "sensorctl update %s: %q", b.file(), strings.Join(r.Lines(), " | "))
+	if b.onCard != "" {
+		r, _ := s.guest(ctx, b.onCard+" && echo done")
+		s.Check(r.Has("done"), "%s on the card: %q", b.name, strings.Join(r.Lines(), " | "))
+	}
+}
+
+// brokenTrialBoot: U-Boot counts the trial's one boot on the console,
+// the boot fails as the kind of breakage does, and the board resets by
+// itself.
+func (s *updateRun) brokenTrialBoot(ctx context.Context, i int) error {
+	b := s.v.broken[i]
+	if s.boots++; s.boots > 1 {
+		os.Rename(s.consoleLog(), filepath.Join(s.dir, fmt.Sprintf("console-%d.log", s.boots-1)))
+	}
+	start := time.Now()
+	if err := s.startQemu(); err != nil {
+		return err
+	}
+	s.expectConsole(ctx, "sensord-boot: slot A on trial, boot 1 of 1", b.console)
+	if err := s.m.WaitExit(rebootWait); err != nil {
+		s.Fail("the %s trial never reset the board: %v", b.name, err)
+		return err
+	}
+	s.Pass("the %s trial reset the board by itself", b.name)
+	s.Number("%s trial: qemu start to the reset: %.0f s", b.name, time.Since(start).Seconds())
+	return nil
+}
+
+func (s *updateRun) rolledBackBroken(ctx context.Context, i int) {
+	b, v := s.v.broken[i], s.v
+	s.expectConsole(ctx, "sensord-boot: trial of slot A used 1 of 1 boots: rolling back to slot B", "sensord-boot: booting slot B (rolled-back): /slot-b/vmlinuz")
+	s.expectBoot(ctx, "B", update.ModeRolledBack)
+	s.expectVersion(ctx, v.kernel)
+	r, _ := s.guest(ctx, "sensorctl status")
+	s.Check(r.Has("committed=B") && r.Has("last_outcome=rolled-back") && r.Has("last_version="+b.version) && r.Has("last_rule="+update.RuleBootEnded),
+		"sensorctl status after the %s trial: %q", b.name, strings.Join(r.Lines(), " | "))
+	s.expectRolledBack(ctx, b.version, update.RuleBootEnded, "the journal says the update was rolled back: %q")
+	s.expectPanel(ctx, "after the "+b.name+" trial", func(in updatePanel) bool {
+		return in.Slot == "B" && in.Mode == update.ModeRolledBack && in.Last.Outcome == "rolled-back" && in.Last.Version == b.version
+	})
+}
