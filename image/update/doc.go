@@ -1,33 +1,36 @@
 // Package update reads, writes and verifies sensord's signed update
-// bundles, keeps the A/B slot state the initramfs boots by, and decides
-// when a trial boot is committed.
+// bundles, keeps the A/B slot state the boot script (image/uboot) boots
+// by, copies each slot's kernel, initramfs and device trees to the boot
+// partition, and decides when a trial boot is committed.
 //
 // # The update states
 //
-// One card, two root slots: X is the committed slot, Y the other. Who
-// moves each arrow is in brackets.
+// One card, two root slots, each with its own boot files: X is the
+// committed slot, Y the other. Who moves each arrow is in brackets.
 //
 //	             sensorctl update FILE, or a dashboard upload
-//	             (signature, kernel, release, hash checked first)
+//	             (signature, release, hash checked first)
 //	+-------------+ ---------------------------> +-------------+
 //	| COMMITTED X |   an error or a power cut:   |  WRITING Y  |
 //	|             | <--------------------------- | (not named) |
 //	+-------------+   the state never names Y    +-------------+
-//	  ^        ^                                        | written, read back, hash good
+//	  ^        ^                                        | written, read back, hash good;
+//	  |        |                                        | Y's boot files to /slot-y/
 //	  |        |                                        v [sensorctl: trial=Y tries=1]
 //	  |        |                                 +-------------+
 //	  |        |                                 | INSTALLED Y |
 //	  |        |                                 +-------------+
-//	  |        |                                        | reboot [initramfs: tries=0,
-//	  |        |                                        v  boots Y]
+//	  |        |                                        | reboot [boot.scr: boots=1,
+//	  |        |                                        v  loads /slot-y/, boots Y]
 //	  |        |  ROLLED BACK                    +-------------+
 //	  |        +-------------------------------- | ON TRIAL Y  |
 //	  |          the gate gives up and reboots   +-------------+
 //	  |          (never-alive, sensor-broken),          |
-//	  |          or the boot ends (boot-ended);         | the gate passes (alive,
-//	  |          [initramfs, next boot: trial=Y         | alive-and-sensor), or
-//	  |          tries=0 -> failed=Y, boots X]          | mark-good [sensorctl:
-//	  |                                                 v committed=Y]
+//	  |          or the boot ends (boot-ended:          | the gate passes (alive,
+//	  |          also a kernel that does not start      | alive-and-sensor), or
+//	  |          or panics); [boot.scr, next boot:      | mark-good [sensorctl:
+//	  |          boots=tries -> boots X, failed=Y;      v committed=Y]
+//	  |          sensorctl: trial forgotten]
 //	  |                                          +-------------+
 //	  +------------------------------------------| COMMITTED Y |
 //	      Y is X for the next update             +-------------+
@@ -77,6 +80,21 @@
 //	manifest   JSON, see Manifest
 //	signature  ed25519 over magic+length+manifest  64 bytes
 //	payload    the root slot's squashfs image, Manifest.PayloadBytes long
+//
+// The payload carries the slot's kernel, initramfs and device trees in
+// its root (image/paths.SlotBoot); Install copies them to the slot's
+// directory on the boot partition (WriteSlotBoot) before the state names
+// the trial, so a bundle updates the kernel with the root.
+//
+// # Where the slot state lives
+//
+// On the boot partition (FAT), /sensord/state, where U-Boot's boot script
+// reads it before any kernel runs (image/uboot/README.md): it counts the
+// trial's boots in /sensord/boots, which only it writes. sensorctl writes
+// the state, and a copy at /run/sensord-state for sensord, which may not
+// read the boot partition. A card made before U-Boot chose the slot keeps
+// the state on the data partition (/data/update/state), where its
+// initramfs chooses; SlotKernels tells the two apart.
 //
 // The signature covers the manifest, and the manifest carries the payload's
 // SHA-256 and length, so the payload is checked by streaming it through the

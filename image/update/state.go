@@ -45,15 +45,18 @@ type SlotInfo struct {
 	Release uint64 // 0: written by an updater or image without release numbers
 }
 
-// SlotState is the slot state, /data/update/state on the data partition: a
-// text file of KEY=value lines that the initramfs
-// (image/initramfs/sensord-state, a plain shell with no sed or grep)
-// reads and rewrites at every boot, and that ParseState and SlotState.Marshal
-// read and write here; nothing else reads it.
+// SlotState is the slot state (doc.go, "Where the slot state lives"): a
+// text file of KEY=value lines that U-Boot's boot script reads (only
+// committed, trial and tries, with `env import -t`), or, on a card whose
+// state is on the data partition, the initramfs
+// (image/initramfs/sensord-state, a plain shell with no sed or grep) reads
+// and rewrites at every boot; ParseState and SlotState.Marshal read and
+// write it here.
 //
 //	committed=A             the slot that boots when no trial is pending
 //	trial=B                 the slot to try next boot (absent: none)
-//	tries=1                 boots of the trial left; the initramfs takes one
+//	tries=1                 boots the trial gets (the boot script counts them
+//	                        in its own file; the initramfs counts this down)
 //	failed=B                the last trial that ran out of tries (rolled back)
 //	version_A=...           what each slot holds (absent: unknown, or being written)
 //	release_A=42
