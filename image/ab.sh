@@ -103,6 +103,13 @@ ab_slotboot() {
 	"$imgtool" dtbs | while read -r src dst; do
 		install -o 0 -g 0 -m 0644 "$root/usr/lib/modules/$kver/dtb/broadcom/$src" "$sb/dtbs/broadcom/$dst"
 	done
+	# The firmware applies config.txt's overlays to the tree it gives
+	# U-Boot, not to the one U-Boot loads from the slot: the Pi 5's I2C
+	# overlay (build.sh checks it) goes into the slot's trees here.
+	for f in "$sb"/dtbs/broadcom/bcm2712*.dtb; do
+		fdtoverlay -i "$f" -o "$f.new" "$fw/overlays/sensord-rp1-i2c1.dtbo"
+		mv "$f.new" "$f"
+	done
 	"$imgtool" slotboot -fat "$fw" -slot A "$sb"
 	install -d -o 0 -g 0 -m 0755 "$fw/sensord"
 	"$imgtool" state -version "$version" -release "$release" > "$root/boot/firmware/sensord/state"
