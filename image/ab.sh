@@ -84,6 +84,10 @@ ab_uboot() {
 	install -o 0 -g 0 -m 0644 "$work/u-boot-rpi/usr/lib/u-boot/rpi_arm64/u-boot.bin" "$fw/u-boot.bin"
 	mkimage -A arm64 -O linux -T script -C none -n "sensord A/B chooser" \
 		-d "$here/uboot/boot.cmd" "$fw/boot.scr" > /dev/null
+	# The same two in the root, where sensorctl takes them from to move a
+	# card whose firmware loads the kernel itself (update.Migration).
+	install -d -o 0 -g 0 -m 0755 "$root/usr/lib/sensord/uboot"
+	install -o 0 -g 0 -m 0644 "$fw/u-boot.bin" "$fw/boot.scr" "$root/usr/lib/sensord/uboot"
 }
 
 # ab_slotboot: the slot's kernel, initramfs (with the A/B scripts, from

@@ -94,6 +94,24 @@ func newUpdater(log io.Writer) (*update.Updater, error) {
 	}, nil
 }
 
+// moveToBootScript moves a card whose firmware still loads the kernel
+// itself to U-Boot's boot script (update.Migration), once the running
+// slot is committed: a bundle of this version brings the card there.
+func moveToBootScript(slot string, out io.Writer) error {
+	m := update.Migration{FAT: paths.BootPartition, DataState: paths.State, Slot: slot,
+		BootFiles: paths.SlotBoot, UBoot: paths.UBootFiles, Log: out}
+	need, err := m.Needed()
+	if err != nil || !need {
+		return err
+	}
+	fmt.Fprintf(out, "the boot partition still boots the kernel without U-Boot: moving it to U-Boot's slot chooser\n")
+	if err := m.Run(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "the boot partition boots through U-Boot from the next boot on; each slot boots its own kernel\n")
+	return nil
+}
+
 // statePath is where this card keeps its slot state: on the boot
 // partition once its boot script chooses the slot, else on the data
 // partition, where the initramfs of a card made before U-Boot chose reads it.
@@ -216,7 +234,7 @@ func run(args []string, out io.Writer) error {
 		}
 		if u.Boot.Mode != update.ModeTrial {
 			fmt.Fprintf(out, "slot %s (%s), nothing on trial\n", u.Boot.Slot, u.Boot.Mode)
-			return nil
+			return moveToBootScript(u.Boot.Slot, out)
 		}
 		st, err := u.Trial()
 		if err != nil {
@@ -232,7 +250,10 @@ func run(args []string, out io.Writer) error {
 			return err
 		}
 		if d.Commit {
-			return u.MarkGood(d.Rule, d.Reason)
+			if err := u.MarkGood(d.Rule, d.Reason); err != nil {
+				return err
+			}
+			return moveToBootScript(u.Boot.Slot, out)
 		}
 		if err := u.GiveUp(d.Rule, d.Reason); err != nil {
 			fmt.Fprintln(os.Stderr, "sensorctl:", err)

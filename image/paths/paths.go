@@ -40,6 +40,10 @@ const (
 	// which may not read the boot partition.
 	BootState = BootPartition + "/sensord/state"
 	StateView = "/run/sensord-state"
+	// UBootFiles, in each root slot, holds U-Boot for the Pi and the
+	// boot script, for sensorctl to move a card whose firmware loads the
+	// kernel itself to them (package update's Migration).
+	UBootFiles = "/usr/lib/sensord/uboot"
 )
 
 // The programs, their settings and the key bundles must be signed with.

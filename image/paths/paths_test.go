@@ -44,6 +44,7 @@ func TestUnitsAndScriptsUseThesePaths(t *testing.T) {
 		{"$root" + Sensorctl, []string{abSh}},
 		{"$root" + UpdateKey, []string{abSh}},
 		{"$root" + SlotBoot, []string{abSh}},
+		{"$root" + UBootFiles, []string{abSh}},
 		{"EnvironmentFile=-" + Settings, []string{sensordU}},
 		{"ExecStart=" + Sensord + " ", []string{sensordU}},
 		{"StateDirectory=" + filepath.Base(StateDir), []string{sensordU}},
@@ -80,7 +81,7 @@ func TestNoOtherUpdatePaths(t *testing.T) {
 	known := map[string]bool{}
 	for _, p := range []string{Data, DataDevice, State, Last, Boot, Sensord, Sensorctl, Settings, UpdateKey,
 		StateDir, SpoolDir, Spooled, RuntimeDir, Verdict, Taken, ClockRequest, SettingsRequest, SettingsStateDir, SettingsStatus,
-		SetupDir, SetupState, SetupJoin, SetupRequest, SlotBoot, BootState, StateView} {
+		SetupDir, SetupState, SetupJoin, SetupRequest, SlotBoot, BootState, StateView, UBootFiles} {
 		known[p] = true
 	}
 	path := regexp.MustCompile(`/[\w./@-]+`)
