@@ -71,7 +71,7 @@ board-test: image-deps build-arm64
 		$(GO) run ./image/boottest -image $(IMAGE_FILE) -board $$b -qemu $$q || exit 1; \
 	done
 
-# The A/B update test: the same image and its bundle, then 23 boots under
+# The A/B update test: the same image and its bundle, then 21 boots under
 # qemu (image/README.md, "make update-test"). The simulated sensor never
 # hangs here: a trial must be able to stay healthy.
 update-test: image-deps build-arm64

@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"sensord/image/boottest/harness"
 	"sensord/image/boottest/mosquitto"
 	"sensord/image/boottest/vm"
+	"sensord/image/update"
 )
 
 // rig is the appliance a -M virt scenario (image, update) boots: the work
@@ -82,9 +84,9 @@ func (t *rig) workDirs(ctx context.Context, pattern string, names ...string) ([]
 	return keys, nil
 }
 
-// startQemu boots the disk copy under -M virt through U-Boot, as a
-// Pi boots it (the card's boot.scr chooses the slot and loads its
-// kernel, initramfs and cmdline.txt from the FAT): three free host ports
+// startQemu boots the disk copy under -M virt as the Pi's firmware
+// would (firmware): through U-Boot (the card's boot.scr chooses the slot
+// and loads its kernel, initramfs and cmdline.txt from the FAT): three free host ports
 // forwarded to the guest's 80, 22 and 443, a hardware watchdog, the
 // stick (if any) as a second, read-only disk.
 func (t *rig) startQemu() error {
@@ -93,11 +95,15 @@ func (t *rig) startQemu() error {
 		return err
 	}
 	t.port, t.sshPort, t.tlsPort = ports[0], ports[1], ports[2]
-	args := []string{
+	boot, err := t.firmware()
+	if err != nil {
+		return err
+	}
+	args := append([]string{
 		"-M", "virt", "-cpu", "cortex-a72", "-smp", strconv.Itoa(t.opts.smp), "-m", "1024",
-		"-accel", "tcg,thread=multi",
-		"-bios", t.opts.uboot,
-		"-drive", "file=" + t.disk.Path + ",format=raw,if=none,id=hd0,cache=unsafe",
+		"-accel", "tcg,thread=multi"}, boot...)
+	args = append(args,
+		"-drive", "file="+t.disk.Path+",format=raw,if=none,id=hd0,cache=unsafe",
 		"-device", "virtio-blk-pci,drive=hd0",
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:22,hostfwd=tcp:127.0.0.1:%d-:443", t.port, t.sshPort, t.tlsPort),
 		"-device", "virtio-net-pci,netdev=n0,romfile=",
@@ -105,7 +111,7 @@ func (t *rig) startQemu() error {
 		// bcm2835_wdt is on a Pi.
 		"-device", "i6300esb",
 		"-display", "none", "-monitor", "none", "-nodefaults", "-no-reboot",
-	}
+	)
 	if t.pastClock {
 		args = append(args, "-rtc", "base="+guestRTCBase)
 	}
@@ -123,6 +129,41 @@ func (t *rig) startQemu() error {
 	}
 	t.Logf("qemu pid %d, guest port 80 on 127.0.0.1:%d, port 22 on 127.0.0.1:%d", m.Pid(), t.port, t.sshPort)
 	return nil
+}
+
+// firmware is what the Pi's firmware does with the card, as qemu
+// options: config.txt's kernel= is U-Boot (every card this tree makes),
+// so U-Boot for the virt board starts; or, on a card made before U-Boot
+// chose the slot, the kernel and initramfs config.txt names, from the
+// FAT, with cmdline.txt.
+func (t *rig) firmware() ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fat := t.disk.FAT()
+	cfg, err := fat.Read(ctx, "config.txt")
+	if err != nil {
+		return nil, err
+	}
+	kernel, initrd, err := vm.BootFiles(string(cfg))
+	if err != nil {
+		return nil, err
+	}
+	if kernel == update.UBootName {
+		return []string{"-bios", t.opts.uboot}, nil
+	}
+	cl, err := fat.Read(ctx, "cmdline.txt")
+	if err != nil {
+		return nil, err
+	}
+	k, rd := filepath.Join(t.dir, "firmware-kernel"), filepath.Join(t.dir, "firmware-initrd")
+	if err := fat.Get(ctx, kernel, k); err != nil {
+		return nil, err
+	}
+	if err := fat.Get(ctx, initrd, rd); err != nil {
+		return nil, err
+	}
+	t.Logf("config.txt loads %s and %s, not U-Boot: qemu starts them, as the firmware would", kernel, initrd)
+	return []string{"-kernel", k, "-initrd", rd, "-append", strings.TrimSpace(string(cl))}, nil
 }
 
 func (t *rig) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", t.port, path) }

@@ -58,8 +58,9 @@ type updateRun struct {
 // on a Pi whose sensor fails before and after commits, and one that
 // breaks a reading sensor rolls back; a bundle with boot files of its own
 // boots them on trial and commits, and trials whose kernel or initramfs
-// cannot boot fall back by themselves (kernelSteps); the data partition is
-// the same all along (image/README.md, "make update-test").
+// cannot boot fall back by themselves (kernelSteps); a card whose firmware
+// loads the kernel itself moves to U-Boot by itself (migrateSteps); the
+// data partition is the same all along (image/README.md, "make update-test").
 func (s *updateRun) steps() []harness.Step {
 	t := s.T
 	steps := []harness.Step{
@@ -86,6 +87,7 @@ func (s *updateRun) steps() []harness.Step {
 		s.boot("10, rolled back to slot A", true, harness.Checks("rolled back", s.rolledBackBreaks)),
 	}
 	steps = append(steps, s.kernelSteps()...)
+	steps = append(steps, s.migrateSteps()...)
 	return append(steps, t.PhaseOf("the boot partition", harness.Do("untouched but for the slots' boot files and state", s.bootPartitionUntouched)))
 }
 

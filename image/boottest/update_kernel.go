@@ -108,3 +108,65 @@ func (s *updateRun) rolledBackBroken(ctx context.Context, i int) {
 		return in.Slot == "B" && in.Mode == update.ModeRolledBack && in.Last.Outcome == "rolled-back" && in.Last.Version == b.version
 	})
 }
+
+// oldLayout turns the running card (slot B committed) into one made
+// before U-Boot chose the slot: the firmware loads slot B's kernel and
+// initramfs from the boot partition's root (config.txt kernel= and
+// initramfs lines, as Debian's raspi-firmware writes them), the slot
+// state is on the data partition, and U-Boot, boot.scr, the slots'
+// directories and the state on the boot partition are gone. slot-a/ goes
+// first: the partition has no room for three kernels.
+const oldLayout = "(set -e; fw=/boot/firmware; k=$(uname -r); " +
+	"mkdir -p /data/update && cp $fw/sensord/state /data/update/state; " +
+	"rm -rf $fw/slot-a; " +
+	"cp $fw/slot-b/vmlinuz $fw/vmlinuz-$k && cp $fw/slot-b/initrd.img $fw/initrd.img-$k; " +
+	`sed -i "s|^kernel=u-boot.bin\$|kernel=vmlinuz-$k\n# For details on the initramfs directive, see\n# https://www.raspberrypi.org/forums/viewtopic.php?f=63\&t=10532\ninitramfs initrd.img-$k|" $fw/config.txt; ` +
+	"rm -rf $fw/boot.scr $fw/u-boot.bin $fw/sensord $fw/slot-b; " +
+	"sync; echo old layout)"
+
+// migrateSteps: a card whose firmware loads the kernel itself moves to
+// U-Boot's slot chooser at the first boot of a committed slot of this
+// version, and boots through it from then on.
+func (s *updateRun) migrateSteps() []harness.Step {
+	return []harness.Step{
+		s.PhaseOf("the card made as one whose firmware loads the kernel itself", harness.Checks("the old layout", s.makeOldCard), s.reboot()),
+		s.boot("20, the firmware loads the kernel, the initramfs chooses slot B", true, harness.Checks("the card moves itself to U-Boot", s.migrated), s.reboot()),
+		s.boot("21, through U-Boot after the move", true, harness.Checks("U-Boot chooses slot B", s.afterMigration)),
+	}
+}
+
+func (s *updateRun) makeOldCard(ctx context.Context) {
+	r, _ := s.guestLong(ctx, oldLayout+" 2>&1")
+	s.Check(r.Has("old layout"), "the card now has the old layout: %q", strings.Join(r.Lines(), " | "))
+	r, _ = s.guest(ctx, "grep -E '^(kernel|initramfs)' /boot/firmware/config.txt; ls /boot/firmware | grep -cE '^(slot-|sensord$|boot.scr|u-boot.bin)'")
+	s.Check(len(r.Lines()) == 3 && strings.HasPrefix(r.Lines()[0], "kernel=vmlinuz-") && strings.HasPrefix(r.Lines()[1], "initramfs initrd.img-") && r.Lines()[2] == "0",
+		"config.txt loads the kernel and initramfs, and nothing of U-Boot is on the card: %q", strings.Join(r.Lines(), " | "))
+}
+
+func (s *updateRun) migrated(ctx context.Context) {
+	r, _ := s.guest(ctx, "grep -c sensord.slot= /proc/cmdline")
+	s.Check(strings.TrimSpace(r.Out) == "0", "the firmware's boot names no slot on the command line (the initramfs chose): %q", r.Out)
+	s.expectBoot(ctx, "B", update.ModeCommitted)
+	if err := s.waitGuest(ctx, 5*time.Minute, "journalctl -b -u sensord-update -o cat --no-pager | grep -c 'boots through U-Boot from the next boot on'", "1"); err != nil {
+		s.Fail("sensorctl boot never moved the card to U-Boot: %v", err)
+		s.explain(ctx, "journalctl -b -u sensord-update -o cat --no-pager | tail -n 20")
+		return
+	}
+	r, _ = s.guest(ctx, "journalctl -b -u sensord-update -o cat --no-pager | grep 'boot partition'")
+	s.Logf("sensorctl boot: %s", strings.Join(r.Lines(), " | "))
+	r, _ = s.guest(ctx, "grep -E '^(kernel|initramfs)' /boot/firmware/config.txt; ls /boot/firmware | grep -cE '^(vmlinuz|initrd.img)-'; test -e /data/update/state && echo data-state; cat /boot/firmware/sensord/state | grep committed; ls /boot/firmware/slot-b")
+	s.Check(r.Has("kernel=u-boot.bin") && !strings.Contains(r.Out, "initramfs") && r.Has("0") && !r.Has("data-state") && r.Has("committed=B") && r.Has("vmlinuz") && r.Has("initrd.img") && r.Has("sizes"),
+		"config.txt loads U-Boot, the shared kernel and the data partition's state are gone, slot B's files and state are on the boot partition: %q", strings.Join(r.Lines(), " | "))
+	r, _ = s.guest(ctx, "df -B1 --output=avail /boot/firmware | tail -n 1")
+	s.Logf("boot partition after the move: %s bytes free", strings.TrimSpace(r.Out))
+}
+
+func (s *updateRun) afterMigration(ctx context.Context) {
+	s.expectConsole(ctx, "Found U-Boot script /boot.scr", "sensord-boot: booting slot B (committed): /slot-b/vmlinuz", "sensord-slot: booting slot B (committed)")
+	s.expectBoot(ctx, "B", update.ModeCommitted)
+	s.expectVersion(ctx, s.v.kernel)
+	r, _ := s.guest(ctx, "grep -o 'sensord\\.[a-z]*=[^ ]*' /proc/cmdline")
+	s.Check(strings.Join(r.Lines(), " ") == "sensord.slot=B sensord.mode=committed", "U-Boot's boot script named the slot: %q", strings.Join(r.Lines(), " "))
+	r, _ = s.guest(ctx, "sensorctl status")
+	s.Check(r.Has("committed=B") && r.Has("version="+s.v.kernel), "sensorctl status reads the state on the boot partition: %q", strings.Join(r.Lines(), " | "))
+}

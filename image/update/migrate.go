@@ -155,12 +155,22 @@ func (m Migration) Run() error {
 	return nil
 }
 
+// initramfsComment is what Debian's raspi-firmware writes above the
+// initramfs line; it goes with it.
+var initramfsComment = map[string]bool{
+	"# For details on the initramfs directive, see":                   true,
+	"# https://www.raspberrypi.org/forums/viewtopic.php?f=63&t=10532": true,
+}
+
 // loadUBoot is config.txt with every kernel= line loading U-Boot and no
 // initramfs line, and the files those lines named.
 func loadUBoot(cfg string) (string, []string) {
 	var out, old []string
 	for _, l := range strings.Split(cfg, "\n") {
 		t := strings.TrimSpace(l)
+		if initramfsComment[t] {
+			continue
+		}
 		if k, v, ok := strings.Cut(t, "="); ok && k == "kernel" {
 			if v != UBootName {
 				old = append(old, v)
