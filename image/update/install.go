@@ -110,14 +110,8 @@ func (u *Updater) Install(path string, o InstallOptions) (Manifest, error) {
 	if err != nil {
 		return m, err
 	}
-	// Busy while a trial waits for its boot, and while the running slot is
-	// a trial not yet committed (writing the other slot would overwrite
-	// the one to roll back to).
-	if st.Trial != "" {
-		return m, fmt.Errorf("%w: slot %s (%s) boots on trial next; reboot first", ErrBusy, st.Trial, st.Slot(st.Trial).Version)
-	}
-	if st.Committed != u.Boot.Slot {
-		return m, fmt.Errorf("%w: the running slot %s is on trial; wait until it is committed", ErrBusy, u.Boot.Slot)
+	if _, err := st.busy(u.Boot.Slot); err != nil {
+		return m, err
 	}
 	if err := CheckRelease(st, u.Boot.Slot, m); err != nil {
 		if !o.AllowDowngrade {
