@@ -15,6 +15,10 @@ var (
 	ErrIncompatible = errors.New("update: bundle is not for this appliance")
 	ErrTooBig       = errors.New("update: payload larger than the slot")
 	ErrNotNewer     = errors.New("update: bundle is not newer than what runs")
+	// ErrCommitted: the running slot was committed while its health gate
+	// still ran (sensorctl mark-good), so the gate's decision no longer
+	// applies: nothing is recorded and nothing reboots.
+	ErrCommitted = errors.New("update: the running slot is already committed")
 )
 
 // TrialTries is how many boots a new slot gets before the initramfs goes
@@ -195,7 +199,8 @@ func (u *Updater) Trial() (*SlotState, error) {
 }
 
 // MarkGood commits the running trial slot; rule and detail say what
-// decided (a Gate's Decision, or RuleMarkGood).
+// decided (a Gate's Decision, or RuleMarkGood). A slot already committed
+// is ErrCommitted, its outcome (and the rule that decided) left as it is.
 func (u *Updater) MarkGood(rule, detail string) error {
 	if u.Boot.Mode != ModeTrial {
 		return nil
@@ -203,6 +208,9 @@ func (u *Updater) MarkGood(rule, detail string) error {
 	st, err := ReadState(u.StatePath)
 	if err != nil {
 		return err
+	}
+	if st.Committed == u.Boot.Slot {
+		return fmt.Errorf("%w: slot %s", ErrCommitted, u.Boot.Slot)
 	}
 	st.Committed = u.Boot.Slot
 	st.Trial, st.Tries, st.Failed, st.SensorAtInstall = "", 0, "", ""
@@ -215,11 +223,16 @@ func (u *Updater) MarkGood(rule, detail string) error {
 }
 
 // GiveUp records, before the reboot that rolls the trial back, which rule
-// failed it; ReportRollback names that rule on the next boot.
+// failed it; ReportRollback names that rule on the next boot. A slot
+// committed meanwhile by hand is ErrCommitted: there is nothing to roll
+// back, and the caller must not reboot.
 func (u *Updater) GiveUp(rule, detail string) error {
 	st, err := ReadState(u.StatePath)
 	if err != nil {
 		return err
+	}
+	if st.Committed == u.Boot.Slot {
+		return fmt.Errorf("%w: slot %s (by hand, while the gate ran), so rule %s does not roll it back", ErrCommitted, u.Boot.Slot, rule)
 	}
 	in := st.Slot(u.Boot.Slot)
 	u.logf("trial of slot %s (version %s) failed by rule %s: %s; rebooting into the committed slot %s", u.Boot.Slot, in.Version, rule, detail, st.Committed)
