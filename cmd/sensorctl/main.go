@@ -213,7 +213,12 @@ func run(args []string, out io.Writer) error {
 			fmt.Fprintf(out, "slot %s is not on trial (%s): nothing to commit\n", u.Boot.Slot, u.Boot.Mode)
 			return nil
 		}
-		return u.MarkGood(update.RuleMarkGood, "committed by hand (sensorctl mark-good)")
+		err = u.MarkGood(update.RuleMarkGood, "committed by hand (sensorctl mark-good)")
+		if errors.Is(err, update.ErrCommitted) {
+			fmt.Fprintf(out, "slot %s is already committed: nothing to commit\n", u.Boot.Slot)
+			return nil
+		}
+		return err
 	case "boot":
 		fs := flag.NewFlagSet("boot", flag.ContinueOnError)
 		verdict := fs.String("verdict", paths.Verdict, "sensord's verdict file")
@@ -249,16 +254,10 @@ func run(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if d.Commit {
-			if err := u.MarkGood(d.Rule, d.Reason); err != nil {
-				return err
-			}
-			return moveToBootScript(u.Boot.Slot, out)
+		if err := decide(u, d, out, func() error { return exec.Command("systemctl", "reboot").Run() }); err != nil || !d.Commit {
+			return err
 		}
-		if err := u.GiveUp(d.Rule, d.Reason); err != nil {
-			fmt.Fprintln(os.Stderr, "sensorctl:", err)
-		}
-		return exec.Command("systemctl", "reboot").Run()
+		return moveToBootScript(u.Boot.Slot, out)
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
@@ -279,6 +278,29 @@ func runGate(ctx context.Context, g *update.Gate, path string, now func() time.T
 		case <-t.C:
 		}
 	}
+}
+
+// decide acts on the gate's decision: commit, or record the failure and
+// reboot (into the committed slot). A slot committed by hand while the gate
+// ran (sensorctl mark-good) stays committed, with its rule: the gate's
+// decision is then only said.
+func decide(u *update.Updater, d update.Decision, out io.Writer, reboot func() error) error {
+	var err error
+	if d.Commit {
+		err = u.MarkGood(d.Rule, d.Reason)
+	} else {
+		err = u.GiveUp(d.Rule, d.Reason)
+	}
+	switch {
+	case errors.Is(err, update.ErrCommitted):
+		fmt.Fprintf(out, "slot %s was committed by hand while the gate ran; the gate's rule %s (%s) changes nothing\n", u.Boot.Slot, d.Rule, d.Reason)
+		return nil
+	case d.Commit:
+		return err
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "sensorctl:", err)
+	}
+	return reboot()
 }
 
 // sensorAtInstall is the sensor's state for the trial's health gate,

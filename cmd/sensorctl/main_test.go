@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -116,5 +118,38 @@ func TestSensorAtInstallWaitsForTheFirstRead(t *testing.T) {
 func TestBootStateIsWhereTheBootScriptReadsIt(t *testing.T) {
 	if got := filepath.Join(paths.BootPartition, update.ChooserDir, update.ChooserStateName); got != paths.BootState {
 		t.Errorf("the boot script reads %s, paths.BootState is %s", got, paths.BootState)
+	}
+}
+
+// TestBootDoesNotRebootASlotCommittedByHand: the gate gives up on a trial
+// that sensorctl mark-good committed meanwhile; boot says so and neither
+// records a failure nor reboots. Without the commit, it reboots.
+func TestBootDoesNotRebootASlotCommittedByHand(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		committed string
+		reboots   bool
+	}{
+		{"a trial committed by hand is left alone", update.SlotB, false},
+		{"a trial still uncommitted is rolled back", update.SlotA, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			u := &update.Updater{StatePath: filepath.Join(dir, "state"), LastPath: filepath.Join(dir, "last"),
+				Boot: update.Boot{Slot: update.SlotB, Mode: update.ModeTrial}, Now: time.Now, Log: io.Discard}
+			if err := update.WriteState(u.StatePath, update.SlotState{Committed: tc.committed, B: update.SlotInfo{Version: "v2", Release: 2}}); err != nil {
+				t.Fatal(err)
+			}
+			rebooted := false
+			var out bytes.Buffer
+			d := update.Decision{Done: true, Rule: update.RuleSensorBroken, Reason: "the sensor did not read"}
+			if err := decide(u, d, &out, func() error { rebooted = true; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			last, err := update.ReadOutcome(u.LastPath)
+			if rebooted != tc.reboots || (err == nil) != tc.reboots {
+				t.Errorf("rebooted %v, outcome %+v (%v); want a reboot and a recorded failure: %v\n%s", rebooted, last, err, tc.reboots, out.String())
+			}
+		})
 	}
 }

@@ -69,7 +69,14 @@
 // and the listen address cannot make it fail, and a sensor failing half
 // its reads still reads within a minute. The rule that decided is written
 // to the journal, to /data/update/last (Outcome.Rule), and shown by
-// `sensorctl status` and GET /api/update.
+// `sensorctl status` and GET /api/update. A trial committed by mark-good
+// while the gate still runs stays committed: the gate's later decision
+// changes nothing (ErrCommitted).
+//
+// Before an install, ForecastInstall says from the same facts which rule
+// would decide the trial and what would refuse the install or keep the
+// trial from committing (Blocker); the dashboard shows it and warns before
+// an upload (GET /api/update, forecast).
 //
 // # Bundles
 //

@@ -16,6 +16,10 @@ var (
 	ErrIncompatible = errors.New("update: bundle is not for this appliance")
 	ErrTooBig       = errors.New("update: payload larger than the slot")
 	ErrNotNewer     = errors.New("update: bundle is not newer than what runs")
+	// ErrCommitted: the running slot was committed while its health gate
+	// still ran (sensorctl mark-good), so the gate's decision no longer
+	// applies: nothing is recorded and nothing reboots.
+	ErrCommitted = errors.New("update: the running slot is already committed")
 )
 
 // TrialTries is how many boots a new slot gets before the boot script
@@ -149,14 +153,8 @@ func (u *Updater) Install(path string, o InstallOptions) (Manifest, error) {
 	if err != nil {
 		return m, err
 	}
-	// Busy while a trial waits for its boot, and while the running slot is
-	// a trial not yet committed (writing the other slot would overwrite
-	// the one to roll back to).
-	if st.Trial != "" {
-		return m, fmt.Errorf("%w: slot %s (%s) boots on trial next; reboot first", ErrBusy, st.Trial, st.Slot(st.Trial).Version)
-	}
-	if st.Committed != u.Boot.Slot {
-		return m, fmt.Errorf("%w: the running slot %s is on trial; wait until it is committed", ErrBusy, u.Boot.Slot)
+	if _, err := st.busy(u.Boot.Slot); err != nil {
+		return m, err
 	}
 	if err := CheckRelease(st, u.Boot.Slot, m); err != nil {
 		if !o.AllowDowngrade {
@@ -268,7 +266,8 @@ func (u *Updater) Trial() (*SlotState, error) {
 }
 
 // MarkGood commits the running trial slot; rule and detail say what
-// decided (a Gate's Decision, or RuleMarkGood).
+// decided (a Gate's Decision, or RuleMarkGood). A slot already committed
+// is ErrCommitted, its outcome (and the rule that decided) left as it is.
 func (u *Updater) MarkGood(rule, detail string) error {
 	if u.Boot.Mode != ModeTrial {
 		return nil
@@ -276,6 +275,9 @@ func (u *Updater) MarkGood(rule, detail string) error {
 	st, err := ReadState(u.StatePath)
 	if err != nil {
 		return err
+	}
+	if st.Committed == u.Boot.Slot {
+		return fmt.Errorf("%w: slot %s", ErrCommitted, u.Boot.Slot)
 	}
 	st.Committed = u.Boot.Slot
 	st.Trial, st.Tries, st.Failed, st.SensorAtInstall = "", 0, "", ""
@@ -290,11 +292,16 @@ func (u *Updater) MarkGood(rule, detail string) error {
 // GiveUp records, before the reboot that rolls the trial back, which rule
 // failed it; ReportRollback names that rule on the next boot. A trial
 // with boots left (the boot script gives it several) gets none: the gate
-// has decided, and another try would only wait out the gate again.
+// has decided, and another try would only wait out the gate again. A slot
+// committed meanwhile by hand is ErrCommitted: there is nothing to roll
+// back, and the caller must not reboot.
 func (u *Updater) GiveUp(rule, detail string) error {
 	st, err := ReadState(u.StatePath)
 	if err != nil {
 		return err
+	}
+	if st.Committed == u.Boot.Slot {
+		return fmt.Errorf("%w: slot %s (by hand, while the gate ran), so rule %s does not roll it back", ErrCommitted, u.Boot.Slot, rule)
 	}
 	if st.Trial == u.Boot.Slot && st.Tries != 0 {
 		st.Tries = 0

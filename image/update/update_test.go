@@ -602,3 +602,31 @@ func TestParseBootReadsTheInitramfsBuild(t *testing.T) {
 		t.Errorf("an initramfs that does not say: %+v, %v", b, err)
 	}
 }
+
+// TestTheGateLeavesASlotCommittedByHandAlone: sensorctl mark-good commits
+// the trial while its gate still runs; the gate's later decision must not
+// roll it back, reboot it, or rewrite which rule committed it.
+func TestTheGateLeavesASlotCommittedByHandAlone(t *testing.T) {
+	key := newKey(t)
+	r := newRig(t, key.Public().(ed25519.PublicKey), 4096)
+	if _, err := r.u.Install(writeFile(t, bundle(t, key, []byte("root"), "k1")), InstallOptions{SensorAtInstall: SensorReading}); err != nil {
+		t.Fatal(err)
+	}
+	r.u.Boot = Boot{Slot: SlotB, Mode: ModeTrial}
+	if err := r.u.MarkGood(RuleMarkGood, "by hand"); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(r.u.LastPath)
+	if err := r.u.GiveUp(RuleSensorBroken, "the sensor did not read"); !errors.Is(err, ErrCommitted) {
+		t.Errorf("GiveUp after mark-good: %v, want ErrCommitted", err)
+	}
+	if err := r.u.MarkGood(RuleAliveAndSensor, "alive"); !errors.Is(err, ErrCommitted) {
+		t.Errorf("the gate's MarkGood after mark-good: %v, want ErrCommitted", err)
+	}
+	if got, _ := os.ReadFile(r.u.LastPath); !bytes.Equal(got, want) {
+		t.Errorf("last outcome rewritten:\n%s\nwant\n%s", got, want)
+	}
+	if st := r.state(t); st.Committed != SlotB || st.Trial != "" {
+		t.Errorf("state %+v, want slot B committed, nothing on trial", st)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,10 @@ import (
 type updatePanelStandIn struct {
 	owner    string
 	writable bool
+	// info, when set, is the GET answer instead: a file in testdata that
+	// the real panel's test (TestUpdatePanelFixturesForTheDashboard in
+	// cmd/sensord/internal/daemon) keeps equal to what the panel says.
+	info []byte
 
 	mu    sync.Mutex
 	auths []string // the Authorization of each POST
@@ -28,6 +33,10 @@ type updatePanelStandIn struct {
 
 func (s *updatePanelStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
+	if r.Method == http.MethodGet && s.info != nil {
+		w.Write(s.info)
+		return
+	}
 	if r.Method == http.MethodGet {
 		io.WriteString(w, `{"available":true,"slot":"A","mode":"committed","version":"1.0","pending":false,"writable":`+map[bool]string{true: "true", false: "false"}[s.writable]+`}`)
 		return
@@ -112,6 +121,76 @@ func TestUpdatePanelSaysHowToTurnWritingOn(t *testing.T) {
 		run(t, ctx, chromedp.Text("#update-status", &s, chromedp.ByID))
 		return strings.Contains(s, "Writing is off") && strings.Contains(s, "SENSORD_OWNER_TOKEN")
 	}, "the writing-is-off message")
+}
+
+// TestUpdatePanelWarnsBeforeAnUploadThatCannotCommit: with the panel's
+// answer for a device whose update would be refused (a trial already
+// waits for its boot), the form says what would decide the trial and
+// warns, and the first press of the button sends nothing; the second does.
+// With the answer for a device where nothing stands in the way, the form
+// says what would decide the trial, shows no warning, and one press
+// uploads.
+func TestUpdatePanelWarnsBeforeAnUploadThatCannotCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		presses    int // before the upload is sent
+	}{
+		{"an upload that would be refused needs a second confirmation", "update-warn.json", 2},
+		{"an upload with nothing in its way goes straight through", "update-clear.json", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			info, err := os.ReadFile("testdata/" + tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			panel := &updatePanelStandIn{owner: "0wner-s3cret", writable: true, info: info}
+			url := serveWithUpdatePanel(t, panel)
+			ctx := tab(t)
+			open(t, ctx, url+"/")
+			run(t, ctx, chromedp.Evaluate(`window.sensord.keepOwnerToken('0wner-s3cret')`, nil),
+				chromedp.WaitVisible("#update-form", chromedp.ByID))
+			// What the form shows, read in one go (an element the page
+			// lacks reads as empty rather than waited for).
+			var p struct {
+				Says, Warning, Status, Button string
+				WarningShown                  bool
+			}
+			look := func() {
+				run(t, ctx, chromedp.Evaluate(`(() => {
+					const text = (sel) => { const e = document.querySelector(sel); return e && !e.hidden ? e.textContent : ''; };
+					const w = document.getElementById('update-warning');
+					return { Says: text('#update-forecast'), Warning: text('#update-warning'), Status: text('#update-status'),
+						Button: text('#update-form button[type=submit]'), WarningShown: !!w && !w.hidden && w.offsetParent !== null };
+				})()`, &p))
+			}
+			until(t, func() bool { look(); return p.Says != "" }, "forecast on the form")
+			if !strings.Contains(p.Says, "If you upload now") || !strings.Contains(p.Says, "The sensor reads well now") || !strings.Contains(p.Says, "10 minutes") {
+				t.Errorf("the forecast says %q, want what decides the trial", p.Says)
+			}
+			warns := tc.presses == 2
+			if p.WarningShown != warns || (warns && !strings.Contains(p.Warning, "refused by the updater")) {
+				t.Errorf("warning shown %v (%q), want %v", p.WarningShown, p.Warning, warns)
+			}
+			run(t, ctx, chromedp.Evaluate(`(() => {
+				const dt = new DataTransfer();
+				dt.items.add(new File(['bundle'], 'x.update'));
+				document.getElementById('update-file').files = dt.files;
+			})()`, nil))
+			submit := chromedp.Click(`#update-form button[type=submit]`, chromedp.ByQuery)
+			if warns {
+				run(t, ctx, submit)
+				until(t, func() bool { look(); return p.Button == "Upload anyway" }, "button asking for a second confirmation")
+				if len(panel.posts()) != 0 || !strings.Contains(p.Status, "Not uploaded") {
+					t.Fatalf("after the first press: %d posts, status %q; want nothing sent and the warning pointed at", len(panel.posts()), p.Status)
+				}
+			}
+			run(t, ctx, submit)
+			until(t, func() bool { look(); return strings.HasPrefix(p.Status, "Accepted") }, "acceptance of the upload")
+			if got := panel.posts(); len(got) != 1 {
+				t.Errorf("%d uploads sent after %d presses, want 1", len(got), tc.presses)
+			}
+		})
+	}
 }
 
 // until waits for cond on the page, with the tree's deadline helper.

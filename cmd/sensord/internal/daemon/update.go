@@ -48,7 +48,8 @@ const (
 
 // updatePanel serves the dashboard's view of the A/B updater:
 //
-//	GET  /api/update   running slot and version, pending trial, last outcome
+//	GET  /api/update   running slot and version, pending trial, last outcome,
+//	                   and what would decide the trial of an upload now
 //	POST /api/update   the request body is a bundle: spooled for the updater
 //	                   (the owner token is checked in front, by guard.Owner)
 //
@@ -62,9 +63,12 @@ const (
 // atomic: the updater never sees half an upload.
 type updatePanel struct {
 	BootPath, StatePath, LastPath, KeyPath, SpoolDir string
-	MaxBytes                                         int64
-	MinRate                                          int64         // minUploadRate
-	RateWindow                                       time.Duration // uploadRateWindow
+	// VerdictPath is sensord's verdict file as the updater reads it
+	// (paths.Verdict): the forecast reads it the same way.
+	VerdictPath string
+	MaxBytes    int64
+	MinRate     int64         // minUploadRate
+	RateWindow  time.Duration // uploadRateWindow
 	// Writable: an owner token is configured, so uploads are possible
 	// (guard.Owner checks each one).
 	Writable bool
@@ -79,7 +83,7 @@ type updatePanel struct {
 func newUpdatePanel(log *slog.Logger) *updatePanel {
 	return &updatePanel{
 		BootPath: paths.Boot, StatePath: paths.StateView, LastPath: paths.Last,
-		KeyPath: paths.UpdateKey, SpoolDir: paths.SpoolDir,
+		KeyPath: paths.UpdateKey, SpoolDir: paths.SpoolDir, VerdictPath: paths.Verdict,
 		MaxBytes: maxUploadBytes, MinRate: minUploadRate, RateWindow: uploadRateWindow, Now: time.Now, Log: log,
 	}
 }
@@ -107,6 +111,24 @@ type updateInfo struct {
 	// panel then says how to turn it on instead of offering an upload.
 	Writable bool   `json:"writable"`
 	Error    string `json:"error,omitempty"`
+	// Forecast: what would decide the trial of a bundle uploaded now,
+	// and a warning when it would be refused or could not commit
+	// (update.ForecastInstall). Absent off the A/B image.
+	Forecast *forecastInfo `json:"forecast,omitempty"`
+}
+
+// forecastInfo is update.Forecast for the page and for scripts: Says in
+// words what decides the trial; Warning (with its Blocker) is set when an
+// upload now would be refused or its trial could not commit, and the
+// dashboard then asks for a second confirmation.
+type forecastInfo struct {
+	Rule              string `json:"rule,omitempty"`
+	SensorAtInstall   string `json:"sensor_at_install,omitempty"`
+	HealthyForSeconds int64  `json:"healthy_for_seconds"`
+	WithinSeconds     int64  `json:"within_seconds"`
+	Says              string `json:"says,omitempty"`
+	Blocker           string `json:"blocker,omitempty"`
+	Warning           string `json:"warning,omitempty"`
 }
 
 // lastInfo is the last update attempt's outcome (update.Outcome); Rule
@@ -127,13 +149,15 @@ func (u *updatePanel) info() updateInfo {
 		return updateInfo{Writable: u.Writable}
 	}
 	in := updateInfo{Available: true, Slot: b.Slot, Mode: b.Mode, Writable: u.Writable}
+	fi := update.ForecastInput{Boot: b, BootErr: err}
 	if err != nil {
-		in.Error = err.Error()
+		in.Error, in.Forecast = err.Error(), u.forecast(fi)
 		return in
 	}
 	st, err := update.ReadState(u.StatePath)
+	fi.State, fi.StateErr = st, err
 	if err != nil {
-		in.Error = err.Error()
+		in.Error, in.Forecast = err.Error(), u.forecast(fi)
 		return in
 	}
 	run := st.Slot(b.Slot)
@@ -143,7 +167,19 @@ func (u *updatePanel) info() updateInfo {
 	}
 	_, err = os.Lstat(filepath.Join(u.SpoolDir, updateSpoolName))
 	in.Pending = err == nil
+	fi.Pending = in.Pending
+	in.Forecast = u.forecast(fi)
 	return in
+}
+
+// forecast completes fi with sensord's verdict file, read as the updater
+// reads it, and says what an upload now would meet.
+func (u *updatePanel) forecast(fi update.ForecastInput) *forecastInfo {
+	fi.Verdict, fi.Stale, fi.VerdictErr = update.ReadVerdict(u.VerdictPath, u.Now())
+	f := update.ForecastInstall(fi)
+	return &forecastInfo{Rule: f.Rule, SensorAtInstall: f.SensorAtInstall,
+		HealthyForSeconds: int64(f.HealthyFor / time.Second), WithinSeconds: int64(f.Within / time.Second),
+		Says: f.Says, Blocker: string(f.Blocker), Warning: f.Warning}
 }
 
 func (u *updatePanel) handleGet(w http.ResponseWriter, r *http.Request) {

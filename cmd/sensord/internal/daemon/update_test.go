@@ -63,6 +63,7 @@ func newUpdateFixture(t *testing.T, booted bool) *updateFixture {
 	p.LastPath = write("last", "outcome=rolled-back\nversion=1.1\nrelease=11\nslot=A\ntime=2026-12-01T10:00:00Z\nrule=sensor-broken\ndetail=the sensor read well at install but not within 10m0s of the trial\n")
 	p.KeyPath = write("key.pem", string(pem))
 	p.SpoolDir = filepath.Join(dir, "spool")
+	p.VerdictPath = filepath.Join(dir, "verdict") // none until a test writes it
 	mux := http.NewServeMux()
 	p.register(mux)
 	owner := guard.NewOwner(updateTestOwner, updateTestToken, p.Log, time.Now)

@@ -10,6 +10,13 @@
 // Authorization: Bearer; a refused token is forgotten and asked again.
 // With no owner token configured (writable: false) the panel says how to
 // turn writing on instead of offering the upload.
+//
+// Before an upload the form shows what would decide its trial, given the
+// device's state now (api/update's forecast, computed by sensord; the page
+// only shows it). When the forecast carries a warning (the upload would be
+// refused, or its trial could not commit), the first press of the button
+// shows the warning and sends nothing; the button becomes "Upload anyway"
+// and only a second press uploads.
 (() => {
   'use strict';
   const POLL_EVERY = 10000; // ms between api/update polls
@@ -53,12 +60,31 @@
   owner.autocomplete = 'current-password';
   ownerLabel.appendChild(owner);
   ownerLabel.hidden = true;
-  const button = el('button', '', 'Upload and install');
+  const BUTTON_TEXT = 'Upload and install';
+  const button = el('button', '', BUTTON_TEXT);
   button.type = 'submit';
+  const says = el('p', 'update-forecast');
+  says.id = 'update-forecast';
+  says.hidden = true;
+  const warning = el('p', 'banner warn update-warning');
+  warning.id = 'update-warning';
+  warning.setAttribute('role', 'alert');
+  warning.hidden = true;
   const status = el('p', 'update-status');
   status.id = 'update-status';
   status.setAttribute('role', 'status');
-  form.append(label, ownerLabel, button, status);
+  form.append(label, ownerLabel, says, warning, button, status);
+
+  // warned is the forecast warning the owner last saw and pressed past
+  // once; a second press with the same warning uploads. A new file or a
+  // changed warning asks again.
+  let forecastWarning = '';
+  let warned = '';
+  function unconfirm() {
+    warned = '';
+    button.textContent = BUTTON_TEXT;
+  }
+  file.addEventListener('change', unconfirm);
   dl.parentNode.appendChild(form);
 
   function show(x) {
@@ -83,6 +109,15 @@
     if (x.release) slot += ' (release ' + x.release + ')';
     if (x.trial) slot += ' · slot ' + x.trial + ' boots on trial next';
     $('u-slot').textContent = slot;
+    const fc = x.forecast;
+    says.hidden = !x.writable || !fc || !fc.says;
+    if (fc && fc.says) says.textContent = 'If you upload now: ' + fc.says;
+    forecastWarning = (x.writable && fc && fc.warning) || '';
+    warning.hidden = !forecastWarning;
+    warning.textContent = forecastWarning ? 'Warning: ' + forecastWarning : '';
+    if (fc && fc.blocker) warning.dataset.blocker = fc.blocker;
+    else delete warning.dataset.blocker;
+    if (warned && warned !== forecastWarning) unconfirm();
     const l = x.last;
     lastRow.hidden = !l || !l.outcome;
     if (l && l.outcome) {
@@ -107,6 +142,13 @@
     ev.preventDefault();
     const f = file.files && file.files[0];
     if (!f || busy) return;
+    if (forecastWarning && warned !== forecastWarning) {
+      warned = forecastWarning;
+      button.textContent = 'Upload anyway';
+      status.textContent = 'Not uploaded: read the warning above. Press "Upload anyway" to upload regardless.';
+      status.dataset.result = 'warned';
+      return;
+    }
     if (owner.value) store(owner.value);
     const token = stored();
     if (!token) {
@@ -148,6 +190,7 @@
     }
     busy = false;
     button.disabled = false;
+    unconfirm();
     poll.now();
   });
 
