@@ -165,8 +165,9 @@ func (s *updateRun) installHang(ctx context.Context) {
 
 func (s *updateRun) hang(ctx context.Context) error {
 	s.expectBoot(ctx, "A", update.ModeTrial)
-	r, _ := s.guest(ctx, "grep -x trial=A /boot/firmware/sensord/state")
-	s.Check(r.Has("trial=A"), "the trial is not committed yet when PID 1 is stopped: %q", strings.Join(r.Lines(), " "))
+	// The console's shell starts before the boot partition is mounted.
+	err := s.waitGuest(ctx, 2*time.Minute, "grep -x trial=A /boot/firmware/sensord/state", "trial=A")
+	s.Check(err == nil, "the trial is not committed yet when PID 1 is stopped: %v", err)
 	for len(s.watchdog) > 0 {
 		<-s.watchdog
 	}
