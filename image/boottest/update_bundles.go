@@ -369,7 +369,7 @@ func (m *bundleMaker) brokenBundles() error {
 	}{
 		{brokenTrial{name: "zeros", console: "sensord-boot: slot A (/slot-a) did not boot: resetting"}, make([]byte, len(kernel)), initrd},
 		{brokenTrial{name: "x86", console: "sensord-boot: slot A (/slot-a) did not boot: resetting"}, x86, initrd},
-		{brokenTrial{name: "panics", console: "Rebooting automatically due to panic="}, kernel, panics},
+		{brokenTrial{name: "panics", console: "Kernel panic - not syncing: Attempted to kill init!"}, kernel, panics},
 		{brokenTrial{name: "truncated", onCard: cut, console: "/slot-a/vmlinuz is 0x"}, kernel, initrd},
 	} {
 		b := c.brokenTrial
