@@ -174,7 +174,12 @@ func WriteSlotBoot(fat, s, src string) error {
 		}
 		return fmt.Errorf("%w: slot %s: %w", ErrBootFiles, s, err)
 	}
+	// The renamed directory is synced itself: on vfat that writes its
+	// entry, which the rename leaves to the directory's next write-back.
 	err = os.Rename(tmp, dst)
+	if err == nil {
+		err = syncDir(dst)
+	}
 	if err == nil {
 		err = syncDir(fat)
 	}
