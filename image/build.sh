@@ -211,6 +211,7 @@ grep -q 'root=LABEL=RASPIROOT' "$root/boot/firmware/cmdline.txt" || {
 ab_boot
 ab_uboot
 ab_slotboot
+ab_config
 
 # Package manifest, beside the image.
 dpkg-query --admindir="$root/var/lib/dpkg" -W -f '${Package}\t${Version}\t${Architecture}\n' | sort > "$out/$name.manifest"

@@ -13,9 +13,10 @@ import (
 
 // The board-level boot (-board): qemu emulates the Raspberry Pi itself (its
 // SoC, SD controller, GPIO, mini UART, watchdog) and the image boots the
-// way the Pi's firmware would boot it: the kernel and initramfs config.txt
-// names, the board's device tree and cmdline.txt, all from the card's FAT
-// partition, and the card itself as the SD card. The checks: the kernel
+// way the Pi's firmware would boot it: what config.txt names as the kernel
+// (U-Boot, which runs the card's boot.scr: the slot's kernel, initramfs and
+// device tree, cmdline.txt) and the board's device tree, all from the
+// card's FAT partition, and the card itself as the SD card. The checks: the kernel
 // sees the Pi's model, the root is the SD card's slot A, systemd runs,
 // /dev/gpiochip* exists and sensord (the image's own settings: a DHT22 on
 // GPIO4) opened line 4 of the header's chip.

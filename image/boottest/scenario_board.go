@@ -93,6 +93,10 @@ func (s *boardRun) checkFAT(ctx context.Context) error {
 
 // bootFiles takes what the firmware would load from the FAT, and makes
 // the device tree fit qemu's machine (board.go: unemulated, unwired).
+// When config.txt names no initramfs its kernel is U-Boot, which runs the
+// card's boot.scr: that loads the slot's kernel, initramfs and device
+// tree and reads cmdline.txt itself, so the test's command line goes into
+// the copy's cmdline.txt.
 func (s *boardRun) bootFiles(ctx context.Context) error {
 	fat := s.disk.FAT()
 	cfg, err := fat.Read(ctx, "config.txt")
@@ -104,7 +108,12 @@ func (s *boardRun) bootFiles(ctx context.Context) error {
 		return err
 	}
 	s.kernel, s.initrd, s.dtb = filepath.Join(s.dir, "kernel"), filepath.Join(s.dir, "initrd"), filepath.Join(s.dir, "board.dtb")
-	for _, c := range [][2]string{{k, s.kernel}, {i, s.initrd}, {s.b.dtb, s.dtb}} {
+	files := [][2]string{{k, s.kernel}, {i, s.initrd}, {s.b.dtb, s.dtb}}
+	if i == "" {
+		s.initrd = ""
+		files = [][2]string{{k, s.kernel}, {s.b.dtb, s.dtb}}
+	}
+	for _, c := range files {
 		if err := fat.Get(ctx, c[0], c[1]); err != nil {
 			return err
 		}
@@ -117,7 +126,16 @@ func (s *boardRun) bootFiles(ctx context.Context) error {
 		return err
 	}
 	s.cardCmdline, s.cmdline = string(cl), BoardCmdline(string(cl), s.b.console)
-	for _, f := range [][2]string{{k, s.kernel}, {i, s.initrd}} {
+	if s.initrd == "" {
+		p := filepath.Join(s.dir, "cmdline.txt")
+		if err := os.WriteFile(p, []byte(s.cmdline+"\n"), 0o644); err != nil {
+			return err
+		}
+		if err := fat.Put(ctx, p, "cmdline.txt"); err != nil {
+			return err
+		}
+	}
+	for _, f := range files[:len(files)-1] {
 		if st, err := os.Stat(f[1]); err == nil {
 			s.Number("%s on the FAT: %d bytes", filepath.Base(f[0]), st.Size())
 		}
@@ -143,12 +161,13 @@ func (s *boardRun) fitDeviceTree(ctx context.Context) error {
 }
 
 func (s *boardRun) boot(ctx context.Context) error {
-	args := []string{
-		"-M", s.b.machine, "-m", s.b.mem,
-		"-kernel", s.kernel, "-initrd", s.initrd, "-dtb", s.dtb, "-append", s.cmdline,
-		"-drive", "file=" + s.disk.Path + ",format=raw,if=sd,cache=unsafe",
-		"-display", "none", "-monitor", "none", "-no-reboot",
+	args := []string{"-M", s.b.machine, "-m", s.b.mem, "-kernel", s.kernel, "-dtb", s.dtb}
+	if s.initrd != "" {
+		args = append(args, "-initrd", s.initrd, "-append", s.cmdline)
 	}
+	args = append(args,
+		"-drive", "file="+s.disk.Path+",format=raw,if=sd,cache=unsafe",
+		"-display", "none", "-monitor", "none", "-no-reboot")
 	var err error
 	// serial0 is the PL011 (Bluetooth on a Pi), serial1 the mini UART on
 	// the header's GPIO14/15: the console.

@@ -70,6 +70,8 @@ const DeviceTimeout = "600"
 
 // BootFiles finds the kernel and initrd config.txt loads: its kernel= and
 // initramfs lines (the Pi firmware's config, written by raspi-firmware).
+// initrd is "" without an initramfs line: kernel is then a boot loader
+// (U-Boot) that loads the kernel and initramfs itself.
 func BootFiles(configTxt string) (kernel, initrd string, err error) {
 	for _, l := range strings.Split(configTxt, "\n") {
 		l = strings.TrimSpace(l)
@@ -80,8 +82,8 @@ func BootFiles(configTxt string) (kernel, initrd string, err error) {
 			initrd = f[1]
 		}
 	}
-	if kernel == "" || initrd == "" {
-		return "", "", fmt.Errorf("config.txt: kernel=%q initramfs=%q: want both", kernel, initrd)
+	if kernel == "" {
+		return "", "", fmt.Errorf("config.txt: no kernel= line (initramfs %q)", initrd)
 	}
 	return kernel, initrd, nil
 }

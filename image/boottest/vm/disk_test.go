@@ -57,8 +57,11 @@ func TestBootFilesReadsKernelAndInitramfsLines(t *testing.T) {
 	if k == "" || i == "" || k == i {
 		t.Errorf("BootFiles = %q, %q", k, i)
 	}
-	if _, _, err := BootFiles("arm_64bit=1\n"); err == nil {
-		t.Error("BootFiles accepted a config.txt without kernel and initramfs")
+	if _, _, err := BootFiles("arm_64bit=1\ninitramfs initrd.img\n"); err == nil {
+		t.Error("BootFiles accepted a config.txt without a kernel")
+	}
+	if k, i, err := BootFiles("arm_64bit=1\nkernel=u-boot.bin\n"); err != nil || k != "u-boot.bin" || i != "" {
+		t.Errorf("a boot loader and no initramfs: BootFiles = %q, %q, %v; want u-boot.bin, none", k, i, err)
 	}
 }
 
@@ -92,7 +95,7 @@ func FuzzBootFiles(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if k == "" || i == "" || strings.ContainsAny(i, " \t\n") {
+		if k == "" || strings.ContainsAny(i, " \t\n") {
 			t.Errorf("BootFiles(%q) = %q, %q", cfg, k, i)
 		}
 	})
