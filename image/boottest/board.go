@@ -13,9 +13,10 @@ import (
 
 // The board-level boot (-board): qemu emulates the Raspberry Pi itself (its
 // SoC, SD controller, GPIO, mini UART, watchdog) and the image boots the
-// way the Pi's firmware would boot it: the kernel and initramfs config.txt
-// names, the board's device tree and cmdline.txt, all from the card's FAT
-// partition, and the card itself as the SD card. The checks: the kernel
+// way the Pi's firmware would boot it: what config.txt names as the kernel
+// (U-Boot, which runs the card's boot.scr: the slot's kernel, initramfs and
+// device tree, cmdline.txt) and the board's device tree, all from the
+// card's FAT partition, and the card itself as the SD card. The checks: the kernel
 // sees the Pi's model, the root is the SD card's slot A, systemd runs,
 // /dev/gpiochip* exists and sensord (the image's own settings: a DHT22 on
 // GPIO4) opened line 4 of the header's chip.
@@ -37,6 +38,11 @@ type boardSpec struct {
 	// unwired: each a node and properties to delete from the test's
 	// copy, where qemu's machine is wired unlike the board.
 	unwired [][]string
+	// qemuRemoves: nodes qemu's machine removes itself from the device
+	// tree it loads (-dtb), which through U-Boot is U-Boot's, not the
+	// slot's one U-Boot hands the kernel: disabled in the test's copy of
+	// that one.
+	qemuRemoves []string
 }
 
 func boardSpecs() []boardSpec {
@@ -59,7 +65,10 @@ func boardSpecs() []boardSpec {
 			unwired: [][]string{
 				{"/soc/mmc@7e300000", "mmc-pwrseq", "non-removable"},
 				{"/emmc2-bus@fe000000/mmc@7e340000", "vmmc-supply", "vqmmc-supply"},
-			}},
+			},
+			// qemu 10's raspi4_modify_dtb: PCIe, RNG, thermal, GENET.
+			qemuRemoves: []string{"/scb-bus@fc000000/pcie@7d500000", "/soc/rng@7e104000",
+				"/soc/avs-monitor@7d5d2000/thermal", "/scb-bus@fc000000/ethernet@7d580000"}},
 	}
 }
 

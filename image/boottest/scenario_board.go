@@ -93,6 +93,11 @@ func (s *boardRun) checkFAT(ctx context.Context) error {
 
 // bootFiles takes what the firmware would load from the FAT, and makes
 // the device tree fit qemu's machine (board.go: unemulated, unwired).
+// When config.txt names no initramfs its kernel is U-Boot, which runs the
+// card's boot.scr: that loads the slot's kernel, initramfs and device
+// tree and reads cmdline.txt itself, so the test's command line goes into
+// the copy's cmdline.txt, and the slot's device tree on the copy's FAT is
+// fitted too (the one the firmware loads is U-Boot's own).
 func (s *boardRun) bootFiles(ctx context.Context) error {
 	fat := s.disk.FAT()
 	cfg, err := fat.Read(ctx, "config.txt")
@@ -104,38 +109,87 @@ func (s *boardRun) bootFiles(ctx context.Context) error {
 		return err
 	}
 	s.kernel, s.initrd, s.dtb = filepath.Join(s.dir, "kernel"), filepath.Join(s.dir, "initrd"), filepath.Join(s.dir, "board.dtb")
-	for _, c := range [][2]string{{k, s.kernel}, {i, s.initrd}, {s.b.dtb, s.dtb}} {
+	files := [][2]string{{k, s.kernel}, {i, s.initrd}, {s.b.dtb, s.dtb}}
+	if i == "" {
+		s.initrd = ""
+		files = [][2]string{{k, s.kernel}, {s.b.dtb, s.dtb}}
+	}
+	for _, c := range files {
 		if err := fat.Get(ctx, c[0], c[1]); err != nil {
 			return err
 		}
 	}
-	if err := s.fitDeviceTree(ctx); err != nil {
+	if err := s.fitDeviceTree(ctx, s.dtb); err != nil {
 		return err
+	}
+	if s.initrd == "" && (len(s.b.unemulated) > 0 || len(s.b.unwired) > 0 || len(s.b.qemuRemoves) > 0) {
+		slotDTB, p := slotADTBDir+s.b.dtb, filepath.Join(s.dir, "slot.dtb")
+		if err := fat.Get(ctx, slotDTB, p); err != nil {
+			return err
+		}
+		for _, node := range s.b.qemuRemoves {
+			if err := disableNode(ctx, p, node); err != nil {
+				return err
+			}
+			s.Logf("device tree: %s disabled in %s (qemu -M %s removes it from the device tree it loads)", node, slotDTB, s.b.machine)
+		}
+		if err := s.fitDeviceTree(ctx, p); err != nil {
+			return err
+		}
+		if err := fat.Put(ctx, p, slotDTB); err != nil {
+			return err
+		}
 	}
 	cl, err := fat.Read(ctx, "cmdline.txt")
 	if err != nil {
 		return err
 	}
 	s.cardCmdline, s.cmdline = string(cl), BoardCmdline(string(cl), s.b.console)
-	for _, f := range [][2]string{{k, s.kernel}, {i, s.initrd}} {
+	if s.initrd == "" {
+		p := filepath.Join(s.dir, "cmdline.txt")
+		if err := os.WriteFile(p, []byte(s.cmdline+"\n"), 0o644); err != nil {
+			return err
+		}
+		if err := fat.Put(ctx, p, "cmdline.txt"); err != nil {
+			return err
+		}
+	}
+	for _, f := range files[:len(files)-1] {
 		if st, err := os.Stat(f[1]); err == nil {
 			s.Number("%s on the FAT: %d bytes", filepath.Base(f[0]), st.Size())
 		}
 	}
-	s.Logf("boot partition: kernel %s, initramfs %s, device tree %s, cmdline.txt %q", k, i, s.b.dtb, strings.TrimSpace(string(cl)))
+	if s.initrd == "" {
+		s.Logf("boot partition: U-Boot %s with device tree %s; its boot.scr boots slot A with cmdline.txt %q", k, s.b.dtb, strings.TrimSpace(string(cl)))
+	} else {
+		s.Logf("boot partition: kernel %s, initramfs %s, device tree %s, cmdline.txt %q", k, i, s.b.dtb, strings.TrimSpace(string(cl)))
+	}
 	return nil
 }
 
-func (s *boardRun) fitDeviceTree(ctx context.Context) error {
+// slotADTBDir is where boot.scr loads slot A's device trees from:
+// slot-a/dtbs/ and U-Boot's ${fdtfile} (broadcom/<board>.dtb).
+const slotADTBDir = "slot-a/dtbs/broadcom/"
+
+// disableNode sets status = "disabled" on node in the device tree at dtb.
+func disableNode(ctx context.Context, dtb, node string) error {
+	if out, err := exec.CommandContext(ctx, "fdtput", "-t", "s", dtb, node, "status", "disabled").CombinedOutput(); err != nil {
+		return fmt.Errorf("fdtput %s %s status disabled: %v: %s", dtb, node, err, out)
+	}
+	return nil
+}
+
+// fitDeviceTree makes the device tree at dtb fit qemu's machine.
+func (s *boardRun) fitDeviceTree(ctx context.Context, dtb string) error {
 	for _, node := range s.b.unemulated {
-		if out, err := exec.CommandContext(ctx, "fdtput", "-t", "s", s.dtb, node, "status", "disabled").CombinedOutput(); err != nil {
-			return fmt.Errorf("fdtput %s %s status disabled: %v: %s", s.dtb, node, err, out)
+		if err := disableNode(ctx, dtb, node); err != nil {
+			return err
 		}
 		s.Logf("device tree: %s disabled (not emulated by qemu -M %s)", node, s.b.machine)
 	}
 	for _, np := range s.b.unwired {
-		if out, err := exec.CommandContext(ctx, "fdtput", append([]string{"-d", s.dtb}, np...)...).CombinedOutput(); err != nil {
-			return fmt.Errorf("fdtput -d %s %s: %v: %s", s.dtb, strings.Join(np, " "), err, out)
+		if out, err := exec.CommandContext(ctx, "fdtput", append([]string{"-d", dtb}, np...)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("fdtput -d %s %s: %v: %s", dtb, strings.Join(np, " "), err, out)
 		}
 		s.Logf("device tree: %s without %s (qemu -M %s is wired otherwise)", np[0], strings.Join(np[1:], ", "), s.b.machine)
 	}
@@ -143,12 +197,13 @@ func (s *boardRun) fitDeviceTree(ctx context.Context) error {
 }
 
 func (s *boardRun) boot(ctx context.Context) error {
-	args := []string{
-		"-M", s.b.machine, "-m", s.b.mem,
-		"-kernel", s.kernel, "-initrd", s.initrd, "-dtb", s.dtb, "-append", s.cmdline,
-		"-drive", "file=" + s.disk.Path + ",format=raw,if=sd,cache=unsafe",
-		"-display", "none", "-monitor", "none", "-no-reboot",
+	args := []string{"-M", s.b.machine, "-m", s.b.mem, "-kernel", s.kernel, "-dtb", s.dtb}
+	if s.initrd != "" {
+		args = append(args, "-initrd", s.initrd, "-append", s.cmdline)
 	}
+	args = append(args,
+		"-drive", "file="+s.disk.Path+",format=raw,if=sd,cache=unsafe",
+		"-display", "none", "-monitor", "none", "-no-reboot")
 	var err error
 	// serial0 is the PL011 (Bluetooth on a Pi), serial1 the mini UART on
 	// the header's GPIO14/15: the console.

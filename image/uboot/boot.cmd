@@ -11,6 +11,8 @@
 # here; sensorctl removes it when it installs a trial (missing: 0 boots).
 
 setenv sd_dev "${devtype} ${devnum}:${distro_bootpart}"
+# sd_addr: room for the small files (state, boots, sizes, cmdline.txt),
+# used only before the kernel is loaded: on a Pi it lies inside the Image.
 setenv sd_addr ${scriptaddr}
 
 # Without /sensord/state (a card whose slot state is on the data
@@ -91,6 +93,17 @@ if load ${sd_dev} ${sd_addr} ${dir}/sizes; then
 else
 	echo "sensord-boot: no ${dir}/sizes: the lengths of its files are not checked"
 fi
+# cmdline.txt as the kernel command line: NUL-terminated, read as a string.
+# Read before the kernel is loaded: on a Pi sd_addr (scriptaddr, 0x2400000)
+# lies inside a 51 MB Image loaded at kernel_addr_r (0x80000), so a read
+# there afterwards would overwrite the kernel (its BTF: no module loads).
+setenv bootargs
+if load ${sd_dev} ${sd_addr} /cmdline.txt; then
+	setexpr nul ${sd_addr} + ${filesize}
+	mw.b ${nul} 0 1
+	setexpr.s bootargs *${sd_addr}
+fi
+
 setenv k_addr ${kernel_addr_r}
 setenv go
 if load ${sd_dev} ${k_addr} ${dir}/vmlinuz; then
@@ -129,13 +142,6 @@ if test -n "${go}"; then
 fi
 if test -n "${go}"; then
 	setenv rd_size ${filesize}
-	# cmdline.txt as the kernel command line: NUL-terminated, read as a string.
-	setenv bootargs
-	if load ${sd_dev} ${sd_addr} /cmdline.txt; then
-		setexpr nul ${sd_addr} + ${filesize}
-		mw.b ${nul} 0 1
-		setexpr.s bootargs *${sd_addr}
-	fi
 	if test "${chooser}" = uboot; then
 		setenv bootargs "${bootargs} sensord.slot=${slot} sensord.mode=${mode}"
 		if test -n "${failed}"; then setenv bootargs "${bootargs} sensord.failed=${failed}"; fi

@@ -40,17 +40,17 @@ done
 [ -r "$uboot" ] || { echo "uboot-test: $uboot not found (apt-get install u-boot-qemu)" >&2; exit 1; }
 
 rm -rf "$work"
-mkdir -p "$work/fat"
+mkdir -p "$work/image"
 t0=$(date +%s)
 
-# The image's boot files.
+# The image's boot files: slot A's kernel and initramfs (the FAT has no
+# kernel at its root; the Pi's firmware loads U-Boot).
 off=$(($(partx -g -o START -n 1 "$img") * 512))
 mcopy -n -i "$img@@$off" ::cmdline.txt "$work/cmdline.img.txt"
-mcopy -n -i "$img@@$off" '::vmlinuz-*' "$work/fat/"
-mcopy -n -i "$img@@$off" '::initrd.img-*' "$work/fat/"
-kernel=$(ls "$work"/fat/vmlinuz-*)
-initrd=$(ls "$work"/fat/initrd.img-*)
-echo "uboot-test: image $img: $(basename "$kernel") ($(stat -c %s "$kernel") bytes), $(basename "$initrd") ($(stat -c %s "$initrd") bytes)"
+mcopy -n -o -i "$img@@$off" ::slot-a/vmlinuz ::slot-a/initrd.img "$work/image/"
+kernel=$work/image/vmlinuz
+initrd=$work/image/initrd.img
+echo "uboot-test: image $img: slot-a/vmlinuz ($(stat -c %s "$kernel") bytes), slot-a/initrd.img ($(stat -c %s "$initrd") bytes)"
 
 # The test's only allowance, as image/boottest's GuestCmdline: the virt
 # board's console (ttyAMA0) in place of the Pi's, so the kernel's messages
