@@ -136,23 +136,6 @@ ab_config() {
 	rm "$fw/vmlinuz-$kver" "$fw/initrd.img-$kver"
 }
 
-# ab_config: the Pi's firmware loads U-Boot (config.txt kernel=u-boot.bin,
-# no initramfs line), and U-Boot's boot.scr loads the kernel, initramfs
-# and device tree from a slot's directory: the kernel and initrd at the
-# FAT's root go (the FAT holds the firmware and two slots, about 90 MB
-# each). The firmware still loads a device tree of its own from the
-# FAT's root for U-Boot (and applies config.txt's overlays to it).
-ab_config() {
-	local fw=$root/boot/firmware
-	sed -i -e "s/^kernel=vmlinuz-$kver\$/kernel=u-boot.bin/" \
-		-e '/^# For details on the initramfs directive, see$/d' \
-		-e '/^# https:\/\/www.raspberrypi.org\/forums\/viewtopic.php?f=63&t=10532$/d' \
-		-e '/^initramfs /d' "$fw/config.txt"
-	grep -qx 'kernel=u-boot.bin' "$fw/config.txt" && ! grep -q '^initramfs' "$fw/config.txt" ||
-		{ echo "build: config.txt does not load U-Boot alone: $(grep -E '^(kernel|initramfs)' "$fw/config.txt")" >&2; exit 1; }
-	rm "$fw/vmlinuz-$kver" "$fw/initrd.img-$kver"
-}
-
 # ab_root: the root slot (squashfs, -> $rootfs), the data partition (ext4,
 # -> $datafs), the partition table ($work/table, layout.sh).
 ab_root() {
