@@ -155,7 +155,7 @@ func (s *updateRun) migrated(ctx context.Context) {
 	}
 	r, _ = s.guest(ctx, "journalctl -b -u sensord-update -o cat --no-pager | grep 'boot partition'")
 	s.Logf("sensorctl boot: %s", strings.Join(r.Lines(), " | "))
-	r, _ = s.guest(ctx, "grep -E '^(kernel|initramfs)' /boot/firmware/config.txt; ls /boot/firmware | grep -cE '^(vmlinuz|initrd.img)-'; test -e /data/update/state && echo data-state; cat /boot/firmware/sensord/state | grep committed; ls /boot/firmware/slot-b")
+	r, _ = s.guest(ctx, "grep -E '^(kernel|initramfs)' /boot/firmware/config.txt; ls /boot/firmware | grep -cE '^(vmlinuz|initrd.img)-'; test -e /data/update/state && echo data-state; cat /boot/firmware/sensord/state | grep committed; ls -1 /boot/firmware/slot-b")
 	s.Check(r.Has("kernel=u-boot.bin") && !strings.Contains(r.Out, "initramfs") && r.Has("0") && !r.Has("data-state") && r.Has("committed=B") && r.Has("vmlinuz") && r.Has("initrd.img") && r.Has("sizes"),
 		"config.txt loads U-Boot, the shared kernel and the data partition's state are gone, slot B's files and state are on the boot partition: %q", strings.Join(r.Lines(), " | "))
 	r, _ = s.guest(ctx, "df -B1 --output=avail /boot/firmware | tail -n 1")
