@@ -17,7 +17,7 @@ import (
 )
 
 // applyFixture is a boot partition's sensord.conf, sensord's runtime
-// directory with its spool, the helper's state directory and a
+// directory with its spool, apply-settings' state directory and a
 // systemctl that logs each call it gets.
 type applyFixture struct {
 	a      *applier

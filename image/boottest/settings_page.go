@@ -79,7 +79,7 @@ func (t *rig) checkSettingsChange(ctx context.Context) {
 		case <-time.After(time.Second):
 		}
 	}
-	if !t.Check(name == settingsName, "sensord runs with SENSORD_NAME=%s after the helper applied it (healthz says %q; the helper's outcome: %q)", settingsName, name, outcome) {
+	if !t.Check(name == settingsName, "sensord runs with SENSORD_NAME=%s after sensorctl apply-settings applied it (healthz says %q; its outcome: %q)", settingsName, name, outcome) {
 		r, _ := t.guest(ctx, "systemctl status --no-pager -n 20 sensord-settings-apply.service sensord-settings-apply.path")
 		for _, l := range r.Lines() {
 			t.Logf("guest: %s", l)

@@ -14,7 +14,7 @@ import (
 
 var updateGolden = flag.Bool("update", false, "rewrite the dashboard's update panel fixtures in cmd/sensord/web/testdata")
 
-// getUpdate is GET /api/update through the real token middleware.
+// get is GET /api/update through the real token middleware.
 func (f *updateFixture) get(t *testing.T) updateInfo {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/api/update", nil)

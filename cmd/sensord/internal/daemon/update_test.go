@@ -113,17 +113,7 @@ func (f *updateFixture) spooled() ([]byte, error) {
 
 func TestUpdatePanelShowsSlotVersionAndLastOutcome(t *testing.T) {
 	f := newUpdateFixture(t, true)
-	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/api/update", nil)
-	req.Header.Set("Authorization", "Bearer "+updateTestToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var got updateInfo
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
-		t.Fatal(err)
-	}
+	got := f.get(t)
 	if !got.Available || got.Slot != "B" || got.Mode != "rolled-back" || got.Version != "1.0" || got.Release != 10 || got.Committed != "B" || got.Pending {
 		t.Errorf("got %+v, want slot B rolled back, running 1.0 (release 10), nothing pending", got)
 	}
