@@ -88,6 +88,7 @@ func newUpdater(log io.Writer) (*update.Updater, error) {
 		Kernel:        cstr(uts.Release[:]),
 		Device:        func(s string) (*os.File, error) { return os.OpenFile(boot.SlotDevice(s), os.O_RDWR, 0) },
 		BootPartition: paths.BootPartition,
+		ProcSys:       paths.ProcSys,
 		SlotFiles:     func(s string) (string, func() error, error) { return mountSlot(boot.SlotDevice(s)) },
 		Now:           time.Now,
 		Log:           log,

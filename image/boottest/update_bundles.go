@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -322,6 +323,9 @@ func (b brokenTrial) file() string { return b.name + ".update" }
 //   - x86: a kernel for another architecture (booti refuses it);
 //   - panics: the real kernel with an initramfs whose /init exits (the
 //     kernel panics and reboots after cmdline.txt's panic=);
+//   - stuck: the real kernel and initramfs, with hanginit where the
+//     slot chooser was: a task stuck in the kernel for good, which only
+//     the trial boot's hung-task panic (boot.cmd, trial_args) ends;
 //   - truncated: the real files, the kernel on the card cut short after
 //     the install (a torn copy: the boot script's sizes check refuses it).
 func (m *bundleMaker) brokenBundles() error {
@@ -362,6 +366,10 @@ func (m *bundleMaker) brokenBundles() error {
 		{name: "dev/console", mode: 0o20600, rdevMajor: 5, rdevMinor: 1},
 		{name: "init", mode: 0o100755, data: initBin},
 	})
+	stuck, err := m.hangingInitramfs(initrd)
+	if err != nil {
+		return err
+	}
 	const cut = "f=/boot/firmware/slot-a/vmlinuz; truncate -s $(( $(stat -c %s $f) * 9 / 10 )) $f && sync"
 	for i, c := range []struct {
 		brokenTrial
@@ -370,6 +378,7 @@ func (m *bundleMaker) brokenBundles() error {
 		{brokenTrial{name: "zeros", console: "sensord-boot: slot A (/slot-a) did not boot: resetting"}, make([]byte, len(kernel)), initrd},
 		{brokenTrial{name: "x86", console: "sensord-boot: slot A (/slot-a) did not boot: resetting"}, x86, initrd},
 		{brokenTrial{name: "panics", console: "Kernel panic - not syncing: Attempted to kill init!"}, kernel, panics},
+		{brokenTrial{name: "stuck", console: "blocked for more than " + hanginitTimeout + " seconds"}, kernel, stuck},
 		{brokenTrial{name: "truncated", onCard: cut, console: "/slot-a/vmlinuz is 0x"}, kernel, initrd},
 	} {
 		b := c.brokenTrial
@@ -396,4 +405,40 @@ func (m *bundleMaker) brokenBundles() error {
 		m.v.broken = append(m.v.broken, b)
 	}
 	return os.RemoveAll(bt)
+}
+
+// hanginitTimeout is hanginit's hungAfter: the kernel reports a task
+// stuck this many seconds.
+const hanginitTimeout = "30"
+
+// hangingInitramfs is initrd whose slot chooser (its first archive's
+// scripts/local-top/sensord-slot, which the real initramfs runs before it
+// mounts the root) runs hanginit instead; an archive before it holds
+// hanginit, as /sensord-hang, and the small ext4 image it freezes.
+func (m *bundleMaker) hangingInitramfs(initrd []byte) ([]byte, error) {
+	bin := filepath.Join(m.work, "hanginit")
+	if err := m.run([]string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64"}, "go", "build", "-trimpath", "-o", bin, "./image/boottest/hanginit"); err != nil {
+		return nil, err
+	}
+	fs := filepath.Join(m.work, "hang.ext4")
+	if err := m.run(nil, "mkfs.ext4", "-q", "-F", "-O", "^has_journal", fs, "2M"); err != nil {
+		return nil, err
+	}
+	hang, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	img, err := os.ReadFile(fs)
+	if err != nil {
+		return nil, err
+	}
+	chooserless, err := restampInitramfs(initrd, "scripts/local-top/sensord-slot", []byte("#!/bin/sh\n/sensord-hang\n"))
+	if err != nil {
+		return nil, err
+	}
+	ours := newcArchive([]newcEntry{
+		{name: "hang.ext4", mode: 0o100644, data: img},
+		{name: "sensord-hang", mode: 0o100755, data: hang},
+	})
+	return append(ours, chooserless...), errors.Join(os.Remove(bin), os.Remove(fs))
 }

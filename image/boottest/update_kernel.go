@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"sensord/image/boottest/harness"
+	"sensord/image/paths"
 	"sensord/image/update"
 )
 
 // brokenTrialNames are the brokenBundles, in the order they are tried.
-var brokenTrialNames = []string{"zeros", "x86", "panics", "truncated"}
+var brokenTrialNames = []string{"zeros", "x86", "panics", "stuck", "truncated"}
 
 // kernelSteps: a bundle with boot files of its own boots them on trial
 // and commits; then each broken trial falls back to the committed slot
@@ -48,6 +50,7 @@ func (s *updateRun) commitKernel(ctx context.Context) {
 	v := s.v
 	s.expectConsole(ctx, "sensord-boot: slot B on trial, boot 1 of 1", "sensord-boot: booting slot B (trial): /slot-b/vmlinuz")
 	s.expectBoot(ctx, "B", update.ModeTrial)
+	s.expectTrialArgs(ctx, true)
 	r, _ := s.guest(ctx, "cat /run/sensord-boot")
 	s.Check(r.Has("initramfs="+v.kernel), "the initramfs that booted is the bundle's (%s), not the committed slot's: %q", v.kernel, strings.Join(r.Lines(), " "))
 	if err := s.waitGuest(ctx, 5*time.Minute, "sensorctl status | grep -x committed=B", "committed=B"); err != nil {
@@ -59,6 +62,8 @@ func (s *updateRun) commitKernel(ctx context.Context) {
 		"sensorctl status after the kernel bundle's commit: %q", strings.Join(r.Lines(), " | "))
 	r, _ = s.guest(ctx, "cat /boot/firmware/sensord/state")
 	s.Check(r.Has("committed=B") && !strings.Contains(r.Out, "trial="), "the boot partition's slot state commits slot B: %q", strings.Join(r.Lines(), " "))
+	// The gate committed the trial: its hang detectors no longer panic.
+	s.expectHangPanicsOff(ctx)
 	s.Check(s.dataFingerprint(ctx) == s.fp, "data partition unchanged by the kernel update")
 }
 
@@ -105,6 +110,8 @@ func (s *updateRun) rolledBackBroken(ctx context.Context, i int) {
 	s.Check(r.Has("committed=B") && r.Has("last_outcome=rolled-back") && r.Has("last_version="+b.version) && r.Has("last_rule="+update.RuleBootEnded),
 		"sensorctl status after the %s trial: %q", b.name, strings.Join(r.Lines(), " | "))
 	s.expectRolledBack(ctx, b.version, update.RuleBootEnded, "the journal says the update was rolled back: %q")
+	s.expectTrialArgs(ctx, false)
+	s.expectHangPanicsOff(ctx)
 	s.expectPanel(ctx, "after the "+b.name+" trial", func(in updatePanel) bool {
 		return in.Slot == "B" && in.Mode == update.ModeRolledBack && in.Last.Outcome == "rolled-back" && in.Last.Version == b.version
 	})
@@ -131,8 +138,8 @@ const oldLayout = "(set -e; fw=/boot/firmware; k=$(uname -r); " +
 func (s *updateRun) migrateSteps() []harness.Step {
 	return []harness.Step{
 		s.PhaseOf("the card made as one whose firmware loads the kernel itself", harness.Checks("the old layout", s.makeOldCard), s.reboot()),
-		s.boot("20, the firmware loads the kernel, the initramfs chooses slot B", true, harness.Checks("the card moves itself to U-Boot", s.migrated), s.reboot()),
-		s.boot("21, through U-Boot after the move", true, harness.Checks("U-Boot chooses slot B", s.afterMigration)),
+		s.boot("22, the firmware loads the kernel, the initramfs chooses slot B", true, harness.Checks("the card moves itself to U-Boot", s.migrated), s.reboot()),
+		s.boot("23, through U-Boot after the move", true, harness.Checks("U-Boot chooses slot B", s.afterMigration)),
 	}
 }
 
@@ -170,4 +177,33 @@ func (s *updateRun) afterMigration(ctx context.Context) {
 	s.Check(strings.Join(r.Lines(), " ") == "sensord.slot=B sensord.mode=committed", "U-Boot's boot script named the slot: %q", strings.Join(r.Lines(), " "))
 	r, _ = s.guest(ctx, "sensorctl status")
 	s.Check(r.Has("committed=B") && r.Has("version="+s.v.kernel), "sensorctl status reads the state on the boot partition: %q", strings.Join(r.Lines(), " | "))
+}
+
+// expectTrialArgs checks that the boot script's trial arguments, which
+// turn the kernel's hang detectors into panics, are on the command line
+// of a trial boot (want) and of no other.
+func (s *updateRun) expectTrialArgs(ctx context.Context, want bool) {
+	r, _ := s.guest(ctx, "cat /proc/cmdline")
+	cmdline := strings.Fields(r.Out)
+	for _, p := range update.TrialPanics {
+		if on := slices.Contains(cmdline, p.Param); want {
+			s.Check(on, "the trial boot's command line has %s: %q", p.Param, r.Out)
+		} else if on {
+			s.Fail("%s on the command line of a boot that is no trial: %q", p.Param, r.Out)
+		}
+	}
+}
+
+// expectHangPanicsOff checks that the kernel's hang detectors do not
+// panic: sensorctl turned them off when the trial committed, or the boot
+// was no trial. Each switch this kernel has gives one line.
+func (s *updateRun) expectHangPanicsOff(ctx context.Context) {
+	var files []string
+	for _, p := range update.TrialPanics {
+		files = append(files, filepath.Join(paths.ProcSys, p.Sysctl))
+	}
+	r, _ := s.guest(ctx, "cat "+strings.Join(files, " ")+" 2>/dev/null")
+	l := r.Lines()
+	s.Check(len(l) >= 3 && !slices.ContainsFunc(l, func(v string) bool { return strings.TrimSpace(v) != "0" }),
+		"the hang detectors do not panic (%s): %q", strings.Join(files, " "), strings.Join(l, " "))
 }

@@ -24,6 +24,11 @@ const (
 // booted and how (package update's Boot).
 const Boot = "/run/sensord-boot"
 
+// ProcSys is where the kernel keeps its run-time switches: sensorctl turns
+// a trial boot's hang panics off there when the trial commits (package
+// update's TrialPanics).
+const ProcSys = "/proc/sys"
+
 // The boot partition (FAT) is mounted at BootPartition. SlotBoot, in
 // each root slot, holds that slot's own kernel, initramfs and device trees
 // (vmlinuz, initrd.img, dtbs/): the build puts them there, so a bundle

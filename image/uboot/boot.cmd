@@ -15,6 +15,14 @@ setenv sd_dev "${devtype} ${devnum}:${distro_bootpart}"
 # used only before the kernel is loaded: on a Pi it lies inside the Image.
 setenv sd_addr ${scriptaddr}
 
+# A trial boot turns the kernel's own hang detectors into panics, and
+# cmdline.txt's panic= then resets the board: a trial kernel that locks up
+# a CPU, stalls RCU, oopses or leaves a task stuck (a driver waiting on
+# hardware that never answers) before systemd arms the hardware watchdog
+# has spent its boot, and the next one rolls it back. sensorctl turns
+# them off again when the trial commits (update.TrialPanics, the same list).
+setenv trial_args "softlockup_panic=1 nmi_watchdog=panic hung_task_panic=1 oops=panic sysctl.kernel.panic_on_rcu_stall=1"
+
 # Without /sensord/state (a card whose slot state is on the data
 # partition) the boot files of slot A boot and the command line names no slot:
 # the initramfs chooses the root slot and counts its tries itself.
@@ -144,6 +152,7 @@ if test -n "${go}"; then
 	setenv rd_size ${filesize}
 	if test "${chooser}" = uboot; then
 		setenv bootargs "${bootargs} sensord.slot=${slot} sensord.mode=${mode}"
+		if test "${mode}" = trial; then setenv bootargs "${bootargs} ${trial_args}"; fi
 		if test -n "${failed}"; then setenv bootargs "${bootargs} sensord.failed=${failed}"; fi
 	fi
 	# Where they were loaded: no copy of 38 MB to the top of RAM.
