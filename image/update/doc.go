@@ -27,10 +27,10 @@
 //	  |          the gate gives up and reboots   +-------------+
 //	  |          (never-alive, sensor-broken),          |
 //	  |          or the boot ends (boot-ended:          | the gate passes (alive,
-//	  |          also a kernel that does not start      | alive-and-sensor), or
-//	  |          or panics); [boot.scr, next boot:      | mark-good [sensorctl:
-//	  |          boots=tries -> boots X, failed=Y;      v committed=Y]
-//	  |          sensorctl: trial forgotten]
+//	  |          also a kernel that does not start,     | alive-and-sensor), or
+//	  |          panics or hangs); [boot.scr, next      | mark-good [sensorctl:
+//	  |          boot: boots=tries -> boots X,          v committed=Y,
+//	  |          failed=Y; sensorctl: trial forgotten]    TrialPanics off]
 //	  |                                          +-------------+
 //	  +------------------------------------------| COMMITTED Y |
 //	      Y is X for the next update             +-------------+
@@ -60,7 +60,8 @@
 //	                            read at install is not reading
 //	boot-ended        roll back the trial boot ended before the gate decided:
 //	                            a crash of the system, a hang that the hardware
-//	                            watchdog reset, a kernel panic, a power cut
+//	                            watchdog reset, a kernel panic (also on a hang the
+//	                            kernel sees: TrialPanics), a power cut
 //	mark-good         commit    by hand, as root: sensorctl mark-good
 //
 // So a Pi whose sensor was already failing before the update can commit,
