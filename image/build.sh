@@ -139,6 +139,14 @@ ln -sfn ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
 # sensord-settings starts it.
 mkdir -p "$root/etc/systemd/system-generators"
 ln -sfn /dev/null "$root/etc/systemd/system-generators/systemd-ssh-generator"
+# Translations, manuals and package documentation: an appliance without a
+# screen or a login user reads none of them, yet each byte is on the card
+# and in every bundle (about 23 MB of a bundle). The copyright files stay:
+# the licences travel with the binaries.
+find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+rm -rf "$root/usr/share/man" "$root/usr/share/info"
+find "$root/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
 ab_files
 
 # ---- chroot (arm64 binaries under qemu-user) ----
