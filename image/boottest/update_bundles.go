@@ -123,6 +123,20 @@ func (m *bundleMaker) squashDir(dir, out string) error {
 	return m.run([]string{"SOURCE_DATE_EPOCH=0"}, "mksquashfs", dir, out, "-noappend", "-comp", "zstd", "-Xcompression-level", "3", "-quiet", "-no-progress")
 }
 
+// squashSigned packs dir into a payload, signs it with the card's key as
+// the stick's file (version, release) and removes the payload: only the
+// bundle is kept.
+func (m *bundleMaker) squashSigned(dir, file, version string, release uint64) error {
+	payload := filepath.Join(m.work, strings.TrimSuffix(file, ".update")+".squashfs")
+	if err := m.squashDir(dir, payload); err != nil {
+		return err
+	}
+	if err := m.sign(payload, filepath.Join(m.stickDir, file), version, release, m.key); err != nil {
+		return err
+	}
+	return os.Remove(payload)
+}
+
 // sign writes the bundle out: payload, named version and release, signed
 // with k.
 func (m *bundleMaker) sign(payload, out, version string, release uint64, k ed25519.PrivateKey) error {
@@ -213,14 +227,7 @@ func (m *bundleMaker) kernelBundle() error {
 	if err := os.WriteFile(rd, stamped, 0o644); err != nil {
 		return err
 	}
-	payload := filepath.Join(m.work, "kernel.squashfs")
-	if err := m.squash(payload); err != nil {
-		return err
-	}
-	if err := m.sign(payload, filepath.Join(m.stickDir, "kernel.update"), m.v.kernel, m.v.release+5, m.key); err != nil {
-		return err
-	}
-	if err := os.Remove(payload); err != nil {
+	if err := m.squashSigned(m.tree, "kernel.update", m.v.kernel, m.v.release+5); err != nil {
 		return err
 	}
 	return os.WriteFile(rd, orig, 0o644)
@@ -237,11 +244,7 @@ func (m *bundleMaker) breaks() error {
 	if err := os.WriteFile(dropin, []byte("[Service]\nEnvironment=SENSORD_SIM_NO_RESPONSE=true\n"), 0o644); err != nil {
 		return err
 	}
-	breaks := filepath.Join(m.work, "breaks.squashfs")
-	if err := m.squash(breaks); err != nil {
-		return err
-	}
-	if err := m.sign(breaks, filepath.Join(m.stickDir, "breaks.update"), m.v.breaks, m.v.release+4, m.key); err != nil {
+	if err := m.squashSigned(m.tree, "breaks.update", m.v.breaks, m.v.release+4); err != nil {
 		return err
 	}
 	return os.Remove(dropin)
@@ -253,11 +256,7 @@ func (m *bundleMaker) bad() error {
 	if err := os.WriteFile(m.bin, []byte(broken), 0o755); err != nil {
 		return err
 	}
-	bad := filepath.Join(m.work, "bad.squashfs")
-	if err := m.squash(bad); err != nil {
-		return err
-	}
-	return m.sign(bad, filepath.Join(m.stickDir, "bad.update"), m.v.bad, m.v.release+2, m.key)
+	return m.squashSigned(m.tree, "bad.update", m.v.bad, m.v.release+2)
 }
 
 // stickDisk makes the stick, an ext4 disk image of every bundle but bad,
@@ -392,14 +391,7 @@ func (m *bundleMaker) brokenBundles() error {
 		if err := os.WriteFile(filepath.Join(boot, update.InitrdName), c.initrd, 0o644); err != nil {
 			return err
 		}
-		payload := filepath.Join(m.work, b.name+".squashfs")
-		if err := m.squashDir(bt, payload); err != nil {
-			return err
-		}
-		if err := m.sign(payload, filepath.Join(m.stickDir, b.file()), b.version, b.release, m.key); err != nil {
-			return err
-		}
-		if err := os.Remove(payload); err != nil {
+		if err := m.squashSigned(bt, b.file(), b.version, b.release); err != nil {
 			return err
 		}
 		m.v.broken = append(m.v.broken, b)
