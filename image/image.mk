@@ -11,6 +11,8 @@
 #                     refused bundles, a power cut mid-install
 #   make uboot-test   the U-Boot slot chooser (image/uboot) under qemu: broken
 #                     trial kernels and initramfs roll back after 3 boots
+#   make field-test   a card of an earlier release (FIELD_FROM) takes this
+#                     version's bundle and moves itself to U-Boot
 #
 # All of them need root (apt-get, binfmt_misc, chroot). The Debian base root
 # filesystem is cached outside the repo, in $(IMAGE_CACHE): the first build
@@ -32,7 +34,7 @@ IMAGE_DEBS  := mmdebstrap qemu-user-static binfmt-support qemu-system-arm \
 # Seconds after start-up when the test's simulated sensor hangs.
 IMAGE_TEST_HANG ?= 100s
 
-.PHONY: image image-deps image-test board-test update-test uboot-test
+.PHONY: image image-deps image-test board-test update-test uboot-test field-test
 
 # Installs only what is missing; binfmt_misc is mounted and qemu-aarch64
 # registered every time (neither survives a reboot).
@@ -80,6 +82,24 @@ update-test: image-deps build-arm64
 	x86=$$(ls $(KERNEL_CACHE)/root/boot/vmlinuz-$$kver $(KERNEL_CACHE)/root/usr/lib/modules/$$kver/vmlinuz 2>/dev/null | head -n 1) && \
 	$(GO) run ./image/boottest -update -image $(IMAGE_FILE) -bundle build/$(IMAGE_NAME).update \
 		-x86-kernel "$$x86" -hang-after 1000h -timeout 100m
+
+# A card in the field (image/README.md, "make field-test"): the image of
+# FIELD_FROM, a release whose firmware loads the kernel itself, built from
+# a worktree of that commit with its own build.sh, takes this version's
+# bundle with its own sensorctl and initramfs. Not in CI: the earlier
+# release's image is a second build.
+FIELD_FROM ?= e844234
+FIELD_DIR  := build/field-$(FIELD_FROM)
+field-test: image-deps build-arm64
+	IMAGE_XZ=0 $(IMAGE_BUILD)
+	git worktree prune
+	test -d $(FIELD_DIR) || git worktree add --detach $(FIELD_DIR) $(FIELD_FROM)
+	cd $(FIELD_DIR) && CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath \
+		-ldflags "-s -w -X main.version=$(FIELD_FROM)" -o build/sensord-linux-arm64 ./cmd/sensord && \
+		IMAGE_XZ=0 IMAGE_CACHE=$(IMAGE_CACHE) image/build.sh build $(FIELD_FROM) \
+		build/sensord-linux-arm64 systemd/sensord.service systemd/sensord.socket
+	$(GO) run ./image/boottest -update -field -image $(FIELD_DIR)/build/sensord-$(FIELD_FROM)-arm64.img \
+		-bundle build/$(IMAGE_NAME).update -hang-after 1000h -timeout 60m
 
 # The U-Boot slot chooser (image/uboot/README.md): Debian's U-Boot boots the
 # image's kernel and initramfs per slot from a FAT under qemu -M virt; each

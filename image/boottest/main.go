@@ -145,6 +145,10 @@ func run(ctx context.Context, t *harness.T, o options) bool {
 	case o.board != "":
 		b := &boardRun{T: t, opts: o, watchdog: make(chan time.Duration, 16)}
 		steps, watchdog = b.steps(), b.watchdog
+	case o.update.on && o.update.field:
+		// No reset is on purpose here: each counts as a failure.
+		r := &updateRun{rig: newRig(t, o)}
+		steps, watchdog = r.fieldSteps(), r.watchdog
 	case o.update.on:
 		// The update test resets the guest through its watchdog on
 		// purpose and checks that itself.

@@ -23,6 +23,9 @@ type updateOptions struct {
 	// x86Kernel is a kernel for another architecture (Debian's amd64
 	// one, make kernel-test's cache) for a trial whose kernel cannot run.
 	x86Kernel string
+	// field: the image is a card of an earlier release, which takes
+	// bundle (this version's) and moves itself to U-Boot (field.go).
+	field bool
 }
 
 func (u *updateOptions) flags() {
@@ -30,6 +33,7 @@ func (u *updateOptions) flags() {
 	flag.StringVar(&u.bundle, "bundle", "", "with -update: the image's update bundle")
 	flag.StringVar(&u.key, "key", "image/keys/TEST-ONLY-update-key.pem", "with -update: the key the image trusts")
 	flag.StringVar(&u.x86Kernel, "x86-kernel", "", "with -update: an x86_64 kernel image, for a trial whose kernel is for another architecture")
+	flag.BoolVar(&u.field, "field", false, "with -update: -image is a card of an earlier release, -bundle this version's: install it with the card's own sensorctl, commit it, and the card moves to U-Boot (make field-test)")
 }
 
 func (t *rig) expectBoot(ctx context.Context, slot, mode string) {

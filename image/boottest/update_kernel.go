@@ -155,12 +155,18 @@ func (s *updateRun) migrated(ctx context.Context) {
 	r, _ := s.guest(ctx, "grep -c sensord.slot= /proc/cmdline")
 	s.Check(strings.TrimSpace(r.Out) == "0", "the firmware's boot names no slot on the command line (the initramfs chose): %q", r.Out)
 	s.expectBoot(ctx, "B", update.ModeCommitted)
+	s.movedToUBoot(ctx)
+}
+
+// movedToUBoot checks that sensorctl boot, on the committed slot B,
+// moved the card to U-Boot's slot chooser, and the boot partition after.
+func (s *updateRun) movedToUBoot(ctx context.Context) {
 	if err := s.waitGuest(ctx, 5*time.Minute, "journalctl -b -u sensord-update -o cat --no-pager | grep -c 'boots through U-Boot from the next boot on'", "1"); err != nil {
 		s.Fail("sensorctl boot never moved the card to U-Boot: %v", err)
 		s.explain(ctx, "journalctl -b -u sensord-update -o cat --no-pager | tail -n 20")
 		return
 	}
-	r, _ = s.guest(ctx, "journalctl -b -u sensord-update -o cat --no-pager | grep 'boot partition'")
+	r, _ := s.guest(ctx, "journalctl -b -u sensord-update -o cat --no-pager | grep 'boot partition'")
 	s.Logf("sensorctl boot: %s", strings.Join(r.Lines(), " | "))
 	r, _ = s.guest(ctx, "grep -E '^(kernel|initramfs)' /boot/firmware/config.txt; ls /boot/firmware | grep -cE '^(vmlinuz|initrd.img)-'; test -e /data/update/state && echo data-state; cat /boot/firmware/sensord/state | grep committed; ls -1 /boot/firmware/slot-b")
 	s.Check(r.Has("kernel=u-boot.bin") && !strings.Contains(r.Out, "initramfs") && r.Has("0") && !r.Has("data-state") && r.Has("committed=B") && r.Has("vmlinuz") && r.Has("initrd.img") && r.Has("sizes"),
