@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,21 +42,35 @@ func referenceFlow3(port string) string {
 ]`, port)
 }
 
+// nodeRedInstall installs Node-RED into build/node-red once per test
+// binary and gives red.js. The Node-RED tests run in parallel: one that
+// looked at the tree while another's npm install was writing it would
+// find node-red's package.json and start a Node-RED without its
+// dependencies ("Cannot find module 'express'"). The stamp, written only
+// after npm succeeded, also tells an install cut short from a whole one.
+var nodeRedInstall = sync.OnceValues(func() (string, error) {
+	root, err := filepath.Abs("../../../../build/node-red")
+	if err != nil {
+		return "", err
+	}
+	red := filepath.Join(root, "node_modules", "node-red", "red.js")
+	stamp := filepath.Join(root, "installed-node-red@"+nodeRedVersion)
+	if _, err := os.Stat(stamp); err == nil {
+		return red, nil
+	}
+	cmd := exec.Command("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", root, "node-red@"+nodeRedVersion)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("npm install node-red@%s into %s: %v\n%s", nodeRedVersion, root, err, out)
+	}
+	return red, os.WriteFile(stamp, nil, 0o644)
+})
+
 // nodeRed installs Node-RED if needed and returns red.js.
 func nodeRed(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs("../../../../build/node-red")
+	red, err := nodeRedInstall()
 	if err != nil {
 		t.Fatal(err)
-	}
-	red := filepath.Join(root, "node_modules", "node-red", "red.js")
-	pkg, _ := os.ReadFile(filepath.Join(root, "node_modules", "node-red", "package.json"))
-	if !strings.Contains(string(pkg), `"version": "`+nodeRedVersion+`"`) {
-		t.Logf("installing node-red@%s into %s", nodeRedVersion, root)
-		cmd := exec.Command("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", root, "node-red@"+nodeRedVersion)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm install node-red: %v\n%s", err, out)
-		}
 	}
 	return red
 }
