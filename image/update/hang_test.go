@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,7 +40,7 @@ func TestBootScriptAddsTheTrialPanicsOnTrialBootsOnly(t *testing.T) {
 func procSys(t *testing.T, missing ...string) string {
 	dir := t.TempDir()
 	for _, p := range TrialPanics {
-		if strings.Contains(strings.Join(missing, " "), p.Sysctl) {
+		if slices.Contains(missing, p.Sysctl) {
 			continue
 		}
 		f := filepath.Join(dir, p.Sysctl)
