@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,19 +58,10 @@ func (s *updateRun) fieldStick(ctx context.Context) error {
 	if err := copyTo(filepath.Join(dir, "field.update"), f); err != nil {
 		return err
 	}
-	fi, err := f.Stat()
-	if err != nil {
+	if err := (&bundleMaker{rig: s.rig, ctx: ctx, stickDir: dir}).writeStick(); err != nil {
 		return err
 	}
-	m := &bundleMaker{rig: s.rig, ctx: ctx}
-	s.stick = filepath.Join(s.dir, "stick.img")
-	if err := m.run(nil, "truncate", "-s", fmt.Sprint(fi.Size()+fi.Size()/16+64<<20), s.stick); err != nil {
-		return err
-	}
-	if err := m.run(nil, "mkfs.ext4", "-q", "-F", "-d", dir, s.stick); err != nil {
-		return err
-	}
-	s.Logf("stick: %s, version %s, release %d (%d bytes)", filepath.Base(s.opts.update.bundle), s.v.next, s.v.release, fi.Size())
+	s.Logf("stick: %s, version %s, release %d", filepath.Base(s.opts.update.bundle), s.v.next, s.v.release)
 	return os.RemoveAll(dir)
 }
 
@@ -83,9 +73,8 @@ func (s *updateRun) fieldFirst(ctx context.Context) {
 	r, _ = s.guest(ctx, "sensorctl status")
 	s.Logf("the earlier release's sensorctl status: %s", strings.Join(r.Lines(), " | "))
 	s.fp = s.dataFingerprint(ctx)
-	// The trial's gate, shortened for the test: a drop-in on /etc (the
-	// data partition), read by this version's sensorctl on the trial.
-	s.guest(ctx, "mkdir -p /etc/systemd/system/sensord-update.service.d && printf '[Service]\\nExecStart=\\nExecStart=/usr/local/sbin/sensorctl boot -healthy-for "+testHealthyFor+" -within "+testWithin+"\\n' > /etc/systemd/system/sensord-update.service.d/test.conf")
+	// Read by this version's sensorctl on the trial.
+	s.guest(ctx, shortGate)
 }
 
 func (s *updateRun) fieldInstall(ctx context.Context) {

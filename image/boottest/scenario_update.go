@@ -38,6 +38,9 @@ const (
 	// sees it) that makes the simulated sensor fail.
 	sensorOff  = "/etc/systemd/system/sensord.service.d/update-test-sensor-off.conf"
 	mountStick = "mkdir -p /run/stick && mount -o ro /dev/vdb /run/stick"
+	// shortGate gives the trial's health gate the test's timing: a drop-in
+	// on /etc (the data partition), so every slot's sensorctl boot reads it.
+	shortGate = "mkdir -p /etc/systemd/system/sensord-update.service.d && printf '[Service]\\nExecStart=\\nExecStart=/usr/local/sbin/sensorctl boot -healthy-for " + testHealthyFor + " -within " + testWithin + "\\n' > /etc/systemd/system/sensord-update.service.d/test.conf"
 )
 
 // updateRun is make update-test's state between its steps.

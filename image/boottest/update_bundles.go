@@ -259,10 +259,9 @@ func (m *bundleMaker) bad() error {
 	return m.squashSigned(m.tree, "bad.update", m.v.bad, m.v.release+2)
 }
 
-// stickDisk makes the stick, an ext4 disk image of every bundle but bad,
-// which the dashboard's upload sends from the host.
-func (m *bundleMaker) stickDisk() error {
-	v := &m.v
+// writeStick makes the stick: an ext4 disk image of stickDir's files,
+// with room for them, which qemu attaches as a second, read-only disk.
+func (m *bundleMaker) writeStick() error {
 	m.rig.stick = filepath.Join(m.dir, "stick.img")
 	var size int64 = 64 << 20 // the filesystem's own
 	files, err := os.ReadDir(m.stickDir)
@@ -277,7 +276,14 @@ func (m *bundleMaker) stickDisk() error {
 	if err := m.run(nil, "truncate", "-s", strconv.FormatInt(size, 10), m.rig.stick); err != nil {
 		return err
 	}
-	if err := m.run(nil, "mkfs.ext4", "-q", "-F", "-d", m.stickDir, m.rig.stick); err != nil {
+	return m.run(nil, "mkfs.ext4", "-q", "-F", "-d", m.stickDir, m.rig.stick)
+}
+
+// stickDisk makes the stick, an ext4 disk image of every bundle but bad,
+// which the dashboard's upload sends from the host.
+func (m *bundleMaker) stickDisk() error {
+	v := &m.v
+	if err := m.writeStick(); err != nil {
 		return err
 	}
 	v.badPath = filepath.Join(m.dir, "bad.update")

@@ -25,7 +25,7 @@ func (s *updateRun) firstBoot(ctx context.Context) error {
 	written, _ := s.guest(ctx, settingsFiles)
 	s.written = written.Out
 	// For the boots that follow (no daemon-reload: nothing needs it now).
-	s.guest(ctx, "mkdir -p /etc/systemd/system/sensord-update.service.d && printf '[Service]\\nExecStart=\\nExecStart=/usr/local/sbin/sensorctl boot -healthy-for "+testHealthyFor+" -within "+testWithin+"\\n' > /etc/systemd/system/sensord-update.service.d/test.conf")
+	s.guest(ctx, shortGate)
 	s.guest(ctx, mountStick+" && ls /run/stick")
 	return nil
 }
