@@ -85,7 +85,7 @@ func (a *applier) applySpool(spooled string) error {
 // apply writes q into the settings file if the whole result passes the
 // rules, restarts what must restart, and records the outcome.
 func (a *applier) apply(q settings.Request) error {
-	st := settings.Status{Action: q.Action, Changed: q.Names()}
+	st := settings.Status{ID: q.ID, Action: q.Action, Changed: q.Names()}
 	unlock, err := settings.Lock(a.Conf)
 	if err != nil {
 		st.Outcome, st.Detail = settings.OutcomeFailed, err.Error()

@@ -100,7 +100,7 @@ func (f *applyFixture) unchanged(t *testing.T) {
 
 func TestApplySettingsWritesAndRestarts(t *testing.T) {
 	f := newApplyFixture(t)
-	f.spoolRequest(t, settings.Request{Action: settings.ActionChange,
+	f.spoolRequest(t, settings.Request{ID: "QWERTY234-3", Action: settings.ActionChange,
 		Set: map[string]string{"SENSORD_NAME": "attic", "SENSORD_MQTT_URL": "mqtt://broker.lan:1883", "SENSORD_TEMP_OFFSET": "-0.5", "HOSTNAME": "attic"}})
 	if err := f.a.applySpool(f.spool); err != nil {
 		t.Fatalf("%v\n%s", err, f.out.String())
@@ -113,7 +113,7 @@ func TestApplySettingsWritesAndRestarts(t *testing.T) {
 	if want := "restart sensord-settings.service\ntry-restart avahi-daemon.service\n"; !strings.HasPrefix(string(calls), want) || !strings.HasSuffix(string(calls), "restart sensord.service\n") {
 		t.Errorf("systemctl was asked:\n%s\nwant the appliance's settings, avahi, then sensord", calls)
 	}
-	if st := f.status(t); st.Outcome != settings.OutcomeApplied || st.Action != settings.ActionChange || len(st.Changed) != 4 {
+	if st := f.status(t); st.Outcome != settings.OutcomeApplied || st.ID != "QWERTY234-3" || st.Action != settings.ActionChange || len(st.Changed) != 4 {
 		t.Errorf("status %+v", st)
 	}
 	if _, err := os.Lstat(f.spool); !errors.Is(err, os.ErrNotExist) {

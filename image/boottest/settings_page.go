@@ -47,7 +47,14 @@ func (t *rig) checkSettingsChange(ctx context.Context) {
 	if !t.Check(resp.StatusCode == http.StatusAccepted, "POST /api/settings SENSORD_NAME=%s with the owner token: %d %s", settingsName, resp.StatusCode, strings.TrimSpace(string(answer))) {
 		return
 	}
-	var name, outcome string
+	var accepted struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal(answer, &accepted)
+	if !t.Check(accepted.ID != "", "the 202 names the request: %s", strings.TrimSpace(string(answer))) {
+		return
+	}
+	var name, outcome, outcomeID string
 	var imager []string
 	deadline := time.Now().Add(settingsWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -67,11 +74,11 @@ func (t *rig) checkSettingsChange(ctx context.Context) {
 			json.NewDecoder(io.LimitReader(r.Body, 256<<10)).Decode(&s)
 			r.Body.Close()
 			if s.Last != nil {
-				outcome = s.Last.Outcome + " " + s.Last.Detail
+				outcome, outcomeID = s.Last.Outcome+" "+s.Last.Detail, s.Last.ID
 			}
 			imager = s.Imager
 		}
-		if name == settingsName {
+		if name == settingsName && outcomeID == accepted.ID {
 			break
 		}
 		select {
@@ -87,7 +94,7 @@ func (t *rig) checkSettingsChange(ctx context.Context) {
 		return
 	}
 	t.Number("settings change: POST to sensord answering with it: %.1f s", time.Since(start).Seconds())
-	t.Check(strings.HasPrefix(outcome, settings.OutcomeApplied), "GET /api/settings says the change applied: %q", outcome)
+	t.Check(outcomeID == accepted.ID && strings.HasPrefix(outcome, settings.OutcomeApplied), "GET /api/settings says request %s applied: %q (of request %q)", accepted.ID, outcome, outcomeID)
 	all := strings.Join(imager, " | ")
 	t.Check(strings.Contains(all, "and its password: not used"),
 		"GET /api/settings carries the first boot's Imager import for the page, saying Imager's user and password are not used: %q", all)

@@ -15,6 +15,12 @@ import (
 // it again, writes the file through Edit and restarts what must restart.
 // It is JSON, one object, at most MaxRequestBytes.
 type Request struct {
+	// ID names this request among all sensord has spooled, so the page
+	// that sent it can tell its own outcome from an earlier one (another
+	// tab's, or sensorctl's over SSH) that sensord shows while the helper
+	// works; it is recorded in the Status. At most MaxIDBytes of letters,
+	// digits and '-'.
+	ID string `json:"id,omitempty"`
 	// Action says what the owner did: ActionChange, ActionReset or
 	// ActionRestore; it is recorded in the Status.
 	Action string `json:"action"`
@@ -37,6 +43,9 @@ const (
 // MaxRequestBytes bounds a spooled Request: a whole settings file's
 // values, each JSON-escaped at most six times its length, fits.
 const MaxRequestBytes = 2 * MaxFileBytes
+
+// MaxIDBytes bounds a Request's ID: sensord's instance and a count.
+const MaxIDBytes = 64
 
 // ErrRequest marks a spooled Request that is not one.
 var ErrRequest = errors.New("settings: bad request")
@@ -61,6 +70,9 @@ func ReadRequest(r io.Reader, f File) (Request, error) {
 	if dec.More() {
 		return q, fmt.Errorf("%w: more than one JSON value", ErrRequest)
 	}
+	if !validID(q.ID) {
+		return q, fmt.Errorf("%w: id %s is not up to %d letters, digits and '-'", ErrRequest, clip(q.ID), MaxIDBytes)
+	}
 	switch q.Action {
 	case ActionChange, ActionReset, ActionRestore:
 	default:
@@ -83,6 +95,20 @@ func ReadRequest(r io.Reader, f File) (Request, error) {
 	return q, nil
 }
 
+// validID reports whether id may name a Request: it is shown on the
+// page and written to the journal, so no spaces, quotes or controls.
+func validID(id string) bool {
+	if len(id) > MaxIDBytes {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // Names is every variable q sets or unsets, sorted.
 func (q Request) Names() []string {
 	n := append(sortedKeys(q.Set), q.Unset...)
@@ -96,9 +122,11 @@ type Status struct {
 	// Outcome is OutcomeApplied, OutcomeRefused (a value the rules refuse:
 	// nothing was written) or OutcomeFailed (the file could not be
 	// written or a service not restarted).
-	Outcome string    `json:"outcome"`
-	Action  string    `json:"action,omitempty"`
-	Time    time.Time `json:"time"`
+	Outcome string `json:"outcome"`
+	// ID is the Request's ID ("" for a request that did not read).
+	ID     string    `json:"id,omitempty"`
+	Action string    `json:"action,omitempty"`
+	Time   time.Time `json:"time"`
 	// Changed names the variables the request set or unset.
 	Changed []string `json:"changed,omitempty"`
 	// Detail is the reason of a refusal or failure, one line.

@@ -94,6 +94,8 @@ func TestReadRequestRefusesHostileRequests(t *testing.T) {
 		{"an unknown name", `{"action":"change","set":{"LD_PRELOAD":"x"}}`, "not a setting"},
 		{"a name both set and unset", `{"action":"change","set":{"SENSORD_NAME":"x"},"unset":["SENSORD_NAME"]}`, "both"},
 		{"two objects", `{"action":"change"}{"action":"reset"}`, "more than one"},
+		{"an id with a newline", `{"id":"a\nb","action":"change"}`, "letters, digits"},
+		{"an id over the bound", `{"id":"` + strings.Repeat("a", MaxIDBytes+1) + `","action":"change"}`, "letters, digits"},
 		{"over the bound", `{"action":"change","set":{"SENSORD_ALERT":"` + strings.Repeat("x", MaxRequestBytes) + `"}}`, "more than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,10 +140,14 @@ func FuzzReadRequest(f *testing.F) {
 	f.Add([]byte(`{"action":"change","set":{"SENSORD_NAME":"x"},"unset":["SENSORD_MQTT_URL"]}`))
 	f.Add([]byte(`{"action":"reset","unset":["SENSORD_NAME"],"clear_history":true}`))
 	f.Add([]byte(`{"action":"restore","set":{}}`))
+	f.Add([]byte(`{"id":"QWERTY234-7","action":"change","set":{"SENSORD_NAME":"x"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		q, err := ReadRequest(bytes.NewReader(b), Appliance())
 		if err != nil {
 			return
+		}
+		if !validID(q.ID) {
+			t.Fatalf("accepted id %q", q.ID)
 		}
 		for _, k := range q.Names() {
 			if !Appliance().names()[k] {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,9 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"sensord/broadcast/mqtt/mosquittotest"
@@ -38,7 +42,11 @@ type appliance struct {
 	addr      string
 	sensorctl string
 	calls     string // what the helper asked systemctl
-	d         *daemon
+	// asked and restarted are the FIFOs through which the helper's
+	// `systemctl restart sensord.service` has the test restart sensord
+	// and waits for it.
+	asked, restarted string
+	d                *daemon
 }
 
 func newAppliance(t *testing.T, set map[string]string) *appliance {
@@ -57,8 +65,20 @@ func newAppliance(t *testing.T, set map[string]string) *appliance {
 		t.Fatal(err)
 	}
 	a.calls = filepath.Join(a.dir, "systemctl.log")
+	a.asked, a.restarted = filepath.Join(a.dir, "asked"), filepath.Join(a.dir, "restarted")
+	for _, fifo := range []string{a.asked, a.restarted} {
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// systemctl records each call; its restart of sensord returns once
+	// the test has the new sensord listening, as systemd's returns once
+	// the new one is ready (Type=notify).
 	rec := filepath.Join(a.dir, "systemctl")
-	if err := os.WriteFile(rec, []byte("#!/bin/sh\necho \"$*\" >> "+a.calls+"\n"), 0o755); err != nil {
+	script := "#!/bin/sh\necho \"$*\" >> " + a.calls + "\n" +
+		"[ \"$*\" = \"restart sensord.service\" ] || exit 0\n" +
+		"echo restart > " + a.asked + "\nread ok < " + a.restarted + "\n"
+	if err := os.WriteFile(rec, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	bin, err := testutil.Build(shared.dir, "sensord/cmd/sensorctl", "sensorctl", false)
@@ -102,25 +122,58 @@ func (a *appliance) start() {
 // spool is the request the page left for the root helper.
 func (a *appliance) spool() string { return filepath.Join(a.run, paths.SettingsRequestName) }
 
-// applyAndRestart waits for the page's request, runs the root helper on
-// it as the path unit would, checks it asked for sensord's restart, and
-// restarts sensord with the file as the helper left it.
-func (a *appliance) applyAndRestart() {
+// applyAndRestart waits for the page's request and runs the root helper
+// on it as the path unit would. When the helper restarts sensord, the
+// test restarts it with the file as the helper left it, then runs during
+// (when not nil) before the helper's restart returns and it records the
+// outcome. It checks the helper asked for sensord's restart last.
+func (a *appliance) applyAndRestart(during func()) {
 	a.t.Helper()
 	testutil.Until(a.t, 10*time.Second, func() bool { _, err := os.Lstat(a.spool()); return err == nil },
 		func() string { return "the page's change never reached the spool" })
 	os.Remove(a.calls)
-	out, err := exec.Command(a.sensorctl, "apply-settings", "-conf", a.conf, "-state-dir", filepath.Join(a.dir, "run", "sensord-settings"),
-		"-systemctl", filepath.Join(a.dir, "systemctl"), a.spool()).CombinedOutput()
+	// Opened for reading and writing, the FIFO opens at once, and a read
+	// waits for the helper's line.
+	asked, err := os.OpenFile(a.asked, os.O_RDWR, 0)
 	if err != nil {
-		a.t.Fatalf("sensorctl apply-settings: %v\n%s", err, out)
+		a.t.Fatal(err)
+	}
+	defer asked.Close()
+	var out bytes.Buffer
+	helper := exec.Command(a.sensorctl, "apply-settings", "-conf", a.conf, "-state-dir", filepath.Join(a.dir, "run", "sensord-settings"),
+		"-systemctl", filepath.Join(a.dir, "systemctl"), a.spool())
+	helper.Stdout, helper.Stderr = &out, &out
+	if err := helper.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- helper.Wait() }()
+	restart := make(chan struct{})
+	go func() {
+		if _, err := asked.Read(make([]byte, 16)); err == nil {
+			close(restart)
+		}
+	}()
+	select {
+	case err := <-ended:
+		a.t.Fatalf("sensorctl apply-settings ended without restarting sensord: %v\n%s", err, out.String())
+	case <-restart:
+	}
+	a.d.stop()
+	a.start()
+	if during != nil {
+		during()
+	}
+	if err := os.WriteFile(a.restarted, []byte("ok\n"), 0); err != nil {
+		a.t.Fatal(err)
+	}
+	if err := <-ended; err != nil {
+		a.t.Fatalf("sensorctl apply-settings: %v\n%s", err, out.String())
 	}
 	calls, _ := os.ReadFile(a.calls)
 	if !strings.HasSuffix(string(calls), "restart sensord.service\n") {
 		a.t.Fatalf("the helper asked systemctl %q, want sensord restarted", calls)
 	}
-	a.d.stop()
-	a.start()
 }
 
 func (a *appliance) getJSON(path string, v any) {
@@ -242,7 +295,7 @@ func TestSettingsPageChangesResetsAndRestoresTheRealDaemon(t *testing.T) {
 	run(t, ctx, setField("s-SENSORD_NAME", "attic"), setField("s-SENSORD_MQTT_URL", broker.URL()), setField("s-SENSORD_TEMP_OFFSET", "-0.5"),
 		chromedp.Click("#settings-save", chromedp.ByQuery))
 	waitSettings(t, ctx, "accepted", func(v settingsView) bool { return v.Result == "accepted" })
-	a.applyAndRestart()
+	a.applyAndRestart(nil)
 	if got := a.values(); got["SENSORD_NAME"] != "attic" || got["SENSORD_MQTT_URL"] != broker.URL() || got["SENSORD_TEMP_OFFSET"] != "-0.5" || got["WIFI_PASSPHRASE"] != "correct horse battery" {
 		t.Errorf("sensord.conf holds %v", got)
 	}
@@ -281,27 +334,27 @@ func TestSettingsPageChangesResetsAndRestoresTheRealDaemon(t *testing.T) {
 	// Change something first, so the restore has something to undo.
 	run(t, ctx, setField("s-SENSORD_NAME", "shed"), chromedp.Click("#settings-save", chromedp.ByQuery))
 	waitSettings(t, ctx, "accepted", func(v settingsView) bool { return v.Result == "accepted" })
-	a.applyAndRestart()
-	waitSettings(t, ctx, "renamed", func(v settingsView) bool { return v.Name == "shed" })
+	a.applyAndRestart(nil)
+	waitSettings(t, ctx, "renamed", func(v settingsView) bool { return v.Result == "applied" && v.Name == "shed" })
 	upload := filepath.Join(t.TempDir(), "sensord-no-secrets.conf")
 	os.WriteFile(upload, file, 0o600)
 	run(t, ctx, chromedp.SetUploadFiles("#settings-upload", []string{upload}, chromedp.ByQuery), chromedp.Click("#settings-restore", chromedp.ByQuery))
 	waitSettings(t, ctx, "restore accepted", func(v settingsView) bool { return v.Result == "accepted" })
-	a.applyAndRestart()
+	a.applyAndRestart(nil)
 	got := a.values()
 	for k, want := range saved {
 		if got[k] != want {
 			t.Errorf("after the round trip %s=%q, want %q", k, got[k], want)
 		}
 	}
-	waitSettings(t, ctx, "restored", func(v settingsView) bool { return v.Name == "attic" })
+	waitSettings(t, ctx, "restored", func(v settingsView) bool { return v.Result == "applied" && v.Name == "attic" })
 
 	// Reset restores the defaults, keeping the network and the owner.
 	run(t, ctx, chromedp.Click("#settings-reset", chromedp.ByQuery))
 	waitSettings(t, ctx, "the reset armed", func(v settingsView) bool { return strings.Contains(v.Status, "again") })
 	run(t, ctx, chromedp.Click("#settings-reset", chromedp.ByQuery))
 	waitSettings(t, ctx, "reset accepted", func(v settingsView) bool { return v.Result == "accepted" })
-	a.applyAndRestart()
+	a.applyAndRestart(nil)
 	got = a.values()
 	for _, k := range []string{"SENSORD_NAME", "SENSORD_MQTT_URL", "SENSORD_TEMP_OFFSET", "SENSORD_SIM_TEMP"} {
 		if _, set := got[k]; set {
@@ -318,5 +371,68 @@ func TestSettingsPageChangesResetsAndRestoresTheRealDaemon(t *testing.T) {
 	a.getJSON("/healthz", &health)
 	if health.Name == "attic" {
 		t.Error("after the reset sensord still uses the name attic")
+	}
+}
+
+// Until its own change's outcome is in, the page does not say it
+// applied: sensord may show an earlier change's outcome meanwhile, here
+// one made over HTTP from elsewhere that the page had not seen yet.
+func TestSettingsPageWaitsForItsOwnChangesOutcome(t *testing.T) {
+	a := newAppliance(t, map[string]string{
+		"SENSORD_SENSOR": "sim", "SENSORD_PERIOD": simPeriod, "SENSORD_NAME": "kitchen", "SENSORD_OWNER_TOKEN": settingsOwner,
+	})
+	ctx := tab(t)
+	// Every answer to the page's polls, to know when it has asked the
+	// restarted sensord.
+	var answers atomic.Int64
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventResponseReceived); ok && strings.HasSuffix(e.Response.URL, "/api/settings") && e.Response.Status == http.StatusOK {
+			answers.Add(1)
+		}
+	})
+	run(t, ctx, network.Enable())
+	open(t, ctx, a.d.url("/"))
+	waitSettings(t, ctx, "the settings loaded", func(v settingsView) bool { return v.Loaded && v.Name == "kitchen" && v.Last == "" })
+	run(t, ctx, setField("settings-owner", settingsOwner), chromedp.Click("#settings-unlock", chromedp.ByQuery))
+	waitSettings(t, ctx, "unlocked", func(v settingsView) bool { return !v.ReadOnly && v.SaveShow })
+
+	// Another client changes the calibration; the page polls seldom and has
+	// not seen it.
+	req, _ := http.NewRequest(http.MethodPost, a.d.url("/api/settings"), strings.NewReader(`{"set":{"SENSORD_TEMP_OFFSET":"0.3"}}`))
+	req.Header.Set("Authorization", "Bearer "+settingsOwner)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("the other client's change: %d", res.StatusCode)
+	}
+	a.applyAndRestart(nil)
+
+	run(t, ctx, setField("s-SENSORD_NAME", "attic"), chromedp.Click("#settings-save", chromedp.ByQuery))
+	waitSettings(t, ctx, "accepted", func(v settingsView) bool { return v.Result == "accepted" })
+	a.applyAndRestart(func() {
+		// sensord has restarted with the change, and the helper has not
+		// recorded its outcome: sensord shows the other client's. The
+		// page polls every APPLY_POLL; the third answer from now comes
+		// from the restarted sensord after another one from it was shown
+		// (a page that stops waiting stops polling fast).
+		from := answers.Load()
+		v := waitSettings(t, ctx, "the page asked the restarted sensord", func(v settingsView) bool {
+			n := answers.Load() - from
+			return n >= 3 || n >= 1 && v.Result != "accepted"
+		})
+		if !strings.Contains(v.Last, "SENSORD_TEMP_OFFSET") {
+			t.Errorf("the page shows %q as the last change, want the other client's", v.Last)
+		}
+		if v.Result != "accepted" {
+			t.Errorf("before its outcome was recorded the page says %q (%s): it took the other client's outcome for its own", v.Status, v.Result)
+		}
+	})
+	v := waitSettings(t, ctx, "applied", func(v settingsView) bool { return v.Result == "applied" && v.Outcome == "applied" })
+	if v.Name != "attic" || v.Offset != "0.3" || !strings.Contains(v.Last, "SENSORD_NAME") {
+		t.Errorf("after its outcome the page shows %+v, want the name attic, the other client's offset and its own change last", v)
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -62,6 +63,9 @@ type settingsPanel struct {
 	Owner func(http.Handler) http.Handler
 	// shows is settingShows(), made once.
 	shows map[string]func(string) string
+	// instance names this run of sensord in the IDs of its requests, so
+	// a restarted sensord never reuses one.
+	instance string
 
 	spooling sync.Mutex    // one request written at a time
 	accepted atomic.Uint64 // requests spooled for the root helper
@@ -71,7 +75,7 @@ type settingsPanel struct {
 // newSettingsPanel places the spool and the status beside
 // $RUNTIME_DIRECTORY (paths.SettingsRequest, paths.SettingsStatus).
 func newSettingsPanel(runtimeDir string, lookup func(string) (string, bool), log *slog.Logger) *settingsPanel {
-	p := &settingsPanel{Lookup: lookup, Log: log, ImagerPath: paths.ImagerReport, shows: settingShows()}
+	p := &settingsPanel{Lookup: lookup, Log: log, ImagerPath: paths.ImagerReport, shows: settingShows(), instance: rand.Text()}
 	if p.Lookup == nil {
 		p.Lookup = func(string) (string, bool) { return "", false }
 	}
@@ -338,6 +342,15 @@ func (p *settingsPanel) show(name, v string) (shown string, hidden bool) {
 	return v, false
 }
 
+// submitted is a 202's body: the request's ID, which its outcome
+// (settingsInfo's Last) carries. The helper records the outcome after
+// sensord's restart returned, which systemd does once the new sensord is
+// ready, so an applied outcome with this ID means sensord runs with it.
+type submitted struct {
+	Status string `json:"status"`
+	ID     string `json:"id"`
+}
+
 // submit checks the settings q would leave, then spools q for the root
 // helper; 202 once it is spooled.
 func (p *settingsPanel) submit(w http.ResponseWriter, q settings.Request) {
@@ -368,15 +381,16 @@ func (p *settingsPanel) submit(w http.ResponseWriter, q settings.Request) {
 		p.refuse(w, http.StatusServiceUnavailable, "the settings are good, but this sensord runs without the image's settings helper, so it cannot write sensord.conf: edit the file and restart sensord")
 		return
 	}
-	body, err := json.Marshal(q)
-	if err != nil {
-		p.refuse(w, http.StatusInternalServerError, err.Error())
-		return
-	}
 	p.spooling.Lock()
 	defer p.spooling.Unlock()
 	if _, err := os.Lstat(p.Spool); err == nil {
 		p.refuse(w, http.StatusConflict, "a change is being applied; wait until sensord has restarted, then try again")
+		return
+	}
+	q.ID = fmt.Sprintf("%s-%d", p.instance, p.accepted.Load()+1)
+	body, err := json.Marshal(q)
+	if err != nil {
+		p.refuse(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if err := atomicfile.WriteFile(p.Spool, body, 0o600); err != nil {
@@ -384,8 +398,8 @@ func (p *settingsPanel) submit(w http.ResponseWriter, q settings.Request) {
 		return
 	}
 	p.accepted.Add(1)
-	p.Log.Info("owner changed the settings; applying them", "action", q.Action, "changed", strings.Join(q.Names(), ","), "clear_history", q.ClearHistory)
-	httpjson.Write(w, http.StatusAccepted, map[string]string{"status": "the settings are good; sensord restarts to apply them"})
+	p.Log.Info("owner changed the settings; applying them", "id", q.ID, "action", q.Action, "changed", strings.Join(q.Names(), ","), "clear_history", q.ClearHistory)
+	httpjson.Write(w, http.StatusAccepted, submitted{Status: "the settings are good; sensord restarts to apply them", ID: q.ID})
 }
 
 func knownSetting(name string) bool {

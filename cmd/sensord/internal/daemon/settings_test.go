@@ -173,9 +173,28 @@ func TestSettingsChangeIsCheckedThenSpooled(t *testing.T) {
 	if !ok || q.Action != settings.ActionChange || q.Set["SENSORD_NAME"] != "attic" || q.Set["SENSORD_TEMP_OFFSET"] != "-0.5" || len(q.Unset) != 1 {
 		t.Fatalf("spooled %+v", q)
 	}
+	// The answer names the request, as its outcome will.
+	var ans submitted
+	if err := json.Unmarshal([]byte(body), &ans); err != nil || ans.ID == "" || ans.ID != q.ID {
+		t.Errorf("the answer %s names request %q, want the spooled %q", body, ans.ID, q.ID)
+	}
 	code, body = f.do(t, http.MethodPost, "/api/settings", updateTestOwner, []byte(`{"set":{"SENSORD_NAME":"cellar"}}`))
 	if code != http.StatusConflict {
 		t.Errorf("a second change while one is pending: %d %s, want 409", code, body)
+	}
+	// Once the helper took it, the next request has another ID.
+	if err := os.Remove(f.panel.Spool); err != nil {
+		t.Fatal(err)
+	}
+	if code, body = f.do(t, http.MethodPost, "/api/settings", updateTestOwner, []byte(`{"set":{"SENSORD_NAME":"cellar"}}`)); code != http.StatusAccepted {
+		t.Fatalf("%d %s", code, body)
+	}
+	if next, _ := f.spooled(t); next.ID == q.ID || next.ID == "" {
+		t.Errorf("two requests named %q and %q", q.ID, next.ID)
+	}
+	// Another run of sensord never reuses an ID.
+	if other := newSettingsFixture(t, baseEnv()); other.panel.instance == f.panel.instance {
+		t.Error("two runs of sensord share an instance name")
 	}
 }
 

@@ -112,10 +112,9 @@
   let shownSig = ''; // the settings the fields were last filled from
   let dirty = false; // the owner has typed since
   let waiting = false; // a change was accepted: wait for its outcome
-  let sentAt = ''; // the last outcome's time when it was sent
+  let sentID = ''; // the accepted request's id, which its outcome carries
   let applying = 0; // the faster poll's timer while a change applies
   let applyUntil = 0; // when the faster poll gives up
-  let sigAtSend = ''; // the settings shown when the change was sent
   fields.addEventListener('input', () => { dirty = true; });
 
   function build(x) {
@@ -178,26 +177,29 @@
 
   function show(x) {
     info = x;
-    // Refill the fields when what sensord runs with changed (after a
-    // restart), never under the owner's fingers.
+    // The change is done when its own outcome is in: until then sensord
+    // may show an earlier change's (another tab's, or one made over SSH).
+    // The helper records it once sensord has restarted with the change.
+    const l = x.last;
+    if (waiting && l && l.id === sentID) {
+      waiting = false;
+      shownSig = ''; // the fields hold what was typed: show what sensord runs with
+      status.textContent = l.outcome === 'applied' ? 'Applied: sensord restarted with the new settings.' : 'Not applied: ' + (l.detail || l.outcome);
+      status.dataset.result = l.outcome;
+    }
+    if (applying && (!waiting || Date.now() > applyUntil)) {
+      clearInterval(applying);
+      applying = 0;
+      if (waiting) status.textContent = 'No outcome yet after ' + APPLY_FOR / 60000 + ' minutes; this page keeps checking.';
+    }
+    // Refill the fields when what sensord runs with changed, never under
+    // the owner's fingers nor while a change is on its way.
     const sig = JSON.stringify(x.sections);
-    if (sig !== shownSig && !dirty) {
+    if (sig !== shownSig && !dirty && !waiting) {
       build(x);
       shownSig = sig;
     }
-    const t = x.last ? x.last.time : '';
-    if (waiting && x.last && t !== sentAt && !x.pending) {
-      waiting = false;
-      status.textContent = x.last.outcome === 'applied' ? 'Applied: sensord restarted with the new settings.' : 'Not applied: ' + (x.last.detail || x.last.outcome);
-      status.dataset.result = x.last.outcome;
-    }
-    // Poll fast until the restarted sensord shows what it runs with (the
-    // outcome may come before the restart), at most APPLY_FOR.
-    if (applying && (Date.now() > applyUntil || !waiting && (x.last.outcome !== 'applied' || sig !== sigAtSend))) {
-      clearInterval(applying);
-      applying = 0;
-    }
-    showLast(x.last);
+    showLast(l);
     imported.hidden = !(x.imager && x.imager.length);
     if (!imported.hidden && imported.childElementCount !== x.imager.length) {
       imported.textContent = '';
@@ -210,7 +212,6 @@
 
   async function send(path, body, ctype) {
     const token = stored();
-    sentAt = info && info.last ? info.last.time : '';
     status.textContent = 'Checking…';
     delete status.dataset.result;
     let res, ans = {};
@@ -239,8 +240,8 @@
       return;
     }
     waiting = true;
+    sentID = ans.id || '';
     dirty = false;
-    sigAtSend = shownSig;
     applyUntil = Date.now() + APPLY_FOR;
     clearInterval(applying);
     applying = setInterval(poll.now, APPLY_POLL);
