@@ -83,6 +83,12 @@ func (t *rig) checkBootToReady(ctx context.Context) {
 	}
 	r, _ = t.guest(ctx, "systemd-analyze time 2>&1 | head -n 3")
 	t.Logf("systemd-analyze: %s", strings.Join(r.Lines(), " | "))
+	// Where sensord's own start goes: its first lines by the kernel's
+	// clock, from systemd's start of it to the listeners.
+	r, _ = t.guest(ctx, "journalctl -b -u sensord -o short-monotonic --no-pager | head -n 8")
+	for _, l := range r.Lines() {
+		t.Logf("sensord start: %s", l)
+	}
 }
 
 // checkSystem: the hardware watchdog armed, sensord's group, the mounts,
