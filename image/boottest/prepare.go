@@ -165,9 +165,11 @@ func (t *rig) bootFiles(ctx context.Context, imager bool) error {
 		return err
 	}
 	// A card of an earlier release (make field-test) boots the firmware's way.
-	for _, f := range []string{"boot.scr", "slot-a/vmlinuz", "slot-a/initrd.img", "slot-a/sizes"} {
-		if !t.opts.update.field && !strings.Contains(list, "::/"+f+"\n") {
-			return fmt.Errorf("the boot partition has no /%s: not a card that boots through U-Boot", f)
+	if !t.opts.update.field {
+		for _, f := range []string{"boot.scr", "slot-a/vmlinuz", "slot-a/initrd.img", "slot-a/sizes"} {
+			if !strings.Contains(list, "::/"+f+"\n") {
+				return fmt.Errorf("the boot partition has no /%s: not a card that boots through U-Boot", f)
+			}
 		}
 	}
 	cl, err := fat.Read(ctx, "cmdline.txt")

@@ -310,6 +310,26 @@ func (d *daemon) url(path string) string {
 	return u
 }
 
+// postAsOwner POSTs a JSON body to path with the owner's credential and
+// fails the test unless sensord answers want.
+func (d *daemon) postAsOwner(t *testing.T, path, owner, body string, want int) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, d.url(path), strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+owner)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != want {
+		t.Fatalf("POST %s: %s, want %d", path, res.Status, want)
+	}
+}
+
 // stop sends SIGTERM, as systemd does, and waits for the exit.
 func (d *daemon) stop() {
 	select {

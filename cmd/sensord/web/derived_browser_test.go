@@ -64,20 +64,7 @@ func TestDashboardShowsTheDaemonsDerivedValues(t *testing.T) {
 	// derived values far from what 20 °C and 50 % give (9.3 °C, 8.6 g/m³).
 	at := time.Now().Add(time.Hour).UnixMilli()
 	body := fmt.Sprintf(`{"payload":{"type":"sensor_update","temperature":20,"humidity":50,"timestamp":%d,"dew_point":-3.3,"absolute_humidity":1.2}}`, at)
-	req, err := http.NewRequest(http.MethodPost, d.url("/api/send?path=/ws/dashboard"), strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+owner)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("push: %s", res.Status)
-	}
+	d.postAsOwner(t, "/api/send?path=/ws/dashboard", owner, body, http.StatusOK)
 	wait("the pushed reading", func() bool { return v.TS == at })
 	if v.Temp != "20.0" || v.Dew != "-3.3 °C" || v.Abs != "1.2 g/m³" {
 		t.Errorf("the page shows %+v, want 20.0, -3.3 °C and 1.2 g/m³ as the daemon sent them", v)

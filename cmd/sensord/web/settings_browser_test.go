@@ -42,11 +42,11 @@ type appliance struct {
 	addr      string
 	sensorctl string
 	calls     string // what the helper asked systemctl
-	// asked and restarted are the FIFOs through which the helper's
-	// `systemctl restart sensord.service` has the test restart sensord
-	// and waits for it.
-	asked, restarted string
-	d                *daemon
+	// restartWanted and restartDone are FIFOs: the fake systemctl's
+	// `restart sensord.service` writes a line to the first, the test
+	// restarts sensord, and a line on the second lets systemctl return.
+	restartWanted, restartDone string
+	d                          *daemon
 }
 
 func newAppliance(t *testing.T, set map[string]string) *appliance {
@@ -65,8 +65,8 @@ func newAppliance(t *testing.T, set map[string]string) *appliance {
 		t.Fatal(err)
 	}
 	a.calls = filepath.Join(a.dir, "systemctl.log")
-	a.asked, a.restarted = filepath.Join(a.dir, "asked"), filepath.Join(a.dir, "restarted")
-	for _, fifo := range []string{a.asked, a.restarted} {
+	a.restartWanted, a.restartDone = filepath.Join(a.dir, "restart-wanted"), filepath.Join(a.dir, "restart-done")
+	for _, fifo := range []string{a.restartWanted, a.restartDone} {
 		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +77,7 @@ func newAppliance(t *testing.T, set map[string]string) *appliance {
 	rec := filepath.Join(a.dir, "systemctl")
 	script := "#!/bin/sh\necho \"$*\" >> " + a.calls + "\n" +
 		"[ \"$*\" = \"restart sensord.service\" ] || exit 0\n" +
-		"echo restart > " + a.asked + "\nread ok < " + a.restarted + "\n"
+		"echo restart > " + a.restartWanted + "\nread ok < " + a.restartDone + "\n"
 	if err := os.WriteFile(rec, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -123,22 +123,23 @@ func (a *appliance) start() {
 func (a *appliance) spool() string { return filepath.Join(a.run, paths.SettingsRequestName) }
 
 // applyAndRestart waits for the page's request and runs the root helper
-// on it as the path unit would. When the helper restarts sensord, the
-// test restarts it with the file as the helper left it, then runs during
-// (when not nil) before the helper's restart returns and it records the
-// outcome. It checks the helper asked for sensord's restart last.
+// on it as the path unit would. At the helper's restart of sensord it
+// starts sensord again with the file as the helper wrote it, then calls
+// during (when not nil) while that restart is still under way, so before
+// the helper writes the outcome. The helper's last systemctl call must be
+// sensord's restart.
 func (a *appliance) applyAndRestart(during func()) {
 	a.t.Helper()
 	testutil.Until(a.t, 10*time.Second, func() bool { _, err := os.Lstat(a.spool()); return err == nil },
 		func() string { return "the page's change never reached the spool" })
 	os.Remove(a.calls)
 	// Opened for reading and writing, the FIFO opens at once, and a read
-	// waits for the helper's line.
-	asked, err := os.OpenFile(a.asked, os.O_RDWR, 0)
+	// blocks until systemctl writes its line.
+	wanted, err := os.OpenFile(a.restartWanted, os.O_RDWR, 0)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	defer asked.Close()
+	defer wanted.Close()
 	var out bytes.Buffer
 	helper := exec.Command(a.sensorctl, "apply-settings", "-conf", a.conf, "-state-dir", filepath.Join(a.dir, "run", "sensord-settings"),
 		"-systemctl", filepath.Join(a.dir, "systemctl"), a.spool())
@@ -150,7 +151,7 @@ func (a *appliance) applyAndRestart(during func()) {
 	go func() { ended <- helper.Wait() }()
 	restart := make(chan struct{})
 	go func() {
-		if _, err := asked.Read(make([]byte, 16)); err == nil {
+		if _, err := wanted.Read(make([]byte, 16)); err == nil {
 			close(restart)
 		}
 	}()
@@ -164,7 +165,7 @@ func (a *appliance) applyAndRestart(during func()) {
 	if during != nil {
 		during()
 	}
-	if err := os.WriteFile(a.restarted, []byte("ok\n"), 0); err != nil {
+	if err := os.WriteFile(a.restartDone, []byte("ok\n"), 0); err != nil {
 		a.t.Fatal(err)
 	}
 	if err := <-ended; err != nil {
@@ -382,8 +383,8 @@ func TestSettingsPageWaitsForItsOwnChangesOutcome(t *testing.T) {
 		"SENSORD_SENSOR": "sim", "SENSORD_PERIOD": simPeriod, "SENSORD_NAME": "kitchen", "SENSORD_OWNER_TOKEN": settingsOwner,
 	})
 	ctx := tab(t)
-	// Every answer to the page's polls, to know when it has asked the
-	// restarted sensord.
+	// Every answer to the page's polls, to know when the sensord started
+	// with the change has answered it.
 	var answers atomic.Int64
 	chromedp.ListenTarget(ctx, func(ev any) {
 		if e, ok := ev.(*network.EventResponseReceived); ok && strings.HasSuffix(e.Response.URL, "/api/settings") && e.Response.Status == http.StatusOK {
@@ -398,29 +399,19 @@ func TestSettingsPageWaitsForItsOwnChangesOutcome(t *testing.T) {
 
 	// Another client changes the calibration; the page polls seldom and has
 	// not seen it.
-	req, _ := http.NewRequest(http.MethodPost, a.d.url("/api/settings"), strings.NewReader(`{"set":{"SENSORD_TEMP_OFFSET":"0.3"}}`))
-	req.Header.Set("Authorization", "Bearer "+settingsOwner)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusAccepted {
-		t.Fatalf("the other client's change: %d", res.StatusCode)
-	}
+	a.d.postAsOwner(t, "/api/settings", settingsOwner, `{"set":{"SENSORD_TEMP_OFFSET":"0.3"}}`, http.StatusAccepted)
 	a.applyAndRestart(nil)
 
 	run(t, ctx, setField("s-SENSORD_NAME", "attic"), chromedp.Click("#settings-save", chromedp.ByQuery))
 	waitSettings(t, ctx, "accepted", func(v settingsView) bool { return v.Result == "accepted" })
 	a.applyAndRestart(func() {
-		// sensord has restarted with the change, and the helper has not
-		// recorded its outcome: sensord shows the other client's. The
-		// page polls every APPLY_POLL; the third answer from now comes
-		// from the restarted sensord after another one from it was shown
-		// (a page that stops waiting stops polling fast).
+		// sensord runs with the change and the helper has not written
+		// its outcome: sensord shows the other client's. The page polls
+		// every APPLY_POLL; the third answer from now comes from this
+		// sensord after another one from it was shown (a page that stops
+		// waiting stops polling fast).
 		from := answers.Load()
-		v := waitSettings(t, ctx, "the page asked the restarted sensord", func(v settingsView) bool {
+		v := waitSettings(t, ctx, "the page polled the new sensord", func(v settingsView) bool {
 			n := answers.Load() - from
 			return n >= 3 || n >= 1 && v.Result != "accepted"
 		})
